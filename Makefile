@@ -1,0 +1,50 @@
+# Two commands a user needs: `make demo` and `make test`. Both create the environment first.
+#   .venv       current stack (newest diffusers/peft/transformers/accelerate)   -> demo, tests
+#   .venv-host  the stack the A1111 WebUI holds (diffusers 0.31, peft 0.13, transformers 4.30.2)
+#   .venv-py310 the WebUI's Python 3.10 without torch: import + torch-free tests
+PYTHON ?= python3.11
+PY310 ?= $(shell command -v python3.10 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.10*/bin/python3.10 2>/dev/null | tail -n 1)
+DEMO_DIR ?= demo_output
+PYTEST_ARGS ?= -q -p no:cacheprovider
+
+.PHONY: demo test test-current test-host test-py310 env env-host env-py310 clean
+
+.venv/.stamp: requirements/current.txt requirements/test.txt
+	$(PYTHON) -m venv .venv
+	.venv/bin/python -m pip install --quiet -r requirements/current.txt -r requirements/test.txt tensorboard
+	touch $@
+
+.venv-host/.stamp: requirements/host.txt requirements/test.txt
+	$(PYTHON) -m venv .venv-host
+	.venv-host/bin/python -m pip install --quiet -r requirements/host.txt -r requirements/test.txt
+	touch $@
+
+.venv-py310/.stamp: requirements/py310.txt
+	@if [ -n "$(PY310)" ]; then \
+		$(PY310) -m venv .venv-py310 && \
+		.venv-py310/bin/python -m pip install --quiet -r requirements/py310.txt && touch $@; \
+	else echo "Python 3.10 not found: skipping the Python 3.10 checks"; fi
+
+env: .venv/.stamp
+env-host: .venv-host/.stamp
+env-py310: .venv-py310/.stamp
+
+demo: env
+	HF_HUB_OFFLINE=1 .venv/bin/python -m lora_trainer demo --output-dir $(DEMO_DIR)
+
+test-current: env
+	HF_HUB_OFFLINE=1 .venv/bin/python -m pytest $(PYTEST_ARGS) tests
+
+test-host: env-host
+	HF_HUB_OFFLINE=1 LORA_TRAINER_STACK=host .venv-host/bin/python -m pytest $(PYTEST_ARGS) tests
+
+test-py310: env-py310
+	@if [ -x .venv-py310/bin/python ]; then \
+		.venv-py310/bin/python -c "import lora_trainer, lora_trainer.config, lora_trainer.config_io, lora_trainer.steps, lora_trainer.data.dataset; print('lora_trainer imports under', __import__('sys').version.split()[0])" && \
+		.venv-py310/bin/python -m pytest $(PYTEST_ARGS) tests; \
+	fi
+
+test: test-current test-host test-py310
+
+clean:
+	rm -rf .venv .venv-host .venv-py310 $(DEMO_DIR)

@@ -1,0 +1,1 @@
+"""LoRA trainer core: host-independent."""

@@ -1,0 +1,106 @@
+"""Step maths: images × repeats × epochs ÷ batch ÷ accumulation = steps.
+
+Reported before training (and live in the UI) so a user sees why a run takes the
+steps it takes. With regularization images kohya pairs every training sample with
+one regularization sample, which doubles the samples per epoch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ConceptRow:
+    folder: str
+    images: int
+    repeats: int
+    is_reg: bool
+
+    @property
+    def samples(self) -> int:
+        return self.images * self.repeats
+
+
+@dataclass
+class StepPlan:
+    rows: list[ConceptRow]
+    batch_size: int
+    gradient_accumulation_steps: int
+    batches_per_epoch: int
+    epochs: int
+    total_steps: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def train_samples(self) -> int:
+        return sum(r.samples for r in self.rows if not r.is_reg)
+
+    @property
+    def reg_samples_available(self) -> int:
+        return sum(r.samples for r in self.rows if r.is_reg)
+
+    @property
+    def reg_samples(self) -> int:
+        """Regularization samples used per epoch: as many as training samples (kohya's balance)."""
+        return self.train_samples if self.reg_samples_available else 0
+
+    @property
+    def samples_per_epoch(self) -> int:
+        return self.train_samples + self.reg_samples
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.batches_per_epoch / self.gradient_accumulation_steps)
+
+
+def plan_steps(rows: list[ConceptRow], *, batch_size: int, gradient_accumulation_steps: int,
+               batches_per_epoch: int | None = None, max_train_epochs: int | None,
+               max_train_steps: int | None) -> StepPlan:
+    """Work out epochs and optimizer steps. ``batches_per_epoch`` comes from the bucketed
+    dataset (buckets can add partial batches); without it the plain ceil(samples/batch) is used."""
+    plan = StepPlan(rows=rows, batch_size=batch_size, gradient_accumulation_steps=gradient_accumulation_steps,
+                    batches_per_epoch=0, epochs=0, total_steps=0)
+    if batches_per_epoch is None:
+        batches_per_epoch = math.ceil(plan.samples_per_epoch / batch_size) if plan.samples_per_epoch else 0
+    plan.batches_per_epoch = batches_per_epoch
+    per_epoch = plan.steps_per_epoch
+    if max_train_epochs:
+        plan.epochs = max_train_epochs
+        plan.total_steps = per_epoch * max_train_epochs
+        if max_train_steps and max_train_steps != plan.total_steps:
+            plan.notes.append(f"max_train_epochs ({max_train_epochs}) decides the length; "
+                              f"max_train_steps ({max_train_steps}) is ignored")
+    elif max_train_steps:
+        plan.total_steps = max_train_steps
+        plan.epochs = math.ceil(max_train_steps / per_epoch) if per_epoch else 0
+    plain = math.ceil(plan.samples_per_epoch / batch_size) if batch_size else 0
+    if batches_per_epoch > plain:
+        plan.notes.append(f"aspect-ratio buckets add {batches_per_epoch - plain} partly filled batch(es) "
+                          f"per epoch (each batch holds one image shape)")
+    return plan
+
+
+def format_plan(plan: StepPlan) -> str:
+    """The step maths as a small table a user can check by hand."""
+    lines = ["Step maths:"]
+    width = max([len(r.folder) for r in plan.rows] + [14])
+    lines.append(f"  {'concept folder':<{width}}  images × repeats = samples")
+    for r in plan.rows:
+        tag = " (regularization)" if r.is_reg else ""
+        lines.append(f"  {r.folder:<{width}}  {r.images:>6} × {r.repeats:>7} = {r.samples:>7}{tag}")
+    if plan.reg_samples_available:
+        lines.append(f"  regularization samples are matched to training samples: "
+                     f"{plan.train_samples} train + {plan.reg_samples} regularization = "
+                     f"{plan.samples_per_epoch} samples per epoch")
+    lines.append(f"  {plan.samples_per_epoch} samples ÷ batch {plan.batch_size} = "
+                 f"{plan.batches_per_epoch} batches per epoch")
+    if plan.gradient_accumulation_steps > 1:
+        lines.append(f"  {plan.batches_per_epoch} ÷ accumulation {plan.gradient_accumulation_steps} = "
+                     f"{plan.steps_per_epoch} steps per epoch")
+    lines.append(f"  {plan.steps_per_epoch} steps per epoch × {plan.epochs} epochs = {plan.total_steps} steps"
+                 if plan.total_steps == plan.steps_per_epoch * plan.epochs else
+                 f"  {plan.total_steps} steps (max_train_steps) ≈ {plan.epochs} epochs")
+    for note in plan.notes:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)

@@ -1,0 +1,33 @@
+"""Step maths shown before training (no torch)."""
+from lora_trainer.steps import ConceptRow, format_plan, plan_steps
+
+
+def test_plain_maths_with_accumulation():
+    rows = [ConceptRow("10_char", 20, 10, False), ConceptRow("5_outfit", 8, 5, False)]
+    plan = plan_steps(rows, batch_size=2, gradient_accumulation_steps=2, max_train_epochs=10,
+                      max_train_steps=None)
+    assert plan.train_samples == 240 and plan.batches_per_epoch == 120 and plan.steps_per_epoch == 60
+    assert plan.total_steps == 600 and plan.epochs == 10
+    text = format_plan(plan)
+    assert "10_char" in text and "20 ×      10 =     200" in text
+    assert "240 samples ÷ batch 2 = 120 batches per epoch" in text
+    assert "120 ÷ accumulation 2 = 60 steps per epoch" in text
+    assert "60 steps per epoch × 10 epochs = 600 steps" in text
+
+
+def test_regularization_doubles_samples():
+    rows = [ConceptRow("10_char", 20, 10, False), ConceptRow("1_woman", 50, 1, True)]
+    plan = plan_steps(rows, batch_size=4, gradient_accumulation_steps=1, max_train_epochs=2, max_train_steps=None)
+    assert plan.reg_samples == 200 and plan.samples_per_epoch == 400
+    assert plan.total_steps == 200
+    assert "200 train + 200 regularization = 400 samples per epoch" in format_plan(plan)
+
+
+def test_steps_limit_and_bucket_note():
+    rows = [ConceptRow("3_x", 10, 3, False)]
+    plan = plan_steps(rows, batch_size=4, gradient_accumulation_steps=1, batches_per_epoch=10,
+                      max_train_epochs=None, max_train_steps=25)
+    assert plan.epochs == 3 and plan.total_steps == 25
+    text = format_plan(plan)
+    assert "buckets add 2 partly filled batch(es)" in text
+    assert "25 steps (max_train_steps)" in text
