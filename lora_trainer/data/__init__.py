@@ -1,0 +1,1 @@
+"""Dataset: folders, captions, images, buckets, batches and latent cache."""

@@ -1,0 +1,280 @@
+"""The kohya folder layout: ``train_data_dir/<repeats>_<concept name>/`` holding images.
+
+Scanning reads only image headers and caption files. Problems with single files become
+warnings or ``skipped`` entries; only a folder set that cannot be used at all raises.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DatasetError
+from .captions import normalize_extension, read_caption, tag_frequency
+from .images import (
+    IMAGE_EXTENSIONS,
+    UNSUPPORTED_IMAGE_EXTENSIONS,
+    ImageLoadError,
+    image_size,
+    is_image_file,
+)
+
+CACHE_DIR_NAME = ".lora_trainer_cache"  # latent cache folder; ignored by the scan like any hidden entry
+_IGNORED_NAMES = {"__macosx", "thumbs.db", "desktop.ini", "@eadir", "$recycle.bin"}
+_CONCEPT_RE = re.compile(r"^(\d+)_(.*)$", re.DOTALL)
+_LIST_MAX = 5
+_LAYOUT = "<repeats>_<concept name>, for example '10_mychar' (10 = repeats per epoch)"
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    path: Path
+    caption: str
+    caption_from_fallback: bool  # no (or empty) caption file: the concept name is used
+    width: int  # as displayed (EXIF rotation applied)
+    height: int
+
+
+@dataclass(eq=False)  # identity equality/hash: items refer to their folder
+class ConceptFolder:
+    path: Path
+    name: str
+    repeats: int
+    is_reg: bool
+    images: list[ImageEntry] = field(default_factory=list)
+
+
+@dataclass
+class DatasetScan:
+    concepts: list[ConceptFolder]
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def train_concepts(self) -> list[ConceptFolder]:
+        return [c for c in self.concepts if not c.is_reg]
+
+    @property
+    def reg_concepts(self) -> list[ConceptFolder]:
+        return [c for c in self.concepts if c.is_reg]
+
+    @property
+    def num_train_images(self) -> int:
+        return sum(len(c.images) for c in self.train_concepts)
+
+    @property
+    def num_reg_images(self) -> int:
+        return sum(len(c.images) for c in self.reg_concepts)
+
+    def tag_frequency(self) -> dict[str, dict[str, int]]:
+        """kohya's ``ss_tag_frequency``: {"<N>_<concept>": {tag: count}} over training folders."""
+        return {
+            c.path.name: tag_frequency(img.caption for img in c.images) for c in self.train_concepts
+        }
+
+
+def parse_concept_folder_name(name: str) -> tuple[int, str] | None:
+    """``"10_my char_v2"`` → ``(10, "my char_v2")``; None when the name does not fit."""
+    match = _CONCEPT_RE.match(name)
+    if not match:
+        return None
+    return int(match.group(1)), match.group(2)
+
+
+def _is_ignored(path: Path) -> bool:
+    name = path.name
+    return name.startswith(".") or name.lower() in _IGNORED_NAMES or name == CACHE_DIR_NAME
+
+
+def _names(paths: list[Path]) -> str:
+    shown = ", ".join(p.name for p in paths[:_LIST_MAX])
+    return shown + (f", … ({len(paths) - _LIST_MAX} more)" if len(paths) > _LIST_MAX else "")
+
+
+def _list_dir(folder: Path) -> list[Path]:
+    try:
+        entries = list(folder.iterdir())
+    except OSError as exc:
+        raise DatasetError(
+            f"Cannot list the folder {folder}: {exc.strerror or exc}.",
+            "check that the folder exists and that you have permission to read it.",
+        ) from exc
+    return sorted((p for p in entries if not _is_ignored(p)), key=lambda p: p.name)
+
+
+def _safe_iter(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
+
+
+def _is_unsupported_image(path: Path) -> bool:
+    return path.suffix.lower() in UNSUPPORTED_IMAGE_EXTENSIONS
+
+
+def _scan_concept(
+    folder: Path, repeats: int, name: str, is_reg: bool, caption_extension: str,
+    warnings: list[str], skipped: list[tuple[Path, str]],
+) -> ConceptFolder | None:
+    entries = _list_dir(folder)
+    files = [p for p in entries if p.is_file()]
+    image_paths = [p for p in files if is_image_file(p)]
+    unsupported = [p for p in files if _is_unsupported_image(p)]
+    nested = [p for p in entries if p.is_dir() and any(is_image_file(q) for q in _safe_iter(p))]
+
+    if unsupported:
+        warnings.append(
+            f"{len(unsupported)} file(s) in {folder} are not used because their format is not "
+            f"supported ({_names(unsupported)}). Convert them to PNG or JPEG to train on them."
+        )
+    if nested:
+        warnings.append(
+            f"Subfolder(s) inside {folder} are not searched ({_names(nested)}). Move their images "
+            f"directly into {folder}, or make them separate concept folders next to it."
+        )
+    if not image_paths:
+        warnings.append(
+            f"Concept folder {folder} has no images ({', '.join(IMAGE_EXTENSIONS)}); it is ignored."
+        )
+        return None
+
+    concept = ConceptFolder(path=folder, name=name, repeats=repeats, is_reg=is_reg)
+    missing: list[Path] = []
+    for path in image_paths:
+        try:
+            width, height = image_size(path)
+        except ImageLoadError as exc:
+            skipped.append((path, exc.reason))
+            continue
+        try:
+            caption = read_caption(path, caption_extension)
+        except DatasetError as exc:
+            skipped.append((path, f"{exc.message} Fix: {exc.advice}"))
+            continue
+        fallback = not caption
+        if fallback:
+            missing.append(path)
+        concept.images.append(ImageEntry(path, name if fallback else caption, fallback, width, height))
+
+    if missing and not is_reg:  # class images without captions are the normal case for reg folders
+        warnings.append(_missing_caption_warning(folder, name, missing, len(image_paths), caption_extension))
+    return concept
+
+
+def _missing_caption_warning(
+    folder: Path, name: str, missing: list[Path], total: int, caption_extension: str
+) -> str:
+    ext = normalize_extension(caption_extension)
+    text = (
+        f"{len(missing)} of {total} images in {folder} have no caption file ({ext}) or an empty one: "
+        f"{_names(missing)}. They are trained with the concept name '{name}' as caption."
+    )
+    others = sorted(
+        {e for p in missing for e in (".txt", ".caption") if e != ext and p.with_name(p.stem + e).is_file()}
+    )
+    if others:
+        text += f" Caption files with {'/'.join(others)} exist: set caption_extension to {others[0]}."
+    return text
+
+
+def _scan_root(
+    root: Path, is_reg: bool, caption_extension: str,
+    warnings: list[str], skipped: list[tuple[Path, str]],
+) -> list[ConceptFolder]:
+    setting = "reg_data_dir" if is_reg else "train_data_dir"
+    example = root / ("1_person" if is_reg else "10_mychar")
+    layout_advice = (
+        f"{setting} must be the folder that CONTAINS concept folders named {_LAYOUT}, "
+        f"e.g. {example}{os.sep} holding the images and their caption files."
+    )
+    if not root.exists():
+        raise DatasetError(f"The {setting} folder {root} does not exist.", f"check the path. {layout_advice}")
+    if not root.is_dir():
+        raise DatasetError(f"The {setting} path {root} is a file, not a folder.", layout_advice)
+
+    concepts: list[ConceptFolder] = []
+    bad_names: list[Path] = []
+    valid_folders = 0
+    entries = _list_dir(root)
+    for sub in (p for p in entries if p.is_dir()):
+        parsed = parse_concept_folder_name(sub.name)
+        if parsed is None or parsed[0] < 1 or not parsed[1].strip():
+            bad_names.append(sub)
+            why = "repeats must be 1 or more" if parsed and parsed[0] < 1 else f"expected {_LAYOUT}"
+            warnings.append(f"Folder {sub} is ignored: its name does not fit the layout ({why}).")
+            continue
+        valid_folders += 1
+        concept = _scan_concept(sub, parsed[0], parsed[1], is_reg, caption_extension, warnings, skipped)
+        if concept is not None:
+            concepts.append(concept)
+
+    loose = [p for p in entries if p.is_file() and is_image_file(p)]
+    if valid_folders and loose:
+        warnings.append(
+            f"{len(loose)} image(s) lie directly in {root} and are ignored ({_names(loose)}). "
+            f"Move them into a concept folder such as {example}{os.sep}."
+        )
+    if not valid_folders:
+        _raise_no_concepts(root, setting, loose, bad_names, layout_advice)
+    return concepts
+
+
+def _raise_no_concepts(
+    root: Path, setting: str, loose: list[Path], bad_names: list[Path], layout_advice: str
+) -> None:
+    parsed = parse_concept_folder_name(root.name)
+    if loose and parsed and parsed[0] >= 1:
+        raise DatasetError(
+            f"{setting} points at the concept folder {root} itself.",
+            f"set {setting} to its parent folder {root.parent} (the folder that contains '{root.name}').",
+        )
+    if loose:
+        raise DatasetError(
+            f"The images in {setting} {root} lie directly in it ({len(loose)}: {_names(loose)}), "
+            "but they must be inside a concept folder.",
+            f"create the folder {root / '10_mychar'}{os.sep} (10 = repeats per epoch, 'mychar' = your "
+            f"trigger word/concept name), move the images and caption files into it, and keep {setting} = {root}.",
+        )
+    if bad_names:
+        raise DatasetError(
+            f"No usable concept folder in {setting} {root}: the folders found ({_names(bad_names)}) "
+            f"are not named {_LAYOUT}.",
+            f"rename them, e.g. '{bad_names[0].name}' → '10_{bad_names[0].name}'.",
+        )
+    raise DatasetError(f"The {setting} folder {root} contains no concept folders.", layout_advice)
+
+
+def _absolute(path: str | os.PathLike) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
+def scan_dataset(
+    train_data_dir: str | os.PathLike,
+    reg_data_dir: str | os.PathLike | None = None,
+    caption_extension: str = ".txt",
+) -> DatasetScan:
+    """Scan the training (and optional regularization) folders; sorted, deterministic."""
+    warnings: list[str] = []
+    skipped: list[tuple[Path, str]] = []
+    train_root = _absolute(train_data_dir)
+    concepts = _scan_root(train_root, False, caption_extension, warnings, skipped)
+    reg_root = _absolute(reg_data_dir) if reg_data_dir not in (None, "") else None
+    if reg_root is not None:
+        concepts += _scan_root(reg_root, True, caption_extension, warnings, skipped)
+    scan = DatasetScan(concepts, warnings, skipped)
+
+    for root, count, setting in ((train_root, scan.num_train_images, "train_data_dir"),
+                                 (reg_root, scan.num_reg_images, "reg_data_dir")):
+        if root is not None and count == 0:
+            unreadable = [(p, r) for p, r in skipped if root in p.parents]
+            detail = "; ".join(f"{p}: {r}" for p, r in unreadable[:3])
+            raise DatasetError(
+                f"No usable images in the concept folders of {setting} {root}"
+                + (f" ({len(unreadable)} could not be read, e.g. {detail})." if unreadable else "."),
+                f"put {', '.join(IMAGE_EXTENSIONS)} images (with caption files) into the concept "
+                f"folders, e.g. {root / '10_mychar'}{os.sep}"
+                + (", or leave reg_data_dir empty to train without regularization." if setting == "reg_data_dir" else "."),
+            )
+    return scan

@@ -1,0 +1,134 @@
+"""Open training images safely as 8-bit RGB.
+
+Artists' folders hold phone photos (EXIF rotation), transparent PNGs, CMYK JPEGs
+from print work and 16-bit scans; each must reach the VAE as the picture they see.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import DatasetError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+# Formats people often drop into a dataset that we do not read (reported, not silently ignored).
+UNSUPPORTED_IMAGE_EXTENSIONS = (".gif", ".tif", ".tiff", ".avif", ".heic", ".heif", ".jxl", ".psd")
+
+_EXIF_ORIENTATION = 0x0112
+_CONVERT_ADVICE = "open it in an image editor and save it again as PNG or JPEG, or remove it from the folder"
+
+_OPEN_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+class ImageLoadError(DatasetError):
+    """One image cannot be read; callers skip it and report ``path``."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, advice: str = _CONVERT_ADVICE) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"Cannot read image {self.path}: {reason}", advice)
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True for a supported image extension (any case)."""
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, Image.DecompressionBombError):
+        return "it is too large to open safely (decompression bomb guard)"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not a valid image file (unknown format or corrupt)"
+    if isinstance(exc, FileNotFoundError):
+        return "the file does not exist"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if "truncated" in str(exc).lower():
+        return "the file is truncated (incomplete download or copy?)"
+    return f"corrupt or unreadable ({exc})"
+
+
+def _orientation(img: Image.Image) -> int:
+    """EXIF orientation without decoding pixels (PNG exif is read from the header only)."""
+    try:
+        if img.format == "PNG":
+            raw = img.info.get("exif")
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+        else:
+            exif = img.getexif()
+        return int(exif.get(_EXIF_ORIENTATION, 1))
+    except Exception:  # broken EXIF: the pixels are still usable, just not rotated
+        return 1
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) as displayed (EXIF rotation applied), reading only the header."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            orientation = _orientation(img)
+    except _OPEN_ERRORS as exc:
+        raise ImageLoadError(path, _reason(exc)) from exc
+    if width < 1 or height < 1:
+        raise ImageLoadError(path, f"it has an empty size {width}x{height}")
+    # Orientations 5-8 swap width and height.
+    if orientation in (5, 6, 7, 8):
+        return height, width
+    return width, height
+
+
+def _high_bit_to_8bit(img: Image.Image, sixteen_bit: bool) -> Image.Image:
+    """16/32-bit grayscale ("I;16*", "I", "F") to "L"; a plain convert would clip to white."""
+    if img.mode == "F":
+        _, high = img.getextrema()
+        scale = 255.0 if high <= 1.0 else 1.0
+        return img.point(lambda v: v * scale).convert("L")
+    if img.mode != "I":
+        img = img.convert("I")
+    _, high = img.getextrema()
+    if sixteen_bit or high > 255:
+        return img.point(lambda v: v * (1 / 257) + 0.5).convert("L")
+    return img.convert("L")
+
+
+def _to_rgb(img: Image.Image, sixteen_bit: bool) -> Image.Image:
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        img = _high_bit_to_8bit(img, sixteen_bit)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode in ("L", "RGB") and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode != "RGB":
+        img = img.convert("RGB")  # CMYK, YCbCr, grayscale "L" and "1"
+    return img
+
+
+def _exif_transpose(img: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except Exception:  # broken EXIF: keep the pixels unrotated rather than lose the image
+        return img
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """The image at ``path`` as RGB: EXIF rotation applied, transparency on white, 8 bits."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            # Pillow < 10 opens 16-bit grayscale PNG as "I" (newer: "I;16").
+            sixteen_bit = img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG")
+            rgb = _to_rgb(_exif_transpose(img), sixteen_bit)
+            # Never hand back the opened object itself: leaving ``with`` closes it.
+            return rgb.copy() if rgb is img else rgb
+    except _OPEN_ERRORS as exc:
+        raise ImageLoadError(path, _reason(exc)) from exc
