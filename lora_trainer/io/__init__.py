@@ -1,0 +1,1 @@
+"""File output: atomic writes and TensorBoard event files."""

@@ -1,0 +1,1 @@
+"""Training: optimizers, schedulers, noise, the loop, state and metrics."""
