@@ -1,0 +1,1 @@
+"""LoRA networks: which layers, how they train, how they are saved (kohya format)."""

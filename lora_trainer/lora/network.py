@@ -1,0 +1,207 @@
+"""Inject LoRA layers with peft and give them kohya's training behaviour.
+
+peft supplies the layers; kohya's extras are added here: dropout on the LoRA's inner
+neurons, rank dropout and module dropout (as a forward hook on ``lora_A``, since peft's
+own ``lora_dropout`` acts on the input instead), and max-norm regularisation
+(``scale_weight_norms``). LoRA weights are kept in fp32 whatever the base precision.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .targets import Target, text_encoder_targets, unet_targets
+
+ADAPTER = "default"
+
+
+@dataclass
+class LoraComponent:
+    """One model carrying LoRA layers, and the kohya prefix its keys are saved under."""
+    prefix: str                 # lora_unet / lora_te / lora_te1 / lora_te2
+    model: nn.Module
+    targets: list[Target]
+    hooks: list = field(default_factory=list)
+
+    def lora_layers(self) -> Iterator[tuple[str, nn.Module]]:
+        for name, module in self.model.named_modules():
+            lora_a = getattr(module, "lora_A", None)
+            if isinstance(lora_a, nn.ModuleDict) and ADAPTER in lora_a:
+                yield name, module
+
+
+@dataclass
+class DropoutSettings:
+    network_dropout: float | None = None
+    rank_dropout: float | None = None
+    module_dropout: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return any(v for v in (self.network_dropout, self.rank_dropout, self.module_dropout))
+
+
+def _lora_config(targets: list[Target], rank: int, alpha: float, conv_rank: int | None,
+                 conv_alpha: float | None):
+    from peft import LoraConfig
+
+    rank_pattern, alpha_pattern = {}, {}
+    for t in targets:
+        if t.is_conv3x3:
+            leaf = t.name.rsplit(".", 1)[-1]
+            rank_pattern[leaf] = int(conv_rank)
+            alpha_pattern[leaf] = float(conv_alpha if conv_alpha is not None else conv_rank)
+    return LoraConfig(r=int(rank), lora_alpha=float(alpha), lora_dropout=0.0, bias="none",
+                      init_lora_weights=True, target_modules=[t.name for t in targets],
+                      rank_pattern=rank_pattern, alpha_pattern=alpha_pattern)
+
+
+def inject(model: nn.Module, prefix: str, targets: list[Target], rank: int, alpha: float,
+           conv_rank: int | None = None, conv_alpha: float | None = None) -> LoraComponent:
+    """Add LoRA layers to ``model`` (frozen); LoRA parameters are fp32 and trainable."""
+    from peft import inject_adapter_in_model
+
+    model.requires_grad_(False)
+    if not targets:
+        raise ValueError(f"no LoRA target layers found in {type(model).__name__}")
+    inject_adapter_in_model(_lora_config(targets, rank, alpha, conv_rank, conv_alpha), model, ADAPTER)
+    component = LoraComponent(prefix, model, targets)
+    for _, layer in component.lora_layers():
+        for sub in (layer.lora_A[ADAPTER], layer.lora_B[ADAPTER]):
+            sub.to(torch.float32)
+            sub.requires_grad_(True)
+    return component
+
+
+def _dropout_hook(settings: DropoutSettings, rank: int):
+    """Forward hook on lora_A: kohya's neuron, rank and module dropout on the inner activation."""
+    def hook(module: nn.Module, inputs, lx: torch.Tensor) -> torch.Tensor:
+        if not module.training:
+            return lx
+        if settings.network_dropout:
+            lx = F.dropout(lx, p=settings.network_dropout)
+        if settings.rank_dropout:
+            shape = [lx.shape[0], rank] + [1] * (lx.dim() - 2)
+            if lx.dim() == 3:  # (batch, tokens, rank)
+                shape = [lx.shape[0], 1, rank]
+            keep = (torch.rand(shape, device=lx.device) > settings.rank_dropout).to(lx.dtype)
+            lx = lx * keep / (1.0 - settings.rank_dropout)  # as if the rank had shrunk
+        if settings.module_dropout:
+            # skip the whole module with this probability, decided on the device (no host sync)
+            keep = (torch.rand((), device=lx.device) >= settings.module_dropout).to(lx.dtype)
+            lx = lx * keep
+        return lx
+    return hook
+
+
+class LoraNetwork:
+    """All LoRA components of a run (UNet and/or text encoders)."""
+
+    def __init__(self, components: list[LoraComponent], dropout: DropoutSettings | None = None) -> None:
+        self.components = components
+        self.dropout = dropout or DropoutSettings()
+        if self.dropout.active:
+            for comp in components:
+                for _, layer in comp.lora_layers():
+                    lora_a = layer.lora_A[ADAPTER]
+                    comp.hooks.append(lora_a.register_forward_hook(_dropout_hook(self.dropout, layer.r[ADAPTER])))
+
+    def component(self, prefix: str) -> LoraComponent | None:
+        return next((c for c in self.components if c.prefix == prefix), None)
+
+    def parameters(self, prefixes: tuple[str, ...] | None = None) -> list[nn.Parameter]:
+        params = []
+        for comp in self.components:
+            if prefixes is None or comp.prefix in prefixes:
+                for _, layer in comp.lora_layers():
+                    params += [layer.lora_A[ADAPTER].weight, layer.lora_B[ADAPTER].weight]
+        return params
+
+    def param_groups(self, unet_lr: float, text_encoder_lr: float) -> list[dict]:
+        groups = []
+        unet = self.parameters(("lora_unet",))
+        te = self.parameters(("lora_te", "lora_te1", "lora_te2"))
+        if unet:
+            groups.append({"params": unet, "lr": unet_lr, "name": "unet"})
+        if te:
+            groups.append({"params": te, "lr": text_encoder_lr, "name": "text_encoder"})
+        return groups
+
+    def modules(self) -> Iterator[tuple[LoraComponent, str, nn.Module]]:
+        for comp in self.components:
+            for name, layer in comp.lora_layers():
+                yield comp, name, layer
+
+    def num_modules(self) -> int:
+        return sum(1 for _ in self.modules())
+
+    # --- training state (peft names, fp32) ------------------------------------------------
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for comp, name, layer in self.modules():
+            out[f"{comp.prefix}/{name}.lora_A"] = layer.lora_A[ADAPTER].weight.detach().clone()
+            out[f"{comp.prefix}/{name}.lora_B"] = layer.lora_B[ADAPTER].weight.detach().clone()
+        return out
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        expected = set()
+        with torch.no_grad():
+            for comp, name, layer in self.modules():
+                for part, weight in (("lora_A", layer.lora_A[ADAPTER].weight),
+                                     ("lora_B", layer.lora_B[ADAPTER].weight)):
+                    key = f"{comp.prefix}/{name}.{part}"
+                    expected.add(key)
+                    if key not in state or state[key].shape != weight.shape:
+                        raise KeyError(key)
+                    weight.copy_(state[key].to(weight.device, weight.dtype))
+        extra = set(state) - expected
+        if extra:
+            raise KeyError(sorted(extra)[0])
+
+    # --- max-norm regularisation (kohya's scale_weight_norms) ----------------------------
+    @torch.no_grad()
+    def apply_max_norm(self, max_norm: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scale down modules whose ΔW norm exceeds ``max_norm``.
+
+        Returns (modules scaled, mean norm, max norm) as device tensors: reading them is the
+        caller's choice (a host sync)."""
+        norms, scaled = [], []
+        for _, _, layer in self.modules():
+            down = layer.lora_A[ADAPTER].weight
+            up = layer.lora_B[ADAPTER].weight
+            scale = layer.scaling[ADAPTER]
+            if down.dim() == 4 and down.shape[2:] != (1, 1):
+                delta = F.conv2d(down.permute(1, 0, 2, 3), up).permute(1, 0, 2, 3)
+            else:
+                delta = up.flatten(1) @ down.flatten(1)
+            norm = (delta * scale).norm().clamp(min=max_norm / 2)
+            ratio = norm.clamp(max=max_norm) / norm
+            factor = ratio.sqrt()
+            down.mul_(factor)
+            up.mul_(factor)
+            norms.append(norm * ratio)
+            scaled.append(ratio < 1)
+        if not norms:
+            zero = torch.zeros(())
+            return zero, zero, zero
+        stacked = torch.stack(norms)
+        return torch.stack(scaled).sum(), stacked.mean(), stacked.max()
+
+
+def build_network(family: str, unet: nn.Module | None, text_encoders: list[nn.Module], *, rank: int,
+                  alpha: float, conv_rank: int | None = None, conv_alpha: float | None = None,
+                  dropout: DropoutSettings | None = None) -> LoraNetwork:
+    """Inject LoRA into the UNet (if given) and each text encoder (if given), with kohya prefixes."""
+    components = []
+    if unet is not None:
+        components.append(inject(unet, "lora_unet", unet_targets(unet, conv_rank is not None), rank, alpha,
+                                 conv_rank, conv_alpha))
+    if text_encoders:
+        prefixes = ["lora_te1", "lora_te2"] if family == "sdxl" else ["lora_te"]
+        for prefix, te in zip(prefixes, text_encoders):
+            components.append(inject(te, prefix, text_encoder_targets(te), rank, alpha))
+    return LoraNetwork(components, dropout)

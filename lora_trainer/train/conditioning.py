@@ -1,0 +1,48 @@
+"""Prompt conditioning for the UNet, per model family.
+
+SD1.x/SD2.x: the text encoder's last layer, or with ``clip_skip`` N the N-th layer from
+the end followed by the final layer norm (what the WebUI does at inference).
+SDXL: penultimate layers of both encoders concatenated, the second encoder's pooled
+projection, and the size/crop ``time_ids``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+MAX_TOKENS = 77
+
+
+def tokenize(tokenizer, captions: Sequence[str], device) -> torch.Tensor:
+    ids = tokenizer(list(captions), padding="max_length", max_length=MAX_TOKENS, truncation=True,
+                    return_tensors="pt").input_ids
+    return ids.to(device)
+
+
+def encode_prompts(family: str, text_encoders: list, tokenizers: list, captions: Sequence[str],
+                   clip_skip: int | None, device) -> dict[str, torch.Tensor]:
+    """UNet keyword arguments (``encoder_hidden_states`` and, for SDXL, ``added_cond_kwargs`` parts)."""
+    if family == "sdxl":
+        hidden, pooled = [], None
+        for index, (te, tok) in enumerate(zip(text_encoders, tokenizers)):
+            out = te(tokenize(tok, captions, device), output_hidden_states=True)
+            hidden.append(out.hidden_states[-2])
+            if index == 1:
+                pooled = out[0]  # text_embeds: the pooled, projected output
+        return {"encoder_hidden_states": torch.cat(hidden, dim=-1), "text_embeds": pooled}
+    te, tok = text_encoders[0], tokenizers[0]
+    ids = tokenize(tok, captions, device)
+    if clip_skip and clip_skip > 1:
+        out = te(ids, output_hidden_states=True)
+        hidden = te.text_model.final_layer_norm(out.hidden_states[-clip_skip])
+    else:
+        hidden = te(ids)[0]  # last_hidden_state (final layer norm applied)
+    return {"encoder_hidden_states": hidden}
+
+
+def sdxl_time_ids(original_sizes: Sequence[tuple[int, int]], crops: Sequence[tuple[int, int]],
+                  target_sizes: Sequence[tuple[int, int]], device, dtype) -> torch.Tensor:
+    """(orig_h, orig_w, crop_top, crop_left, target_h, target_w) per image."""
+    rows = [list(o) + list(c) + list(t) for o, c, t in zip(original_sizes, crops, target_sizes)]
+    return torch.tensor(rows, device=device, dtype=dtype)

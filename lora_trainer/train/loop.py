@@ -1,0 +1,278 @@
+"""The training loop shared by the CLI and the WebUI runner.
+
+Linear on purpose: for each epoch, for each batch — loss, backward, and every
+``gradient_accumulation_steps`` batches an optimizer step. Losses stay on the device
+and are read back in groups (one host sync per group), which is also where a NaN is
+caught: before any file is written from the broken weights.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from ..config import TrainConfig
+from ..data.captions import process_caption
+from ..data.dataset import epoch_batches
+from ..data.images import ImageLoadError
+from ..errors import TrainerError, TrainingDiverged
+from ..steps import format_plan
+from . import events as ev
+from .saving import save_checkpoint
+from .setup import Run, prepare_run
+from .state import RngStates, load_state, resume_mismatches
+from .step import Batch, compute_loss
+
+
+@dataclass
+class TrainResult:
+    files: list[str] = field(default_factory=list)
+    stopped: bool = False
+    steps: int = 0
+    epoch_losses: list[float] = field(default_factory=list)
+    run_dir: str = ""
+
+
+def _advice_for_nan(cfg: TrainConfig, family: str) -> str:
+    tips = [f"lower unet_lr/text_encoder_lr (now {cfg.effective_unet_lr:g}/{cfg.effective_text_encoder_lr:g}), "
+            f"e.g. by a factor of 2–10"]
+    if cfg.mixed_precision == "fp16":
+        tips.append("use mixed_precision bf16 (fp16 overflows more easily" +
+                    (", and SDXL's VAE produces NaN in fp16)" if family == "sdxl" else ")"))
+    if not cfg.max_grad_norm:
+        tips.append("set max_grad_norm 1.0")
+    if cfg.optimizer_type.lower() in ("prodigy", "dadaptadam", "dadaptation", "dadaptlion"):
+        tips.append(f"{cfg.optimizer_type} expects learning rates near 1.0; or switch to AdamW")
+    tips.append("resume from the last good -state folder once a setting is changed")
+    return "; ".join(tips)
+
+
+def _oom_advice(cfg: TrainConfig) -> str:
+    tips = []
+    if cfg.train_batch_size > 1:
+        tips.append(f"lower train_batch_size (now {cfg.train_batch_size})")
+    if not cfg.gradient_checkpointing:
+        tips.append("turn on gradient_checkpointing")
+    if not cfg.cache_latents:
+        tips.append("turn on cache_latents")
+    if "8bit" not in cfg.optimizer_type.lower():
+        tips.append("use optimizer AdamW8bit")
+    tips.append(f"lower the resolution (now {cfg.resolution}) or network_dim (now {cfg.network_dim})")
+    tips.append("or pick the preset for your GPU's memory")
+    return "; ".join(tips)
+
+
+class _Trainer:
+    def __init__(self, run: Run, listener: ev.Listener, stop: ev.StopRequest) -> None:
+        self.run = run
+        self.cfg = run.cfg
+        self.listener = listener
+        self.stop = stop
+        self.main = run.accelerator.is_main_process
+        self.global_step = 0
+        self.start_epoch = 0
+        self.skip_batches = 0
+        self.pending: list[tuple[int, int, torch.Tensor]] = []  # (step, epoch, loss on device)
+        self.epoch_losses: list[float] = []   # step losses of the current epoch
+        self.all_epoch_means: list[float] = []
+        self.micro_losses: list[torch.Tensor] = []  # losses of the batches accumulated into one step
+        self.files: list[str] = []
+        self.last_flush = time.perf_counter()
+        self.last_flush_step = 0
+        self.flush_every = 1 if run.device.type == "cpu" else 10
+        from .metrics import MetricsLogger
+        run_name = f"{self.cfg.output_name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(run.started_at))}"
+        self.run_dir = os.path.join(self.cfg.effective_logging_dir, run_name)
+        self.metrics = MetricsLogger(self.run_dir) if self.main else None
+
+    def emit(self, event) -> None:
+        if self.main and self.listener is not None:
+            self.listener(event)
+
+    # --- resume ------------------------------------------------------------------------------
+    def resume(self, state_dir: str) -> None:
+        state = load_state(state_dir)
+        mismatches = resume_mismatches(state.config, self.cfg.to_dict())
+        if mismatches:
+            raise TrainerError(f"the state in {state_dir} was saved with other settings: " + "; ".join(mismatches),
+                               "resume with the same settings as the run that saved it")
+        try:
+            self.run.network.load_trainable_state(state.lora)
+        except KeyError as err:
+            raise TrainerError(f"the state in {state_dir} does not fit this model/network ({err})",
+                               "resume with the same base model and network settings") from None
+        self.run.optimizer.load_state_dict(state.optimizer)
+        self.run.scheduler.load_state_dict(state.scheduler)
+        state.rng.restore(self.run.caption_rng, self.run.noise_generator)
+        self.global_step, self.start_epoch, self.skip_batches = state.step, state.epoch, state.batch_in_epoch
+
+    # --- batches -----------------------------------------------------------------------------
+    def make_batch(self, items) -> Optional[Batch]:
+        cfg, run = self.cfg, self.run
+        kept, latents = [], []
+        for item in items:
+            try:
+                if run.latent_cache is not None:
+                    latents.append(run.latent_cache.get(item))
+                else:
+                    from ..data.latent_cache import pixels_for
+                    latents.append(pixels_for(item))
+                kept.append(item)
+            except ImageLoadError as err:
+                run.warnings.append(f"skipped {err}")
+        if not kept:
+            return None
+        stacked = torch.stack(latents).to(run.device)
+        if run.latent_cache is None:
+            stacked = run.encode(stacked)
+        stacked = stacked.to(run.device, torch.float32)
+        captions = [process_caption(it.image.caption, shuffle_caption=cfg.shuffle_caption,
+                                    keep_tokens=cfg.keep_tokens, caption_dropout_rate=cfg.caption_dropout_rate,
+                                    caption_tag_dropout_rate=cfg.caption_tag_dropout_rate, rng=run.caption_rng)
+                    for it in kept]
+        weights = torch.tensor([it.loss_weight for it in kept], device=run.device)
+        return Batch(latents=stacked, captions=captions, loss_weights=weights,
+                     original_sizes=[it.original_size for it in kept], crops=[it.crop_top_left for it in kept],
+                     target_sizes=[(it.bucket[1], it.bucket[0]) for it in kept])
+
+    # --- losses: read back in groups -------------------------------------------------------------
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        values = torch.stack([loss for _, _, loss in self.pending]).float().tolist()
+        now = time.perf_counter()
+        steps_done = self.global_step - self.last_flush_step
+        it_per_s = steps_done / (now - self.last_flush) if now > self.last_flush and steps_done else None
+        self.last_flush, self.last_flush_step = now, self.global_step
+        peak = torch.cuda.max_memory_allocated() / 2**30 if self.run.device.type == "cuda" else None
+        lrs = self.current_lrs()
+        for (step, epoch, _), value in zip(self.pending, values):
+            if value != value or value in (float("inf"), float("-inf")):
+                self.pending = []
+                raise TrainingDiverged(
+                    f"the loss became {value} at step {step} (epoch {epoch}); training stopped and nothing was "
+                    f"saved from this state. Files saved before it are kept: "
+                    f"{', '.join(os.path.basename(f) for f in self.files) or 'none yet'}",
+                    _advice_for_nan(self.cfg, self.run.base.family))
+            self.epoch_losses.append(value)
+            if self.metrics:
+                self.metrics.log_step(step, epoch, value, lrs, it_per_s=it_per_s, peak_mem_gb=peak)
+            self.emit(ev.StepEnd(step, self.run.plan.total_steps, epoch, value, lrs, it_per_s, peak))
+        self.pending = []
+
+    def current_lrs(self) -> dict[str, float]:
+        from .optimizers import describe_lr
+        values = describe_lr(self.run.optimizer)
+        names = [g.get("name", f"group{i}") for i, g in enumerate(self.run.optimizer.param_groups)]
+        return dict(zip(names, values))
+
+    # --- saving -------------------------------------------------------------------------------
+    def save(self, kind: str, epoch: int, batch_in_epoch: int = 0) -> None:
+        self.run.accelerator.wait_for_everyone()
+        if not self.main:
+            return
+        path, state_dir = save_checkpoint(self.run, kind=kind, epoch=epoch, step=self.global_step,
+                                          batch_in_epoch=batch_in_epoch)
+        self.files.append(path)
+        if self.metrics:
+            self.metrics.log_event("file_saved", path=path, epoch=epoch, step=self.global_step, file_kind=kind)
+        self.emit(ev.FileSaved(path, epoch, self.global_step, state_dir, kind))
+        self.emit(ev.SampleWanted(path, epoch, self.global_step))
+
+    # --- the loop ------------------------------------------------------------------------------
+    def train(self) -> TrainResult:
+        run, cfg = self.run, self.cfg
+        plan = run.plan
+        accum = cfg.gradient_accumulation_steps
+        params = run.network.parameters()
+        self.emit(ev.Started(plan.total_steps, plan.epochs, plan.steps_per_epoch, format_plan(plan),
+                             list(run.warnings), self.global_step))
+        world, rank = run.accelerator.num_processes, run.accelerator.process_index
+        model = run.step_models.unet
+        for epoch_index in range(self.start_epoch, plan.epochs):
+            epoch = epoch_index + 1
+            self.epoch_losses = []
+            batches = epoch_batches(run.items, cfg.train_batch_size, cfg.seed, epoch_index)[rank::world]
+            skip, self.skip_batches = self.skip_batches, 0
+            for index, items in enumerate(batches):
+                if index < skip:
+                    continue
+                if self.global_step >= plan.total_steps:
+                    break
+                update = (index + 1) % accum == 0 or index == len(batches) - 1
+                if index % accum == 0 and self.stop.requested:
+                    self.flush()
+                    self.save("interrupted", epoch_index, batch_in_epoch=index)
+                    return self.finish(stopped=True)
+                batch = self.make_batch(items)
+                if batch is None:
+                    continue
+                sync = update or world == 1
+                with (run.accelerator.no_sync(model) if not sync else contextlib.nullcontext()):
+                    loss = compute_loss(run.step_models, batch, run.noise_generator)
+                    run.accelerator.backward(loss / accum)
+                self.micro_losses.append(loss.detach())
+                if not update:
+                    continue
+                if cfg.max_grad_norm:
+                    run.accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                run.optimizer.step()
+                run.scheduler.step()
+                run.optimizer.zero_grad(set_to_none=True)
+                if cfg.scale_weight_norms:
+                    run.network.apply_max_norm(cfg.scale_weight_norms)
+                self.global_step += 1
+                step_loss = torch.stack(self.micro_losses).mean()
+                self.micro_losses = []
+                self.pending.append((self.global_step, epoch, step_loss))
+                if len(self.pending) >= self.flush_every:
+                    self.flush()
+            self.flush()
+            mean = sum(self.epoch_losses) / len(self.epoch_losses) if self.epoch_losses else float("nan")
+            self.all_epoch_means.append(mean)
+            if self.metrics:
+                self.metrics.log_epoch(epoch, mean, self.global_step)
+            self.emit(ev.EpochEnd(epoch, self.global_step, mean))
+            last = epoch == plan.epochs or self.global_step >= plan.total_steps
+            if cfg.save_every_n_epochs and epoch % cfg.save_every_n_epochs == 0:
+                self.save("epoch", epoch)
+            if last:
+                break
+        self.save("final", min(plan.epochs, self.start_epoch + len(self.all_epoch_means)))
+        return self.finish(stopped=False)
+
+    def finish(self, stopped: bool) -> TrainResult:
+        if self.metrics:
+            self.metrics.log_event("finished", stopped=stopped, steps=self.global_step)
+            self.metrics.close()
+        final = self.all_epoch_means[-1] if self.all_epoch_means else None
+        self.emit(ev.Finished(list(self.files), stopped, final))
+        return TrainResult(files=list(self.files), stopped=stopped, steps=self.global_step,
+                           epoch_losses=list(self.all_epoch_means), run_dir=self.run_dir)
+
+
+def train(cfg: TrainConfig, *, listener: ev.Listener | None = None, stop: ev.StopRequest | None = None,
+          log=print) -> TrainResult:
+    """Train a LoRA as ``cfg`` says. Raises ``TrainerError`` (with advice) on bad input or failure."""
+    run = prepare_run(cfg, log=log)
+    trainer = _Trainer(run, listener, stop or ev.StopRequest())
+    try:
+        if cfg.resume:
+            trainer.resume(cfg.resume)
+        return trainer.train()
+    except torch.cuda.OutOfMemoryError:
+        err = TrainerError("the GPU ran out of memory during training", _oom_advice(cfg))
+        trainer.emit(ev.Failed(err, list(trainer.files)))
+        raise err from None
+    except TrainerError as err:
+        trainer.emit(ev.Failed(err, list(trainer.files)))
+        if trainer.metrics:
+            trainer.metrics.log_event("failed", error=str(err))
+        raise
+    finally:
+        if trainer.metrics:
+            trainer.metrics.close()

@@ -1,0 +1,186 @@
+"""Everything a run needs, built in order: config → dataset → model → LoRA → optimizer.
+
+Each stage fails with a ``TrainerError`` that names the file or setting at fault,
+before any training step runs.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from ..config import TrainConfig, validate
+from ..data.buckets import BucketSet
+from ..data.dataset import TrainItem, build_items, count_steps_per_epoch
+from ..data.folders import DatasetScan, scan_dataset
+from ..errors import ConfigError, DatasetError
+from ..steps import ConceptRow, StepPlan, plan_steps
+from .step import StepModels
+
+WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class Run:
+    cfg: TrainConfig
+    accelerator: object
+    base: object                       # models.loading.BaseModel
+    network: object                    # lora.network.LoraNetwork
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scan: DatasetScan
+    items: list[TrainItem]
+    plan: StepPlan
+    step_models: StepModels
+    latent_cache: Optional[object]
+    encode: object                     # pixels → scaled latents (used when latents are not cached)
+    warnings: list[str]
+    caption_rng: random.Random
+    noise_generator: torch.Generator
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+
+def scan_and_plan(cfg: TrainConfig, num_processes: int = 1) -> tuple[DatasetScan, list[TrainItem], StepPlan]:
+    """Dataset scan, bucketed items and the step plan (no torch work: the UI calls this live)."""
+    scan = scan_dataset(cfg.train_data_dir, cfg.reg_data_dir or None, cfg.caption_extension)
+    if not scan.train_concepts or scan.num_train_images == 0:
+        raise DatasetError(f"no usable training images in {cfg.train_data_dir}",
+                           "put images in sub-folders named <repeats>_<name>, e.g. 10_mychar/")
+    size = cfg.resolution_wh
+    buckets = BucketSet.build(size, cfg.min_bucket_reso, cfg.max_bucket_reso, cfg.bucket_reso_steps) \
+        if cfg.enable_bucket else None
+    items = build_items(scan, buckets, size, cfg.enable_bucket, cfg.bucket_no_upscale, cfg.prior_loss_weight)
+    rows = [ConceptRow(os.path.basename(str(c.path)), len(c.images), c.repeats, c.is_reg) for c in scan.concepts]
+    batches = count_steps_per_epoch(items, cfg.train_batch_size)
+    plan = plan_steps(rows, batch_size=cfg.train_batch_size,
+                      gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                      batches_per_epoch=math.ceil(batches / num_processes),
+                      max_train_epochs=cfg.max_train_epochs, max_train_steps=cfg.max_train_steps)
+    if num_processes > 1:
+        plan.notes.append(f"{num_processes} processes share each epoch's batches")
+    return scan, items, plan
+
+
+def make_accelerator(cfg: TrainConfig):
+    from accelerate import Accelerator
+
+    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("mixed_precision fp16 needs an NVIDIA GPU, and none is available",
+                          "use mixed_precision bf16 or no")
+    return Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+
+
+def _encode_fn(vae, device, dtype, generator: torch.Generator):
+    scaling = float(vae.config.scaling_factor)
+
+    @torch.no_grad()
+    def encode(pixels: torch.Tensor) -> torch.Tensor:
+        dist = vae.encode(pixels.to(device, dtype)).latent_dist
+        noise = torch.randn(dist.mean.shape, generator=generator, device=generator.device).to(dist.mean)
+        return ((dist.mean + dist.std * noise) * scaling).float()
+    return encode
+
+
+def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
+    from ..lora.network import DropoutSettings, build_network
+    from ..models.loading import load_base_model
+    from .optimizers import build_optimizer
+    from .schedulers import build_scheduler
+
+    warnings = validate(cfg)
+    accelerator = make_accelerator(cfg)
+    scan, items, plan = scan_and_plan(cfg, accelerator.num_processes)
+    warnings += list(scan.warnings) + [f"skipped {p}: {why}" for p, why in scan.skipped] + plan.notes
+    if plan.total_steps <= 0:
+        raise DatasetError(f"the dataset in {cfg.train_data_dir} gives no training steps",
+                           "check the repeats in the folder names and the batch size")
+
+    device = accelerator.device
+    weight_dtype = WEIGHT_DTYPES[cfg.mixed_precision]
+    base = load_base_model(cfg.pretrained_model_name_or_path, dtype=weight_dtype,
+                           v_parameterization=cfg.v_parameterization)
+    torch.manual_seed(cfg.seed)
+    vae_dtype = torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float32
+    base.vae.to(device, vae_dtype).requires_grad_(False).eval()
+    base.unet.to(device).requires_grad_(False)
+    for te in base.text_encoders:
+        te.to(device).requires_grad_(False).eval()
+    if cfg.gradient_checkpointing:
+        base.unet.enable_gradient_checkpointing()
+        if cfg.train_text_encoder:
+            for te in base.text_encoders:
+                te.gradient_checkpointing_enable()
+
+    # latents: cached once (memory or disk) or encoded every step
+    cache_gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    encode = _encode_fn(base.vae, device, vae_dtype, cache_gen)
+    latent_cache = None
+    if cfg.cache_latents:
+        from ..data.latent_cache import LatentCache
+        mode = "disk" if cfg.cache_latents_to_disk else "memory"
+        settings_key = f"{base.model_name}|{base.family}|vae={vae_dtype}|scale={base.vae.config.scaling_factor}"
+        latent_cache = LatentCache(encode, mode=mode,
+                                   cache_dir=os.path.join(cfg.output_dir, ".cache", "latents"),
+                                   settings_key=settings_key)
+        log(f"Caching latents of {len(items)} images ({mode})…")
+        latent_cache.prepare(items, cfg.train_batch_size)
+        for path, why in latent_cache.failed.items():
+            warnings.append(f"skipped {path}: {why}")
+        items = [it for it in items if it.image.path not in latent_cache.failed]
+        if not any(not it.is_reg for it in items):
+            raise DatasetError(f"none of the training images in {cfg.train_data_dir} could be read",
+                               "see the skipped files above; re-save them as PNG or JPEG")
+        base.vae.to("cpu")  # no longer needed on the training device
+
+    net = cfg.network_kwargs()
+    network = build_network(
+        base.family, base.unet if cfg.train_unet else None,
+        base.text_encoders if cfg.train_text_encoder else [],
+        rank=cfg.network_dim, alpha=cfg.network_alpha, conv_rank=net["conv_dim"], conv_alpha=net["conv_alpha"],
+        dropout=DropoutSettings(cfg.network_dropout, net["rank_dropout"], net["module_dropout"]))
+    if cfg.train_unet:
+        base.unet.train()
+    if cfg.train_text_encoder:
+        for te in base.text_encoders:
+            te.train()
+    for p in network.parameters():
+        p.data = p.data.to(device)
+
+    groups = network.param_groups(cfg.effective_unet_lr, cfg.effective_text_encoder_lr)
+    optimizer = build_optimizer(cfg.optimizer_type, groups, cfg.learning_rate, cfg.optimizer_args)
+    scheduler_name = cfg.lr_scheduler
+    if scheduler_name == "constant" and cfg.lr_warmup_steps:
+        scheduler_name = "constant_with_warmup"
+    scheduler = build_scheduler(scheduler_name, optimizer, plan.total_steps, cfg.lr_warmup_steps,
+                                cfg.lr_scheduler_num_cycles, cfg.lr_scheduler_power)
+
+    unet = base.unet
+    text_encoders = list(base.text_encoders)
+    if cfg.train_unet:
+        unet, optimizer = accelerator.prepare(unet, optimizer)
+    else:
+        optimizer = accelerator.prepare(optimizer)
+    if cfg.train_text_encoder:
+        text_encoders = [accelerator.prepare(te) for te in text_encoders]
+
+    scheduler_cfg = base.noise_scheduler.config
+    step_models = StepModels(
+        family=base.family, unet=unet, text_encoders=text_encoders, tokenizers=base.tokenizers,
+        alphas_cumprod=base.noise_scheduler.alphas_cumprod.to(device, torch.float32),
+        num_train_timesteps=int(scheduler_cfg.num_train_timesteps), v_prediction=base.v_prediction,
+        train_text_encoder=cfg.train_text_encoder, clip_skip=cfg.clip_skip, min_snr_gamma=cfg.min_snr_gamma,
+        noise_offset=cfg.noise_offset)
+    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + accelerator.process_index)
+    return Run(cfg=cfg, accelerator=accelerator, base=base, network=network, optimizer=optimizer,
+               scheduler=scheduler, scan=scan, items=items, plan=plan, step_models=step_models,
+               latent_cache=latent_cache, encode=encode, warnings=warnings,
+               caption_rng=random.Random(cfg.seed + accelerator.process_index), noise_generator=noise_gen)
