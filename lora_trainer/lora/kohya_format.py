@@ -38,6 +38,8 @@ def module_key(prefix: str, module_name: str, sdxl_namer=None) -> str:
     """kohya module key for a module of the UNet or a text encoder."""
     if prefix == "lora_unet" and sdxl_namer is not None:
         module_name = sdxl_namer(module_name)
+    elif prefix != "lora_unet" and not module_name.startswith("text_model."):
+        module_name = "text_model." + module_name  # transformers 5 dropped the text_model level
     return f"{prefix}_{module_name.replace('.', '_')}"
 
 

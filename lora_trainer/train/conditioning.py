@@ -35,7 +35,8 @@ def encode_prompts(family: str, text_encoders: list, tokenizers: list, captions:
     ids = tokenize(tok, captions, device)
     if clip_skip and clip_skip > 1:
         out = te(ids, output_hidden_states=True)
-        hidden = te.text_model.final_layer_norm(out.hidden_states[-clip_skip])
+        final_norm = getattr(te, "text_model", te).final_layer_norm  # transformers 5 has no text_model
+        hidden = final_norm(out.hidden_states[-clip_skip])
     else:
         hidden = te(ids)[0]  # last_hidden_state (final layer norm applied)
     return {"encoder_hidden_states": hidden}

@@ -1,0 +1,190 @@
+"""End-to-end training on tiny SD1 / SD2 (v-prediction) / SDXL models, on the CPU.
+
+Covers: the loss falls, every written file passes the kohya key/shape/metadata check, the
+logs are written, the NaN guard, stop + resume equivalence, bad dataset inputs and Unicode paths.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lora_trainer.config import TrainConfig  # noqa: E402
+from lora_trainer.errors import DatasetError, TrainingDiverged  # noqa: E402
+from lora_trainer.lora.kohya_format import check_lora_state  # noqa: E402
+from lora_trainer.train import events as ev  # noqa: E402
+
+DEMO = Path(__file__).resolve().parents[1] / "lora_trainer" / "demo_data" / "train"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """One tiny single-file checkpoint per family, in a folder with Chinese and spaces."""
+    from lora_trainer.models.tiny import build_tiny_components, save_single_file
+
+    root = tmp_path_factory.mktemp("models") / "底模 目录"
+    out = {}
+    for family in ("sd1", "sd2", "sdxl"):
+        out[family] = str(save_single_file(build_tiny_components(family, seed=0),
+                                           root / f"tiny {family}.safetensors", family))
+    return out
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """The bundled shapes dataset under a Unicode path with spaces, repeats set to 4."""
+    target = tmp_path / "训练 数据" / "4_zkz 形状"
+    shutil.copytree(next(DEMO.iterdir()), target)
+    return str(target.parent)
+
+
+def make_config(checkpoint, data_dir, out_dir, **changes) -> TrainConfig:
+    base = dict(pretrained_model_name_or_path=checkpoint, train_data_dir=data_dir, output_dir=str(out_dir),
+                output_name="测试 lora", resolution="64", min_bucket_reso=64, max_bucket_reso=128,
+                bucket_reso_steps=64, train_batch_size=4, max_train_epochs=4, save_every_n_epochs=2,
+                network_dim=4, network_alpha=4, learning_rate=3e-3, text_encoder_lr=1e-3, lr_scheduler="constant",
+                optimizer_type="AdamW", mixed_precision="no", cache_latents=True, seed=7, save_precision="float")
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def run(cfg, listener=None):
+    from lora_trainer.train.loop import train
+
+    seen = []
+
+    def collect(event):
+        seen.append(event)
+        if listener:
+            listener(event)
+    return train(cfg, listener=collect, log=lambda *_: None), seen
+
+
+def read(path):
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as fh:
+        return {k: fh.get_tensor(k) for k in fh.keys()}, fh.metadata()
+
+
+@pytest.mark.parametrize("family,extra", [
+    ("sd1", dict(min_snr_gamma=5.0, noise_offset=0.05, clip_skip=2)),
+    ("sd2", dict(network_dropout=0.1, rank_dropout=0.1, module_dropout=0.1, scale_weight_norms=2.0)),
+    ("sdxl", dict(conv_dim=4, conv_alpha=2, gradient_accumulation_steps=2)),
+])
+def test_loss_falls_and_files_are_valid(family, extra, tiny_checkpoints, dataset, tmp_path):
+    cfg = make_config(tiny_checkpoints[family], dataset, tmp_path / "输出", **extra)
+    result, seen = run(cfg)
+    first, last = result.epoch_losses[0], result.epoch_losses[-1]
+    assert last < 0.9 * first, result.epoch_losses
+
+    names = sorted(os.path.basename(p) for p in result.files)
+    assert names == ["测试 lora-000002.safetensors", "测试 lora-000004.safetensors", "测试 lora.safetensors"]
+    for path in result.files:
+        tensors, meta = read(path)
+        assert check_lora_state(tensors, meta) == []
+        assert os.path.isdir(path[: -len(".safetensors")] + "-state")
+    tensors, meta = read(result.files[-1])
+    prefixes = {k.split(".")[0].split("_")[1] for k in tensors}
+    assert prefixes == ({"unet", "te1", "te2"} if family == "sdxl" else {"unet", "te"})
+    assert meta["ss_base_model_version"] == {"sd1": "sd_v1", "sd2": "sd_v2", "sdxl": "sdxl_base_v1-0"}[family]
+    assert meta["ss_v2"] == str(family == "sd2") and meta["ss_epoch"] == "4"
+    assert meta["ss_v_parameterization"] == str(family == "sd2")
+    assert meta["ss_num_train_images"] == "8" and meta["ss_steps"] == str(result.steps)
+    assert json.loads(meta["ss_tag_frequency"])["4_zkz 形状"]["zkz"] == 8
+    if family == "sdxl":
+        assert any(k.startswith("lora_unet_input_blocks_") for k in tensors)   # SGM names, as kohya writes
+        assert any(t.dim() == 4 and t.shape[2:] == (3, 3) for t in tensors.values())  # LoCon
+    else:
+        assert any(k.startswith("lora_unet_down_blocks_") for k in tensors)
+
+    steps = [e for e in seen if isinstance(e, ev.StepEnd)]
+    assert len(steps) == result.steps and all(e.loss is not None for e in steps)
+    assert isinstance(seen[0], ev.Started) and "Step maths" in seen[0].plan_text
+    assert isinstance(seen[-1], ev.Finished) and not seen[-1].stopped
+    records = [json.loads(line) for line in open(os.path.join(result.run_dir, "metrics.jsonl"), encoding="utf-8")]
+    assert sum(r["type"] == "step" for r in records) == result.steps
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(result.run_dir))
+
+
+def test_nan_stops_training_and_keeps_saved_epochs(tiny_checkpoints, dataset, tmp_path, monkeypatch):
+    import lora_trainer.train.loop as loop
+
+    real = loop.compute_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 13 else loss   # epoch 3 (4 steps per epoch)
+    monkeypatch.setattr(loop, "compute_loss", poisoned)
+    cfg = make_config(tiny_checkpoints["sd1"], dataset, tmp_path / "out", save_every_n_epochs=1)
+    seen = []
+    with pytest.raises(TrainingDiverged) as err:
+        run(cfg, seen.append)
+    assert "step 13" in str(err.value) and "lower unet_lr" in err.value.advice
+    files = sorted(os.listdir(tmp_path / "out"))
+    assert "测试 lora-000002.safetensors" in files
+    assert "测试 lora-000003.safetensors" not in files and "测试 lora.safetensors" not in files
+    tensors, meta = read(str(tmp_path / "out" / "测试 lora-000002.safetensors"))
+    assert check_lora_state(tensors, meta) == []
+    assert isinstance(seen[-1], ev.Failed)
+
+
+@pytest.mark.parametrize("stop_at_step", [8, 6])  # at an epoch boundary, and in the middle of an epoch
+def test_stop_and_resume_reach_the_same_weights(stop_at_step, tiny_checkpoints, dataset, tmp_path):
+    extra = dict(shuffle_caption=True, caption_dropout_rate=0.2, network_dropout=0.1, lr_scheduler="cosine",
+                 save_every_n_epochs=1)
+    full, _ = run(make_config(tiny_checkpoints["sd1"], dataset, tmp_path / "full", **extra))
+
+    stop = ev.StopRequest()
+
+    def stopper(event):
+        if isinstance(event, ev.StepEnd) and event.step == stop_at_step:
+            stop.request()
+    from lora_trainer.train.loop import train
+    cfg = make_config(tiny_checkpoints["sd1"], dataset, tmp_path / "part", **extra)
+    part = train(cfg, listener=stopper, stop=stop, log=lambda *_: None)
+    assert part.stopped and part.steps == stop_at_step
+    interrupted = tmp_path / "part" / "测试 lora-interrupted.safetensors"
+    assert interrupted.is_file() and (tmp_path / "part" / "测试 lora-interrupted-state").is_dir()
+
+    resumed, _ = run(cfg.replace(resume=str(tmp_path / "part" / "测试 lora-interrupted-state")))
+    assert resumed.steps == full.steps
+    a, _ = read(full.files[-1])
+    b, _ = read(resumed.files[-1])
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
+def test_resume_refuses_other_settings(tiny_checkpoints, dataset, tmp_path):
+    from lora_trainer.errors import TrainerError
+
+    cfg = make_config(tiny_checkpoints["sd1"], dataset, tmp_path / "a", max_train_epochs=2)
+    run(cfg)
+    with pytest.raises(TrainerError, match="network_dim: saved 4, now 8"):
+        run(cfg.replace(network_dim=8, resume=str(tmp_path / "a" / "测试 lora-000002-state")))
+
+
+def test_broken_image_is_skipped_with_warning(tiny_checkpoints, dataset, tmp_path):
+    concept = Path(dataset) / "4_zkz 形状"
+    (concept / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    (concept / "broken.txt").write_text("zkz", encoding="utf-8")
+    result, seen = run(make_config(tiny_checkpoints["sd1"], dataset, tmp_path / "o", max_train_epochs=1))
+    assert result.files
+    started = seen[0]
+    assert any("broken.png" in w for w in started.warnings)
+
+
+def test_empty_dataset_is_explained(tiny_checkpoints, tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "10_nothing").mkdir(parents=True)
+    with pytest.raises(DatasetError) as err:
+        run(make_config(tiny_checkpoints["sd1"], str(empty), tmp_path / "o"))
+    assert "empty" in str(err.value) or "no usable" in str(err.value)
