@@ -75,7 +75,7 @@ def read(path):
 @pytest.mark.parametrize("family,extra", [
     ("sd1", dict(min_snr_gamma=5.0, noise_offset=0.05, clip_skip=2)),
     ("sd2", dict(network_dropout=0.1, rank_dropout=0.1, module_dropout=0.1, scale_weight_norms=2.0)),
-    ("sdxl", dict(conv_dim=4, conv_alpha=2, gradient_accumulation_steps=2)),
+    ("sdxl", dict(conv_dim=4, conv_alpha=2, gradient_accumulation_steps=2, learning_rate=6e-3)),
 ])
 def test_loss_falls_and_files_are_valid(family, extra, tiny_checkpoints, dataset, tmp_path):
     cfg = make_config(tiny_checkpoints[family], dataset, tmp_path / "输出", **extra)
@@ -121,13 +121,13 @@ def test_nan_stops_training_and_keeps_saved_epochs(tiny_checkpoints, dataset, tm
     def poisoned(*args, **kwargs):
         calls["n"] += 1
         loss = real(*args, **kwargs)
-        return loss * float("nan") if calls["n"] == 13 else loss   # epoch 3 (4 steps per epoch)
+        return loss * float("nan") if calls["n"] == 20 else loss   # epoch 3 (8 steps per epoch)
     monkeypatch.setattr(loop, "compute_loss", poisoned)
     cfg = make_config(tiny_checkpoints["sd1"], dataset, tmp_path / "out", save_every_n_epochs=1)
     seen = []
     with pytest.raises(TrainingDiverged) as err:
         run(cfg, seen.append)
-    assert "step 13" in str(err.value) and "lower unet_lr" in err.value.advice
+    assert "step 20 (epoch 3)" in str(err.value) and "lower unet_lr" in err.value.advice
     files = sorted(os.listdir(tmp_path / "out"))
     assert "测试 lora-000002.safetensors" in files
     assert "测试 lora-000003.safetensors" not in files and "测试 lora.safetensors" not in files
