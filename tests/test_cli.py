@@ -1,0 +1,79 @@
+"""The command line as a user runs it: train from a kohya TOML, errors, inspect, demo."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from test_train import DEMO, tiny_checkpoints  # noqa: E402,F401
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, cwd=None):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "lora_trainer", *args], capture_output=True, text=True,
+                          encoding="utf-8", env=env, cwd=cwd, timeout=600)
+
+
+def test_train_from_kohya_toml_then_inspect(tiny_checkpoints, tmp_path):
+    data = tmp_path / "我的 数据"
+    shutil.copytree(next(DEMO.iterdir()), data / "2_zkz")
+    config = tmp_path / "kohya.toml"
+    config.write_text(f'''
+[model_arguments]
+pretrained_model_name_or_path = "{tiny_checkpoints["sd1"]}"
+v2 = false
+[dataset_arguments]
+train_data_dir = "{data}"
+resolution = "64,64"
+enable_bucket = false
+[training_arguments]
+output_dir = "{tmp_path / 'out'}"
+output_name = "cli_lora"
+train_batch_size = 4
+max_train_epochs = 3
+mixed_precision = "no"
+xformers = true
+a_setting_nobody_knows = 1
+[additional_network_arguments]
+network_dim = 4
+network_alpha = 2
+''', encoding="utf-8")
+    done = cli("train", "--config", str(config), "--max_train_epochs", "1", "--network_train_unet_only")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "a_setting_nobody_knows" in done.stdout and "xformers" not in done.stdout.split("ignored")[-1]
+    assert "Step maths" in done.stdout and "16 samples ÷ batch 4 = 4 batches per epoch" in done.stdout
+    lora = tmp_path / "out" / "cli_lora.safetensors"
+    assert lora.is_file() and (tmp_path / "out" / "cli_lora-000001.safetensors").is_file()
+
+    shown = cli("inspect", str(lora))
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "lora_unet:" in shown.stdout and "lora_te" not in shown.stdout
+    assert "rank: 4" in shown.stdout and "check: OK" in shown.stdout and "ss_epoch: 1" in shown.stdout
+
+
+def test_bad_settings_give_a_clear_error(tmp_path):
+    done = cli("train", "--train_data_dir", str(tmp_path / "nowhere"), "--resolution", "500",
+               "--pretrained_model_name_or_path", str(tmp_path / "model.safetensors"), "--output_dir", str(tmp_path))
+    assert done.returncode == 2
+    assert "resolution 500 is not a multiple of 64; use 512" in done.stderr
+    assert "training images folder not found" in done.stderr and "base model not found" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_demo_writes_base_model_and_lora(tmp_path):
+    from lora_trainer.models.loading import load_base_model
+
+    done = cli("demo", "--output-dir", str(tmp_path / "演示"), "--epochs", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Loss per epoch" in done.stdout and "Step maths" in done.stdout
+    base = tmp_path / "演示" / "base" / "tiny-sd15.safetensors"
+    assert base.is_file() and (tmp_path / "演示" / "demo_lora.safetensors").is_file()
+    assert load_base_model(str(base)).family == "sd1"
