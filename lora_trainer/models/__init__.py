@@ -1,0 +1,1 @@
+"""Base models: family detection, shipped configs, tokenizers, key layouts, loading, tiny test models."""

@@ -1,0 +1,231 @@
+"""Load a base model (single-file checkpoint or diffusers folder) offline.
+
+Single files go through diffusers' ``from_single_file`` with a local config folder (shipped
+``configs/<family>``, or the configs a tiny file carries in its metadata) and local tokenizers,
+so nothing is ever fetched from a model hub.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ModelLoadError
+from .family import (IN_CONV, TORCH_PICKLE_EXTS, detect_diffusers_folder, detect_family, load_torch_checkpoint,
+                     read_checkpoint_keys, state_dict_of)
+from .tiny import CONFIG_DIRS, CONFIG_FILES, METADATA_KEY, SHIPPED_CONFIGS, write_config_dir
+from .tokenizers import load_clip_tokenizers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BaseModel:
+    """The frozen base model a LoRA is trained on (all weights ``requires_grad=False``)."""
+
+    family: str
+    unet: Any
+    vae: Any
+    text_encoders: list
+    tokenizers: list
+    noise_scheduler: Any  # DDPMScheduler with prediction_type set
+    v_prediction: bool
+    source_path: str
+    model_name: str
+
+
+def load_base_model(path, *, dtype: torch.dtype = torch.float32, v_parameterization: bool | None = None) -> BaseModel:
+    """Load a ``.safetensors`` / ``.ckpt`` checkpoint (original layout) or a diffusers folder.
+
+    ``v_parameterization`` forces v-prediction on/off; by default SD2 is v-prediction unless an
+    A1111-style ``<name>.yaml`` beside the file says ``parameterization: "eps"``, and SD1/SDXL are
+    epsilon unless such a yaml says ``"v"`` (or the file carries the ``v_pred`` marker key).
+    """
+    p = Path(path)
+    if p.is_dir():
+        return _load_diffusers_folder(p, dtype, v_parameterization)
+    info = _inspect(p)
+    family = detect_family(info.keys, source=str(p), in_channels=info.in_channels)
+    v_pred = _v_prediction(p, family, info.keys, v_parameterization)
+    configs = info.configs
+    if configs is not None and configs.get("family") != family:
+        log.warning("%s: embedded configs are for %s but the keys say %s; ignoring them.", p, configs.get("family"), family)
+        configs = None
+    tokenizers = load_clip_tokenizers(family)
+    # An fp16/bf16 file wanted in fp32 is loaded as it is and upcast afterwards, module by module:
+    # asking diffusers for fp32 directly holds the whole file and the whole fp32 model at once.
+    upcast = info.float_dtype is not None and _is_upcast(info.float_dtype, dtype)
+    load_dtype = info.float_dtype if upcast else dtype
+    if configs is None:
+        parts = _from_single_file(p, SHIPPED_CONFIGS / CONFIG_DIRS[family], family, load_dtype, tokenizers)
+    else:
+        with tempfile.TemporaryDirectory(prefix="lora_trainer_cfg_") as tmp:
+            parts = _from_single_file(p, write_config_dir(configs, tmp), family, load_dtype, tokenizers)
+    if upcast:
+        for model in (parts[0], parts[1], *parts[2]):
+            model.to(dtype)
+    return _finish(family, parts, tokenizers, v_pred, p)
+
+
+@dataclass
+class _FileInfo:
+    keys: list
+    in_channels: int | None  # UNet input channels (4 normally, 9 for inpainting)
+    float_dtype: torch.dtype | None  # the dtype of all floating tensors, None if mixed
+    configs: dict | None  # diffusers configs embedded by tiny.save_single_file (metadata / ckpt entry)
+
+
+_ST_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
+
+
+def _inspect(p: Path) -> _FileInfo:
+    """Read what loading needs to know from the file header (safetensors) or a memory-mapped .ckpt."""
+    if p.suffix.lower() in TORCH_PICKLE_EXTS:
+        top = load_torch_checkpoint(p, top_level=True)
+        sd = state_dict_of(top)
+        keys = [k for k, v in sd.items() if isinstance(v, torch.Tensor)]
+        dtypes = {sd[k].dtype for k in keys if sd[k].is_floating_point()}
+        shape = list(sd[IN_CONV].shape) if IN_CONV in keys else None
+        raw = top.get(METADATA_KEY) if isinstance(top.get(METADATA_KEY), str) else None
+        del sd, top
+    else:
+        keys = read_checkpoint_keys(p)  # also refuses missing, damaged and unknown file types
+        from safetensors import safe_open
+
+        with safe_open(str(p), framework="pt") as f:
+            dtypes = {_ST_DTYPES.get(code) for code in (f.get_slice(k).get_dtype() for k in keys)
+                      if code.startswith(("F", "BF"))}
+            shape = f.get_slice(IN_CONV).get_shape() if IN_CONV in keys else None
+            raw = (f.metadata() or {}).get(METADATA_KEY)
+    in_channels = int(shape[1]) if shape is not None and len(shape) == 4 else None
+    float_dtype = next(iter(dtypes)) if len(dtypes) == 1 else None
+    return _FileInfo(keys, in_channels, float_dtype, _parse_configs(p, raw))
+
+
+def _parse_configs(p: Path, raw: str | None) -> dict | None:
+    if not raw:
+        return None
+    try:
+        configs = json.loads(raw)
+    except ValueError:
+        log.warning("%s: unreadable %s metadata; using the shipped configs.", p, METADATA_KEY)
+        return None
+    if not isinstance(configs, dict) or not all(isinstance(configs.get(k), (dict, type(None))) for k in CONFIG_FILES):
+        log.warning("%s: malformed %s metadata; using the shipped configs.", p, METADATA_KEY)
+        return None
+    return configs
+
+
+def _from_single_file(p: Path, config_dir: Path, family: str, dtype, tokenizers) -> tuple:
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    sched_cfg = _read_json(config_dir / "scheduler" / "scheduler_config.json")
+    kwargs = dict(config=str(config_dir), local_files_only=True, torch_dtype=dtype,
+                  tokenizer=tokenizers[0], scheduler=_ddpm(sched_cfg, False))
+    if family == "sdxl":
+        cls = StableDiffusionXLPipeline
+        kwargs["tokenizer_2"] = tokenizers[1]
+    else:
+        cls = StableDiffusionPipeline
+        kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    try:
+        pipe = cls.from_single_file(str(p), **kwargs)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        text = str(exc)
+        what = ("its tensor shapes do not match a standard " + family.upper() + " model"
+                if "shape" in text or "size mismatch" in text else "diffusers could not build the model from it")
+        raise ModelLoadError(
+            f"{p}: detected as {family.upper()}, but {what} ({type(exc).__name__}: {text[:500]}).",
+            "the file may be damaged or an architecture variant the trainer does not support; "
+            "try re-downloading it, or another checkpoint of the same model",
+        ) from exc
+    tes = [pipe.text_encoder] + ([pipe.text_encoder_2] if family == "sdxl" else [])
+    return pipe.unet, pipe.vae, tes, sched_cfg
+
+
+def _load_diffusers_folder(p: Path, dtype, v_parameterization) -> BaseModel:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    family = detect_diffusers_folder(p)
+    if family is None:
+        raise ModelLoadError(f"{p}: this folder is not a diffusers model (no model_index.json).",
+                             "select a .safetensors/.ckpt file, or a diffusers folder containing model_index.json")
+    sched_cfg = _read_json(p / "scheduler" / "scheduler_config.json")
+    te_specs = [("text_encoder", CLIPTextModel)] + ([("text_encoder_2", CLIPTextModelWithProjection)]
+                                                  if family == "sdxl" else [])
+    try:
+        unet = UNet2DConditionModel.from_pretrained(p, subfolder="unet", torch_dtype=dtype, local_files_only=True,
+                                                    **_variant(p / "unet"))
+        vae = AutoencoderKL.from_pretrained(p, subfolder="vae", torch_dtype=dtype, local_files_only=True,
+                                            **_variant(p / "vae"))
+        tes = [cls.from_pretrained(p, subfolder=sub, torch_dtype=dtype, local_files_only=True, **_variant(p / sub))
+               for sub, cls in te_specs]
+    except Exception as exc:
+        raise ModelLoadError(f"{p}: the diffusers model folder could not be loaded ({type(exc).__name__}: {exc}).",
+                             "check that unet/, vae/ and text_encoder/ hold their weights (re-download if not)") from exc
+    tokenizers = load_clip_tokenizers(family, diffusers_dir=p)
+    if v_parameterization is None:
+        v_parameterization = sched_cfg.get("prediction_type") == "v_prediction"
+    return _finish(family, (unet, vae, tes, sched_cfg), tokenizers, bool(v_parameterization), p)
+
+
+def _finish(family, parts, tokenizers, v_pred: bool, p: Path) -> BaseModel:
+    unet, vae, tes, sched_cfg = parts
+    for model in (unet, vae, *tes):
+        model.requires_grad_(False)
+        model.eval()
+    return BaseModel(family=family, unet=unet, vae=vae, text_encoders=tes, tokenizers=tokenizers,
+                     noise_scheduler=_ddpm(sched_cfg, v_pred), v_prediction=v_pred,
+                     source_path=str(p), model_name=p.stem if p.is_file() else p.name)
+
+
+def _ddpm(sched_cfg: dict, v_pred: bool):
+    """The training noise scheduler: DDPM with the checkpoint's beta schedule."""
+    from diffusers import DDPMScheduler
+
+    keep = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
+            "steps_offset", "timestep_spacing", "rescale_betas_zero_snr")
+    cfg = {k: v for k, v in sched_cfg.items() if k in keep}
+    return DDPMScheduler.from_config(cfg, clip_sample=False,
+                                     prediction_type="v_prediction" if v_pred else "epsilon")
+
+
+def _variant(folder: Path) -> dict:
+    """``variant="fp16"`` when a folder only holds ``*.fp16.*`` weights."""
+    names = [f.name for f in folder.glob("*")] if folder.is_dir() else []
+    plain = any(re.fullmatch(r"[a-z_]+\.(safetensors|bin)", n) for n in names)
+    return {"variant": "fp16"} if not plain and any(".fp16." in n for n in names) else {}
+
+
+def _is_upcast(src: torch.dtype, dst: torch.dtype) -> bool:
+    return src in (torch.float16, torch.bfloat16) and dst in (torch.float32, torch.float64)
+
+
+def _v_prediction(p: Path, family: str, keys: list, forced: bool | None) -> bool:
+    if forced is not None:
+        return bool(forced)
+    yaml_file = p.with_suffix(".yaml")
+    if yaml_file.is_file():
+        m = re.search(r"^\s*parameterization:\s*[\"']?(\w+)", yaml_file.read_text(encoding="utf-8", errors="replace"),
+                      re.MULTILINE)
+        if m:
+            return m.group(1) == "v"
+    if "v_pred" in keys:  # marker key of v-prediction SDXL fine-tunes (read by A1111 and Forge)
+        return True
+    return family == "sd2"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: missing or unreadable ({exc}).", "repair or re-download the model") from exc
