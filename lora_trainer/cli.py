@@ -1,4 +1,4 @@
-"""Command line: ``train`` (also under ``accelerate launch``), ``demo`` and ``inspect``."""
+"""Command line: ``train`` (also under ``accelerate launch``), ``demo``, ``inspect`` and ``bench``."""
 from __future__ import annotations
 
 import argparse
@@ -67,6 +67,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lora_trainer",
                                      description="Train kohya-format LoRA files for SD1.x, SD2.x and SDXL.")
@@ -83,6 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_inspect.add_argument("file")
     p_inspect.add_argument("--all", action="store_true", help="print every metadata field in full")
     p_inspect.set_defaults(func=cmd_inspect)
+    p_bench = sub.add_parser("bench", help="time the training step on full-size SD1.5/SDXL (CUDA)")
+    p_bench.add_argument("--model", choices=("sd15", "sdxl"), default="sd15")
+    p_bench.add_argument("--batch", type=int, default=1)
+    p_bench.add_argument("--resolution", type=int, default=None, help="default: 512 (sd15), 1024 (sdxl)")
+    p_bench.add_argument("--gradient-checkpointing", action="store_true")
+    p_bench.add_argument("--rank", type=int, default=32)
+    p_bench.add_argument("--steps", type=int, default=20)
+    p_bench.add_argument("--warmup", type=int, default=5)
+    p_bench.add_argument("--json", help="append the result as one JSON line to this file")
+    p_bench.set_defaults(func=cmd_bench)
     return parser
 
 

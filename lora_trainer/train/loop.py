@@ -25,7 +25,7 @@ from . import events as ev
 from .saving import save_checkpoint
 from .setup import Run, prepare_run
 from .state import RngStates, load_state, resume_mismatches
-from .step import Batch, compute_loss
+from .step import Batch, apply_update, compute_loss
 
 
 @dataclass
@@ -218,13 +218,8 @@ class _Trainer:
                 self.micro_losses.append(loss.detach())
                 if not update:
                     continue
-                if cfg.max_grad_norm:
-                    run.accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-                run.optimizer.step()
-                run.scheduler.step()
-                run.optimizer.zero_grad(set_to_none=True)
-                if cfg.scale_weight_norms:
-                    run.network.apply_max_norm(cfg.scale_weight_norms)
+                apply_update(run.accelerator, run.optimizer, run.scheduler, run.network, params,
+                             cfg.max_grad_norm, cfg.scale_weight_norms)
                 self.global_step += 1
                 step_loss = torch.stack(self.micro_losses).mean()
                 self.micro_losses = []

@@ -90,11 +90,73 @@ def _encode_fn(vae, device, dtype, generator: torch.Generator):
     return encode
 
 
-def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
+def place_models(cfg: TrainConfig, base, device) -> torch.dtype:
+    """Frozen base on the training device (VAE in fp32 unless bf16); returns the VAE dtype."""
+    vae_dtype = torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float32
+    base.vae.to(device, vae_dtype).requires_grad_(False).eval()
+    base.unet.to(device, WEIGHT_DTYPES[cfg.mixed_precision]).requires_grad_(False)
+    for te in base.text_encoders:
+        te.to(device, WEIGHT_DTYPES[cfg.mixed_precision]).requires_grad_(False).eval()
+    if cfg.gradient_checkpointing:
+        base.unet.enable_gradient_checkpointing()
+        if cfg.train_text_encoder:
+            for te in base.text_encoders:
+                te.gradient_checkpointing_enable()
+    return vae_dtype
+
+
+def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
+    """LoRA network, optimizer, LR schedule and the step's models, ready for ``compute_loss``.
+
+    Shared by ``train`` and ``bench`` so that both time the same step."""
     from ..lora.network import DropoutSettings, build_network
-    from ..models.loading import load_base_model
     from .optimizers import build_optimizer
     from .schedulers import build_scheduler
+
+    device = accelerator.device
+    net = cfg.network_kwargs()
+    network = build_network(
+        base.family, base.unet if cfg.train_unet else None,
+        base.text_encoders if cfg.train_text_encoder else [],
+        rank=cfg.network_dim, alpha=cfg.network_alpha, conv_rank=net["conv_dim"], conv_alpha=net["conv_alpha"],
+        dropout=DropoutSettings(cfg.network_dropout, net["rank_dropout"], net["module_dropout"]))
+    if cfg.train_unet:
+        base.unet.train()
+    if cfg.train_text_encoder:
+        for te in base.text_encoders:
+            te.train()
+    for p in network.parameters():
+        p.data = p.data.to(device)
+
+    groups = network.param_groups(cfg.effective_unet_lr, cfg.effective_text_encoder_lr)
+    optimizer = build_optimizer(cfg.optimizer_type, groups, cfg.learning_rate, cfg.optimizer_args)
+    scheduler_name = cfg.lr_scheduler
+    if scheduler_name == "constant" and cfg.lr_warmup_steps:
+        scheduler_name = "constant_with_warmup"
+    scheduler = build_scheduler(scheduler_name, optimizer, total_steps, cfg.lr_warmup_steps,
+                                cfg.lr_scheduler_num_cycles, cfg.lr_scheduler_power)
+
+    unet = base.unet
+    text_encoders = list(base.text_encoders)
+    if cfg.train_unet:
+        unet, optimizer = accelerator.prepare(unet, optimizer)
+    else:
+        optimizer = accelerator.prepare(optimizer)
+    if cfg.train_text_encoder:
+        text_encoders = [accelerator.prepare(te) for te in text_encoders]
+
+    scheduler_cfg = base.noise_scheduler.config
+    step_models = StepModels(
+        family=base.family, unet=unet, text_encoders=text_encoders, tokenizers=base.tokenizers,
+        alphas_cumprod=base.noise_scheduler.alphas_cumprod.to(device, torch.float32),
+        num_train_timesteps=int(scheduler_cfg.num_train_timesteps), v_prediction=base.v_prediction,
+        train_text_encoder=cfg.train_text_encoder, clip_skip=cfg.clip_skip, min_snr_gamma=cfg.min_snr_gamma,
+        noise_offset=cfg.noise_offset)
+    return network, optimizer, scheduler, step_models
+
+
+def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
+    from ..models.loading import load_base_model
 
     warnings = validate(cfg)
     accelerator = make_accelerator(cfg)
@@ -105,20 +167,10 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
                            "check the repeats in the folder names and the batch size")
 
     device = accelerator.device
-    weight_dtype = WEIGHT_DTYPES[cfg.mixed_precision]
-    base = load_base_model(cfg.pretrained_model_name_or_path, dtype=weight_dtype,
+    base = load_base_model(cfg.pretrained_model_name_or_path, dtype=WEIGHT_DTYPES[cfg.mixed_precision],
                            v_parameterization=cfg.v_parameterization)
     torch.manual_seed(cfg.seed)
-    vae_dtype = torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float32
-    base.vae.to(device, vae_dtype).requires_grad_(False).eval()
-    base.unet.to(device).requires_grad_(False)
-    for te in base.text_encoders:
-        te.to(device).requires_grad_(False).eval()
-    if cfg.gradient_checkpointing:
-        base.unet.enable_gradient_checkpointing()
-        if cfg.train_text_encoder:
-            for te in base.text_encoders:
-                te.gradient_checkpointing_enable()
+    vae_dtype = place_models(cfg, base, device)
 
     # latents: cached once (memory or disk) or encoded every step
     cache_gen = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -141,44 +193,7 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
                                "see the skipped files above; re-save them as PNG or JPEG")
         base.vae.to("cpu")  # no longer needed on the training device
 
-    net = cfg.network_kwargs()
-    network = build_network(
-        base.family, base.unet if cfg.train_unet else None,
-        base.text_encoders if cfg.train_text_encoder else [],
-        rank=cfg.network_dim, alpha=cfg.network_alpha, conv_rank=net["conv_dim"], conv_alpha=net["conv_alpha"],
-        dropout=DropoutSettings(cfg.network_dropout, net["rank_dropout"], net["module_dropout"]))
-    if cfg.train_unet:
-        base.unet.train()
-    if cfg.train_text_encoder:
-        for te in base.text_encoders:
-            te.train()
-    for p in network.parameters():
-        p.data = p.data.to(device)
-
-    groups = network.param_groups(cfg.effective_unet_lr, cfg.effective_text_encoder_lr)
-    optimizer = build_optimizer(cfg.optimizer_type, groups, cfg.learning_rate, cfg.optimizer_args)
-    scheduler_name = cfg.lr_scheduler
-    if scheduler_name == "constant" and cfg.lr_warmup_steps:
-        scheduler_name = "constant_with_warmup"
-    scheduler = build_scheduler(scheduler_name, optimizer, plan.total_steps, cfg.lr_warmup_steps,
-                                cfg.lr_scheduler_num_cycles, cfg.lr_scheduler_power)
-
-    unet = base.unet
-    text_encoders = list(base.text_encoders)
-    if cfg.train_unet:
-        unet, optimizer = accelerator.prepare(unet, optimizer)
-    else:
-        optimizer = accelerator.prepare(optimizer)
-    if cfg.train_text_encoder:
-        text_encoders = [accelerator.prepare(te) for te in text_encoders]
-
-    scheduler_cfg = base.noise_scheduler.config
-    step_models = StepModels(
-        family=base.family, unet=unet, text_encoders=text_encoders, tokenizers=base.tokenizers,
-        alphas_cumprod=base.noise_scheduler.alphas_cumprod.to(device, torch.float32),
-        num_train_timesteps=int(scheduler_cfg.num_train_timesteps), v_prediction=base.v_prediction,
-        train_text_encoder=cfg.train_text_encoder, clip_skip=cfg.clip_skip, min_snr_gamma=cfg.min_snr_gamma,
-        noise_offset=cfg.noise_offset)
+    network, optimizer, scheduler, step_models = attach_training(cfg, base, accelerator, plan.total_steps)
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + accelerator.process_index)
     return Run(cfg=cfg, accelerator=accelerator, base=base, network=network, optimizer=optimizer,
                scheduler=scheduler, scan=scan, items=items, plan=plan, step_models=step_models,

@@ -62,3 +62,15 @@ def compute_loss(m: StepModels, batch: Batch, generator: torch.Generator) -> tor
     if m.min_snr_gamma:
         loss = loss * noise_math.min_snr_weights(m.alphas_cumprod, timesteps, m.min_snr_gamma, m.v_prediction)
     return loss.mean()
+
+
+def apply_update(accelerator, optimizer, scheduler, network, params, max_grad_norm: float,
+                 scale_weight_norms: float | None) -> None:
+    """Clip, step the optimizer and the LR schedule, clear gradients, apply max-norm."""
+    if max_grad_norm:
+        accelerator.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    if scale_weight_norms:
+        network.apply_max_norm(scale_weight_norms)
