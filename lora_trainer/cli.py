@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 
 from .config_io import add_config_flags, config_from_dict, load_config, overrides_from_args
@@ -47,6 +47,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"warning: {warning}")
     result = train(cfg, listener=ProgressPrinter())
+    if os.environ.get("RANK", "0") != "0":  # under accelerate launch only the main process reports
+        return 0
     print(("Stopped. " if result.stopped else "Done. ") + f"{result.steps} steps; files:")
     for path in result.files:
         print(f"  {path}")

@@ -27,10 +27,11 @@ class StepPlan:
     rows: list[ConceptRow]
     batch_size: int
     gradient_accumulation_steps: int
-    batches_per_epoch: int
+    batches_per_epoch: int          # per process when several share the work
     epochs: int
     total_steps: int
     notes: list[str] = field(default_factory=list)
+    num_processes: int = 1
 
     @property
     def train_samples(self) -> int:
@@ -56,11 +57,11 @@ class StepPlan:
 
 def plan_steps(rows: list[ConceptRow], *, batch_size: int, gradient_accumulation_steps: int,
                batches_per_epoch: int | None = None, max_train_epochs: int | None,
-               max_train_steps: int | None) -> StepPlan:
+               max_train_steps: int | None, num_processes: int = 1) -> StepPlan:
     """Work out epochs and optimizer steps. ``batches_per_epoch`` comes from the bucketed
     dataset (buckets can add partial batches); without it the plain ceil(samples/batch) is used."""
     plan = StepPlan(rows=rows, batch_size=batch_size, gradient_accumulation_steps=gradient_accumulation_steps,
-                    batches_per_epoch=0, epochs=0, total_steps=0)
+                    batches_per_epoch=0, epochs=0, total_steps=0, num_processes=num_processes)
     if batches_per_epoch is None:
         batches_per_epoch = math.ceil(plan.samples_per_epoch / batch_size) if plan.samples_per_epoch else 0
     plan.batches_per_epoch = batches_per_epoch
@@ -75,6 +76,8 @@ def plan_steps(rows: list[ConceptRow], *, batch_size: int, gradient_accumulation
         plan.total_steps = max_train_steps
         plan.epochs = math.ceil(max_train_steps / per_epoch) if per_epoch else 0
     plain = math.ceil(plan.samples_per_epoch / batch_size) if batch_size else 0
+    if num_processes > 1:
+        plain //= num_processes
     if batches_per_epoch > plain:
         plan.notes.append(f"aspect-ratio buckets add {batches_per_epoch - plain} partly filled batch(es) "
                           f"per epoch (each batch holds one image shape)")
@@ -93,8 +96,12 @@ def format_plan(plan: StepPlan) -> str:
         lines.append(f"  regularization samples are matched to training samples: "
                      f"{plan.train_samples} train + {plan.reg_samples} regularization = "
                      f"{plan.samples_per_epoch} samples per epoch")
-    lines.append(f"  {plan.samples_per_epoch} samples ÷ batch {plan.batch_size} = "
-                 f"{plan.batches_per_epoch} batches per epoch")
+    if plan.num_processes > 1:
+        lines.append(f"  {plan.samples_per_epoch} samples ÷ batch {plan.batch_size} ÷ {plan.num_processes} processes = "
+                     f"{plan.batches_per_epoch} batches per epoch on each process")
+    else:
+        lines.append(f"  {plan.samples_per_epoch} samples ÷ batch {plan.batch_size} = "
+                     f"{plan.batches_per_epoch} batches per epoch")
     if plan.gradient_accumulation_steps > 1:
         lines.append(f"  {plan.batches_per_epoch} ÷ accumulation {plan.gradient_accumulation_steps} = "
                      f"{plan.steps_per_epoch} steps per epoch")

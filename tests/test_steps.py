@@ -31,3 +31,11 @@ def test_steps_limit_and_bucket_note():
     text = format_plan(plan)
     assert "buckets add 2 partly filled batch(es)" in text
     assert "25 steps (max_train_steps)" in text
+
+
+def test_several_processes_share_the_batches():
+    rows = [ConceptRow("8_x", 8, 8, False)]
+    plan = plan_steps(rows, batch_size=2, gradient_accumulation_steps=2, batches_per_epoch=16,
+                      max_train_epochs=2, max_train_steps=None, num_processes=2)
+    assert plan.steps_per_epoch == 8 and plan.total_steps == 16
+    assert "64 samples ÷ batch 2 ÷ 2 processes = 16 batches per epoch on each process" in format_plan(plan)

@@ -196,7 +196,9 @@ class _Trainer:
         for epoch_index in range(self.start_epoch, plan.epochs):
             epoch = epoch_index + 1
             self.epoch_losses = []
-            batches = epoch_batches(run.items, cfg.train_batch_size, cfg.seed, epoch_index)[rank::world]
+            batches = epoch_batches(run.items, cfg.train_batch_size, cfg.seed, epoch_index)
+            if world > 1:  # every process needs the same number of batches, or DDP waits forever
+                batches = batches[: len(batches) - len(batches) % world][rank::world]
             skip, self.skip_batches = self.skip_batches, 0
             for index, items in enumerate(batches):
                 if index < skip:

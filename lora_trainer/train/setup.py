@@ -5,7 +5,6 @@ before any training step runs.
 """
 from __future__ import annotations
 
-import math
 import os
 import random
 import time
@@ -63,10 +62,14 @@ def scan_and_plan(cfg: TrainConfig, num_processes: int = 1) -> tuple[DatasetScan
     batches = count_steps_per_epoch(items, cfg.train_batch_size)
     plan = plan_steps(rows, batch_size=cfg.train_batch_size,
                       gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-                      batches_per_epoch=math.ceil(batches / num_processes),
-                      max_train_epochs=cfg.max_train_epochs, max_train_steps=cfg.max_train_steps)
+                      batches_per_epoch=batches if num_processes == 1 else batches // num_processes,
+                      max_train_epochs=cfg.max_train_epochs, max_train_steps=cfg.max_train_steps,
+                      num_processes=num_processes)
     if num_processes > 1:
-        plan.notes.append(f"{num_processes} processes share each epoch's batches")
+        dropped = batches % num_processes
+        plan.notes.append(f"{num_processes} processes share each epoch's batches"
+                          + (f"; {dropped} batch(es) per epoch are left out so each gets the same number"
+                             if dropped else ""))
     return scan, items, plan
 
 
@@ -155,11 +158,17 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
     return network, optimizer, scheduler, step_models
 
 
+def _quiet(*_args, **_kwargs) -> None:
+    pass
+
+
 def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     from ..models.loading import load_base_model
 
     warnings = validate(cfg)
     accelerator = make_accelerator(cfg)
+    if not accelerator.is_main_process:
+        log = _quiet
     scan, items, plan = scan_and_plan(cfg, accelerator.num_processes)
     warnings += list(scan.warnings) + [f"skipped {p}: {why}" for p, why in scan.skipped] + plan.notes
     if plan.total_steps <= 0:
