@@ -3,7 +3,9 @@
 #   .venv-host  the stack the A1111 WebUI holds (diffusers 0.31, peft 0.13, transformers 4.30.2)
 #   .venv-py310 the WebUI's Python 3.10 without torch: import + torch-free tests
 PYTHON ?= python3.11
-PY310 ?= $(shell command -v python3.10 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.10*/bin/python3.10 2>/dev/null | tail -n 1)
+# the first Python 3.10 that actually runs (a pyenv shim may exist without a 3.10 selected)
+PY310 ?= $(shell for p in $$(ls -d $$HOME/.pyenv/versions/3.10*/bin/python3.10 2>/dev/null) python3.10; do \
+	"$$p" -c "import sys; assert sys.version_info[:2] == (3, 10)" >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 DEMO_DIR ?= demo_output
 PYTEST_ARGS ?= -q -p no:cacheprovider
 
