@@ -37,6 +37,9 @@ class BenchResult:
     peak_allocated_gb: Optional[float]
     peak_reserved_gb: Optional[float]
     final_loss: float
+    baseline_ms_per_step: Optional[float]
+    baseline_peak_reserved_gb: Optional[float]
+    speedup: Optional[float]
     device: str
     torch: str
     diffusers: str
@@ -72,9 +75,9 @@ def build_random_base(model: str, device, dtype):
 
 def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = None,
               gradient_checkpointing: bool = False, steps: int = 20, warmup: int = 5, rank: int = 32,
-              count_flops: bool = True) -> BenchResult:
+              count_flops: bool = True, baseline: bool = True, profile: Optional[str] = None) -> BenchResult:
     from .config import TrainConfig
-    from .train.setup import attach_training, make_accelerator, place_models
+    from .train.setup import attach_training, cache_prompts, make_accelerator, place_models
     from .train.step import Batch, apply_update, compute_loss
 
     if not torch.cuda.is_available():
@@ -104,6 +107,34 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         apply_update(accelerator, optimizer, scheduler, network, params, cfg.max_grad_norm, None)
         return loss.detach()
 
+    def timed(n: int, sync_every_step: bool) -> tuple[float, torch.Tensor]:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        losses = []
+        start = time.perf_counter()
+        for _ in range(n):
+            loss = step()
+            if sync_every_step:
+                loss.item()  # what a loop that logs every step's loss does
+            losses.append(loss)
+        torch.cuda.synchronize()
+        return (time.perf_counter() - start) / n, torch.stack(losses)
+
+    base_sec = base_reserved = None
+    if baseline:
+        # the plain step: peft's own LoRA forward, text encoders run every step, a host sync per step
+        network.set_lean_forward(False)
+        cache, models.prompt_cache = models.prompt_cache, None
+        for _ in range(max(1, warmup)):
+            step()
+        base_sec, _ = timed(steps, sync_every_step=True)
+        base_reserved = torch.cuda.max_memory_reserved() / 1e9
+        network.set_lean_forward(True)
+        models.prompt_cache = cache
+
+    if models.prompt_cache is not None:
+        cache_prompts(models, data.captions, batch)
+    torch.cuda.empty_cache()
     flops = None
     for i in range(max(1, warmup)):
         if i == 0 and count_flops:
@@ -113,21 +144,15 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
             flops = counter.get_total_flops()
         else:
             step()
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    losses = []
-    start = time.perf_counter()
-    for _ in range(steps):
-        losses.append(step())
-    torch.cuda.synchronize()
-    elapsed = time.perf_counter() - start
-    final_loss = float(torch.stack(losses)[-1])
+    sec, losses = timed(steps, sync_every_step=False)
+    final_loss = float(losses[-1])
+    if profile:
+        write_profile(step, profile)
 
     import diffusers
     import peft
     name = torch.cuda.get_device_name()
     peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
-    sec = elapsed / steps
     achieved = flops / sec if flops else None
     return BenchResult(
         model=model, batch=batch, resolution=resolution, gradient_checkpointing=gradient_checkpointing, rank=rank,
@@ -136,6 +161,8 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         mfu=achieved / peak if achieved and peak else None,
         peak_allocated_gb=torch.cuda.max_memory_allocated() / 1e9,
         peak_reserved_gb=torch.cuda.max_memory_reserved() / 1e9, final_loss=final_loss,
+        baseline_ms_per_step=base_sec * 1e3 if base_sec else None, baseline_peak_reserved_gb=base_reserved,
+        speedup=base_sec / sec if base_sec else None,
         device=f"{name} ({platform.node()})", torch=torch.__version__, diffusers=diffusers.__version__,
         peft=peft.__version__, date=time.strftime("%Y-%m-%d"))
 
@@ -148,12 +175,31 @@ def format_result(r: BenchResult) -> str:
     if r.mfu:
         parts.append(f"MFU {100 * r.mfu:.1f}%")
     parts.append(f"peak {r.peak_allocated_gb:.2f} GB allocated / {r.peak_reserved_gb:.2f} GB reserved")
+    if r.speedup:
+        parts.append(f"baseline {r.baseline_ms_per_step:.1f} ms/step ({r.baseline_peak_reserved_gb:.2f} GB reserved): "
+                     f"{r.speedup:.2f}× faster")
     return ", ".join(parts)
+
+
+def write_profile(step, path: str, steps: int = 3) -> None:
+    """torch.profiler summary of a few steps: the busiest kernels and the CPU-side cost."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    table = prof.key_averages()
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(f"# {steps} steps\n## by CUDA time\n")
+        fh.write(table.table(sort_by="cuda_time_total", row_limit=30))
+        fh.write("\n## by CPU self time\n")
+        fh.write(table.table(sort_by="self_cpu_time_total", row_limit=30))
 
 
 def main(args) -> int:
     result = run_bench(args.model, args.batch, args.resolution, args.gradient_checkpointing, args.steps,
-                       args.warmup, args.rank)
+                       args.warmup, args.rank, baseline=not args.no_baseline, profile=args.profile)
     print(format_result(result))
     if args.json:
         with open(args.json, "a", encoding="utf-8") as fh:

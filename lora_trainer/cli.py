@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench.add_argument("--steps", type=int, default=20)
     p_bench.add_argument("--warmup", type=int, default=5)
     p_bench.add_argument("--json", help="append the result as one JSON line to this file")
+    p_bench.add_argument("--no-baseline", action="store_true", help="skip the plain peft step used for the ratio")
+    p_bench.add_argument("--profile", help="write a torch.profiler summary of our step to this file")
     p_bench.set_defaults(func=cmd_bench)
     return parser
 

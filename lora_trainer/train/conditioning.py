@@ -47,3 +47,18 @@ def sdxl_time_ids(original_sizes: Sequence[tuple[int, int]], crops: Sequence[tup
     """(orig_h, orig_w, crop_top, crop_left, target_h, target_w) per image."""
     rows = [list(o) + list(c) + list(t) for o, c, t in zip(original_sizes, crops, target_sizes)]
     return torch.tensor(rows, device=device, dtype=dtype)
+
+
+def encode_cached(cache: dict, family: str, text_encoders: list, tokenizers: list, captions: Sequence[str],
+                  clip_skip: int | None, device) -> dict[str, torch.Tensor]:
+    """``encode_prompts`` through a per-caption cache (frozen text encoders, fixed captions).
+
+    Captions not yet cached are encoded together once; a batch is then one ``stack`` per output."""
+    missing = [c for c in dict.fromkeys(captions) if c not in cache]
+    if missing:
+        with torch.no_grad():
+            out = encode_prompts(family, text_encoders, tokenizers, missing, clip_skip, device)
+        for index, caption in enumerate(missing):
+            cache[caption] = {key: value[index].detach() for key, value in out.items()}
+    first = cache[captions[0]]
+    return {key: torch.stack([cache[c][key] for c in captions]) for key in first}

@@ -154,8 +154,27 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
         alphas_cumprod=base.noise_scheduler.alphas_cumprod.to(device, torch.float32),
         num_train_timesteps=int(scheduler_cfg.num_train_timesteps), v_prediction=base.v_prediction,
         train_text_encoder=cfg.train_text_encoder, clip_skip=cfg.clip_skip, min_snr_gamma=cfg.min_snr_gamma,
-        noise_offset=cfg.noise_offset)
+        noise_offset=cfg.noise_offset, prompt_cache={} if captions_are_fixed(cfg) else None)
     return network, optimizer, scheduler, step_models
+
+
+def captions_are_fixed(cfg: TrainConfig) -> bool:
+    """Frozen text encoders and captions that never change: their outputs can be cached."""
+    return not cfg.train_text_encoder and not cfg.shuffle_caption and not cfg.caption_dropout_rate \
+        and not cfg.caption_tag_dropout_rate
+
+
+def cache_prompts(step_models: StepModels, captions: list[str], batch_size: int) -> None:
+    """Encode every caption once, then move the text encoders off the training device."""
+    from .conditioning import encode_cached
+
+    device = step_models.alphas_cumprod.device
+    unique = list(dict.fromkeys(captions))
+    for start in range(0, len(unique), max(1, batch_size)):
+        encode_cached(step_models.prompt_cache, step_models.family, step_models.text_encoders,
+                      step_models.tokenizers, unique[start:start + batch_size], step_models.clip_skip, device)
+    for te in step_models.text_encoders:
+        te.to("cpu")
 
 
 def _quiet(*_args, **_kwargs) -> None:
@@ -203,6 +222,11 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
         base.vae.to("cpu")  # no longer needed on the training device
 
     network, optimizer, scheduler, step_models = attach_training(cfg, base, accelerator, plan.total_steps)
+    if step_models.prompt_cache is not None:
+        from ..data.captions import process_caption
+        fixed = [process_caption(it.image.caption, shuffle_caption=False, keep_tokens=cfg.keep_tokens,
+                                 caption_dropout_rate=0.0, rng=random.Random(0)) for it in items]
+        cache_prompts(step_models, fixed, cfg.train_batch_size)
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + accelerator.process_index)
     return Run(cfg=cfg, accelerator=accelerator, base=base, network=network, optimizer=optimizer,
                scheduler=scheduler, scan=scan, items=items, plan=plan, step_models=step_models,

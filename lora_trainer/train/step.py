@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from . import noise as noise_math
-from .conditioning import encode_prompts, sdxl_time_ids
+from .conditioning import encode_cached, encode_prompts, sdxl_time_ids
 
 
 @dataclass
@@ -38,6 +38,7 @@ class StepModels:
     clip_skip: Optional[int]
     min_snr_gamma: Optional[float]
     noise_offset: Optional[float]
+    prompt_cache: Optional[dict] = None  # caption → encoder outputs, when the encoders are frozen
 
 
 def compute_loss(m: StepModels, batch: Batch, generator: torch.Generator) -> torch.Tensor:
@@ -47,8 +48,12 @@ def compute_loss(m: StepModels, batch: Batch, generator: torch.Generator) -> tor
     timesteps = noise_math.sample_timesteps(latents.shape[0], m.num_train_timesteps, device, generator)
     noisy = noise_math.add_noise(m.alphas_cumprod, latents, noise, timesteps)
 
-    with torch.set_grad_enabled(m.train_text_encoder and torch.is_grad_enabled()):
-        cond = encode_prompts(m.family, m.text_encoders, m.tokenizers, batch.captions, m.clip_skip, device)
+    if m.prompt_cache is not None:
+        cond = encode_cached(m.prompt_cache, m.family, m.text_encoders, m.tokenizers, batch.captions,
+                             m.clip_skip, device)
+    else:
+        with torch.set_grad_enabled(m.train_text_encoder and torch.is_grad_enabled()):
+            cond = encode_prompts(m.family, m.text_encoders, m.tokenizers, batch.captions, m.clip_skip, device)
     kwargs = {"encoder_hidden_states": cond["encoder_hidden_states"]}
     if m.family == "sdxl":
         time_ids = sdxl_time_ids(batch.original_sizes, batch.crops, batch.target_sizes, device,

@@ -1,0 +1,100 @@
+"""LoRA network behaviour: lean forward = peft's forward, kohya dropouts, max-norm, prompt cache."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lora_trainer.lora.network import DropoutSettings, build_network  # noqa: E402
+from lora_trainer.models.tiny import build_tiny_components  # noqa: E402
+
+
+def _nudge(network, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in network.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.1)
+
+
+def _unet_call(unet, dtype=torch.float32):
+    g = torch.Generator().manual_seed(1)
+    cross = unet.config.cross_attention_dim
+    return unet(torch.randn(2, 4, 8, 8, generator=g).to(dtype), torch.tensor([5, 900]),
+                encoder_hidden_states=torch.randn(2, 77, cross, generator=g).to(dtype)).sample
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_lean_forward_matches_peft(autocast):
+    parts = build_tiny_components("sd1")
+    unet = parts["unet"]
+    if autocast:
+        unet.to(torch.bfloat16)
+    net = build_network("sd1", unet, [], rank=4, alpha=2, conv_rank=2, conv_alpha=1)
+    _nudge(net)
+    dtype = torch.bfloat16 if autocast else torch.float32
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        lean = _unet_call(unet, dtype)
+        net.set_lean_forward(False)
+        plain = _unet_call(unet, dtype)
+    tol = dict(rtol=2e-2, atol=2e-2) if autocast else dict(rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(lean.float(), plain.float(), **tol)
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+
+
+def test_lean_forward_gradients_match_peft():
+    unet = build_tiny_components("sd1")["unet"]
+    net = build_network("sd1", unet, [], rank=4, alpha=4)
+    _nudge(net)
+    grads = []
+    for lean in (True, False):
+        net.set_lean_forward(lean)
+        unet.zero_grad(set_to_none=True)
+        _unet_call(unet).square().mean().backward()
+        grads.append([p.grad.clone() for p in net.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_dropouts_act_only_in_training():
+    unet = build_tiny_components("sd1")["unet"]
+    net = build_network("sd1", unet, [], rank=4, alpha=4,
+                        dropout=DropoutSettings(network_dropout=0.5, rank_dropout=0.5, module_dropout=0.5))
+    _nudge(net)
+    unet.eval()
+    with torch.no_grad():
+        a, b = _unet_call(unet), _unet_call(unet)
+    torch.testing.assert_close(a, b)
+    unet.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        c, d = _unet_call(unet), _unet_call(unet)
+    assert not torch.allclose(c, d)
+
+
+def test_max_norm_caps_each_module():
+    unet = build_tiny_components("sd1")["unet"]
+    net = build_network("sd1", unet, [], rank=4, alpha=4)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 1.0)
+    scaled, mean, top = net.apply_max_norm(0.5)
+    assert int(scaled) == net.num_modules() and float(top) <= 0.5 + 1e-5
+    scaled, _, top = net.apply_max_norm(0.5)
+    assert int(scaled) == 0 and float(top) <= 0.5 + 1e-5
+
+
+def test_prompt_cache_gives_the_same_loss():
+    from lora_trainer.train.conditioning import encode_cached, encode_prompts
+
+    parts = build_tiny_components("sdxl")
+    tes, toks = [parts["text_encoder"], parts["text_encoder_2"]], [parts["tokenizer"], parts["tokenizer_2"]]
+    captions = ["zkz, red circle", "zkz, blue", "zkz, red circle"]
+    cache = {}
+    with torch.no_grad():
+        direct = encode_prompts("sdxl", tes, toks, captions, None, "cpu")
+        cached = encode_cached(cache, "sdxl", tes, toks, captions, None, "cpu")
+        again = encode_cached(cache, "sdxl", [None, None], toks, captions, None, "cpu")  # encoders not needed
+    assert len(cache) == 2
+    for key in direct:
+        torch.testing.assert_close(cached[key], direct[key])
+        torch.testing.assert_close(again[key], direct[key])
