@@ -24,3 +24,5 @@ for args in "--model sd15 --batch 1" "--model sd15 --batch 4" "--model sd15 --ba
             "--model sdxl --batch 1" "--model sdxl --batch 4" "--model sdxl --batch 1 --gradient-checkpointing"; do
   python3 -m lora_trainer bench $args --steps 20 --warmup 5 --json "$OUT/bench.jsonl" 2>&1 | grep -v Warning | tail -2
 done
+python3 -m lora_trainer bench --model sd15 --batch 1 --steps 5 --no-baseline --profile "$OUT/profile_sd15_b1.txt" | tail -1
+python3 -m lora_trainer bench --model sdxl --batch 4 --steps 5 --no-baseline --profile "$OUT/profile_sdxl_b4.txt" | tail -1
