@@ -78,6 +78,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lora_trainer",
                                      description="Train kohya-format LoRA files for SD1.x, SD2.x and SDXL.")
+    parser.add_argument("--verbose", action="store_true", help="also show the libraries' own log messages")
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train a LoRA from a config file and/or flags")
     p_train.add_argument("--config", help="TOML config (this trainer's or kohya sd-scripts')")
@@ -108,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        from .quiet import quiet_libraries
+        quiet_libraries()
     try:
         return args.func(args)
     except TrainerError as err:

@@ -23,7 +23,7 @@ def read_lora(path: str):
 
 
 def describe(path: str, show_all_metadata: bool = False) -> str:
-    from .lora.kohya_format import check_lora_state, summarize
+    from .lora.kohya_format import check_lora_state, missing_metadata, summarize
 
     tensors, metadata = read_lora(path)
     info = summarize(tensors)
@@ -54,6 +54,10 @@ def describe(path: str, show_all_metadata: bool = False) -> str:
             lines.append("    top tags: " + ", ".join(f"{t} ({n})" for t, n in best))
         except ValueError:
             pass
-    problems = check_lora_state(tensors, metadata)
+    problems = check_lora_state(tensors)  # keys, shapes and values: what a host needs
     lines.append("  check: OK" if not problems else "  check: PROBLEMS\n" + "\n".join(f"    - {p}" for p in problems))
+    absent = missing_metadata(metadata)
+    if absent:
+        lines.append(f"  note: no {', '.join(absent[:6])}{' …' if len(absent) > 6 else ''} in the metadata "
+                     f"(normal for files from other trainers)")
     return "\n".join(lines)

@@ -119,8 +119,15 @@ def build_metadata(*, cfg, family: str, model_name: str, num_train_images: int, 
     return meta
 
 
+def missing_metadata(metadata: dict[str, str]) -> list[str]:
+    """Metadata keys this trainer always writes but the file lacks (files from other trainers may)."""
+    return [key for key in REQUIRED_METADATA if key not in metadata]
+
+
 def check_lora_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> list[str]:
-    """Problems that would stop a host from loading the file correctly; empty when fine."""
+    """Problems that would stop a host from loading the file correctly; empty when fine.
+
+    With ``metadata`` it also checks that every field this trainer writes is there."""
     problems: list[str] = []
     modules: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
@@ -151,9 +158,7 @@ def check_lora_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str] 
     if not modules:
         problems.append("the file holds no LoRA modules")
     if metadata is not None:
-        for key in REQUIRED_METADATA:
-            if key not in metadata:
-                problems.append(f"metadata lacks {key}")
+        problems += [f"metadata lacks {key}" for key in missing_metadata(metadata)]
         if "ss_network_dim" in metadata and ranks and metadata["ss_network_dim"].isdigit() \
                 and int(metadata["ss_network_dim"]) not in ranks:
             problems.append(f"metadata ss_network_dim={metadata['ss_network_dim']} but the ranks are {sorted(ranks)}")
