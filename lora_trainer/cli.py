@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from .config_io import add_config_flags, config_from_dict, load_config, overrides_from_args
@@ -37,6 +38,7 @@ class ProgressPrinter:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .train.events import StopRequest
     from .train.loop import train
 
     overrides = overrides_from_args(args)
@@ -46,7 +48,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg, warnings = config_from_dict(overrides, source="command line")
     for warning in warnings:
         print(f"warning: {warning}")
-    result = train(cfg, listener=ProgressPrinter())
+    stop = StopRequest()
+    previous = None
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # several processes must stop together: not via Ctrl+C
+        def on_interrupt(signum, frame):
+            if stop.requested:
+                raise KeyboardInterrupt
+            stop.request()
+            print("\nStopping: the -interrupted file and state are saved next (Ctrl+C again to quit now).",
+                  file=sys.stderr)
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        result = train(cfg, listener=ProgressPrinter(), stop=stop)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     if os.environ.get("RANK", "0") != "0":  # under accelerate launch only the main process reports
         return 0
     print(("Stopped. " if result.stopped else "Done. ") + f"{result.steps} steps; files:")

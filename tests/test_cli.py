@@ -77,3 +77,27 @@ def test_demo_writes_base_model_and_lora(tmp_path):
     base = tmp_path / "演示" / "base" / "tiny-sd15.safetensors"
     assert base.is_file() and (tmp_path / "演示" / "demo_lora.safetensors").is_file()
     assert load_base_model(str(base)).family == "sd1"
+
+
+def test_ctrl_c_stops_and_saves_the_interrupted_state(tiny_checkpoints, tmp_path):
+    import signal
+    import time
+
+    data = tmp_path / "data"
+    shutil.copytree(next(DEMO.iterdir()), data / "20_zkz")
+    out = tmp_path / "out"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lora_trainer", "train", "--pretrained_model_name_or_path", tiny_checkpoints["sd1"],
+         "--train_data_dir", str(data), "--output_dir", str(out), "--output_name", "ctrl_c", "--resolution", "64",
+         "--enable_bucket", "false", "--max_train_epochs", "50", "--mixed_precision", "no", "--network_dim", "4"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env)
+    deadline = time.time() + 300
+    while not (out / "ctrl_c-000001.safetensors").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "Stopped." in stdout and "Stopping:" in stderr
+    assert (out / "ctrl_c-interrupted.safetensors").is_file() and (out / "ctrl_c-interrupted-state").is_dir()
+    assert not (out / "ctrl_c.safetensors").exists()

@@ -93,6 +93,11 @@ class _Trainer:
         if self.main and self.listener is not None:
             self.listener(event)
 
+    def fail(self, err: BaseException) -> None:
+        if self.metrics:
+            self.metrics.log_event("failed", error=str(err))
+        self.emit(ev.Failed(err, list(self.files)))
+
     # --- resume ------------------------------------------------------------------------------
     def resume(self, state_dir: str) -> None:
         state = load_state(state_dir)
@@ -252,10 +257,24 @@ class _Trainer:
                            epoch_losses=list(self.all_epoch_means), run_dir=self.run_dir)
 
 
+def _notify(listener, event) -> None:
+    if listener is not None:
+        listener(event)
+
+
 def train(cfg: TrainConfig, *, listener: ev.Listener | None = None, stop: ev.StopRequest | None = None,
           log=print) -> TrainResult:
-    """Train a LoRA as ``cfg`` says. Raises ``TrainerError`` (with advice) on bad input or failure."""
-    run = prepare_run(cfg, log=log)
+    """Train a LoRA as ``cfg`` says. Raises ``TrainerError`` (with advice) on bad input or failure;
+    every failure is also reported to ``listener`` as a ``Failed`` event."""
+    try:
+        run = prepare_run(cfg, log=log)
+    except torch.cuda.OutOfMemoryError:
+        err = TrainerError("the GPU ran out of memory while preparing the model", _oom_advice(cfg))
+        _notify(listener, ev.Failed(err, []))
+        raise err from None
+    except Exception as err:
+        _notify(listener, ev.Failed(err, []))
+        raise
     trainer = _Trainer(run, listener, stop or ev.StopRequest())
     try:
         if cfg.resume:
@@ -263,12 +282,16 @@ def train(cfg: TrainConfig, *, listener: ev.Listener | None = None, stop: ev.Sto
         return trainer.train()
     except torch.cuda.OutOfMemoryError:
         err = TrainerError("the GPU ran out of memory during training", _oom_advice(cfg))
-        trainer.emit(ev.Failed(err, list(trainer.files)))
+        trainer.fail(err)
         raise err from None
-    except TrainerError as err:
-        trainer.emit(ev.Failed(err, list(trainer.files)))
-        if trainer.metrics:
-            trainer.metrics.log_event("failed", error=str(err))
+    except OSError as os_err:
+        err = TrainerError(f"could not write to {cfg.output_dir}: {os_err.strerror or os_err}",
+                           "free some disk space or choose another output folder; the files saved "
+                           "before are kept, and --resume continues from the last -state folder")
+        trainer.fail(err)
+        raise err from None
+    except Exception as err:
+        trainer.fail(err)
         raise
     finally:
         if trainer.metrics:
