@@ -94,7 +94,7 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
     base = build_random_base(model, device, torch.bfloat16)
     place_models(cfg, base, device)
     network, optimizer, scheduler, models = attach_training(cfg, base, accelerator, warmup + steps + 1)
-    params = network.parameters()
+    params = network.optimizer_parameters()
     side = resolution // 8
     data = Batch(latents=torch.randn(batch, 4, side, side, device=device), captions=["a photo of zkz"] * batch,
                  loss_weights=torch.ones(batch, device=device), original_sizes=[(resolution, resolution)] * batch,

@@ -98,3 +98,27 @@ def test_prompt_cache_gives_the_same_loss():
     for key in direct:
         torch.testing.assert_close(cached[key], direct[key])
         torch.testing.assert_close(again[key], direct[key])
+
+
+def test_bf16_compute_copies_keep_fp32_masters():
+    unet = build_tiny_components("sd1")["unet"].to(torch.bfloat16)
+    net = build_network("sd1", unet, [], rank=4, alpha=4)
+    _nudge(net)
+    before = {k: v.clone() for k, v in net.trainable_state().items()}
+    net.use_compute_dtype(torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 for p in net.parameters())
+    assert all(p.dtype == torch.float32 for p in net.optimizer_parameters())
+    state = net.trainable_state()
+    assert all(torch.equal(state[k], before[k]) for k in before)  # saved from the fp32 masters
+    opt = torch.optim.SGD(net.optimizer_parameters(), lr=0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = _unet_call(unet, torch.bfloat16).float().square().mean()
+    loss.backward()
+    net.grads_to_masters()
+    assert all(p.grad is None for p in net.parameters())
+    assert all(m.grad is not None and m.grad.dtype == torch.float32 for m in net.optimizer_parameters())
+    opt.step()
+    net.masters_to_compute()
+    for p in net.parameters():
+        torch.testing.assert_close(p.float(), net.master(p), rtol=1e-2, atol=1e-3)
+    assert any(not torch.equal(net.trainable_state()[k], before[k]) for k in before)

@@ -204,3 +204,16 @@ def test_a_failed_write_is_explained_and_reported(tiny_checkpoints, dataset, tmp
         run(make_config(tiny_checkpoints["sd1"], dataset, tmp_path / "o", max_train_epochs=1), seen.append)
     assert "No space left on device" in str(err.value) and "free some disk space" in err.value.advice
     assert isinstance(seen[-1], ev.Failed)
+
+
+def test_bf16_training_on_cpu_saves_fp32_quality_state(tiny_checkpoints, dataset, tmp_path):
+    from lora_trainer.train.state import load_state
+
+    cfg = make_config(tiny_checkpoints["sd1"], dataset, tmp_path / "bf16", mixed_precision="bf16",
+                      max_train_epochs=4, learning_rate=6e-3)
+    result, _ = run(cfg)
+    assert result.epoch_losses[-1] < 0.9 * result.epoch_losses[0], result.epoch_losses
+    tensors, meta = read(result.files[-1])
+    assert check_lora_state(tensors, meta) == [] and meta["ss_mixed_precision"] == "bf16"
+    state = load_state(result.files[-1][: -len(".safetensors")] + "-state")
+    assert all(v.dtype == torch.float32 for v in state.lora.values())

@@ -19,7 +19,7 @@ dev = acc.device
 base = build_random_base(model, dev, torch.bfloat16)
 place_models(cfg, base, dev)
 net, opt, sched, m = attach_training(cfg, base, acc, 10_000)
-params = net.parameters()
+params = net.optimizer_parameters()
 s = res // 8
 data = Batch(torch.randn(batch, 4, s, s, device=dev), ["a photo of zkz"] * batch, torch.ones(batch, device=dev),
              [(res, res)] * batch, [(0, 0)] * batch, [(res, res)] * batch)

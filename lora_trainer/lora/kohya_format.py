@@ -53,8 +53,9 @@ def kohya_state_dict(network: LoraNetwork, family: str, save_precision: str = "f
         key = module_key(comp.prefix, name, namer)
         if key + ".alpha" in out:
             raise ValueError(f"two LoRA modules map to the same key {key}")
-        out[key + ".lora_down.weight"] = layer.lora_A[ADAPTER].weight.detach().to("cpu", dtype).contiguous()
-        out[key + ".lora_up.weight"] = layer.lora_B[ADAPTER].weight.detach().to("cpu", dtype).contiguous()
+        down, up = network.master(layer.lora_A[ADAPTER].weight), network.master(layer.lora_B[ADAPTER].weight)
+        out[key + ".lora_down.weight"] = down.detach().to("cpu", dtype).contiguous()
+        out[key + ".lora_up.weight"] = up.detach().to("cpu", dtype).contiguous()
         out[key + ".alpha"] = torch.tensor(float(layer.lora_alpha[ADAPTER]), dtype=dtype)
     return out
 

@@ -125,6 +125,7 @@ class LoraNetwork:
     def __init__(self, components: list[LoraComponent], dropout: DropoutSettings | None = None) -> None:
         self.components = components
         self.dropout = dropout or DropoutSettings()
+        self.masters: dict[nn.Parameter, nn.Parameter] = {}  # compute weight → fp32 master (if split)
         if self.dropout.active:
             for comp in components:
                 for _, layer in comp.lora_layers():
@@ -151,10 +152,52 @@ class LoraNetwork:
                     params += [layer.lora_A[ADAPTER].weight, layer.lora_B[ADAPTER].weight]
         return params
 
+    # --- fp32 masters for bf16/fp16 compute weights ---------------------------------------
+    def use_compute_dtype(self, dtype: torch.dtype) -> None:
+        """Compute with ``dtype`` copies of the LoRA weights; the optimizer keeps fp32 masters.
+
+        Under autocast an fp32 weight is cast to bf16 on every use and its gradient cast back:
+        two extra kernels per weight per step. With bf16 copies that work is one batched copy of
+        all gradients to the masters and one of the masters back after the optimizer step."""
+        if dtype == torch.float32 or self.masters:
+            return
+        for p in self.parameters():
+            master = nn.Parameter(p.detach().float().clone())
+            p.data = p.data.to(dtype)
+            self.masters[p] = master
+
+    def master(self, weight: nn.Parameter) -> torch.Tensor:
+        """The fp32 value of a LoRA weight (its master when compute copies are used)."""
+        return self.masters.get(weight, weight)
+
+    def optimizer_parameters(self, prefixes: tuple[str, ...] | None = None) -> list[nn.Parameter]:
+        return [self.masters.get(p, p) for p in self.parameters(prefixes)]
+
+    @torch.no_grad()
+    def grads_to_masters(self) -> None:
+        if not self.masters:
+            return
+        pairs = []
+        for p, master in self.masters.items():
+            if p.grad is None:
+                master.grad = None  # unused this step: no stale gradient may be applied
+                continue
+            if master.grad is None:
+                master.grad = torch.empty_like(master)  # overwritten below; no fill kernel
+            pairs.append((master.grad, p.grad))
+            p.grad = None
+        if pairs:
+            torch._foreach_copy_([m for m, _ in pairs], [g for _, g in pairs])
+
+    @torch.no_grad()
+    def masters_to_compute(self) -> None:
+        if self.masters:
+            torch._foreach_copy_(list(self.masters.keys()), list(self.masters.values()))
+
     def param_groups(self, unet_lr: float, text_encoder_lr: float) -> list[dict]:
         groups = []
-        unet = self.parameters(("lora_unet",))
-        te = self.parameters(("lora_te", "lora_te1", "lora_te2"))
+        unet = self.optimizer_parameters(("lora_unet",))
+        te = self.optimizer_parameters(("lora_te", "lora_te1", "lora_te2"))
         if unet:
             groups.append({"params": unet, "lr": unet_lr, "name": "unet"})
         if te:
@@ -173,8 +216,8 @@ class LoraNetwork:
     def trainable_state(self) -> dict[str, torch.Tensor]:
         out = {}
         for comp, name, layer in self.modules():
-            out[f"{comp.prefix}/{name}.lora_A"] = layer.lora_A[ADAPTER].weight.detach().clone()
-            out[f"{comp.prefix}/{name}.lora_B"] = layer.lora_B[ADAPTER].weight.detach().clone()
+            out[f"{comp.prefix}/{name}.lora_A"] = self.master(layer.lora_A[ADAPTER].weight).detach().clone()
+            out[f"{comp.prefix}/{name}.lora_B"] = self.master(layer.lora_B[ADAPTER].weight).detach().clone()
         return out
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -188,6 +231,8 @@ class LoraNetwork:
                     if key not in state or state[key].shape != weight.shape:
                         raise KeyError(key)
                     weight.copy_(state[key].to(weight.device, weight.dtype))
+                    if weight in self.masters:
+                        self.masters[weight].copy_(state[key].to(weight.device, torch.float32))
         extra = set(state) - expected
         if extra:
             raise KeyError(sorted(extra)[0])
@@ -201,8 +246,8 @@ class LoraNetwork:
         caller's choice (a host sync)."""
         norms, scaled = [], []
         for _, _, layer in self.modules():
-            down = layer.lora_A[ADAPTER].weight
-            up = layer.lora_B[ADAPTER].weight
+            down = self.master(layer.lora_A[ADAPTER].weight)
+            up = self.master(layer.lora_B[ADAPTER].weight)
             scale = layer.scaling[ADAPTER]
             if down.dim() == 4 and down.shape[2:] != (1, 1):
                 delta = F.conv2d(down.permute(1, 0, 2, 3), up).permute(1, 0, 2, 3)
@@ -215,6 +260,7 @@ class LoraNetwork:
             up.mul_(factor)
             norms.append(norm * ratio)
             scaled.append(ratio < 1 - 1e-6)  # a module already at the cap is not "scaled"
+        self.masters_to_compute()
         if not norms:
             zero = torch.zeros(())
             return zero, zero, zero

@@ -193,7 +193,7 @@ class _Trainer:
         run, cfg = self.run, self.cfg
         plan = run.plan
         accum = cfg.gradient_accumulation_steps
-        params = run.network.parameters()
+        params = run.network.optimizer_parameters()
         self.emit(ev.Started(plan.total_steps, plan.epochs, plan.steps_per_epoch, format_plan(plan),
                              list(run.warnings), self.global_step))
         world, rank = run.accelerator.num_processes, run.accelerator.process_index

@@ -79,6 +79,15 @@ def make_accelerator(cfg: TrainConfig):
     if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ConfigError("mixed_precision fp16 needs an NVIDIA GPU, and none is available",
                           "use mixed_precision bf16 or no")
+    # accelerate keeps its settings in a process-wide singleton and refuses a second Accelerator
+    # with another precision; the WebUI runs many jobs in one process, so each run starts afresh
+    # (the process-group part, PartialState, is kept).
+    try:
+        from accelerate.state import AcceleratorState, GradientState
+        AcceleratorState._reset_state(reset_partial_state=False)
+        GradientState._reset_state()
+    except (ImportError, AttributeError, TypeError):
+        pass
     return Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
 
 
@@ -130,6 +139,7 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
             te.train()
     for p in network.parameters():
         p.data = p.data.to(device)
+    network.use_compute_dtype(WEIGHT_DTYPES[cfg.mixed_precision])
 
     groups = network.param_groups(cfg.effective_unet_lr, cfg.effective_text_encoder_lr)
     optimizer = build_optimizer(cfg.optimizer_type, groups, cfg.learning_rate, cfg.optimizer_args)

@@ -71,11 +71,15 @@ def compute_loss(m: StepModels, batch: Batch, generator: torch.Generator) -> tor
 
 def apply_update(accelerator, optimizer, scheduler, network, params, max_grad_norm: float,
                  scale_weight_norms: float | None) -> None:
-    """Clip, step the optimizer and the LR schedule, clear gradients, apply max-norm."""
+    """Clip, step the optimizer and the LR schedule, clear gradients, apply max-norm.
+
+    ``params`` are the optimizer's tensors (the fp32 masters when compute copies are used)."""
+    network.grads_to_masters()
     if max_grad_norm:
         accelerator.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
+    network.masters_to_compute()
     if scale_weight_norms:
         network.apply_max_norm(scale_weight_norms)
