@@ -122,14 +122,17 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
 
     base_sec = base_reserved = None
     if baseline:
-        # the plain step: peft's own LoRA forward, text encoders run every step, a host sync per step
+        # the plain step: peft's own LoRA forward on fp32 LoRA weights under autocast, the text
+        # encoders run every step, a host sync per step
         network.set_lean_forward(False)
+        network.set_compute_dtype(torch.float32)
         cache, models.prompt_cache = models.prompt_cache, None
         for _ in range(max(1, warmup)):
             step()
         base_sec, _ = timed(steps, sync_every_step=True)
         base_reserved = torch.cuda.max_memory_reserved() / 1e9
         network.set_lean_forward(True)
+        network.set_compute_dtype(torch.bfloat16)
         models.prompt_cache = cache
 
     if models.prompt_cache is not None:

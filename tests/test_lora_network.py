@@ -122,3 +122,15 @@ def test_bf16_compute_copies_keep_fp32_masters():
     for p in net.parameters():
         torch.testing.assert_close(p.float(), net.master(p), rtol=1e-2, atol=1e-3)
     assert any(not torch.equal(net.trainable_state()[k], before[k]) for k in before)
+
+
+def test_compute_copies_can_switch_to_fp32_and_back():
+    unet = build_tiny_components("sd1")["unet"]
+    net = build_network("sd1", unet, [], rank=4, alpha=4)
+    _nudge(net)
+    net.use_compute_dtype(torch.bfloat16)
+    net.set_compute_dtype(torch.float32)
+    p = net.parameters()[0]
+    assert p.dtype == torch.float32 and p.data_ptr() == net.master(p).data_ptr()
+    net.set_compute_dtype(torch.bfloat16)
+    assert p.dtype == torch.bfloat16 and p.data_ptr() != net.master(p).data_ptr()

@@ -166,6 +166,13 @@ class LoraNetwork:
             p.data = p.data.to(dtype)
             self.masters[p] = master
 
+    @torch.no_grad()
+    def set_compute_dtype(self, dtype: torch.dtype) -> None:
+        """Switch the compute copies' precision; fp32 makes them share the masters' storage
+        (the plain fp32-weights-under-autocast setup the benchmark's baseline measures)."""
+        for p, master in self.masters.items():
+            p.data = master.data if dtype == torch.float32 else master.data.to(dtype)
+
     def master(self, weight: nn.Parameter) -> torch.Tensor:
         """The fp32 value of a LoRA weight (its master when compute copies are used)."""
         return self.masters.get(weight, weight)
