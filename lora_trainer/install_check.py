@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 # What the trainer imports, with the floor below which it does not run at all.
 FLOORS = {"torch": "2.0", "transformers": "4.30", "accelerate": "0.21", "safetensors": "0.3.1",
           "diffusers": "0.28", "peft": "0.9", "Pillow": "9.5", "numpy": "1.23"}
+# (package, from version, needs, at least): versions of ours that pip accepts next to a host
+# but that fail at import time below that host library version (measured).
+IMPORT_BREAKPOINTS = (("diffusers", "0.32", "transformers", "4.37"),
+                      ("peft", "0.15", "accelerate", "0.32.1"),
+                      ("peft", "0.14", "transformers", "4.36"))
 # Host-owned packages we never install or upgrade ourselves.
 HOST_OWNED = ("torch", "transformers", "accelerate", "safetensors", "Pillow", "numpy")
 
@@ -68,25 +73,19 @@ def check_environment(versions: dict[str, str | None]) -> EnvCheck:
     if problems:
         return EnvCheck(False, problems, blocked=True)
 
-    transformers, accelerate = versions["transformers"], versions["accelerate"]
     to_install: dict[str, str] = {}
     wanted = wanted_ranges(versions)
-    diffusers, peft = versions.get("diffusers"), versions.get("peft")
-    if diffusers is None or not _at_least(diffusers, FLOORS["diffusers"]):
-        problems.append("diffusers is missing" if diffusers is None else f"diffusers {diffusers} is too old")
-        to_install["diffusers"] = wanted["diffusers"]
-    elif _at_least(diffusers, "0.32") and not _at_least(transformers, "4.37"):
-        problems.append(f"diffusers {diffusers} needs transformers ≥ 4.37, this WebUI has {transformers}")
-        to_install["diffusers"] = wanted["diffusers"]
-    if peft is None or not _at_least(peft, FLOORS["peft"]):
-        problems.append("peft is missing" if peft is None else f"peft {peft} is too old")
-        to_install["peft"] = wanted["peft"]
-    elif _at_least(peft, "0.15") and not _at_least(accelerate, "0.32.1"):
-        problems.append(f"peft {peft} needs accelerate ≥ 0.32.1, this WebUI has {accelerate}")
-        to_install["peft"] = wanted["peft"]
-    elif _at_least(peft, "0.14") and not _at_least(transformers, "4.36"):
-        problems.append(f"peft {peft} needs transformers ≥ 4.36, this WebUI has {transformers}")
-        to_install["peft"] = wanted["peft"]
+    for name in ("diffusers", "peft"):
+        version = versions.get(name)
+        if version is None or not _at_least(version, FLOORS[name]):
+            problems.append(f"{name} is missing" if version is None else f"{name} {version} is too old")
+            to_install[name] = wanted[name]
+            continue
+        for package, since, needs, at_least in IMPORT_BREAKPOINTS:
+            if package == name and _at_least(version, since) and not _at_least(versions.get(needs), at_least):
+                problems.append(f"{name} {version} needs {needs} ≥ {at_least}, this WebUI has {versions.get(needs)}")
+                to_install[name] = wanted[name]
+                break
     return EnvCheck(not problems, problems, to_install)
 
 
