@@ -6,6 +6,7 @@ LoRA can be loaded back onto it) and the LoRA epochs to ``<output>/``.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +33,12 @@ def write_demo_base(output_dir: str) -> str:
     return path
 
 
+def _python() -> str:
+    """The interpreter running the demo, as a user would type it (relative when inside the cwd)."""
+    path = os.path.relpath(sys.executable)
+    return path if not path.startswith("..") else sys.executable
+
+
 def run_demo(output_dir: str, epochs: int = 10) -> list[str]:
     from .cli import ProgressPrinter
     from .train.loop import train
@@ -50,5 +57,5 @@ def run_demo(output_dir: str, epochs: int = 10) -> list[str]:
         print(f"  {path}  ({os.path.getsize(path) / 1024:.0f} KiB)")
     print(f"  logs: {result.run_dir}")
     print(f"\nDemo finished in {time.perf_counter() - started:.0f} s. Inspect a file with:\n"
-          f"  python -m lora_trainer inspect {result.files[-1]}")
+          f"  {_python()} -m lora_trainer inspect {result.files[-1]}")
     return result.files
