@@ -7,7 +7,13 @@ one regularization sample, which doubles the samples per epoch.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
+
+from .data.buckets import BucketSet
+from .data.dataset import build_items, count_steps_per_epoch
+from .data.folders import scan_dataset
+from .errors import DatasetError
 
 
 @dataclass
@@ -75,6 +81,13 @@ def plan_steps(rows: list[ConceptRow], *, batch_size: int, gradient_accumulation
     elif max_train_steps:
         plan.total_steps = max_train_steps
         plan.epochs = math.ceil(max_train_steps / per_epoch) if per_epoch else 0
+    available, train = plan.reg_samples_available, plan.train_samples
+    if available and available < train:
+        plan.notes.append(f"regularization images × repeats ({available}) are fewer than training images × "
+                          f"repeats ({train}): they are repeated to {train} samples per epoch")
+    elif available > train:
+        plan.notes.append(f"regularization images × repeats ({available}) exceed training images × repeats "
+                          f"({train}): only the first {train} are used each epoch")
     plain = math.ceil(plan.samples_per_epoch / batch_size) if batch_size else 0
     if num_processes > 1:
         plain //= num_processes
@@ -111,3 +124,28 @@ def format_plan(plan: StepPlan) -> str:
     for note in plan.notes:
         lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+def scan_and_plan(cfg, num_processes: int = 1) -> tuple:
+    """Dataset scan, bucketed items and the step plan for ``cfg`` (torch-free: the UI calls it live)."""
+    scan = scan_dataset(cfg.train_data_dir, cfg.reg_data_dir or None, cfg.caption_extension)
+    if not scan.train_concepts or scan.num_train_images == 0:
+        raise DatasetError(f"no usable training images in {cfg.train_data_dir}",
+                           "put images in sub-folders named <repeats>_<name>, e.g. 10_mychar/")
+    size = cfg.resolution_wh
+    buckets = BucketSet.build(size, cfg.min_bucket_reso, cfg.max_bucket_reso, cfg.bucket_reso_steps) \
+        if cfg.enable_bucket else None
+    items = build_items(scan, buckets, size, cfg.enable_bucket, cfg.bucket_no_upscale, cfg.prior_loss_weight)
+    rows = [ConceptRow(os.path.basename(str(c.path)), len(c.images), c.repeats, c.is_reg) for c in scan.concepts]
+    batches = count_steps_per_epoch(items, cfg.train_batch_size)
+    plan = plan_steps(rows, batch_size=cfg.train_batch_size,
+                      gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                      batches_per_epoch=batches if num_processes == 1 else batches // num_processes,
+                      max_train_epochs=cfg.max_train_epochs, max_train_steps=cfg.max_train_steps,
+                      num_processes=num_processes)
+    if num_processes > 1:
+        dropped = batches % num_processes
+        plan.notes.append(f"{num_processes} processes share each epoch's batches"
+                          + (f"; {dropped} batch(es) per epoch are left out so each gets the same number"
+                             if dropped else ""))
+    return scan, items, plan

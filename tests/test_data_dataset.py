@@ -12,7 +12,6 @@ from lora_trainer.data.dataset import (
     count_steps_per_epoch,
     epoch_batches,
     epoch_sample_counts,
-    summarize,
 )
 from lora_trainer.data.folders import ConceptFolder, DatasetScan, ImageEntry, scan_dataset
 from lora_trainer.errors import ConfigError
@@ -119,15 +118,3 @@ def test_count_steps_matches_batches_random_cases():
         assert sum(len(b) for b in batches) == train + reg
 
 
-def test_summarize_rows_and_notes():
-    train = _concept("a", 5, [(512, 512)] * 2)
-    reg = _concept("p", 1, [(512, 512)] * 3, is_reg=True)
-    empty = ConceptFolder(Path("/data/train/2_e"), "e", 2, False, [])
-    scan = _scan(train, reg, empty)
-    items = build_items(scan, None, 512, enable_bucket=False)
-    s = summarize(scan, items, batch_size=4)
-    assert [(r.name, r.images, r.repeats, r.samples, r.is_reg, r.samples_per_epoch) for r in s.rows] == [
-        ("a", 2, 5, 10, False, 10), ("p", 3, 1, 3, True, 10), ("e", 0, 2, 0, False, 0)]
-    assert (s.train_samples_per_epoch, s.reg_samples_per_epoch, s.steps_per_epoch) == (10, 10, 5)
-    assert s.buckets == {(512, 512): 5}
-    assert len(s.notes) == 1 and "repeated" in s.notes[0]

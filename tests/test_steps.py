@@ -39,3 +39,24 @@ def test_several_processes_share_the_batches():
                       max_train_epochs=2, max_train_steps=None, num_processes=2)
     assert plan.steps_per_epoch == 8 and plan.total_steps == 16
     assert "64 samples ÷ batch 2 ÷ 2 processes = 16 batches per epoch on each process" in format_plan(plan)
+
+
+def test_regularization_surplus_and_shortfall_are_explained():
+    few = plan_steps([ConceptRow("5_a", 2, 5, False), ConceptRow("1_p", 3, 1, True)], batch_size=4,
+                     gradient_accumulation_steps=1, max_train_epochs=1, max_train_steps=None)
+    assert few.reg_samples == 10 and "they are repeated to 10 samples per epoch" in format_plan(few)
+    many = plan_steps([ConceptRow("1_a", 2, 1, False), ConceptRow("1_p", 30, 1, True)], batch_size=4,
+                      gradient_accumulation_steps=1, max_train_epochs=1, max_train_steps=None)
+    assert "only the first 2 are used each epoch" in format_plan(many)
+
+
+def test_scan_and_plan_from_a_config_without_torch(tmp_path, make_image):
+    from lora_trainer.config import TrainConfig
+    from lora_trainer.steps import scan_and_plan
+
+    for i in range(3):
+        make_image(tmp_path / "train" / "10_角色 a" / f"{i}.png", size=(512, 512))
+    cfg = TrainConfig(train_data_dir=str(tmp_path / "train"), train_batch_size=2, max_train_epochs=4)
+    scan, items, plan = scan_and_plan(cfg)
+    assert len(items) == 3 and plan.samples_per_epoch == 30 and plan.total_steps == 60
+    assert "10_角色 a" in format_plan(plan)

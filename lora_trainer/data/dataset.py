@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 from ..errors import ConfigError
 from .buckets import BucketSet, Size, as_size, crop_conditioning
@@ -115,50 +114,3 @@ def count_steps_per_epoch(items: list[TrainItem], batch_size: int) -> int:
     for item, count in epoch_sample_counts(items):
         per_bucket[item.bucket] += count
     return sum(math.ceil(n / batch_size) for n in per_bucket.values())
-
-
-@dataclass(frozen=True)
-class ConceptSummary:
-    folder: Path
-    name: str
-    images: int
-    repeats: int
-    samples: int  # images × repeats
-    is_reg: bool
-    samples_per_epoch: int  # what an epoch really uses (differs from samples for reg folders)
-
-
-@dataclass
-class DatasetSummary:
-    rows: list[ConceptSummary]
-    train_samples_per_epoch: int
-    reg_samples_per_epoch: int
-    batch_size: int
-    steps_per_epoch: int  # batches per epoch, before gradient accumulation
-    buckets: dict[Size, int] = field(default_factory=dict)  # images per bucket
-    notes: list[str] = field(default_factory=list)
-
-
-def summarize(scan: DatasetScan, items: list[TrainItem], batch_size: int) -> DatasetSummary:
-    """Per-concept rows and epoch totals for the step-maths report."""
-    per_epoch: Counter = Counter()
-    for item, count in epoch_sample_counts(items):
-        per_epoch[id(item.concept)] += count
-    images = Counter(id(it.concept) for it in items)
-    rows = [
-        ConceptSummary(c.path, c.name, images[id(c)], c.repeats, images[id(c)] * c.repeats,
-                       c.is_reg, per_epoch[id(c)])
-        for c in scan.concepts
-    ]
-    train = sum(r.samples_per_epoch for r in rows if not r.is_reg)
-    reg = sum(r.samples_per_epoch for r in rows if r.is_reg)
-    reg_available = sum(r.samples for r in rows if r.is_reg)
-    notes = []
-    if reg_available and reg_available < train:
-        notes.append(f"Regularization images × repeats ({reg_available}) are fewer than training images × "
-                     f"repeats ({train}): they are repeated to {reg} samples per epoch.")
-    elif reg_available > train:
-        notes.append(f"Regularization images × repeats ({reg_available}) exceed training images × repeats "
-                     f"({train}): only the first {reg} samples are used each epoch.")
-    return DatasetSummary(rows, train, reg, int(batch_size), count_steps_per_epoch(items, batch_size),
-                          dict(sorted(Counter(it.bucket for it in items).items())), notes)

@@ -14,11 +14,10 @@ from typing import Optional
 import torch
 
 from ..config import TrainConfig, validate
-from ..data.buckets import BucketSet
-from ..data.dataset import TrainItem, build_items, count_steps_per_epoch
-from ..data.folders import DatasetScan, scan_dataset
+from ..data.dataset import TrainItem
+from ..data.folders import DatasetScan
 from ..errors import ConfigError, DatasetError
-from ..steps import ConceptRow, StepPlan, plan_steps
+from ..steps import StepPlan, scan_and_plan
 from .step import StepModels
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -46,31 +45,6 @@ class Run:
     @property
     def device(self) -> torch.device:
         return self.accelerator.device
-
-
-def scan_and_plan(cfg: TrainConfig, num_processes: int = 1) -> tuple[DatasetScan, list[TrainItem], StepPlan]:
-    """Dataset scan, bucketed items and the step plan (no torch work: the UI calls this live)."""
-    scan = scan_dataset(cfg.train_data_dir, cfg.reg_data_dir or None, cfg.caption_extension)
-    if not scan.train_concepts or scan.num_train_images == 0:
-        raise DatasetError(f"no usable training images in {cfg.train_data_dir}",
-                           "put images in sub-folders named <repeats>_<name>, e.g. 10_mychar/")
-    size = cfg.resolution_wh
-    buckets = BucketSet.build(size, cfg.min_bucket_reso, cfg.max_bucket_reso, cfg.bucket_reso_steps) \
-        if cfg.enable_bucket else None
-    items = build_items(scan, buckets, size, cfg.enable_bucket, cfg.bucket_no_upscale, cfg.prior_loss_weight)
-    rows = [ConceptRow(os.path.basename(str(c.path)), len(c.images), c.repeats, c.is_reg) for c in scan.concepts]
-    batches = count_steps_per_epoch(items, cfg.train_batch_size)
-    plan = plan_steps(rows, batch_size=cfg.train_batch_size,
-                      gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-                      batches_per_epoch=batches if num_processes == 1 else batches // num_processes,
-                      max_train_epochs=cfg.max_train_epochs, max_train_steps=cfg.max_train_steps,
-                      num_processes=num_processes)
-    if num_processes > 1:
-        dropped = batches % num_processes
-        plan.notes.append(f"{num_processes} processes share each epoch's batches"
-                          + (f"; {dropped} batch(es) per epoch are left out so each gets the same number"
-                             if dropped else ""))
-    return scan, items, plan
 
 
 def make_accelerator(cfg: TrainConfig):
