@@ -12,17 +12,18 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATUS_FILE = os.path.join(HERE, "install_status.json")
+sys.path.insert(0, HERE)  # our package, which needs nothing beyond the standard library here
 
 
 def write_status(data: dict) -> None:
-    tmp = STATUS_FILE + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1)
-    os.replace(tmp, STATUS_FILE)
+    from lora_trainer.io.atomic import atomic_write
+
+    with atomic_write(STATUS_FILE) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1)
 
 
 def main() -> int:
-    sys.path.insert(0, HERE)
     from lora_trainer.install_check import check_environment, installed_versions
 
     versions = installed_versions()

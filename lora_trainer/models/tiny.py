@@ -139,16 +139,17 @@ def save_single_file(components: dict, path: str | os.PathLike, family: str, dty
         [te.state_dict() for te in text_encoders_of(components)], family, unet.config)
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v).detach().contiguous() for k, v in sd.items()}
     configs = json.dumps(diffusers_configs(components, family))
+    from ..io.atomic import atomic_write
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
-    if target.suffix.lower() == ".safetensors":
-        from safetensors.torch import save_file
+    with atomic_write(target) as tmp:
+        if target.suffix.lower() == ".safetensors":
+            from safetensors.torch import save_file
 
-        save_file(tensors, str(tmp), metadata={"format": "pt", METADATA_KEY: configs})
-    else:  # .ckpt: the configs ride along as a string entry beside "state_dict"
-        torch.save({"state_dict": tensors, METADATA_KEY: configs}, str(tmp))
-    os.replace(tmp, target)
+            save_file(tensors, str(tmp), metadata={"format": "pt", METADATA_KEY: configs})
+        else:  # .ckpt: the configs ride along as a string entry beside "state_dict"
+            torch.save({"state_dict": tensors, METADATA_KEY: configs}, str(tmp))
     return target
 
 
