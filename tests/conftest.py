@@ -1,7 +1,12 @@
 """Shared test helpers (keep generic: other test modules may use them)."""
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
+
+# Derived files (the CLIP vocabulary) go to a cache of the test run's own, not the user's.
+os.environ.setdefault("LORA_TRAINER_CACHE", tempfile.mkdtemp(prefix="lora_trainer_test_cache_"))
 
 import pytest
 

@@ -69,8 +69,11 @@ def test_family_specific_settings():
 
 
 def test_shipped_vocabulary_files():
+    from lora_trainer.models.tokenizers import shipped_tokenizer_folder
+
     folder = SHIPPED_CONFIGS / "clip_tokenizer"
-    vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    assert not (folder / "vocab.json").exists()  # derived from merges.txt, not shipped
+    vocab = json.loads((shipped_tokenizer_folder() / "vocab.json").read_text(encoding="utf-8"))
     assert len(vocab) == 49408 and sorted(vocab.values()) == list(range(49408))
     assert vocab["!"] == 0 and vocab["!</w>"] == 256
     assert vocab["<|startoftext|>"] == 49406 and vocab["<|endoftext|>"] == 49407
@@ -85,10 +88,10 @@ def test_shipped_vocabulary_files():
 
 
 def test_vocabulary_generator_reproduces_shipped_files(tmp_path):
-    """write_clip_vocab regenerates the shipped files from open_clip's BPE file (when it is at hand)."""
+    """write_clip_merges regenerates the shipped merges from open_clip's BPE file (when it is at hand)."""
     import gzip
 
-    from lora_trainer.models.tokenizers import byte_alphabet, write_clip_vocab
+    from lora_trainer.models.tokenizers import byte_alphabet, write_clip_merges
 
     chars = byte_alphabet()
     assert len(set(chars)) == 256 and chars[0] == "!" and chars[-1] == chr(256 + 67)
@@ -98,8 +101,7 @@ def test_vocabulary_generator_reproduces_shipped_files(tmp_path):
     src = tmp_path / "bpe.txt.gz"
     with gzip.open(src, "wt", encoding="utf-8") as f:
         f.write("\n".join(["bpe_simple_vocab_16e6.txt#version: 0.2", *merges, "extra merges beyond the cut"]))
-    write_clip_vocab(src, tmp_path / "out")
-    assert (tmp_path / "out" / "vocab.json").read_bytes() == (shipped / "vocab.json").read_bytes()
+    write_clip_merges(src, tmp_path / "out")
     assert (tmp_path / "out" / "merges.txt").read_bytes() == (shipped / "merges.txt").read_bytes()
 
 

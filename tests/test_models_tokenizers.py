@@ -11,7 +11,7 @@ pytest.importorskip("transformers")
 
 from lora_trainer.errors import ModelLoadError
 from lora_trainer.models import tokenizers
-from lora_trainer.models.tokenizers import SHIPPED_DIR, load_clip_tokenizers
+from lora_trainer.models.tokenizers import SHIPPED_DIR, load_clip_tokenizers, shipped_tokenizer_folder
 
 CAT = [49406, 320, 1125, 539, 320, 2368, 49407]
 
@@ -47,7 +47,7 @@ def _fake_cache_repo(cache, repo, pad):
     (root / "refs").mkdir()
     (root / "refs" / "main").write_text("0123456789abcdef")
     for name in ("vocab.json", "merges.txt"):
-        shutil.copy(SHIPPED_DIR / name, snap / name)
+        shutil.copy(shipped_tokenizer_folder() / name, snap / name)
     cfg = json.loads((SHIPPED_DIR / "tokenizer_config.json").read_text(encoding="utf-8"))
     cfg["pad_token"] = pad
     (snap / "tokenizer_config.json").write_text(json.dumps(cfg), encoding="utf-8")
@@ -69,7 +69,7 @@ def test_diffusers_folder_tokenizer_wins(tmp_path, empty_cache):
     folder = tmp_path / "model"
     (folder / "tokenizer").mkdir(parents=True)
     for name in ("vocab.json", "merges.txt", "special_tokens_map.json"):
-        shutil.copy(SHIPPED_DIR / name, folder / "tokenizer" / name)
+        shutil.copy(shipped_tokenizer_folder() / name, folder / "tokenizer" / name)
     cfg = json.loads((SHIPPED_DIR / "tokenizer_config.json").read_text(encoding="utf-8"))
     cfg["model_max_length"] = 150  # marker: only this copy says 150
     (folder / "tokenizer" / "tokenizer_config.json").write_text(json.dumps(cfg), encoding="utf-8")

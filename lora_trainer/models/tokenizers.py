@@ -3,14 +3,19 @@
 SD1 uses OpenAI CLIP-L's tokenizer (pads with ``<|endoftext|>``); SD2 (OpenCLIP-H) and SDXL's
 second encoder (OpenCLIP-bigG) use the same vocabulary but pad with ``"!"`` (id 0).
 Sources, in order: a diffusers folder's ``tokenizer/`` (``tokenizer_2/``), the local Hugging Face
-cache, then the vocabulary shipped in ``configs/clip_tokenizer``.
+cache, then the BPE merges shipped in ``configs/clip_tokenizer``. Only ``merges.txt`` is shipped:
+CLIP's ``vocab.json`` follows from it (byte symbols, the merges in order, two special tokens) and
+is derived once into a cache folder.
 """
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from ..errors import ModelLoadError
@@ -67,7 +72,8 @@ def _load_one(family, subfolder, candidates, pad, diffusers_dir, cache_dir):
     if pad != "<|endoftext|>":
         with open(OPEN_CLIP_VARIANT_DIR / "special_tokens_map.json", encoding="utf-8") as f:
             extra["pad_token"] = json.load(f)["pad_token"]
-    tok = _try_folder(SHIPPED_DIR, **extra)
+    shipped = shipped_tokenizer_folder()
+    tok = _try_folder(shipped, **extra) if shipped is not None else None
     if tok is not None:
         return tok
     raise ModelLoadError(
@@ -115,7 +121,7 @@ def _with_pad(tok, pad: str):
     return tok
 
 
-# --- one-off generation of the shipped vocabulary ---------------------------------------------
+# --- the shipped vocabulary ------------------------------------------------------------------
 
 def byte_alphabet() -> list[str]:
     """The 256 printable stand-ins for bytes used by byte-level BPE, in CLIP's id order."""
@@ -127,23 +133,67 @@ def byte_alphabet() -> list[str]:
     return [table[b] for b in visible + hidden]
 
 
-def write_clip_vocab(bpe_gz: str | os.PathLike, out_dir: str | os.PathLike) -> None:
-    """Write ``vocab.json`` and ``merges.txt`` (transformers' CLIPTokenizer format) from
-    open_clip's ``bpe_simple_vocab_16e6.txt.gz``."""
-    with gzip.open(bpe_gz, "rt", encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    merges = lines[1 : N_MERGES + 1]
+def vocab_from_merges(merges: list[str]) -> dict[str, int]:
+    """CLIP's token ids: byte symbols, the same with ``</w>``, one token per merge, the two specials."""
     if len(merges) != N_MERGES or any(len(m.split(" ")) != 2 for m in merges):
-        raise ValueError(f"{bpe_gz} does not look like the CLIP BPE merges file")
+        raise ValueError("not the CLIP BPE merge list")
     chars = byte_alphabet()
     tokens = chars + [c + "</w>" for c in chars] + [m.replace(" ", "") for m in merges]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {t: i for i, t in enumerate(tokens)}
     if len(vocab) != N_VOCAB:
         raise ValueError(f"expected {N_VOCAB} distinct tokens, got {len(vocab)}")
+    return vocab
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("LORA_TRAINER_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "lora_trainer")
+    try:
+        os.makedirs(base, exist_ok=True)
+        if os.access(base, os.W_OK):
+            return Path(base)
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / "lora_trainer"
+
+
+def shipped_tokenizer_folder() -> Path | None:
+    """A CLIP-L tokenizer folder built from the shipped merges (vocab.json derived), or None if the
+    shipped files are missing. Built once per merges content, into a temp folder renamed when complete."""
+    merges_path = SHIPPED_DIR / "merges.txt"
+    try:
+        raw = merges_path.read_bytes()
+    except OSError:
+        return None
+    folder = _cache_root() / f"clip_tokenizer-{hashlib.sha1(raw).hexdigest()[:12]}"
+    if (folder / "vocab.json").is_file():
+        return folder
+    lines = raw.decode("utf-8").split("\n")
+    try:
+        vocab = vocab_from_merges([m for m in lines[1:] if m][:N_MERGES])
+    except ValueError:
+        log.warning("%s is damaged; it is not the CLIP merge list.", merges_path)
+        return None
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".clip_tokenizer-", dir=folder.parent))
+    for name in ("merges.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(SHIPPED_DIR / name, tmp / name)
+    (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process built it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def write_clip_merges(bpe_gz: str | os.PathLike, out_dir: str | os.PathLike) -> None:
+    """Write the shipped ``merges.txt`` (transformers' CLIPTokenizer format) from open_clip's
+    ``bpe_simple_vocab_16e6.txt.gz``; how the shipped file was made."""
+    with gzip.open(bpe_gz, "rt", encoding="utf-8") as f:
+        merges = f.read().split("\n")[1 : N_MERGES + 1]
+    vocab_from_merges(merges)  # validates
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "vocab.json", "w", encoding="utf-8", newline="\n") as f:
-        json.dump(vocab, f, ensure_ascii=False)
     with open(out / "merges.txt", "w", encoding="utf-8", newline="\n") as f:
         f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
