@@ -1,6 +1,7 @@
 # Two commands a user needs: `make demo` and `make test`. Both create the environment first.
 #   .venv       current stack (newest diffusers/peft/transformers/accelerate)   -> demo, tests
-#   .venv-host  the stack the A1111 WebUI holds (diffusers 0.31, peft 0.13, transformers 4.30.2)
+#   .venv-host  the stack the A1111 WebUI holds (diffusers 0.31, peft 0.13, transformers 4.30.2, gradio 3.41)
+#   .venv-forge the stack Forge holds (diffusers 0.31, peft 0.13, transformers 4.46.1, gradio 4.40)
 #   .venv-py310 the WebUI's Python 3.10 without torch: import + torch-free tests
 PYTHON ?= python3.11
 # the first Python 3.10 that actually runs (a pyenv shim may exist without a 3.10 selected)
@@ -9,16 +10,21 @@ PY310 ?= $(shell for p in $$(ls -d $$HOME/.pyenv/versions/3.10*/bin/python3.10 2
 DEMO_DIR ?= demo_output
 PYTEST_ARGS ?= -q -p no:cacheprovider
 
-.PHONY: demo test test-current test-host test-py310 env env-host env-py310 clean
+.PHONY: demo test test-current test-host test-forge test-py310 env env-host env-forge env-py310 clean
 
 .venv/.stamp: requirements/current.txt requirements/test.txt
 	$(PYTHON) -m venv .venv
 	.venv/bin/python -m pip install --quiet -r requirements/current.txt -r requirements/test.txt tensorboard
 	touch $@
 
-.venv-host/.stamp: requirements/host.txt requirements/test.txt
+.venv-host/.stamp: requirements/host.txt requirements/test.txt requirements/ui-test.txt
 	$(PYTHON) -m venv .venv-host
-	.venv-host/bin/python -m pip install --quiet -r requirements/host.txt -r requirements/test.txt
+	.venv-host/bin/python -m pip install --quiet -r requirements/host.txt -r requirements/test.txt -r requirements/ui-test.txt
+	touch $@
+
+.venv-forge/.stamp: requirements/forge.txt requirements/test.txt requirements/ui-test.txt
+	$(PYTHON) -m venv .venv-forge
+	.venv-forge/bin/python -m pip install --quiet -r requirements/forge.txt -r requirements/test.txt -r requirements/ui-test.txt
 	touch $@
 
 .venv-py310/.stamp: requirements/py310.txt
@@ -29,6 +35,7 @@ PYTEST_ARGS ?= -q -p no:cacheprovider
 
 env: .venv/.stamp
 env-host: .venv-host/.stamp
+env-forge: .venv-forge/.stamp
 env-py310: .venv-py310/.stamp
 
 demo: env
@@ -40,13 +47,16 @@ test-current: env
 test-host: env-host
 	HF_HUB_OFFLINE=1 LORA_TRAINER_STACK=host .venv-host/bin/python -m pytest $(PYTEST_ARGS) tests
 
+test-forge: env-forge
+	HF_HUB_OFFLINE=1 LORA_TRAINER_STACK=forge .venv-forge/bin/python -m pytest $(PYTEST_ARGS) tests
+
 test-py310: env-py310
 	@if [ -x .venv-py310/bin/python ]; then \
 		.venv-py310/bin/python -c "import lora_trainer, lora_trainer.config, lora_trainer.config_io, lora_trainer.steps, lora_trainer.data.dataset; print('lora_trainer imports under', __import__('sys').version.split()[0])" && \
 		.venv-py310/bin/python -m pytest $(PYTEST_ARGS) tests; \
 	fi
 
-test: test-current test-host test-py310
+test: test-current test-host test-forge test-py310
 
 clean:
-	rm -rf .venv .venv-host .venv-py310 $(DEMO_DIR)
+	rm -rf .venv .venv-host .venv-forge .venv-py310 $(DEMO_DIR)
