@@ -1,0 +1,68 @@
+"""Presets: valid settings only, VRAM tiers inside their budget, paths and names never touched (torch-free)."""
+import pytest
+
+from lora_trainer.config import TrainConfig, validate
+from lora_trainer.errors import ConfigError
+from lora_trainer.presets import (FAMILIES, PRESETS, SUBJECT, VRAM, VRAM_TIERS_GB, apply_preset,
+                                  estimated_peak_gb, get_preset, preset_changes, preset_names, vram_tier)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_names_real_fields_and_passes_validation(name):
+    preset = PRESETS[name]
+    assert set(preset.values) <= TrainConfig.field_names()
+    assert preset.description and preset.title
+    cfg = apply_preset(TrainConfig(), name)
+    warnings = validate(cfg, need_paths=False)
+    assert not any("alpha" in w for w in warnings), warnings
+
+
+def test_subject_presets_and_one_tier_per_family_and_size():
+    assert preset_names(SUBJECT) == ["character", "style", "concept"]
+    for family in FAMILIES:
+        tiers = [PRESETS[n] for n in preset_names(VRAM, family)]
+        assert [t.vram_gb for t in tiers] == list(VRAM_TIERS_GB)
+        batches = [t.values["train_batch_size"] for t in tiers]
+        assert batches == sorted(batches), "more memory never means a smaller batch"
+
+
+@pytest.mark.parametrize("name", preset_names(VRAM))
+def test_tiers_fit_their_card_by_the_memory_model(name):
+    tier = PRESETS[name]
+    peak = estimated_peak_gb(tier.family, tier.values["train_batch_size"], tier.values["gradient_checkpointing"])
+    assert peak == tier.estimated_peak_gb
+    assert peak <= tier.vram_gb * (0.85 if tier.vram_gb == 8 else 2 / 3)
+
+
+def test_style_has_more_capacity_than_character_than_concept():
+    dims = [PRESETS[n].values["network_dim"] for n in ("style", "character", "concept")]
+    assert dims == sorted(dims, reverse=True)
+
+
+def test_a_preset_keeps_paths_and_names_and_a_tier_applied_after_a_subject_wins():
+    cfg = TrainConfig(train_data_dir="/data", output_name="ningguang", pretrained_model_name_or_path="/m.safetensors")
+    cfg = apply_preset(apply_preset(cfg, "character"), "sdxl-8gb")
+    assert (cfg.train_data_dir, cfg.output_name, cfg.pretrained_model_name_or_path) == \
+        ("/data", "ningguang", "/m.safetensors")
+    assert cfg.network_dim == 8 and cfg.network_train_unet_only and cfg.gradient_checkpointing
+    assert cfg.resolution == "1024" and cfg.shuffle_caption  # the subject's caption handling stays
+
+
+def test_changes_are_listed_before_they_are_applied():
+    cfg = TrainConfig(network_dim=32, network_alpha=16.0)
+    changed = {name: (old, new) for name, old, new in preset_changes(cfg, "style")}
+    assert changed["network_dim"] == (32, 64)
+    assert "learning_rate" not in changed  # already 1e-4: not listed
+
+
+def test_vram_tier_picks_the_largest_that_fits():
+    assert vram_tier("sdxl", 12).name == "sdxl-12gb"
+    assert vram_tier("sd1", 11.5).name == "sd1-8gb"
+    assert vram_tier("sd2", 80).name == "sd1-24gb"
+    assert vram_tier(None, 4).name == "sd1-8gb"
+
+
+def test_unknown_preset_says_which_exist():
+    with pytest.raises(ConfigError) as err:
+        get_preset("anime")
+    assert "character" in err.value.advice
