@@ -1,0 +1,152 @@
+"""Import a kohya_ss GUI settings file (the .json its "Save" button writes) into a ``TrainConfig``.
+
+The GUI stores its form, not sd-scripts' arguments: a few keys are renamed (``epoch``,
+``max_resolution``, ``optimizer``), the warm-up is a percentage, a learning rate of 0 means
+"do not train this part", 0 means "off" for optional features, and ``LoRA_type`` picks the network.
+Keys that have no effect here are only named when they are switched on, so the user sees what
+will not carry over. Torch- and gradio-free.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import TrainConfig
+from ..config_io import HANDLED_KOHYA_KEYS, config_from_dict
+from ..errors import ConfigError
+
+# GUI key → our field, where the names differ.
+RENAMED = {"epoch": "max_train_epochs", "max_resolution": "resolution", "optimizer": "optimizer_type"}
+# Optional features the GUI switches off with 0 (ours: empty).
+ZERO_IS_OFF = ("min_snr_gamma", "noise_offset", "network_dropout", "rank_dropout", "module_dropout",
+               "scale_weight_norms", "max_train_steps", "max_train_epochs", "clip_skip",
+               "lr_scheduler_num_cycles", "lr_scheduler_power")
+# Network types that train as kohya LoRA / LoCon (the kinds the WebUI loads natively).
+LORA_TYPES = {"Standard": False, "Kohya LoCon": True, "LoCon": True, "LyCORIS/LoCon": True}
+# GUI-only keys: how the GUI runs things, nothing a training result depends on.
+GUI_ONLY = {"model_list", "training_preset", "num_cpu_threads_per_process", "num_processes", "num_machines",
+            "multi_gpu", "gpu_ids", "main_process_port", "dynamo_backend", "dynamo_mode", "dynamo_use_fullgraph",
+            "dynamo_use_dynamic", "extra_accelerate_launch_args", "mixed_precision_accelerate", "use_wandb",
+            "wandb_api_key", "wandb_run_name", "log_tracker_name", "log_tracker_config", "log_config",
+            "save_as_bool", "sample_every_n_steps", "sample_every_n_epochs", "sample_sampler", "sample_prompts",
+            "LyCORIS_preset", "headless", "print_only", "stop_text_encoder_training", "lr_warmup",
+            "LoRA_type", "conv_dim", "conv_alpha", "text_encoder_lr", "unet_lr", "v_parameterization", "seed",
+            "keep_tokens", "additional_parameters", "max_train_epochs", "sdxl_no_half_vae",
+            "sdxl_cache_text_encoder_outputs"}
+OFF_VALUES = (None, "", 0, 0.0, False, "0", "none", "None", "[]", {}, [])
+# GUI keys whose default is not "off": only a changed value is worth naming.
+GUI_DEFAULTS = {"noise_offset_type": "Original", "max_timestep": 1000, "factor": -1, "unit": 1,
+                "train_on_input": True, "loss_type": "l2", "huber_c": 0.1, "huber_schedule": "snr",
+                "sample_sampler": "euler_a", "save_model_as": "safetensors"}
+
+
+@dataclass
+class KohyaGuiImport:
+    config: TrainConfig
+    notes: list[str] = field(default_factory=list)     # how a GUI value was read
+    ignored: list[str] = field(default_factory=list)   # keys switched on in the GUI that have no effect here
+
+
+def _number(value: Any) -> float | None:
+    if value in ("", None):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _translate(data: dict) -> tuple[dict, list[str], list[str]]:
+    names = TrainConfig.field_names()
+    out: dict[str, Any] = {}
+    notes: list[str] = []
+    ignored: list[str] = []
+
+    lora_type = str(data.get("LoRA_type") or "Standard")
+    if lora_type not in LORA_TYPES:
+        raise ConfigError(f"the kohya_ss settings train a '{lora_type}' network, which this trainer does not make",
+                          "choose LoRA_type 'Standard' or 'Kohya LoCon' in kohya_ss and save again, "
+                          "or set the values here by hand")
+    if LORA_TYPES[lora_type] and (_number(data.get("conv_dim")) or 0) > 0:
+        out["conv_dim"] = int(_number(data["conv_dim"]))
+        if _number(data.get("conv_alpha")):
+            out["conv_alpha"] = _number(data["conv_alpha"])
+        if lora_type != "Kohya LoCon":
+            notes.append(f"LoRA_type '{lora_type}' is trained as a kohya LoCon (same layers, kohya file format)")
+
+    unet_lr, te_lr = _number(data.get("unet_lr")), _number(data.get("text_encoder_lr"))
+    if unet_lr and te_lr:
+        out.update(unet_lr=unet_lr, text_encoder_lr=te_lr)
+    elif unet_lr and te_lr == 0:
+        out.update(unet_lr=unet_lr, network_train_unet_only=True)
+        notes.append("text_encoder_lr 0 means the text encoder is not trained: 'UNet only' is on")
+    elif te_lr and unet_lr == 0:
+        out.update(text_encoder_lr=te_lr, network_train_text_encoder_only=True)
+        notes.append("unet_lr 0 means the UNet is not trained: only the text encoder is")
+
+    warmup = _number(data.get("lr_warmup"))
+    if warmup:
+        out["lr_warmup_steps"] = warmup / 100.0 if warmup < 100 else 0.99
+        notes.append(f"warm-up of {warmup:g} % of the steps → lr_warmup_steps {out['lr_warmup_steps']:g}")
+
+    if data.get("v_parameterization") is True:
+        out["v_parameterization"] = True
+    seed = _number(data.get("seed"))
+    if seed is not None and seed >= 0:
+        out["seed"] = int(seed)
+    keep = _number(data.get("keep_tokens"))
+    if keep is not None:
+        out["keep_tokens"] = int(keep)
+    if _number(data.get("stop_text_encoder_training")):
+        ignored.append("stop_text_encoder_training")
+    if str(data.get("additional_parameters") or "").strip():
+        ignored.append("additional_parameters")
+
+    for key, value in data.items():
+        target = RENAMED.get(key, key)
+        if key in GUI_ONLY or key in HANDLED_KOHYA_KEYS:
+            continue
+        if target in names:
+            if target in ZERO_IS_OFF and _number(value) == 0:
+                value = None
+            if target in ("network_args", "optimizer_args") and isinstance(value, str):
+                value = value.split()
+            if value == "" and target not in ("reg_data_dir", "resume", "logging_dir", "training_comment"):
+                continue  # the GUI's "empty = default"
+            out[target] = value
+        elif value not in OFF_VALUES and GUI_DEFAULTS.get(key, object()) != value:
+            ignored.append(key)
+    if data.get("max_train_epochs") not in OFF_VALUES:   # the GUI's own epochs box wins over "epoch"
+        out["max_train_epochs"] = data["max_train_epochs"]
+    return out, notes, sorted(set(ignored))
+
+
+def import_kohya_gui(data: dict, base: TrainConfig | None = None) -> KohyaGuiImport:
+    """Map a kohya_ss GUI settings dict onto ``base`` (default settings when None)."""
+    if not isinstance(data, dict):
+        raise ConfigError("this file does not hold kohya_ss settings (expected a JSON object of names and values)")
+    values, notes, ignored = _translate(data)
+    cfg, _warnings = config_from_dict(values, base=base, source="kohya_ss settings")
+    return KohyaGuiImport(cfg, notes, ignored)
+
+
+def looks_like_kohya_gui(data: Any) -> bool:
+    return isinstance(data, dict) and any(k in data for k in ("LoRA_type", "max_resolution", "epoch", "model_list"))
+
+
+def read_kohya_gui_file(path: str, base: TrainConfig | None = None) -> KohyaGuiImport:
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read().decode("utf-8-sig", errors="replace")
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is not a valid JSON file ({err.msg}, line {err.lineno})",
+                          "save the settings again from kohya_ss, or load a .toml file") from None
+    if not looks_like_kohya_gui(data):
+        raise ConfigError(f"{path} is not a kohya_ss GUI settings file",
+                          "load a file saved with kohya_ss's 'Save' button, or a .toml settings file")
+    return import_kohya_gui(data, base)

@@ -1,0 +1,71 @@
+"""Output names a user types, made safe as file names on every system, and the files a run would replace.
+
+Torch- and gradio-free. Letters of any script (Chinese names included) are kept; only what a file
+system refuses or reads as a folder is replaced.
+"""
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+
+DEFAULT_NAME = "lora"
+MAX_LENGTH = 100
+_FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                     *(f"lpt{i}" for i in range(1, 10))}
+_LORA_SUFFIXES = (".safetensors", ".ckpt", ".pt")
+
+
+def sanitize_output_name(text: str | None) -> tuple[str, list[str]]:
+    """(a safe file name without extension, what was changed in plain words)."""
+    raw = unicodedata.normalize("NFC", str(text or "")).strip()
+    notes: list[str] = []
+    name = raw
+    for suffix in _LORA_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            notes.append(f"the extension {suffix} is added by the trainer, so it was left out of the name")
+            break
+    if "/" in name or "\\" in name:
+        notes.append("an output name cannot contain folders (/ or \\); choose the folder with "
+                     "'Output folder' instead")
+    cleaned = _FORBIDDEN.sub("_", name)
+    if cleaned != name and not any("folders" in n for n in notes):
+        notes.append('characters that file systems refuse (< > : " | ? *) were replaced by _')
+    trimmed = cleaned.strip().lstrip(".").rstrip(". ")
+    if trimmed != cleaned.strip():
+        notes.append("dots at the start (hidden files) and dots or spaces at the end (refused by Windows) "
+                     "were removed")
+    cleaned = trimmed
+    if cleaned.lower().split(".")[0] in _WINDOWS_RESERVED:
+        cleaned = f"{cleaned}_"
+        notes.append("Windows reserves this name for a device, so _ was added")
+    if len(cleaned) > MAX_LENGTH:
+        cleaned = cleaned[:MAX_LENGTH].rstrip(". ")
+        notes.append(f"the name was shortened to {MAX_LENGTH} characters")
+    if not cleaned.strip("_ "):
+        notes = [f"the output name was empty, so '{DEFAULT_NAME}' is used"]
+        cleaned = DEFAULT_NAME
+    return cleaned, notes
+
+
+def _is_run_file(entry: str, name: str) -> bool:
+    """The files a run named ``name`` writes: name.safetensors, name-000001…, name-interrupted…"""
+    stem, ext = os.path.splitext(entry)
+    if ext.lower() == ".safetensors" or entry.endswith("-state"):
+        stem = stem if ext.lower() == ".safetensors" else entry[: -len("-state")]
+        if stem == name or stem == f"{name}-interrupted":
+            return True
+        prefix = f"{name}-"
+        return stem.startswith(prefix) and len(stem) == len(prefix) + 6 and stem[len(prefix):].isdigit()
+    return False
+
+
+def files_to_overwrite(output_dir: str, name: str) -> list[str]:
+    """Existing LoRA files and state folders in ``output_dir`` that a run named ``name`` would replace."""
+    try:
+        entries = sorted(os.listdir(output_dir))
+    except OSError:
+        return []
+    return [os.path.join(output_dir, e) for e in entries if _is_run_file(e, name)]
