@@ -1,0 +1,217 @@
+"""What the trainer asks of the program it runs in (A1111, Forge, or none), in one interface.
+
+Torch-free and host-free: the adapters in ``a1111.py`` / ``forge.py`` are the only modules
+that import ``modules.*``, ``modules_forge`` or ``backend``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..errors import TrainerError
+
+SD_VERSION = {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL"}   # the hosts' "sd version" sidecar values
+
+
+@dataclass
+class Checkpoint:
+    title: str            # what the host shows ("v1-5-pruned-emaonly.safetensors [6ce0161689]")
+    path: str             # absolute file path
+    family: Optional[str] = None   # "sd1" | "sd2" | "sdxl" | None (unknown until read)
+
+    def to_dict(self) -> dict:
+        return {"title": self.title, "path": self.path, "family": self.family}
+
+
+@dataclass
+class PreviewRequest:
+    lora_path: str                 # the saved .safetensors
+    prompts: list = field(default_factory=lambda: ["{trigger}"])  # {trigger} is replaced by ``trigger``
+    weight: float = 1.0
+    negative_prompt: str = ""
+    seed: int = 1234
+    width: int = 512
+    height: int = 512
+    steps: int = 20
+    cfg_scale: float = 7.0
+    sampler_name: str = "Euler a"
+    base_model_path: str = ""      # the checkpoint the LoRA was trained on
+    trigger: str = ""              # activation text put where a prompt says {trigger}
+
+
+class PreviewUnavailable(TrainerError):
+    """Previews cannot be rendered now (no model loaded, another model family); training goes on."""
+
+
+class HostAdapter:
+    """The host as the trainer sees it. Defaults suit a host that has nothing to offer."""
+
+    name = "none"
+
+    def loaded_checkpoint(self) -> Optional[Checkpoint]:
+        return None
+
+    def list_checkpoints(self, refresh: bool = False) -> list[Checkpoint]:
+        return []
+
+    def lora_dir(self) -> str:
+        raise NotImplementedError
+
+    def free_vram(self) -> None:
+        """Before training: the host's model leaves the GPU."""
+
+    def restore_vram(self) -> None:
+        """After training (no-op where the host reloads on demand)."""
+
+    def generate_previews(self, req: PreviewRequest) -> list:
+        raise PreviewUnavailable("this host cannot render previews")
+
+    def interrupt(self) -> None:
+        """Stop a preview that is being rendered."""
+
+    def refresh_loras(self) -> None:
+        """Make a new LoRA file show in the host's Lora tab."""
+
+    def interrogators(self) -> list[str]:
+        return []
+
+    def interrogate(self, image, name: str) -> str:
+        raise TrainerError(f"the tagging helper '{name}' is not available here",
+                           f"choose one of: {', '.join(self.interrogators()) or 'none (tag by hand)'}")
+
+    def api_auth_dependencies(self) -> list:
+        return []
+
+    # Called around the host's own generations (an always-on script's before_process / postprocess)
+    # so that they find the host model on the GPU while a training job has moved it off.
+    def before_host_generation(self) -> None:
+        pass
+
+    def after_host_generation(self) -> None:
+        pass
+
+    def describe(self) -> dict:
+        loaded = self.loaded_checkpoint()
+        return {"host": self.name, "lora_dir": self.lora_dir(),
+                "loaded_checkpoint": loaded.to_dict() if loaded else None}
+
+
+# --- helpers shared by the adapters ---------------------------------------------------------------
+
+def with_lora_tag(prompt: str, network_name: str, weight: float, trigger: str = "") -> str:
+    """``prompt`` with ``{trigger}`` filled in and ``<lora:NAME:W>`` appended unless it names the LoRA."""
+    text = prompt.replace("{trigger}", trigger).strip()
+    if f"<lora:{network_name}:" in text or f"<lora:{network_name}>" in text:
+        return text
+    tag = f"<lora:{network_name}:{weight:g}>"
+    return f"{text}, {tag}" if text else tag
+
+
+def safetensors_header(path: str) -> dict:
+    """The JSON header of a .safetensors file (tensor names, dtypes, shapes, ``__metadata__``)."""
+    with open(path, "rb") as fh:
+        raw = fh.read(8)
+        if len(raw) != 8:
+            raise ValueError("file too short")
+        (size,) = struct.unpack("<Q", raw)
+        if size > 100 * 2**20:
+            raise ValueError("header too large")
+        header = json.loads(fh.read(size).decode("utf-8"))
+    if not isinstance(header, dict):
+        raise ValueError("header is not a JSON object")
+    return header
+
+
+_family_cache: dict[tuple, Optional[str]] = {}
+_family_lock = threading.Lock()
+
+
+def checkpoint_family(path: str) -> Optional[str]:
+    """"sd1" / "sd2" / "sdxl" from a checkpoint's key names (header read only), None if unknown.
+
+    Only ``.safetensors`` files and diffusers folders are read: a ``.ckpt`` would have to be
+    unpickled, which is too slow for a listing.
+    """
+    from ..models.family import detect_diffusers_folder, detect_family
+
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+    with _family_lock:
+        if key in _family_cache:
+            return _family_cache[key]
+    family = None
+    try:
+        if os.path.isdir(path):
+            family = detect_diffusers_folder(path)
+        elif path.lower().endswith(".safetensors"):
+            keys = [k for k in safetensors_header(path) if k != "__metadata__"]
+            family = detect_family(keys, source=path)
+    except (TrainerError, OSError, ValueError):
+        family = None
+    with _family_lock:
+        _family_cache[key] = family
+    return family
+
+
+def lora_family(path: str) -> Optional[str]:
+    """The family a kohya LoRA file was trained for, from its metadata (None when not said)."""
+    try:
+        meta = safetensors_header(path).get("__metadata__") or {}
+    except (OSError, ValueError):
+        return None
+    version = str(meta.get("ss_base_model_version", ""))
+    arch = str(meta.get("modelspec.architecture", ""))
+    if version.startswith("sdxl") or arch.startswith("stable-diffusion-xl"):
+        return "sdxl"
+    if version.startswith("sd_v2") or meta.get("ss_v2") == "True" or arch.startswith("stable-diffusion-v2"):
+        return "sd2"
+    if version.startswith("sd_v1") or arch.startswith("stable-diffusion-v1"):
+        return "sd1"
+    return None
+
+
+def is_inside(path: str, folder: str) -> bool:
+    try:
+        path, folder = os.path.realpath(path), os.path.realpath(folder)
+        return os.path.commonpath([path, folder]) == folder
+    except ValueError:  # different drives on Windows
+        return False
+
+
+def basic_auth_dependencies(credentials: Optional[str]) -> list:
+    """FastAPI dependencies requiring HTTP Basic auth with one of ``"user:pass,user2:pass2"``.
+
+    The hosts' ``--api-auth`` covers only their own routes, so extension routes check it themselves.
+    """
+    pairs = []
+    for item in (credentials or "").split(","):
+        user, sep, password = item.strip().partition(":")
+        if sep:
+            pairs.append((user, password))
+    if not pairs:
+        return []
+    import secrets
+
+    from fastapi import Depends, HTTPException
+    from fastapi.security import HTTPBasic, HTTPBasicCredentials
+
+    security = HTTPBasic()
+
+    def check(creds: HTTPBasicCredentials = Depends(security)) -> None:
+        given_user, given_password = creds.username.encode(), creds.password.encode()
+        for user, password in pairs:
+            if secrets.compare_digest(given_user, user.encode()) and \
+                    secrets.compare_digest(given_password, password.encode()):
+                return
+        raise HTTPException(status_code=401, detail="Incorrect username or password",
+                            headers={"WWW-Authenticate": "Basic"})
+
+    return [Depends(check)]
+

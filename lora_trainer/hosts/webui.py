@@ -1,0 +1,233 @@
+"""What A1111 and Forge share: the queue lock, ``shared.state``, txt2img previews, LoRA refresh,
+interrogators and ``--api-auth``.
+
+Host modules are looked up when used, never at import: this module is imported outside the host
+too (tests, standalone), and Reload UI replaces some host objects.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import os
+import shutil
+import sys
+import threading
+from typing import Iterator, Optional
+
+from .base import (Checkpoint, HostAdapter, PreviewRequest, PreviewUnavailable, basic_auth_dependencies,
+                   checkpoint_family, is_inside, lora_family, with_lora_tag)
+
+PREVIEW_JOB = "lora_trainer_preview"
+PREVIEW_COPY_DIR = "lora_trainer_preview"   # under the LoRA folder, only while a preview renders
+
+
+def host_module(name: str):
+    return importlib.import_module(name)
+
+
+def family_from_flags(model) -> Optional[str]:
+    """The family a loaded host model says it is (``is_sdxl`` / ``is_sd2`` / ``is_sd1``)."""
+    if model is None:
+        return None
+    for flag, family in (("is_sdxl", "sdxl"), ("is_sd2", "sd2"), ("is_sd1", "sd1")):
+        if getattr(model, flag, False) is True:
+            return family
+    return None
+
+
+class WebUIAdapter(HostAdapter):
+    """Common part of the A1111 and Forge adapters; subclasses say how the host model leaves the
+    GPU (``_offload``) and comes back (``_bring_back``), and where the loaded checkpoint is."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()   # protects the flags below (the host lock is taken first)
+        self._training = False           # a training job wants the GPU
+        self._model_off = False          # we moved the host model off the GPU
+        self._rendering = False          # one of our previews is running
+
+    # --- per host --------------------------------------------------------------------------------
+    def _offload(self) -> bool:
+        """Move the host model off the GPU; True when something was moved."""
+        raise NotImplementedError
+
+    def _bring_back(self) -> None:
+        raise NotImplementedError
+
+    def _raw_model(self):
+        """The loaded model object without triggering a load (``shared.sd_model`` may load one)."""
+        return getattr(getattr(host_module("modules.sd_models"), "model_data", None), "sd_model", None)
+
+    # --- host objects ----------------------------------------------------------------------------
+    def _lock(self):
+        return host_module("modules.call_queue").queue_lock
+
+    def _state(self):
+        return host_module("modules.shared").state
+
+    # --- checkpoints and folders -----------------------------------------------------------------
+    def list_checkpoints(self, refresh: bool = False) -> list[Checkpoint]:
+        sd_models = host_module("modules.sd_models")
+        if refresh:
+            with self._lock():
+                sd_models.list_models()
+        return [self._checkpoint(info) for info in list(sd_models.checkpoints_list.values())]
+
+    def _checkpoint(self, info, model=None) -> Checkpoint:
+        path = os.path.abspath(info.filename)
+        family = None
+        if model is not None and getattr(getattr(model, "sd_checkpoint_info", None), "filename", None) == info.filename:
+            family = family_from_flags(model)
+        return Checkpoint(title=str(getattr(info, "title", "") or os.path.basename(path)), path=path,
+                          family=family or checkpoint_family(path))
+
+    def lora_dir(self) -> str:
+        shared = host_module("modules.shared")
+        folder = getattr(getattr(shared, "cmd_opts", None), "lora_dir", None)
+        if not folder:
+            folder = os.path.join(host_module("modules.paths_internal").models_path, "Lora")
+        return os.path.abspath(folder)
+
+    # --- GPU memory ------------------------------------------------------------------------------
+    def free_vram(self) -> None:
+        with self._lock(), self._guard:
+            self._training = True
+            if not self._model_off:
+                self._model_off = self._offload()
+
+    def restore_vram(self) -> None:
+        with self._lock(), self._guard:
+            self._training = False
+            if self._model_off:
+                self._bring_back()
+                self._model_off = False
+
+    def before_host_generation(self) -> None:
+        """Runs inside the host's lock, before one of its own generations."""
+        with self._guard:
+            if self._model_off and not self._rendering:
+                self._bring_back()
+                self._model_off = False
+
+    def after_host_generation(self) -> None:
+        """Runs inside the host's lock, after one of its own generations."""
+        with self._guard:
+            if self._training and not self._model_off and not self._rendering:
+                self._model_off = self._offload()
+
+    # --- previews --------------------------------------------------------------------------------
+    def generate_previews(self, req: PreviewRequest) -> list:
+        loaded = self.loaded_checkpoint()
+        if loaded is None:
+            raise PreviewUnavailable("no checkpoint is selected in the WebUI, so previews cannot be rendered",
+                                     "select the model the LoRA was trained on in the checkpoint list")
+        wanted = lora_family(req.lora_path)
+        if wanted and loaded.family and wanted != loaded.family:
+            raise PreviewUnavailable(
+                f"the WebUI has a {loaded.family.upper()} model loaded ({loaded.title}) but the LoRA is for "
+                f"{wanted.upper()}; previews were skipped",
+                "select a checkpoint of the family the LoRA was trained on to see previews")
+        processing = host_module("modules.processing")
+        images = []
+        with self._visible(req.lora_path) as name, self._lock():
+            state = self._state()
+            with self._guard:
+                self._rendering = True
+                if self._model_off:
+                    self._bring_back()
+                    self._model_off = False
+            state.begin(job=PREVIEW_JOB)
+            try:
+                state.job_count = len(req.prompts)
+                for prompt in req.prompts:
+                    if getattr(state, "interrupted", False):
+                        break
+                    p = processing.StableDiffusionProcessingTxt2Img(
+                        prompt=with_lora_tag(prompt, name, req.weight, req.trigger),
+                        negative_prompt=req.negative_prompt, seed=int(req.seed), sampler_name=req.sampler_name,
+                        batch_size=1, n_iter=1, steps=int(req.steps), cfg_scale=float(req.cfg_scale),
+                        width=int(req.width), height=int(req.height),
+                        do_not_save_samples=True, do_not_save_grid=True)
+                    with contextlib.closing(p):
+                        processed = processing.process_images(p)
+                    if processed is not None and processed.images:
+                        images.append(processed.images[0])
+            finally:
+                state.end()
+                with self._guard:
+                    self._rendering = False
+                    if self._training and not self._model_off:
+                        self._model_off = self._offload()
+        return images
+
+    @contextlib.contextmanager
+    def _visible(self, lora_path: str) -> Iterator[str]:
+        """The network name the host finds ``lora_path`` under; a file outside the LoRA folder is
+        linked into it for the preview and removed afterwards."""
+        name = os.path.splitext(os.path.basename(lora_path))[0]
+        lora_dir = self.lora_dir()
+        if is_inside(lora_path, lora_dir):
+            yield name
+            return
+        folder = os.path.join(lora_dir, PREVIEW_COPY_DIR)
+        target = os.path.join(folder, os.path.basename(lora_path))
+        os.makedirs(folder, exist_ok=True)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(target)
+            try:
+                os.link(lora_path, target)
+            except OSError:
+                shutil.copyfile(lora_path, target)
+            yield name
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(target)
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+
+    def interrupt(self) -> None:
+        with self._guard:
+            rendering = self._rendering
+        if rendering:  # never the user's own generation
+            self._state().interrupt()
+
+    # --- LoRA list -------------------------------------------------------------------------------
+    def _networks(self):
+        return sys.modules.get("networks")   # the built-in Lora extension's module, in both hosts
+
+    def refresh_loras(self) -> None:
+        networks = self._networks()
+        if networks is None or not hasattr(networks, "list_available_networks"):
+            return
+        with self._lock():
+            self._forget_cached_loras(networks)
+            networks.list_available_networks()
+
+    def _forget_cached_loras(self, networks) -> None:
+        """Host caches that would keep serving an overwritten file's old weights."""
+
+    # --- tagging ---------------------------------------------------------------------------------
+    def interrogators(self) -> list[str]:
+        names = []
+        if getattr(host_module("modules.shared"), "interrogator", None) is not None:
+            names.append("clip")
+        try:
+            if importlib.util.find_spec("modules.deepbooru") is not None:
+                names.append("deepbooru")
+        except (ImportError, ValueError):
+            pass
+        return names
+
+    def interrogate(self, image, name: str) -> str:
+        if name not in self.interrogators():
+            return super().interrogate(image, name)
+        image = image.convert("RGB")
+        with self._lock():
+            if name == "clip":
+                return str(host_module("modules.shared").interrogator.interrogate(image))
+            return str(host_module("modules.deepbooru").model.tag(image))
+
+    def api_auth_dependencies(self) -> list:
+        cmd_opts = getattr(host_module("modules.shared"), "cmd_opts", None)
+        return basic_auth_dependencies(getattr(cmd_opts, "api_auth", None))

@@ -1,0 +1,1 @@
+version = "f2.0.1v1.10.1-fake"

@@ -1,0 +1,1 @@
+"""Fake WebUI ``modules`` package (see tests/fake_host/__init__.py)."""

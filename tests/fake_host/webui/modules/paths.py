@@ -1,0 +1,6 @@
+"""Fake host paths (set by fake_host.activate)."""
+data_path = ""
+models_path = ""
+script_path = ""
+extensions_dir = ""
+extensions_builtin_dir = ""

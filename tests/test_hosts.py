@@ -1,0 +1,271 @@
+"""Host adapters against the fake A1111 / Forge (tests/fake_host): detection by capability,
+checkpoints and folders, the order of VRAM moves, previews under the queue lock, LoRA refresh,
+interrogators. Torch-free: the standalone previews with a real model are in test_hosts_standalone.py.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+import fake_host
+from lora_trainer.errors import TrainerError
+from lora_trainer.hosts import PreviewRequest, PreviewUnavailable, detect_host, host_kind
+
+
+@pytest.fixture(autouse=True)
+def _no_host_left_behind():
+    fake_host.deactivate()
+    yield
+    fake_host.deactivate()
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A WebUI data folder (Unicode, spaces) with an SD1 and an SDXL checkpoint."""
+    root = tmp_path / "webui 数据"
+    fake_host.write_checkpoint(root / "models" / "Stable-diffusion" / "sd15 模型.safetensors", "sd1")
+    fake_host.write_checkpoint(root / "models" / "Stable-diffusion" / "xl.safetensors", "sdxl")
+    return root
+
+
+def ckpt(root, name="sd15 模型.safetensors") -> Path:
+    return root / "models" / "Stable-diffusion" / name
+
+
+def request(lora, **changes) -> PreviewRequest:
+    values = dict(lora_path=str(lora), prompts=["{trigger}, smiling", "{trigger} <lora:other:0.3>"], weight=0.8,
+                  negative_prompt="blurry", seed=77, width=64, height=96, steps=3, cfg_scale=5.5,
+                  sampler_name="DPM++ 2M", trigger="zkz")
+    values.update(changes)
+    return PreviewRequest(**values)
+
+
+# --- detection ------------------------------------------------------------------------------------
+
+def test_no_host_modules_means_standalone(tmp_path):
+    assert host_kind() == "standalone"
+    adapter = detect_host(lora_dir=str(tmp_path / "out"))
+    assert adapter.name == "standalone" and adapter.lora_dir() == str(tmp_path / "out")
+
+
+@pytest.mark.parametrize("profile", ["a1111", "forge"])
+def test_each_host_is_detected_by_what_it_has(profile, root):
+    fake_host.activate(profile, root=root, loaded=ckpt(root))
+    assert host_kind() == profile
+    assert detect_host().name == profile
+
+
+def test_forge_is_recognised_by_its_model_alone(root):
+    fake = fake_host.activate("a1111", root=root, loaded=ckpt(root))
+    from modules import sd_models
+    assert host_kind() == "a1111"
+    sd_models.model_data.sd_model = fake.FakeSDModel(sd_models.select_checkpoint(), "sd1", forge=True)
+    assert host_kind() == "forge"
+
+
+# --- A1111 ----------------------------------------------------------------------------------------
+
+def test_a1111_checkpoints_and_folders(root, tmp_path):
+    fake = fake_host.activate("a1111", root=root, loaded=ckpt(root, "xl.safetensors"),
+                              lora_dir=str(tmp_path / "my loras"))
+    adapter = detect_host()
+    loaded = adapter.loaded_checkpoint()
+    assert loaded.path == str(ckpt(root, "xl.safetensors")) and loaded.family == "sdxl"
+    assert loaded.title.startswith("xl.safetensors [")
+    listed = {Path(c.path).name: c.family for c in adapter.list_checkpoints()}
+    assert listed == {"sd15 模型.safetensors": "sd1", "xl.safetensors": "sdxl"}
+    assert adapter.lora_dir() == str(tmp_path / "my loras")
+
+    fake_host.write_checkpoint(ckpt(root, "new sd2.safetensors"), "sd2")
+    assert len(adapter.list_checkpoints()) == 2
+    assert {Path(c.path).name: c.family for c in adapter.list_checkpoints(refresh=True)}["new sd2.safetensors"] == "sd2"
+    assert "shared.sd_model" not in fake.calls   # reading it would make A1111 load a model
+
+
+def test_a1111_without_any_checkpoint(tmp_path):
+    fake_host.activate("a1111", root=tmp_path / "empty")
+    adapter = detect_host()
+    assert adapter.loaded_checkpoint() is None
+    assert adapter.lora_dir() == str(tmp_path / "empty" / "models" / "Lora")
+    with pytest.raises(PreviewUnavailable) as err:
+        adapter.generate_previews(request(tmp_path / "x.safetensors"))
+    assert "select the model" in err.value.advice
+
+
+def test_a1111_model_leaves_the_gpu_for_training_and_returns_for_previews(root):
+    fake = fake_host.activate("a1111", root=root, loaded=ckpt(root))
+    from modules import sd_models
+    model = sd_models.model_data.sd_model
+    adapter = detect_host()
+    lora = fake_host.write_lora(Path(adapter.lora_dir()) / "zkz-000002.safetensors", "sd1")
+
+    adapter.free_vram()
+    assert model.device == "cpu" and fake.calls == ["unload_model_weights", "send_model_to_cpu"]
+    images = adapter.generate_previews(request(lora))
+    assert len(images) == 2 and images[0].size == (64, 96)
+    assert model.device == "cpu"   # training goes on: off the GPU again
+    adapter.restore_vram()
+    assert model.device == "cuda"
+    assert fake.calls == [
+        "unload_model_weights", "send_model_to_cpu",
+        "send_model_to_device", "state.begin:lora_trainer_preview",
+        "process_images", "reload_model_weights", "process_images", "reload_model_weights",
+        "state.end", "unload_model_weights", "send_model_to_cpu",
+        "send_model_to_device"]
+
+    first, second = fake.processed
+    assert first.prompt == "zkz, smiling, <lora:zkz-000002:0.8>"
+    assert second.prompt == "zkz <lora:other:0.3>, <lora:zkz-000002:0.8>"
+    for p in fake.processed:
+        assert p.lock_held and p.model_device == "cuda" and p.state_job == "lora_trainer_preview"
+        assert (p.seed, p.width, p.height, p.steps, p.cfg_scale, p.sampler_name) == (77, 64, 96, 3, 5.5, "DPM++ 2M")
+        assert p.negative_prompt == "blurry" and p.do_not_save_samples and p.do_not_save_grid and p.closed
+        assert p.batch_size == 1 and p.n_iter == 1 and not p.override_settings
+    assert "shared.sd_model" not in fake.calls
+
+
+def test_a1111_preview_outside_training_leaves_the_model_alone(root):
+    fake = fake_host.activate("a1111", root=root, loaded=ckpt(root))
+    adapter = detect_host()
+    lora = fake_host.write_lora(Path(adapter.lora_dir()) / "a.safetensors", "sd1")
+    adapter.generate_previews(request(lora, prompts=["x"]))
+    assert not any(c.startswith(("unload", "send_model")) for c in fake.calls)
+
+
+def test_a1111_own_generations_find_the_model_while_a_job_trains(root):
+    fake_host.activate("a1111", root=root, loaded=ckpt(root))
+    from modules import sd_models
+    from modules.call_queue import queue_lock
+    model = sd_models.model_data.sd_model
+    adapter = detect_host()
+    adapter.after_host_generation()
+    assert model.device == "cuda"   # no job: nothing moves
+    adapter.free_vram()
+    with queue_lock:   # the host holds its lock around its own generation
+        adapter.before_host_generation()
+        assert model.device == "cuda"
+        adapter.after_host_generation()
+    assert model.device == "cpu"
+    adapter.restore_vram()
+    adapter.after_host_generation()
+    assert model.device == "cuda"
+
+
+def test_preview_is_refused_when_the_loaded_model_is_another_family(root):
+    fake = fake_host.activate("a1111", root=root, loaded=ckpt(root, "xl.safetensors"))
+    adapter = detect_host()
+    lora = fake_host.write_lora(Path(adapter.lora_dir()) / "sd1 lora.safetensors", "sd1")
+    with pytest.raises(PreviewUnavailable) as err:
+        adapter.generate_previews(request(lora))
+    assert "SDXL model loaded" in str(err.value) and "SD1" in str(err.value)
+    assert "process_images" not in fake.calls
+
+
+def test_a_lora_outside_the_lora_folder_is_visible_only_while_rendering(root, tmp_path):
+    fake = fake_host.activate("a1111", root=root, loaded=ckpt(root))
+    adapter = detect_host()
+    lora = fake_host.write_lora(tmp_path / "elsewhere" / "mine-000001.safetensors", "sd1")
+    seen = []
+    fake.preview_hook = lambda p: seen.append(sorted(p.name for p in Path(adapter.lora_dir()).rglob("*.safetensors")))
+    adapter.generate_previews(request(lora, prompts=["a"]))
+    assert seen == [["mine-000001.safetensors"]]
+    assert fake.processed[0].prompt == "a, <lora:mine-000001:0.8>"
+    assert list(Path(adapter.lora_dir()).rglob("*")) == [] and lora.is_file()
+
+
+def test_interrupt_stops_only_our_own_preview(root):
+    fake = fake_host.activate("a1111", root=root, loaded=ckpt(root))
+    adapter = detect_host()
+    adapter.interrupt()
+    assert "state.interrupt" not in fake.calls   # the user's generation is not ours to stop
+    lora = fake_host.write_lora(Path(adapter.lora_dir()) / "b.safetensors", "sd1")
+    fake.preview_hook = lambda p: adapter.interrupt()
+    images = adapter.generate_previews(request(lora))
+    assert images == [] and len(fake.processed) == 1 and "state.interrupt" in fake.calls
+
+
+def test_refresh_and_interrogators_hold_the_queue_lock(root):
+    fake = fake_host.activate("a1111", root=root, loaded=ckpt(root))
+    from PIL import Image
+    adapter = detect_host()
+    fake_host.write_lora(Path(adapter.lora_dir()) / "sub" / "fresh.safetensors", "sd1")
+    adapter.refresh_loras()
+    import networks
+    assert "fresh" in networks.available_networks
+    assert "list_available_networks:lock=True" in fake.calls
+    assert adapter.interrogators() == ["clip", "deepbooru"]
+    image = Image.new("RGBA", (16, 16))
+    assert adapter.interrogate(image, "deepbooru") == "1girl, solo, smile"
+    assert adapter.interrogate(image, "clip") == "a photo of a fake thing"
+    assert fake.names("interrogate") == ["interrogate:deepbooru:lock=True", "interrogate:clip:lock=True"]
+    with pytest.raises(TrainerError) as err:
+        adapter.interrogate(image, "wd14")
+    assert "clip, deepbooru" in err.value.advice
+
+
+def test_adapter_calls_never_take_the_lock_twice(root):
+    """Every adapter call from a second thread while the first renders: none may deadlock."""
+    fake = fake_host.activate("a1111", root=root, loaded=ckpt(root))
+    adapter = detect_host()
+    lora = fake_host.write_lora(Path(adapter.lora_dir()) / "c.safetensors", "sd1")
+    done = []
+
+    def render():
+        adapter.free_vram()
+        adapter.generate_previews(request(lora))
+        adapter.refresh_loras()
+        adapter.restore_vram()
+        done.append(True)
+    worker = threading.Thread(target=render, daemon=True)
+    worker.start()
+    worker.join(20)
+    assert done == [True], fake.calls
+
+
+# --- Forge ----------------------------------------------------------------------------------------
+
+def test_forge_knows_the_checkpoint_before_loading_it(root):
+    fake_host.activate("forge", root=root, selected=ckpt(root, "xl.safetensors"))
+    from modules import sd_models
+    assert not hasattr(sd_models.model_data.sd_model, "sd_checkpoint_info")
+    loaded = detect_host().loaded_checkpoint()
+    assert loaded.path == str(ckpt(root, "xl.safetensors")) and loaded.family == "sdxl"
+
+
+def test_forge_frees_everything_and_reloads_on_demand(root):
+    fake = fake_host.activate("forge", root=root, selected=ckpt(root))
+    adapter = detect_host()
+    lora = fake_host.write_lora(Path(adapter.lora_dir()) / "f-000001.safetensors", "sd1")
+    adapter.free_vram()
+    adapter.generate_previews(request(lora, prompts=["{trigger}"]))
+    adapter.restore_vram()
+    assert fake.calls == ["unload_all_models", "soft_empty_cache", "state.begin:lora_trainer_preview",
+                          "process_images", "forge_model_reload", "state.end", "unload_all_models",
+                          "soft_empty_cache"]
+    p = fake.processed[0]
+    assert p.prompt == "zkz, <lora:f-000001:0.8>" and p.lock_held and p.do_not_save_samples
+
+
+def test_forge_refresh_forgets_cached_lora_weights(root):
+    fake = fake_host.activate("forge", root=root, selected=ckpt(root))
+    adapter = detect_host()
+    lora = fake_host.write_lora(Path(adapter.lora_dir()) / "same name.safetensors", "sd1")
+    adapter.generate_previews(request(lora, prompts=["x"]))
+    from modules import sd_models
+    model = sd_models.model_data.sd_model
+    assert model.current_lora_hash == "[]"
+    adapter.refresh_loras()
+    assert fake.names("l") == ["load_lora_state_dict.cache_clear", "list_available_networks:lock=True"]
+    assert model.current_lora_hash == ""
+
+
+# --- API auth -------------------------------------------------------------------------------------
+
+def test_api_auth_follows_the_host_flag(root):
+    pytest.importorskip("fastapi")
+    fake_host.activate("a1111", root=root, api_auth="me:secret,bot:token")
+    assert len(detect_host().api_auth_dependencies()) == 1
+    fake_host.activate("forge", root=root)
+    assert detect_host().api_auth_dependencies() == []
