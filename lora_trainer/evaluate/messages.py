@@ -1,0 +1,141 @@
+"""Sentences as (stable key, parameters): English here, any language in the tab.
+
+Every sentence the evaluation shows is a ``Message``. ``str(msg)`` fills the English
+template; a localized tab looks ``msg.key`` up in its own table and formats the same
+``msg.params`` (the placeholders and their format specs are part of the key's contract).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TEMPLATES: dict[str, str] = {
+    # --- loss analysis -----------------------------------------------------------------------
+    "loss.no_data": "The run's log holds no loss values, so the curve cannot be judged.",
+    "loss.few_points": "Only {count} loss values were logged: too few to tell phases apart.",
+    "loss.steep": "Steep fall from step {start} to {end}: the loss went from {start_loss:.4f} to {end_loss:.4f}.",
+    "loss.slow": "Slow fall from step {start} to {end}: {start_loss:.4f} → {end_loss:.4f}.",
+    "loss.plateau": "The loss flattens out from step {step} (about {loss:.4f}); later epochs learn little "
+                    "that the curve shows and may over-fit.",
+    "loss.no_plateau": "The loss was still falling at the end (step {step}): the last epochs may still improve.",
+    "loss.flat": "The loss shows no clear fall ({start_loss:.4f} → {end_loss:.4f}): the LoRA may not be "
+                 "learning (learning rate too low, too few steps), or the fall is smaller than the noise "
+                 "of a short log.",
+    "loss.inflection": "Large drop around step {step}: {before:.4f} → {after:.4f}. Such drops often mean the "
+                       "model found a better way to learn the images.",
+    "loss.nan": "The loss became NaN (not a number) at step {step}: training broke there.",
+    "loss.rising": "The loss rises again after step {step} (from {low:.4f} to {end:.4f}): training is diverging.",
+    "loss.oscillating": "The loss swings up and down strongly (about ±{amplitude:.4f} around its trend): the "
+                        "learning rate is probably too high.",
+    "loss.near_zero": "The loss is near zero from step {step} ({loss:.4f}): the LoRA is likely copying the "
+                      "training images (over-fitting).",
+    "loss.band.inside": "Final loss {loss:.4f} is inside the usual band for a {kind} ({low}–{high}; a rule of "
+                        "thumb, not a law).",
+    "loss.band.below": "Final loss {loss:.4f} is below the usual band for a {kind} ({low}–{high}; a rule of "
+                       "thumb): watch for over-fitting.",
+    "loss.band.above": "Final loss {loss:.4f} is above the usual band for a {kind} ({low}–{high}; a rule of "
+                       "thumb): the LoRA may be under-fitted.",
+    "loss.band.none": "Final loss {loss:.4f}. There is no rule-of-thumb band for a {kind}.",
+    "loss.band.weighted": "The loss is weighted by min-SNR (γ {gamma:g}), which makes it read lower than the "
+                          "tutorials' numbers.",
+    "loss.candidates": "Epochs worth testing (lowest loss first): {epochs}.",
+    "loss.no_candidates": "No saved epoch falls before the plateau; test the earliest saved ones.",
+    # --- scores and recommendation ----------------------------------------------------------------
+    "score.broken.black": "black or NaN image",
+    "score.broken.uniform": "almost one flat colour",
+    "score.broken.contrast": "extreme contrast (most pixels pure black or white)",
+    "score.broken.noise": "looks like noise",
+    "rec.choice": "Suggested: epoch {epoch} at weight {weight}.",
+    "rec.robust": "Epoch {epoch} gives usable images at {good} of {total} weights tested ({weights}).",
+    "rec.weight_preferred": "Weight {weight} is the tutorials' first choice and looks fine here.",
+    "rec.weight_fallback": "Weight {weight} is the closest to the recommended 0.6 that looks fine here.",
+    "rec.loss_candidate": "Epoch {epoch} is also a candidate from the loss curve.",
+    "rec.weak": "{cells} look weak: the LoRA changes the picture little (effect {effect:.2f}, strongest "
+                "{best:.2f}); those are under-fitted.",
+    "rec.broken": "{cells} look broken ({why}).",
+    "rec.overfit": "{cells} come very close to a training image (SSIM {ssim:.2f}, PSNR {psnr:.1f} dB, "
+                   "nearest {image}): over-fitted.",
+    "rec.none": "No cell passed the checks; test earlier epochs or lower weights, or see the diagnosis.",
+    "rec.user_decides": "These are measurements, not taste: look at the grid and keep the one you like best.",
+    # --- diagnosis ---------------------------------------------------------------------------------
+    "diag.symptom.broken": "Many broken or deformed images",
+    "diag.symptom.weak": "Weak likeness: few of the subject's features",
+    "diag.symptom.rigid": "Cannot be steered: only reproduces the training images",
+    "diag.cause.broken": "Low-quality or low-resolution training images, an output size much larger than "
+                         "trained, or too few training steps.",
+    "diag.cause.weak": "Under-fitting: too few images or steps, or caption problems.",
+    "diag.cause.rigid": "Over-fitting: training images too similar or one-sided, or caption problems.",
+    "diag.advice.broken": "Improve the images' quality and resolution, remove poor filler images, train more "
+                          "steps; render at the trained size (use hires fix for larger images).",
+    "diag.advice.weak": "Add training images, train more steps or epochs, fix the captions (trigger word first, "
+                        "describe what should stay changeable).",
+    "diag.advice.rigid": "Use more varied images (angles, poses, backgrounds), pick an earlier epoch or a lower "
+                         "weight, fix the captions.",
+    "diag.few_images": "{images} training images for a {kind}: the tutorials suggest {low}–{high}.",
+    "diag.many_images": "{images} training images for a {kind}: more than the suggested {low}–{high}; similar "
+                        "images make the LoRA rigid.",
+    "diag.few_repeats": "Each image was seen {seen} times (repeats {repeats} × {epochs} epochs): fewer than "
+                        "about {low}; the LoRA may be under-fitted.",
+    "diag.many_repeats": "Each image was seen {seen} times (repeats {repeats} × {epochs} epochs): more than "
+                         "about {high}; the later epochs may be over-fitted.",
+    "diag.few_steps": "Only {steps} training steps: usually {low} or more are needed.",
+    "diag.loss_high": "The final loss {loss:.4f} is above the {kind} band ({low}–{high}).",
+    "diag.loss_low": "The final loss {loss:.4f} is below the {kind} band ({low}–{high}).",
+    "diag.nan": "The loss became NaN at step {step}.",
+    "diag.nan.advice": "Lower the UNet and text-encoder learning rates (now {unet_lr:g} / {te_lr:g}) a little; "
+                       "if it happens again, lower them more. bf16 instead of fp16 also helps.",
+    "diag.rising": "The loss rises again after step {step} (learning rate {unet_lr:g}).",
+    "diag.oscillating": "The loss swings by about ±{amount:.4f} (learning rate {unet_lr:g}).",
+    "diag.diverging.advice": "Lower the learning rate, e.g. to {suggested:g}, or add warm-up steps.",
+    "diag.lr_high": "UNet learning rate {lr:g} is high for {optimizer} (usual: up to {high:g}).",
+    "diag.lr_low": "UNet learning rate {lr:g} is low for {optimizer} (usual: {low:g} or more).",
+    "diag.lr_adaptive": "{optimizer} sets its own step size and expects learning rate about 1.0, not {lr:g}.",
+    "diag.te_lr_high": "The text-encoder learning rate {te_lr:g} is higher than the UNet's {unet_lr:g}; "
+                       "this usually makes prompts hard to steer.",
+    "diag.lr.advice": "Use a learning rate near {suggested:g}.",
+    "diag.small_images": "{count} of {images} training images are smaller than the training resolution "
+                         "{resolution} (smallest {smallest}).",
+    "diag.small_images.advice": "Replace them with larger images or upscale them carefully first.",
+    "diag.fixed_tags": "Tags in every caption besides the trigger: {tags}. They become part of the trigger and "
+                       "cannot be changed by the prompt.",
+    "diag.fixed_tags.advice": "Remove tags that describe the subject's fixed features; keep tags for what should "
+                              "stay changeable.",
+    "diag.early_plateau": "The loss flattened at step {step} of {total}: the epochs after it add little.",
+    "diag.early_plateau.advice": "Pick an epoch before the plateau, or train fewer epochs next time.",
+    "diag.scores.broken": "{count} of {total} grid images look broken.",
+    "diag.scores.weak": "{count} of {total} grid images show little effect of the LoRA.",
+    "diag.scores.overfit": "{count} of {total} grid images nearly copy a training image.",
+    "diag.rule_of_thumb": "(rule of thumb)",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One sentence: a stable ``key`` into ``TEMPLATES`` and the numbers that fill it."""
+
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def template(self) -> str:
+        return TEMPLATES[self.key]
+
+    def __str__(self) -> str:
+        return self.format(TEMPLATES)
+
+    def format(self, templates: dict[str, str]) -> str:
+        """Fill the template of ``templates[key]`` (falling back to English) with ``params``."""
+        template = templates.get(self.key) or TEMPLATES[self.key]
+        try:
+            return template.format(**self.params)
+        except (KeyError, ValueError, IndexError):
+            return TEMPLATES[self.key].format(**self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "params": dict(self.params), "text": str(self)}
+
+
+def msg(key: str, **params: Any) -> Message:
+    if key not in TEMPLATES:
+        raise KeyError(f"unknown message key {key!r}")
+    return Message(key, params)

@@ -1,0 +1,211 @@
+"""What a run was trained with, read back from a saved file's ``ss_*`` metadata.
+
+Works for our files and kohya's (the same keys); values a file lacks stay ``None``.
+Also guesses the trigger word a prompt needs, from the tag counts kohya stores.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+_CONCEPT_RE = re.compile(r"^(\d+)_(.+)$", re.DOTALL)
+FAMILY_OF_VERSION = {"sd_v1": "sd1", "sd_v2": "sd2", "sdxl_base_v1-0": "sdxl"}
+SD_VERSION_LABEL = {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL"}  # the hosts' "sd version" values
+
+
+@dataclass
+class Concept:
+    folder: str            # "10_dreamgirl"
+    name: str              # "dreamgirl"
+    repeats: int | None
+    images: int | None     # None when the metadata does not say
+    tags: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingSummary:
+    output_name: str | None = None
+    base_model: str | None = None
+    family: str | None = None          # sd1 | sd2 | sdxl
+    network_dim: int | None = None
+    network_alpha: float | None = None
+    learning_rate: float | None = None
+    unet_lr: float | None = None
+    text_encoder_lr: float | None = None
+    optimizer: str | None = None
+    lr_scheduler: str | None = None
+    resolution: tuple[int, int] | None = None
+    batch_size: int | None = None
+    gradient_accumulation_steps: int | None = None
+    epochs: int | None = None           # planned epochs
+    epoch: int | None = None            # epoch of the file read
+    steps: int | None = None            # steps done when the file was saved
+    num_train_images: int | None = None
+    num_reg_images: int | None = None
+    mixed_precision: str | None = None
+    min_snr_gamma: float | None = None
+    v_parameterization: bool | None = None
+    clip_skip: int | None = None
+    train_text_encoder: bool | None = None
+    concepts: list[Concept] = field(default_factory=list)
+    started_at: float | None = None
+    comment: str | None = None
+
+    @property
+    def sd_version(self) -> str:
+        return SD_VERSION_LABEL.get(self.family or "", "Unknown")
+
+    @property
+    def repeats(self) -> int | None:
+        """The repeats of the training concepts when they agree (else the largest)."""
+        values = [c.repeats for c in self.concepts if c.repeats]
+        return max(values) if values else None
+
+    def trigger_words(self) -> list[str]:
+        return guess_trigger_words(self.concepts)
+
+    def lines(self) -> list[str]:
+        """The summary as short lines (the kept file's notes)."""
+        out = []
+        if self.base_model:
+            out.append(f"base model: {self.base_model} ({self.sd_version})")
+        if self.num_train_images is not None:
+            reps = f", repeats {self.repeats}" if self.repeats else ""
+            out.append(f"images: {self.num_train_images}{reps}"
+                       + (f", regularization {self.num_reg_images}" if self.num_reg_images else ""))
+        if self.epoch is not None or self.steps is not None:
+            out.append(f"epoch {self.epoch if self.epoch is not None else '?'}"
+                       + (f" of {self.epochs}" if self.epochs else "")
+                       + (f", step {self.steps}" if self.steps is not None else ""))
+        if self.network_dim is not None:
+            out.append(f"rank {self.network_dim}, alpha {self.network_alpha:g}" if self.network_alpha is not None
+                       else f"rank {self.network_dim}")
+        lrs = [f"{n} {v:g}" for n, v in (("unet", self.unet_lr), ("text encoder", self.text_encoder_lr))
+               if v is not None]
+        if lrs or self.optimizer:
+            out.append(", ".join(filter(None, [self.optimizer, self.lr_scheduler] + lrs)))
+        if self.resolution:
+            out.append(f"resolution {self.resolution[0]}x{self.resolution[1]}"
+                       + (f", batch {self.batch_size}" if self.batch_size else ""))
+        return out
+
+
+def _int(value) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None
+
+
+def _bool(value) -> bool | None:
+    return {"true": True, "false": False}.get(str(value).strip().lower())
+
+
+def _json(value):
+    if isinstance(value, (dict, list)):
+        return value
+    try:
+        return json.loads(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _resolution(value) -> tuple[int, int] | None:
+    numbers = [int(n) for n in re.findall(r"\d+", str(value or ""))]
+    if len(numbers) == 1:
+        return numbers[0], numbers[0]
+    return (numbers[0], numbers[1]) if len(numbers) >= 2 else None
+
+
+def _concepts(meta: dict[str, str]) -> list[Concept]:
+    tags = _json(meta.get("ss_tag_frequency")) or {}
+    dirs = _json(meta.get("ss_dataset_dirs")) or {}
+    names = list(dict.fromkeys(list(dirs) + list(tags)))
+    out = []
+    for folder in names:
+        info = dirs.get(folder) if isinstance(dirs.get(folder), dict) else {}
+        match = _CONCEPT_RE.match(folder)
+        repeats = _int(info.get("n_repeats")) or (int(match[1]) if match else None)
+        concept_tags = tags.get(folder) if isinstance(tags.get(folder), dict) else {}
+        concept_tags = {str(k): _int(v) or 0 for k, v in concept_tags.items()}
+        out.append(Concept(folder, match[2] if match else folder, repeats, _int(info.get("img_count")),
+                           concept_tags))
+    return out
+
+
+def summary_from_metadata(meta: dict[str, str]) -> TrainingSummary:
+    """A ``TrainingSummary`` of whatever ``meta`` holds (empty metadata gives an empty summary)."""
+    s = TrainingSummary()
+    s.output_name = meta.get("ss_output_name") or None
+    s.base_model = meta.get("ss_sd_model_name") or None
+    version = meta.get("ss_base_model_version", "")
+    s.family = FAMILY_OF_VERSION.get(version) or ("sdxl" if version.startswith("sdxl") else None)
+    if s.family is None and "modelspec.architecture" in meta:
+        arch = meta["modelspec.architecture"]
+        s.family = "sdxl" if "xl" in arch else "sd2" if "v2" in arch else "sd1" if "v1" in arch else None
+    if s.family is None and _bool(meta.get("ss_v2")) is not None:
+        s.family = "sd2" if _bool(meta.get("ss_v2")) else "sd1"
+    s.network_dim = _int(meta.get("ss_network_dim"))
+    s.network_alpha = _float(meta.get("ss_network_alpha"))
+    s.learning_rate = _float(meta.get("ss_learning_rate"))
+    s.unet_lr = _float(meta.get("ss_unet_lr")) or s.learning_rate
+    s.text_encoder_lr = _float(meta.get("ss_text_encoder_lr")) or s.learning_rate
+    s.optimizer = meta.get("ss_optimizer") or None
+    s.lr_scheduler = meta.get("ss_lr_scheduler") or None
+    s.resolution = _resolution(meta.get("ss_resolution"))
+    s.batch_size = _int(meta.get("ss_batch_size_per_device")) or _int(meta.get("ss_total_batch_size"))
+    s.gradient_accumulation_steps = _int(meta.get("ss_gradient_accumulation_steps"))
+    s.epochs = _int(meta.get("ss_num_epochs"))
+    s.epoch = _int(meta.get("ss_epoch"))
+    s.steps = _int(meta.get("ss_steps"))
+    s.num_train_images = _int(meta.get("ss_num_train_images"))
+    s.num_reg_images = _int(meta.get("ss_num_reg_images"))
+    s.mixed_precision = meta.get("ss_mixed_precision") or None
+    s.min_snr_gamma = _float(meta.get("ss_min_snr_gamma"))
+    s.v_parameterization = _bool(meta.get("ss_v_parameterization"))
+    s.clip_skip = _int(meta.get("ss_clip_skip"))
+    unet_only = _bool(meta.get("ss_network_train_unet_only"))
+    s.train_text_encoder = None if unet_only is None else not unet_only
+    s.concepts = _concepts(meta)
+    s.started_at = _float(meta.get("ss_training_started_at"))
+    s.comment = meta.get("ss_training_comment") or None
+    if s.num_train_images is not None:
+        known = [c for c in s.concepts if c.images is not None]
+        if len(s.concepts) == 1 and not known:
+            s.concepts[0].images = s.num_train_images
+    return s
+
+
+def guess_trigger_words(concepts: list[Concept]) -> list[str]:
+    """Per training concept, the tag that most likely is its trigger word.
+
+    kohya-style captions start with the trigger, and it occurs in every caption. Among the tags
+    with the concept's highest count: one equal to the folder's concept name (ignoring case,
+    spaces and punctuation), else a word of it, else the first such tag (the tag counts keep
+    the order of the first caption); without tags the concept name itself (what kohya uses for
+    images without a caption)."""
+    def plain(text: str) -> str:
+        return re.sub(r"[\W_]+", "", text.lower())
+
+    found: list[str] = []
+    for concept in concepts:
+        name = concept.name.strip()
+        best = max(concept.tags.values(), default=0)
+        top = [t for t, n in concept.tags.items() if n == best and best > 0]
+        words = {w.lower() for w in re.split(r"[\s,_]+", name) if w}
+        in_all = concept.images is None or best >= concept.images
+        pick = next((t for t in top if plain(t) == plain(name)), None) or \
+            next((t for t in top if t.lower() in words), None) or \
+            (top[0] if top and in_all else None) or name
+        if pick and pick not in found:
+            found.append(pick)
+    return found
