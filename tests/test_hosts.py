@@ -269,3 +269,28 @@ def test_api_auth_follows_the_host_flag(root):
     assert len(detect_host().api_auth_dependencies()) == 1
     fake_host.activate("forge", root=root)
     assert detect_host().api_auth_dependencies() == []
+
+
+# --- standalone -----------------------------------------------------------------------------------
+
+def test_standalone_lists_named_files_and_a_models_folder(tmp_path):
+    from lora_trainer.hosts.standalone import StandaloneAdapter
+
+    named = fake_host.write_checkpoint(tmp_path / "named.safetensors", "sd2")
+    models = tmp_path / "模型"
+    fake_host.write_checkpoint(models / "sub" / "xl.safetensors", "sdxl")
+    (models / ".hidden").mkdir(parents=True)
+    fake_host.write_checkpoint(models / ".hidden" / "skip.safetensors", "sd1")
+    folder = models / "diffusers sd15"
+    (folder / "text_encoder").mkdir(parents=True)
+    (folder / "text_encoder" / "config.json").write_text('{"hidden_act": "quick_gelu"}', encoding="utf-8")
+    (folder / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}', encoding="utf-8")
+    (models / "notes.txt").write_text("not a model", encoding="utf-8")
+    adapter = StandaloneAdapter(checkpoints=[str(named), str(tmp_path / "gone.safetensors")], models_dir=str(models),
+                                lora_dir=str(tmp_path / "out"))
+    listed = {c.title: c.family for c in adapter.list_checkpoints()}
+    assert listed == {"named.safetensors": "sd2", "diffusers sd15": "sd1", "xl.safetensors": "sdxl"}
+    assert adapter.loaded_checkpoint() is None and adapter.interrogators() == []
+    with pytest.raises(PreviewUnavailable):
+        adapter.generate_previews(PreviewRequest(lora_path=str(tmp_path / "l.safetensors")))
+    assert adapter.describe() == {"host": "standalone", "lora_dir": str(tmp_path / "out"), "loaded_checkpoint": None}
