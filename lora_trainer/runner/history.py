@@ -1,0 +1,81 @@
+"""Job records on disk (one JSON file per job), so finished runs can still be listed after the
+WebUI restarts. A job that was still running when the process ended is reported as such."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from typing import Optional
+
+from .job import ACTIVE, Job
+
+KEEP = 100   # newest records loaded at start
+
+
+def default_dir() -> str:
+    """``$LORA_TRAINER_JOBS_DIR``, else ``jobs`` in the trainer's cache folder."""
+    if os.environ.get("LORA_TRAINER_JOBS_DIR"):
+        return os.environ["LORA_TRAINER_JOBS_DIR"]
+    base = os.environ.get("LORA_TRAINER_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "lora_trainer")
+    return os.path.join(base, "jobs")
+
+
+class JobHistory:
+    def __init__(self, folder: Optional[str]) -> None:
+        self.folder = folder   # None: keep nothing
+
+    def _path(self, job_id: str) -> str:
+        return os.path.join(self.folder, f"{job_id}.json")
+
+    def save(self, job: Job) -> Optional[str]:
+        """Write the record; returns a problem in words instead of raising (training goes on)."""
+        if not self.folder:
+            return None
+        from ..io.atomic import atomic_write
+
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            with atomic_write(self._path(job.id)) as tmp:
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    json.dump(job.to_dict(), fh, ensure_ascii=False)
+        except OSError as err:
+            return f"could not save the job record in {self.folder}: {err.strerror or err}"
+        return None
+
+    def delete(self, job_id: str) -> None:
+        if self.folder:
+            with contextlib.suppress(OSError):
+                os.remove(self._path(job_id))
+
+    def load(self) -> list[Job]:
+        """Saved jobs, oldest first; unreadable records are skipped."""
+        if not self.folder or not os.path.isdir(self.folder):
+            return []
+        jobs = []
+        for name in os.listdir(self.folder):
+            if not name.endswith(".json") or name.startswith("."):
+                continue
+            try:
+                with open(os.path.join(self.folder, name), encoding="utf-8") as fh:
+                    job = Job.from_dict(json.load(fh))
+            except (OSError, ValueError, TypeError):
+                continue
+            if job.status in ACTIVE:
+                _mark_lost(job)
+            jobs.append(job)
+        jobs.sort(key=lambda j: j.created_at or 0.0)
+        return jobs[-KEEP:]
+
+
+def _mark_lost(job: Job) -> None:
+    if job.status == "queued":
+        job.status = "cancelled"
+        job.add_log("The WebUI stopped before this job started.")
+    else:
+        job.status = "failed"
+        job.error = {"message": "the WebUI stopped while this job was training",
+                     "advice": "start it again; to continue where it stopped, set resume to the newest "
+                               f"-state folder in {job.output_dir or 'the output folder'}"}
+    job.finished_at = job.finished_at or time.time()

@@ -1,0 +1,171 @@
+"""A training job as the tab and the HTTP API see it: plain, JSON-friendly data.
+
+The runner owns the live ``Job`` objects and hands out copies, so a reader never sees one
+half-updated.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..errors import ConfigError
+
+ACTIVE = ("queued", "preparing", "training", "stopping")
+FINAL = ("finished", "stopped", "failed", "cancelled")
+MAX_LOG_LINES = 1000
+
+
+@dataclass
+class PreviewSettings:
+    prompts: list = field(default_factory=lambda: ["{trigger}"])   # {trigger}: first concept / output name
+    weight: float = 1.0
+    negative_prompt: str = ""
+    seed: int = 1234
+    width: int = 512
+    height: int = 512
+    steps: int = 20
+    cfg_scale: float = 7.0
+    sampler_name: str = "Euler a"
+    enabled: bool = True
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Optional[dict]) -> "PreviewSettings":
+        """Settings from JSON; every wrong value is named in one ``ConfigError``."""
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise ConfigError("previews must be an object such as {\"prompts\": [\"{trigger}, smiling\"]}")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        values, problems = {}, []
+        for key, value in data.items():
+            if key not in known:
+                problems.append(f"previews.{key} is not a preview setting (known: {', '.join(known)})")
+                continue
+            try:
+                values[key] = _coerce(key, value)
+            except (TypeError, ValueError):
+                problems.append(f"previews.{key} = {value!r} is not a valid {_KINDS[key]}")
+        if problems:
+            raise ConfigError(problems)
+        settings = cls(**values)
+        if settings.enabled:
+            for side in ("width", "height"):
+                if getattr(settings, side) < 64 or getattr(settings, side) % 8:
+                    problems.append(f"previews.{side} is {getattr(settings, side)}; use a multiple of 8, at least 64")
+            if not 1 <= settings.steps <= 150:
+                problems.append(f"previews.steps is {settings.steps}; use 1 to 150")
+            if not settings.prompts:
+                problems.append("previews.prompts is empty; give at least one prompt, e.g. \"{trigger}\"")
+        if problems:
+            raise ConfigError(problems)
+        return settings
+
+
+_KINDS = {"prompts": "list of prompts", "weight": "number", "negative_prompt": "text", "seed": "whole number",
+          "width": "whole number", "height": "whole number", "steps": "whole number", "cfg_scale": "number",
+          "sampler_name": "sampler name", "enabled": "true/false value"}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    if key == "prompts":
+        if isinstance(value, str):
+            return [line.strip() for line in value.splitlines() if line.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise TypeError
+        return [v for v in value if v.strip()]
+    if key in ("negative_prompt", "sampler_name"):
+        if not isinstance(value, str):
+            raise TypeError
+        return value
+    if key == "enabled":
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return str(value).strip().lower() in ("true", "1", "yes", "on")
+        raise ValueError
+    if isinstance(value, bool):
+        raise TypeError
+    if key in ("weight", "cfg_scale"):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError
+        return number
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError
+    return int(number)
+
+
+def new_job_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class Job:
+    id: str
+    output_name: str
+    status: str = "queued"          # queued|preparing|training|stopping|finished|stopped|failed|cancelled
+    created_at: Optional[float] = None
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    epochs: int = 0
+    it_per_s: Optional[float] = None
+    eta_s: Optional[float] = None
+    lr: dict = field(default_factory=dict)
+    vram_gb: Optional[float] = None
+    losses: list = field(default_factory=list)        # [step, loss] as read back from the loop
+    epoch_losses: list = field(default_factory=list)  # [epoch, step, mean loss]
+    files: list = field(default_factory=list)         # {"path", "epoch", "step", "kind", "state_dir"}
+    previews: list = field(default_factory=list)      # {"epoch", "step", "weight", "prompt", "path", "file"}
+    error: Optional[dict] = None                      # {"message", "advice"}
+    log: list = field(default_factory=list)
+    plan_text: str = ""
+    warnings: list = field(default_factory=list)
+    config: dict = field(default_factory=dict)        # TrainConfig.to_dict()
+    preview_settings: dict = field(default_factory=dict)
+    trigger: str = ""
+    family: Optional[str] = None                      # "sd1" | "sd2" | "sdxl" of the base model, when known
+    output_dir: str = ""
+    run_dir: str = ""                                  # the logs of this run (metrics.jsonl, TensorBoard)
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def add_log(self, line: str) -> None:
+        self.log.append(line)
+        if len(self.log) > MAX_LOG_LINES:
+            del self.log[: len(self.log) - MAX_LOG_LINES]
+
+    def to_dict(self) -> dict:
+        """JSON-ready: tuples become lists, NaN/infinite numbers become null."""
+        return _clean(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Job":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value

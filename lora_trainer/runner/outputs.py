@@ -1,0 +1,64 @@
+"""Files a job writes besides the LoRA: preview images, and the sidecar ``<name>.json`` and
+``<name>.preview.png`` the hosts' Lora tab reads (activation text, weight, model version, card image)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Optional
+
+from ..hosts.base import SD_VERSION
+from ..io.atomic import atomic_write
+
+PREVIEW_DIR = "previews"
+
+
+def trigger_word(train_data_dir: str, output_name: str) -> str:
+    """The first training concept's name (``10_zkz`` → ``zkz``), else the output name."""
+    from ..data.folders import parse_concept_folder_name
+
+    try:
+        names = sorted(os.listdir(train_data_dir))
+    except OSError:
+        return output_name
+    for name in names:
+        parsed = parse_concept_folder_name(name)
+        if parsed and parsed[1].strip() and os.path.isdir(os.path.join(train_data_dir, name)):
+            return parsed[1].strip()
+    return output_name
+
+
+def preview_path(output_dir: str, lora_path: str, weight: float, index: int) -> str:
+    """``<output_dir>/previews/<lora stem>-w<weight>-<index>.png``."""
+    stem = os.path.splitext(os.path.basename(lora_path))[0]
+    return os.path.join(output_dir, PREVIEW_DIR, f"{stem}-w{float(weight)!r}-{index}.png")
+
+
+def save_image(image, path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_write(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def sidecar_paths(final_path: str) -> tuple[str, str]:
+    """(user-metadata json, card image) beside a LoRA file, named as the hosts look for them."""
+    stem = os.path.splitext(final_path)[0]
+    return stem + ".json", stem + ".preview.png"
+
+
+def write_sidecar(final_path: str, *, trigger: str, weight: float, family: Optional[str], description: str,
+                  notes: str) -> str:
+    path, _ = sidecar_paths(final_path)
+    data = {"description": description, "sd version": SD_VERSION.get(family or "", "Unknown"),
+            "activation text": trigger, "preferred weight": float(weight), "notes": notes}
+    with atomic_write(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False, indent=4)
+    return path
+
+
+def write_cover(final_path: str, image_path: str) -> str:
+    _, path = sidecar_paths(final_path)
+    with atomic_write(path) as tmp:
+        shutil.copyfile(image_path, tmp)
+    return path

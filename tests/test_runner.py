@@ -1,0 +1,305 @@
+"""The runner's bookkeeping against the fake A1111, with a scripted training loop (torch-free, fast):
+queue order, stop and cancel, errors with advice, previews per epoch, the Lora tab's sidecar files,
+host calls in the right order, job records across restarts. Real training: test_runner_train.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import types
+from pathlib import Path
+
+import pytest
+
+import fake_host
+from lora_trainer.config import TrainConfig
+from lora_trainer.errors import ConfigError, DatasetError
+from lora_trainer.runner import PreviewSettings, Runner
+from lora_trainer.runner import runner as runner_module
+from lora_trainer.runner.job import Job
+from lora_trainer.train import events as ev
+
+WAIT = 30
+
+
+class Script:
+    """What the scripted loop does: steps per epoch, epochs, an error to raise, a step to pause at."""
+
+    def __init__(self, steps_per_epoch=2, epochs=2, error=None, pause_at=None):
+        self.steps_per_epoch, self.epochs, self.error, self.pause_at = steps_per_epoch, epochs, error, pause_at
+        self.paused = threading.Event()
+        self.resume = threading.Event()
+        self.runs = []
+
+    def train(self, cfg, *, listener=None, stop=None, log=print):
+        self.runs.append(cfg.output_name)
+        log("Loading the base model…")
+        if self.error is not None:
+            listener(ev.Failed(self.error, []))
+            raise self.error
+        total = self.steps_per_epoch * self.epochs
+        listener(ev.Started(total, self.epochs, self.steps_per_epoch, "Step maths: scripted", ["few images"], 0))
+        files, step, means = [], 0, []
+
+        def save(kind, epoch, name):
+            path = os.path.join(cfg.output_dir, f"{name}.safetensors")
+            fake_host.write_lora(path, "sd1")
+            files.append(path)
+            listener(ev.FileSaved(path, epoch, step, None, kind))
+            listener(ev.SampleWanted(path, epoch, step))
+
+        for epoch in range(1, self.epochs + 1):
+            for _ in range(self.steps_per_epoch):
+                if step == self.pause_at:
+                    self.paused.set()
+                    while not self.resume.wait(0.05) and not stop.requested:
+                        pass
+                if stop.requested:
+                    save("interrupted", epoch - 1, f"{cfg.output_name}-interrupted")
+                    listener(ev.Finished(list(files), True, None))
+                    return types.SimpleNamespace(files=files, stopped=True, steps=step, epoch_losses=means,
+                                                 run_dir=os.path.join(cfg.output_dir, "logs"))
+                step += 1
+                listener(ev.StepEnd(step, total, epoch, 1.0 / step, {"unet": 1e-4, "text_encoder": 5e-5}, 2.0, 1.5))
+            means.append(1.0 / step)
+            listener(ev.EpochEnd(epoch, step, means[-1]))
+            save("epoch", epoch, f"{cfg.output_name}-{epoch:06d}")
+        save("final", self.epochs, cfg.output_name)
+        listener(ev.Finished(list(files), False, means[-1]))
+        return types.SimpleNamespace(files=files, stopped=False, steps=step, epoch_losses=means,
+                                     run_dir=os.path.join(cfg.output_dir, "logs"))
+
+
+@pytest.fixture
+def script(monkeypatch):
+    script = Script()
+    loop = types.ModuleType("lora_trainer.train.loop")
+    loop.train = lambda cfg, **kwargs: script.train(cfg, **kwargs)
+    monkeypatch.setitem(sys.modules, "lora_trainer.train.loop", loop)
+    return script
+
+
+@pytest.fixture
+def world(tmp_path):
+    """A fake A1111 with an SD1 model loaded, a dataset folder, and a runner keeping records in tmp."""
+    root = tmp_path / "webui"
+    base = fake_host.write_checkpoint(root / "models" / "Stable-diffusion" / "base.safetensors", "sd1")
+    data = tmp_path / "数据"
+    (data / "3_zkz 猫").mkdir(parents=True)
+    fake = fake_host.activate("a1111", root=root, loaded=base)
+    from lora_trainer.hosts import detect_host
+    host = detect_host()
+    runner = Runner(host, state_dir=str(tmp_path / "jobs"))
+    world = types.SimpleNamespace(fake=fake, host=host, runner=runner, base=str(base), data=str(data), tmp=tmp_path)
+    yield world
+    runner.shutdown(WAIT)
+    fake_host.deactivate()
+
+
+def config(world, name="cat", **changes) -> TrainConfig:
+    values = dict(pretrained_model_name_or_path=world.base, train_data_dir=world.data,
+                  output_dir=os.path.join(world.host.lora_dir(), name), output_name=name, resolution="64")
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+PREVIEWS = PreviewSettings(prompts=["{trigger}, sitting"], width=64, height=64, steps=2, seed=9)
+
+
+def test_jobs_run_one_after_another_in_the_order_given(world, script, monkeypatch):
+    for name in ("free_vram", "refresh_loras", "restore_vram"):
+        real = getattr(world.host, name)
+        monkeypatch.setattr(world.host, name, lambda real=real, name=name: (world.fake.record(f"adapter.{name}"),
+                                                                              real())[1])
+    script.pause_at = 2
+    first = world.runner.submit(config(world, "first"), PREVIEWS)
+    second = world.runner.submit(config(world, "second"), PREVIEWS)
+    assert script.paused.wait(WAIT)
+    now = world.runner.current()
+    assert now.id == first.id and now.status == "training" and now.step == 2
+    assert now.losses == [[1, 1.0], [2, 0.5]] and now.lr == {"unet": 1e-4, "text_encoder": 5e-5}
+    assert now.it_per_s == 2.0 and now.eta_s == 1.0 and now.vram_gb == 1.5
+    assert now.plan_text == "Step maths: scripted" and now.warnings == ["few images"]
+    assert [j.id for j in world.runner.jobs()] == [second.id, first.id]
+    assert world.runner.get(second.id).status == "queued"
+    script.resume.set()
+    one, two = world.runner.wait(first.id, WAIT), world.runner.wait(second.id, WAIT)
+    assert (one.status, two.status) == ("finished", "finished")
+    assert script.runs == ["first", "second"] and one.finished_at <= two.started_at
+    # the host model leaves the GPU for the queue and comes back after the last job only
+    assert world.fake.names("adapter.") == ["adapter.free_vram", "adapter.refresh_loras", "adapter.free_vram",
+                                            "adapter.refresh_loras", "adapter.restore_vram"]
+    assert world.fake.calls[:3] == ["adapter.free_vram", "unload_model_weights", "send_model_to_cpu"]
+    assert world.fake.calls[-1] == "send_model_to_device"
+
+
+def test_a_finished_job_has_previews_per_epoch_and_the_lora_tab_files(world, script):
+    job = world.runner.wait(world.runner.submit(config(world), PREVIEWS).id, WAIT)
+    assert job.status == "finished" and job.trigger == "zkz 猫" and job.family == "sd1"
+    assert job.epoch_losses == [[1, 2, 0.5], [2, 4, 0.25]]
+    out = Path(world.host.lora_dir()) / "cat"
+    assert [p["path"] for p in job.previews] == [str(out / "previews" / "cat-000001-w1.0-0.png"),
+                                                 str(out / "previews" / "cat-000002-w1.0-0.png"),
+                                                 str(out / "previews" / "cat-000002-w1.0-0.png")]
+    assert [(p["epoch"], p["prompt"], os.path.basename(p["file"])) for p in job.previews] == [
+        (1, "zkz 猫, sitting", "cat-000001.safetensors"), (2, "zkz 猫, sitting", "cat-000002.safetensors"),
+        (2, "zkz 猫, sitting", "cat.safetensors")]
+    assert all(os.path.isfile(p["path"]) for p in job.previews)
+    # the final file holds the last epoch's weights: its previews are not rendered twice
+    assert [p.prompt for p in world.fake.processed] == ["zkz 猫, sitting, <lora:cat-000001:1>",
+                                                        "zkz 猫, sitting, <lora:cat-000002:1>"]
+    assert all(p.seed == 9 and p.width == 64 and p.lock_held for p in world.fake.processed)
+
+    kinds = {f["kind"]: f["path"] for f in job.files}
+    assert kinds["sidecar"] == str(out / "cat.json") and kinds["cover"] == str(out / "cat.preview.png")
+    sidecar = json.loads((out / "cat.json").read_text(encoding="utf-8"))
+    assert sidecar["activation text"] == "zkz 猫" and sidecar["preferred weight"] == 1.0
+    assert sidecar["sd version"] == "SD1" and "base.safetensors" in sidecar["description"]
+    assert "rank 32" in sidecar["notes"] and set(sidecar) == {"description", "sd version", "activation text",
+                                                               "preferred weight", "notes"}
+    assert (out / "cat.preview.png").read_bytes() == Path(job.previews[-1]["path"]).read_bytes()
+    assert "list_available_networks:lock=True" in world.fake.calls
+    record = json.loads((world.tmp / "jobs" / f"{job.id}.json").read_text(encoding="utf-8"))
+    assert record["status"] == "finished" and record["losses"] == job.losses
+
+
+def test_stop_a_running_job_and_cancel_a_queued_one(world, script):
+    script.pause_at = 1
+    running = world.runner.submit(config(world, "long"), PREVIEWS)
+    queued = world.runner.submit(config(world, "later"), PREVIEWS)
+    assert script.paused.wait(WAIT)
+    assert world.runner.stop(queued.id) is True
+    assert world.runner.get(queued.id).status == "cancelled"
+    assert world.runner.remove(running.id) is False   # not while it runs
+    assert world.runner.stop(running.id) is True
+    assert world.runner.get(running.id).status == "stopping"
+    job = world.runner.wait(running.id, WAIT)
+    assert job.status == "stopped" and [f["kind"] for f in job.files] == ["interrupted"]
+    assert job.files[0]["path"].endswith("long-interrupted.safetensors") and os.path.isfile(job.files[0]["path"])
+    assert job.previews == [] and "process_images" not in world.fake.calls   # no previews of a stopped run
+    assert world.runner.get(queued.id).started_at is None and script.runs == ["long"]
+    assert world.fake.calls[-1] == "send_model_to_device"
+    assert world.runner.stop(running.id) is False
+    assert world.runner.remove(queued.id) and world.runner.get(queued.id) is None
+    assert not (world.tmp / "jobs" / f"{queued.id}.json").exists()
+    assert world.runner.remove("no-such-job") is False
+
+
+@pytest.mark.parametrize("error,message,advice", [
+    (DatasetError("the folder 3_zkz has no images", "add images"), "the folder 3_zkz has no images", "add images"),
+    (RuntimeError("boom"), "RuntimeError: boom", "the full error is in the console window"),
+    (ImportError("No module named 'diffusers'"), "could not be imported", "install status"),
+])
+def test_failures_become_plain_words_with_advice(error, message, advice, world, script, capsys):
+    script.error = error
+    job = world.runner.wait(world.runner.submit(config(world), PREVIEWS).id, WAIT)
+    assert job.status == "failed" and message in job.error["message"] and advice in job.error["advice"]
+    assert any(line.startswith("Failed:") for line in job.log)
+    assert world.fake.calls[-1] == "send_model_to_device"   # the host gets its model back
+    script.error = None
+    assert world.runner.wait(world.runner.submit(config(world, "again")).id, WAIT).status == "finished"
+
+
+def test_preview_problems_never_stop_training(world, script):
+    def broken(p):
+        raise RuntimeError("sampler exploded")
+    world.fake.preview_hook = broken
+    job = world.runner.wait(world.runner.submit(config(world), PREVIEWS).id, WAIT)
+    assert job.status == "finished" and job.previews == []
+    assert sum("Previews failed (RuntimeError: sampler exploded)" in line for line in job.log) == 1
+    assert [f["kind"] for f in job.files][-1] == "sidecar"   # no card image without a preview
+    assert world.fake.calls.count("state.end") == 3          # each render still ended the host's job state
+
+
+def test_previews_are_skipped_when_the_webui_has_another_model_family(world, script):
+    xl = fake_host.write_checkpoint(Path(world.base).with_name("xl.safetensors"), "sdxl")
+    world.fake.configure("a1111", world.tmp / "webui", loaded=xl, selected=xl)
+    job = world.runner.wait(world.runner.submit(config(world), PREVIEWS).id, WAIT)
+    assert job.status == "finished" and job.previews == []
+    skipped = [line for line in job.log if line.startswith("Previews skipped")]
+    assert len(skipped) == 1 and "SDXL model loaded" in skipped[0]
+
+
+def test_a_progress_update_that_fails_is_noted_and_training_goes_on(world, script, monkeypatch):
+    from lora_trainer.runner import outputs
+
+    def cannot(*args):
+        raise ValueError("no such drive")
+    monkeypatch.setattr(outputs, "preview_path", cannot)
+    job = world.runner.wait(world.runner.submit(config(world), PREVIEWS).id, WAIT)
+    assert job.status == "finished"
+    assert any("could not record a progress update: no such drive" in line for line in job.log)
+
+
+def test_bad_settings_are_refused_before_anything_is_queued(world, script):
+    with pytest.raises(ConfigError) as err:
+        world.runner.submit(config(world, resolution="100", train_data_dir=str(world.tmp / "missing")))
+    assert any("multiple of 64" in p for p in err.value.problems)
+    assert any("training images folder not found" in p for p in err.value.problems)
+    script.pause_at = 0
+    world.runner.submit(config(world, "same"))
+    with pytest.raises(ConfigError) as err:
+        world.runner.submit(config(world, "same"))
+    assert "already writes same" in str(err.value) and "another output name" in err.value.advice
+    assert len(world.runner.jobs()) == 1
+    script.resume.set()
+
+
+def test_job_records_survive_a_restart(world, script):
+    done = world.runner.wait(world.runner.submit(config(world), PREVIEWS).id, WAIT)
+    for status in ("training", "queued"):
+        (world.tmp / "jobs" / f"old-{status}.json").write_text(
+            json.dumps(Job(id=f"old-{status}", output_name="old", status=status, created_at=1.0,
+                           output_dir="/loras/old").to_dict()), encoding="utf-8")
+    (world.tmp / "jobs" / "broken.json").write_text("{not json", encoding="utf-8")
+    again = Runner(world.host, state_dir=str(world.tmp / "jobs"))
+    jobs = {j.id: j for j in again.jobs()}
+    assert set(jobs) == {done.id, "old-training", "old-queued"}
+    assert jobs[done.id].losses == done.losses and jobs[done.id].previews == done.previews
+    assert jobs["old-training"].status == "failed" and "stopped while this job was training" in \
+        jobs["old-training"].error["message"] and "/loras/old" in jobs["old-training"].error["advice"]
+    assert jobs["old-queued"].status == "cancelled"
+    assert again.current() is None
+
+
+def test_shutdown_stops_the_running_job_and_cancels_the_queue(world, script):
+    script.pause_at = 1
+    running = world.runner.submit(config(world, "a"))
+    queued = world.runner.submit(config(world, "b"))
+    assert script.paused.wait(WAIT)
+    world.runner.shutdown(WAIT)
+    assert world.runner.get(running.id).status == "stopped"
+    assert world.runner.get(queued.id).status == "cancelled"
+    with pytest.raises(Exception) as err:
+        world.runner.submit(config(world, "c"))
+    assert "shutting down" in str(err.value)
+
+
+def test_one_runner_per_process_keeps_its_host(world, monkeypatch):
+    monkeypatch.setattr(runner_module, "_RUNNER", None)
+    first = runner_module.get_runner(world.host)
+    other_host = types.SimpleNamespace(name="other")
+    assert runner_module.get_runner(other_host) is first and first.host is world.host
+    assert runner_module.get_runner() is first
+
+
+def test_preview_settings_from_json_name_every_problem():
+    assert PreviewSettings.from_dict(None) == PreviewSettings()
+    settings = PreviewSettings.from_dict({"prompts": "a\n\n b ", "weight": "0.7", "steps": 12.0, "enabled": "yes"})
+    assert settings.prompts == ["a", "b"] and settings.weight == 0.7 and settings.steps == 12 and settings.enabled
+    with pytest.raises(ConfigError) as err:
+        PreviewSettings.from_dict({"prompts": [1], "seed": 1.5, "colour": "red", "weight": "nan"})
+    assert len(err.value.problems) == 4 and any("previews.colour" in p for p in err.value.problems)
+    with pytest.raises(ConfigError) as err:
+        PreviewSettings.from_dict({"width": 100, "steps": 0, "prompts": []})
+    assert len(err.value.problems) == 3
+
+
+def test_a_job_is_json_ready():
+    job = Job(id="x", output_name="y", epoch_losses=[(1, 2, float("nan"))], it_per_s=float("inf"))
+    data = job.to_dict()
+    assert data["epoch_losses"] == [[1, 2, None]] and data["it_per_s"] is None
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+    assert Job.from_dict(dict(data, unknown_field=1)).id == "x"
