@@ -41,7 +41,15 @@ env-py310: .venv-py310/.stamp
 demo: env
 	HF_HUB_OFFLINE=1 .venv/bin/python -m lora_trainer demo --output-dir $(DEMO_DIR)
 
-test-current: env
+# Wheels for the install.py simulations (tests/test_install_sim.py), downloaded once (network); the
+# tests then run pip offline from them, and skip when they are absent.
+SIM_PYTHON ?= $(or $(PY310),$(PYTHON))
+.PHONY: wheelhouse
+.install-sim/wheelhouse/stamp.json: tests/install_sim.py $(wildcard tests/data/hosts/*.txt)
+	$(SIM_PYTHON) tests/install_sim.py wheelhouse || echo "wheelhouse not filled (no network?): the install.py simulations will be skipped"
+wheelhouse: .install-sim/wheelhouse/stamp.json
+
+test-current: env wheelhouse
 	HF_HUB_OFFLINE=1 .venv/bin/python -m pytest $(PYTEST_ARGS) tests
 
 test-host: env-host
