@@ -7,6 +7,8 @@ which is what the WebUI's Lora extension does.
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -132,7 +134,8 @@ def test_diffusers_load_lora_weights_reproduces_training(family, trained):
         pipe = StableDiffusionPipeline(vae=base.vae, text_encoder=base.text_encoders[0],
                                        tokenizer=base.tokenizers[0], unet=base.unet, scheduler=base.noise_scheduler,
                                        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.load_lora_weights(path)
+    # folder + weight_name: diffusers 0.31 refuses a bare file path when HF_HUB_OFFLINE is set
+    pipe.load_lora_weights(os.path.dirname(path), weight_name=os.path.basename(path))
     got_unet, got_te = outputs(base)
     assert_close(got_unet, want_unet)
     for got, want in zip(got_te, want_te):

@@ -40,7 +40,7 @@ def _unet_inputs(unet, family):
 
 @torch.no_grad()
 def _assert_same_outputs(comps, model: BaseModel, family, atol=0.0):
-    def same(a, b):
+    def same(a, b, atol=atol):
         assert a.shape == b.shape
         if atol:
             assert torch.allclose(a.float(), b.float(), atol=atol)
@@ -59,10 +59,13 @@ def _assert_same_outputs(comps, model: BaseModel, family, atol=0.0):
         ids = tok(["a photo of a cat", "二次元 girl, 1girl"], padding="max_length", max_length=77,
                   truncation=True, return_tensors="pt").input_ids
         out_a, out_b = te_a(ids, output_hidden_states=True), te_b(ids, output_hidden_states=True)
-        same(out_a.hidden_states[-2], out_b.hidden_states[-2])
-        same(out_a[0], out_b[0])
+        # transformers 4.36-4.4x pick SDPA for a loaded CLIP but eager attention for one built from a
+        # config: same weights, last-bit differences. A wrong conversion differs by far more.
+        te_atol = max(atol, 1e-5)
+        same(out_a.hidden_states[-2], out_b.hidden_states[-2], te_atol)
+        same(out_a[0], out_b[0], te_atol)
         if hasattr(out_a, "text_embeds"):
-            same(out_a.text_embeds, out_b.text_embeds)
+            same(out_a.text_embeds, out_b.text_embeds, te_atol)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
