@@ -200,11 +200,13 @@ def basic_auth_dependencies(credentials: Optional[str]) -> list:
     import secrets
 
     from fastapi import Depends, HTTPException
-    from fastapi.security import HTTPBasic, HTTPBasicCredentials
+    from fastapi.security import HTTPBasic
 
     security = HTTPBasic()
 
-    def check(creds: HTTPBasicCredentials = Depends(security)) -> None:
+    # ``creds`` is an HTTPBasicCredentials; unannotated because FastAPI cannot resolve a postponed
+    # annotation naming a class imported inside this function
+    def check(creds=Depends(security)) -> None:
         given_user, given_password = creds.username.encode(), creds.password.encode()
         for user, password in pairs:
             if secrets.compare_digest(given_user, user.encode()) and \

@@ -1,0 +1,116 @@
+"""HTTP routes for automation, served by the host's FastAPI app (or the standalone server).
+
+Bodies are read as plain JSON (no pydantic models of our own), so the same code runs on
+pydantic 1 (A1111's fastapi 0.94) and pydantic 2 (Forge's fastapi 0.104). Settings are checked by
+the trainer core, and every refusal answers ``{"error": what, "advice": how to fix}``.
+"""
+
+import os
+from typing import Optional
+
+from ..config_io import _load_toml_text, config_from_dict
+from ..errors import ConfigError, TrainerError
+from .job import PreviewSettings
+from .runner import Runner
+
+PREFIX = "/lora-trainer/v1"
+FIX_SETTINGS = "correct the settings named above and send the request again"
+BODY_HELP = 'send {"config": {...settings...}} or {"toml": "...settings file text..."}, optionally with "previews"'
+
+
+def config_from_body(body) -> tuple:
+    """(TrainConfig, warnings, PreviewSettings) from a request body; ``ConfigError`` when unusable."""
+    if not isinstance(body, dict):
+        raise ConfigError("the request body must be a JSON object", BODY_HELP)
+    has_config, has_toml = body.get("config") is not None, body.get("toml") is not None
+    if has_config == has_toml:
+        raise ConfigError("the request must hold exactly one of \"config\" and \"toml\"", BODY_HELP)
+    unknown = sorted(set(body) - {"config", "toml", "previews"})
+    if unknown:
+        raise ConfigError(f"unknown field(s) in the request: {', '.join(unknown)}", BODY_HELP)
+    if has_config:
+        if not isinstance(body["config"], dict):
+            raise ConfigError("\"config\" must be an object of settings", BODY_HELP)
+        cfg, warnings = config_from_dict(body["config"], source="the request's config")
+    else:
+        if not isinstance(body["toml"], str):
+            raise ConfigError("\"toml\" must be the text of a settings file", BODY_HELP)
+        cfg, warnings = config_from_dict(_load_toml_text(body["toml"], "the request's toml"),
+                                         source="the request's toml")
+    return cfg, warnings, PreviewSettings.from_dict(body.get("previews"))
+
+
+def _file_info(record: dict) -> dict:
+    path = record.get("path") or ""
+    exists = os.path.exists(path)
+    return dict(record, exists=exists, size=os.path.getsize(path) if exists and os.path.isfile(path) else None)
+
+
+def register_api(app, runner: Runner, dependencies: Optional[list] = None) -> None:
+    """Add the ``/lora-trainer/v1`` routes to ``app``; ``dependencies`` guard every route (auth)."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+
+    deps = list(dependencies or [])
+
+    def error(status: int, message: str, advice: str = "") -> JSONResponse:
+        return JSONResponse(status_code=status, content={"error": message, "advice": advice})
+
+    def unknown(job_id: str) -> JSONResponse:
+        return error(404, f"there is no job with id {job_id}", f"list the jobs with GET {PREFIX}/jobs")
+
+    async def start_job(request: Request):
+        try:
+            body = await request.json()
+        except Exception:
+            return error(400, "the request body is not valid JSON", BODY_HELP)
+        try:
+            cfg, warnings, previews = config_from_body(body)
+            job = runner.submit(cfg, previews, notes=[f"Warning: {w}" for w in warnings])
+        except TrainerError as err:
+            return error(400, err.message, err.advice or FIX_SETTINGS)
+        return JSONResponse(status_code=201, content=job.to_dict())
+
+    def list_jobs():
+        return JSONResponse(content=[job.to_dict() for job in runner.jobs()])
+
+    def get_job(job_id: str):
+        job = runner.get(job_id)
+        return JSONResponse(content=job.to_dict()) if job else unknown(job_id)
+
+    def stop_job(job_id: str):
+        job = runner.get(job_id)
+        if job is None:
+            return unknown(job_id)
+        if job.done:
+            return error(409, f"job {job_id} is already {job.status}", "nothing to stop")
+        runner.stop(job_id)
+        return JSONResponse(content=runner.get(job_id).to_dict())
+
+    def job_files(job_id: str):
+        job = runner.get(job_id)
+        if job is None:
+            return unknown(job_id)
+        return JSONResponse(content={"id": job.id, "output_dir": job.output_dir, "run_dir": job.run_dir,
+                                     "files": [_file_info(f) for f in job.files],
+                                     "previews": [_file_info(p) for p in job.previews]})
+
+    def status():
+        from ..install_check import check_environment, installed_versions
+
+        check = check_environment(installed_versions())
+        try:
+            host = runner.host.describe()
+        except Exception as err:   # a host that is still starting up
+            host = {"host": runner.host.name, "error": f"{type(err).__name__}: {err}"}
+        current = runner.current()
+        return JSONResponse(content={
+            **host, "install": {"ok": check.ok, "problems": check.problems, "command": check.pip_command()},
+            "current_job": current.id if current else None,
+            "queued": sum(1 for j in runner.jobs() if j.status == "queued")})
+
+    routes = [("POST", "/jobs", start_job), ("GET", "/jobs", list_jobs), ("GET", "/jobs/{job_id}", get_job),
+              ("POST", "/jobs/{job_id}/stop", stop_job), ("GET", "/jobs/{job_id}/files", job_files),
+              ("GET", "/status", status)]
+    for method, path, endpoint in routes:
+        app.add_api_route(PREFIX + path, endpoint, methods=[method], dependencies=deps)
