@@ -153,7 +153,7 @@ def test_refused_when_only_changing_a_webui_package_would_do_and_not_retried(tmp
     before = sim.freeze(venv)
     assert before["huggingface-hub"] == "0.16.4"
     line = one_line(sim.run_install(venv, webui))
-    assert line.startswith("[LoRA Trainer] training is not available: diffusers and peft not installed, because "
+    assert line.startswith("[LoRA Trainer] training is not available: diffusers and peft were not installed, because "
                            "pip finds no version that fits without changing huggingface")
     assert "0.16.4" in line and "To install anyway (changing them): " in line
     status = status_of(webui)

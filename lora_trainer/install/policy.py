@@ -45,6 +45,10 @@ MIN_PYTHON = (3, 10)
 MIN_GRADIO = "3.41"
 
 
+def _names(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def is_protected(name: str) -> bool:
     key = canonical(name)
     return key in {canonical(n) for n in PROTECTED} or key.startswith("nvidia-")
@@ -124,12 +128,16 @@ def decide(versions: dict, pins: dict | None = None, *, python=None, cuda: str |
                            f"this WebUI runs Python {py_text}")
         out.advice.append("run the WebUI with Python 3.10 (the version it is tested with)")
     too_old = []
+    absent = [name for name in HOST_OWNED if versions.get(name) is None]
+    if absent:
+        out.blocked.append(f"{_names(absent)} {'is' if len(absent) == 1 else 'are'} not installed in this "
+                           "Python environment")
+        too_old += [f"{name} ≥ {FLOORS[name]}" for name in absent]
     for name in HOST_OWNED:
         version = versions.get(name)
         if version is None:
-            out.blocked.append(f"{name} is not installed in this Python environment")
-            too_old.append(f"{name} ≥ {FLOORS[name]}")
-        elif not at_least(version, FLOORS[name]):
+            continue
+        if not at_least(version, FLOORS[name]):
             out.blocked.append(f"{name} {version} is older than {FLOORS[name]}, the oldest the trainer runs on")
             too_old.append(f"{name} ≥ {FLOORS[name]}")
     gradio = versions.get("gradio")

@@ -152,8 +152,9 @@ class Installer:
     def refuse(self, decision: Decision, specs: dict, why: str) -> None:
         command = gate.manual_command(self.python, specs)
         head = "training is not available: " if decision.required else ""
-        line = self.say(f"{PREFIX} {head}{self.what(specs)} not installed, because {why}; this installer never "
-                        f"changes the WebUI's own packages. To install anyway (changing them): {command}")
+        were = "was" if len(specs) == 1 else "were"
+        line = self.say(f"{PREFIX} {head}{self.what(specs)} {were} not installed, because {why}; this installer "
+                        f"never changes the WebUI's own packages. To install anyway (changing them): {command}")
         self.record("refused", ready=decision.ready, problems=decision.problems + [why], command=command,
                     message=line)
 

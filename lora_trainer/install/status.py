@@ -68,11 +68,6 @@ def fingerprint(versions: dict, host: Host, cuda: str | None) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
-def _names(items) -> str:
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
-
-
 def summarize(data: dict) -> str:
     """Plain words for the tab: what is wrong, why, what to do (the tab shows ``command`` beside it)."""
     status, problems, command = data.get("status"), data.get("problems") or [], data.get("command") or ""
