@@ -197,8 +197,8 @@ class Installer:
             planned = {name: version for name, version in dry.plan.values()}
             exact = {n: f"=={dry.plan[canonical(n)][1]}" for n in specs if canonical(n) in dry.plan}
             command = gate.manual_command(self.python, exact or specs)
-            why = f"the versions that run with this WebUI's {decision.why}" if decision.required else \
-                "optional extras"
+            why = (f"the versions that run with this WebUI's {decision.why}" if decision.required else
+                   "for " + _names(FEATURES.get(n, n) for n in specs))
             if self.dry_run:
                 self.say(f"{PREFIX} would install {_listing(planned) or 'nothing'} ({why}); nothing was changed "
                          f"(--dry-run). To install them: {command}")
