@@ -133,6 +133,18 @@ def test_heavy_timestep_noise_gives_no_false_alarms(seed):
     assert a.divergence_of("oscillating") is None
 
 
+def test_held_out_validation_that_rises_marks_over_fitting():
+    steps, losses = curve(3000, [(1, 0.20), (3000, 0.08)], noise=0.005)     # training loss keeps falling
+    saved = [(e, e * 300, None) for e in range(1, 11)]
+    validation = [(e, e * 300, 0.15 - 0.01 * e + (0.015 * (e - 5) if e > 5 else 0)) for e in range(1, 11)]
+    a = analyze_losses(steps, losses, saved=saved, validation=validation)
+    assert a.validation_best == 5 and a.validation_rising
+    assert max(c.epoch for c in a.candidates) == 6
+    assert "loss.val_rising" in [m.key for m in a.messages]
+    falling = analyze_losses(steps, losses, saved=saved, validation=[(e, e * 300, 0.2 - e / 100) for e in range(1, 11)])
+    assert falling.validation_best == 10 and not falling.validation_rising and len(falling.candidates) == 10
+
+
 def test_short_and_empty_logs():
     a = analyze_losses([1, 2, 3], [0.1, 0.09, 0.08], kind="character")
     assert [m.key for m in a.messages][0] == "loss.few_points" and a.final_loss == pytest.approx(0.09)
@@ -161,3 +173,28 @@ def test_messages_are_templates_with_stable_keys():
     localized = a.sentences(zh)
     assert any(s.startswith("损失从第") for s in localized) and len(localized) == len(english)
     assert Message("loss.nan", {"step": 5}).to_dict()["text"].startswith("The loss became NaN")
+
+
+def test_chart_marks_candidates_plateau_drops_nan_and_validation():
+    from xml.etree import ElementTree
+
+    from lora_trainer.evaluate.loss_chart import loss_chart_svg
+
+    steps, losses = curve(3000, [(1, 0.20), (500, 0.10), (2000, 0.07), (3000, 0.07)], noise=0.01)
+    saved = [(e, e * 300, None) for e in range(1, 11)]
+    a = analyze_losses(steps, losses, saved=saved)
+    html = loss_chart_svg(a, validation=[(e, e * 300, 0.2 - e / 200 + (e > 6) * (e - 6) / 50) for e in range(1, 11)],
+                          labels={"candidate": "候选 <epoch>"})
+    svg = ElementTree.fromstring(html[html.index("<svg"): html.index("</svg>") + 6])   # well-formed XML
+    ns = "{http://www.w3.org/2000/svg}"
+    candidates = [c for c in svg.iter(f"{ns}circle") if c.get("class") == "le-cand"]
+    assert len(candidates) == len(a.candidates) >= 6
+    assert any(line.get("class") == "le-plateau" for line in svg.iter(f"{ns}line"))
+    assert [p.get("class") for p in svg.iter(f"{ns}polyline")] == ["le-raw", "le-smooth", "le-val"]
+    assert "候选 &lt;epoch&gt;" in html and "validation loss" in html
+    drops = analyze_losses(*curve(30000, [(1, 0.075), (4800, 0.065), (5200, 0.040), (19800, 0.032),
+                                          (20200, 0.012), (30000, 0.010)], noise=0.01))
+    assert loss_chart_svg(drops).count('class="le-drop"') == 2
+    nan_steps, nan_losses = curve(1000, [(1, 0.15), (1000, 0.09)], noise=0.005)
+    assert 'class="le-nan"' in loss_chart_svg(analyze_losses(nan_steps, nan_losses[:600] + [math.nan] * 400))
+    assert loss_chart_svg(analyze_losses([], [])) == ""

@@ -238,11 +238,14 @@ def test_kohya_tensorboard_log(tmp_path):
             writer.add_scalars({"loss/current": 0.1 - step / 2000, "lr/unet": 1e-4}, step)
         for epoch in (1, 2, 3):
             writer.add_scalar("loss/epoch", 0.1 - epoch / 100, epoch)
+            writer.add_scalar("loss/validation/epoch_average", 0.12 - epoch / 200, epoch)
     log = read_loss_log(run, tmp_path / "kohya logs")
     assert log.source == "tensorboard" and len(log.steps) == 100
     assert log.losses[0] == pytest.approx(0.0995, rel=1e-5)
     # epochs get their step from the files' metadata
     assert [(e, s) for e, s, _ in log.epochs] == [(1, 100), (2, 200), (3, 300)]
+    assert [(e, s) for e, s, _ in log.validation] == [(1, 100), (2, 200), (3, 300)]
+    assert log.validation_source == "holdout"  # kohya validates on a split it does not train on
     assert "unet" in log.learning_rates
 
 

@@ -128,6 +128,7 @@ def test_validate_files_and_log_them(checkpoints, dataset, tmp_path):
     log = read_metrics_log(log_dir)
     assert [(e, s) for e, s, _ in log.validation] == [(1, 10), (2, 20)]
     assert log.validation[0][2] == pytest.approx(results[0].loss)
+    assert log.validation_source == "training" and results[0].source == "training"
 
 
 def test_held_out_folder(tmp_path, make_image):

@@ -89,6 +89,8 @@ class LossAnalysis:
     inflections: list[Inflection] = field(default_factory=list)
     divergence: list[Divergence] = field(default_factory=list)
     near_zero_step: int | None = None
+    validation_best: int | None = None     # epoch with the lowest held-out validation loss
+    validation_rising: bool = False        # … and it rises clearly after that epoch
     final_loss: float | None = None
     band: BandCheck | None = None
     candidates: list[Candidate] = field(default_factory=list)
@@ -219,13 +221,15 @@ def analyze_losses(steps: list[int], losses: list[float], *,
                    epochs: list[tuple[int, int | None, float]] | None = None,
                    saved: list[tuple[int, int | None, str | None]] | None = None,
                    kind: str | None = None, nan_step: int | None = None,
-                   min_snr_gamma: float | None = None) -> LossAnalysis:
+                   min_snr_gamma: float | None = None,
+                   validation: list[tuple[int, int | None, float]] | None = None) -> LossAnalysis:
     """Analyse a loss curve.
 
     ``steps``/``losses``: the per-step log (NaN or None where not finite). ``epochs``: (epoch, step,
     mean loss) from the log. ``saved``: (epoch, step, file stem) of the saved epoch files, the
     candidates' pool. ``kind``: the preset kind (character, style, concept) for the band check.
-    ``nan_step``: where training stopped on a NaN, when the log says so."""
+    ``nan_step``: where training stopped on a NaN, when the log says so. ``validation``: (epoch,
+    step, loss) on held-out images; epochs after a clear rise are no candidates."""
     out = LossAnalysis()
     st = np.asarray(steps, dtype=float)
     ls = np.asarray([math.nan if v is None else v for v in losses], dtype=float)
@@ -253,8 +257,28 @@ def analyze_losses(steps: list[int], losses: list[float], *,
         _shape(out, st, ls)
     _divergence_messages(out)
     _band(out, kind, min_snr_gamma)
+    _validation(out, validation or [])
     _candidates(out, epochs or [], saved or [])
     return out
+
+
+VAL_RISE = 0.03   # a held-out loss this much (relative) above its minimum, two epochs on, is a rise
+
+
+def _validation(out: LossAnalysis, validation: list[tuple[int, int | None, float]]) -> None:
+    points = sorted((e, v) for e, _, v in validation if v is not None and math.isfinite(v))
+    if len(points) < 2:
+        return
+    best_i = min(range(len(points)), key=lambda i: points[i][1])
+    best_epoch, best = points[best_i]
+    out.validation_best = best_epoch
+    after = points[best_i + 1:]
+    if len(after) >= 2 and after[-1][1] > best * (1 + VAL_RISE) and after[0][1] >= best:
+        out.validation_rising = True
+        out.messages.append(msg("loss.val_rising", epoch=best_epoch, loss=best, last=after[-1][1],
+                                last_epoch=after[-1][0]))
+    else:
+        out.messages.append(msg("loss.val_best", epoch=best_epoch, loss=best))
 
 
 def _shape(out: LossAnalysis, st: np.ndarray, ls: np.ndarray) -> None:
@@ -462,7 +486,8 @@ def _candidates(out: LossAnalysis, epochs: list[tuple[int, int | None, float]],
     if not pool:
         return
     chosen = [c for c in pool if all(c.step <= lim + slack for lim in limits)
-              and all(c.step <= lim for lim in hard_limits)]
+              and all(c.step <= lim for lim in hard_limits)
+              and not (out.validation_rising and c.epoch > (out.validation_best or 0) + 1)]
     if not chosen:
         target = min(limits + hard_limits) if (limits or hard_limits) else pool[0].step
         chosen = [min(pool, key=lambda c: abs(c.step - target))]
@@ -492,5 +517,6 @@ def analyze_run(run, log=None, kind: str | None = None) -> LossAnalysis:
             except Exception:
                 pass
         saved.append((f.epoch, f.step, f.stem))
+    held_out = log.validation if log.validation_source != "training" else None
     return analyze_losses(log.steps, log.losses, epochs=log.epochs, saved=saved, kind=kind,
-                          nan_step=log.nan_step, min_snr_gamma=gamma)
+                          nan_step=log.nan_step, min_snr_gamma=gamma, validation=held_out)

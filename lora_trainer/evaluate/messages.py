@@ -38,6 +38,9 @@ TEMPLATES: dict[str, str] = {
     "loss.band.none": "Final loss {loss:.4f}. There is no rule-of-thumb band for a {kind}.",
     "loss.band.weighted": "The loss is weighted by min-SNR (γ {gamma:g}), which makes it read lower than the "
                           "tutorials' numbers.",
+    "loss.val_rising": "The validation loss is lowest at epoch {epoch} ({loss:.4f}) and rises to {last:.4f} by "
+                       "epoch {last_epoch}: the later epochs are over-fitting.",
+    "loss.val_best": "The validation loss is lowest at epoch {epoch} ({loss:.4f}).",
     "loss.candidates": "Epochs worth testing (lowest loss first): {epochs}.",
     "loss.no_candidates": "No saved epoch falls before the plateau; test the earliest saved ones.",
     # --- scores and recommendation ----------------------------------------------------------------

@@ -24,6 +24,7 @@ class LossLog:
     losses: list[float] = field(default_factory=list)           # NaN where the loss was not finite
     epochs: list[tuple[int, int | None, float]] = field(default_factory=list)  # (epoch, step, mean loss)
     validation: list[tuple[int, int | None, float]] = field(default_factory=list)  # (epoch, step, loss)
+    validation_source: str | None = None   # "holdout" | "training": what the validation loss was computed on
     learning_rates: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     nan_step: int | None = None       # where training stopped on a non-finite loss
     failed: str | None = None         # the error a failed run logged
@@ -61,6 +62,7 @@ def read_metrics_log(log_dir: str | os.PathLike) -> LossLog:
             log.epochs.append((rec["epoch"], rec.get("step"), _number(rec.get("mean_loss"))))
         elif kind == "event" and rec.get("kind") == "validation" and isinstance(rec.get("epoch"), int):
             log.validation.append((rec["epoch"], rec.get("step"), _number(rec.get("loss"))))
+            log.validation_source = str(rec.get("source") or "holdout")  # the latest computation wins
         elif kind == "event" and rec.get("kind") == "failed":
             log.failed = str(rec.get("error") or "")
             match = _NAN_RE.search(log.failed)
@@ -69,6 +71,7 @@ def read_metrics_log(log_dir: str | os.PathLike) -> LossLog:
     log.steps = sorted(by_step)
     log.losses = [by_step[s] for s in log.steps]
     log.epochs = sorted({e: (e, s, v) for e, s, v in log.epochs}.values())
+    log.validation = sorted({e: (e, s, v) for e, s, v in log.validation}.values())
     for name, points in log.learning_rates.items():
         log.learning_rates[name] = sorted(dict(points).items())
     first_nan = next((s for s, v in zip(log.steps, log.losses) if not math.isfinite(v)), None)
@@ -92,8 +95,9 @@ def read_tensorboard_log(folder: str | os.PathLike) -> LossLog:
     if epoch_tag:  # logged against the epoch number
         log.epochs = [(int(e), None, v) for e, v in scalars[epoch_tag]]
     val_tag = next((t for t in KOHYA_VALIDATION_TAGS if t in scalars), None)
-    if val_tag:
+    if val_tag:  # kohya validates on a split of the dataset that is not trained on
         log.validation = [(int(e), None, v) for e, v in scalars[val_tag]]
+        log.validation_source = "holdout"
     for tag, points in scalars.items():
         if tag.startswith("lr/"):
             log.learning_rates[tag[3:]] = list(points)

@@ -59,6 +59,7 @@ class ValidationResult:
     loss: float
     weight: float = 1.0
     unmatched_keys: int = 0          # modules of the file the base model does not have
+    source: str = "training"         # the images: "training" | "holdout"
 
 
 # --- which images ------------------------------------------------------------------------------------
@@ -321,13 +322,13 @@ def validate_files(cfg, files: Sequence, *, holdout_dir: str | None = None, max_
                         "final", None)
         with lora_applied(table, f.path, multiplier) as unmatched:
             loss = validation_loss(models, vset)
-        results.append(ValidationResult(f.path, f.stem, f.epoch, f.step, loss, multiplier, unmatched))
+        results.append(ValidationResult(f.path, f.stem, f.epoch, f.step, loss, multiplier, unmatched, vset.source))
         if progress is not None:
             progress(index + 1, len(files))
     return results
 
 
-def log_validation(log_dir: str | os.PathLike, results: Sequence[ValidationResult], source: str = "training") -> None:
+def log_validation(log_dir: str | os.PathLike, results: Sequence[ValidationResult]) -> None:
     """Append the results to the run's ``metrics.jsonl`` as ``validation`` events (read back by ``run_log``)."""
     from ..train.metrics import MetricsLogger
 
@@ -335,4 +336,4 @@ def log_validation(log_dir: str | os.PathLike, results: Sequence[ValidationResul
         for r in results:
             if r.epoch is not None:
                 logger.log_event("validation", epoch=r.epoch, step=r.step, loss=r.loss, file=r.stem,
-                                 source=source, weight=r.weight)
+                                 source=r.source, weight=r.weight)
