@@ -159,6 +159,15 @@ def test_preview_problems_never_stop_training(world, script):
     assert world.fake.calls.count("state.end") == 3          # each render still ended the host's job state
 
 
+def test_a_preview_out_of_memory_is_explained(world, script):
+    def no_memory(p):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    world.fake.preview_hook = no_memory
+    job = world.runner.wait(world.runner.submit(config(world), PREVIEWS).id, WAIT)
+    assert job.status == "finished"
+    assert sum(line.startswith("Previews ran out of GPU memory") and "smaller" in line for line in job.log) == 1
+
+
 def test_previews_are_skipped_when_the_webui_has_another_model_family(world, script):
     xl = fake_host.write_checkpoint(Path(world.base).with_name("xl.safetensors"), "sdxl")
     world.fake.configure("a1111", world.tmp / "webui", loaded=xl, selected=xl)

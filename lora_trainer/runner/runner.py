@@ -322,7 +322,12 @@ class Runner:
             return
         except Exception as err:
             traceback.print_exc()
-            self._note_once(entry, f"Previews failed ({type(err).__name__}: {err}); training goes on.")
+            if "out of memory" in str(err).lower():
+                self._note_once(entry, "Previews ran out of GPU memory next to the training; training goes on. "
+                                       "To see previews, make them smaller (width, height) or train with less "
+                                       "memory (see the presets for your GPU).")
+            else:
+                self._note_once(entry, f"Previews failed ({type(err).__name__}: {err}); training goes on.")
             return
         finally:
             with self._cond:
