@@ -1,0 +1,169 @@
+"""What the tab's buttons do, without gradio: choose the base model, check before queuing, load and save
+settings, pick the job to show. Each returns plain values and messages (HTML from ``status.py``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import TrainConfig, parse_resolution, validate
+from ..config_io import config_from_dict, read_toml, save_config
+from ..errors import ConfigError, TrainerError
+from ..steps import scan_and_plan
+from .fields import with_label
+from .kohya_gui import import_kohya_gui, looks_like_kohya_gui
+from .names import files_to_overwrite, sanitize_output_name
+from .status import ACTIVE, message_html
+
+
+def checkpoint_titles(host: Any, refresh: bool = False) -> list[str]:
+    try:
+        return [c.title for c in host.list_checkpoints(refresh=refresh)]
+    except Exception:   # a host that cannot list models must not break the tab
+        return []
+
+
+def default_checkpoint(host: Any) -> tuple[str, str]:
+    """(title shown, path) of the host's loaded checkpoint, else of the first one listed."""
+    try:
+        loaded = host.loaded_checkpoint()
+    except Exception:
+        loaded = None
+    if loaded is None:
+        listed = host.list_checkpoints() if hasattr(host, "list_checkpoints") else []
+        loaded = listed[0] if listed else None
+    return (loaded.title, loaded.path) if loaded else ("", "")
+
+
+def resolve_base_model(choice: str, host: Any) -> str:
+    """A checkpoint title from the list, or a path typed by hand, as a file path."""
+    choice = (choice or "").strip()
+    if not choice:
+        raise ConfigError("no base model is chosen",
+                          "choose the checkpoint to train on in 'Base model' (press ↻ if the list is empty)")
+    for checkpoint in host.list_checkpoints():
+        if choice in (checkpoint.title, checkpoint.path):
+            return checkpoint.path
+    path = os.path.expanduser(choice.strip('"'))
+    if os.path.exists(path):
+        return os.path.abspath(path)
+    raise ConfigError(f"the base model '{choice}' was not found",
+                      "choose one from the list (press ↻ to read the models folder again) or enter the full "
+                      "path of a .safetensors file")
+
+
+def title_for_path(path: str, host: Any) -> str:
+    for checkpoint in host.list_checkpoints():
+        if os.path.normcase(os.path.abspath(checkpoint.path)) == os.path.normcase(os.path.abspath(path or ".")):
+            return checkpoint.title
+    return path
+
+
+@dataclass
+class StartCheck:
+    cfg: TrainConfig | None = None
+    ready: bool = False
+    message: str = ""
+    confirm_needed: bool = False
+    warnings: list[str] = field(default_factory=list)
+    plan: Any = None
+
+
+def _same_output(job: Any, cfg: TrainConfig) -> bool:
+    folder = getattr(job, "output_dir", "") or (getattr(job, "config", {}) or {}).get("output_dir", "")
+    return getattr(job, "output_name", None) == cfg.output_name and \
+        os.path.abspath(folder or ".") == os.path.abspath(cfg.output_dir or ".")
+
+
+def check_start(cfg: TrainConfig, runner: Any, confirmed: bool) -> StartCheck:
+    """Everything the core checks before a run, in plain words, and the overwrite question."""
+    name, name_notes = sanitize_output_name(cfg.output_name)
+    cfg = cfg.replace(output_name=name)
+    try:
+        warnings = validate(cfg, need_paths=True)
+        scan, _items, plan = scan_and_plan(cfg)
+    except ConfigError as err:
+        return StartCheck(cfg, message=message_html("error", "Fix these settings first",
+                                                    [with_label(p) for p in err.problems], err.advice))
+    except TrainerError as err:
+        return StartCheck(cfg, message=message_html("error", "The dataset cannot be used as it is",
+                                                    [err.message], err.advice))
+    warnings = name_notes + [with_label(w) for w in warnings] + list(scan.warnings) + list(plan.notes)
+    busy = [j for j in runner.jobs() if getattr(j, "status", "") in ACTIVE and _same_output(j, cfg)]
+    if busy:
+        return StartCheck(cfg, message=message_html(
+            "error", "A run in the queue already writes these files", [f"{cfg.output_name} in {cfg.output_dir}"],
+            "Choose another output name, or stop that run first."))
+    clashes = files_to_overwrite(cfg.output_dir, cfg.output_name)
+    if clashes and not confirmed:
+        shown = [os.path.basename(c) for c in clashes[:8]] + ([f"… {len(clashes) - 8} more"] if len(clashes) > 8 else [])
+        return StartCheck(cfg, confirm_needed=True, warnings=warnings, plan=plan, message=message_html(
+            "warning", "These files would be replaced", shown,
+            "Tick 'Replace the existing files' and press Start again, or change the output name."))
+    return StartCheck(cfg, ready=True, warnings=warnings, plan=plan)
+
+
+def preview_size(cfg: TrainConfig) -> tuple[int, int]:
+    try:
+        return parse_resolution(cfg.resolution)
+    except ConfigError:
+        return 512, 512
+
+
+def load_settings_file(path: str, base: TrainConfig) -> tuple[TrainConfig, str]:
+    """A .toml (ours or kohya's sd-scripts) or a kohya_ss GUI .json onto ``base``; (config, message)."""
+    source = os.path.basename(path)
+    if path.lower().endswith(".json"):
+        try:
+            with open(path, "rb") as fh:
+                data = json.loads(fh.read().decode("utf-8-sig", errors="replace"))
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{source} cannot be read as JSON ({err})",
+                              "load a file saved by kohya_ss's 'Save' button, or a .toml settings file") from None
+        if not looks_like_kohya_gui(data):
+            raise ConfigError(f"{source} is not a kohya_ss GUI settings file",
+                              "load a file saved by kohya_ss's 'Save' button, or a .toml settings file")
+        result = import_kohya_gui(data, base)
+        lines = result.notes + ([f"not used here: {', '.join(result.ignored)}"] if result.ignored else [])
+        return result.config, message_html("ok", "kohya_ss settings loaded", lines)
+    cfg, warnings = config_from_dict(read_toml(path), base=base, source=source)
+    return cfg, message_html("ok", "Settings loaded", warnings)
+
+
+def save_settings_file(cfg: TrainConfig) -> str:
+    """Write the settings as TOML to a fresh temp folder (gradio serves it for download from there)."""
+    name, _ = sanitize_output_name(cfg.output_name)
+    path = os.path.join(tempfile.mkdtemp(prefix="lora_trainer_settings_"), f"{name}.toml")
+    save_config(cfg, path)
+    return path
+
+
+def job_config(job: Any, base: TrainConfig) -> TrainConfig | None:
+    """The settings a run was started with (to fill the form again), None when they do not load."""
+    data = getattr(job, "config", None)
+    if not data:
+        return None
+    try:
+        cfg, _ = config_from_dict(dict(data), base=base, source="the run's settings")
+    except TrainerError:
+        return None
+    return cfg
+
+
+def view_job(runner: Any, job_id: str | None = None) -> Any:
+    """The job the page shows: the one picked in the queue, else the one training, else the latest."""
+    if job_id:
+        job = runner.get(job_id)
+        if job is not None:
+            return job
+    current = runner.current()
+    if current is not None:
+        return current
+    jobs = runner.jobs()
+    started = [j for j in jobs if getattr(j, "started_at", None)]
+    if started:
+        return max(started, key=lambda j: j.started_at)
+    return jobs[0] if jobs else None
