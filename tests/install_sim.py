@@ -12,6 +12,7 @@ then by asking the real install.py what it would install there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -244,6 +245,23 @@ def _stamp(profile: Profile, info: dict) -> str:
     return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """One builder at a time (two test runs may start together); no lock where fcntl is missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def sim(name: str) -> Path:
     """The cached simulation for a profile, built from the wheelhouse when missing or out of date."""
     info = wheelhouse_info()
@@ -252,18 +270,25 @@ def sim(name: str) -> Path:
     profile = PROFILES[name]
     venv = VENVS / name
     stamp = _stamp(profile, info)
-    if (venv / ".sim-stamp").is_file() and (venv / ".sim-stamp").read_text() == stamp:
-        return venv
-    shutil.rmtree(venv, ignore_errors=True)
-    VENVS.mkdir(parents=True, exist_ok=True)
-    make_host_venv(info["python"], venv, profile, pip_env(), ["--no-index", "--find-links", str(WHEELHOUSE)])
-    (venv / ".sim-stamp").write_text(stamp)
+    with _locked(VENVS / f".{name}.lock"):
+        if (venv / ".sim-stamp").is_file() and (venv / ".sim-stamp").read_text() == stamp:
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)
+        make_host_venv(info["python"], venv, profile, pip_env(), ["--no-index", "--find-links", str(WHEELHOUSE)])
+        (venv / ".sim-stamp").write_text(stamp)
     return venv
 
 
+def _link_or_copy(src, dst):
+    try:
+        os.link(src, dst)     # pip only adds, renames and removes files: a hard link never changes the cache
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def copy_sim(name: str, dest: Path) -> Path:
-    """A private copy to install into (the cached one stays as built)."""
-    shutil.copytree(sim(name), dest, symlinks=True)
+    """A private copy to install into (the cached one stays as built); hard links where possible."""
+    shutil.copytree(sim(name), dest, symlinks=True, copy_function=_link_or_copy)
     return dest
 
 

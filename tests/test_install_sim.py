@@ -59,6 +59,20 @@ def a1111():
     return sim.sim("a1111")
 
 
+@pytest.fixture
+def copy_of(tmp_path):
+    """copy_of(profile) -> a private copy of that simulation to install into; removed afterwards (~250 MB)."""
+    made = []
+
+    def _copy(name):
+        made.append(sim.copy_sim(name, tmp_path / f"venv-{name}"))
+        return made[-1]
+
+    yield _copy
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def test_the_spy_sees_any_process(tmp_path, a1111):
     spy = tmp_path / "spy.log"
     env = dict(sim.pip_env(), INSTALL_SIM_SPY_LOG=str(spy))
@@ -86,8 +100,8 @@ def test_a1111_dry_run_plans_the_versions_that_import_there_and_changes_nothing(
     assert not (sim.extension(webui) / "install_status.json").exists()
 
 
-def test_a1111_install_adds_only_our_packages_and_the_next_start_is_silent(tmp_path):
-    venv = sim.copy_sim("a1111", tmp_path / "venv")
+def test_a1111_install_adds_only_our_packages_and_the_next_start_is_silent(tmp_path, copy_of):
+    venv = copy_of("a1111")
     webui = sim.make_webui(tmp_path / "webui", sim.PROFILES["a1111"])
     before = sim.freeze(venv)
     line = one_line(sim.run_install(venv, webui))
@@ -105,8 +119,8 @@ def test_a1111_install_adds_only_our_packages_and_the_next_start_is_silent(tmp_p
     assert status_of(webui)["status"] == "ok" and sim.freeze(venv) == after
 
 
-def test_through_the_webuis_launch_module_pip_gets_constraints_and_no_upgrade_flags(tmp_path):
-    venv = sim.copy_sim("a1111", tmp_path / "venv")
+def test_through_the_webuis_launch_module_pip_gets_constraints_and_no_upgrade_flags(tmp_path, copy_of):
+    venv = copy_of("a1111")
     log = tmp_path / "run_pip.log"
     webui = sim.make_webui(tmp_path / "webui", sim.PROFILES["a1111"], sim.fake_launch(False, log))
     before = sim.freeze(venv)
@@ -130,8 +144,8 @@ def test_skip_install_is_honoured_and_says_what_to_run(tmp_path, a1111):
     assert status_of(webui)["status"] == "skipped" and sim.freeze(a1111) == before
 
 
-def test_forge_installs_nothing_of_diffusers_or_peft_and_then_stays_silent(tmp_path):
-    venv = sim.copy_sim("forge", tmp_path / "venv")
+def test_forge_installs_nothing_of_diffusers_or_peft_and_then_stays_silent(tmp_path, copy_of):
+    venv = copy_of("forge")
     webui = sim.make_webui(tmp_path / "webui", sim.PROFILES["forge"])
     before = sim.freeze(venv)
     assert (before["diffusers"], before["peft"], before["bitsandbytes"]) == ("0.31.0", "0.13.2", "0.45.3")
@@ -151,8 +165,8 @@ def test_forge_installs_nothing_of_diffusers_or_peft_and_then_stays_silent(tmp_p
     assert status_of(webui)["status"] == "ok"
 
 
-def test_refused_when_only_changing_a_webui_package_would_do_and_not_retried(tmp_path):
-    venv = sim.copy_sim("a1111-old-hub", tmp_path / "venv")
+def test_refused_when_only_changing_a_webui_package_would_do_and_not_retried(tmp_path, copy_of):
+    venv = copy_of("a1111-old-hub")
     webui = sim.make_webui(tmp_path / "webui", sim.PROFILES["a1111-old-hub"])
     before = sim.freeze(venv)
     assert before["huggingface-hub"] == "0.16.4"
@@ -167,8 +181,8 @@ def test_refused_when_only_changing_a_webui_package_would_do_and_not_retried(tmp
     assert one_line(sim.run_install(venv, webui, spy=spy)) == line and not spy.exists()
 
 
-def test_refused_when_the_report_would_install_a_package_the_webui_pins(tmp_path):
-    venv = sim.copy_sim("a1111", tmp_path / "venv")
+def test_refused_when_the_report_would_install_a_package_the_webui_pins(tmp_path, copy_of):
+    venv = copy_of("a1111")
     sim.run([sim.venv_python(venv), "-m", "pip", "uninstall", "-y", "psutil"], env=sim.pip_env())
     webui = sim.make_webui(tmp_path / "webui", sim.PROFILES["a1111"])
     before = sim.freeze(venv)
