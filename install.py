@@ -9,6 +9,7 @@ prints one line saying what happened and the command to run by hand. The outcome
 
     python install.py [--dry-run] [--status-file PATH]
     LORA_TRAINER_PIP_ARGS="--no-index --find-links DIR"   extra pip options
+    INDEX_URL (as for the WebUI's own installs), --skip-install (nothing is installed, the command is shown)
 """
 import os
 import sys

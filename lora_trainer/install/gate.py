@@ -23,7 +23,8 @@ from .versions import canonical, is_pep440
 FORBIDDEN_ARGS = ("-U", "--upgrade", "--force-reinstall", "-I", "--ignore-installed", "--no-deps",
                   "--upgrade-strategy")
 PIP_ARGS_ENV = "LORA_TRAINER_PIP_ARGS"
-BASE_ARGS = ("--only-binary=:all:", "--disable-pip-version-check", "--no-input")
+BASE_ARGS = ("--only-binary=:all:",)                    # no build of anything at a WebUI start
+QUIET_ARGS = ("--disable-pip-version-check", "--no-input")  # for our own pip runs (run_pip may be uv's)
 TIMEOUT_S = 900
 
 
@@ -35,6 +36,8 @@ def extra_pip_args(env=None) -> list[str]:
     """Extra pip options from ``LORA_TRAINER_PIP_ARGS`` (e.g. ``--no-index --find-links DIR``)."""
     text = (os.environ if env is None else env).get(PIP_ARGS_ENV, "")
     args = shlex.split(text, posix=os.name != "nt")
+    if os.name == "nt":   # Windows paths keep their backslashes; only the quotes go
+        args = [a[1:-1] if len(a) > 1 and a[0] == a[-1] == '"' else a for a in args]
     bad = [a for a in args if a.split("=", 1)[0] in FORBIDDEN_ARGS]
     if bad:
         raise PipArgsError(f"{PIP_ARGS_ENV} contains {' '.join(bad)}, which could change the WebUI's own packages")
@@ -102,7 +105,7 @@ def index_args(index_url: str | None) -> list[str]:
 def dry_run(python: str, specs: dict[str, str], constraints: Path, extra=(), index_url: str | None = None,
             timeout: float = TIMEOUT_S) -> DryRun:
     """``pip install --dry-run --report`` under the constraints; falls back to pip's "Would install" line."""
-    tail = [*BASE_ARGS, "-c", str(constraints), *index_args(index_url), *extra, *requested(specs)]
+    tail = [*BASE_ARGS, *QUIET_ARGS, "-c", str(constraints), *index_args(index_url), *extra, *requested(specs)]
     with tempfile.TemporaryDirectory(prefix="lora-trainer-pip-") as tmp:
         report = Path(tmp) / "report.json"
         code, text = _run([python, "-m", "pip", "install", "--dry-run", "--report", str(report), *tail], timeout)
@@ -216,7 +219,7 @@ def install_args(specs: dict[str, str], constraints: Path, extra=()) -> list[str
 def install_with_subprocess(python: str, args: list[str], index_url: str | None = None,
                             timeout: float = TIMEOUT_S) -> str:
     """Run pip; '' on success, else the reason in one line."""
-    code, text = _run([python, "-m", "pip", *args, *index_args(index_url)], timeout)
+    code, text = _run([python, "-m", "pip", *args, *QUIET_ARGS, *index_args(index_url)], timeout)
     return "" if code == 0 else _failure_line(text)
 
 
