@@ -260,6 +260,7 @@ def test_the_status_file_is_rewritten_only_when_something_changed(tmp_path):
     assert not status.write_status(path, make("ok", ready=True, problems=[]))
     assert path.stat().st_mtime_ns == first
     assert status.write_status(path, make("missing"))
+    assert status.write_status(path, make("missing"), force=True)          # a new attempt's time is kept
 
 
 def test_the_tab_rechecks_when_the_file_is_missing_stale_or_from_another_python(tmp_path):
@@ -275,3 +276,28 @@ def test_the_tab_rechecks_when_the_file_is_missing_stale_or_from_another_python(
     assert status.read_install_status(tmp_path)["source"] == "recheck"
     path.write_text("{ half a file")
     assert status.read_install_status(tmp_path)["source"] == "recheck"
+
+
+def test_a_failed_attempt_is_retried_after_an_hour_a_refusal_only_when_something_changes(tmp_path, capsys):
+    from lora_trainer.install.policy import Decision
+    from lora_trainer.install.run import Installer
+
+    path = tmp_path / status.STATUS_FILE
+    installer = Installer(tmp_path, dry_run=False, status_file=path)
+    needed = Decision(required={"diffusers": ">=0.28,<0.32"}, problems=["diffusers is missing"])
+
+    def age_it():
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps(dict(data, checked_at="2000-01-01T00:00:00+00:00")))
+
+    installer.record("failed", ready=False, problems=["offline"], message="[LoRA Trainer] failed line")
+    assert installer.repeat_previous(needed) and capsys.readouterr().out == "[LoRA Trainer] failed line\n"
+    age_it()
+    assert not installer.repeat_previous(needed)                              # an hour later: pip again
+    assert installer.repeat_previous(Decision(optional={"tomli": ">=1.1"}))   # extras only: not again
+    assert capsys.readouterr().out == ""
+    installer.record("refused", ready=False, problems=["conflict"], message="[LoRA Trainer] refused line")
+    age_it()
+    assert installer.repeat_previous(needed) and capsys.readouterr().out == "[LoRA Trainer] refused line\n"
+    installer.versions = dict(installer.versions, peft="0.13.2")              # something changed
+    assert not installer.repeat_previous(needed)

@@ -83,7 +83,7 @@ class Installer:
                            host=self.host, planned=planned, advice=advice, message=message,
                            fp=fingerprint(self.versions, self.host, self.cuda))
         try:
-            write_status(self.status_file, data)
+            write_status(self.status_file, data, force=status != "ok")   # a retry's timing reads checked_at
         except OSError as err:
             print(f"{PREFIX} could not write {self.status_file} ({err.strerror}); the tab will re-check by itself")
 

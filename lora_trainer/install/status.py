@@ -117,9 +117,10 @@ def load_status(path: str | os.PathLike) -> dict | None:
     return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
 
 
-def write_status(path: str | os.PathLike, data: dict) -> bool:
-    """Write atomically, unless only the time would change (no write at each start); True if written."""
-    old = load_status(path)
+def write_status(path: str | os.PathLike, data: dict, force: bool = False) -> bool:
+    """Write atomically; unless ``force``, not when only the time would change (the fast path at each
+    start writes nothing). True if written."""
+    old = None if force else load_status(path)
     if old is not None and {k: v for k, v in old.items() if k not in _VOLATILE} == \
             {k: v for k, v in data.items() if k not in _VOLATILE}:
         return False
