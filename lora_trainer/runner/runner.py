@@ -63,15 +63,6 @@ class Runner:
         validate(cfg)
         previews = previews or PreviewSettings()
         final = os.path.join(cfg.output_dir, f"{cfg.output_name}.safetensors")
-        with self._cond:
-            if self._closed:
-                raise TrainerError("the trainer is shutting down", "start the job again after the restart")
-            for other in self._entries.values():
-                if other.job.active and os.path.join(other.cfg.output_dir, f"{other.cfg.output_name}.safetensors") \
-                        == final:
-                    raise ConfigError(f"job {other.job.id} ({other.job.status}) already writes "
-                                      f"{cfg.output_name} in {cfg.output_dir}",
-                                      "choose another output name, or stop that job first")
         job = Job(id=new_job_id(), output_name=cfg.output_name, created_at=time.time(), config=cfg.to_dict(),
                   preview_settings=previews.to_dict(), output_dir=cfg.output_dir,
                   trigger=outputs.trigger_word(cfg.train_data_dir, cfg.output_name),
@@ -89,6 +80,14 @@ class Runner:
                 pass
         entry = _Entry(job, cfg, previews)
         with self._cond:
+            if self._closed:
+                raise TrainerError("the trainer is shutting down", "start the job again after the restart")
+            for other in self._entries.values():
+                if other.job.active and \
+                        os.path.join(other.cfg.output_dir, f"{other.cfg.output_name}.safetensors") == final:
+                    raise ConfigError(f"job {other.job.id} ({other.job.status}) already writes "
+                                      f"{cfg.output_name} in {cfg.output_dir}",
+                                      "choose another output name, or stop that job first")
             self._entries[job.id] = entry
             self._start_worker()
             self._cond.notify_all()
