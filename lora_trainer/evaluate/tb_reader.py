@@ -59,12 +59,10 @@ def _tensor_value(buf: bytes) -> float | None:
             dtype = value
         elif field == 4 and wire == 2:
             content = value
-        elif field == 5:  # float_val: packed (wire 2) or single (wire 5)
-            data = value if wire == 2 else value
-            values += [v for (v,) in struct.iter_unpack("<f", data[: len(data) // 4 * 4])]
-        elif field == 6:
-            data = value
-            values += [v for (v,) in struct.iter_unpack("<d", data[: len(data) // 8 * 8])]
+        elif field == 5 and wire in (2, 5):  # float_val, packed or single
+            values += [v for (v,) in struct.iter_unpack("<f", value[: len(value) // 4 * 4])]
+        elif field == 6 and wire in (1, 2):  # double_val, single or packed
+            values += [v for (v,) in struct.iter_unpack("<d", value[: len(value) // 8 * 8])]
     if values:
         return float(values[0])
     if content:
