@@ -56,5 +56,6 @@ def test_bad_values_name_the_field_as_the_form_labels_it():
         config_from_widgets(["unet_lr", "learning_rate"], ["fast", None])
     text = str(err.value)
     assert "UNet learning rate (unet_lr)" in text and "Learning rate (learning_rate) needs a value" in text
-    assert with_label("min_snr_gamma is -1, but it cannot be below 0") == "min_snr_gamma is -1, but it cannot be below 0"
+    unlabelled = "min_snr_gamma is -1, but it cannot be below 0"
+    assert with_label(unlabelled) == unlabelled
     assert with_label("base model not found: x") == "base model not found: x"

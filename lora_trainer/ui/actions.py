@@ -99,7 +99,9 @@ def check_start(cfg: TrainConfig, runner: Any, confirmed: bool) -> StartCheck:
             "Choose another output name, or stop that run first."))
     clashes = files_to_overwrite(cfg.output_dir, cfg.output_name)
     if clashes and not confirmed:
-        shown = [os.path.basename(c) for c in clashes[:8]] + ([f"… {len(clashes) - 8} more"] if len(clashes) > 8 else [])
+        shown = [os.path.basename(c) for c in clashes[:8]]
+        if len(clashes) > 8:
+            shown.append(f"… {len(clashes) - 8} more")
         return StartCheck(cfg, confirm_needed=True, warnings=warnings, plan=plan, message=message_html(
             "warning", "These files would be replaced", shown,
             "Tick 'Replace the existing files' and press Start again, or change the output name."))

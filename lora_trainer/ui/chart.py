@@ -82,7 +82,8 @@ def loss_chart_svg(losses: Sequence[Sequence[float]], epoch_losses: Sequence[Seq
              '.lt-mean{fill:#2b8a3e}.lt-text{font:12px sans-serif;fill:currentColor;opacity:.8}</style>']
     for tick in y_ticks:
         parts.append(f'<line class="lt-grid" x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}"/>')
-        parts.append(f'<text class="lt-text" x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{_fmt(tick)}</text>')
+        parts.append(f'<text class="lt-text" x="{left - 6}" y="{y(tick) + 4:.1f}" '
+                     f'text-anchor="end">{_fmt(tick)}</text>')
     for tick in nice_ticks(x_min, x_max, 6):
         if x_min <= tick <= x_max:
             parts.append(f'<text class="lt-text" x="{x(tick):.1f}" y="{height - bottom + 16}" '

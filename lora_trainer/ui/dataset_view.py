@@ -53,7 +53,8 @@ def dataset_summary(cfg: TrainConfig) -> tuple[str, str]:
         hint = message_html("info", "Choose the training images folder",
                             advice="Enter the folder that contains concept folders named <repeats>_<name>, "
                                    "for example 10_mychar, in the Dataset tab.")
-        return hint, '<div class="lt-plan-line"><span>Choose the training images folder in the Dataset tab.</span></div>'
+        line = '<div class="lt-plan-line"><span>Choose the training images folder in the Dataset tab.</span></div>'
+        return hint, line
     try:
         scan, _items, plan = scan_and_plan(cfg)
     except TrainerError as err:

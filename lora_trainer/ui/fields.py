@@ -4,8 +4,8 @@ Gradio-free and torch-free, so the rules are tested under the WebUI's Python wit
 component for a field follows from its type and metadata: bool → checkbox, optional bool →
 auto/on/off, choices → dropdown, a rate between 0 and 1 → slider, other numbers → number box with
 the field's limits, numbers that may stay empty → text box (a number box cannot show "empty" on
-gradio 3.41: it shows 0, which would silently train with a learning rate of 0), lists and text → text box. Values go back through ``config_io.config_from_dict``
-so that every check is the core's.
+gradio 3.41: it shows 0, which would silently train with a learning rate of 0), lists and text →
+text box. Values go back through ``config_io.config_from_dict`` so that every check is the core's.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 from ..config import BASIC, TrainConfig, field_type
 from ..config_io import config_from_dict
 
-SECTION_TITLES = {"model": "Model", "data": "Dataset", "output": "Saving", "network": "Network",
+SECTION_TITLES = {"model": "Model", "data": "Images and captions", "output": "Saving", "network": "Network",
                   "optimizer": "Optimizer and learning rate", "training": "Training"}
 TRISTATE = {"auto": None, "on": True, "off": False}
 EMPTY_HINT = "empty = not used / automatic"

@@ -156,8 +156,8 @@ def preview_items(job: Any) -> list[tuple[str, str]]:
     """(image path, caption) for the gallery: by epoch, then weight, then prompt."""
     previews = [p for p in (_attr(job, "previews", []) or []) if os.path.isfile(str(p.get("path", "")))]
     previews.sort(key=lambda p: (p.get("epoch") or 0, p.get("weight") or 0, str(p.get("prompt", ""))))
-    return [(str(p["path"]), f"epoch {p.get('epoch', '')} · ×{float(p.get('weight') or 0):g} · {p.get('prompt', '')}")
-            for p in previews]
+    return [(str(p["path"]), f"epoch {p.get('epoch', '')} · ×{float(p.get('weight') or 0):g} · "
+                             f"{p.get('prompt', '')}") for p in previews]
 
 
 def view_stamp(job: Any, jobs: list[Any]) -> str:

@@ -1,0 +1,98 @@
+"""``python -m lora_trainer.ui``: the LoRA Trainer tab as a web app of its own, without a WebUI.
+
+Base models are the files (or folders of them) given with ``--models``; LoRAs are written to
+``--output-dir``; previews are rendered by the trainer's own diffusers pipeline. The page and the
+HTTP API are the ones the WebUI gets. The browser tests drive this server.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]   # the extension folder (style.css, install.py)
+MODEL_EXTS = (".safetensors", ".ckpt")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m lora_trainer.ui", description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", default=[], metavar="DIR_OR_FILE",
+                        help="base model checkpoints (.safetensors/.ckpt), diffusers folders, or folders holding them")
+    parser.add_argument("--output-dir", default="lora_output", help="where the LoRA files go (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=7870, help="port to serve on (default: %(default)s)")
+    parser.add_argument("--listen", action="store_true", help="accept connections from other computers")
+    parser.add_argument("--api-auth", default=None, metavar="USER:PASS[,USER:PASS]",
+                        help="require these credentials for the HTTP API")
+    return parser.parse_args(argv)
+
+
+def split_models(entries: list[str]) -> tuple[list[str], str | None, list[str]]:
+    """(checkpoint files, the models folder, problems): the first plain folder is scanned by the adapter,
+    model files inside further folders are listed one by one."""
+    files, folder, problems = [], None, []
+    for entry in entries:
+        path = os.path.abspath(os.path.expanduser(entry))
+        if os.path.isfile(path) or os.path.isfile(os.path.join(path, "model_index.json")):
+            files.append(path)
+        elif os.path.isdir(path) and folder is None:
+            folder = path
+        elif os.path.isdir(path):
+            files += [str(p) for p in sorted(Path(path).rglob("*")) if p.suffix.lower() in MODEL_EXTS]
+        else:
+            problems.append(f"--models {entry}: no such file or folder")
+    return files, folder, problems
+
+
+def build_app(runner, host, install: dict | None = None):
+    """The tab inside a page of its own, wrapped like the WebUI wraps it (so style.css applies)."""
+    import gradio as gr
+
+    from .tab import build_tab
+
+    css_file = ROOT / "style.css"
+    css = css_file.read_text(encoding="utf-8") if css_file.is_file() else None
+    tab = build_tab(runner, host, install)   # outside the page's context, as the WebUI builds it
+    with gr.Blocks(title="LoRA Trainer", css=css, analytics_enabled=False) as app:
+        with gr.Tabs():
+            with gr.TabItem("LoRA Trainer", id="lora_trainer", elem_id="tab_lora_trainer"):
+                tab.render()
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    files, folder, problems = split_models(args.models)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    from ..hosts.standalone import StandaloneAdapter
+    from ..runner import get_runner
+    from ..runner.api import register_api
+    from .entry import install_status
+
+    host = StandaloneAdapter(checkpoints=files, models_dir=folder, lora_dir=args.output_dir, api_auth=args.api_auth)
+    os.makedirs(host.lora_dir(), exist_ok=True)
+    runner = get_runner(host)
+    app = build_app(runner, host, install_status(str(ROOT)))
+    app.queue()
+    server, local_url, _ = app.launch(server_name="0.0.0.0" if args.listen else "127.0.0.1",
+                                      server_port=args.port, prevent_thread_lock=True, show_api=False,
+                                      allowed_paths=[host.lora_dir()], quiet=True)
+    register_api(server, runner, host.api_auth_dependencies())
+    print(f"LoRA Trainer running at {local_url}  (LoRAs go to {host.lora_dir()}; Ctrl+C to quit)", flush=True)
+    try:
+        app.block_thread()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for job in runner.jobs():   # a stopped run saves an -interrupted file it can resume from
+            if getattr(job, "status", "") in ("queued", "preparing", "training"):
+                runner.stop(job.id)
+        if hasattr(runner, "shutdown"):
+            runner.shutdown(60.0)
+        app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

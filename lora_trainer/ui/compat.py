@@ -1,0 +1,61 @@
+"""The few differences between gradio 3.41 (A1111, reForge) and 4.40 (Forge) the tab runs into.
+
+Everything else in ``lora_trainer.ui`` uses the API both versions share: ``gr.update`` returned from
+functions (never component instances), constructor keyword arguments (never ``.style()``).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gradio as gr
+
+GR_MAJOR = int(gr.__version__.split(".")[0])
+POLL_SECONDS = 1.5
+
+
+def js_kw(code: str) -> dict:
+    """Keyword for client-side code on an event: ``btn.click(fn, ..., **js_kw("() => ..."))``."""
+    return {"_js": code} if GR_MAJOR < 4 else {"js": code}
+
+
+def as_path(value: Any) -> str | None:
+    """The file path of a ``gr.File`` value: a temp-file wrapper on 3.41, a str subclass on 4.40."""
+    if value is None:
+        return None
+    if isinstance(value, dict):  # gradio 4 FileData passed through as a dict
+        return value.get("path") or value.get("name")
+    return getattr(value, "name", value)
+
+
+def keep_out_of_ui_config(*components: Any) -> None:
+    """The host freezes every component's default in ui-config.json on first start; ours follow the
+    trainer's defaults and the loaded checkpoint instead, so they opt out."""
+    for component in components:
+        component.do_not_save_to_config = True
+
+
+def dropdown(choices: list, value: Any, **kwargs: Any) -> gr.Dropdown:
+    """A dropdown that accepts a value outside ``choices`` on 4.40 too (a path typed by hand,
+    a setting loaded from a file)."""
+    return gr.Dropdown(choices=choices, value=value, allow_custom_value=True, **kwargs)
+
+
+def info_kw(text: str) -> dict:
+    """Plain-words explanation under a component (both versions support ``info=`` on inputs)."""
+    return {"info": text} if text else {}
+
+
+def poll(fn: Callable, inputs: list, outputs: list, stamp: Callable[[], str], seconds: float = POLL_SECONDS) -> Any:
+    """Call ``fn(*inputs)`` every ``seconds`` while the page is open; returns the event to chain on.
+
+    4.40 has ``gr.Timer``. 3.41 has only polled values: a hidden HTML re-reads ``stamp()`` with ``every=``
+    and its ``change`` runs ``fn`` when the stamp moves. 4.40 cannot use that route: its HTML component
+    fires ``change`` after every event of the page, not only when the value changes (measured: about
+    12 times a second).
+    """
+    quiet = {"show_progress": "hidden"}
+    if hasattr(gr, "Timer"):
+        return gr.Timer(seconds).tick(fn, inputs, outputs, **quiet)
+    beat = gr.HTML(value=lambda: f'<div hidden data-stamp="{stamp()}"></div>', every=seconds,
+                   elem_id="lora_trainer_heartbeat")
+    return beat.change(fn, inputs, outputs, **quiet)
