@@ -10,8 +10,8 @@ from lora_trainer.runner.job import Job
 from lora_trainer.ui import actions
 from lora_trainer.ui.chart import loss_chart_svg, nice_ticks, smooth
 from lora_trainer.ui.dataset_view import dataset_summary
-from lora_trainer.ui.status import (duration, error_html, files_html, job_choices, preview_items, progress_html,
-                                    queue_html, view_stamp)
+from lora_trainer.ui.status import (duration, error_html, files_html, job_choices, job_id_of, preview_items,
+                                    progress_html, queue_html, view_stamp)
 
 DEMO = Path(__file__).resolve().parents[1] / "lora_trainer" / "demo_data" / "train"
 
@@ -57,7 +57,7 @@ def test_files_queue_picker_and_previews(tmp_path):
     assert [caption for _, caption in preview_items(job)] == ["epoch 1 · ×1 · a", "epoch 2 · ×1 · b"]
     queued = training_job(id="2", status="queued", output_name="next")
     assert "Waiting in the queue" in queue_html([queued, job]) and "The queue is empty" in queue_html([])
-    assert job_choices([queued])[0][1] == "2"
+    assert job_choices([queued]) == ["next · Waiting in the queue · 2"] and job_id_of(job_choices([job])[0]) == job.id
     assert view_stamp(job, [job]) != view_stamp(training_job(step=31), [job])
 
 

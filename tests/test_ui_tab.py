@@ -207,13 +207,13 @@ def test_form_values_survive_the_browser_round_trip(webui):
 
 def test_presets_fill_the_form_and_say_what_changed(webui):
     page = open_tab(webui)
-    page["lora_trainer_preset_subject"] = "style"
-    page["lora_trainer_preset_vram"] = "sdxl-12gb"
+    page["lora_trainer_preset_subject"] = "Style"
+    page["lora_trainer_preset_vram"] = "SDXL · 12 GB"
     page.fire("lora_trainer_apply_preset", "click")
     assert form_value(page, "network_dim") == 64 and form_value(page, "train_batch_size") == 2
     assert form_value(page, "resolution") == "1024" and form_value(page, "gradient_checkpointing") is True
     message = page["lora_trainer_preset_message"]
-    assert "Style + SDXL · 12 GB" in message and "network_dim: 32 → 64" in message
+    assert "Preset applied" in message and "Style + SDXL · 12 GB" in message and "network_dim: 32 → 64" in message
 
 
 def test_settings_save_as_toml_and_load_from_toml_and_kohya_json(webui, tmp_path):

@@ -142,14 +142,15 @@ def queue_html(jobs: list[Any]) -> str:
             f'<th>Added</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
-def job_choices(jobs: list[Any]) -> list[tuple[str, str]]:
-    """(label, job id) for the queue's job picker, newest first."""
-    out = []
-    for job in jobs:
-        status = _attr(job, "status", "")
-        out.append((f"{_attr(job, 'output_name', '')} · {STATUS_TEXT.get(status, status)} · "
-                    f"{str(_attr(job, 'id', ''))[:8]}", str(_attr(job, "id", ""))))
-    return out
+def job_choices(jobs: list[Any]) -> list[str]:
+    """Entries of the queue's run picker, newest first: "name · status · id" (gradio 3.41's dropdowns
+    take plain strings only, so the id rides at the end; ``job_id_of`` reads it back)."""
+    return [f"{_attr(job, 'output_name', '')} · {STATUS_TEXT.get(_attr(job, 'status', ''), '')} · "
+            f"{_attr(job, 'id', '')}" for job in jobs]
+
+
+def job_id_of(choice: str | None) -> str | None:
+    return str(choice).rsplit(" · ", 1)[-1] if choice else None
 
 
 def preview_items(job: Any) -> list[tuple[str, str]]:

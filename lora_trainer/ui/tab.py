@@ -19,8 +19,8 @@ from .compat import as_path, dropdown, keep_out_of_ui_config, poll
 from .dataset_view import dataset_summary
 from .form import ConfigForm
 from .names import sanitize_output_name
-from .status import (ACTIVE, error_html, files_html, job_choices, message_html, preview_items, progress_html,
-                     queue_html, view_stamp)
+from .status import (ACTIVE, error_html, files_html, job_choices, job_id_of, message_html, preview_items,
+                     progress_html, queue_html, view_stamp)
 
 DATASET_FIELDS = ("train_data_dir", "reg_data_dir", "caption_extension")
 PLACED_ELSEWHERE = ("pretrained_model_name_or_path",) + DATASET_FIELDS
@@ -30,7 +30,7 @@ PLAN_FIELDS = ("train_batch_size", "max_train_epochs", "max_train_steps", "gradi
 PLAN_TEXT_FIELDS = ("resolution",) + DATASET_FIELDS
 EVALUATE_TEXT = ("Comparing the saved epochs at several LoRA weights side by side comes in a later version. "
                  "Until then, try the files listed under Train with the X/Y/Z plot script of txt2img.")
-NO_PRESET = ("—", "")
+NO_PRESET = "—"
 QUIET = {"show_progress": "hidden"}   # redraws run every few seconds: no loading overlay
 
 
@@ -46,10 +46,12 @@ def default_config(host: Any) -> TrainConfig:
 def install_banner(install: dict | None) -> str:
     if not install or install.get("ready", True):
         return ""
-    advice = f"Run this in the WebUI's Python environment, then restart the WebUI: {install['command']}" \
-        if install.get("command") else ""
-    return message_html("error", "Training is not available yet",
-                        [install.get("summary", "")] + list(install.get("problems") or [])[:6], advice)
+    lines = [install.get("summary", "")] + list(install.get("problems") or [])[:6]
+    advice = ""
+    if install.get("command"):
+        lines.append(install["command"])
+        advice = "Run the command above in the WebUI's Python environment, then restart the WebUI."
+    return message_html("error", "Training is not available yet", lines, advice)
 
 
 def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
@@ -77,12 +79,12 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
                         with gr.Row(equal_height=False):
-                            subject = dropdown([NO_PRESET] + [(PRESETS[n].title, n) for n in preset_names(SUBJECT)],
-                                               "", label="What you train",
+                            subject = dropdown([NO_PRESET] + [PRESETS[n].title for n in preset_names(SUBJECT)],
+                                               NO_PRESET, label="What you train",
                                                info="Fills rank, learning rates and caption settings for this "
                                                     "kind of subject.", elem_id="lora_trainer_preset_subject")
-                            vram = dropdown([NO_PRESET] + [(PRESETS[n].title, n) for n in preset_names(VRAM)],
-                                            "", label="Graphics card memory",
+                            vram = dropdown([NO_PRESET] + [PRESETS[n].title for n in preset_names(VRAM)],
+                                            NO_PRESET, label="Graphics card memory",
                                             info="Fills batch size and memory savers for the model type and "
                                                  "your GPU's memory.", elem_id="lora_trainer_preset_vram")
                             apply_button = gr.Button("Apply preset", elem_id="lora_trainer_apply_preset", scale=0,
@@ -167,8 +169,10 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
                 return box, box
             return dataset_summary(cfg)
 
-        def apply_presets(subject_name: str, vram_name: str, *values: Any):
-            names = [n for n in (subject_name, vram_name) if n]
+        by_title = {p.title: p.name for p in PRESETS.values()}
+
+        def apply_presets(subject_title: str, vram_title: str, *values: Any):
+            names = [by_title[t] for t in (subject_title, vram_title) if t in by_title]
             if not names:
                 return [message_html("info", "Choose a preset first")] + [gr.update() for _ in range(n_form)]
             try:
@@ -181,9 +185,8 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
                 lines += [f"{field}: {old} → {new}" for field, old, new in preset_changes(cfg, name)]
                 cfg = apply_preset(cfg, name)
             titles = " + ".join(PRESETS[n].title for n in names)
-            descriptions = " ".join(PRESETS[n].description for n in names)
-            box = message_html("ok", f"Preset applied: {titles}", lines or ["(nothing needed to change)"],
-                               descriptions)
+            box = message_html("ok", "Preset applied", [titles] + [PRESETS[n].description for n in names]
+                               + (lines or ["Nothing needed to change."]))
             return [box] + form.updates(cfg)
 
         def refresh_checkpoints(choice: str):
@@ -224,18 +227,21 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
                 return message_html("error", "The run could not be added", [err.message], err.advice), \
                     hidden_confirm, gr.update()
             ahead = [j for j in runner.jobs() if j.id != job.id and getattr(j, "status", "") in ACTIVE]
-            title = f"Added to the queue: {len(ahead)} run(s) before it" if ahead else "Training starts"
             lines = [f"{check.plan.total_steps} steps, {check.plan.epochs} epochs"] + check.warnings
+            if ahead:
+                lines.insert(0, f"{len(ahead)} run(s) before it")
+            title = "Added to the queue" if ahead else "Training starts"
             return message_html("ok", title, lines), hidden_confirm, gr.update(value=check.cfg.output_name)
 
-        def stop(job_id: str | None):
-            job = actions.view_job(runner, job_id)
+        def stop(choice: str | None):
+            job = actions.view_job(runner, job_id_of(choice))
             if job is None or not runner.stop(job.id):
                 return message_html("info", "Nothing to stop")
             return message_html("ok", "Stopping", ["The run stops after the current step and saves an "
                                                    "-interrupted file you can resume from."])
 
-        def remove(job_id: str | None):
+        def remove(choice: str | None):
+            job_id = job_id_of(choice)
             if not job_id:
                 return message_html("info", "Choose a run in 'Show run' first")
             if runner.remove(job_id):
@@ -268,7 +274,8 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
                 if cfg.pretrained_model_name_or_path else model_choice
             return [gr.update(value=model), box] + form.updates(cfg)
 
-        def redraw(last: str, job_id: str | None):
+        def redraw(last: str, choice: str | None):
+            job_id = job_id_of(choice)
             jobs = runner.jobs()
             job = actions.view_job(runner, job_id)
             stamp = view_stamp(job, jobs) + f"|{job_id or ''}"
@@ -279,10 +286,10 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
                     loss_chart_svg(getattr(job, "losses", []) or [], getattr(job, "epoch_losses", []) or []),
                     gr.update(value=items, visible=bool(items)), files_html(job), queue_html(jobs)]
 
-        def open_page(job_id: str | None):
+        def open_page(choice: str | None):
             """A page opens (or is reloaded): show the runs, and while one is queued or training, its
             settings in the form, so a refresh loses nothing."""
-            view = redraw("", job_id)
+            view = redraw("", choice)
             active = runner.current() or next((j for j in runner.jobs() if getattr(j, "status", "") == "queued"),
                                               None)
             cfg = actions.job_config(active, defaults) if active is not None else None
@@ -298,7 +305,7 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
             stamp = repr(choices)
             if stamp == last:
                 return last, gr.update()
-            return stamp, gr.update(choices=[("", "")] + choices)
+            return stamp, gr.update(choices=[""] + choices)
 
         # ---- events ------------------------------------------------------------------------------------
         plan_outputs = [dataset_box, plan_box]
