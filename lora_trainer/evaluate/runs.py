@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -140,13 +141,31 @@ def _lora_files(folder: Path, recursive: bool) -> list[Path]:
     return found
 
 
+def _saved_events(log_dir: Path) -> list[dict]:
+    """The ``file_saved`` records of ``metrics.jsonl``; only those lines are parsed (a long run logs
+    tens of thousands of step lines, and the X/Y/Z axes list runs at every dropdown refresh)."""
+    out = []
+    try:
+        with open(log_dir / METRICS_FILE, "rb") as fh:
+            for raw in fh:
+                if b'"file_saved"' not in raw:
+                    continue
+                try:
+                    rec = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, ValueError):
+                    continue  # half a line from a killed process
+                if isinstance(rec, dict):
+                    out.append(rec)
+    except OSError:
+        return []
+    return out
+
+
 def _read_log_files(log_dir: Path) -> tuple[str | None, list[RunFile]]:
     """(output name, files) from a run log's ``file_saved`` events; files that are gone are left out."""
-    from ..train.metrics import read_metrics
-
     files: dict[str, RunFile] = {}
     name = None
-    for rec in read_metrics(log_dir):
+    for rec in _saved_events(log_dir):
         if rec.get("type") != "event" or rec.get("kind") != "file_saved" or not rec.get("path"):
             continue
         path = str(rec["path"])
