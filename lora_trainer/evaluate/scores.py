@@ -227,7 +227,6 @@ class GridCell:
     epoch: int | None = None       # the epoch number (None for final / interrupted)
     stem: str | None = None        # the file it was rendered with; identifies the epoch column
     prompt: int = 0                # which prompt (and seed) of the grid
-    training_caption: bool = False  # rendered from a training image's caption
 
     @property
     def key(self) -> str:
