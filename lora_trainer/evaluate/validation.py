@@ -16,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from dataclasses import dataclass, field
+import random
+from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -75,8 +76,6 @@ def items_from_training(cfg, max_images: int = DEFAULT_MAX_IMAGES) -> list[Valid
     """Up to ``max_images`` training images of ``cfg`` (evenly picked), at their training buckets."""
     from ..data.captions import process_caption
     from ..steps import scan_and_plan
-
-    import random
 
     _, items, _ = scan_and_plan(cfg)
     items = [it for it in items if not it.is_reg]
