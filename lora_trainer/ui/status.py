@@ -15,7 +15,8 @@ STATUS_TEXT = {"queued": "Waiting in the queue", "preparing": "Preparing", "trai
                "stopping": "Stopping", "finished": "Finished", "stopped": "Stopped", "failed": "Failed",
                "cancelled": "Cancelled"}
 ACTIVE = ("queued", "preparing", "training", "stopping")
-FILE_KINDS = {"epoch": "epoch", "final": "final", "interrupted": "interrupted"}
+FILE_KINDS = {"epoch": "epoch", "final": "final", "interrupted": "interrupted", "sidecar": "Lora tab card",
+              "cover": "Lora tab preview"}
 
 
 def _attr(job: Any, name: str, default: Any = None) -> Any:
