@@ -64,11 +64,13 @@ def test_files_queue_picker_and_previews(tmp_path):
 def test_loss_chart_marks_each_epoch_and_smooths_without_a_start_bias():
     assert loss_chart_svg([]) == ""
     svg = loss_chart_svg([[s, 1.0 + (s % 3) * 0.1] for s in range(1, 61)], [[1, 20, 1.1], [2, 40, 1.1], [3, 60, 1.1]])
-    assert svg.count('class="lt-epoch"') == 3 and svg.count("<circle") == 3
+    assert svg.count('class="lt-epoch"') == 3 and svg.count('class="lt-mean"') == 3
     assert 'class="lt-raw"' in svg and 'class="lt-smooth"' in svg
     assert smooth([2.0, 2.0, 2.0]) == [2.0, 2.0, 2.0]
     ticks = nice_ticks(0.13, 0.31)
     assert ticks[0] <= 0.13 and ticks[-1] >= 0.31 and len(ticks) <= 7
+    one = loss_chart_svg([[1, 0.5]])   # the first step: a dot, and whole step numbers on the axis
+    assert 'class="lt-now"' in one and ">0.2<" not in one and re.findall(r'text-anchor="middle">(\d+)<', one) == ["0", "1"]
     big = loss_chart_svg([[s, float("nan") if s == 5 else 0.1] for s in range(5000)])
     assert big.count(",") < 1500   # thinned to at most a few hundred points per line
 

@@ -1,4 +1,5 @@
 """The LoRA Trainer tab (gradio 3.41 and 4.40) and the standalone server.
 
-Only the modules that build components import gradio; names.py and kohya_gui.py stay torch- and gradio-free.
+Only compat, form, tab, entry and __main__ import gradio. The logic they call (fields, actions, status,
+chart, dataset_view, names, kohya_gui) is gradio- and torch-free, and tested without a UI.
 """

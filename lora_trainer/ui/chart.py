@@ -31,12 +31,15 @@ def _thin(points: list[tuple[int, float]], limit: int = MAX_POINTS) -> list[tupl
     return [points[int(i * stride)] for i in range(limit)] + [points[-1]]
 
 
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+def nice_ticks(low: float, high: float, count: int = 5, whole: bool = False) -> list[float]:
+    """Round tick values from ``low`` to at least ``high``; ``whole``: steps of 1 or more (step counts)."""
     if high <= low:
         high = low + 1.0
     raw = (high - low) / max(1, count - 1)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    if whole:
+        step = max(1, round(step))
     first = math.floor(low / step) * step
     ticks = [round(first, 10)]
     while ticks[-1] < high - step * 1e-9:   # the last tick reaches the highest value
@@ -79,12 +82,12 @@ def loss_chart_svg(losses: Sequence[Sequence[float]], epoch_losses: Sequence[Seq
              f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg" role="img">',
              '<style>.lt-grid{stroke:#8884;stroke-width:1}.lt-raw{stroke:#7aa7e0;stroke-width:1;opacity:.55}'
              '.lt-smooth{stroke:#e8590c;stroke-width:2.2}.lt-epoch{stroke:#888;stroke-width:1;stroke-dasharray:4 3}'
-             '.lt-mean{fill:#2b8a3e}.lt-text{font:12px sans-serif;fill:currentColor;opacity:.8}</style>']
+             '.lt-mean{fill:#2b8a3e}.lt-now{fill:#e8590c}.lt-text{font:12px sans-serif;fill:currentColor;opacity:.8}</style>']
     for tick in y_ticks:
         parts.append(f'<line class="lt-grid" x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}"/>')
         parts.append(f'<text class="lt-text" x="{left - 6}" y="{y(tick) + 4:.1f}" '
                      f'text-anchor="end">{_fmt(tick)}</text>')
-    for tick in nice_ticks(x_min, x_max, 6):
+    for tick in nice_ticks(x_min, x_max, 6, whole=True):
         if x_min <= tick <= x_max:
             parts.append(f'<text class="lt-text" x="{x(tick):.1f}" y="{height - bottom + 16}" '
                          f'text-anchor="middle">{int(tick)}</text>')
@@ -93,6 +96,8 @@ def loss_chart_svg(losses: Sequence[Sequence[float]], epoch_losses: Sequence[Seq
         parts.append(f'<text class="lt-text" x="{x(step) - 3:.1f}" y="{top + 10}" text-anchor="end">{epoch}</text>')
     parts.append(polyline(points, "lt-raw"))
     parts.append(polyline(smoothed, "lt-smooth"))
+    last_step, last_value = smoothed[-1]
+    parts.append(f'<circle class="lt-now" cx="{x(last_step):.1f}" cy="{y(last_value):.1f}" r="2.5"/>')
     for epoch, step, mean in epochs:
         parts.append(f'<circle class="lt-mean" cx="{x(step):.1f}" cy="{y(mean):.1f}" r="3.5">'
                      f'<title>{escape(f"{epoch}: {mean:.4f}")}</title></circle>')

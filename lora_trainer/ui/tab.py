@@ -142,11 +142,15 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
                         files_box = gr.HTML("", elem_id="lora_trainer_files")
                         with gr.Accordion("Queue", open=False, elem_id="lora_trainer_queue"):
                             queue_box = gr.HTML(queue_html([]), elem_id="lora_trainer_queue_table")
-                            with gr.Row():
+                            with gr.Row(equal_height=False):
                                 picked = dropdown([], "", label="Show run", elem_id="lora_trainer_pick_job",
-                                                  info="Empty: the run that trains now, else the latest one.")
-                                cancel_button = gr.Button("Stop or cancel this run", elem_id="lora_trainer_cancel")
-                                remove_button = gr.Button("Remove from the list", elem_id="lora_trainer_remove")
+                                                  info="Empty: the run that trains now, else the latest one.",
+                                                  scale=2)
+                                with gr.Column(scale=1, min_width=160):
+                                    cancel_button = gr.Button("Stop or cancel this run", size="sm",
+                                                              elem_id="lora_trainer_cancel")
+                                    remove_button = gr.Button("Remove from the list", size="sm",
+                                                              elem_id="lora_trainer_remove")
 
             with gr.Tab("Evaluate", elem_id="lora_trainer_tab_evaluate"):
                 gr.HTML(f'<p class="lt-placeholder">{EVALUATE_TEXT}</p>', elem_id="lora_trainer_evaluate_text")
@@ -288,13 +292,16 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
 
         def open_page(choice: str | None):
             """A page opens (or is reloaded): show the runs, and while one is queued or training, its
-            settings in the form, so a refresh loses nothing."""
+            settings in the form, so a refresh loses nothing; otherwise the checkpoint the host has loaded
+            now (the page may have been built before another one was chosen)."""
             view = redraw("", choice)
             active = runner.current() or next((j for j in runner.jobs() if getattr(j, "status", "") == "queued"),
                                               None)
             cfg = actions.job_config(active, defaults) if active is not None else None
             if cfg is None:
-                return view + [gr.update()] + [gr.update() for _ in range(n_form)]
+                loaded, _ = actions.default_checkpoint(host)
+                return view + [gr.update(value=loaded) if loaded else gr.update()] + \
+                    [gr.update() for _ in range(n_form)]
             model = actions.title_for_path(cfg.pretrained_model_name_or_path, host)
             return view + [gr.update(value=model)] + form.updates(cfg)
 
