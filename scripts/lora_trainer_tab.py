@@ -1,4 +1,5 @@
-"""What the WebUI executes: puts the extension on sys.path and registers the LoRA Trainer's callbacks.
+"""What the WebUI executes: puts the extension on sys.path, registers the LoRA Trainer's callbacks and
+adds its axes to the X/Y/Z plot script.
 
 The host runs this file (not as an importable module) at start-up and again at every "Reload UI".
 The callbacks themselves live in ``lora_trainer.ui.entry`` so that they, and the training runner,
@@ -36,6 +37,7 @@ def _register():
         if hasattr(script_callbacks, "remove_callbacks_for_function"):
             script_callbacks.remove_callbacks_for_function(callback)
         register(callback)
+    entry.register_xyz_axes()
 
 
 def _register_error_tab(reason):

@@ -167,11 +167,16 @@ def test_the_script_registers_each_callback_once_even_when_run_twice(webui, monk
             while callback in items:
                 items.remove(callback)
     monkeypatch.setattr(webui.callbacks, "remove_callbacks_for_function", remove, raising=False)
+    from lora_trainer.hosts import xyz_axes
+    axes = []
+    monkeypatch.setattr(xyz_axes, "register_axes", lambda get_lora_dir: axes.append(get_lora_dir()))
     run_tab_script()
     run_tab_script()
     counts = {k: len(v) for k, v in webui.callbacks.callbacks.items()}
     assert counts == {"ui_tabs": 1, "app_started": 1, "script_unloaded": 1}
     assert str(ROOT) in sys.path
+    from modules import shared
+    assert axes == [shared.cmd_opts.lora_dir] * 2   # the X/Y/Z axes, added at every execution of the file
 
 
 def test_the_tab_is_generated_from_the_config_with_the_basic_view_first(webui):

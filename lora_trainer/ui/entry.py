@@ -91,6 +91,19 @@ def on_app_started(_demo: Any, app: Any) -> None:
         print(f"[LoRA Trainer] the HTTP API could not be added: {type(err).__name__}: {err}")
 
 
+def register_xyz_axes() -> None:
+    """The "LoRA epoch" / "LoRA weight" axes of the X/Y/Z plot script: added while the scripts file is
+    executed (the script's axis list is rebuilt at every "Reload UI" just before)."""
+    try:
+        from ..hosts import detect_host
+        from ..hosts.xyz_axes import register_axes
+
+        host = detect_host()
+        register_axes(host.lora_dir)
+    except Exception as err:
+        print(f"[LoRA Trainer] the X/Y/Z plot axes could not be added: {type(err).__name__}: {err}")
+
+
 def on_script_unloaded() -> None:
     """Reload UI: the old page goes away; training jobs keep running in the runner."""
     _tab_blocks.clear()
