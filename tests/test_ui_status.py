@@ -70,7 +70,8 @@ def test_loss_chart_marks_each_epoch_and_smooths_without_a_start_bias():
     ticks = nice_ticks(0.13, 0.31)
     assert ticks[0] <= 0.13 and ticks[-1] >= 0.31 and len(ticks) <= 7
     one = loss_chart_svg([[1, 0.5]])   # the first step: a dot, and whole step numbers on the axis
-    assert 'class="lt-now"' in one and ">0.2<" not in one and re.findall(r'text-anchor="middle">(\d+)<', one) == ["0", "1"]
+    assert 'class="lt-now"' in one and ">0.2<" not in one
+    assert re.findall(r'text-anchor="middle">(\d+)<', one) == ["0", "1"]
     big = loss_chart_svg([[s, float("nan") if s == 5 else 0.1] for s in range(5000)])
     assert big.count(",") < 1500   # thinned to at most a few hundred points per line
 
@@ -129,3 +130,21 @@ def test_the_page_shows_the_run_training_now_else_the_latest():
     assert actions.view_job(FakeRunner([waiting, running, new])).id == "run"
     assert actions.view_job(FakeRunner([waiting, running]), "wait").id == "wait"
     assert actions.view_job(FakeRunner([])) is None
+
+
+def test_open_pages_share_one_read_of_the_jobs_per_second():
+    class Counting(FakeRunner):
+        reads = 0
+
+        def jobs(self):
+            Counting.reads += 1
+            return super().jobs()
+
+    runner = Counting([training_job(id="run")])
+    snapshot = actions.JobsSnapshot(runner, ttl=60)
+    for _ in range(5):   # five pages polling
+        assert snapshot.current().id == "run" and snapshot.get("run") is not None
+    assert Counting.reads == 1
+    snapshot.forget()
+    snapshot.jobs()
+    assert Counting.reads == 2

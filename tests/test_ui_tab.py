@@ -161,6 +161,18 @@ def form_value(page: Page, name: str):
     return page[f"lora_trainer_{name}"]
 
 
+def test_version_differences_are_bridged():
+    import gradio as gr
+
+    from lora_trainer.ui.compat import GR_MAJOR, as_path, js_kw
+
+    assert GR_MAJOR == int(gr.__version__.split(".")[0])
+    assert list(js_kw("() => 1")) == (["_js"] if GR_MAJOR < 4 else ["js"])
+    assert as_path(types.SimpleNamespace(name="/tmp/a.toml")) == "/tmp/a.toml"   # 3.41's temp-file wrapper
+    assert as_path("/tmp/b.toml") == "/tmp/b.toml"
+    assert as_path({"path": "/tmp/c.json"}) == "/tmp/c.json" and as_path(None) is None
+
+
 def test_the_script_registers_each_callback_once_even_when_run_twice(webui, monkeypatch):
     def remove(callback):   # what A1111's script_callbacks offers and the script uses
         for items in webui.callbacks.callbacks.values():

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,6 +155,34 @@ def job_config(job: Any, base: TrainConfig) -> TrainConfig | None:
     except TrainerError:
         return None
     return cfg
+
+
+class JobsSnapshot:
+    """The runner's jobs for every open page, read at most once per ``ttl`` seconds: each read copies
+    every job with its loss history, and each open page polls. ``forget()`` after a button changed them."""
+
+    def __init__(self, runner: Any, ttl: float = 1.0) -> None:
+        self.runner, self.ttl = runner, ttl
+        self._lock = threading.Lock()
+        self._jobs: list = []
+        self._read_at = float("-inf")
+
+    def jobs(self) -> list:
+        with self._lock:
+            if time.monotonic() - self._read_at > self.ttl:
+                self._jobs, self._read_at = self.runner.jobs(), time.monotonic()
+            return list(self._jobs)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._read_at = float("-inf")
+
+    def current(self) -> Any:
+        return next((j for j in self.jobs() if getattr(j, "status", "") in ("preparing", "training", "stopping")),
+                    None)
+
+    def get(self, job_id: str) -> Any:
+        return next((j for j in self.jobs() if getattr(j, "id", None) == job_id), None)
 
 
 def view_job(runner: Any, job_id: str | None = None) -> Any:

@@ -82,7 +82,8 @@ def loss_chart_svg(losses: Sequence[Sequence[float]], epoch_losses: Sequence[Seq
              f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg" role="img">',
              '<style>.lt-grid{stroke:#8884;stroke-width:1}.lt-raw{stroke:#7aa7e0;stroke-width:1;opacity:.55}'
              '.lt-smooth{stroke:#e8590c;stroke-width:2.2}.lt-epoch{stroke:#888;stroke-width:1;stroke-dasharray:4 3}'
-             '.lt-mean{fill:#2b8a3e}.lt-now{fill:#e8590c}.lt-text{font:12px sans-serif;fill:currentColor;opacity:.8}</style>']
+             '.lt-mean{fill:#2b8a3e}.lt-now{fill:#e8590c}'
+             '.lt-text{font:12px sans-serif;fill:currentColor;opacity:.8}</style>']
     for tick in y_ticks:
         parts.append(f'<line class="lt-grid" x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}"/>')
         parts.append(f'<text class="lt-text" x="{left - 6}" y="{y(tick) + 4:.1f}" '

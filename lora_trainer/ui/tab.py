@@ -61,6 +61,8 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
     ready = not install or install.get("ready", True)
     base_title, _ = actions.default_checkpoint(host)
 
+    jobs = actions.JobsSnapshot(runner)   # what the pages poll; buttons act on the runner itself
+
     with gr.Blocks(analytics_enabled=False) as tab:
         gr.HTML(install_banner(install), elem_id="lora_trainer_install")
         shown = gr.State("")   # stamp of what this page shows, so unchanged parts are not resent
@@ -230,6 +232,7 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
             except TrainerError as err:
                 return message_html("error", "The run could not be added", [err.message], err.advice), \
                     hidden_confirm, gr.update()
+            jobs.forget()
             ahead = [j for j in runner.jobs() if j.id != job.id and getattr(j, "status", "") in ACTIVE]
             lines = [f"{check.plan.total_steps} steps, {check.plan.epochs} epochs"] + check.warnings
             if ahead:
@@ -238,6 +241,7 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
             return message_html("ok", title, lines), hidden_confirm, gr.update(value=check.cfg.output_name)
 
         def stop(choice: str | None):
+            jobs.forget()
             job = actions.view_job(runner, job_id_of(choice))
             if job is None or not runner.stop(job.id):
                 return message_html("info", "Nothing to stop")
@@ -245,6 +249,7 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
                                                    "-interrupted file you can resume from."])
 
         def remove(choice: str | None):
+            jobs.forget()
             job_id = job_id_of(choice)
             if not job_id:
                 return message_html("info", "Choose a run in 'Show run' first")
@@ -280,23 +285,23 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
 
         def redraw(last: str, choice: str | None):
             job_id = job_id_of(choice)
-            jobs = runner.jobs()
-            job = actions.view_job(runner, job_id)
-            stamp = view_stamp(job, jobs) + f"|{job_id or ''}"
+            listed_jobs = jobs.jobs()
+            job = actions.view_job(jobs, job_id)
+            stamp = view_stamp(job, listed_jobs) + f"|{job_id or ''}"
             if stamp == last:
                 return [last] + [gr.update() for _ in range(6)]
             items = preview_items(job) if job is not None else []
             return [stamp, progress_html(job), error_html(job),
                     loss_chart_svg(getattr(job, "losses", []) or [], getattr(job, "epoch_losses", []) or []),
-                    gr.update(value=items, visible=bool(items)), files_html(job), queue_html(jobs)]
+                    gr.update(value=items, visible=bool(items)), files_html(job), queue_html(listed_jobs)]
 
         def open_page(choice: str | None):
             """A page opens (or is reloaded): show the runs, and while one is queued or training, its
             settings in the form, so a refresh loses nothing; otherwise the checkpoint the host has loaded
             now (the page may have been built before another one was chosen)."""
+            jobs.forget()
             view = redraw("", choice)
-            active = runner.current() or next((j for j in runner.jobs() if getattr(j, "status", "") == "queued"),
-                                              None)
+            active = jobs.current() or next((j for j in jobs.jobs() if getattr(j, "status", "") == "queued"), None)
             cfg = actions.job_config(active, defaults) if active is not None else None
             if cfg is None:
                 loaded, _ = actions.default_checkpoint(host)
@@ -308,7 +313,7 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
         def refresh_picker(last: str):
             """The run picker's list, only when runs were added, removed or changed status (an update of a
             dropdown counts as a change on gradio 4, so it must not come with every redraw)."""
-            choices = job_choices(runner.jobs())
+            choices = job_choices(jobs.jobs())
             stamp = repr(choices)
             if stamp == last:
                 return last, gr.update()
@@ -338,7 +343,7 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
         picked.input(redraw, [shown, picked], view_outputs, **QUIET)
         tab.load(open_page, [picked], view_outputs + [base_model] + form_inputs, **QUIET) \
             .then(update_plan, form_inputs, plan_outputs, **QUIET)
-        poll(redraw, [shown, picked], view_outputs, lambda: view_stamp(actions.view_job(runner), runner.jobs())) \
+        poll(redraw, [shown, picked], view_outputs, lambda: view_stamp(actions.view_job(jobs), jobs.jobs())) \
             .then(refresh_picker, [listed], [listed, picked], **QUIET)
         save_button.click(save_settings, [base_model] + form_inputs, [saved_file, settings_box])
         load_file.upload(load_settings, [load_file, base_model] + form_inputs,
