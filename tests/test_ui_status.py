@@ -47,12 +47,14 @@ def test_failure_shows_the_cores_message_and_advice():
 def test_files_queue_picker_and_previews(tmp_path):
     lora = tmp_path / "ningguang-000001.safetensors"
     lora.write_bytes(b"0" * 2048)
-    image = tmp_path / "p.png"
+    image, second = tmp_path / "p.png", tmp_path / "q.png"
     image.write_bytes(b"png")
+    second.write_bytes(b"png")
     job = training_job(files=[{"path": str(lora), "epoch": 1, "step": 30, "kind": "epoch"}],
-                       previews=[{"epoch": 2, "weight": 1.0, "prompt": "b", "path": str(image)},
+                       previews=[{"epoch": 2, "weight": 1.0, "prompt": "b", "path": str(second)},
                                  {"epoch": 1, "weight": 1.0, "prompt": "a", "path": str(image)},
-                                 {"epoch": 1, "weight": 1.0, "prompt": "gone", "path": str(tmp_path / "x.png")}])
+                                 {"epoch": 1, "weight": 1.0, "prompt": "gone", "path": str(tmp_path / "x.png")},
+                                 {"epoch": 2, "weight": 1.0, "prompt": "b", "path": str(second), "file": "final"}])
     assert "ningguang-000001.safetensors" in files_html(job) and str(tmp_path) in files_html(job)
     assert [caption for _, caption in preview_items(job)] == ["epoch 1 · ×1 · a", "epoch 2 · ×1 · b"]
     queued = training_job(id="2", status="queued", output_name="next")

@@ -155,8 +155,15 @@ def job_id_of(choice: str | None) -> str | None:
 
 
 def preview_items(job: Any) -> list[tuple[str, str]]:
-    """(image path, caption) for the gallery: by epoch, then weight, then prompt."""
-    previews = [p for p in (_attr(job, "previews", []) or []) if os.path.isfile(str(p.get("path", "")))]
+    """(image path, caption) for the gallery: by epoch, then weight, then prompt; an image shared by two
+    files of the same weights (the last epoch and the final file) is shown once."""
+    seen: set = set()
+    previews = []
+    for p in _attr(job, "previews", []) or []:
+        path = str(p.get("path", ""))
+        if path not in seen and os.path.isfile(path):
+            seen.add(path)
+            previews.append(p)
     previews.sort(key=lambda p: (p.get("epoch") or 0, p.get("weight") or 0, str(p.get("prompt", ""))))
     return [(str(p["path"]), f"epoch {p.get('epoch', '')} · ×{float(p.get('weight') or 0):g} · "
                              f"{p.get('prompt', '')}") for p in previews]

@@ -34,13 +34,12 @@ NO_PRESET = "—"
 QUIET = {"show_progress": "hidden"}   # redraws run every few seconds: no loading overlay
 
 
-def default_config(host: Any) -> TrainConfig:
-    _title, path = actions.default_checkpoint(host)
+def default_config(host: Any, base_model_path: str) -> TrainConfig:
     try:
         lora_dir = host.lora_dir()
     except Exception:
         lora_dir = ""
-    return TrainConfig(pretrained_model_name_or_path=path, output_dir=lora_dir)
+    return TrainConfig(pretrained_model_name_or_path=base_model_path, output_dir=lora_dir)
 
 
 def install_banner(install: dict | None) -> str:
@@ -56,10 +55,10 @@ def install_banner(install: dict | None) -> str:
 
 def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
     """The tab's Blocks; render it inside a parent Blocks (the host wraps it in a TabItem)."""
-    defaults = default_config(host)
+    base_title, base_path = actions.default_checkpoint(host)
+    defaults = default_config(host, base_path)
     form = ConfigForm(defaults)
     ready = not install or install.get("ready", True)
-    base_title, _ = actions.default_checkpoint(host)
 
     jobs = actions.JobsSnapshot(runner)   # what the pages poll; buttons act on the runner itself
 
