@@ -113,11 +113,10 @@ def files_html(job: Any) -> str:
     rows = []
     for item in files:
         path = str(item.get("path", ""))
-        size = ""
         try:
-            size = f"{os.path.getsize(path) / 1024 / 1024:.1f} MB"
+            size = _size(os.path.getsize(path))
         except OSError:
-            pass
+            size = ""
         kind = FILE_KINDS.get(str(item.get("kind", "")), str(item.get("kind", "")))
         rows.append(f'<tr><td>{escape(str(item.get("epoch", "")))}</td><td>{escape(kind)}</td>'
                     f'<td class="lt-path" title="{escape(path)}">{escape(os.path.basename(path))}</td>'
@@ -126,6 +125,10 @@ def files_html(job: Any) -> str:
     return (f'<div class="lt-files"><div class="lt-files-head"><span>Saved files</span> '
             f'<code>{escape(folder)}</code></div><table><thead><tr><th>Epoch</th><th>Kind</th><th>File</th>'
             f'<th>Size</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes / 2**20:.1f} MB" if num_bytes >= 2**20 else f"{max(1, round(num_bytes / 1024))} KB"
 
 
 def queue_html(jobs: list[Any]) -> str:
