@@ -430,4 +430,9 @@ def get_runner(host: Optional[HostAdapter] = None) -> Runner:
         return _RUNNER
 
 
-__all__ = ["ACTIVE", "Job", "PreviewSettings", "Runner", "get_runner"]
+def existing_runner() -> Optional[Runner]:
+    """The runner if one was created, without creating one (for hooks that must stay cheap)."""
+    return _RUNNER
+
+
+__all__ = ["ACTIVE", "Job", "PreviewSettings", "Runner", "existing_runner", "get_runner"]
