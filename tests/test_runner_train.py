@@ -140,3 +140,21 @@ def test_standalone_previews_per_epoch(tiny_sd1, dataset, tmp_path, runners):
         with Image.open(preview["path"]) as image:
             assert image.size == (64, 64)
     assert (tmp_path / "out" / "solo.preview.png").is_file()
+
+
+def test_a_finished_run_leaves_no_model_in_memory(tiny_sd1, dataset, tmp_path, runners):
+    """The WebUI process lives on after a run: the trainer's copy of the base model must go with it."""
+    import gc
+
+    from diffusers import UNet2DConditionModel
+
+    def unets():
+        gc.collect()
+        return sum(isinstance(o, UNet2DConditionModel) for o in gc.get_objects())
+
+    before = unets()
+    runner = runners(StandaloneAdapter(lora_dir=str(tmp_path / "out")))
+    job = runner.wait(runner.submit(config(tiny_sd1, dataset, tmp_path / "out", "freed"),
+                                    PreviewSettings(enabled=False)).id, WAIT)
+    assert job.status == "finished", job.error
+    assert unets() == before, "the run's UNet is still referenced after it finished"
