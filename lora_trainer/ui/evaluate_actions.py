@@ -90,6 +90,15 @@ def list_runs(host: Any, runner: Any) -> list[tuple[str, str]]:
     return list(out.values())
 
 
+def choice_path(choice: str | None, host: Any = None, runner: Any = None) -> str:
+    """The path behind a run picker entry (gradio 3.41 shows only plain strings, so the picker holds
+    the labels); a typed path passes through."""
+    choice = (choice or "").strip()
+    if not choice or os.path.exists(choice):
+        return choice
+    return next((value for label, value in list_runs(host, runner) if label == choice), choice)
+
+
 def job_for(runner: Any, report: RunReport) -> Any:
     """The runner's job that trained this run (for its base model and dataset), if it is still listed."""
     paths = {os.path.normcase(os.path.abspath(f.path)) for f in report.run.files}
@@ -174,7 +183,7 @@ def default_prompt(trigger: str) -> str:
 def analyse(choice: str | None, typed: str | None, kind: str | None, host: Any = None, runner: Any = None,
             templates: dict[str, str] | None = None) -> Analysis:
     """Open the typed path (else the chosen run) and read it: loss chart, sentences, diagnosis, grid plan."""
-    path = (typed or "").strip().strip('"') or (choice or "").strip()
+    path = (typed or "").strip().strip('"') or choice_path(choice, host, runner)
     if not path:
         return Analysis(message=message_html("info", "Choose a run first",
                                              ["Pick one in the list or type the folder of its files."]))

@@ -1,0 +1,271 @@
+"""The Evaluate sub-tab: its gradio-free actions on a finished run (fabricated log and LoRA files) with a
+fake host that renders deterministic pictures, and the sub-tab built inside a Blocks on the installed
+gradio (3.41 on the A1111 stack, 4.40 on Forge's)."""
+from __future__ import annotations
+
+import ast
+import json
+import re
+import string
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lora_trainer.errors import TrainerError
+from lora_trainer.evaluate.messages import TEMPLATES
+from lora_trainer.evaluate.report import evaluate_run
+from lora_trainer.hosts.base import PreviewUnavailable
+from lora_trainer.train.metrics import MetricsLogger
+from lora_trainer.ui import evaluate_actions as ea
+from lora_trainer.ui import evaluate_i18n
+from test_eval_report import META, picture, write_lora
+
+UI = Path(__file__).resolve().parents[1] / "lora_trainer" / "ui"
+
+
+def make_run(lora: Path, epochs: int = 6) -> Path:
+    """A finished run of ``epochs`` epochs: our metrics.jsonl and one small .safetensors per epoch."""
+    lora.mkdir(parents=True, exist_ok=True)
+    log_dir = lora / "logs" / "dreamgirl-20250101-120000"
+    rng = np.random.default_rng(0)
+    with MetricsLogger(log_dir, tensorboard=False) as logger:
+        for step in range(1, epochs * 50 + 1):
+            epoch = (step - 1) // 50 + 1
+            logger.log_step(step, epoch, float(0.075 + 0.08 * np.exp(-step / 60) + rng.normal(0, 0.003)),
+                            {"unet": 1e-4})
+            if step % 50 == 0:
+                logger.log_epoch(epoch, 0.075 + 0.08 * float(np.exp(-step / 60)), step)
+                path = write_lora(lora / f"dreamgirl-{epoch:06d}.safetensors",
+                                  {**META, "ss_epoch": str(epoch), "ss_steps": str(step)})
+                logger.log_event("file_saved", path=path, epoch=epoch, step=step, file_kind="epoch")
+        path = write_lora(lora / "dreamgirl.safetensors", {**META, "ss_epoch": str(epochs), "ss_steps": str(step)})
+        logger.log_event("file_saved", path=path, epoch=epochs, step=step, file_kind="final")
+    return log_dir
+
+
+class FakeHost:
+    """Renders a picture per (file, weight, prompt): weight 0 gives the same picture for every file."""
+
+    name = "fake"
+
+    def __init__(self, lora: Path, fail_after: int | None = None) -> None:
+        self.lora, self.requests, self.fail_after, self.interrupted = lora, [], fail_after, False
+
+    def lora_dir(self) -> str:
+        return str(self.lora)
+
+    def generate_previews(self, req):
+        self.requests.append(req)
+        if self.fail_after is not None and len(self.requests) > self.fail_after:
+            raise PreviewUnavailable("no checkpoint is selected in the WebUI", "select the model")
+        base = np.asarray(picture(7).resize((64, 64)), dtype=np.float32)
+        other = np.asarray(picture(abs(hash(Path(req.lora_path).name)) % 1000).resize((64, 64)), dtype=np.float32)
+        mixed = base * (1 - min(req.weight, 1.0)) + other * min(req.weight, 1.0)
+        return [Image.fromarray(mixed.astype(np.uint8))]
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+
+
+class Runner:
+    def __init__(self, jobs=()):
+        self._jobs = list(jobs)
+
+    def jobs(self):
+        return self._jobs
+
+
+@pytest.fixture
+def lora(tmp_path):
+    make_run(tmp_path / "Lora")
+    return tmp_path / "Lora"
+
+
+def test_runs_are_listed_from_the_lora_folder_and_the_runner(lora, tmp_path):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    job_file = write_lora(other / "cat-000001.safetensors", META)
+
+    class Job:
+        status, output_name, run_dir = "finished", "cat", ""
+        files = [{"path": job_file}]
+
+    class Running(Job):
+        status = "training"
+
+    choices = ea.list_runs(FakeHost(lora), Runner([Job(), Running()]))
+    values = [value for _, value in choices]
+    assert len(choices) == 2 and job_file in values
+    assert any(value.endswith("dreamgirl-20250101-120000") for value in values)   # our log folder
+
+
+def test_analyse_shows_chart_sentences_diagnosis_and_the_suggested_grid(lora):
+    choice = ea.list_runs(FakeHost(lora), Runner())[0][1]
+    a = ea.analyse(choice, "", "character")
+    assert a.report is not None and "<svg" in a.chart and "Run read" in a.message
+    assert "What the loss curve says" in a.findings and "<li>" in a.findings
+    assert "What you see" in a.diagnosis and "Under-fitting" in a.diagnosis
+    assert a.trigger == "dreamgirl" and a.prompt == "dreamgirl"
+    assert a.epochs.endswith("dreamgirl") and "dreamgirl-000001" not in a.epochs   # the earliest are skipped
+    assert ea.parse_weights(a.weights) == [0, 0.5, 0.6, 0.7, 0.8, 0.9, 1]
+    chinese = ea.analyse("", str(lora), "character", templates=evaluate_i18n.ZH_CN_MESSAGES)
+    assert re.search("[\u4e00-\u9fff]", chinese.findings + chinese.diagnosis)
+
+
+def test_analyse_errors_are_plain_words(tmp_path):
+    missing = ea.analyse("", str(tmp_path / "nope"), None)
+    assert missing.report is None and "What to do" in missing.message and "Traceback" not in missing.message
+    assert "Choose a run first" in ea.analyse(None, None, None).message
+
+
+def test_parse_weights():
+    assert ea.parse_weights("0, 0.5-1 [6]") == [0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    assert ea.parse_weights("0.6; 0.6, 1") == [0.6, 1.0]
+    for bad in ("", "half", "9"):
+        with pytest.raises(TrainerError):
+            ea.parse_weights(bad)
+
+
+def test_grid_renders_saves_and_recommends(lora):
+    report = evaluate_run(lora)
+    host = FakeHost(lora)
+    settings = ea.GridSettings.from_inputs("{trigger}, smiling", "4, 5, final", "0, 0.6, 1", 42, 64, 64, 8)
+    steps = list(ea.render_grid(host, report, settings))
+    result = steps[-1].result
+    assert [s.done for s in steps[:-1]] == list(range(7)) and steps[-1].done == steps[-1].total == 7
+    assert not steps[-1].message and not result.stopped
+    # weight 0 rendered once; the trigger and seed reach the host
+    assert sum(r.weight == 0 for r in host.requests) == 1
+    assert {r.trigger for r in host.requests} == {"dreamgirl"} and {r.seed for r in host.requests} == {42}
+    assert Path(result.path).is_file() and len(list(Path(result.folder).glob("*.png"))) == 8
+    assert Path(result.folder).is_relative_to(Path(report.run.log_dir))
+    assert result.image.size[0] > 3 * 64 and result.image.size[1] > 3 * 64   # 3 weight columns, 3 epoch rows
+    judged, html = ea.judge_grid(report, result)
+    assert judged.recommendation.weight in (0.6, 1.0) and "Recommendation" in html and "Suggested" in html
+    xyz = ea.xyz_help(report, settings.epochs, settings.weights, "{trigger}, smiling")
+    assert "X type: LoRA epoch" in xyz and "X values: dreamgirl-000004, dreamgirl-000005, dreamgirl" in xyz
+    assert "Y values: 0, 0.6, 1" in xyz and "X values: NUM,000004,000005" in xyz and "WEIG,0,0.6,1" in xyz
+    assert "<lora:dreamgirl-NUM:WEIG>" in xyz and "final file" in xyz
+
+
+def test_grid_stops_and_host_errors_are_shown(lora):
+    report = evaluate_run(lora)
+    settings = ea.GridSettings.from_inputs("{trigger}", "5, 6", "0, 0.5, 1", 1, 64, 64, 4)
+    calls = []
+    stopped = list(ea.render_grid(FakeHost(lora), report, settings, should_stop=lambda: len(calls.append(1) or calls) > 3))
+    assert stopped[-1].result.stopped and len(stopped[-1].result.cells) == 3 and stopped[-1].result.image is not None
+    failing = list(ea.render_grid(FakeHost(lora, fail_after=2), report, settings))
+    assert "no checkpoint is selected" in failing[-1].message and "select the model" in failing[-1].message
+    assert len(failing[-1].result.cells) == 2
+    bad = list(ea.render_grid(FakeHost(lora), report, ea.GridSettings.from_inputs("x", "99", "1", 1, 64, 64, 4)))
+    assert len(bad) == 1 and "names no saved file" in bad[0].message
+
+
+def test_keep_refuses_to_overwrite_then_deletes_only_with_confirmation(lora):
+    report = evaluate_run(lora)
+    settings = ea.GridSettings.from_inputs("{trigger}", "4", "0, 0.6", 1, 64, 64, 4)
+    grid = list(ea.render_grid(FakeHost(lora), report, settings))[-1].result
+    result, box = ea.keep(report, "dreamgirl-000004", "dreamgirl", 0.6, "", False, grid, str(lora))
+    assert result is None and "already used" in box and "overwrite" in box
+    result, box = ea.keep(report, "dreamgirl-000004", "dreamgirl v2", 0.6, "nice", False, grid, str(lora))
+    assert result is not None and "&lt;lora:dreamgirl v2:0.6&gt;" in box and Path(result.preview).is_file()
+    sidecar = json.loads(Path(result.sidecar).read_text(encoding="utf-8"))
+    assert sidecar["preferred weight"] == 0.6 and "nice" in sidecar["notes"]
+
+    paths, plan_box = ea.deletion_view(report, result.path)
+    assert str(lora / "dreamgirl-000001.safetensors") in paths and result.path not in paths
+    assert all(Path(p).exists() for p in paths)
+    refused = ea.delete_others(report, result.path, paths, False)
+    assert "needs a confirmation" in refused and all(Path(p).exists() for p in paths)
+    done = ea.delete_others(report, result.path, paths, True)
+    assert "Deleted" in done and not any(Path(p).exists() for p in paths) and Path(result.path).is_file()
+    assert "Analyse a run first" in ea.keep(None, "", "x", 0.6, "", False)[1]
+
+
+# --- translations -------------------------------------------------------------------------------------
+
+def _fields(template: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+
+
+def test_every_message_has_a_chinese_template_with_the_same_placeholders():
+    zh = evaluate_i18n.ZH_CN_MESSAGES
+    assert sorted(k for k in TEMPLATES if k not in zh) == []
+    assert [k for k in zh if _fields(zh[k]) != _fields(TEMPLATES[k])] == []
+
+
+def _literals(path: Path) -> set[str]:
+    """Texts passed to message_html and the constant texts the Evaluate modules show."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "message_html":
+            parts = list(node.args[1:3])
+            for part in parts:
+                items = part.elts if isinstance(part, (ast.List, ast.Tuple)) else [part]
+                found |= {i.value for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str)}
+    return found
+
+
+def test_every_fixed_text_has_a_chinese_translation():
+    texts = _literals(UI / "evaluate_actions.py") | _literals(UI / "evaluate_tab.py")
+    texts |= set(ea.VERDICT_TEXT.values()) | {"What you see", "Likely cause", "What to do", "This run",
+                                               "Other findings", "What the loss curve says", "Recommendation",
+                                               "Epoch", "Weight", "Verdict", "Effect", "Likeness to training"}
+    if _has_gradio():   # the labels, explanations and buttons of the sub-tab too
+        texts |= _component_texts(_build())
+    missing = sorted(t for t in texts if t and t not in evaluate_i18n.ZH_CN)
+    assert missing == []
+
+
+# --- the sub-tab in gradio ----------------------------------------------------------------------------
+
+def _has_gradio() -> bool:
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _build(lora: Path | None = None):
+    import gradio as gr
+
+    from lora_trainer.ui.evaluate_tab import build_evaluate
+
+    with gr.Blocks(analytics_enabled=False) as demo:
+        with gr.Tabs():
+            with gr.Tab("Evaluate"):
+                build_evaluate(Runner(), FakeHost(lora or Path("/nonexistent")))
+    return demo
+
+
+def _component_texts(demo) -> set[str]:
+    texts = set()
+    for block in demo.blocks.values():
+        for attr in ("label", "info"):   # the path placeholder is an example, not words
+            value = getattr(block, attr, None)
+            if isinstance(value, str) and value:
+                texts.add(value)
+        if type(block).__name__ == "Button" and isinstance(block.value, str):
+            texts.add(block.value)
+        if type(block).__name__ == "Radio":
+            texts |= {str(c[0] if isinstance(c, (list, tuple)) else c) for c in block.choices}
+    return texts - {"Evaluate", "↻"}
+
+
+def test_the_sub_tab_builds_inside_a_blocks(lora):
+    gr = pytest.importorskip("gradio")
+    demo = _build(lora)
+    kinds = {type(b).__name__ for b in demo.blocks.values()}
+    assert {"Dropdown", "Button", "HTML", "Image", "Textbox", "Checkbox"} <= kinds
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    assert {"lora_trainer_eval_run", "lora_trainer_eval_analyse", "lora_trainer_eval_render",
+            "lora_trainer_eval_stop", "lora_trainer_eval_keep", "lora_trainer_eval_delete"} <= ids
+    picker = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "lora_trainer_eval_run")
+    shown = [c[0] if isinstance(c, (list, tuple)) else c for c in picker.choices]
+    assert len(shown) == 1 and shown[0].startswith("dreamgirl (epochs 1, 2")
+    assert ea.choice_path(shown[0], FakeHost(lora), Runner()).endswith("dreamgirl-20250101-120000")
+    assert ea.analyse(shown[0], "", None, FakeHost(lora), Runner()).report.run.name == "dreamgirl"
+    assert gr.__version__.split(".")[0] in ("3", "4")
