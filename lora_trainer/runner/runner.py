@@ -21,6 +21,7 @@ from ..hosts.base import HostAdapter, PreviewRequest, PreviewUnavailable, checkp
 from ..train import events as ev
 from . import outputs
 from .history import JobHistory, default_dir
+from .memory import release_memory
 from .job import ACTIVE, Job, PreviewSettings, new_job_id
 
 # A1111 takes the extension folder off sys.path once the tab script is imported; the worker
@@ -226,6 +227,7 @@ class Runner:
         except BaseException as err:
             traceback.print_exc()
             error = (f"{type(err).__name__}: {err}", UNEXPECTED_ADVICE)
+        release_memory()   # before the host's model returns to the GPU
         if result is not None and not result.stopped:
             self._write_sidecar(entry, result)
         if any(f["kind"] in ("final", "epoch", "interrupted") for f in job.files):
