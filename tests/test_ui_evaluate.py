@@ -269,3 +269,29 @@ def test_the_sub_tab_builds_inside_a_blocks(lora):
     assert ea.choice_path(shown[0], FakeHost(lora), Runner()).endswith("dreamgirl-20250101-120000")
     assert ea.analyse(shown[0], "", None, FakeHost(lora), Runner()).report.run.name == "dreamgirl"
     assert gr.__version__.split(".")[0] in ("3", "4")
+
+
+def _handler(demo, name: str):
+    fns = demo.fns.values() if isinstance(demo.fns, dict) else demo.fns
+    return next(f.fn for f in fns if getattr(f.fn, "__name__", "") == name)
+
+
+def test_the_wired_handlers_analyse_render_and_keep(lora):
+    pytest.importorskip("gradio")
+    demo = _build(lora)
+    label = ea.list_runs(FakeHost(lora), Runner())[0][0]
+    shown = _handler(demo, "analyse")(label, "", "character", "中文")
+    message, chart, _, diagnosis, report, trigger, prompt, epochs, weights = shown[:9]
+    assert "<svg" in chart and report is not None and trigger == "dreamgirl" and "你看到的现象" not in diagnosis
+    assert re.search("[\u4e00-\u9fff]", diagnosis) and "X type: LoRA epoch" in shown[11]
+    steps = list(_handler(demo, "render")(report, prompt, "", "5, 6", "0, 0.6", 1, 64, 64, 4, "", "", "English",
+                                          trigger))
+    progress, image, rec, grid, pick, weight, xyz = steps[-1]
+    assert len(steps) == 4 and "Grid rendered" in progress and image is not None and "Recommendation" in rec
+    assert len(grid.cells) == 3 and "NUM,000005,000006" in xyz
+    box, kept, _ = _handler(demo, "keep")(report, "dreamgirl-000005", "dreamgirl", 0.6, "", False, grid)
+    assert kept == "" and "already used" in box
+    box, kept, _ = _handler(demo, "keep")(report, "dreamgirl-000005", "dreamgirl", 0.6, "", True, grid)
+    assert Path(kept).is_file() and "Kept" in box
+    nothing = list(_handler(demo, "render")(None, "", "", "", "", 1, 64, 64, 4, "", "", "English", ""))
+    assert "Analyse a run first" in nothing[-1][0]
