@@ -201,7 +201,7 @@ def _literals(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "message_html":
-            parts = list(node.args[1:3])
+            parts = list(node.args[1:])
             for part in parts:
                 items = part.elts if isinstance(part, (ast.List, ast.Tuple)) else [part]
                 found |= {i.value for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str)}
@@ -295,3 +295,9 @@ def test_the_wired_handlers_analyse_render_and_keep(lora):
     assert Path(kept).is_file() and "Kept" in box
     nothing = list(_handler(demo, "render")(None, "", "", "", "", 1, 64, 64, 4, "", "", "English", ""))
     assert "Analyse a run first" in nothing[-1][0]
+
+
+def test_shared_texts_translate_as_in_the_tab():
+    """The host merges translations by key: a text both the tab and this sub-tab show needs one translation."""
+    tab = json.loads((UI.parents[1] / "localizations" / "zh_CN.json").read_text(encoding="utf-8"))
+    assert {k: (tab[k], v) for k, v in evaluate_i18n.ZH_CN.items() if k in tab and tab[k] != v} == {}

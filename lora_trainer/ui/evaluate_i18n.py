@@ -28,7 +28,7 @@ ZH_CN: dict[str, str] = {
     "Prompts": "提示词",
     "One prompt per line. {trigger} becomes the trigger word.": "每行一个提示词。{trigger} 会替换为触发词。",
     "Negative prompt": "反向提示词",
-    "Epochs": "轮次",
+    "Epochs to compare": "要比较的轮次",
     "As on the X/Y/Z plot's LoRA epoch axis: 4, 6, final or 2-10 (+2).":
         "写法与 X/Y/Z 图表的 LoRA epoch 轴相同：4, 6, final 或 2-10 (+2)。",
     "LoRA weights": "LoRA 权重",
@@ -93,7 +93,7 @@ ZH_CN: dict[str, str] = {
     # tables and lists
     "What you see": "你看到的现象",
     "Likely cause": "可能的原因",
-    "What to do": "怎么做",
+    "What to do": "解决方法",
     "This run": "本次训练",
     "Other findings": "其他发现",
     "What the loss curve says": "损失曲线说明了什么",

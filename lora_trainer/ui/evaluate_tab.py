@@ -72,7 +72,7 @@ def build_evaluate(runner: Any, host: Any) -> None:
                                      elem_id="lora_trainer_eval_prompts")
                 negative = gr.Textbox("", label="Negative prompt", elem_id="lora_trainer_eval_negative")
                 with gr.Row():
-                    epochs = gr.Textbox("", label="Epochs",
+                    epochs = gr.Textbox("", label="Epochs to compare",
                                         info="As on the X/Y/Z plot's LoRA epoch axis: 4, 6, final or 2-10 (+2).",
                                         elem_id="lora_trainer_eval_epochs")
                     weights = gr.Textbox(ea.DEFAULT_WEIGHTS, label="LoRA weights",
