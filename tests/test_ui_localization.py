@@ -124,7 +124,7 @@ def test_the_file_is_what_the_webui_loads():
 
 def test_every_fixed_text_of_the_tab_has_a_translation():
     pytest.importorskip("gradio")
-    from lora_trainer.ui.tab import EVALUATE_TEXT, build_tab
+    from lora_trainer.ui.tab import build_tab
 
     class Host:
         name = "standalone"
@@ -149,7 +149,7 @@ def test_every_fixed_text_of_the_tab_has_a_translation():
             return None
 
     tab = build_tab(Runner(), Host(), {"ready": False, "summary": SAMPLE[3], "problems": [], "command": SAMPLE[4]})
-    texts = component_texts(tab) | rendered_texts() | message_literals() | {EVALUATE_TEXT}
+    texts = component_texts(tab) | rendered_texts() | message_literals()
     texts |= {p.title for p in PRESETS.values()} | {p.description for p in PRESETS.values()}
     texts |= {s.label for s in field_specs()} | {s.help for s in field_specs()}
     translations = json.loads(ZH_CN.read_text(encoding="utf-8"))

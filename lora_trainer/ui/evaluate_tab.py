@@ -70,7 +70,7 @@ def build_evaluate(runner: Any, host: Any) -> None:
                 prompts = gr.Textbox("{trigger}", lines=2, label="Prompts",
                                      info="One prompt per line. {trigger} becomes the trigger word.",
                                      elem_id="lora_trainer_eval_prompts")
-                negative = gr.Textbox("", label="Negative prompt", elem_id="lora_trainer_eval_negative")
+                negative = gr.Textbox("", label="Grid negative prompt", elem_id="lora_trainer_eval_negative")
                 with gr.Row():
                     epochs = gr.Textbox("", label="Epochs to compare",
                                         info="As on the X/Y/Z plot's LoRA epoch axis: 4, 6, final or 2-10 (+2).",
@@ -84,13 +84,13 @@ def build_evaluate(runner: Any, host: Any) -> None:
                                       elem_id="lora_trainer_eval_width")
                     height = gr.Number(512, precision=0, minimum=64, maximum=2048, label="Height",
                                        elem_id="lora_trainer_eval_height")
-                    steps = gr.Number(20, precision=0, minimum=1, maximum=150, label="Sampling steps",
+                    steps = gr.Number(20, precision=0, minimum=1, maximum=150, label="Grid sampling steps",
                                       elem_id="lora_trainer_eval_steps")
                 with gr.Accordion("More", open=False, elem_id="lora_trainer_eval_more"):
                     base_model = gr.Textbox("", label="Base model file",
                                             info="Only used without the WebUI: the model the LoRA was trained on.",
                                             elem_id="lora_trainer_eval_base_model")
-                    training_dir = gr.Textbox("", label="Training images folder",
+                    training_dir = gr.Textbox("", label="Training images folder (for the over-fit score)",
                                               info="Optional: finds grid images that copy a training image.",
                                               elem_id="lora_trainer_eval_training_dir")
                 with gr.Row():

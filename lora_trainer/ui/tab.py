@@ -17,6 +17,7 @@ from . import actions
 from .chart import loss_chart_svg
 from .compat import as_path, dropdown, keep_out_of_ui_config, poll
 from .dataset_view import dataset_summary
+from .evaluate_tab import build_evaluate
 from .form import ConfigForm
 from .names import sanitize_output_name
 from .status import (ACTIVE, error_html, files_html, job_choices, job_id_of, message_html, preview_items,
@@ -28,8 +29,6 @@ PLAN_FIELDS = ("train_batch_size", "max_train_epochs", "max_train_steps", "gradi
                "enable_bucket", "min_bucket_reso", "max_bucket_reso", "bucket_reso_steps", "bucket_no_upscale",
                "prior_loss_weight")
 PLAN_TEXT_FIELDS = ("resolution",) + DATASET_FIELDS
-EVALUATE_TEXT = ("Comparing the saved epochs at several LoRA weights side by side comes in a later version. "
-                 "Until then, try the files listed under Train with the X/Y/Z plot script of txt2img.")
 NO_PRESET = "—"
 QUIET = {"show_progress": "hidden"}   # redraws run every few seconds: no loading overlay
 
@@ -154,7 +153,7 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
                                                               elem_id="lora_trainer_remove")
 
             with gr.Tab("Evaluate", elem_id="lora_trainer_tab_evaluate"):
-                gr.HTML(f'<p class="lt-placeholder">{EVALUATE_TEXT}</p>', elem_id="lora_trainer_evaluate_text")
+                build_evaluate(runner, host)
 
         # ---- handlers ----------------------------------------------------------------------------------
         form_inputs = form.inputs
