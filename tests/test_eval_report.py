@@ -36,24 +36,30 @@ def picture(seed: int) -> Image.Image:
     return img
 
 
-def test_open_read_score_keep(tmp_path):
-    lora = tmp_path / "Lora"
-    lora.mkdir()
+def make_run(lora: Path, epochs: int = 10, steps_per_epoch: int = 100, decay: float = 120.0,
+             noise: float = 0.004) -> Path:
+    """A finished run: our metrics.jsonl with a falling loss and one small .safetensors per epoch."""
+    lora.mkdir(parents=True, exist_ok=True)
     log_dir = lora / "logs" / "dreamgirl-20250101-120000"
     rng = np.random.default_rng(0)
     with MetricsLogger(log_dir, tensorboard=False) as logger:
-        for step in range(1, 1001):
-            epoch = (step - 1) // 100 + 1
-            logger.log_step(step, epoch, float(0.075 + 0.08 * np.exp(-step / 120) + rng.normal(0, 0.004)),
+        for step in range(1, epochs * steps_per_epoch + 1):
+            epoch = (step - 1) // steps_per_epoch + 1
+            logger.log_step(step, epoch, float(0.075 + 0.08 * np.exp(-step / decay) + rng.normal(0, noise)),
                             {"unet": 1e-4})
-            if step % 100 == 0:
-                logger.log_epoch(epoch, 0.075 + 0.08 * float(np.exp(-step / 120)), step)
+            if step % steps_per_epoch == 0:
+                logger.log_epoch(epoch, 0.075 + 0.08 * float(np.exp(-step / decay)), step)
                 path = write_lora(lora / f"dreamgirl-{epoch:06d}.safetensors",
                                   {**META, "ss_epoch": str(epoch), "ss_steps": str(step)})
                 logger.log_event("file_saved", path=path, epoch=epoch, step=step, file_kind="epoch")
-        path = write_lora(lora / "dreamgirl.safetensors", {**META, "ss_epoch": "10", "ss_steps": "1000"})
-        logger.log_event("file_saved", path=path, epoch=10, step=1000, file_kind="final")
+        path = write_lora(lora / "dreamgirl.safetensors", {**META, "ss_epoch": str(epochs), "ss_steps": str(step)})
+        logger.log_event("file_saved", path=path, epoch=epochs, step=step, file_kind="final")
+    return log_dir
 
+
+def test_open_read_score_keep(tmp_path):
+    lora = tmp_path / "Lora"
+    log_dir = make_run(lora)
     report = evaluate_run(lora, kind="character")
     assert report.run.name == "dreamgirl" and report.run.source == "ours" and not report.warnings
     assert report.summary.sd_version == "SD1" and report.summary.trigger_words() == ["dreamgirl"]

@@ -17,32 +17,17 @@ from lora_trainer.errors import TrainerError
 from lora_trainer.evaluate.messages import TEMPLATES
 from lora_trainer.evaluate.report import evaluate_run
 from lora_trainer.hosts.base import PreviewUnavailable
-from lora_trainer.train.metrics import MetricsLogger
 from lora_trainer.ui import evaluate_actions as ea
 from lora_trainer.ui import evaluate_i18n
 from test_eval_report import META, picture, write_lora
+from test_eval_report import make_run as make_eval_run
 
 UI = Path(__file__).resolve().parents[1] / "lora_trainer" / "ui"
 
 
 def make_run(lora: Path, epochs: int = 6) -> Path:
-    """A finished run of ``epochs`` epochs: our metrics.jsonl and one small .safetensors per epoch."""
-    lora.mkdir(parents=True, exist_ok=True)
-    log_dir = lora / "logs" / "dreamgirl-20250101-120000"
-    rng = np.random.default_rng(0)
-    with MetricsLogger(log_dir, tensorboard=False) as logger:
-        for step in range(1, epochs * 50 + 1):
-            epoch = (step - 1) // 50 + 1
-            logger.log_step(step, epoch, float(0.075 + 0.08 * np.exp(-step / 60) + rng.normal(0, 0.003)),
-                            {"unet": 1e-4})
-            if step % 50 == 0:
-                logger.log_epoch(epoch, 0.075 + 0.08 * float(np.exp(-step / 60)), step)
-                path = write_lora(lora / f"dreamgirl-{epoch:06d}.safetensors",
-                                  {**META, "ss_epoch": str(epoch), "ss_steps": str(step)})
-                logger.log_event("file_saved", path=path, epoch=epoch, step=step, file_kind="epoch")
-        path = write_lora(lora / "dreamgirl.safetensors", {**META, "ss_epoch": str(epochs), "ss_steps": str(step)})
-        logger.log_event("file_saved", path=path, epoch=epochs, step=step, file_kind="final")
-    return log_dir
+    """A finished run of ``epochs`` epochs of 50 steps each."""
+    return make_eval_run(lora, epochs=epochs, steps_per_epoch=50, decay=60.0, noise=0.003)
 
 
 class FakeHost:
