@@ -5,6 +5,7 @@ that import ``modules.*``, ``modules_forge`` or ``backend``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import struct
@@ -28,9 +29,9 @@ class Checkpoint:
 
 
 @dataclass
-class PreviewRequest:
-    lora_path: str                 # the saved .safetensors
-    prompts: list = field(default_factory=lambda: ["{trigger}"])  # {trigger} is replaced by ``trigger``
+class RenderSettings:
+    """How preview images are rendered: shared by the runner's settings and the adapter's requests."""
+    prompts: list = field(default_factory=lambda: ["{trigger}"])  # {trigger} is replaced by the trigger word
     weight: float = 1.0
     negative_prompt: str = ""
     seed: int = 1234
@@ -39,8 +40,20 @@ class PreviewRequest:
     steps: int = 20
     cfg_scale: float = 7.0
     sampler_name: str = "Euler a"
+
+    def render_fields(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(RenderSettings)}
+
+
+@dataclass
+class PreviewRequest(RenderSettings):
+    lora_path: str = ""            # the saved .safetensors
     base_model_path: str = ""      # the checkpoint the LoRA was trained on
     trigger: str = ""              # activation text put where a prompt says {trigger}
+
+    def __post_init__(self) -> None:
+        if not self.lora_path:
+            raise ValueError("a preview request needs lora_path")
 
 
 class PreviewUnavailable(TrainerError):

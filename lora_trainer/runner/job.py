@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import ConfigError
+from ..hosts.base import RenderSettings
 
 ACTIVE = ("queued", "preparing", "training", "stopping")
 FINAL = ("finished", "stopped", "failed", "cancelled")
@@ -20,16 +21,8 @@ MAX_LOG_LINES = 1000
 
 
 @dataclass
-class PreviewSettings:
-    prompts: list = field(default_factory=lambda: ["{trigger}"])   # {trigger}: first concept / output name
-    weight: float = 1.0
-    negative_prompt: str = ""
-    seed: int = 1234
-    width: int = 512
-    height: int = 512
-    steps: int = 20
-    cfg_scale: float = 7.0
-    sampler_name: str = "Euler a"
+class PreviewSettings(RenderSettings):
+    """What a job renders per saved epoch; {trigger} is the first concept folder's name or the output name."""
     enabled: bool = True
 
     def to_dict(self) -> dict:

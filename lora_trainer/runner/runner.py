@@ -309,11 +309,9 @@ class Runner:
             with self._cond:
                 entry.job.previews.extend(records)
             return
-        req = PreviewRequest(lora_path=event.lora_path, prompts=list(settings.prompts), weight=settings.weight,
-                             negative_prompt=settings.negative_prompt, seed=settings.seed, width=settings.width,
-                             height=settings.height, steps=settings.steps, cfg_scale=settings.cfg_scale,
-                             sampler_name=settings.sampler_name, base_model_path=entry.cfg.pretrained_model_name_or_path,
-                             trigger=entry.job.trigger)
+        req = PreviewRequest(**settings.render_fields(), lora_path=event.lora_path,
+                             base_model_path=entry.cfg.pretrained_model_name_or_path, trigger=entry.job.trigger)
+        req.prompts = list(req.prompts)
         with self._cond:
             entry.rendering = True
         try:
