@@ -286,3 +286,88 @@ def test_shared_texts_translate_as_in_the_tab():
     """The host merges translations by key: a text both the tab and this sub-tab show needs one translation."""
     tab = json.loads((UI.parents[1] / "localizations" / "zh_CN.json").read_text(encoding="utf-8"))
     assert {k: (tab[k], v) for k, v in evaluate_i18n.ZH_CN.items() if k in tab and tab[k] != v} == {}
+
+
+# --- validation loss on a real tiny run -----------------------------------------------------------------
+
+DEMO = Path(__file__).resolve().parents[1] / "lora_trainer" / "demo_data" / "train" / "8_zkz shapes"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Two epochs of a tiny SD1 LoRA trained on the CPU (seconds): base model, images, held-out images."""
+    pytest.importorskip("torch")
+    import shutil
+
+    from lora_trainer.config import TrainConfig
+    from lora_trainer.models.tiny import build_tiny_components, save_single_file
+    from lora_trainer.train.loop import train
+
+    root = tmp_path_factory.mktemp("tiny run")
+    base = str(save_single_file(build_tiny_components("sd1", seed=0), root / "base" / "tiny sd1.safetensors", "sd1"))
+    data, held = root / "train" / "2_zkz", root / "held out"
+    data.mkdir(parents=True)
+    held.mkdir()
+    pictures = sorted(DEMO.glob("*.png"))
+    for image in pictures[:2]:
+        shutil.copy(image, data)
+        shutil.copy(image.with_suffix(".txt"), data)
+    shutil.copy(pictures[-1], held)
+    cfg = TrainConfig(pretrained_model_name_or_path=base, train_data_dir=str(data.parent), output_dir=str(root / "Lora"),
+                      output_name="tiny", resolution="64", min_bucket_reso=64, max_bucket_reso=128,
+                      bucket_reso_steps=64, train_batch_size=2, max_train_epochs=2, save_every_n_epochs=1,
+                      network_dim=4, network_alpha=4, learning_rate=2e-3, mixed_precision="no",
+                      save_precision="float", seed=1)
+    result = train(cfg, log=lambda *_: None)
+    return {"base": base, "data": str(data.parent), "held": str(held), "lora": root / "Lora",
+            "run_dir": result.run_dir, "config": cfg.to_dict()}
+
+
+def test_validation_loss_of_a_trained_run_is_logged_charted_and_tabled(tiny_run):
+    a = ea.analyse("", tiny_run["run_dir"], None)
+    assert a.report is not None and a.report.log.validation == []
+    missing = ea.compute_validation(a.report, "", "", "", FakeHost(tiny_run["lora"]), Runner())
+    assert missing.report is None and "Base model file" in missing.message and "What to do" in missing.message
+
+    class Job:
+        status, run_dir, config, files = "finished", tiny_run["run_dir"], tiny_run["config"], []
+
+    held = ea.compute_validation(a.report, tiny_run["held"], "", "", None, Runner([Job()]))
+    assert held.report is not None, held.message
+    assert [r.epoch for r in held.results] == [1, 2] and all(r.source == "holdout" for r in held.results)
+    assert "Validation loss on held-out images" in held.message and "validation loss is lowest" in held.message
+    assert held.table.count("<tr>") == 3 and f"{held.results[0].loss:.5f}" in held.table
+    assert [e for e, _, _ in held.report.log.validation] == [1, 2]   # in the run's log, read back
+    assert "validation" in held.chart and "<svg" in held.chart
+    again = evaluate_run(tiny_run["run_dir"])
+    assert [round(v, 6) for _, _, v in again.log.validation] == [round(r.loss, 6) for r in held.results]
+
+    typed = ea.compute_validation(a.report, "", tiny_run["base"], tiny_run["data"], None, Runner(),
+                                  evaluate_i18n.ZH_CN_MESSAGES)   # training images, from the typed folders
+    assert [r.source for r in typed.results] == ["training", "training"]
+    assert "Choose a held-out images folder" in typed.message and re.search("[\u4e00-\u9fff]", typed.message)
+    assert all(r.loss > 0 for r in typed.results)
+
+
+def test_validation_loss_explains_what_is_missing(lora, tmp_path):
+    report = evaluate_run(lora)   # a fabricated run: no job, no base model known to the host
+    assert "Analyse a run first" in ea.compute_validation(None).message
+
+    class Busy:
+        status = "training"
+
+    assert "A training run is going on" in ea.compute_validation(report, runner=Runner([Busy()])).message
+    base = tmp_path / "base.safetensors"
+    base.write_bytes(b"x")
+    no_data = ea.compute_validation(report, "", str(base), "", None, Runner())
+    assert "Training images folder" in no_data.message and "held-out" in no_data.message
+    gone = ea.compute_validation(report, "", str(tmp_path / "gone.safetensors"), "", None, Runner())
+    assert "does not exist" in gone.message
+    for text in (*ea.VALIDATION_TITLES.values(), ea.TRAINING_IMAGES_NOTE, "File", "Validation loss"):
+        assert text in evaluate_i18n.ZH_CN
+
+
+def test_validation_trend_says_when_the_loss_rises():
+    assert ea.validation_trend([(1, 0.2), (2, 0.1), (3, 0.12), (4, 0.15)]).key == "loss.val_rising"
+    assert ea.validation_trend([(1, 0.2), (2, 0.15), (3, 0.1)]).key == "loss.val_best"
+    assert ea.validation_trend([]) is None

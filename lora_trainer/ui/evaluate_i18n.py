@@ -111,6 +111,31 @@ ZH_CN: dict[str, str] = {
     "weak": "效果弱",
     "over-fitted": "过拟合",
     "without the LoRA": "不加 LoRA",
+    # validation loss
+    "Held-out images folder":
+        "留出图片文件夹",
+    "Optional: a few images NOT used for training, captions beside them. Empty: the training images.":
+        "可选：几张没有用于训练的图片（标注文件放在旁边）。留空则使用训练图片。",
+    "Compute validation loss":
+        "计算验证损失",
+    "No validation loss":
+        "无法计算验证损失",
+    "Validation loss":
+        "验证损失",
+    "Validation loss on held-out images":
+        "留出图片上的验证损失",
+    "Validation loss on training images":
+        "训练图片上的验证损失",
+    "A training run is going on":
+        "正在进行训练",
+    "The validation loss needs the graphics card it is using.":
+        "计算验证损失需要用到训练正在使用的显卡。",
+    "Wait until it has finished, then try again.":
+        "请等训练结束后再试。",
+    "Computed on training images: a falling loss only shows the LoRA reproduces them more closely. Choose a held-out images folder to see over-fitting.":
+        "这是在训练图片上计算的：损失下降只说明 LoRA 更接近地复现了这些图片。要看出过拟合，请选择留出图片文件夹。",
+    "File":
+        "文件",
 }
 
 ZH_CN_MESSAGES: dict[str, str] = {

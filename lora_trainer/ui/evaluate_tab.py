@@ -62,6 +62,13 @@ def build_evaluate(runner: Any, host: Any) -> None:
     with gr.Row(equal_height=False):
         findings_box = gr.HTML("", elem_id="lora_trainer_eval_findings")
         diagnosis_box = gr.HTML("", elem_id="lora_trainer_eval_diagnosis")
+    with gr.Row(equal_height=False):
+        holdout = gr.Textbox("", label="Held-out images folder",
+                             info="Optional: a few images NOT used for training, captions beside them. "
+                                  "Empty: the training images.",
+                             elem_id="lora_trainer_eval_holdout", scale=4)
+        validate_button = gr.Button("Compute validation loss", elem_id="lora_trainer_eval_validate", scale=1)
+    validation_box = gr.HTML("", elem_id="lora_trainer_eval_validation")
 
     # ---- 2. the grid -----------------------------------------------------------------------------------
     with gr.Accordion("Compare epochs and weights", open=True, elem_id="lora_trainer_eval_grid_section"):
@@ -134,7 +141,7 @@ def build_evaluate(runner: Any, host: Any) -> None:
         return gr.update(choices=labels, value=current if current in labels else (labels[0] if labels else None))
 
     analysis_outputs = [run_box, chart_box, findings_box, diagnosis_box, report_state, trigger_state, prompts,
-                        epochs, weights, base_model, training_dir, xyz_text, keep_pick, keep_name]
+                        epochs, weights, base_model, training_dir, xyz_text, keep_pick, keep_name, validation_box]
 
     def analyse(choice, path, kind_value, lang):
         try:
@@ -142,12 +149,22 @@ def build_evaluate(runner: Any, host: Any) -> None:
         except Exception as err:   # never a traceback into the page
             a = ea.Analysis(message=ea.error_box("The run could not be read", err))
         if a.report is None:
-            return [a.message, "", "", "", None, ""] + [gr.update() for _ in range(8)]
+            return [a.message, "", "", "", None, ""] + [gr.update() for _ in range(8)] + [""]
         xyz = ea.xyz_help(a.report, a.epochs, ea.parse_weights(a.weights), a.prompt)
         last = a.epochs.split(",")[-1].strip() if a.epochs else (a.stems[-1] if a.stems else None)
         return [a.message, a.chart, a.findings, a.diagnosis, a.report, a.trigger, a.prompt, a.epochs, a.weights,
                 a.base_model, a.training_dir, xyz, gr.update(choices=a.stems, value=last),
-                a.report.run.name]
+                a.report.run.name, ""]
+
+    def validate(report, folder, model, train_dir, lang):
+        """The validation loss of every saved epoch: a message with the table, and the chart drawn again."""
+        try:
+            v = ea.compute_validation(report, folder, model, train_dir, host, runner, _templates(lang))
+        except Exception as err:   # never a traceback into the page
+            v = ea.ValidationView(ea.error_box("No validation loss", err))
+        if v.report is None:
+            return v.message, gr.update(), gr.update()
+        return v.message + v.table, v.chart, v.report
 
     def render(report, prompt_text, negative_text, epoch_text, weight_text, seed_v, width_v, height_v, steps_v,
                model, train_dir, lang, trigger):
@@ -217,6 +234,8 @@ def build_evaluate(runner: Any, host: Any) -> None:
     # ---- events ----------------------------------------------------------------------------------------
     refresh.click(refresh_runs, [run_pick], [run_pick])
     analyse_button.click(analyse, [run_pick, typed, kind, language], analysis_outputs)
+    validate_button.click(validate, [report_state, holdout, base_model, training_dir, language],
+                          [validation_box, chart_box, report_state])
     render_button.click(render, [report_state, prompts, negative, epochs, weights, seed, width, height, steps,
                                  base_model, training_dir, language, trigger_state],
                         [progress_box, grid_image, rec_box, grid_state, keep_pick, keep_weight, xyz_text])
