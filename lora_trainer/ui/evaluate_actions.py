@@ -202,7 +202,8 @@ def analyse(choice: str | None, typed: str | None, kind: str | None, host: Any =
     lines = report.summary.lines() + list(report.warnings)
     a = Analysis(report=report, trigger=trigger, prompt=default_prompt(trigger),
                  epochs=default_epochs(report), stems=report.run.stems,
-                 base_model=str(config.get("pretrained_model_name_or_path") or ""),
+                 base_model=str(config.get("pretrained_model_name_or_path") or "")
+                 or _checkpoint_named(host, report.summary.base_model),
                  training_dir=str(config.get("train_data_dir") or ""))
     a.message = message_html("ok", "Run read", [f"{report.run.name}: {report.run.describe_saved()}"] + lines)
     a.chart = report.chart_html()

@@ -1,0 +1,160 @@
+"""The Evaluate sub-tab in a real browser: a tiny SD1 LoRA is trained for two epochs in the test process
+(seconds on the CPU), ``python -m lora_trainer.ui`` serves the tab with the same checkpoint, and Debian's
+Chromium (driven by Playwright, no browser download) picks the run, analyses it, computes its validation
+loss, renders a small grid through the standalone generator, and keeps an epoch under a new name.
+
+A screenshot of the finished page is written to the test's temp folder (or ``$LORA_TRAINER_SCREENSHOTS``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio")
+pytest.importorskip("torch")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from test_browser import CHROMIUM, DEMO, field, free_port, open_subtab, page_gradio_major, type_into  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason=f"browser tests drive the system Chromium at {CHROMIUM}; "
+                                       "install it with: apt-get install chromium")
+
+
+def train_tiny_run(tmp_path: Path) -> dict:
+    """Two epochs of a rank-4 LoRA on three 64 px images: ``tiny-000001`` and the final ``tiny``."""
+    from lora_trainer.config import TrainConfig
+    from lora_trainer.demo import write_demo_base
+    from lora_trainer.train.loop import train
+
+    base = write_demo_base(str(tmp_path))
+    data = tmp_path / "train" / "2_zkz shapes"
+    data.mkdir(parents=True)
+    for image in sorted(DEMO.glob("*.png"))[:3]:
+        shutil.copy(image, data)
+        shutil.copy(image.with_suffix(".txt"), data)
+    loras = tmp_path / "loras"
+    cfg = TrainConfig(pretrained_model_name_or_path=base, train_data_dir=str(data.parent), output_dir=str(loras),
+                      output_name="tiny", resolution="64", min_bucket_reso=64, max_bucket_reso=128,
+                      bucket_reso_steps=64, train_batch_size=2, max_train_epochs=2, save_every_n_epochs=1,
+                      network_dim=4, network_alpha=4, learning_rate=2e-3, mixed_precision="no",
+                      save_precision="float", seed=1)
+    train(cfg, log=lambda *_: None)
+    assert (loras / "tiny.safetensors").is_file() and (loras / "tiny-000001.safetensors").is_file()
+    return {"base": base, "data": str(data.parent), "loras": loras}
+
+
+@pytest.fixture
+def server(tmp_path):
+    run = train_tiny_run(tmp_path)
+    port = free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", LORA_TRAINER_JOBS_DIR=str(tmp_path / "jobs"),
+               PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")
+    log = open(tmp_path / "server.log", "w+", encoding="utf-8")
+    process = subprocess.Popen([sys.executable, "-m", "lora_trainer.ui", "--models", run["base"], "--output-dir",
+                                str(run["loras"]), "--port", str(port)], cwd=str(tmp_path), env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while "running at" not in (tmp_path / "server.log").read_text(encoding="utf-8"):
+        assert process.poll() is None, (tmp_path / "server.log").read_text(encoding="utf-8")
+        assert time.time() < deadline, "the server did not start in 2 minutes"
+        time.sleep(0.5)
+    yield dict(run, url=f"http://127.0.0.1:{port}",
+               shots=Path(os.environ.get("LORA_TRAINER_SCREENSHOTS") or tmp_path), log=tmp_path / "server.log")
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def text_of(page, elem_id: str) -> str:
+    """The text of a component; gradio 3.41 puts an HTML component's elem_id on two nested elements."""
+    return page.locator(f"#{elem_id}").first.text_content() or ""
+
+
+def wait_for_text(page, elem_id: str, pattern: str, timeout: float = 60) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = text_of(page, elem_id)
+        if re.search(pattern, text):
+            return text
+        page.wait_for_timeout(300)
+    raise AssertionError(f"#{elem_id} never showed {pattern!r}; it shows: {text_of(page, elem_id)[:300]!r}")
+
+
+def open_accordion(page, elem_id: str, inner_id: str) -> None:
+    """Open a closed accordion (clicking its title) until the component ``inner_id`` inside shows."""
+    if not page.locator(f"#{inner_id}").first.is_visible():
+        page.locator(f"#{elem_id}").first.get_by_text(re.compile(r"^\s*More\s*$")).first.click()
+        page.locator(f"#{inner_id}").first.wait_for(state="visible")
+
+
+def test_evaluate_a_trained_run_in_the_browser(server):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server["url"])
+        page.wait_for_selector("#lora_trainer_train_data_dir")
+
+        open_subtab(page, "Evaluate")
+        page.locator("#lora_trainer_eval_refresh").click()
+        picked = page.locator("#lora_trainer_eval_run input").first
+        deadline = time.time() + 20
+        while "tiny" not in (picked.input_value() or "") and time.time() < deadline:
+            page.wait_for_timeout(300)
+        assert picked.input_value().startswith("tiny ("), picked.input_value()
+
+        page.locator("#lora_trainer_eval_analyse").click()
+        wait_for_text(page, "lora_trainer_eval_message", r"Run read")
+        page.wait_for_selector("#lora_trainer_eval_chart svg .le-cand")
+        assert page.locator("#lora_trainer_eval_chart svg .le-cand").count() >= 1
+        # the base model is found among the served checkpoints by the name in the run's metadata
+        assert field(page, "lora_trainer_eval_base_model").input_value() == server["base"]
+
+        # validation loss on the training images (the folder is typed: a run trained elsewhere)
+        open_accordion(page, "lora_trainer_eval_more", "lora_trainer_eval_training_dir")
+        type_into(page, "lora_trainer_eval_training_dir", server["data"])
+        page.locator("#lora_trainer_eval_validate").click()
+        shown = wait_for_text(page, "lora_trainer_eval_validation", r"Validation loss on training images")
+        assert re.search(r"validation loss is lowest at epoch [12]", shown), shown
+        assert page.locator("#lora_trainer_eval_validation tr").count() == 3   # head + epochs 1 and 2
+        metrics = next(server["loras"].glob("logs/tiny-*/metrics.jsonl")).read_text(encoding="utf-8")
+        assert metrics.count('"validation"') == 2
+
+        # a 2 × 2 grid: epochs 1 and final (2) at weights 0 and 1, 64 px, 2 steps
+        type_into(page, "lora_trainer_eval_epochs", "1, final")
+        type_into(page, "lora_trainer_eval_weights", "0, 1")
+        for name, value in (("width", "64"), ("height", "64"), ("steps", "2")):
+            type_into(page, f"lora_trainer_eval_{name}", value)
+        page.locator("#lora_trainer_eval_render").click()
+        wait_for_text(page, "lora_trainer_eval_progress", r"Grid rendered", timeout=60)
+        page.wait_for_selector("#lora_trainer_eval_grid img")
+        assert "Recommendation" in wait_for_text(page, "lora_trainer_eval_recommendation", r"Recommendation")
+        grids = list(server["loras"].glob("logs/tiny-*/grids/*/grid.png"))
+        assert len(grids) == 1 and len(list(grids[0].parent.glob("*.png"))) == 4   # 3 cells + the grid
+
+        type_into(page, "lora_trainer_eval_keep_name", "tiny_kept")
+        page.locator("#lora_trainer_eval_keep").click()
+        wait_for_text(page, "lora_trainer_eval_keep_message", r"Kept")
+        kept = list(server["loras"].rglob("tiny_kept.safetensors"))
+        assert len(kept) == 1 and kept[0].with_suffix(".json").is_file()
+        sidecar = json.loads(kept[0].with_suffix(".json").read_text(encoding="utf-8"))
+        assert isinstance(sidecar["preferred weight"], float) and "notes" in sidecar
+
+        page.wait_for_timeout(500)
+        server["shots"].mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(server["shots"] / f"lora_trainer_evaluate_gradio{page_gradio_major()}.png"),
+                        full_page=True)
+        browser.close()
