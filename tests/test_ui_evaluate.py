@@ -313,8 +313,8 @@ def tiny_run(tmp_path_factory):
         shutil.copy(image, data)
         shutil.copy(image.with_suffix(".txt"), data)
     shutil.copy(pictures[-1], held)
-    cfg = TrainConfig(pretrained_model_name_or_path=base, train_data_dir=str(data.parent), output_dir=str(root / "Lora"),
-                      output_name="tiny", resolution="64", min_bucket_reso=64, max_bucket_reso=128,
+    cfg = TrainConfig(pretrained_model_name_or_path=base, train_data_dir=str(data.parent),
+                      output_dir=str(root / "Lora"), output_name="tiny", resolution="64", min_bucket_reso=64, max_bucket_reso=128,
                       bucket_reso_steps=64, train_batch_size=2, max_train_epochs=2, save_every_n_epochs=1,
                       network_dim=4, network_alpha=4, learning_rate=2e-3, mixed_precision="no",
                       save_precision="float", seed=1)
@@ -342,11 +342,20 @@ def test_validation_loss_of_a_trained_run_is_logged_charted_and_tabled(tiny_run)
     again = evaluate_run(tiny_run["run_dir"])
     assert [round(v, 6) for _, _, v in again.log.validation] == [round(r.loss, 6) for r in held.results]
 
+    seen = {}
+
+    def rising(cfg, files, holdout_dir=None):   # the training images, as typed; a loss that rises
+        from lora_trainer.evaluate.validation import ValidationResult
+
+        seen.update(model=cfg.pretrained_model_name_or_path, data=cfg.train_data_dir, holdout=holdout_dir)
+        return [ValidationResult(f.path, f.stem, f.epoch, f.step, 0.1 + f.epoch / 10) for f in files]
+
     typed = ea.compute_validation(a.report, "", tiny_run["base"], tiny_run["data"], None, Runner(),
-                                  evaluate_i18n.ZH_CN_MESSAGES)   # training images, from the typed folders
-    assert [r.source for r in typed.results] == ["training", "training"]
-    assert "Choose a held-out images folder" in typed.message and re.search("[\u4e00-\u9fff]", typed.message)
-    assert all(r.loss > 0 for r in typed.results)
+                                  evaluate_i18n.ZH_CN_MESSAGES, validate=rising)
+    assert seen == {"model": tiny_run["base"], "data": tiny_run["data"], "holdout": None}
+    assert "Validation loss on training images" in typed.message and "Choose a held-out images folder" in typed.message
+    assert "验证损失在第 1 轮最低" in typed.message   # the trend, in the chosen language
+    assert [round(v, 3) for _, _, v in typed.report.log.validation] == [0.2, 0.3]
 
 
 def test_validation_loss_explains_what_is_missing(lora, tmp_path):

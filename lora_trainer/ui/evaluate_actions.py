@@ -651,8 +651,8 @@ def validation_config(report: RunReport, job_config: dict | None = None, base_mo
 
 
 def validation_trend(points: Sequence[tuple[int, float]]) -> Message | None:
-    """The sentence for (epoch, loss) points: where the loss is lowest, and whether it rises after
-    (the same rule as the loss analysis uses for a logged validation loss)."""
+    """The sentence for (epoch, loss) points: where the loss is lowest, and whether it rises after (the
+    loss analysis's threshold; one later epoch suffices, as short runs save only a few)."""
     from ..evaluate.loss_analysis import VAL_RISE
 
     points = sorted((e, v) for e, v in points if v is not None and math.isfinite(v))
