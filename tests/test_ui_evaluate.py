@@ -314,8 +314,8 @@ def tiny_run(tmp_path_factory):
         shutil.copy(image.with_suffix(".txt"), data)
     shutil.copy(pictures[-1], held)
     cfg = TrainConfig(pretrained_model_name_or_path=base, train_data_dir=str(data.parent),
-                      output_dir=str(root / "Lora"), output_name="tiny", resolution="64", min_bucket_reso=64, max_bucket_reso=128,
-                      bucket_reso_steps=64, train_batch_size=2, max_train_epochs=2, save_every_n_epochs=1,
+                      output_dir=str(root / "Lora"), output_name="tiny", resolution="64", min_bucket_reso=64,
+                      max_bucket_reso=128, bucket_reso_steps=64, train_batch_size=2, max_train_epochs=2, save_every_n_epochs=1,
                       network_dim=4, network_alpha=4, learning_rate=2e-3, mixed_precision="no",
                       save_precision="float", seed=1)
     result = train(cfg, log=lambda *_: None)
