@@ -198,3 +198,13 @@ def test_chart_marks_candidates_plateau_drops_nan_and_validation():
     nan_steps, nan_losses = curve(1000, [(1, 0.15), (1000, 0.09)], noise=0.005)
     assert 'class="le-nan"' in loss_chart_svg(analyze_losses(nan_steps, nan_losses[:600] + [math.nan] * 400))
     assert loss_chart_svg(analyze_losses([], [])) == ""
+
+
+def test_chart_ticks_cover_the_values_and_read_differently():
+    from lora_trainer.evaluate.loss_chart import _fmt, _ticks
+
+    for low, high in ((1.02, 1.05), (1.171, 1.189), (0.07, 0.16), (0.0, 1000.0), (0.1181, 0.1183)):
+        ticks = _ticks(low, high)
+        assert ticks[0] <= low and ticks[-1] >= high, (low, high, ticks)
+        labels = [_fmt(t, ticks) for t in ticks]
+        assert len(set(labels)) == len(labels), labels

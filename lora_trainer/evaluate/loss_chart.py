@@ -26,13 +26,19 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     value, out = math.floor(low / step) * step, []
-    while value <= high + step * 0.5:
+    while not out or out[-1] < high - step * 1e-9:   # the last tick reaches the highest value
         out.append(round(value, 10))
         value += step
     return out
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float, ticks: Sequence[float] = ()) -> str:
+    """A tick label with as many decimals as the tick spacing needs (so neighbours never read the same)."""
+    if len(ticks) > 1:
+        spacing = abs(ticks[1] - ticks[0])
+        decimals = max(0, -math.floor(math.log10(spacing)) + (0 if round(spacing / 10 ** math.floor(
+            math.log10(spacing)), 6) in (1, 2, 5) else 1))
+        return f"{value:.{decimals}f}"
     return f"{value:.3g}"
 
 
@@ -85,7 +91,7 @@ def loss_chart_svg(analysis: LossAnalysis, validation: Sequence[tuple[int, int |
                          f'{phase.start_step}–{phase.end_step}</title></rect>')
     for tick in y_ticks:
         parts.append(f'<line class="le-grid" x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}"/>')
-        parts.append(f'<text class="le-text" x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{_fmt(tick)}</text>')
+        parts.append(f'<text class="le-text" x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{_fmt(tick, y_ticks)}</text>')
     for tick in _ticks(x_min, x_max, 6):
         if x_min <= tick <= x_max:
             parts.append(f'<text class="le-text" x="{x(tick):.1f}" y="{height - bottom + 16}" '
@@ -116,7 +122,7 @@ def loss_chart_svg(analysis: LossAnalysis, validation: Sequence[tuple[int, int |
         v_ticks = _ticks(v_lo - v_pad, v_hi + v_pad)
         vy = lambda v: y(v, v_ticks[0], v_ticks[-1])  # noqa: E731
         for tick in v_ticks:
-            parts.append(f'<text class="le-text" x="{width - right + 6}" y="{vy(tick) + 4:.1f}">{_fmt(tick)}</text>')
+            parts.append(f'<text class="le-text" x="{width - right + 6}" y="{vy(tick) + 4:.1f}">{_fmt(tick, v_ticks)}</text>')
         parts.append('<polyline class="le-val" points="' + " ".join(f"{x(s):.1f},{vy(v):.1f}" for s, v in val)
                      + '" fill="none"/>')
         for s, v in val:
