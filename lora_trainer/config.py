@@ -158,6 +158,13 @@ class TrainConfig:
                                            section="training")
     gradient_checkpointing: bool = opt(False, "Recompute activations to save memory (slower).",
                                        section="training")
+    cuda_graphs: bool = opt(True, "Replay each training step as a CUDA graph: up to 7× faster steps at small "
+                                  "batches on NVIDIA GPUs, for about 0.3 GB more memory (used with bf16 or no "
+                                  "mixed precision, AdamW, no gradient accumulation, UNet only; other runs step "
+                                  "as usual).", section="training")
+    torch_compile: bool = opt(False, "Compile the UNet's blocks with torch.compile: faster steps after one to two "
+                                     "minutes of compiling at the start (NVIDIA GPU; kept in a disk cache).",
+                              section="training")
     mixed_precision: str = opt("bf16", "Compute precision. bf16 on RTX 30xx and newer, fp16 on older GPUs, "
                                        "no for CPU.", choices=MIXED_PRECISIONS, section="training")
     min_snr_gamma: Optional[float] = opt(None, "Min-SNR loss weighting (5 is the usual value; steadier "

@@ -25,7 +25,10 @@ from . import events as ev
 from .saving import save_checkpoint
 from .setup import Run, prepare_run
 from .state import RngStates, load_state, resume_mismatches
-from .step import Batch, apply_update, compute_loss
+from .graphs import GraphedStep, graph_blockers, host_learning_rates
+from .step import Batch, after_update, apply_update, compute_loss, to_device
+
+DEVICE_LATENT_BUDGET = 256 << 20  # bytes of cached latents kept on the training device (~1,000 SDXL)
 
 
 @dataclass
@@ -81,6 +84,8 @@ class _Trainer:
         self.all_epoch_means: list[float] = []
         self.micro_losses: list[torch.Tensor] = []  # losses of the batches accumulated into one step
         self.files: list[str] = []
+        self.device_latents: dict[tuple, torch.Tensor] = {}
+        self.device_latent_bytes = 0
         self.last_flush = time.perf_counter()
         self.last_flush_step = 0
         self.flush_every = 1 if run.device.type == "cpu" else 10
@@ -111,18 +116,33 @@ class _Trainer:
             raise TrainerError(f"the state in {state_dir} does not fit this model/network ({err})",
                                "resume with the same base model and network settings") from None
         self.run.optimizer.load_state_dict(state.optimizer)
+        host_learning_rates(self.run.optimizer)  # a captured run saves device-side learning rates
         self.run.scheduler.load_state_dict(state.scheduler)
         state.rng.restore(self.run.caption_rng, self.run.noise_generator)
         self.global_step, self.start_epoch, self.skip_batches = state.step, state.epoch, state.batch_in_epoch
 
     # --- batches -----------------------------------------------------------------------------
+    def cached_latent(self, item) -> torch.Tensor:
+        """The item's cached latent on the training device: copied there once while the copies
+        fit in ``DEVICE_LATENT_BUDGET`` bytes, so that a step needs no host-to-device copy."""
+        key = (item.image.path, tuple(item.bucket))
+        latent = self.device_latents.get(key)
+        if latent is not None:
+            return latent
+        latent = to_device(self.run.latent_cache.get(item).float(), self.run.device)
+        size = latent.numel() * latent.element_size()
+        if self.device_latent_bytes + size <= DEVICE_LATENT_BUDGET:
+            self.device_latents[key] = latent
+            self.device_latent_bytes += size
+        return latent
+
     def make_batch(self, items) -> Optional[Batch]:
         cfg, run = self.cfg, self.run
         kept, latents = [], []
         for item in items:
             try:
                 if run.latent_cache is not None:
-                    latents.append(run.latent_cache.get(item))
+                    latents.append(self.cached_latent(item))
                 else:
                     from ..data.latent_cache import pixels_for
                     latents.append(pixels_for(item))
@@ -131,15 +151,16 @@ class _Trainer:
                 run.warnings.append(f"skipped {err}")
         if not kept:
             return None
-        stacked = torch.stack(latents).to(run.device)
         if run.latent_cache is None:
-            stacked = run.encode(stacked)
+            stacked = run.encode(to_device(torch.stack(latents), run.device))
+        else:
+            stacked = torch.stack(latents)
         stacked = stacked.to(run.device, torch.float32)
         captions = [process_caption(it.image.caption, shuffle_caption=cfg.shuffle_caption,
                                     keep_tokens=cfg.keep_tokens, caption_dropout_rate=cfg.caption_dropout_rate,
                                     caption_tag_dropout_rate=cfg.caption_tag_dropout_rate, rng=run.caption_rng)
                     for it in kept]
-        weights = torch.tensor([it.loss_weight for it in kept], device=run.device)
+        weights = to_device(torch.tensor([it.loss_weight for it in kept]), run.device)
         return Batch(latents=stacked, captions=captions, loss_weights=weights,
                      original_sizes=[it.original_size for it in kept], crops=[it.crop_top_left for it in kept],
                      target_sizes=[(it.bucket[1], it.bucket[0]) for it in kept])
@@ -194,6 +215,7 @@ class _Trainer:
         plan = run.plan
         accum = cfg.gradient_accumulation_steps
         params = run.network.optimizer_parameters()
+        graphed = self.graphed_step(params)
         self.emit(ev.Started(plan.total_steps, plan.epochs, plan.steps_per_epoch, format_plan(plan),
                              list(run.warnings), self.global_step))
         world, rank = run.accelerator.num_processes, run.accelerator.process_index
@@ -217,6 +239,14 @@ class _Trainer:
                     return self.finish(stopped=True)
                 batch = self.make_batch(items)
                 if batch is None:
+                    continue
+                if graphed is not None:  # the whole step, optimizer update included
+                    loss = graphed.step(batch, run.noise_generator)
+                    after_update(run.scheduler, run.network, cfg.scale_weight_norms)
+                    self.global_step += 1
+                    self.pending.append((self.global_step, epoch, loss))
+                    if len(self.pending) >= self.flush_every:
+                        self.flush()
                     continue
                 sync = update or world == 1
                 with (run.accelerator.no_sync(model) if not sync else contextlib.nullcontext()):
@@ -245,7 +275,22 @@ class _Trainer:
             if last:
                 break
         self.save("final", min(plan.epochs, self.start_epoch + len(self.all_epoch_means)))
+        if graphed is not None and graphed.failed and self.metrics:
+            self.metrics.log_event("cuda_graphs_failed", error=graphed.failed)
         return self.finish(stopped=False)
+
+    def graphed_step(self, params) -> Optional[GraphedStep]:
+        """The CUDA-graph step when ``cuda_graphs`` is on and nothing blocks it (else None, with
+        a warning saying why on a CUDA device)."""
+        run, cfg = self.run, self.cfg
+        if not cfg.cuda_graphs or run.device.type != "cuda":
+            return None
+        blockers = graph_blockers(cfg, run.accelerator, run.optimizer)
+        if blockers:
+            run.warnings.append("CUDA graphs are off for this run: " + "; ".join(blockers))
+            return None
+        return GraphedStep(run.step_models, run.accelerator, run.optimizer, run.network, params,
+                           cfg.max_grad_norm)
 
     def finish(self, stopped: bool) -> TrainResult:
         if self.metrics:

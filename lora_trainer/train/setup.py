@@ -18,6 +18,7 @@ from ..data.dataset import TrainItem
 from ..data.folders import DatasetScan
 from ..errors import ConfigError, DatasetError
 from ..steps import StepPlan, scan_and_plan
+from .graphs import dropout_active, gradient_checkpointing_without_rng, torch_older_than
 from .step import StepModels
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -65,6 +66,24 @@ def make_accelerator(cfg: TrainConfig):
     return Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
 
 
+def use_expandable_segments() -> bool:
+    """Let PyTorch's allocator grow memory segments in place instead of caching fixed blocks:
+    the same allocations then reserve less (0.4–1 GB less at SDXL batch 1 with checkpointing).
+    Left alone when the user set ``PYTORCH_CUDA_ALLOC_CONF``."""
+    if not torch.cuda.is_available() or "PYTORCH_CUDA_ALLOC_CONF" in os.environ or torch_older_than(2, 4):
+        return False
+    setter = getattr(torch._C, "_accelerator_setAllocatorSettings", None)
+    if setter is None:
+        setter = getattr(torch.cuda.memory, "_set_allocator_settings", None)
+    if setter is None:
+        return False
+    try:
+        setter("expandable_segments:True")
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
 def _encode_fn(vae, device, dtype, generator: torch.Generator):
     scaling = float(vae.config.scaling_factor)
 
@@ -85,6 +104,8 @@ def place_models(cfg: TrainConfig, base, device) -> torch.dtype:
         te.to(device, WEIGHT_DTYPES[cfg.mixed_precision]).requires_grad_(False).eval()
     if cfg.gradient_checkpointing:
         base.unet.enable_gradient_checkpointing()
+        if not dropout_active(cfg):  # nothing random inside the blocks: no RNG state to keep
+            gradient_checkpointing_without_rng(base.unet)
         if cfg.train_text_encoder:
             for te in base.text_encoders:
                 te.gradient_checkpointing_enable()
@@ -114,6 +135,9 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
     for p in network.parameters():
         p.data = p.data.to(device)
     network.use_compute_dtype(WEIGHT_DTYPES[cfg.mixed_precision])
+    if cfg.torch_compile and cfg.train_unet and device.type == "cuda":
+        from .compile import compile_unet_blocks
+        compile_unet_blocks(base.unet)
 
     groups = network.param_groups(cfg.effective_unet_lr, cfg.effective_text_encoder_lr)
     optimizer = build_optimizer(cfg.optimizer_type, groups, cfg.learning_rate, cfg.optimizer_args)
@@ -179,6 +203,8 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
                            "check the repeats in the folder names and the batch size")
 
     device = accelerator.device
+    if device.type == "cuda":
+        use_expandable_segments()
     base = load_base_model(cfg.pretrained_model_name_or_path, dtype=WEIGHT_DTYPES[cfg.mixed_precision],
                            v_parameterization=cfg.v_parameterization)
     torch.manual_seed(cfg.seed)

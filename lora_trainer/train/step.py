@@ -39,34 +39,96 @@ class StepModels:
     min_snr_gamma: Optional[float]
     noise_offset: Optional[float]
     prompt_cache: Optional[dict] = None  # caption → encoder outputs, when the encoders are frozen
+    channels_last: bool = False        # feed the UNet NHWC activations
 
 
-def compute_loss(m: StepModels, batch: Batch, generator: torch.Generator) -> torch.Tensor:
+def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
+    """A host tensor on ``device`` without waiting for the GPU: a plain copy from pageable memory
+    synchronises the stream, so the CPU could not queue the next step while this one runs."""
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+@dataclass
+class StepInputs:
+    """What one step consumes, as device tensors: the batch, its noise and timesteps, the
+    prompt conditioning. Sampled outside the differentiated part, so that a CUDA graph can
+    take them as static inputs."""
+    latents: torch.Tensor
+    noise: torch.Tensor
+    timesteps: torch.Tensor
+    loss_weights: torch.Tensor
+    encoder_hidden_states: torch.Tensor
+    text_embeds: Optional[torch.Tensor] = None   # SDXL
+    time_ids: Optional[torch.Tensor] = None      # SDXL
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [t for t in (self.latents, self.noise, self.timesteps, self.loss_weights,
+                            self.encoder_hidden_states, self.text_embeds, self.time_ids) if t is not None]
+
+
+def sample_inputs(m: StepModels, batch: Batch, generator: torch.Generator) -> StepInputs:
+    """Noise, timesteps and conditioning for ``batch`` (the text encoders run here, with
+    gradients only when they are trained)."""
     latents = batch.latents
     device = latents.device
     noise = noise_math.sample_noise(latents, m.noise_offset, generator)
     timesteps = noise_math.sample_timesteps(latents.shape[0], m.num_train_timesteps, device, generator)
-    noisy = noise_math.add_noise(m.alphas_cumprod, latents, noise, timesteps)
-
     if m.prompt_cache is not None:
         cond = encode_cached(m.prompt_cache, m.family, m.text_encoders, m.tokenizers, batch.captions,
                              m.clip_skip, device)
     else:
         with torch.set_grad_enabled(m.train_text_encoder and torch.is_grad_enabled()):
             cond = encode_prompts(m.family, m.text_encoders, m.tokenizers, batch.captions, m.clip_skip, device)
-    kwargs = {"encoder_hidden_states": cond["encoder_hidden_states"]}
+    inputs = StepInputs(latents=latents, noise=noise, timesteps=timesteps, loss_weights=batch.loss_weights,
+                        encoder_hidden_states=cond["encoder_hidden_states"])
     if m.family == "sdxl":
-        time_ids = sdxl_time_ids(batch.original_sizes, batch.crops, batch.target_sizes, device,
-                                 cond["text_embeds"].dtype)
-        kwargs["added_cond_kwargs"] = {"text_embeds": cond["text_embeds"], "time_ids": time_ids}
-    prediction = m.unet(noisy, timesteps, **kwargs).sample
+        inputs.text_embeds = cond["text_embeds"]
+        inputs.time_ids = to_device(sdxl_time_ids(batch.original_sizes, batch.crops, batch.target_sizes, "cpu",
+                                                  cond["text_embeds"].dtype), device)
+    return inputs
 
-    target = noise_math.velocity(m.alphas_cumprod, latents, noise, timesteps) if m.v_prediction else noise
+
+def loss_from_inputs(m: StepModels, x: StepInputs) -> torch.Tensor:
+    """The UNet's denoising loss: no host synchronisation, no data-dependent control flow."""
+    noisy = noise_math.add_noise(m.alphas_cumprod, x.latents, x.noise, x.timesteps)
+    kwargs = {"encoder_hidden_states": x.encoder_hidden_states}
+    if x.text_embeds is not None:
+        kwargs["added_cond_kwargs"] = {"text_embeds": x.text_embeds, "time_ids": x.time_ids}
+    if m.channels_last:
+        noisy = noisy.contiguous(memory_format=torch.channels_last)
+    prediction = m.unet(noisy, x.timesteps, **kwargs).sample
+
+    target = noise_math.velocity(m.alphas_cumprod, x.latents, x.noise, x.timesteps) if m.v_prediction else x.noise
     loss = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
-    loss = loss * batch.loss_weights
+    loss = loss * x.loss_weights
     if m.min_snr_gamma:
-        loss = loss * noise_math.min_snr_weights(m.alphas_cumprod, timesteps, m.min_snr_gamma, m.v_prediction)
+        loss = loss * noise_math.min_snr_weights(m.alphas_cumprod, x.timesteps, m.min_snr_gamma, m.v_prediction)
     return loss.mean()
+
+
+def compute_loss(m: StepModels, batch: Batch, generator: torch.Generator) -> torch.Tensor:
+    return loss_from_inputs(m, sample_inputs(m, batch, generator))
+
+
+def optimizer_update(accelerator, optimizer, network, params, max_grad_norm: float) -> None:
+    """Gradients to the fp32 masters, clip, optimizer step, clear gradients, masters back to
+    the compute copies. Free of host synchronisation (a CUDA graph can capture it)."""
+    network.grads_to_masters()
+    if max_grad_norm:
+        accelerator.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    network.masters_to_compute()
+
+
+def after_update(scheduler, network, scale_weight_norms: float | None) -> None:
+    """The host-side rest of an update: the LR schedule and max-norm regularisation."""
+    scheduler.step()
+    if scale_weight_norms:
+        network.apply_max_norm(scale_weight_norms)
 
 
 def apply_update(accelerator, optimizer, scheduler, network, params, max_grad_norm: float,
@@ -74,12 +136,5 @@ def apply_update(accelerator, optimizer, scheduler, network, params, max_grad_no
     """Clip, step the optimizer and the LR schedule, clear gradients, apply max-norm.
 
     ``params`` are the optimizer's tensors (the fp32 masters when compute copies are used)."""
-    network.grads_to_masters()
-    if max_grad_norm:
-        accelerator.clip_grad_norm_(params, max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    network.masters_to_compute()
-    if scale_weight_norms:
-        network.apply_max_norm(scale_weight_norms)
+    optimizer_update(accelerator, optimizer, network, params, max_grad_norm)
+    after_update(scheduler, network, scale_weight_norms)

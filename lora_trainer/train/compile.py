@@ -1,0 +1,28 @@
+"""Regional ``torch.compile`` of the UNet: each transformer block and ResNet block is
+compiled on its own (blocks of one shape share the compiled code), which fuses the
+normalisations, activations, LoRA adds and casts between the GEMMs at a fraction of the
+compile time of the whole UNet. Inductor caches the kernels on disk for the next run.
+"""
+from __future__ import annotations
+
+import torch
+
+BLOCK_CLASSES = ("BasicTransformerBlock", "ResnetBlock2D")
+
+
+def compile_unet_blocks(unet: torch.nn.Module, mode: str | None = None) -> int:
+    """Compile the UNet's blocks in place; returns how many were wrapped."""
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    # one compiled graph per block shape: SDXL has ~15 distinct shapes, batch/bucket changes add more
+    for name in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",
+                 "accumulated_recompile_limit"):
+        if hasattr(config, name):
+            setattr(config, name, max(getattr(config, name), 256))
+    count = 0
+    for module in unet.modules():
+        if type(module).__name__ in BLOCK_CLASSES:
+            module.compile(dynamic=False, mode=mode)
+            count += 1
+    return count

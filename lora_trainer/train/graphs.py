@@ -1,0 +1,186 @@
+"""CUDA-graph replay of the whole training step: loss, backward, clipping and optimizer.
+
+An eager SD step launches thousands of small kernels from Python; at batch 1 the GPU
+waits for the CPU most of the step. Captured once per input shape and replayed, the
+step becomes one launch. Noise, timesteps and prompt conditioning are sampled eagerly
+(they need the host) and copied into the graph's static inputs; the LR schedule and
+max-norm run eagerly after each replay.
+
+Capture needs: one CUDA process, bf16 or fp32 compute (fp16's loss scaler reads the
+host), torch's AdamW (``capturable`` with a device-side learning rate), no gradient
+accumulation, frozen text encoders. ``graph_blockers`` says what stands in the way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from .step import StepInputs, StepModels, loss_from_inputs, optimizer_update, sample_inputs
+
+
+def torch_older_than(major: int, minor: int) -> bool:
+    try:
+        found = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
+    except ValueError:
+        return False
+    return found < (major, minor)
+
+
+def dropout_active(cfg) -> bool:
+    net = cfg.network_kwargs()
+    return bool(cfg.network_dropout or net["rank_dropout"] or net["module_dropout"])
+
+
+def graph_blockers(cfg, accelerator, optimizer) -> list[str]:
+    """Why the step cannot be captured (empty when it can)."""
+    reasons = []
+    if torch_older_than(2, 4):
+        reasons.append(f"torch {torch.__version__} (graph capture of the step needs 2.4 or newer)")
+    if accelerator.device.type != "cuda":
+        reasons.append("no CUDA device")
+    if accelerator.num_processes > 1:
+        reasons.append("several processes (DDP)")
+    if cfg.mixed_precision == "fp16":
+        reasons.append("fp16 loss scaling reads the host")
+    if cfg.gradient_accumulation_steps > 1:
+        reasons.append("gradient accumulation")
+    if cfg.train_text_encoder:
+        reasons.append("text-encoder training")
+    if cfg.gradient_checkpointing and dropout_active(cfg):
+        reasons.append("LoRA dropout with gradient checkpointing (the recomputation must redraw the same masks)")
+    inner = getattr(optimizer, "optimizer", optimizer)
+    if type(inner) is not torch.optim.AdamW:
+        reasons.append(f"optimizer {type(inner).__name__} (only AdamW is captured)")
+    return reasons
+
+
+@dataclass
+class _Captured:
+    graph: torch.cuda.CUDAGraph
+    inputs: StepInputs
+    loss: torch.Tensor
+
+
+class GraphedStep:
+    """``step(batch, generator) -> loss`` with the optimizer update done, replayed from a
+    CUDA graph per input shape after ``warmup`` eager steps of that shape.
+
+    The warm-up steps are real training steps; every captured graph shares one memory pool,
+    so several buckets cost about the memory of the largest (the eager warm-up step of a new
+    shape runs beside that pool). Beyond ``max_shapes`` shapes the step stays eager."""
+
+    def __init__(self, models: StepModels, accelerator, optimizer, network, params, max_grad_norm: float,
+                 warmup: int = 3, max_shapes: int = 8) -> None:
+        self.models = models
+        self.accelerator = accelerator
+        self.optimizer = optimizer
+        self.network = network
+        self.params = params
+        self.max_grad_norm = max_grad_norm
+        self.warmup = max(1, warmup)
+        self.max_shapes = max_shapes
+        self.device = accelerator.device
+        self.stream = torch.cuda.Stream(self.device)
+        self.pool = None
+        self.graphs: dict[tuple, _Captured] = {}
+        self.seen: dict[tuple, int] = {}
+        self.failed: Optional[str] = None  # why capture failed; every step is eager then
+        make_capturable(optimizer, self.device)
+
+    # one step --------------------------------------------------------------------------
+    def step(self, batch, generator: torch.Generator) -> torch.Tensor:
+        inputs = sample_inputs(self.models, batch, generator)
+        key = tuple((tuple(t.shape), t.dtype) for t in inputs.tensors())
+        captured = self.graphs.get(key)
+        if captured is not None:
+            torch._foreach_copy_(captured.inputs.tensors(), inputs.tensors())
+            captured.graph.replay()
+            return captured.loss.clone()
+        count = self.seen.get(key, 0)
+        self.seen[key] = count + 1
+        # later shapes need one eager step only (a compile of the new shape; lazy state exists)
+        needed = self.warmup if not self.graphs else 1
+        if count < needed or len(self.graphs) >= self.max_shapes or self.failed:
+            return self._eager(inputs)
+        try:
+            return self._capture(key, inputs)
+        except RuntimeError as err:  # capture records only: the step has not run yet
+            self.failed = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+            self.graphs.pop(key, None)
+            torch.cuda.synchronize(self.device)
+            return self._eager(inputs)
+
+    def _body(self, inputs: StepInputs) -> torch.Tensor:
+        loss = loss_from_inputs(self.models, inputs)
+        self.accelerator.backward(loss)
+        optimizer_update(self.accelerator, self.optimizer, self.network, self.params, self.max_grad_norm)
+        return loss.detach()
+
+    def _eager(self, inputs: StepInputs) -> torch.Tensor:
+        # warm-up runs on the capture stream, so lazily made per-stream state exists before capture
+        current = torch.cuda.current_stream(self.device)
+        self.stream.wait_stream(current)
+        with torch.cuda.stream(self.stream):
+            loss = self._body(inputs)
+        current.wait_stream(self.stream)
+        return loss
+
+    def _capture(self, key: tuple, inputs: StepInputs) -> torch.Tensor:
+        static = StepInputs(**{name: (value.clone() if isinstance(value, torch.Tensor) else value)
+                               for name, value in vars(inputs).items()})
+        graph = torch.cuda.CUDAGraph()
+        torch.cuda.synchronize(self.device)
+        torch.cuda.empty_cache()  # the warm-up's cached blocks are not usable by the graph's pool
+        with torch.cuda.graph(graph, pool=self.pool, stream=self.stream, capture_error_mode="thread_local"):
+            loss = self._body(static)
+        if self.pool is None:
+            self.pool = graph.pool()
+        self.graphs[key] = _Captured(graph, static, loss)
+        graph.replay()  # capture records only: this replay is the step
+        return loss.clone()
+
+    def release(self) -> None:
+        """Drop the captured graphs and their memory."""
+        self.graphs.clear()
+        self.pool = None
+        torch.cuda.synchronize(self.device)
+        torch.cuda.empty_cache()
+
+
+def make_capturable(optimizer, device) -> None:
+    """AdamW state and learning rate on the device, so that a captured step reads the LR the
+    schedule writes into it (``fill_``) instead of the value seen at capture time."""
+    for group in optimizer.param_groups:
+        group["capturable"] = True
+        lr = group["lr"]
+        if not (isinstance(lr, torch.Tensor) and lr.device == device):
+            group["lr"] = torch.tensor(float(lr), dtype=torch.float32, device=device)
+    for state in getattr(optimizer, "state", {}).values():
+        step = state.get("step") if isinstance(state, dict) else None
+        if isinstance(step, torch.Tensor) and step.device != device:
+            state["step"] = step.to(device, torch.float32)
+
+
+def host_learning_rates(optimizer) -> None:
+    """Plain float learning rates again (a state saved from a captured run, loaded eagerly)."""
+    for group in optimizer.param_groups:
+        if isinstance(group.get("lr"), torch.Tensor):
+            group["lr"] = float(group["lr"])
+
+
+def gradient_checkpointing_without_rng(unet) -> Optional[str]:
+    """Gradient checkpointing that does not save and restore the RNG state around each block
+    (that state cannot be read during graph capture, and eagerly it is work for nothing).
+    Only valid when nothing in the UNet draws random numbers (no LoRA dropout). Returns why
+    not, if this diffusers version cannot take it."""
+    from torch.utils.checkpoint import checkpoint
+
+    def ckpt(module, *args):
+        return checkpoint(module.__call__, *args, use_reentrant=False, preserve_rng_state=False)
+    try:
+        unet.enable_gradient_checkpointing(gradient_checkpointing_func=ckpt)
+    except TypeError:
+        return "this diffusers version does not take a checkpointing function"
+    return None
