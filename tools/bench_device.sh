@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Our side of the benchmark in one device run. Needs diffusers (and bitsandbytes for the 8-bit
+# preset) as wheels in $WHEELS (default .whl/). Results: OUT/ours.jsonl (one JSON line per measurement) + logs.
+# Usage: bash tools/bench_device.sh OUT_DIR steps|sdxl|compile|presets|compile-sd15
+#   steps:   eager / CUDA graphs / channels-last on the six reference jobs, graph equivalence
+#   sdxl:    the SDXL half of steps, and the allocator's expandable segments
+#   compile: regional torch.compile, SD1.5 batch 16, the VRAM presets under their memory caps
+#   presets: the VRAM presets only; compile-sd15: compiled SD1.5 at batch 16
+set -uo pipefail
+OUT=${1:?OUT_DIR}
+PART=${2:-steps}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+  "${WHEELS:-$ROOT/.whl}"/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$ROOT HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+cd "$ROOT"
+python3 -c "import torch, diffusers, peft, transformers, accelerate; print('torch', torch.__version__, torch.cuda.get_device_name(), 'diffusers', diffusers.__version__, 'peft', peft.__version__, 'transformers', transformers.__version__, 'accelerate', accelerate.__version__)" | tee -a "$OUT/versions.txt"
+bench() {  # timeout, then bench arguments
+  local limit=$1; shift
+  echo "== $*" >>"$OUT/bench.log"
+  timeout "$limit" python3 -m lora_trainer.bench --json "$OUT/ours.jsonl" "$@" 2>>"$OUT/bench.log" \
+    | tee -a "$OUT/bench.log" | cut -c1-330
+  echo "rc=${PIPESTATUS[0]} ($*)"
+}
+if [[ $PART == steps ]]; then
+  timeout 120 python3 tools/graph_check.py 6 2>>"$OUT/bench.log" | tee "$OUT/graph_check.log"
+  bench 100 --model sd15 --batch 1 --variants eager,graphs,eager+cl,graphs+cl
+  bench 100 --model sd15 --batch 4 --variants eager,graphs,eager+cl,graphs+cl
+  bench 80 --model sd15 --batch 1 --gradient-checkpointing --variants eager,graphs
+fi
+if [[ $PART == steps || $PART == sdxl ]]; then
+  [[ $PART == sdxl ]] && timeout 150 python3 tools/graph_check.py 6 2>>"$OUT/bench.log" | tee "$OUT/graph_check.log"
+  bench 110 --model sdxl --batch 1 --variants eager,graphs
+  bench 140 --model sdxl --batch 4 --variants eager,graphs,graphs+cl --profile "$OUT/profile_sdxl_b4.txt"
+  bench 110 --model sdxl --batch 1 --gradient-checkpointing --variants eager,graphs
+  # the allocator's expandable segments: less reserved beside the same allocated memory?
+  export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+  bench 60 --model sd15 --batch 1 --no-baseline --variants eager,graphs
+  bench 90 --model sdxl --batch 1 --gradient-checkpointing --no-baseline --variants eager,graphs
+  unset PYTORCH_CUDA_ALLOC_CONF
+fi
+if [[ $PART == compile ]]; then
+  bench 80 --model sd15 --batch 16 --no-baseline --variants eager,graphs
+  bench 330 --model sdxl --batch 4 --no-baseline --variants compile+graphs
+fi
+if [[ $PART == compile || $PART == presets ]]; then
+  for tier in 8 12 16 24; do bench 100 --memory-preset "sdxl-${tier}gb"; done
+fi
+if [[ $PART == compile-sd15 ]]; then
+  bench 200 --model sd15 --batch 16 --no-baseline --variants compile+graphs
+fi
