@@ -6,6 +6,7 @@ A screenshot of the finished page is written to the test's temp folder (or ``$LO
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -43,6 +44,33 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def standalone_server(tmp_path: Path, models: str, output_dir: str):
+    """``python -m lora_trainer.ui`` on a free port, stopped afterwards; yields (url, log path)."""
+    port = free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", LORA_TRAINER_JOBS_DIR=str(tmp_path / "jobs"),
+               PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")
+    log_path = tmp_path / "server.log"
+    log = open(log_path, "w+", encoding="utf-8")
+    process = subprocess.Popen([sys.executable, "-m", "lora_trainer.ui", "--models", models, "--output-dir",
+                                output_dir, "--port", str(port)], cwd=str(tmp_path), env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 120
+        while "running at" not in log_path.read_text(encoding="utf-8"):
+            assert process.poll() is None, log_path.read_text(encoding="utf-8")
+            assert time.time() < deadline, "the server did not start in 2 minutes"
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}", log_path
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
 @pytest.fixture
 def server(tmp_path):
     from lora_trainer.demo import write_demo_base
@@ -55,27 +83,9 @@ def server(tmp_path):
         shutil.copy(image.with_suffix(".txt"), data)
     settings = tmp_path / "tiny.toml"
     settings.write_text(SETTINGS, encoding="utf-8")
-    port = free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", LORA_TRAINER_JOBS_DIR=str(tmp_path / "jobs"),
-               PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")
-    log = open(tmp_path / "server.log", "w+", encoding="utf-8")
-    process = subprocess.Popen([sys.executable, "-m", "lora_trainer.ui", "--models", base, "--output-dir",
-                                str(tmp_path / "loras"), "--port", str(port)], cwd=str(tmp_path), env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while "running at" not in (tmp_path / "server.log").read_text(encoding="utf-8"):
-        assert process.poll() is None, (tmp_path / "server.log").read_text(encoding="utf-8")
-        assert time.time() < deadline, "the server did not start in 2 minutes"
-        time.sleep(0.5)
-    yield {"url": f"http://127.0.0.1:{port}", "data": str(data.parent), "settings": str(settings),
-           "loras": tmp_path / "loras", "shots": Path(os.environ.get("LORA_TRAINER_SCREENSHOTS") or tmp_path),
-           "log": tmp_path / "server.log"}
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with standalone_server(tmp_path, base, str(tmp_path / "loras")) as (url, log_path):
+        yield {"url": url, "data": str(data.parent), "settings": str(settings), "loras": tmp_path / "loras",
+               "shots": Path(os.environ.get("LORA_TRAINER_SCREENSHOTS") or tmp_path), "log": log_path}
 
 
 def open_subtab(page, name: str) -> None:

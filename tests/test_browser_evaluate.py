@@ -11,8 +11,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,9 +20,8 @@ pytest.importorskip("gradio")
 pytest.importorskip("torch")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from test_browser import CHROMIUM, DEMO, field, free_port, open_subtab, page_gradio_major, type_into  # noqa: E402
+from test_browser import CHROMIUM, DEMO, field, open_subtab, page_gradio_major, standalone_server, type_into  # noqa: E402,E501
 
-ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason=f"browser tests drive the system Chromium at {CHROMIUM}; "
@@ -57,26 +54,8 @@ def train_tiny_run(tmp_path: Path) -> dict:
 @pytest.fixture
 def server(tmp_path):
     run = train_tiny_run(tmp_path)
-    port = free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", LORA_TRAINER_JOBS_DIR=str(tmp_path / "jobs"),
-               PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")
-    log = open(tmp_path / "server.log", "w+", encoding="utf-8")
-    process = subprocess.Popen([sys.executable, "-m", "lora_trainer.ui", "--models", run["base"], "--output-dir",
-                                str(run["loras"]), "--port", str(port)], cwd=str(tmp_path), env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while "running at" not in (tmp_path / "server.log").read_text(encoding="utf-8"):
-        assert process.poll() is None, (tmp_path / "server.log").read_text(encoding="utf-8")
-        assert time.time() < deadline, "the server did not start in 2 minutes"
-        time.sleep(0.5)
-    yield dict(run, url=f"http://127.0.0.1:{port}",
-               shots=Path(os.environ.get("LORA_TRAINER_SCREENSHOTS") or tmp_path), log=tmp_path / "server.log")
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with standalone_server(tmp_path, run["base"], str(run["loras"])) as (url, log_path):
+        yield dict(run, url=url, shots=Path(os.environ.get("LORA_TRAINER_SCREENSHOTS") or tmp_path), log=log_path)
 
 
 def text_of(page, elem_id: str) -> str:
