@@ -299,5 +299,5 @@ def test_a_failed_attempt_is_retried_after_an_hour_a_refusal_only_when_something
     installer.record("refused", ready=False, problems=["conflict"], message="[LoRA Trainer] refused line")
     age_it()
     assert installer.repeat_previous(needed) and capsys.readouterr().out == "[LoRA Trainer] refused line\n"
-    installer.versions = dict(installer.versions, peft="0.13.2")              # something changed
+    installer.versions = dict(installer.versions, peft="0.0.1")               # something changed
     assert not installer.repeat_previous(needed)
