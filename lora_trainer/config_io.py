@@ -185,7 +185,8 @@ def _toml_value(value: Any) -> str:
 
 
 def to_toml(cfg: TrainConfig) -> str:
-    """Flat TOML that both this trainer and kohya's sd-scripts read. Empty values are left out."""
+    """Flat TOML that both this trainer and kohya's sd-scripts read. Empty values are left out, except
+    where this trainer's default is not empty (``"none"``: kohya's default there is empty too)."""
     lines = ["# LoRA training settings (kohya sd-scripts compatible names)"]
     section = None
     for f in TrainConfig.fields():
@@ -193,6 +194,11 @@ def to_toml(cfg: TrainConfig) -> str:
         if f.metadata.get("section") != section:
             section = f.metadata.get("section")
             lines.append(f"\n# --- {section} ---")
+        if value is None and f.default not in (None, dataclasses.MISSING):
+            # empty where the default is not (e.g. epochs left empty to train by steps): an omitted
+            # key would load as the default, so the emptiness is written out
+            lines.append(f'{f.name} = "none"')
+            continue
         if value is None or value == "" or value == []:
             lines.append(f"# {f.name} =")
             continue

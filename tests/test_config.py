@@ -155,6 +155,11 @@ def test_toml_round_trip():
                       v_parameterization=True, lr_warmup_steps=0.1)
     back, warnings = config_from_dict(_load_toml_text(to_toml(cfg), "round trip"))
     assert back == cfg and warnings == []
+    # empty where the default is not: training by steps, saving only at the end
+    by_steps = TrainConfig(max_train_epochs=None, max_train_steps=500, save_every_n_epochs=None)
+    text = to_toml(by_steps)
+    assert 'max_train_epochs = "none"' in text and "# max_train_steps =" not in text
+    assert config_from_dict(_load_toml_text(text, "round trip"))[0] == by_steps
 
 
 def test_every_field_is_documented():
