@@ -174,6 +174,25 @@ class TrainConfig:
     seed: int = opt(42, "Random seed: the same seed and settings give the same LoRA.", minimum=0,
                     section="training")
 
+    # --- validation ----------------------------------------------------------------------
+    validation_split: float = opt(
+        0.0, "Hold out this share of the training images (at least one) and compute a validation loss on them "
+             "after each epoch; they are not trained on. A validation loss that rises while the training loss "
+             "falls marks over-fitting. 0: off.", label="Validation split", minimum=0.0, maximum=0.5,
+        section="validation")
+    validation_data_dir: str = opt(
+        "", "A folder of other images (with caption files) that are not trained on: a validation loss on them "
+            "(up to 32 images) is computed after each epoch.", label="Validation images folder",
+        section="validation")
+    validate_every_n_epochs: Optional[int] = opt(
+        None, "Compute the validation loss every N epochs (empty: every epoch when images are held out). Set "
+              "without held-out images, it scores up to 8 training images with fixed noise instead: that shows "
+              "how closely each epoch reproduces them, not over-fitting.", label="Validate every N epochs",
+        minimum=1, section="validation")
+    validation_seed: Optional[int] = opt(
+        None, "Seed that picks the held-out images and the validation noise (empty: the training seed).",
+        minimum=0, section="validation")
+
     # ------------------------------------------------------------------------------------
     @classmethod
     def fields(cls) -> list[dataclasses.Field]:
@@ -209,6 +228,14 @@ class TrainConfig:
     @property
     def train_text_encoder(self) -> bool:
         return not self.network_train_unet_only
+
+    @property
+    def validation_enabled(self) -> bool:
+        return bool(self.validation_split or self.validation_data_dir or self.validate_every_n_epochs)
+
+    @property
+    def effective_validation_seed(self) -> int:
+        return self.seed if self.validation_seed is None else self.validation_seed
 
     @property
     def effective_logging_dir(self) -> str:
@@ -351,6 +378,9 @@ def validate(cfg: TrainConfig, *, need_paths: bool = True) -> list[str]:
             problems.append(f"regularization folder not found: {cfg.reg_data_dir} (leave it empty for none)")
         if not cfg.output_dir:
             problems.append("output_dir is empty: choose where the LoRA files go")
+        if cfg.validation_data_dir and not os.path.isdir(cfg.validation_data_dir):
+            problems.append(f"validation images folder not found: {cfg.validation_data_dir} (leave it empty "
+                            f"for none)")
         if cfg.resume and not os.path.isdir(cfg.resume):
             problems.append(f"resume folder not found: {cfg.resume} (pick a '-state' folder from a run)")
     if problems:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from .data.buckets import BucketSet
 from .data.dataset import build_items, count_steps_per_epoch
 from .data.folders import scan_dataset
+from .data.holdout import split_validation
 from .errors import DatasetError
 
 
@@ -132,6 +133,9 @@ def scan_and_plan(cfg, num_processes: int = 1) -> tuple:
     if not scan.train_concepts or scan.num_train_images == 0:
         raise DatasetError(f"no usable training images in {cfg.train_data_dir}",
                            "put images in sub-folders named <repeats>_<name>, e.g. 10_mychar/")
+    fraction = float(getattr(cfg, "validation_split", 0.0) or 0.0)
+    if fraction > 0:
+        scan = split_validation(scan, fraction, cfg.effective_validation_seed)
     size = cfg.resolution_wh
     buckets = BucketSet.build(size, cfg.min_bucket_reso, cfg.max_bucket_reso, cfg.bucket_reso_steps) \
         if cfg.enable_bucket else None
@@ -143,6 +147,9 @@ def scan_and_plan(cfg, num_processes: int = 1) -> tuple:
                       batches_per_epoch=batches if num_processes == 1 else batches // num_processes,
                       max_train_epochs=cfg.max_train_epochs, max_train_steps=cfg.max_train_steps,
                       num_processes=num_processes)
+    if scan.held_out:
+        plan.notes.append(f"{len(scan.held_out)} training image(s) are held out for the validation loss "
+                          f"(validation_split {fraction:g}) and not trained on")
     if num_processes > 1:
         dropped = batches % num_processes
         plan.notes.append(f"{num_processes} processes share each epoch's batches"

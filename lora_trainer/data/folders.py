@@ -50,6 +50,7 @@ class DatasetScan:
     concepts: list[ConceptFolder]
     warnings: list[str] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    held_out: list[ImageEntry] = field(default_factory=list)  # training images kept for validation only
 
     @property
     def train_concepts(self) -> list[ConceptFolder]:

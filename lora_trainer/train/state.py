@@ -22,7 +22,7 @@ STATE_VERSION = 1
 # settings that must match for a resumed run to be the same run
 RESUME_KEYS = ("network_dim", "network_alpha", "conv_dim", "conv_alpha", "network_args",
                "network_train_unet_only", "network_train_text_encoder_only", "train_batch_size",
-               "gradient_accumulation_steps", "seed", "optimizer_type")
+               "gradient_accumulation_steps", "seed", "optimizer_type", "validation_split")
 
 
 @dataclass

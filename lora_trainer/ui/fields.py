@@ -17,7 +17,8 @@ from ..config import BASIC, TrainConfig, field_type
 from ..config_io import config_from_dict
 
 SECTION_TITLES = {"model": "Model", "data": "Images and captions", "output": "Saving", "network": "Network",
-                  "optimizer": "Optimizer and learning rate", "training": "Training"}
+                  "optimizer": "Optimizer and learning rate", "training": "Training",
+                  "validation": "Validation loss"}
 TRISTATE = {"auto": None, "on": True, "off": False}
 EMPTY_HINT = "empty = not used / automatic"
 
