@@ -31,6 +31,9 @@ class ProgressPrinter:
                 self.bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.4f}", refresh=False)
         elif isinstance(event, ev.EpochEnd) and self.bar is not None:
             self.bar.write(f"epoch {event.epoch}: mean loss {event.mean_loss:.4f} (step {event.step})")
+        elif isinstance(event, ev.Validated) and self.bar is not None:
+            what = "held-out" if event.source == "holdout" else "training"
+            self.bar.write(f"epoch {event.epoch}: validation loss {event.loss:.4f} ({event.images} {what} images)")
         elif isinstance(event, ev.FileSaved) and self.bar is not None:
             self.bar.write(f"saved {event.path}")
         elif isinstance(event, (ev.Finished, ev.Failed)) and self.bar is not None:

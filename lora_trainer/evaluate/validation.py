@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..errors import TrainerError
 from ..lora.kohya_format import KEY_RE, module_key, sdxl_unet_namer
 from ..train import noise as noise_math
-from ..train.conditioning import encode_prompts, sdxl_time_ids
+from ..train.conditioning import encode_cached, encode_prompts, sdxl_time_ids
 from ..train.step import StepModels
 
 DEFAULT_TIMESTEPS = (100, 300, 500, 700, 900)   # fixed, spread over the schedule (of 1000)
@@ -74,10 +74,17 @@ def _spread(seq: list, count: int) -> list:
 
 def items_from_training(cfg, max_images: int = DEFAULT_MAX_IMAGES) -> list[ValidationItem]:
     """Up to ``max_images`` training images of ``cfg`` (evenly picked), at their training buckets."""
-    from ..data.captions import process_caption
     from ..steps import scan_and_plan
 
     _, items, _ = scan_and_plan(cfg)
+    return items_from_training_items(items, cfg, max_images)
+
+
+def items_from_training_items(items: Sequence, cfg, max_images: int = DEFAULT_MAX_IMAGES) -> list[ValidationItem]:
+    """Up to ``max_images`` of the training ``items`` (``data.dataset.TrainItem``, regularization
+    images left out), evenly picked, at their training buckets."""
+    from ..data.captions import process_caption
+
     items = [it for it in items if not it.is_reg]
     out = []
     for it in _spread(items, max_images):
@@ -85,6 +92,35 @@ def items_from_training(cfg, max_images: int = DEFAULT_MAX_IMAGES) -> list[Valid
                                   caption_dropout_rate=0.0, rng=random.Random(0))
         out.append(ValidationItem(str(it.image.path), caption, tuple(it.bucket), it.original_size, it.crop_top_left))
     return out
+
+
+def items_from_entries(entries: Sequence, cfg) -> list[ValidationItem]:
+    """``data.folders.ImageEntry`` objects (e.g. the images ``validation_split`` held out), each at
+    the bucket training would give it."""
+    from ..data.buckets import BucketSet, crop_conditioning
+    from ..data.captions import process_caption
+
+    size = cfg.resolution_wh
+    buckets = BucketSet.build(size, cfg.min_bucket_reso, cfg.max_bucket_reso, cfg.bucket_reso_steps) \
+        if cfg.enable_bucket else None
+    out = []
+    for entry in entries:
+        bucket = buckets.assign(entry.width, entry.height, no_upscale=cfg.bucket_no_upscale) if buckets else size
+        (top, left), original = crop_conditioning(entry.width, entry.height, bucket)
+        caption = process_caption(entry.caption, shuffle_caption=False, keep_tokens=cfg.keep_tokens,
+                                  caption_dropout_rate=0.0, rng=random.Random(0))
+        out.append(ValidationItem(str(entry.path), caption, tuple(bucket), original, (top, left)))
+    return out
+
+
+def held_out_items(cfg) -> list[ValidationItem]:
+    """The images ``cfg.validation_split`` keeps out of training (empty when it is 0)."""
+    from ..steps import scan_and_plan
+
+    if not cfg.validation_split:
+        return []
+    scan, _, _ = scan_and_plan(cfg)
+    return items_from_entries(scan.held_out, cfg)
 
 
 def items_from_folder(folder: str | os.PathLike, resolution: int | tuple[int, int] = 512, *,
@@ -121,8 +157,10 @@ def items_from_folder(folder: str | os.PathLike, resolution: int | tuple[int, in
 @torch.no_grad()
 def build_validation_set(vae, items: Sequence[ValidationItem], *, seed: int = 0,
                          timesteps: Sequence[int] = DEFAULT_TIMESTEPS, num_train_timesteps: int = 1000,
-                         device: torch.device | str = "cpu", source: str = "training") -> ValidationSet:
-    """Latents (the VAE's mean, no sampling) and per-image noise from ``seed``; the VAE runs in fp32."""
+                         device: torch.device | str = "cpu", source: str = "training",
+                         vae_dtype: torch.dtype = torch.float32) -> ValidationSet:
+    """Latents (the VAE's mean, no sampling) and per-image noise from ``seed``; the VAE runs in
+    ``vae_dtype`` (fp32 by default: SDXL's VAE overflows in fp16) and keeps its dtype after."""
     from ..data.buckets import resize_to_bucket
     from ..data.images import load_image
 
@@ -134,7 +172,7 @@ def build_validation_set(vae, items: Sequence[ValidationItem], *, seed: int = 0,
         raise TrainerError(f"validation timesteps {steps} must lie in 0…{num_train_timesteps - 1}",
                            "leave the timesteps at their default")
     dtype = next(vae.parameters()).dtype
-    vae.to(device, torch.float32)
+    vae.to(device, vae_dtype)
     latents, noise = [], []
     try:
         scaling = float(vae.config.scaling_factor)
@@ -142,7 +180,7 @@ def build_validation_set(vae, items: Sequence[ValidationItem], *, seed: int = 0,
             img, _, _ = resize_to_bucket(load_image(item.path), item.bucket)
             pixels = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
             pixels = pixels.view(img.size[1], img.size[0], 3).permute(2, 0, 1).float().div(127.5).sub(1.0)
-            latent = vae.encode(pixels[None].to(device)).latent_dist.mean[0].float().cpu() * scaling
+            latent = vae.encode(pixels[None].to(device, vae_dtype)).latent_dist.mean[0].float().cpu() * scaling
             latents.append(latent)
             gen = torch.Generator("cpu").manual_seed(seed * 100_003 + index)
             noise.append(torch.randn((len(steps),) + tuple(latent.shape), generator=gen))
@@ -253,59 +291,77 @@ def _eval_mode(models: Sequence[torch.nn.Module]):
 
 
 @torch.no_grad()
-def validation_loss(m: StepModels, vset: ValidationSet) -> float:
+def validation_loss(m: StepModels, vset: ValidationSet, *, batch_size: int | None = None,
+                    eval_mode: bool = True) -> float:
     """Mean MSE over every (image, timestep) of ``vset`` with the models as they are now: a live
-    training network (call from the loop) or a file applied with ``lora_applied``."""
+    training network (call from the loop) or a file applied with ``lora_applied``.
+
+    The timesteps of an image run ``batch_size`` at a time (default: all at once); the training
+    loop passes its batch size, which bounds the memory. Captions come from ``m.prompt_cache``
+    when the text encoders are frozen and cached. ``eval_mode`` False leaves the modules' flags
+    alone (only LoRA dropout depends on them)."""
     device = m.alphas_cumprod.device
     dtype = next(m.unet.parameters()).dtype
     total, count = 0.0, 0
-    with _eval_mode([m.unet, *m.text_encoders]):
+    chunk = max(1, batch_size or len(vset.timesteps))
+    with _eval_mode([m.unet, *m.text_encoders] if eval_mode else []):
         captions = list(dict.fromkeys(item.caption for item in vset.items))
-        encoded = encode_prompts(m.family, m.text_encoders, m.tokenizers, captions, m.clip_skip, device)
+        if m.prompt_cache is not None:
+            encoded = encode_cached(m.prompt_cache, m.family, m.text_encoders, m.tokenizers, captions,
+                                    m.clip_skip, device)
+        else:
+            encoded = encode_prompts(m.family, m.text_encoders, m.tokenizers, captions, m.clip_skip, device)
         row = {caption: i for i, caption in enumerate(captions)}
-        t = torch.tensor(vset.timesteps, device=device, dtype=torch.long)
+        all_t = torch.tensor(vset.timesteps, device=device, dtype=torch.long)
         for item, latent, noise in zip(vset.items, vset.latents, vset.noise):
-            lat = latent[None].to(device).expand(len(t), -1, -1, -1)
-            eps = noise.to(device)
-            noisy = noise_math.add_noise(m.alphas_cumprod, lat, eps, t)
             cond = {key: value[row[item.caption]][None] for key, value in encoded.items()}
-            kwargs = {"encoder_hidden_states": cond["encoder_hidden_states"].expand(len(t), -1, -1).to(dtype)}
-            if m.family == "sdxl":
-                size = (item.bucket[1], item.bucket[0])
-                time_ids = sdxl_time_ids([item.original_size], [item.crop], [size], device, dtype)
-                kwargs["added_cond_kwargs"] = {"text_embeds": cond["text_embeds"].expand(len(t), -1).to(dtype),
-                                               "time_ids": time_ids.expand(len(t), -1)}
-            prediction = m.unet(noisy.to(dtype), t, **kwargs).sample
-            target = noise_math.velocity(m.alphas_cumprod, lat, eps, t) if m.v_prediction else eps
-            losses = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
-            total += float(losses.sum())
-            count += len(t)
+            for start in range(0, len(all_t), chunk):
+                t = all_t[start:start + chunk]
+                lat = latent[None].to(device).expand(len(t), -1, -1, -1)
+                eps = noise[start:start + chunk].to(device)
+                noisy = noise_math.add_noise(m.alphas_cumprod, lat, eps, t)
+                kwargs = {"encoder_hidden_states": cond["encoder_hidden_states"].expand(len(t), -1, -1).to(dtype)}
+                if m.family == "sdxl":
+                    size = (item.bucket[1], item.bucket[0])
+                    time_ids = sdxl_time_ids([item.original_size], [item.crop], [size], device, dtype)
+                    kwargs["added_cond_kwargs"] = {"text_embeds": cond["text_embeds"].expand(len(t), -1).to(dtype),
+                                                   "time_ids": time_ids.expand(len(t), -1)}
+                prediction = m.unet(noisy.to(dtype), t, **kwargs).sample
+                target = noise_math.velocity(m.alphas_cumprod, lat, eps, t) if m.v_prediction else eps
+                losses = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+                total += float(losses.sum())
+                count += len(t)
     return total / count if count else math.nan
 
 
 def validate_files(cfg, files: Sequence, *, holdout_dir: str | None = None, max_images: int = DEFAULT_MAX_IMAGES,
-                   seed: int = 0, timesteps: Sequence[int] = DEFAULT_TIMESTEPS, multiplier: float = 1.0,
+                   seed: int | None = None, timesteps: Sequence[int] = DEFAULT_TIMESTEPS, multiplier: float = 1.0,
                    device: str | torch.device | None = None, dtype: torch.dtype | None = None,
                    progress: Callable[[int, int], None] | None = None) -> list[ValidationResult]:
     """Validation loss of each file (``runs.RunFile`` or path), on demand after training.
 
-    ``cfg`` (a ``TrainConfig``) names the base model and, without ``holdout_dir``, the training
+    ``cfg`` (a ``TrainConfig``) names the base model and, without ``holdout_dir``, the images:
+    those its ``validation_split`` kept out of training, else up to ``max_images`` training
     images; its resolution, clip skip and v-prediction setting are used."""
     from ..models.loading import load_base_model
     from .runs import LORA_SUFFIX, RunFile
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    source = "holdout"
     if holdout_dir:
         items = items_from_folder(holdout_dir, cfg.resolution_wh, caption_extension=cfg.caption_extension,
                                   max_images=max_images)
     else:
-        items = items_from_training(cfg, max_images)
+        items = held_out_items(cfg)   # the images the run kept out of training, if it did
+        if not items:
+            items, source = items_from_training(cfg, max_images), "training"
     base = load_base_model(cfg.pretrained_model_name_or_path, dtype=dtype,
                            v_parameterization=cfg.v_parameterization)
+    seed = cfg.effective_validation_seed if seed is None else seed   # what the training run used
     vset = build_validation_set(base.vae, items, seed=seed, timesteps=timesteps,
                                 num_train_timesteps=int(base.noise_scheduler.config.num_train_timesteps),
-                                device=device, source="holdout" if holdout_dir else "training")
+                                device=device, source=source)
     base.vae.to("cpu")
     base.unet.to(device, dtype)
     for te in base.text_encoders:

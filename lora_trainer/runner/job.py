@@ -118,6 +118,7 @@ class Job:
     vram_gb: Optional[float] = None
     losses: list = field(default_factory=list)        # [step, loss] as read back from the loop
     epoch_losses: list = field(default_factory=list)  # [epoch, step, mean loss]
+    validation: list = field(default_factory=list)    # [epoch, step, validation loss]
     files: list = field(default_factory=list)         # {"path", "epoch", "step", "kind", "state_dir"}
     previews: list = field(default_factory=list)      # {"epoch", "step", "weight", "prompt", "path", "file"}
     error: Optional[dict] = None                      # {"message", "advice"}

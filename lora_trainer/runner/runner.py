@@ -288,6 +288,11 @@ class Runner:
                 job.epoch_losses.append([event.epoch, event.step, event.mean_loss])
                 job.add_log(f"Epoch {event.epoch}: mean loss {event.mean_loss:.4f} (step {event.step}).")
                 persist = True
+            elif isinstance(event, ev.Validated):
+                job.validation.append([event.epoch, event.step, event.loss])
+                what = "held-out" if event.source == "holdout" else "training"
+                job.add_log(f"Epoch {event.epoch}: validation loss {event.loss:.4f} ({event.images} {what} images).")
+                persist = True
             elif isinstance(event, ev.FileSaved):
                 job.files.append({"path": event.path, "epoch": event.epoch, "step": event.step, "kind": event.kind,
                                   "state_dir": event.state_dir})

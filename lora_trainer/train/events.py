@@ -40,6 +40,16 @@ class EpochEnd:
 
 
 @dataclass
+class Validated:
+    """The validation loss after an epoch (``source``: "holdout" images or fixed-noise "training" images)."""
+    epoch: int
+    step: int
+    loss: float
+    source: str
+    images: int
+
+
+@dataclass
 class FileSaved:
     path: str
     epoch: int

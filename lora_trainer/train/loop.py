@@ -272,12 +272,23 @@ class _Trainer:
             last = epoch == plan.epochs or self.global_step >= plan.total_steps
             if cfg.save_every_n_epochs and epoch % cfg.save_every_n_epochs == 0:
                 self.save("epoch", epoch)
+            if run.validation is not None and run.validation.due(epoch, last):
+                self.validate(epoch)
             if last:
                 break
         self.save("final", min(plan.epochs, self.start_epoch + len(self.all_epoch_means)))
         if graphed is not None and graphed.failed and self.metrics:
             self.metrics.log_event("cuda_graphs_failed", error=graphed.failed)
         return self.finish(stopped=False)
+
+    def validate(self, epoch: int) -> None:
+        """Score the held-out (or fixed training) images with the network as it is after ``epoch``."""
+        validation = self.run.validation
+        loss = validation.compute(self.run)
+        if self.metrics:
+            self.metrics.log_validation(epoch, self.global_step, loss, source=validation.source,
+                                        images=len(validation.vset.items))
+        self.emit(ev.Validated(epoch, self.global_step, loss, validation.source, len(validation.vset.items)))
 
     def graphed_step(self, params) -> Optional[GraphedStep]:
         """The CUDA-graph step when ``cuda_graphs`` is on and nothing blocks it (else None, with

@@ -92,6 +92,13 @@ class MetricsLogger:
             self._tb.add_scalar("loss/epoch", record["mean_loss"], int(epoch))
             self.flush()
 
+    def log_validation(self, epoch: int, step: int, loss: float, **fields: Any) -> None:
+        """A validation loss (an event line; TensorBoard's ``loss/validation`` against the epoch)."""
+        self.log_event("validation", epoch=int(epoch), step=int(step), loss=_number("loss", loss), **fields)
+        if self._tb is not None:
+            self._tb.add_scalar("loss/validation", float(loss), int(epoch))
+            self.flush()
+
     def log_event(self, kind: str, **fields: Any) -> None:
         """Anything else worth a line, e.g. ``log_event("saved", path=..., step=...)``."""
         self._write({**fields, "type": "event", "kind": str(kind)})

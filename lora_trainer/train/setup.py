@@ -42,6 +42,7 @@ class Run:
     caption_rng: random.Random
     noise_generator: torch.Generator
     started_at: float = field(default_factory=time.time)
+    validation: Optional[object] = None  # live_validation.LiveValidation when the validation loss is on
 
     @property
     def device(self) -> torch.device:
@@ -210,6 +211,12 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     torch.manual_seed(cfg.seed)
     vae_dtype = place_models(cfg, base, device)
 
+    validation = None
+    if accelerator.is_main_process:
+        from .live_validation import prepare_validation
+        validation = prepare_validation(cfg, scan, items, base.vae, device, vae_dtype,
+                                        int(base.noise_scheduler.config.num_train_timesteps), log=log)
+
     # latents: cached once (memory or disk) or encoded every step
     cache_gen = torch.Generator(device=device).manual_seed(cfg.seed)
     encode = _encode_fn(base.vae, device, vae_dtype, cache_gen)
@@ -236,9 +243,10 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
         from ..data.captions import process_caption
         fixed = [process_caption(it.image.caption, shuffle_caption=False, keep_tokens=cfg.keep_tokens,
                                  caption_dropout_rate=0.0, rng=random.Random(0)) for it in items]
-        cache_prompts(step_models, fixed, cfg.train_batch_size)
+        cache_prompts(step_models, fixed + (validation.captions if validation else []), cfg.train_batch_size)
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + accelerator.process_index)
     return Run(cfg=cfg, accelerator=accelerator, base=base, network=network, optimizer=optimizer,
                scheduler=scheduler, scan=scan, items=items, plan=plan, step_models=step_models,
                latent_cache=latent_cache, encode=encode, warnings=warnings,
-               caption_rng=random.Random(cfg.seed + accelerator.process_index), noise_generator=noise_gen)
+               caption_rng=random.Random(cfg.seed + accelerator.process_index), noise_generator=noise_gen,
+               validation=validation)

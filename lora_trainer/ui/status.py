@@ -76,6 +76,9 @@ def progress_html(job: Any) -> str:
         _cell("Learning rate", _lr_text(_attr(job, "lr"))),
         _cell("VRAM", f"{vram:.1f} GB" if vram else "–"),
     ]
+    validation = _attr(job, "validation", []) or []
+    if validation and validation[-1][2] is not None:
+        cells.insert(7, _cell("Validation loss", f"{float(validation[-1][2]):.4f}"))
     name = escape(str(_attr(job, "output_name", "")))
     return (f'<div class="lt-status" data-job="{escape(str(_attr(job, "id", "")))}" data-status="{escape(status)}">'
             f'<div class="lt-head">{_badge(status)}<span class="lt-name">{name}</span></div>'
@@ -178,5 +181,6 @@ def view_stamp(job: Any, jobs: list[Any]) -> str:
         return f"none|{len(jobs)}"
     return "|".join(str(x) for x in (
         _attr(job, "id"), _attr(job, "status"), _attr(job, "step"), len(_attr(job, "files", []) or []),
-        len(_attr(job, "previews", []) or []), len(_attr(job, "epoch_losses", []) or []), bool(_attr(job, "error")),
+        len(_attr(job, "previews", []) or []), len(_attr(job, "epoch_losses", []) or []),
+        len(_attr(job, "validation", []) or []), bool(_attr(job, "error")),
         ",".join(f"{_attr(j, 'id')}:{_attr(j, 'status')}" for j in jobs)))

@@ -290,7 +290,8 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
                 return [last] + [gr.update() for _ in range(6)]
             items = preview_items(job) if job is not None else []
             return [stamp, progress_html(job), error_html(job),
-                    loss_chart_svg(getattr(job, "losses", []) or [], getattr(job, "epoch_losses", []) or []),
+                    loss_chart_svg(getattr(job, "losses", []) or [], getattr(job, "epoch_losses", []) or [],
+                                   getattr(job, "validation", []) or []),
                     gr.update(value=items, visible=bool(items)), files_html(job), queue_html(listed_jobs)]
 
         def open_page(choice: str | None):
