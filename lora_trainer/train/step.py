@@ -40,6 +40,7 @@ class StepModels:
     noise_offset: Optional[float]
     prompt_cache: Optional[dict] = None  # caption → encoder outputs, when the encoders are frozen
     channels_last: bool = False        # feed the UNet NHWC activations
+    compute_dtype: Optional[torch.dtype] = None  # the UNet's input dtype (there may be no autocast to cast it)
 
 
 def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
@@ -97,6 +98,8 @@ def loss_from_inputs(m: StepModels, x: StepInputs) -> torch.Tensor:
     kwargs = {"encoder_hidden_states": x.encoder_hidden_states}
     if x.text_embeds is not None:
         kwargs["added_cond_kwargs"] = {"text_embeds": x.text_embeds, "time_ids": x.time_ids}
+    if m.compute_dtype is not None:
+        noisy = noisy.to(m.compute_dtype)
     if m.channels_last:
         noisy = noisy.contiguous(memory_format=torch.channels_last)
     prediction = m.unet(noisy, x.timesteps, **kwargs).sample
