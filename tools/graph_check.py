@@ -1,5 +1,6 @@
 """The CUDA-graph step must train like the eager one: from the same LoRA, optimizer state
-and noise seed, N graph steps (warm-up, capture, replays) must end as close to N eager steps as
+and noise seed, N graph steps (warm-up, capture, replays; checkpointing keeping the attention outputs, the
+memory pool reserved) must end as close to N eager steps as
 two eager runs end to each other (flash-attention and cuDNN backward kernels are not
 bit-reproducible, and Adam turns tiny gradient differences into full-size steps).
 Full-size random models, CUDA only.
@@ -12,6 +13,7 @@ import torch
 
 from lora_trainer.bench import _Session
 from lora_trainer.config import TrainConfig
+from lora_trainer.train.graphs import gradient_checkpointing_without_rng
 from lora_trainer.train.setup import cache_prompts
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 8
@@ -31,6 +33,8 @@ for model, batch, res, gc in JOBS:
         s.optimizer.load_state_dict(copy.deepcopy(start[1]))
         s.scheduler.load_state_dict(copy.deepcopy(start[2]))
         s.generator.manual_seed(1234)
+        if gc:   # as ``train`` sets it: the captured step keeps the attention outputs
+            gradient_checkpointing_without_rng(s.base.unet, keep_attention=graphs)
         s.use_graphs(graphs)
         losses = torch.stack([s.step() for _ in range(N)]).float().cpu()
         runs.append((losses, s.network.trainable_state()))

@@ -170,15 +170,66 @@ def host_learning_rates(optimizer) -> None:
             group["lr"] = float(group["lr"])
 
 
-def gradient_checkpointing_without_rng(unet) -> Optional[str]:
+ATTENTION_OPS = ("_scaled_dot_product_flash_attention", "_scaled_dot_product_cudnn_attention",
+                 "_scaled_dot_product_efficient_attention", "_scaled_dot_product_flash_attention_for_cpu")
+
+
+def keep_self_attention_outputs():
+    """A ``context_fn`` for ``checkpoint``: the recomputation skips the self-attention kernels and
+    takes their outputs (and what their backward needs) from the forward pass, which saves the
+    attention's share of the recomputed forward for about one activation per transformer block;
+    everything else is still recomputed. None when this torch has no selective checkpointing."""
+    try:
+        from torch.utils.checkpoint import create_selective_checkpoint_contexts
+    except ImportError:
+        return None
+    return lambda: create_selective_checkpoint_contexts(self_attention_policy)
+
+
+def self_attention_policy(ctx, op, *args, **kwargs):
+    """Save an attention kernel's outputs when queries and keys have the same length (self-attention;
+    cross-attention over 77 tokens is cheap to redo); recompute everything else."""
+    from torch.utils.checkpoint import CheckpointPolicy
+
+    ops = {getattr(torch.ops.aten, name).default for name in ATTENTION_OPS if hasattr(torch.ops.aten, name)}
+    self_attention = op in ops and len(args) > 1 and args[0].shape[-2] == args[1].shape[-2]
+    return CheckpointPolicy.MUST_SAVE if self_attention else CheckpointPolicy.PREFER_RECOMPUTE
+
+
+def last_checkpointed_module(unet) -> Optional[torch.nn.Module]:
+    """The module diffusers checkpoints last in the forward pass (the last transformer block or
+    ResNet of the last up block), whose backward comes first."""
+    block = unet.up_blocks[-1] if getattr(unet, "up_blocks", None) else None
+    if block is None:
+        return None
+    attentions = getattr(block, "attentions", None)
+    if attentions:
+        blocks = getattr(attentions[-1], "transformer_blocks", None)
+        return blocks[-1] if blocks else None
+    resnets = getattr(block, "resnets", None)
+    return resnets[-1] if resnets else None
+
+
+def gradient_checkpointing_without_rng(unet, keep_attention: bool = False) -> Optional[str]:
     """Gradient checkpointing that does not save and restore the RNG state around each block
     (that state cannot be read during graph capture, and eagerly it is work for nothing).
     Only valid when nothing in the UNet draws random numbers (no LoRA dropout). Returns why
-    not, if this diffusers version cannot take it."""
+    not, if this diffusers version cannot take it.
+
+    ``keep_attention``: keep the self-attention outputs (``keep_self_attention_outputs``) and run
+    the last checkpointed module plainly. Meant for the captured step: selective checkpointing runs
+    every op of a block through a Python dispatch mode, a cost paid once at capture but on every
+    eager step. Measured at SDXL 1024² batch 1 (H100): 130.1 → 126.9 ms for 0.07 GB allocated."""
     from torch.utils.checkpoint import checkpoint
 
+    context_fn = keep_self_attention_outputs() if keep_attention else None
+    extra = {"context_fn": context_fn} if context_fn is not None else {}
+    last = last_checkpointed_module(unet) if keep_attention else None
+
     def ckpt(module, *args):
-        return checkpoint(module.__call__, *args, use_reentrant=False, preserve_rng_state=False)
+        if module is last:   # recomputed right after it ran: keeping it costs no extra peak memory
+            return module(*args)
+        return checkpoint(module.__call__, *args, use_reentrant=False, preserve_rng_state=False, **extra)
     try:
         unet.enable_gradient_checkpointing(gradient_checkpointing_func=ckpt)
     except TypeError:

@@ -25,7 +25,7 @@ from . import events as ev
 from .saving import save_checkpoint
 from .setup import Run, prepare_run
 from .state import RngStates, load_state, resume_mismatches
-from .graphs import GraphedStep, graph_blockers, host_learning_rates
+from .graphs import GraphedStep, graph_blockers, gradient_checkpointing_without_rng, host_learning_rates
 from .step import Batch, after_update, apply_update, compute_loss, to_device
 
 DEVICE_LATENT_BUDGET = 256 << 20  # bytes of cached latents kept on the training device (~1,000 SDXL)
@@ -300,6 +300,8 @@ class _Trainer:
         if blockers:
             run.warnings.append("CUDA graphs are off for this run: " + "; ".join(blockers))
             return None
+        if cfg.gradient_checkpointing and cfg.train_unet:   # no dropout here: graph_blockers says so
+            gradient_checkpointing_without_rng(run.base.unet, keep_attention=True)
         return GraphedStep(run.step_models, run.accelerator, run.optimizer, run.network, params,
                            cfg.max_grad_norm)
 
