@@ -182,19 +182,31 @@ class LoraNetwork:
 
     @torch.no_grad()
     def grads_to_masters(self) -> None:
+        """The compute copies' gradients into fp32 gradients of the masters.
+
+        Missing master gradients are views into one new buffer: one large allocation, which
+        reuses the memory the backward pass has just freed, where a tensor per weight would each
+        come from the allocator's separate pool of small blocks and add to the reserved memory
+        (0.3 GB at SDXL rank 32)."""
         if not self.masters:
             return
-        pairs = []
+        pairs, missing = [], []
         for p, master in self.masters.items():
             if p.grad is None:
                 master.grad = None  # unused this step: no stale gradient may be applied
                 continue
             if master.grad is None:
-                master.grad = torch.empty_like(master)  # overwritten below; no fill kernel
-            pairs.append((master.grad, p.grad))
+                missing.append(master)
+            pairs.append((master, p.grad))
             p.grad = None
+        if missing:
+            flat = torch.empty(sum(m.numel() for m in missing), dtype=missing[0].dtype, device=missing[0].device)
+            offset = 0
+            for master in missing:   # overwritten below; no fill kernel
+                master.grad = flat[offset:offset + master.numel()].view_as(master)
+                offset += master.numel()
         if pairs:
-            torch._foreach_copy_([m for m, _ in pairs], [g for _, g in pairs])
+            torch._foreach_copy_([m.grad for m, _ in pairs], [g for _, g in pairs])
 
     @torch.no_grad()
     def masters_to_compute(self) -> None:
