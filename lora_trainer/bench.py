@@ -121,6 +121,7 @@ class _Session:
                           target_sizes=[(resolution, resolution)] * batch)
         self.generator = torch.Generator(device=self.device).manual_seed(0)
         self.graphed = None
+        self.amp = False   # run the step under bf16 autocast (what the baseline and the "amp" variant do)
 
     def eager_step(self) -> torch.Tensor:
         from .train.step import apply_update, compute_loss
@@ -152,7 +153,8 @@ class _Session:
                                        self.cfg.max_grad_norm)
 
     def step(self) -> torch.Tensor:
-        return self.graph_step() if self.graphed is not None else self.eager_step()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            return self.graph_step() if self.graphed is not None else self.eager_step()
 
     def timed(self, n: int, sync_every_step: bool = False) -> tuple[float, torch.Tensor]:
         torch.cuda.synchronize()
@@ -189,7 +191,7 @@ def _peak_flops() -> Optional[float]:
 
 def parse_variant(variant: str) -> set[str]:
     parts = set(variant.split("+"))
-    unknown = parts - {"eager", "graphs", "compile", "cl"}
+    unknown = parts - {"eager", "graphs", "compile", "cl", "amp", "fullgc"}
     if unknown:
         raise SystemExit(f"unknown bench variant part(s): {', '.join(sorted(unknown))}")
     return parts
@@ -198,7 +200,8 @@ def parse_variant(variant: str) -> set[str]:
 def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = None,
               gradient_checkpointing: bool = False, steps: int = 20, warmup: int = 5, rank: int = 32,
               count_flops: bool = True, baseline: bool = True, profile: Optional[str] = None,
-              variants: tuple[str, ...] = ("eager", "graphs"), on_result=None) -> list[BenchResult]:
+              variants: tuple[str, ...] = ("eager", "graphs"), on_result=None,
+              memory_breakdown: Optional[str] = None) -> list[BenchResult]:
     """Time each variant of our step (and the plain baseline once) on one model."""
     from .config import TrainConfig
     from .train.setup import cache_prompts
@@ -224,11 +227,13 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         s.network.set_lean_forward(False)
         s.network.set_compute_dtype(torch.float32)
         cache, s.models.prompt_cache = s.models.prompt_cache, None
+        s.amp = True
         _fresh_peak()
         for _ in range(max(1, warmup)):
             s.step()
         base_sec, _ = s.timed(steps, sync_every_step=True)
         base_reserved = torch.cuda.max_memory_reserved() / 1e9
+        s.amp = False
         s.network.set_lean_forward(True)
         s.network.set_compute_dtype(torch.bfloat16)
         s.models.prompt_cache = cache
@@ -255,6 +260,10 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         channels_last = "cl" in parts
         s.base.unet.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         s.models.channels_last = channels_last
+        s.amp = "amp" in parts
+        if gradient_checkpointing:   # as ``train`` sets it: attention outputs kept in the captured step
+            from .train.graphs import gradient_checkpointing_without_rng
+            gradient_checkpointing_without_rng(s.base.unet, keep_attention="graphs" in parts and "fullgc" not in parts)
         s.use_graphs("graphs" in parts)
         _fresh_peak()
         start = time.perf_counter()
@@ -265,6 +274,8 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         sec, losses = s.timed(steps)
         if profile and index == order[0]:
             write_profile(s.step, profile)
+        if memory_breakdown and index == order[0]:
+            write_memory_breakdown(memory_breakdown, f"{model} {resolution}² batch {batch} [{name}]")
         achieved = flops / sec if flops else None
         r = BenchResult(
             model=model, batch=batch, resolution=resolution, gradient_checkpointing=gradient_checkpointing,
@@ -379,6 +390,25 @@ def write_profile(step, path: str, steps: int = 3) -> None:
         fh.write(table.table(sort_by="self_cpu_time_total", row_limit=25))
 
 
+def write_memory_breakdown(path: str, title: str) -> None:
+    """Where the reserved memory is after the timed steps: the allocator's segments grouped by pool
+    (a captured graph's private pool or the shared one), small/large and expandable, with how much
+    of each is in use."""
+    rows: dict[tuple, list[int]] = {}
+    for seg in torch.cuda.memory_snapshot():
+        pool = tuple(seg.get("segment_pool_id") or (0, 0))
+        key = ("shared" if pool == (0, 0) else f"private {pool}", seg.get("segment_type", "?"),
+               "expandable" if seg.get("is_expandable") else "fixed")
+        row = rows.setdefault(key, [0, 0, 0])
+        row[0] += int(seg.get("total_size", 0))
+        row[1] += int(seg.get("allocated_size", 0))
+        row[2] += 1
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"# {title}\n| pool | kind | segments | count | reserved GB | in use GB |\n|---|---|---|---|---|---|\n")
+        for (pool, kind, expandable), (total, used, count) in sorted(rows.items()):
+            fh.write(f"| {pool} | {kind} | {expandable} | {count} | {total / 1e9:.3f} | {used / 1e9:.3f} |\n")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=tuple(MODELS), default="sd15")
     p.add_argument("--batch", type=int, default=1)
@@ -392,8 +422,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", help="write a torch.profiler summary of the first variant to this file")
     p.add_argument("--variants", default="eager,graphs",
                    help="comma-separated: eager, graphs, compile, compile+graphs, each optionally +cl "
-                        "(channels-last)")
+                        "(channels-last), +amp (under bf16 autocast, as before bf16 ran without it), "
+                        "+fullgc (checkpointing recomputes the attention and the last block too)")
     p.add_argument("--compile", action="store_true", help="shorthand for --variants compile+graphs")
+    p.add_argument("--memory-breakdown", help="append where the first variant's reserved memory is to this file")
     p.add_argument("--memory-preset", help="check that this VRAM preset (e.g. sdxl-8gb) trains within its cap")
 
 
@@ -412,7 +444,8 @@ def main(args) -> int:
         variants = "compile+graphs"
     run_bench(args.model, args.batch, args.resolution, args.gradient_checkpointing, args.steps, args.warmup,
               args.rank, baseline=not args.no_baseline, profile=args.profile,
-              variants=tuple(v.strip() for v in variants.split(",") if v.strip()), on_result=emit)
+              variants=tuple(v.strip() for v in variants.split(",") if v.strip()), on_result=emit,
+              memory_breakdown=getattr(args, "memory_breakdown", None))
     return 0
 
 

@@ -6,6 +6,12 @@
 #   sdxl:    the SDXL half of steps, and the allocator's expandable segments
 #   compile: regional torch.compile, SD1.5 batch 16, the VRAM presets under their memory caps
 #   presets: the VRAM presets only; compile-sd15: compiled SD1.5 at batch 16
+#   precision: bf16 without autocast against the former autocast step (+amp), checkpointing that
+#            keeps the self-attention outputs against recomputing all (+fullgc), then the WebUI
+#            runner against the CLI on the same job and a checkpointed CLI job with validation
+#   memory:  graph equivalence and the reference jobs' memory after a change to it
+#   final:   graph equivalence, the reference jobs with the current step, where the reserved
+#            memory is, the SDXL batch-4 profile
 set -uo pipefail
 OUT=${1:?OUT_DIR}
 PART=${2:-steps}
@@ -49,4 +55,40 @@ if [[ $PART == compile || $PART == presets ]]; then
 fi
 if [[ $PART == compile-sd15 ]]; then
   bench 200 --model sd15 --batch 16 --no-baseline --variants compile+graphs
+fi
+if [[ $PART == precision ]]; then
+  bench 60 --model sd15 --batch 1 --no-baseline --variants graphs,graphs+amp,eager
+  bench 60 --model sd15 --batch 1 --gradient-checkpointing --no-baseline --variants graphs,graphs+fullgc
+  bench 80 --model sdxl --batch 1 --no-baseline --variants graphs,graphs+amp
+  bench 100 --model sdxl --batch 1 --gradient-checkpointing --no-baseline --variants graphs,graphs+fullgc,eager
+  bench 90 --model sdxl --batch 4 --no-baseline --variants graphs,graphs+amp
+  W=/tmp/runner_bench
+  timeout 90 python3 tools/kohya_prepare.py "$W" sd15 2>>"$OUT/bench.log" | tail -1
+  timeout 200 python3 tools/runner_vs_cli.py "$W/models/sd15" "$W/data/512" "$W/runs" 400 "$OUT/runner_vs_cli.jsonl" 2 \
+    2>>"$OUT/runner.log" | tee -a "$OUT/runner.log" | cut -c1-300
+  timeout 90 python3 -m lora_trainer train --pretrained_model_name_or_path "$W/models/sd15" \
+    --train_data_dir "$W/data/512" --output_dir "$W/val" --output_name val --max_train_epochs none \
+    --max_train_steps 60 --validation_split 0.25 --gradient_checkpointing true --save_state false \
+    >"$OUT/validation_run.log" 2>&1; echo "rc=$? (validation run)"
+  grep -h '"validation"' "$W"/val/logs/*/metrics.jsonl | tee "$OUT/validation_events.jsonl"
+  grep -h 'cuda_graphs' "$W"/val/logs/*/metrics.jsonl | head -2
+fi
+if [[ $PART == final ]]; then
+  timeout 150 python3 tools/graph_check.py 6 2>>"$OUT/bench.log" | tee "$OUT/graph_check.log"
+  bench 110 --model sdxl --batch 1 --gradient-checkpointing --no-baseline --variants graphs,graphs+fullgc,eager \
+    --memory-breakdown "$OUT/memory.md"
+  bench 60 --model sdxl --batch 1 --no-baseline --variants graphs --memory-breakdown "$OUT/memory.md"
+  bench 45 --model sd15 --batch 1 --no-baseline --variants graphs
+  bench 45 --model sd15 --batch 1 --gradient-checkpointing --no-baseline --variants graphs,eager
+  bench 45 --model sd15 --batch 4 --no-baseline --variants graphs
+  bench 60 --model sd15 --batch 16 --no-baseline --variants graphs
+  bench 140 --model sdxl --batch 4 --variants eager,graphs --profile "$OUT/profile_sdxl_b4.txt"
+fi
+if [[ $PART == memory ]]; then
+  timeout 150 python3 tools/graph_check.py 6 2>>"$OUT/bench.log" | tee "$OUT/graph_check.log"
+  bench 80 --model sdxl --batch 1 --gradient-checkpointing --no-baseline --variants graphs --memory-breakdown "$OUT/memory.md"
+  bench 50 --model sdxl --batch 1 --no-baseline --variants graphs
+  bench 40 --model sd15 --batch 1 --no-baseline --variants graphs
+  bench 40 --model sd15 --batch 1 --gradient-checkpointing --no-baseline --variants graphs
+  bench 50 --model sd15 --batch 4 --no-baseline --variants graphs
 fi
