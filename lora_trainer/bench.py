@@ -23,6 +23,8 @@ from typing import Optional
 
 import torch
 
+from .bench_args import add_arguments
+
 MODELS = {"sd15": ("sd1", "sd15", 512), "sdxl": ("sdxl", "sdxl", 1024)}
 # dense bf16 tensor-core peak per device, for MFU
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "RTX 4090": 165e12}
@@ -409,26 +411,6 @@ def write_memory_breakdown(path: str, title: str) -> None:
             fh.write(f"| {pool} | {kind} | {expandable} | {count} | {total / 1e9:.3f} | {used / 1e9:.3f} |\n")
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", choices=tuple(MODELS), default="sd15")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--resolution", type=int, default=None, help="default: 512 (sd15), 1024 (sdxl)")
-    p.add_argument("--gradient-checkpointing", action="store_true")
-    p.add_argument("--rank", type=int, default=32)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--json", help="append each result as one JSON line to this file")
-    p.add_argument("--no-baseline", action="store_true", help="skip the plain peft step used for the ratio")
-    p.add_argument("--profile", help="write a torch.profiler summary of the first variant to this file")
-    p.add_argument("--variants", default="eager,graphs",
-                   help="comma-separated: eager, graphs, compile, compile+graphs, each optionally +cl "
-                        "(channels-last), +amp (under bf16 autocast, as before bf16 ran without it), "
-                        "+fullgc (checkpointing recomputes the attention and the last block too)")
-    p.add_argument("--compile", action="store_true", help="shorthand for --variants compile+graphs")
-    p.add_argument("--memory-breakdown", help="append where the first variant's reserved memory is to this file")
-    p.add_argument("--memory-preset", help="check that this VRAM preset (e.g. sdxl-8gb) trains within its cap")
-
-
 def main(args) -> int:
     def emit(result: BenchResult) -> None:
         print(format_result(result), flush=True)
@@ -436,16 +418,14 @@ def main(args) -> int:
             with open(args.json, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(asdict(result)) + "\n")
 
-    if getattr(args, "memory_preset", None):
+    if args.memory_preset:
         emit(run_memory_check(args.memory_preset))
         return 0
-    variants = getattr(args, "variants", "eager,graphs")  # ``train`` steps as "graphs" where it can
-    if getattr(args, "compile", False):
-        variants = "compile+graphs"
+    variants = "compile+graphs" if args.compile else args.variants  # ``train`` steps as "graphs" where it can
     run_bench(args.model, args.batch, args.resolution, args.gradient_checkpointing, args.steps, args.warmup,
               args.rank, baseline=not args.no_baseline, profile=args.profile,
               variants=tuple(v.strip() for v in variants.split(",") if v.strip()), on_result=emit,
-              memory_breakdown=getattr(args, "memory_breakdown", None))
+              memory_breakdown=args.memory_breakdown)
     return 0
 
 

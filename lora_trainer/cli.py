@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 
+from .bench_args import add_arguments as add_bench_arguments
 from .config_io import add_config_flags, config_from_dict, load_config, overrides_from_args
 from .errors import TrainerError
 
@@ -112,16 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_inspect.add_argument("--all", action="store_true", help="print every metadata field in full")
     p_inspect.set_defaults(func=cmd_inspect)
     p_bench = sub.add_parser("bench", help="time the training step on full-size SD1.5/SDXL (CUDA)")
-    p_bench.add_argument("--model", choices=("sd15", "sdxl"), default="sd15")
-    p_bench.add_argument("--batch", type=int, default=1)
-    p_bench.add_argument("--resolution", type=int, default=None, help="default: 512 (sd15), 1024 (sdxl)")
-    p_bench.add_argument("--gradient-checkpointing", action="store_true")
-    p_bench.add_argument("--rank", type=int, default=32)
-    p_bench.add_argument("--steps", type=int, default=20)
-    p_bench.add_argument("--warmup", type=int, default=5)
-    p_bench.add_argument("--json", help="append the result as one JSON line to this file")
-    p_bench.add_argument("--no-baseline", action="store_true", help="skip the plain peft step used for the ratio")
-    p_bench.add_argument("--profile", help="write a torch.profiler summary of our step to this file")
+    add_bench_arguments(p_bench)
     p_bench.set_defaults(func=cmd_bench)
     return parser
 

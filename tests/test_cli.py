@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_train import DEMO, tiny_checkpoints  # noqa: E402,F401
+from test_train import DEMO  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,3 +101,13 @@ def test_ctrl_c_stops_and_saves_the_interrupted_state(tiny_checkpoints, tmp_path
     assert "Stopped." in stdout and "Stopping:" in stderr
     assert (out / "ctrl_c-interrupted.safetensors").is_file() and (out / "ctrl_c-interrupted-state").is_dir()
     assert not (out / "ctrl_c.safetensors").exists()
+
+
+def test_bench_takes_the_same_options_under_both_entry_points():
+    from lora_trainer.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--model", "sdxl", "--variants", "graphs,graphs+amp",
+                                      "--memory-breakdown", "memory.md", "--gradient-checkpointing"])
+    assert (args.model, args.variants, args.memory_breakdown, args.gradient_checkpointing) == \
+        ("sdxl", "graphs,graphs+amp", "memory.md", True)
+    assert args.memory_preset is None and not args.compile
