@@ -26,3 +26,16 @@ def make_image():
         return path
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """One tiny single-file checkpoint per family, in a folder with Chinese and spaces."""
+    from lora_trainer.models.tiny import build_tiny_components, save_single_file
+
+    root = tmp_path_factory.mktemp("models") / "底模 目录"
+    out = {}
+    for family in ("sd1", "sd2", "sdxl"):
+        out[family] = str(save_single_file(build_tiny_components(family, seed=0),
+                                           root / f"tiny {family}.safetensors", family))
+    return out

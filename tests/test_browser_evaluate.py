@@ -20,7 +20,8 @@ pytest.importorskip("gradio")
 pytest.importorskip("torch")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from test_browser import CHROMIUM, DEMO, field, open_subtab, page_gradio_major, standalone_server, type_into  # noqa: E402,E501
+from test_browser import (CHROMIUM, DEMO, field, open_subtab, page_gradio_major, standalone_server,  # noqa: E402
+                          text_of, type_into, wait_for_text)
 
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
@@ -56,21 +57,6 @@ def server(tmp_path):
     run = train_tiny_run(tmp_path)
     with standalone_server(tmp_path, run["base"], str(run["loras"])) as (url, log_path):
         yield dict(run, url=url, shots=Path(os.environ.get("LORA_TRAINER_SCREENSHOTS") or tmp_path), log=log_path)
-
-
-def text_of(page, elem_id: str) -> str:
-    """The text of a component; gradio 3.41 puts an HTML component's elem_id on two nested elements."""
-    return page.locator(f"#{elem_id}").first.text_content() or ""
-
-
-def wait_for_text(page, elem_id: str, pattern: str, timeout: float = 60) -> str:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        text = text_of(page, elem_id)
-        if re.search(pattern, text):
-            return text
-        page.wait_for_timeout(300)
-    raise AssertionError(f"#{elem_id} never showed {pattern!r}; it shows: {text_of(page, elem_id)[:300]!r}")
 
 
 def open_accordion(page, elem_id: str, inner_id: str) -> None:

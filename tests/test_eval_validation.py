@@ -23,15 +23,6 @@ DEMO = Path(__file__).resolve().parents[1] / "lora_trainer" / "demo_data" / "tra
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    from lora_trainer.models.tiny import build_tiny_components, save_single_file
-
-    root = tmp_path_factory.mktemp("models")
-    return {f: str(save_single_file(build_tiny_components(f, seed=0), root / f"tiny {f}.safetensors", f))
-            for f in ("sd1", "sdxl")}
-
-
-@pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     target = tmp_path_factory.mktemp("data") / "训练" / "4_zkz 形状"
     shutil.copytree(next(DEMO.iterdir()), target)
@@ -73,17 +64,17 @@ def random_lora(base, conv: bool = False):
 
 
 @pytest.mark.parametrize("family", ["sd1", "sdxl"])
-def test_file_hooks_equal_the_live_network_and_repeat_exactly(family, checkpoints, dataset, tmp_path):
-    cfg = config(checkpoints[family], dataset, tmp_path)
+def test_file_hooks_equal_the_live_network_and_repeat_exactly(family, tiny_checkpoints, dataset, tmp_path):
+    cfg = config(tiny_checkpoints[family], dataset, tmp_path)
     items = items_from_training(cfg, max_images=3)
     assert len(items) == 3 and all(it.caption for it in items)
-    clean = load(checkpoints[family])
+    clean = load(tiny_checkpoints[family])
     vset = build_validation_set(clean.vae, items, seed=0)
     assert len(vset.latents) == 3 and vset.noise[0].shape[0] == 5
     models = step_models_for(clean, torch.device("cpu"))
     plain = validation_loss(models, vset)
 
-    live_base = load(checkpoints[family])
+    live_base = load(tiny_checkpoints[family])
     save = random_lora(live_base, conv=family == "sdxl")
     path = save(tmp_path / "val-000001.safetensors", seed=1)
     live = validation_loss(step_models_for(live_base, torch.device("cpu")), vset)
@@ -106,16 +97,16 @@ def test_file_hooks_equal_the_live_network_and_repeat_exactly(family, checkpoint
         assert abs(validation_loss(models, vset) - first) > 1e-4  # another epoch, another loss
 
 
-def test_validate_files_and_log_them(checkpoints, dataset, tmp_path):
+def test_validate_files_and_log_them(tiny_checkpoints, dataset, tmp_path):
     from lora_trainer.evaluate.run_log import read_metrics_log
     from lora_trainer.evaluate.runs import RunFile
 
-    save = random_lora(load(checkpoints["sd1"]))
+    save = random_lora(load(tiny_checkpoints["sd1"]))
     files = []
     for epoch in (1, 2):
         path = save(tmp_path / f"val-{epoch:06d}.safetensors", seed=epoch)
         files.append(RunFile(str(path), path.stem, "epoch", epoch, epoch * 10))
-    cfg = config(checkpoints["sd1"], dataset, tmp_path)
+    cfg = config(tiny_checkpoints["sd1"], dataset, tmp_path)
     seen = []
     results = validate_files(cfg, files, max_images=2, device="cpu", progress=lambda d, t: seen.append((d, t)))
     again = validate_files(cfg, [files[1].path, files[0].path], max_images=2, device="cpu")
@@ -150,9 +141,9 @@ def test_held_out_folder(tmp_path, make_image):
     assert "NOT" not in err.value.advice and "images" in err.value.advice
 
 
-def test_a_file_for_another_model_is_refused(checkpoints, dataset, tmp_path):
-    sd1 = load(checkpoints["sd1"])
-    path = random_lora(load(checkpoints["sdxl"]))(tmp_path / "xl.safetensors", seed=3)
+def test_a_file_for_another_model_is_refused(tiny_checkpoints, dataset, tmp_path):
+    sd1 = load(tiny_checkpoints["sd1"])
+    path = random_lora(load(tiny_checkpoints["sdxl"]))(tmp_path / "xl.safetensors", seed=3)
     table = module_table(sd1.family, sd1.unet, sd1.text_encoders)
     with pytest.raises(TrainerError, match="does not fit this base model") as err:
         with lora_applied(table, str(path)):

@@ -21,15 +21,6 @@ from lora_trainer.train import events as ev  # noqa: E402
 DEMO = Path(__file__).resolve().parents[1] / "lora_trainer" / "demo_data" / "train"
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    from lora_trainer.models.tiny import build_tiny_components, save_single_file
-
-    root = tmp_path_factory.mktemp("models")
-    return {f: str(save_single_file(build_tiny_components(f, seed=0), root / f"tiny {f}.safetensors", f))
-            for f in ("sd1", "sdxl")}
-
-
 @pytest.fixture
 def dataset(tmp_path):
     target = tmp_path / "数据" / "2_zkz 形状"
@@ -54,13 +45,13 @@ def train(cfg):
     return run(cfg, listener=seen.append, log=lambda *_: None), seen
 
 
-def test_held_out_images_are_validated_each_epoch_and_not_trained(checkpoints, dataset, tmp_path):
+def test_held_out_images_are_validated_each_epoch_and_not_trained(tiny_checkpoints, dataset, tmp_path):
     from safetensors import safe_open
 
     from lora_trainer.evaluate.runs import RunFile
     from lora_trainer.evaluate.validation import validate_files
 
-    cfg = make_config(checkpoints["sd1"], dataset, tmp_path / "out", validation_split=0.25)
+    cfg = make_config(tiny_checkpoints["sd1"], dataset, tmp_path / "out", validation_split=0.25)
     result, seen = train(cfg)
     started = next(e for e in seen if isinstance(e, ev.Started))
     assert started.total_steps == 3 * (6 * 2 // 2)                       # 8 images, 2 held out
@@ -84,16 +75,16 @@ def test_held_out_images_are_validated_each_epoch_and_not_trained(checkpoints, d
     assert again[0].loss == pytest.approx(validated[0].loss, rel=1e-4)
 
 
-def test_training_images_with_fixed_noise_and_a_folder(checkpoints, dataset, tmp_path, make_image):
+def test_training_images_with_fixed_noise_and_a_folder(tiny_checkpoints, dataset, tmp_path, make_image):
     folder = tmp_path / "验证"
     for i in range(3):
         make_image(folder / f"{i}.png", size=(64, 64), color=(40 * i, 90, 200))
-    cfg = make_config(checkpoints["sdxl"], dataset, tmp_path / "a", validate_every_n_epochs=2, max_train_epochs=3)
+    cfg = make_config(tiny_checkpoints["sdxl"], dataset, tmp_path / "a", validate_every_n_epochs=2, max_train_epochs=3)
     _, seen = train(cfg)
     validated = [e for e in seen if isinstance(e, ev.Validated)]
     assert [(e.epoch, e.source, e.images) for e in validated] == [(2, "training", 8), (3, "training", 8)]
 
-    cfg = make_config(checkpoints["sdxl"], dataset, tmp_path / "b", validation_data_dir=str(folder),
+    cfg = make_config(tiny_checkpoints["sdxl"], dataset, tmp_path / "b", validation_data_dir=str(folder),
                       max_train_epochs=1, network_train_unet_only=False, text_encoder_lr=1e-3)
     result, seen = train(cfg)
     validated = [e for e in seen if isinstance(e, ev.Validated)]
