@@ -7,6 +7,8 @@ through ``lora_trainer.runner`` in this process (worker thread, event listener, 
 a poller reading the jobs every second like an open tab). The step time of each run is read
 from its own ``metrics.jsonl``: the time between the first flush after step 20 (the warm-up and
 graph capture are over) and the last flush, divided by the steps between them.
+RVC_PRECISION and RVC_RESOLUTION (default bf16, 512) change the job, e.g. "no" and 64 for a
+quick check of the tool with a tiny model on the CPU.
 """
 import json
 import os
