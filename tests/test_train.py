@@ -204,3 +204,39 @@ def test_bf16_training_on_cpu_saves_fp32_quality_state(tiny_checkpoints, dataset
     assert check_lora_state(tensors, meta) == [] and meta["ss_mixed_precision"] == "bf16"
     state = load_state(result.files[-1][: -len(".safetensors")] + "-state")
     assert all(v.dtype == torch.float32 for v in state.lora.values())
+
+
+@pytest.mark.parametrize("cache_latents", [True, False])
+def test_setup_puts_one_phase_at_a_time_on_the_device(cache_latents, tiny_checkpoints, dataset, tmp_path,
+                                                      monkeypatch):
+    """The VAE encodes the latents before the UNet and text encoders are placed (at 1024² its
+    activations alone take GBs), and leaves the device afterwards unless it encodes every step."""
+    from lora_trainer.data.latent_cache import LatentCache
+    from lora_trainer.train import setup
+
+    calls = []
+    real_place, real_prepare, real_prompts = setup.place_models, LatentCache.prepare, setup.cache_prompts
+
+    def place(cfg, base, device, *, vae=True):
+        calls.append(("place_models", vae))
+        return real_place(cfg, base, device, vae=vae)
+
+    def prepare(self, *args, **kwargs):
+        calls.append(("cache_latents", None))
+        return real_prepare(self, *args, **kwargs)
+
+    def prompts(*args, **kwargs):
+        calls.append(("cache_prompts", None))
+        return real_prompts(*args, **kwargs)
+
+    monkeypatch.setattr(setup, "place_models", place)
+    monkeypatch.setattr(LatentCache, "prepare", prepare)
+    monkeypatch.setattr(setup, "cache_prompts", prompts)
+    cfg = make_config(tiny_checkpoints["sdxl"], dataset, tmp_path / "out", cache_latents=cache_latents,
+                      network_train_unet_only=True)
+    run = setup.prepare_run(cfg, log=lambda *_: None)
+    if cache_latents:
+        assert calls == [("cache_latents", None), ("place_models", False), ("cache_prompts", None)]
+    else:
+        assert calls == [("place_models", True), ("cache_prompts", None)]
+    assert run.step_models.prompt_cache

@@ -174,7 +174,9 @@ class _Trainer:
         steps_done = self.global_step - self.last_flush_step
         it_per_s = steps_done / (now - self.last_flush) if now > self.last_flush and steps_done else None
         self.last_flush, self.last_flush_step = now, self.global_step
-        peak = torch.cuda.max_memory_allocated() / 2**30 if self.run.device.type == "cuda" else None
+        cuda = self.run.device.type == "cuda"
+        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+        reserved = torch.cuda.max_memory_reserved() / 2**30 if cuda else None
         lrs = self.current_lrs()
         for (step, epoch, _), value in zip(self.pending, values):
             if value != value or value in (float("inf"), float("-inf")):
@@ -186,7 +188,8 @@ class _Trainer:
                     _advice_for_nan(self.cfg, self.run.base.family))
             self.epoch_losses.append(value)
             if self.metrics:
-                self.metrics.log_step(step, epoch, value, lrs, it_per_s=it_per_s, peak_mem_gb=peak)
+                self.metrics.log_step(step, epoch, value, lrs, it_per_s=it_per_s, peak_mem_gb=peak,
+                                      peak_reserved_gb=reserved)
             self.emit(ev.StepEnd(step, self.run.plan.total_steps, epoch, value, lrs, it_per_s, peak))
         self.pending = []
 
@@ -216,6 +219,7 @@ class _Trainer:
         accum = cfg.gradient_accumulation_steps
         params = run.network.optimizer_parameters()
         graphed = self.graphed_step(params)
+        self.setup_memory()
         self.emit(ev.Started(plan.total_steps, plan.epochs, plan.steps_per_epoch, format_plan(plan),
                              list(run.warnings), self.global_step))
         world, rank = run.accelerator.num_processes, run.accelerator.process_index
@@ -280,6 +284,16 @@ class _Trainer:
         if graphed is not None and graphed.failed and self.metrics:
             self.metrics.log_event("cuda_graphs_failed", error=graphed.failed)
         return self.finish(stopped=False)
+
+    def setup_memory(self) -> None:
+        """Log the setup's peak GPU memory (loading, latent and prompt caching), then restart the
+        peak counters so that the steps' figures are the training step's own."""
+        if self.run.device.type != "cuda":
+            return
+        if self.metrics:
+            self.metrics.log_event("setup_memory", peak_mem_gb=torch.cuda.max_memory_allocated() / 2**30,
+                                   peak_reserved_gb=torch.cuda.max_memory_reserved() / 2**30)
+        torch.cuda.reset_peak_memory_stats(self.run.device)
 
     def validate(self, epoch: int) -> None:
         """Score the held-out (or fixed training) images with the network as it is after ``epoch``."""

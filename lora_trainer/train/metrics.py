@@ -66,8 +66,10 @@ class MetricsLogger:
         self._file.flush()
 
     def log_step(self, step: int, epoch: int, loss: float, lrs: dict[str, float],
-                 it_per_s: float | None = None, peak_mem_gb: float | None = None) -> None:
-        """One optimizer step: loss, the learning rate of each part (e.g. ``{"unet": 1e-4}``), speed."""
+                 it_per_s: float | None = None, peak_mem_gb: float | None = None,
+                 peak_reserved_gb: float | None = None) -> None:
+        """One optimizer step: loss, the learning rate of each part (e.g. ``{"unet": 1e-4}``), speed,
+        and the peak GPU memory (GiB) allocated and reserved by PyTorch's allocator so far."""
         record: dict[str, Any] = {"type": "step", "step": int(step), "epoch": int(epoch),
                                   "loss": _number("loss", loss)}
         scalars = {"loss/current": record["loss"]}
@@ -77,6 +79,9 @@ class MetricsLogger:
             record["it_per_s"] = scalars["speed/it_per_s"] = _number("it_per_s", it_per_s)
         if peak_mem_gb is not None:
             record["peak_mem_gb"] = scalars["memory/peak_gb"] = _number("peak_mem_gb", peak_mem_gb)
+        if peak_reserved_gb is not None:
+            record["peak_reserved_gb"] = scalars["memory/peak_reserved_gb"] = _number("peak_reserved_gb",
+                                                                                     peak_reserved_gb)
         self._write(record)
         if self._tb is not None:
             self._tb.add_scalars(scalars, int(step))

@@ -106,10 +106,17 @@ def _encode_fn(vae, device, dtype, generator: torch.Generator):
     return encode
 
 
-def place_models(cfg: TrainConfig, base, device) -> torch.dtype:
-    """Frozen base on the training device (VAE in fp32 unless bf16); returns the VAE dtype."""
+def place_vae(cfg: TrainConfig, base, device) -> torch.dtype:
+    """The VAE on the training device (fp32 unless bf16); returns its dtype."""
     vae_dtype = torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float32
     base.vae.to(device, vae_dtype).requires_grad_(False).eval()
+    return vae_dtype
+
+
+def place_models(cfg: TrainConfig, base, device, *, vae: bool = True) -> torch.dtype:
+    """Frozen base on the training device (the VAE too unless ``vae`` is false); returns the VAE dtype."""
+    vae_dtype = place_vae(cfg, base, device) if vae else (torch.bfloat16 if cfg.mixed_precision == "bf16"
+                                                           else torch.float32)
     base.unet.to(device, WEIGHT_DTYPES[cfg.mixed_precision]).requires_grad_(False)
     for te in base.text_encoders:
         te.to(device, WEIGHT_DTYPES[cfg.mixed_precision]).requires_grad_(False).eval()
@@ -121,6 +128,15 @@ def place_models(cfg: TrainConfig, base, device) -> torch.dtype:
             for te in base.text_encoders:
                 te.gradient_checkpointing_enable()
     return vae_dtype
+
+
+def release_cached_memory(device) -> None:
+    """Give the allocator's cached blocks back after a phase (latent caching, prompt caching): the
+    next phase's tensors then do not fill the holes the last one left, and the training step
+    starts from the memory it needs."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
 
 
 def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
@@ -220,7 +236,9 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     base = load_base_model(cfg.pretrained_model_name_or_path, dtype=WEIGHT_DTYPES[cfg.mixed_precision],
                            v_parameterization=cfg.v_parameterization)
     torch.manual_seed(cfg.seed)
-    vae_dtype = place_models(cfg, base, device)
+    # one phase at a time on the device: the VAE alone while it encodes (its activations at 1024²
+    # take GBs), then the UNet and text encoders; the text encoders leave once the prompts are cached
+    vae_dtype = place_vae(cfg, base, device)
 
     validation = None
     if accelerator.is_main_process:
@@ -248,6 +266,8 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
             raise DatasetError(f"none of the training images in {cfg.train_data_dir} could be read",
                                "see the skipped files above; re-save them as PNG or JPEG")
         base.vae.to("cpu")  # no longer needed on the training device
+        release_cached_memory(device)
+    place_models(cfg, base, device, vae=not cfg.cache_latents)
 
     network, optimizer, scheduler, step_models = attach_training(cfg, base, accelerator, plan.total_steps)
     if step_models.prompt_cache is not None:
@@ -255,6 +275,7 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
         fixed = [process_caption(it.image.caption, shuffle_caption=False, keep_tokens=cfg.keep_tokens,
                                  caption_dropout_rate=0.0, rng=random.Random(0)) for it in items]
         cache_prompts(step_models, fixed + (validation.captions if validation else []), cfg.train_batch_size)
+        release_cached_memory(device)
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + accelerator.process_index)
     return Run(cfg=cfg, accelerator=accelerator, base=base, network=network, optimizer=optimizer,
                scheduler=scheduler, scan=scan, items=items, plan=plan, step_models=step_models,
