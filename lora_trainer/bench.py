@@ -243,12 +243,20 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         cache_prompts(s.models, s.data.captions, batch)
 
     flops = None
-    if count_flops:
+
+    def count() -> Optional[int]:
+        # an eager step as ``train``'s setup leaves it (every block recomputed), after the first
+        # variant's figures: its allocations would otherwise shape the first variant's memory
         from torch.utils.flop_counter import FlopCounterMode
+        if gradient_checkpointing:
+            from .train.graphs import gradient_checkpointing_without_rng
+            gradient_checkpointing_without_rng(s.base.unet)
         with FlopCounterMode(display=False) as counter:
             s.eager_step()
-        flops = counter.get_total_flops()
+        return counter.get_total_flops()
 
+    if count_flops and "compile" in parsed[order[0]]:
+        flops = count()   # before the blocks are compiled
     results = []
     compiled = False
     peak = _peak_flops()
@@ -278,6 +286,10 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
             write_profile(s.step, profile)
         if memory_breakdown and index == order[0]:
             write_memory_breakdown(memory_breakdown, f"{model} {resolution}² batch {batch} [{name}]")
+        peak_allocated, peak_reserved = torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()
+        if count_flops and flops is None:
+            s.use_graphs(False)
+            flops = count()
         achieved = flops / sec if flops else None
         r = BenchResult(
             model=model, batch=batch, resolution=resolution, gradient_checkpointing=gradient_checkpointing,
@@ -285,8 +297,8 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
             images_per_s=batch / sec, tflop_per_step=flops / 1e12 if flops else None,
             achieved_tflops=achieved / 1e12 if achieved else None,
             mfu=achieved / peak if achieved and peak else None,
-            peak_allocated_gb=torch.cuda.max_memory_allocated() / 1e9,
-            peak_reserved_gb=torch.cuda.max_memory_reserved() / 1e9, final_loss=float(losses[-1]),
+            peak_allocated_gb=peak_allocated / 1e9, peak_reserved_gb=peak_reserved / 1e9,
+            final_loss=float(losses[-1]),
             baseline_ms_per_step=base_sec * 1e3 if base_sec else None, baseline_peak_reserved_gb=base_reserved,
             speedup=base_sec / sec if base_sec else None, warmup_s=warm_s, notes=notes, **_versions())
         results.append(r)
