@@ -193,7 +193,7 @@ def _peak_flops() -> Optional[float]:
 
 def parse_variant(variant: str) -> set[str]:
     parts = set(variant.split("+"))
-    unknown = parts - {"eager", "graphs", "compile", "cl", "amp", "fullgc"}
+    unknown = parts - {"eager", "graphs", "compile", "cl", "amp", "fullgc", "attnonly"}
     if unknown:
         raise SystemExit(f"unknown bench variant part(s): {', '.join(sorted(unknown))}")
     return parts
@@ -273,7 +273,8 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         s.amp = "amp" in parts
         if gradient_checkpointing:   # as ``train`` sets it: attention outputs kept in the captured step
             from .train.graphs import gradient_checkpointing_without_rng
-            gradient_checkpointing_without_rng(s.base.unet, keep_attention="graphs" in parts and "fullgc" not in parts)
+            gradient_checkpointing_without_rng(s.base.unet, keep_attention="graphs" in parts and "fullgc" not in parts,
+                                               lora_rank=None if "attnonly" in parts else rank)
         s.use_graphs("graphs" in parts)
         _fresh_peak()
         start = time.perf_counter()

@@ -45,7 +45,7 @@ def gradients(unet, network, family: str) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("family", ["sd1", "sdxl"])
-def test_checkpointing_variants_give_the_same_gradients(family):
+def test_checkpointing_variants_give_the_same_gradients(family, monkeypatch):
     if keep_self_attention_outputs() is None:
         pytest.skip("this torch has no selective checkpointing")
     unet, network = lora_unet(family)
@@ -57,26 +57,47 @@ def test_checkpointing_variants_give_the_same_gradients(family):
     recomputed = gradients(unet, network, family)
     assert gradient_checkpointing_without_rng(unet, keep_attention=True) is None
     kept = gradients(unet, network, family)
+    from lora_trainer.train import graphs
+
+    saved = []
+
+    def counting_policy(ctx, op, *args, **kwargs):
+        decision = policy(ctx, op, *args, **kwargs)
+        saved.append((op, decision))
+        return decision
+    policy = graphs.checkpoint_policy
+    monkeypatch.setattr(graphs, "checkpoint_policy", counting_policy)
+    assert gradient_checkpointing_without_rng(unet, keep_attention=True, lora_rank=4) is None
+    kept_lora = gradients(unet, network, family)
+    from torch.utils.checkpoint import CheckpointPolicy
+    assert any(op is torch.ops.aten.mm.default and d == CheckpointPolicy.MUST_SAVE for op, d in saved)
     assert any(float(g.abs().max()) > 0 for g in plain)
-    for a, b, c in zip(plain, recomputed, kept):
+    for a, b, c, d in zip(plain, recomputed, kept, kept_lora):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(c, a, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(d, a, rtol=1e-4, atol=1e-6)
 
 
-def test_the_selective_policy_keeps_only_self_attention():
+def test_the_selective_policy_keeps_self_attention_and_lora_down_projections():
     if keep_self_attention_outputs() is None:
         pytest.skip("this torch has no selective checkpointing")
     from torch.utils.checkpoint import CheckpointPolicy
 
-    from lora_trainer.train.graphs import self_attention_policy
+    from lora_trainer.train.graphs import checkpoint_policy
 
+    save, redo = CheckpointPolicy.MUST_SAVE, CheckpointPolicy.PREFER_RECOMPUTE
     q, k_self, k_cross = torch.zeros(1, 2, 64, 8), torch.zeros(1, 2, 64, 8), torch.zeros(1, 2, 77, 8)
     for name in ("_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu"):
         op = getattr(torch.ops.aten, name).default
-        assert self_attention_policy(None, op, q, k_self, k_self) == CheckpointPolicy.MUST_SAVE
-        assert self_attention_policy(None, op, q, k_cross, k_cross) == CheckpointPolicy.PREFER_RECOMPUTE
-    assert self_attention_policy(None, torch.ops.aten.mm.default, q[0, 0], k_self[0, 0].T) == \
-        CheckpointPolicy.PREFER_RECOMPUTE
+        assert checkpoint_policy(None, op, q, k_self, k_self) == save
+        assert checkpoint_policy(None, op, q, k_cross, k_cross) == redo
+    mm, tokens = torch.ops.aten.mm.default, torch.zeros(4096, 640)
+    lora_down, lora_up, square = torch.zeros(640, 32), torch.zeros(32, 640), torch.zeros(640, 640)
+    assert checkpoint_policy(None, mm, tokens, lora_down, lora_rank=32) == save
+    assert checkpoint_policy(None, mm, tokens, lora_down) == redo            # no rank given: attention only
+    assert checkpoint_policy(None, mm, tokens[:, :32], lora_up, lora_rank=32) == redo
+    assert checkpoint_policy(None, mm, tokens, square, lora_rank=640) == redo  # not a projection down
+    assert checkpoint_policy(None, mm, tokens, lora_down, lora_rank=16) == redo
 
 
 def test_the_last_checkpointed_module_is_the_last_block_of_the_last_up_block():

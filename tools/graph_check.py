@@ -34,7 +34,7 @@ for model, batch, res, gc in JOBS:
         s.scheduler.load_state_dict(copy.deepcopy(start[2]))
         s.generator.manual_seed(1234)
         if gc:   # as ``train`` sets it: the captured step keeps the attention outputs
-            gradient_checkpointing_without_rng(s.base.unet, keep_attention=graphs)
+            gradient_checkpointing_without_rng(s.base.unet, keep_attention=graphs, lora_rank=32)
         s.use_graphs(graphs)
         losses = torch.stack([s.step() for _ in range(N)]).float().cpu()
         runs.append((losses, s.network.trainable_state()))

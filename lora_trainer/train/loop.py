@@ -315,7 +315,7 @@ class _Trainer:
             run.warnings.append("CUDA graphs are off for this run: " + "; ".join(blockers))
             return None
         if cfg.gradient_checkpointing and cfg.train_unet:   # no dropout here: graph_blockers says so
-            gradient_checkpointing_without_rng(run.base.unet, keep_attention=True)
+            gradient_checkpointing_without_rng(run.base.unet, keep_attention=True, lora_rank=cfg.network_dim)
         return GraphedStep(run.step_models, run.accelerator, run.optimizer, run.network, params,
                            cfg.max_grad_norm)
 
