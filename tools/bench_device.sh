@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Our side of the benchmark in one device run. Needs diffusers (and bitsandbytes for the 8-bit
 # preset) as wheels in $WHEELS (default .whl/). Results: OUT/ours.jsonl (one JSON line per measurement) + logs.
-# Usage: bash tools/bench_device.sh OUT_DIR steps|sdxl|compile|presets|compile-sd15
+# Usage: bash tools/bench_device.sh OUT_DIR steps|sdxl|compile|presets|compile-sd15|...
 #   steps:   eager / CUDA graphs / channels-last on the six reference jobs, graph equivalence
 #   sdxl:    the SDXL half of steps, and the allocator's expandable segments
 #   compile: regional torch.compile, SD1.5 batch 16, the VRAM presets under their memory caps
@@ -12,6 +12,10 @@
 #   memory:  graph equivalence and the reference jobs' memory after a change to it
 #   final:   graph equivalence, the reference jobs with the current step, where the reserved
 #            memory is, the SDXL batch-4 profile
+#   reference: graph equivalence, the six reference jobs (first variant: train's default step),
+#            the checkpointed jobs against keeping only the attention outputs (+attnonly)
+#   train-memory: a whole checkpointed SDXL 1024² train run's peak memory, setup included
+#            (tools/train_memory.py); compiled jobs: parts compile-sd15 and compile
 set -uo pipefail
 OUT=${1:?OUT_DIR}
 PART=${2:-steps}
@@ -91,4 +95,24 @@ if [[ $PART == memory ]]; then
   bench 40 --model sd15 --batch 1 --no-baseline --variants graphs
   bench 40 --model sd15 --batch 1 --gradient-checkpointing --no-baseline --variants graphs
   bench 50 --model sd15 --batch 4 --no-baseline --variants graphs
+fi
+if [[ $PART == reference ]]; then
+  timeout 150 python3 tools/graph_check.py 6 2>>"$OUT/bench.log" | tee "$OUT/graph_check.log"
+  bench 70 --model sd15 --batch 1 --no-baseline --variants graphs,eager
+  bench 70 --model sd15 --batch 4 --no-baseline --variants graphs
+  bench 70 --model sd15 --batch 1 --gradient-checkpointing --no-baseline --variants graphs,graphs+attnonly
+  bench 90 --model sdxl --batch 1 --no-baseline --variants graphs
+  bench 110 --model sdxl --batch 4 --no-baseline --variants graphs,eager
+  bench 120 --model sdxl --batch 1 --gradient-checkpointing --no-baseline --variants graphs,graphs+attnonly,graphs+fullgc
+fi
+if [[ $PART == train-memory ]]; then
+  W=/tmp/train_memory
+  timeout 150 python3 tools/kohya_prepare.py "$W" sdxl 2>>"$OUT/bench.log" | tail -1
+  timeout 200 python3 tools/train_memory.py "$OUT/train_memory.jsonl" sdxl-gc-b1 -- \
+    --pretrained_model_name_or_path "$W/models/sdxl" --train_data_dir "$W/data/1024" --output_dir "$W/out" \
+    --output_name m --resolution 1024 --train_batch_size 1 --gradient_checkpointing true --network_dim 32 \
+    --network_alpha 32 --network_train_unet_only true --cache_latents true --mixed_precision bf16 \
+    --optimizer_type AdamW --max_grad_norm 1.0 --max_train_epochs none --max_train_steps 60 --save_state false \
+    --save_every_n_epochs none >"$OUT/train_memory.log" 2>&1
+  tail -1 "$OUT/train_memory.log"
 fi
