@@ -18,6 +18,9 @@ from lora_trainer.evaluate.messages import TEMPLATES
 from lora_trainer.evaluate.report import evaluate_run
 from lora_trainer.hosts.base import PreviewUnavailable
 from lora_trainer.ui import evaluate_actions as ea
+from lora_trainer.ui import evaluate_grid as eg
+from lora_trainer.ui import evaluate_keep as ek
+from lora_trainer.ui import evaluate_validation as evl
 from lora_trainer.ui import evaluate_i18n
 from test_eval_report import META, picture, write_lora
 from test_eval_report import make_run as make_eval_run
@@ -94,7 +97,7 @@ def test_analyse_shows_chart_sentences_diagnosis_and_the_suggested_grid(lora):
     assert "What you see" in a.diagnosis and "Under-fitting" in a.diagnosis
     assert a.trigger == "dreamgirl" and a.prompt == "dreamgirl"
     assert a.epochs.endswith("dreamgirl") and "dreamgirl-000001" not in a.epochs   # the earliest are skipped
-    assert ea.parse_weights(a.weights) == [0, 0.5, 0.6, 0.7, 0.8, 0.9, 1]
+    assert eg.parse_weights(a.weights) == [0, 0.5, 0.6, 0.7, 0.8, 0.9, 1]
     chinese = ea.analyse("", str(lora), "character", templates=evaluate_i18n.ZH_CN_MESSAGES)
     assert re.search("[\u4e00-\u9fff]", chinese.findings + chinese.diagnosis)
 
@@ -106,18 +109,18 @@ def test_analyse_errors_are_plain_words(tmp_path):
 
 
 def test_parse_weights():
-    assert ea.parse_weights("0, 0.5-1 [6]") == [0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
-    assert ea.parse_weights("0.6; 0.6, 1") == [0.6, 1.0]
+    assert eg.parse_weights("0, 0.5-1 [6]") == [0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    assert eg.parse_weights("0.6; 0.6, 1") == [0.6, 1.0]
     for bad in ("", "half", "9"):
         with pytest.raises(TrainerError):
-            ea.parse_weights(bad)
+            eg.parse_weights(bad)
 
 
 def test_grid_renders_saves_and_recommends(lora):
     report = evaluate_run(lora)
     host = FakeHost(lora)
-    settings = ea.GridSettings.from_inputs("{trigger}, smiling", "4, 5, final", "0, 0.6, 1", 42, 64, 64, 8)
-    steps = list(ea.render_grid(host, report, settings))
+    settings = eg.GridSettings.from_inputs("{trigger}, smiling", "4, 5, final", "0, 0.6, 1", 42, 64, 64, 8)
+    steps = list(eg.render_grid(host, report, settings))
     result = steps[-1].result
     assert [s.done for s in steps[:-1]] == list(range(7)) and steps[-1].done == steps[-1].total == 7
     assert not steps[-1].message and not result.stopped
@@ -127,9 +130,9 @@ def test_grid_renders_saves_and_recommends(lora):
     assert Path(result.path).is_file() and len(list(Path(result.folder).glob("*.png"))) == 8
     assert Path(result.folder).is_relative_to(Path(report.run.log_dir))
     assert result.image.size[0] > 3 * 64 and result.image.size[1] > 3 * 64   # 3 weight columns, 3 epoch rows
-    judged, html = ea.judge_grid(report, result)
+    judged, html = eg.judge_grid(report, result)
     assert judged.recommendation.weight in (0.6, 1.0) and "Recommendation" in html and "Suggested" in html
-    xyz = ea.xyz_help(report, settings.epochs, settings.weights, "{trigger}, smiling")
+    xyz = eg.xyz_help(report, settings.epochs, settings.weights, "{trigger}, smiling")
     assert "X type: LoRA epoch" in xyz and "X values: dreamgirl-000004, dreamgirl-000005, dreamgirl" in xyz
     assert "Y values: 0, 0.6, 1" in xyz and "X values: NUM,000004,000005" in xyz and "WEIG,0,0.6,1" in xyz
     assert "<lora:dreamgirl-NUM:WEIG>" in xyz and "final file" in xyz
@@ -137,36 +140,36 @@ def test_grid_renders_saves_and_recommends(lora):
 
 def test_grid_stops_and_host_errors_are_shown(lora):
     report = evaluate_run(lora)
-    settings = ea.GridSettings.from_inputs("{trigger}", "5, 6", "0, 0.5, 1", 1, 64, 64, 4)
+    settings = eg.GridSettings.from_inputs("{trigger}", "5, 6", "0, 0.5, 1", 1, 64, 64, 4)
     calls = []
-    stopped = list(ea.render_grid(FakeHost(lora), report, settings, should_stop=lambda: len(calls.append(1) or calls) > 3))
+    stopped = list(eg.render_grid(FakeHost(lora), report, settings, should_stop=lambda: len(calls.append(1) or calls) > 3))
     assert stopped[-1].result.stopped and len(stopped[-1].result.cells) == 3 and stopped[-1].result.image is not None
-    failing = list(ea.render_grid(FakeHost(lora, fail_after=2), report, settings))
+    failing = list(eg.render_grid(FakeHost(lora, fail_after=2), report, settings))
     assert "no checkpoint is selected" in failing[-1].message and "select the model" in failing[-1].message
     assert len(failing[-1].result.cells) == 2
-    bad = list(ea.render_grid(FakeHost(lora), report, ea.GridSettings.from_inputs("x", "99", "1", 1, 64, 64, 4)))
+    bad = list(eg.render_grid(FakeHost(lora), report, eg.GridSettings.from_inputs("x", "99", "1", 1, 64, 64, 4)))
     assert len(bad) == 1 and "names no saved file" in bad[0].message
 
 
 def test_keep_refuses_to_overwrite_then_deletes_only_with_confirmation(lora):
     report = evaluate_run(lora)
-    settings = ea.GridSettings.from_inputs("{trigger}", "4", "0, 0.6", 1, 64, 64, 4)
-    grid = list(ea.render_grid(FakeHost(lora), report, settings))[-1].result
-    result, box = ea.keep(report, "dreamgirl-000004", "dreamgirl", 0.6, "", False, grid, str(lora))
+    settings = eg.GridSettings.from_inputs("{trigger}", "4", "0, 0.6", 1, 64, 64, 4)
+    grid = list(eg.render_grid(FakeHost(lora), report, settings))[-1].result
+    result, box = ek.keep(report, "dreamgirl-000004", "dreamgirl", 0.6, "", False, grid, str(lora))
     assert result is None and "already used" in box and "overwrite" in box
-    result, box = ea.keep(report, "dreamgirl-000004", "dreamgirl v2", 0.6, "nice", False, grid, str(lora))
+    result, box = ek.keep(report, "dreamgirl-000004", "dreamgirl v2", 0.6, "nice", False, grid, str(lora))
     assert result is not None and "&lt;lora:dreamgirl v2:0.6&gt;" in box and Path(result.preview).is_file()
     sidecar = json.loads(Path(result.sidecar).read_text(encoding="utf-8"))
     assert sidecar["preferred weight"] == 0.6 and "nice" in sidecar["notes"]
 
-    paths, plan_box = ea.deletion_view(report, result.path)
+    paths, plan_box = ek.deletion_view(report, result.path)
     assert str(lora / "dreamgirl-000001.safetensors") in paths and result.path not in paths
     assert all(Path(p).exists() for p in paths)
-    refused = ea.delete_others(report, result.path, paths, False)
+    refused = ek.delete_others(report, result.path, paths, False)
     assert "needs a confirmation" in refused and all(Path(p).exists() for p in paths)
-    done = ea.delete_others(report, result.path, paths, True)
+    done = ek.delete_others(report, result.path, paths, True)
     assert "Deleted" in done and not any(Path(p).exists() for p in paths) and Path(result.path).is_file()
-    assert "Analyse a run first" in ea.keep(None, "", "x", 0.6, "", False)[1]
+    assert "Analyse a run first" in ek.keep(None, "", "x", 0.6, "", False)[1]
 
 
 # --- translations -------------------------------------------------------------------------------------
@@ -195,7 +198,7 @@ def _literals(path: Path) -> set[str]:
 
 def test_every_fixed_text_has_a_chinese_translation():
     texts = _literals(UI / "evaluate_actions.py") | _literals(UI / "evaluate_tab.py")
-    texts |= set(ea.VERDICT_TEXT.values()) | {"What you see", "Likely cause", "What to do", "This run",
+    texts |= set(eg.VERDICT_TEXT.values()) | {"What you see", "Likely cause", "What to do", "This run",
                                                "Other findings", "What the loss curve says", "Recommendation",
                                                "Epoch", "Weight", "Verdict", "Effect", "Likeness to training"}
     if _has_gradio():   # the labels, explanations and buttons of the sub-tab too
@@ -326,13 +329,13 @@ def tiny_run(tmp_path_factory):
 def test_validation_loss_of_a_trained_run_is_logged_charted_and_tabled(tiny_run):
     a = ea.analyse("", tiny_run["run_dir"], None)
     assert a.report is not None and a.report.log.validation == []
-    missing = ea.compute_validation(a.report, "", "", "", FakeHost(tiny_run["lora"]), Runner())
+    missing = evl.compute_validation(a.report, "", "", "", FakeHost(tiny_run["lora"]), Runner())
     assert missing.report is None and "Base model file" in missing.message and "What to do" in missing.message
 
     class Job:
         status, run_dir, config, files = "finished", tiny_run["run_dir"], tiny_run["config"], []
 
-    held = ea.compute_validation(a.report, tiny_run["held"], "", "", None, Runner([Job()]))
+    held = evl.compute_validation(a.report, tiny_run["held"], "", "", None, Runner([Job()]))
     assert held.report is not None, held.message
     assert [r.epoch for r in held.results] == [1, 2] and all(r.source == "holdout" for r in held.results)
     assert "Validation loss on held-out images" in held.message and "validation loss is lowest" in held.message
@@ -350,7 +353,7 @@ def test_validation_loss_of_a_trained_run_is_logged_charted_and_tabled(tiny_run)
         seen.update(model=cfg.pretrained_model_name_or_path, data=cfg.train_data_dir, holdout=holdout_dir)
         return [ValidationResult(f.path, f.stem, f.epoch, f.step, 0.1 + f.epoch / 10) for f in files]
 
-    typed = ea.compute_validation(a.report, "", tiny_run["base"], tiny_run["data"], None, Runner(),
+    typed = evl.compute_validation(a.report, "", tiny_run["base"], tiny_run["data"], None, Runner(),
                                   evaluate_i18n.ZH_CN_MESSAGES, validate=rising)
     assert seen == {"model": tiny_run["base"], "data": tiny_run["data"], "holdout": None}
     assert "Validation loss on training images" in typed.message and "Choose a held-out images folder" in typed.message
@@ -360,23 +363,23 @@ def test_validation_loss_of_a_trained_run_is_logged_charted_and_tabled(tiny_run)
 
 def test_validation_loss_explains_what_is_missing(lora, tmp_path):
     report = evaluate_run(lora)   # a fabricated run: no job, no base model known to the host
-    assert "Analyse a run first" in ea.compute_validation(None).message
+    assert "Analyse a run first" in evl.compute_validation(None).message
 
     class Busy:
         status = "training"
 
-    assert "A training run is going on" in ea.compute_validation(report, runner=Runner([Busy()])).message
+    assert "A training run is going on" in evl.compute_validation(report, runner=Runner([Busy()])).message
     base = tmp_path / "base.safetensors"
     base.write_bytes(b"x")
-    no_data = ea.compute_validation(report, "", str(base), "", None, Runner())
+    no_data = evl.compute_validation(report, "", str(base), "", None, Runner())
     assert "Training images folder" in no_data.message and "held-out" in no_data.message
-    gone = ea.compute_validation(report, "", str(tmp_path / "gone.safetensors"), "", None, Runner())
+    gone = evl.compute_validation(report, "", str(tmp_path / "gone.safetensors"), "", None, Runner())
     assert "does not exist" in gone.message
-    for text in (*ea.VALIDATION_TITLES.values(), ea.TRAINING_IMAGES_NOTE, "File", "Validation loss"):
+    for text in (*evl.VALIDATION_TITLES.values(), evl.TRAINING_IMAGES_NOTE, "File", "Validation loss"):
         assert text in evaluate_i18n.ZH_CN
 
 
 def test_validation_trend_says_when_the_loss_rises():
-    assert ea.validation_trend([(1, 0.2), (2, 0.1), (3, 0.12), (4, 0.15)]).key == "loss.val_rising"
-    assert ea.validation_trend([(1, 0.2), (2, 0.15), (3, 0.1)]).key == "loss.val_best"
-    assert ea.validation_trend([]) is None
+    assert evl.validation_trend([(1, 0.2), (2, 0.1), (3, 0.12), (4, 0.15)]).key == "loss.val_rising"
+    assert evl.validation_trend([(1, 0.2), (2, 0.15), (3, 0.1)]).key == "loss.val_best"
+    assert evl.validation_trend([]) is None

@@ -2,7 +2,8 @@
 weights through the host, and keep the epoch you like under its final name.
 
 ``build_evaluate`` adds its components to the caller's current gradio context (inside the tab's
-``gr.Tab("Evaluate")``); the work is done by ``evaluate_actions``, which is gradio-free.
+``gr.Tab("Evaluate")``); the work is done by the gradio-free ``evaluate_actions`` (runs, analysis),
+``evaluate_grid``, ``evaluate_keep`` and ``evaluate_validation``.
 """
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from typing import Any
 import gradio as gr
 
 from . import evaluate_actions as ea
+from . import evaluate_grid as eg
+from . import evaluate_keep as ek
+from . import evaluate_validation as evl
 from .compat import dropdown
 from .evaluate_i18n import LANGUAGES
 from .status import message_html
@@ -150,7 +154,7 @@ def build_evaluate(runner: Any, host: Any) -> None:
             a = ea.Analysis(message=ea.error_box("The run could not be read", err))
         if a.report is None:
             return [a.message, "", "", "", None, ""] + [gr.update() for _ in range(8)] + [""]
-        xyz = ea.xyz_help(a.report, a.epochs, ea.parse_weights(a.weights), a.prompt)
+        xyz = eg.xyz_help(a.report, a.epochs, eg.parse_weights(a.weights), a.prompt)
         last = a.epochs.split(",")[-1].strip() if a.epochs else (a.stems[-1] if a.stems else None)
         return [a.message, a.chart, a.findings, a.diagnosis, a.report, a.trigger, a.prompt, a.epochs, a.weights,
                 a.base_model, a.training_dir, xyz, gr.update(choices=a.stems, value=last),
@@ -159,9 +163,9 @@ def build_evaluate(runner: Any, host: Any) -> None:
     def validate(report, folder, model, train_dir, lang):
         """The validation loss of every saved epoch: a message with the table, and the chart drawn again."""
         try:
-            v = ea.compute_validation(report, folder, model, train_dir, host, runner, _templates(lang))
+            v = evl.compute_validation(report, folder, model, train_dir, host, runner, _templates(lang))
         except Exception as err:   # never a traceback into the page
-            v = ea.ValidationView(ea.error_box("No validation loss", err))
+            v = evl.ValidationView(ea.error_box("No validation loss", err))
         if v.report is None:
             return v.message, gr.update(), gr.update()
         return v.message + v.table, v.chart, v.report
@@ -175,16 +179,16 @@ def build_evaluate(runner: Any, host: Any) -> None:
             return
         stop_flag.clear()
         try:
-            settings = ea.GridSettings.from_inputs(prompt_text, epoch_text, weight_text, seed_v, width_v, height_v,
+            settings = eg.GridSettings.from_inputs(prompt_text, epoch_text, weight_text, seed_v, width_v, height_v,
                                                    steps_v, negative_text, model, trigger)
-            xyz = ea.xyz_help(report, settings.epochs, settings.weights, prompt_text)
-            for p in ea.render_grid(host, report, settings, stop_flag.is_set):
+            xyz = eg.xyz_help(report, settings.epochs, settings.weights, prompt_text)
+            for p in eg.render_grid(host, report, settings, stop_flag.is_set):
                 if p.result is None:
                     line = f"{p.done + 1} / {p.total}: {p.label}"
                     yield [message_html("info", "Rendering", [line]), gr.update(), gr.update(), None] + keep_same
                     continue
                 grid = p.result
-                judged, rec_html = ea.judge_grid(report, grid, train_dir, _templates(lang))
+                judged, rec_html = eg.judge_grid(report, grid, train_dir, _templates(lang))
                 lines = [grid.path] if grid.path else []
                 title = "Stopped" if grid.stopped else "Grid rendered"
                 box = p.message or message_html("ok" if not grid.stopped else "warning", title, lines)
@@ -206,7 +210,7 @@ def build_evaluate(runner: Any, host: Any) -> None:
 
     def keep(report, stem, name, weight, notes, replace, grid):
         try:
-            result, box = ea.keep(report, stem, name, weight, notes, replace, grid, _lora_root(host))
+            result, box = ek.keep(report, stem, name, weight, notes, replace, grid, _lora_root(host))
         except Exception as err:
             return ea.error_box("Not kept", err), "", gr.update()
         if result is None:
@@ -219,14 +223,14 @@ def build_evaluate(runner: Any, host: Any) -> None:
 
     def plan(report, kept, include):
         try:
-            paths, box = ea.deletion_view(report, kept, bool(include))
+            paths, box = ek.deletion_view(report, kept, bool(include))
         except Exception as err:
             return [], ea.error_box("The files could not be listed", err), gr.update(value=False)
         return paths, box, gr.update(value=False)
 
     def delete(report, kept, paths, yes, include):
         try:
-            box = ea.delete_others(report, kept, paths, yes, bool(include))
+            box = ek.delete_others(report, kept, paths, yes, bool(include))
         except Exception as err:
             box = ea.error_box("Nothing more was deleted", err)
         return box, gr.update(value=False)
