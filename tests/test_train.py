@@ -123,11 +123,25 @@ def test_nan_stops_training_and_keeps_saved_epochs(tiny_checkpoints, dataset, tm
     assert isinstance(seen[-1], ev.Failed)
 
 
+RESUME_EXTRA = dict(shuffle_caption=True, caption_dropout_rate=0.2, network_dropout=0.1, lr_scheduler="cosine",
+                    save_every_n_epochs=1)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(tiny_checkpoints, tmp_path_factory):
+    """The run both stop points are compared with, trained once: (dataset folder, result)."""
+    root = tmp_path_factory.mktemp("resume")
+    target = root / "训练 数据" / "4_zkz 形状"
+    shutil.copytree(next(DEMO.iterdir()), target)
+    data = str(target.parent)
+    full, _ = run(make_config(tiny_checkpoints["sd1"], data, root / "full", **RESUME_EXTRA))
+    return data, full
+
+
 @pytest.mark.parametrize("stop_at_step", [8, 6])  # at an epoch boundary, and in the middle of an epoch
-def test_stop_and_resume_reach_the_same_weights(stop_at_step, tiny_checkpoints, dataset, tmp_path):
-    extra = dict(shuffle_caption=True, caption_dropout_rate=0.2, network_dropout=0.1, lr_scheduler="cosine",
-                 save_every_n_epochs=1)
-    full, _ = run(make_config(tiny_checkpoints["sd1"], dataset, tmp_path / "full", **extra))
+def test_stop_and_resume_reach_the_same_weights(stop_at_step, tiny_checkpoints, uninterrupted_run, tmp_path):
+    dataset, full = uninterrupted_run
+    extra = RESUME_EXTRA
 
     stop = ev.StopRequest()
 
