@@ -17,29 +17,43 @@ MAX_TOKENS = 77
 def tokenize(tokenizer, captions: Sequence[str], device) -> torch.Tensor:
     ids = tokenizer(list(captions), padding="max_length", max_length=MAX_TOKENS, truncation=True,
                     return_tensors="pt").input_ids
+    if torch.device(device).type == "cuda":   # pinned: the copy does not make the host wait for the GPU
+        return ids.pin_memory().to(device, non_blocking=True)
     return ids.to(device)
 
 
-def encode_prompts(family: str, text_encoders: list, tokenizers: list, captions: Sequence[str],
-                   clip_skip: int | None, device) -> dict[str, torch.Tensor]:
-    """UNet keyword arguments (``encoder_hidden_states`` and, for SDXL, ``added_cond_kwargs`` parts)."""
+def tokenize_captions(family: str, tokenizers: list, captions: Sequence[str], device) -> list[torch.Tensor]:
+    """Token ids for each text encoder the family uses, on ``device`` (host work: the tokenizers)."""
+    used = tokenizers if family == "sdxl" else tokenizers[:1]
+    return [tokenize(tok, captions, device) for tok in used]
+
+
+def encode_ids(family: str, text_encoders: list, ids: Sequence[torch.Tensor],
+               clip_skip: int | None) -> dict[str, torch.Tensor]:
+    """UNet keyword arguments (``encoder_hidden_states`` and, for SDXL, ``added_cond_kwargs`` parts)
+    from token ids: device work only, so a CUDA graph can capture it."""
     if family == "sdxl":
         hidden, pooled = [], None
-        for index, (te, tok) in enumerate(zip(text_encoders, tokenizers)):
-            out = te(tokenize(tok, captions, device), output_hidden_states=True)
+        for index, (te, tokens) in enumerate(zip(text_encoders, ids)):
+            out = te(tokens, output_hidden_states=True)
             hidden.append(out.hidden_states[-2])
             if index == 1:
                 pooled = out[0]  # text_embeds: the pooled, projected output
         return {"encoder_hidden_states": torch.cat(hidden, dim=-1), "text_embeds": pooled}
-    te, tok = text_encoders[0], tokenizers[0]
-    ids = tokenize(tok, captions, device)
+    te, tokens = text_encoders[0], ids[0]
     if clip_skip and clip_skip > 1:
-        out = te(ids, output_hidden_states=True)
+        out = te(tokens, output_hidden_states=True)
         final_norm = getattr(te, "text_model", te).final_layer_norm  # transformers 5 has no text_model
         hidden = final_norm(out.hidden_states[-clip_skip])
     else:
-        hidden = te(ids)[0]  # last_hidden_state (final layer norm applied)
+        hidden = te(tokens)[0]  # last_hidden_state (final layer norm applied)
     return {"encoder_hidden_states": hidden}
+
+
+def encode_prompts(family: str, text_encoders: list, tokenizers: list, captions: Sequence[str],
+                   clip_skip: int | None, device) -> dict[str, torch.Tensor]:
+    """``encode_ids`` of the captions' tokens."""
+    return encode_ids(family, text_encoders, tokenize_captions(family, tokenizers, captions, device), clip_skip)
 
 
 def sdxl_time_ids(original_sizes: Sequence[tuple[int, int]], crops: Sequence[tuple[int, int]],

@@ -8,7 +8,8 @@ max-norm run eagerly after each replay.
 
 Capture needs: one CUDA process, bf16 or fp32 compute (fp16's loss scaler reads the
 host), torch's AdamW (``capturable`` with a device-side learning rate), no gradient
-accumulation, frozen text encoders. ``graph_blockers`` says what stands in the way.
+accumulation. Trained text encoders run inside the graph on the captions' token ids.
+``graph_blockers`` says what stands in the way.
 """
 from __future__ import annotations
 
@@ -47,8 +48,6 @@ def graph_blockers(cfg, accelerator, optimizer) -> list[str]:
         reasons.append("fp16 loss scaling reads the host")
     if cfg.gradient_accumulation_steps > 1:
         reasons.append("gradient accumulation")
-    if cfg.train_text_encoder:
-        reasons.append("text-encoder training")
     if cfg.gradient_checkpointing and dropout_active(cfg):
         reasons.append("LoRA dropout with gradient checkpointing (the recomputation must redraw the same masks)")
     inner = getattr(optimizer, "optimizer", optimizer)
@@ -252,3 +251,19 @@ def gradient_checkpointing_without_rng(unet, keep_attention: bool = False,
     except TypeError:
         return "this diffusers version does not take a checkpointing function"
     return None
+
+
+def text_encoder_checkpointing(text_encoder, keep_rng: bool) -> None:
+    """Checkpoint a trained text encoder's layers, non-reentrant. Without ``keep_rng`` the RNG
+    state is not saved around each layer (it cannot be read during graph capture): only valid
+    when nothing in the encoder draws random numbers (no LoRA dropout, CLIP's dropout 0)."""
+    config = getattr(text_encoder, "config", None)
+    keep_rng = keep_rng or bool(getattr(config, "dropout", 0) or getattr(config, "attention_dropout", 0))
+    try:
+        text_encoder.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False, "preserve_rng_state": keep_rng})
+    except TypeError:   # transformers before 4.35 takes no arguments and checkpoints reentrantly
+        text_encoder.gradient_checkpointing_enable()
+        # a reentrant segment passes gradients to the LoRA weights inside it only when its input
+        # requires them: the frozen embeddings' output must (graph capture then falls back to eager)
+        text_encoder.enable_input_require_grads()

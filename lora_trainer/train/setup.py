@@ -18,7 +18,8 @@ from ..data.dataset import TrainItem
 from ..data.folders import DatasetScan
 from ..errors import ConfigError, DatasetError
 from ..steps import StepPlan, scan_and_plan
-from .graphs import dropout_active, gradient_checkpointing_without_rng, torch_older_than
+from .graphs import (dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing,
+                     torch_older_than)
 from .step import StepModels
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -126,7 +127,7 @@ def place_models(cfg: TrainConfig, base, device, *, vae: bool = True) -> torch.d
             gradient_checkpointing_without_rng(base.unet)
         if cfg.train_text_encoder:
             for te in base.text_encoders:
-                te.gradient_checkpointing_enable()
+                text_encoder_checkpointing(te, keep_rng=dropout_active(cfg))
     return vae_dtype
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from . import noise as noise_math
-from .conditioning import encode_cached, encode_prompts, sdxl_time_ids
+from .conditioning import encode_cached, encode_ids, sdxl_time_ids, tokenize_captions
 
 
 @dataclass
@@ -55,49 +55,69 @@ def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
 @dataclass
 class StepInputs:
     """What one step consumes, as device tensors: the batch, its noise and timesteps, the
-    prompt conditioning. Sampled outside the differentiated part, so that a CUDA graph can
-    take them as static inputs."""
+    prompt conditioning (the cached encoder outputs, or the captions' token ids when the text
+    encoders run in the step). Sampled outside the differentiated part, so that a CUDA graph
+    can take them as static inputs."""
     latents: torch.Tensor
     noise: torch.Tensor
     timesteps: torch.Tensor
     loss_weights: torch.Tensor
-    encoder_hidden_states: torch.Tensor
+    encoder_hidden_states: Optional[torch.Tensor] = None
     text_embeds: Optional[torch.Tensor] = None   # SDXL
     time_ids: Optional[torch.Tensor] = None      # SDXL
+    input_ids: Optional[torch.Tensor] = None     # no prompt cache: tokens of the (first) text encoder
+    input_ids_2: Optional[torch.Tensor] = None   # and of SDXL's second one
 
     def tensors(self) -> list[torch.Tensor]:
         return [t for t in (self.latents, self.noise, self.timesteps, self.loss_weights,
-                            self.encoder_hidden_states, self.text_embeds, self.time_ids) if t is not None]
+                            self.encoder_hidden_states, self.text_embeds, self.time_ids,
+                            self.input_ids, self.input_ids_2) if t is not None]
 
 
 def sample_inputs(m: StepModels, batch: Batch, generator: torch.Generator) -> StepInputs:
-    """Noise, timesteps and conditioning for ``batch`` (the text encoders run here, with
-    gradients only when they are trained)."""
+    """Noise, timesteps and conditioning for ``batch``: cached encoder outputs, or token ids that
+    ``loss_from_inputs`` encodes (so a trained text encoder runs inside the step's graph)."""
     latents = batch.latents
     device = latents.device
     noise = noise_math.sample_noise(latents, m.noise_offset, generator)
     timesteps = noise_math.sample_timesteps(latents.shape[0], m.num_train_timesteps, device, generator)
+    inputs = StepInputs(latents=latents, noise=noise, timesteps=timesteps, loss_weights=batch.loss_weights)
     if m.prompt_cache is not None:
         cond = encode_cached(m.prompt_cache, m.family, m.text_encoders, m.tokenizers, batch.captions,
                              m.clip_skip, device)
+        inputs.encoder_hidden_states = cond["encoder_hidden_states"]
+        inputs.text_embeds = cond.get("text_embeds")
     else:
-        with torch.set_grad_enabled(m.train_text_encoder and torch.is_grad_enabled()):
-            cond = encode_prompts(m.family, m.text_encoders, m.tokenizers, batch.captions, m.clip_skip, device)
-    inputs = StepInputs(latents=latents, noise=noise, timesteps=timesteps, loss_weights=batch.loss_weights,
-                        encoder_hidden_states=cond["encoder_hidden_states"])
+        ids = tokenize_captions(m.family, m.tokenizers, batch.captions, device)
+        inputs.input_ids, inputs.input_ids_2 = ids[0], (ids[1] if len(ids) > 1 else None)
     if m.family == "sdxl":
-        inputs.text_embeds = cond["text_embeds"]
+        dtype = inputs.text_embeds.dtype if inputs.text_embeds is not None else torch.float32
         inputs.time_ids = to_device(sdxl_time_ids(batch.original_sizes, batch.crops, batch.target_sizes, "cpu",
-                                                  cond["text_embeds"].dtype), device)
+                                                  dtype), device)
     return inputs
+
+
+def conditioning(m: StepModels, x: StepInputs) -> dict[str, torch.Tensor]:
+    """The UNet's prompt keyword arguments: from the cache, or the text encoders run on the token
+    ids (with gradients when they are trained)."""
+    if x.input_ids is None:
+        kwargs = {"encoder_hidden_states": x.encoder_hidden_states}
+        text_embeds = x.text_embeds
+    else:
+        ids = [x.input_ids] + ([x.input_ids_2] if x.input_ids_2 is not None else [])
+        with torch.set_grad_enabled(m.train_text_encoder and torch.is_grad_enabled()):
+            cond = encode_ids(m.family, m.text_encoders, ids, m.clip_skip)
+        kwargs = {"encoder_hidden_states": cond["encoder_hidden_states"]}
+        text_embeds = cond.get("text_embeds")
+    if text_embeds is not None:
+        kwargs["added_cond_kwargs"] = {"text_embeds": text_embeds, "time_ids": x.time_ids.to(text_embeds.dtype)}
+    return kwargs
 
 
 def loss_from_inputs(m: StepModels, x: StepInputs) -> torch.Tensor:
     """The UNet's denoising loss: no host synchronisation, no data-dependent control flow."""
     noisy = noise_math.add_noise(m.alphas_cumprod, x.latents, x.noise, x.timesteps)
-    kwargs = {"encoder_hidden_states": x.encoder_hidden_states}
-    if x.text_embeds is not None:
-        kwargs["added_cond_kwargs"] = {"text_embeds": x.text_embeds, "time_ids": x.time_ids}
+    kwargs = conditioning(m, x)
     if m.compute_dtype is not None:
         noisy = noisy.to(m.compute_dtype)
     if m.channels_last:
