@@ -158,10 +158,10 @@ class TrainConfig:
                                            section="training")
     gradient_checkpointing: bool = opt(False, "Recompute activations to save memory (slower).",
                                        section="training")
-    cuda_graphs: bool = opt(True, "Replay each training step as a CUDA graph: up to 7× faster steps at small "
-                                  "batches on NVIDIA GPUs, for about 0.3 GB more memory (used with bf16 or no "
-                                  "mixed precision, AdamW, no gradient accumulation, UNet only; other runs step "
-                                  "as usual).", section="training")
+    cuda_graphs: bool = opt(True, "Replay each training step as a CUDA graph: up to 8× faster steps at small "
+                                  "batches on NVIDIA GPUs, for 0.3–2 GB more memory, growing with the batch (used "
+                                  "with bf16 or no mixed precision, AdamW, no gradient accumulation; other runs "
+                                  "step as usual).", section="training")
     torch_compile: bool = opt(False, "Compile the UNet's blocks with torch.compile: faster steps after one to two "
                                      "minutes of compiling at the start (NVIDIA GPU; kept in a disk cache).",
                               section="training")
