@@ -16,6 +16,9 @@
 #            the checkpointed jobs against keeping only the attention outputs (+attnonly)
 #   train-memory: a whole checkpointed SDXL 1024² train run's peak memory, setup included
 #            (tools/train_memory.py); compiled jobs: parts compile-sd15 and compile
+#   profile: the SDXL batch-4 profile of train's default step, eager and captured
+#   preset-train: each SDXL VRAM preset as a whole `train` run under its memory cap, and one after
+#            the character preset (shuffled captions); with graph equivalence first (text encoders too)
 set -uo pipefail
 OUT=${1:?OUT_DIR}
 PART=${2:-steps}
@@ -115,4 +118,23 @@ if [[ $PART == train-memory ]]; then
     --optimizer_type AdamW --max_grad_norm 1.0 --max_train_epochs none --max_train_steps 60 --save_state false \
     --save_every_n_epochs none >"$OUT/train_memory.log" 2>&1
   tail -1 "$OUT/train_memory.log"
+fi
+if [[ $PART == profile ]]; then
+  bench 140 --model sdxl --batch 4 --no-baseline --variants eager,graphs --profile "$OUT/profile_sdxl_b4.txt"
+  bench 110 --model sdxl --batch 4 --no-baseline --variants graphs --profile "$OUT/profile_sdxl_b4_graphs.txt"
+fi
+if [[ $PART == preset-train ]]; then
+  timeout 200 python3 tools/graph_check.py 6 2>>"$OUT/bench.log" | tee "$OUT/graph_check.log"
+  W=/tmp/preset_train
+  timeout 150 python3 tools/kohya_prepare.py "$W" sdxl 2>>"$OUT/bench.log" | tail -1
+  for presets in sdxl-8gb sdxl-12gb sdxl-16gb sdxl-24gb character,sdxl-12gb; do
+    tier=${presets##*sdxl-}; tier=${tier%gb}
+    # the cap the benchmark's check uses: the card's GiB less 0.5 GiB of CUDA context
+    timeout 150 python3 tools/train_memory.py "$OUT/preset_train.jsonl" "$presets" --preset "$presets" \
+      --cap-gib "$((tier - 1)).5" -- \
+      --pretrained_model_name_or_path "$W/models/sdxl" --train_data_dir "$W/data/1024" --output_dir "$W/out_${presets/,/_}" \
+      --output_name m --mixed_precision bf16 --max_train_epochs none --max_train_steps 30 --save_state false \
+      --save_every_n_epochs none >"$OUT/preset_train_${presets/,/_}.log" 2>&1
+    tail -1 "$OUT/preset_train_${presets/,/_}.log" | cut -c1-500
+  done
 fi

@@ -2,7 +2,11 @@
 appends one JSON line with PyTorch's peak allocated / reserved memory (GB) for the process, and
 (where the run logged them) the setup's peak and the training steps' peak from ``metrics.jsonl``.
 ``lora_trainer`` comes from PYTHONPATH, so two versions of it can be compared on one job.
-Usage: python tools/train_memory.py RESULT.jsonl LABEL -- <train arguments>
+Usage: python tools/train_memory.py RESULT.jsonl LABEL [--preset NAMES] [--cap-gib G] -- <train arguments>
+  --preset NAMES: the presets' values (presets.py; comma-separated, applied in order, e.g.
+                 character,sdxl-12gb) go before the train arguments
+  --cap-gib G:   PyTorch's allocator is capped at G GiB (``set_per_process_memory_fraction``), as the
+                 benchmark's preset check does; a run that needs more fails with out-of-memory
 """
 import glob
 import json
@@ -13,15 +17,32 @@ import time
 import torch
 
 from lora_trainer.cli import main
+from lora_trainer.presets import get_preset
 
 result_path, label = sys.argv[1], sys.argv[2]
+own = sys.argv[3:sys.argv.index("--")]
 args = sys.argv[sys.argv.index("--") + 1:]
+options = dict(zip(own[::2], own[1::2]))
+record = {"label": label}
+if "--preset" in options:
+    values = {}
+    for name in options["--preset"].split(","):
+        values.update(get_preset(name).values)
+    preset_args = []
+    for key, value in values.items():
+        preset_args += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
+    args = preset_args + args
+    record["preset"] = options["--preset"]
+if "--cap-gib" in options:
+    cap = float(options["--cap-gib"])
+    torch.cuda.set_per_process_memory_fraction(cap * 2**30 / torch.cuda.get_device_properties(0).total_memory)
+    record["cap_gb"] = round(cap * 2**30 / 1e9, 2)
 output_dir = args[args.index("--output_dir") + 1]
 start = time.perf_counter()
 rc = main(["train", *args])
-record = {"label": label, "rc": rc, "wall_s": round(time.perf_counter() - start, 1),
-          "process_peak_allocated_gb": torch.cuda.max_memory_allocated() / 1e9,
-          "process_peak_reserved_gb": torch.cuda.max_memory_reserved() / 1e9}
+record.update(rc=rc, wall_s=round(time.perf_counter() - start, 1),
+              process_peak_allocated_gb=torch.cuda.max_memory_allocated() / 1e9,
+              process_peak_reserved_gb=torch.cuda.max_memory_reserved() / 1e9)
 for path in glob.glob(os.path.join(output_dir, "logs", "*", "metrics.jsonl")):
     with open(path, encoding="utf-8") as fh:
         lines = [json.loads(line) for line in fh if line.strip()]
