@@ -11,15 +11,15 @@ from typing import Sequence
 
 import torch
 
+from .transfer import to_device
+
 MAX_TOKENS = 77
 
 
 def tokenize(tokenizer, captions: Sequence[str], device) -> torch.Tensor:
     ids = tokenizer(list(captions), padding="max_length", max_length=MAX_TOKENS, truncation=True,
                     return_tensors="pt").input_ids
-    if torch.device(device).type == "cuda":   # pinned: the copy does not make the host wait for the GPU
-        return ids.pin_memory().to(device, non_blocking=True)
-    return ids.to(device)
+    return to_device(ids, device)
 
 
 def tokenize_captions(family: str, tokenizers: list, captions: Sequence[str], device) -> list[torch.Tensor]:

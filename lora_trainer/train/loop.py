@@ -26,7 +26,8 @@ from .saving import save_checkpoint
 from .setup import Run, prepare_run
 from .state import RngStates, load_state, resume_mismatches
 from .graphs import GraphedStep, graph_blockers, gradient_checkpointing_without_rng, host_learning_rates
-from .step import Batch, after_update, apply_update, compute_loss, to_device
+from .step import Batch, after_update, apply_update, compute_loss
+from .transfer import to_device
 
 DEVICE_LATENT_BUDGET = 256 << 20  # bytes of cached latents kept on the training device (~1,000 SDXL)
 

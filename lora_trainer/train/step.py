@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from . import noise as noise_math
 from .conditioning import encode_cached, encode_ids, sdxl_time_ids, tokenize_captions
+from .transfer import to_device
 
 
 @dataclass
@@ -41,15 +42,6 @@ class StepModels:
     prompt_cache: Optional[dict] = None  # caption → encoder outputs, when the encoders are frozen
     channels_last: bool = False        # feed the UNet NHWC activations
     compute_dtype: Optional[torch.dtype] = None  # the UNet's input dtype (there may be no autocast to cast it)
-
-
-def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
-    """A host tensor on ``device`` without waiting for the GPU: a plain copy from pageable memory
-    synchronises the stream, so the CPU could not queue the next step while this one runs."""
-    device = torch.device(device)
-    if device.type == "cuda" and tensor.device.type == "cpu":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
 
 
 @dataclass
