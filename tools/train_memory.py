@@ -3,8 +3,8 @@ appends one JSON line with PyTorch's peak allocated / reserved memory (GB) for t
 (where the run logged them) the setup's peak and the training steps' peak from ``metrics.jsonl``.
 ``lora_trainer`` comes from PYTHONPATH, so two versions of it can be compared on one job.
 Usage: python tools/train_memory.py RESULT.jsonl LABEL [--preset NAMES] [--cap-gib G] -- <train arguments>
-  --preset NAMES: the presets' values (presets.py; comma-separated, applied in order, e.g.
-                 character,sdxl-12gb) go before the train arguments
+  --preset NAMES: the presets (presets.py; comma-separated, applied in order, e.g.
+                 character,sdxl-12gb) as a config file; the train arguments override it
   --cap-gib G:   PyTorch's allocator is capped at G GiB (``set_per_process_memory_fraction``), as the
                  benchmark's preset check does; a run that needs more fails with out-of-memory
 """
@@ -12,12 +12,15 @@ import glob
 import json
 import os
 import sys
+import tempfile
 import time
 
 import torch
 
 from lora_trainer.cli import main
-from lora_trainer.presets import get_preset
+from lora_trainer.config import TrainConfig
+from lora_trainer.config_io import save_config
+from lora_trainer.presets import apply_preset
 
 result_path, label = sys.argv[1], sys.argv[2]
 own = sys.argv[3:sys.argv.index("--")]
@@ -25,13 +28,12 @@ args = sys.argv[sys.argv.index("--") + 1:]
 options = dict(zip(own[::2], own[1::2]))
 record = {"label": label}
 if "--preset" in options:
-    values = {}
+    cfg = TrainConfig()
     for name in options["--preset"].split(","):
-        values.update(get_preset(name).values)
-    preset_args = []
-    for key, value in values.items():
-        preset_args += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
-    args = preset_args + args
+        cfg = apply_preset(cfg, name)
+    preset_file = os.path.join(tempfile.mkdtemp(), "preset.toml")
+    save_config(cfg, preset_file)
+    args = ["--config", preset_file, *args]
     record["preset"] = options["--preset"]
 if "--cap-gib" in options:
     cap = float(options["--cap-gib"])
