@@ -1,6 +1,6 @@
 """python -m lora_trainer train | demo | inspect"""
 import sys
 
-from .cli import main
+from .cli.main import main
 
 sys.exit(main())

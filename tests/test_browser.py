@@ -73,7 +73,7 @@ def standalone_server(tmp_path: Path, models: str, output_dir: str):
 
 @pytest.fixture
 def server(tmp_path):
-    from lora_trainer.demo import write_demo_base
+    from lora_trainer.cli.demo import write_demo_base
 
     base = write_demo_base(str(tmp_path))
     data = tmp_path / "train" / "2_zkz shapes"   # 3 images × 2 repeats ÷ batch 2 = 3 steps per epoch

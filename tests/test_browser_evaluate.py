@@ -31,8 +31,8 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
 
 def train_tiny_run(tmp_path: Path) -> dict:
     """Two epochs of a rank-4 LoRA on three 64 px images: ``tiny-000001`` and the final ``tiny``."""
-    from lora_trainer.config import TrainConfig
-    from lora_trainer.demo import write_demo_base
+    from lora_trainer.config.schema import TrainConfig
+    from lora_trainer.cli.demo import write_demo_base
     from lora_trainer.train.loop import train
 
     base = write_demo_base(str(tmp_path))
@@ -83,8 +83,8 @@ def test_evaluate_a_trained_run_in_the_browser(server):
 
         page.locator("#lora_trainer_eval_analyse").click()
         wait_for_text(page, "lora_trainer_eval_message", r"Run read")
-        page.wait_for_selector("#lora_trainer_eval_chart svg .le-cand")
-        assert page.locator("#lora_trainer_eval_chart svg .le-cand").count() >= 1
+        page.wait_for_selector("#lora_trainer_eval_chart svg .lt-cand")
+        assert page.locator("#lora_trainer_eval_chart svg .lt-cand").count() >= 1
         # the base model is found among the served checkpoints by the name in the run's metadata
         assert field(page, "lora_trainer_eval_base_model").input_value() == server["base"]
 

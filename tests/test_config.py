@@ -3,9 +3,9 @@ import argparse
 
 import pytest
 
-from lora_trainer.config import TrainConfig, parse_resolution, validate
-from lora_trainer.config_io import (add_config_flags, config_from_dict, load_config, overrides_from_args,
-                                    to_toml, _load_toml_text)
+from lora_trainer.config.schema import TrainConfig, parse_resolution, validate
+from lora_trainer.config.files import (add_config_flags, config_from_dict, load_config, overrides_from_args,
+                                    to_toml, load_toml_text)
 from lora_trainer.errors import ConfigError
 
 KOHYA_TOML = '''
@@ -153,13 +153,13 @@ def test_cli_flags_are_generated_from_fields():
 def test_toml_round_trip():
     cfg = TrainConfig(train_data_dir='C:\\数据 "quoted"\\x', network_args=["conv_dim=4"], clip_skip=2,
                       v_parameterization=True, lr_warmup_steps=0.1)
-    back, warnings = config_from_dict(_load_toml_text(to_toml(cfg), "round trip"))
+    back, warnings = config_from_dict(load_toml_text(to_toml(cfg), "round trip"))
     assert back == cfg and warnings == []
     # empty where the default is not: training by steps, saving only at the end
     by_steps = TrainConfig(max_train_epochs=None, max_train_steps=500, save_every_n_epochs=None)
     text = to_toml(by_steps)
     assert 'max_train_epochs = "none"' in text and "# max_train_steps =" not in text
-    assert config_from_dict(_load_toml_text(text, "round trip"))[0] == by_steps
+    assert config_from_dict(load_toml_text(text, "round trip"))[0] == by_steps
 
 
 def test_every_field_is_documented():

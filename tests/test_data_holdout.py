@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from lora_trainer.config import TrainConfig, validate
+from lora_trainer.config.schema import TrainConfig, validate
 from lora_trainer.data.folders import scan_dataset
 from lora_trainer.data.holdout import holdout_count, split_validation
 from lora_trainer.errors import ConfigError, DatasetError
-from lora_trainer.steps import format_plan, scan_and_plan
+from lora_trainer.config.steps import format_plan, scan_and_plan
 
 
 def make_dataset(root: Path, make_image, counts: dict[str, int], reg: dict[str, int] | None = None) -> Path:

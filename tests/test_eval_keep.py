@@ -13,7 +13,7 @@ from PIL import Image
 from lora_trainer.errors import TrainerError
 from lora_trainer.evaluate.keep import delete_files, deletion_plan, keep_epoch, validate_name
 from lora_trainer.evaluate.runs import find_runs
-from lora_trainer.evaluate.st_header import encode_header, read_header, read_metadata
+from lora_trainer.io.safetensors_header import encode_header, read_header, read_metadata
 
 META = {"ss_output_name": "run3", "modelspec.title": "run3", "ss_base_model_version": "sd_v1",
         "ss_sd_model_name": "v1-5", "ss_network_dim": "8", "ss_network_alpha": "4", "ss_epoch": "6",

@@ -187,24 +187,24 @@ def test_chart_marks_candidates_plateau_drops_nan_and_validation():
                           labels={"candidate": "候选 <epoch>"})
     svg = ElementTree.fromstring(html[html.index("<svg"): html.index("</svg>") + 6])   # well-formed XML
     ns = "{http://www.w3.org/2000/svg}"
-    candidates = [c for c in svg.iter(f"{ns}circle") if c.get("class") == "le-cand"]
+    candidates = [c for c in svg.iter(f"{ns}circle") if c.get("class") == "lt-cand"]
     assert len(candidates) == len(a.candidates) >= 6
-    assert any(line.get("class") == "le-plateau" for line in svg.iter(f"{ns}line"))
-    assert [p.get("class") for p in svg.iter(f"{ns}polyline")] == ["le-raw", "le-smooth", "le-val"]
+    assert any(line.get("class") == "lt-plateau" for line in svg.iter(f"{ns}line"))
+    assert [p.get("class") for p in svg.iter(f"{ns}polyline")] == ["lt-raw", "lt-smooth", "lt-val"]
     assert "候选 &lt;epoch&gt;" in html and "validation loss" in html
     drops = analyze_losses(*curve(30000, [(1, 0.075), (4800, 0.065), (5200, 0.040), (19800, 0.032),
                                           (20200, 0.012), (30000, 0.010)], noise=0.01))
-    assert loss_chart_svg(drops).count('class="le-drop"') == 2
+    assert loss_chart_svg(drops).count('class="lt-drop"') == 2
     nan_steps, nan_losses = curve(1000, [(1, 0.15), (1000, 0.09)], noise=0.005)
-    assert 'class="le-nan"' in loss_chart_svg(analyze_losses(nan_steps, nan_losses[:600] + [math.nan] * 400))
+    assert 'class="lt-nan"' in loss_chart_svg(analyze_losses(nan_steps, nan_losses[:600] + [math.nan] * 400))
     assert loss_chart_svg(analyze_losses([], [])) == ""
 
 
 def test_chart_ticks_cover_the_values_and_read_differently():
-    from lora_trainer.evaluate.loss_chart import _fmt, _ticks
+    from lora_trainer.evaluate.loss_chart import nice_ticks, tick_label
 
     for low, high in ((1.02, 1.05), (1.171, 1.189), (0.07, 0.16), (0.0, 1000.0), (0.1181, 0.1183)):
-        ticks = _ticks(low, high)
+        ticks = nice_ticks(low, high)
         assert ticks[0] <= low and ticks[-1] >= high, (low, high, ticks)
-        labels = [_fmt(t, ticks) for t in ticks]
+        labels = [tick_label(t, ticks) for t in ticks]
         assert len(set(labels)) == len(labels), labels

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 from lora_trainer.evaluate.keep import keep_epoch
 from lora_trainer.evaluate.report import evaluate_grid, evaluate_run
 from lora_trainer.evaluate.scores import GridCell
-from lora_trainer.evaluate.st_header import encode_header, read_metadata
+from lora_trainer.io.safetensors_header import encode_header, read_metadata
 from lora_trainer.train.metrics import MetricsLogger
 
 META = {"ss_base_model_version": "sd_v1", "ss_num_train_images": "24", "ss_num_epochs": "10",

@@ -13,7 +13,7 @@ from lora_trainer.evaluate.loss_analysis import analyze_run
 from lora_trainer.evaluate.run_log import read_loss_log
 from lora_trainer.evaluate.runs import (classify_stem, find_runs, open_run, resolve_epoch_value, resolve_epoch_values,
                                         split_epoch_values)
-from lora_trainer.evaluate.st_header import encode_header, read_header, read_metadata
+from lora_trainer.io.safetensors_header import encode_header, read_header, read_metadata
 from lora_trainer.evaluate.summary import guess_trigger_words, summary_from_metadata
 from lora_trainer.evaluate.tb_reader import read_scalars
 from lora_trainer.io.tb_events import EventFileWriter, _key, _length_delimited, encode_event, tfrecord

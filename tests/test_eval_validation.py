@@ -13,11 +13,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lora_trainer.config import TrainConfig  # noqa: E402
+from lora_trainer.config.schema import TrainConfig  # noqa: E402
 from lora_trainer.errors import TrainerError  # noqa: E402
-from lora_trainer.evaluate.validation import (build_validation_set, items_from_folder,  # noqa: E402
-                                              items_from_training, log_validation, lora_applied, module_table,
-                                              step_models_for, validate_files, validation_loss)
+from lora_trainer.evaluate.validation import log_validation, validate_files  # noqa: E402
+from lora_trainer.lora.file_hooks import lora_applied, module_table  # noqa: E402
+from lora_trainer.train.validation_loss import (build_validation_set, items_from_folder,  # noqa: E402
+                                                items_from_training, step_models_for, validation_loss)
 
 DEMO = Path(__file__).resolve().parents[1] / "lora_trainer" / "demo_data" / "train"
 

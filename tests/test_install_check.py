@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lora_trainer.install_check import check_environment, installed_versions, parse_version, wanted_ranges
+from lora_trainer.install.check import check_environment, installed_versions, parse_version, wanted_ranges
 
 ROOT = Path(__file__).resolve().parents[1]
 A1111 = {"torch": "2.1.2+cu121", "transformers": "4.30.2", "accelerate": "0.21.0", "safetensors": "0.4.2",

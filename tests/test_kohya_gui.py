@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from lora_trainer.config import TrainConfig
+from lora_trainer.config.schema import TrainConfig
 from lora_trainer.errors import ConfigError
 from lora_trainer.ui.kohya_gui import import_kohya_gui, looks_like_kohya_gui, read_kohya_gui_file
 

@@ -1,9 +1,9 @@
 """Presets: valid settings only, VRAM tiers inside their budget, paths and names never touched (torch-free)."""
 import pytest
 
-from lora_trainer.config import TrainConfig, validate
+from lora_trainer.config.schema import TrainConfig, validate
 from lora_trainer.errors import ConfigError
-from lora_trainer.presets import (FAMILIES, PRESETS, SUBJECT, VRAM, VRAM_TIERS_GB, apply_preset,
+from lora_trainer.config.presets import (FAMILIES, PRESETS, SUBJECT, VRAM, VRAM_TIERS_GB, apply_preset,
                                   estimated_peak_gb, get_preset, preset_changes, preset_names, vram_tier)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import fake_host
 from fake_host import scripted
-from lora_trainer.config import TrainConfig
+from lora_trainer.config.schema import TrainConfig
 from lora_trainer.errors import ConfigError, DatasetError
 from lora_trainer.runner import PreviewSettings, Runner
 from lora_trainer.runner import runner as runner_module

@@ -17,7 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import fake_host  # noqa: E402
-from lora_trainer.config import TrainConfig  # noqa: E402
+from lora_trainer.config.schema import TrainConfig  # noqa: E402
 from lora_trainer.hosts.standalone import StandaloneAdapter  # noqa: E402
 from lora_trainer.runner import PreviewSettings, Runner  # noqa: E402
 

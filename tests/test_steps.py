@@ -1,5 +1,5 @@
 """Step maths shown before training (no torch)."""
-from lora_trainer.steps import ConceptRow, format_plan, plan_steps
+from lora_trainer.config.steps import ConceptRow, format_plan, plan_steps
 
 
 def test_plain_maths_with_accumulation():
@@ -51,8 +51,8 @@ def test_regularization_surplus_and_shortfall_are_explained():
 
 
 def test_scan_and_plan_from_a_config_without_torch(tmp_path, make_image):
-    from lora_trainer.config import TrainConfig
-    from lora_trainer.steps import scan_and_plan
+    from lora_trainer.config.schema import TrainConfig
+    from lora_trainer.config.steps import scan_and_plan
 
     for i in range(3):
         make_image(tmp_path / "train" / "10_角色 a" / f"{i}.png", size=(512, 512))

@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lora_trainer.config import TrainConfig  # noqa: E402
+from lora_trainer.config.schema import TrainConfig  # noqa: E402
 from lora_trainer.evaluate.run_log import read_metrics_log  # noqa: E402
 from lora_trainer.train import events as ev  # noqa: E402
 
@@ -96,13 +96,13 @@ def test_training_images_with_fixed_noise_and_a_folder(tiny_checkpoints, dataset
 
 def test_the_train_tab_shows_the_validation_loss():
     from lora_trainer.runner.job import Job
-    from lora_trainer.ui.chart import loss_chart_svg
+    from lora_trainer.evaluate.loss_chart import loss_chart_svg
     from lora_trainer.ui.status import progress_html
 
     job = Job(id="x", output_name="val", status="training", step=6, total_steps=9, losses=[[3, 0.2], [6, 0.1]],
               epoch_losses=[[1, 3, 0.2], [2, 6, 0.1]], validation=[[1, 3, 0.31], [2, 6, 0.29]])
     assert "Validation loss" in progress_html(job) and "0.2900" in progress_html(job)
-    svg = loss_chart_svg(job.losses, job.epoch_losses, job.validation)
+    svg = loss_chart_svg(job.losses, epochs=job.epoch_losses, validation=job.validation)
     assert svg.count('class="lt-val-dot"') == 2 and "validation loss (right scale)" in svg
-    assert 'class="lt-val' not in loss_chart_svg(job.losses, job.epoch_losses)
+    assert 'class="lt-val' not in loss_chart_svg(job.losses, epochs=job.epoch_losses)
     assert Job.from_dict(job.to_dict()).validation == job.validation

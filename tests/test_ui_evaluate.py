@@ -17,15 +17,16 @@ from lora_trainer.errors import TrainerError
 from lora_trainer.evaluate.messages import TEMPLATES
 from lora_trainer.evaluate.report import evaluate_run
 from lora_trainer.hosts.base import PreviewUnavailable
-from lora_trainer.ui import evaluate_actions as ea
-from lora_trainer.ui import evaluate_grid as eg
-from lora_trainer.ui import evaluate_keep as ek
-from lora_trainer.ui import evaluate_validation as evl
-from lora_trainer.ui import evaluate_i18n
+from lora_trainer.ui.evaluate import actions as ea
+from lora_trainer.ui.evaluate import grid as eg
+from lora_trainer.ui.evaluate import keep as ek
+from lora_trainer.ui.evaluate import validation as evl
+from lora_trainer.ui.evaluate import i18n as evaluate_i18n
 from test_eval_report import META, picture, write_lora
 from test_eval_report import make_run as make_eval_run
 
 UI = Path(__file__).resolve().parents[1] / "lora_trainer" / "ui"
+ZH_CN_JSON = json.loads((UI.parents[1] / "localizations" / "zh_CN.json").read_text(encoding="utf-8"))
 
 
 def make_run(lora: Path, epochs: int = 6) -> Path:
@@ -197,13 +198,13 @@ def _literals(path: Path) -> set[str]:
 
 
 def test_every_fixed_text_has_a_chinese_translation():
-    texts = _literals(UI / "evaluate_actions.py") | _literals(UI / "evaluate_tab.py")
+    texts = _literals(UI / "evaluate" / "actions.py") | _literals(UI / "evaluate" / "tab.py")
     texts |= set(eg.VERDICT_TEXT.values()) | {"What you see", "Likely cause", "What to do", "This run",
                                                "Other findings", "What the loss curve says", "Recommendation",
                                                "Epoch", "Weight", "Verdict", "Effect", "Likeness to training"}
     if _has_gradio():   # the labels, explanations and buttons of the sub-tab too
         texts |= _component_texts(_build())
-    missing = sorted(t for t in texts if t and t not in evaluate_i18n.ZH_CN)
+    missing = sorted(t for t in texts if t and t not in ZH_CN_JSON)
     assert missing == []
 
 
@@ -220,7 +221,7 @@ def _has_gradio() -> bool:
 def _build(lora: Path | None = None):
     import gradio as gr
 
-    from lora_trainer.ui.evaluate_tab import build_evaluate
+    from lora_trainer.ui.evaluate.tab import build_evaluate
 
     with gr.Blocks(analytics_enabled=False) as demo:
         with gr.Tabs():
@@ -285,12 +286,6 @@ def test_the_wired_handlers_analyse_render_and_keep(lora):
     assert "Analyse a run first" in nothing[-1][0]
 
 
-def test_shared_texts_translate_as_in_the_tab():
-    """The host merges translations by key: a text both the tab and this sub-tab show needs one translation."""
-    tab = json.loads((UI.parents[1] / "localizations" / "zh_CN.json").read_text(encoding="utf-8"))
-    assert {k: (tab[k], v) for k, v in evaluate_i18n.ZH_CN.items() if k in tab and tab[k] != v} == {}
-
-
 # --- validation loss on a real tiny run -----------------------------------------------------------------
 
 DEMO = Path(__file__).resolve().parents[1] / "lora_trainer" / "demo_data" / "train" / "8_zkz shapes"
@@ -302,7 +297,7 @@ def tiny_run(tmp_path_factory):
     pytest.importorskip("torch")
     import shutil
 
-    from lora_trainer.config import TrainConfig
+    from lora_trainer.config.schema import TrainConfig
     from lora_trainer.models.tiny import build_tiny_components, save_single_file
     from lora_trainer.train.loop import train
 
@@ -376,7 +371,7 @@ def test_validation_loss_explains_what_is_missing(lora, tmp_path):
     gone = evl.compute_validation(report, "", str(tmp_path / "gone.safetensors"), "", None, Runner())
     assert "does not exist" in gone.message
     for text in (*evl.VALIDATION_TITLES.values(), evl.TRAINING_IMAGES_NOTE, "File", "Validation loss"):
-        assert text in evaluate_i18n.ZH_CN
+        assert text in ZH_CN_JSON
 
 
 def test_validation_trend_says_when_the_loss_rises():

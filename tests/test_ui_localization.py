@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_trainer.presets import PRESETS
+from lora_trainer.config.presets import PRESETS
 from lora_trainer.runner.job import Job
 from lora_trainer.ui import status
 from lora_trainer.ui.fields import EMPTY_HINT, SECTION_TITLES, field_specs
@@ -57,9 +57,9 @@ def html_texts(html: str) -> list[str]:
 
 
 def message_literals() -> set[str]:
-    """Titles, lines and advice written as literals in calls to message_html, in the Train/Dataset modules."""
+    """Titles, lines and advice written as literals in calls to message_html, in every module of the tab."""
     found = set()
-    for path in (UI / name for name in ("tab.py", "actions.py", "dataset_view.py", "status.py", "entry.py")):
+    for path in sorted(UI.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "message_html":
                 parts = list(node.args[1:]) + [k.value for k in node.keywords if k.arg in ("lines", "advice")]
@@ -76,13 +76,13 @@ def rendered_texts() -> set[str]:
               losses=[[1, 0.2]], epoch_losses=[[1, 1, 0.2]],
               error={"message": "message from the core", "advice": "advice from the core"},
               files=[{"path": "/o/sample-000001.safetensors", "epoch": 1, "step": 3, "kind": "epoch"}])
-    from lora_trainer.ui.chart import loss_chart_svg
+    from lora_trainer.evaluate.loss_chart import loss_chart_svg
     from lora_trainer.ui.dataset_view import dataset_summary
-    from lora_trainer.config import TrainConfig
+    from lora_trainer.config.schema import TrainConfig
 
     demo = ROOT / "lora_trainer" / "demo_data" / "train"
     html = [status.progress_html(None), status.progress_html(job), status.error_html(job), status.files_html(job),
-            status.queue_html([]), status.queue_html([job]), loss_chart_svg(job.losses, job.epoch_losses),
+            status.queue_html([]), status.queue_html([job]), loss_chart_svg(job.losses, epochs=job.epoch_losses),
             dataset_summary(TrainConfig())[0], dataset_summary(TrainConfig())[1],
             dataset_summary(TrainConfig(train_data_dir=str(demo)))[0]]
     texts = {t for h in html for t in html_texts(h)}

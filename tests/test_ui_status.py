@@ -5,10 +5,10 @@ import shutil
 import time
 from pathlib import Path
 
-from lora_trainer.config import TrainConfig
+from lora_trainer.config.schema import TrainConfig
 from lora_trainer.runner.job import Job
 from lora_trainer.ui import actions
-from lora_trainer.ui.chart import loss_chart_svg, nice_ticks, smooth
+from lora_trainer.evaluate.loss_chart import loss_chart_svg, nice_ticks, smooth_live
 from lora_trainer.ui.dataset_view import dataset_summary
 from lora_trainer.ui.status import (duration, error_html, files_html, job_choices, job_id_of, preview_items,
                                     progress_html, queue_html, view_stamp)
@@ -66,10 +66,11 @@ def test_files_queue_picker_and_previews(tmp_path):
 
 def test_loss_chart_marks_each_epoch_and_smooths_without_a_start_bias():
     assert loss_chart_svg([]) == ""
-    svg = loss_chart_svg([[s, 1.0 + (s % 3) * 0.1] for s in range(1, 61)], [[1, 20, 1.1], [2, 40, 1.1], [3, 60, 1.1]])
+    svg = loss_chart_svg([[s, 1.0 + (s % 3) * 0.1] for s in range(1, 61)],
+                         epochs=[[1, 20, 1.1], [2, 40, 1.1], [3, 60, 1.1]])
     assert svg.count('class="lt-epoch"') == 3 and svg.count('class="lt-mean"') == 3
     assert 'class="lt-raw"' in svg and 'class="lt-smooth"' in svg
-    assert smooth([2.0, 2.0, 2.0]) == [2.0, 2.0, 2.0]
+    assert smooth_live([2.0, 2.0, 2.0]) == [2.0, 2.0, 2.0]
     ticks = nice_ticks(0.13, 0.31)
     assert ticks[0] <= 0.13 and ticks[-1] >= 0.31 and len(ticks) <= 7
     one = loss_chart_svg([[1, 0.5]])   # the first step: a dot, and whole step numbers on the axis

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from lora_trainer.evaluate.grid_axes import EPOCH_LABEL, WEIGHT_LABEL, AxisError
-from lora_trainer.evaluate.st_header import encode_header
+from lora_trainer.io.safetensors_header import encode_header
 from lora_trainer.evaluate.xyz_api import axis_index, txt2img_payload, xyz_script_args
 from lora_trainer.hosts.xyz_axes import find_xyz_module, register_axes
 

@@ -12,13 +12,7 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from .captions import normalize_extension, read_caption, tag_frequency
-from .images import (
-    IMAGE_EXTENSIONS,
-    UNSUPPORTED_IMAGE_EXTENSIONS,
-    ImageLoadError,
-    image_size,
-    is_image_file,
-)
+from .images import IMAGE_EXTENSIONS, UNSUPPORTED_IMAGE_EXTENSIONS, ImageLoadError, image_size, is_image_file
 
 CACHE_DIR_NAME = ".lora_trainer_cache"  # latent cache folder; ignored by the scan like any hidden entry
 _IGNORED_NAMES = {"__macosx", "thumbs.db", "desktop.ini", "@eadir", "$recycle.bin"}

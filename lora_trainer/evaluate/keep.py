@@ -19,9 +19,9 @@ from typing import Any
 
 from ..errors import TrainerError
 from ..io.atomic import atomic_write
+from ..io.safetensors_header import copy_with_metadata, read_header, read_metadata
 from .prompt_tags import format_weight
 from .runs import LORA_SUFFIX, RunFile, RunInfo
-from .st_header import copy_with_metadata, read_header, read_metadata
 from .summary import summary_from_metadata
 
 # ":" and ">" end a name inside <lora:NAME:W>, "=" makes the hosts read it as a parameter, "<" opens

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TrainerError
-from .st_header import read_metadata
+from ..io.safetensors_header import read_metadata
 
 LORA_SUFFIX = ".safetensors"
 EPOCH_RE = re.compile(r"^(?P<name>.+)-(?P<epoch>\d{6})$")

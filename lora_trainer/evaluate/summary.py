@@ -5,13 +5,12 @@ Also guesses the trigger word a prompt needs, from the tag counts kohya stores.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 
+from ..config.metadata import SD_VERSION_LABEL, read_int, read_json, read_training_metadata
+
 _CONCEPT_RE = re.compile(r"^(\d+)_(.+)$", re.DOTALL)
-FAMILY_OF_VERSION = {"sd_v1": "sd1", "sd_v2": "sd2", "sdxl_base_v1-0": "sdxl"}
-SD_VERSION_LABEL = {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL"}  # the hosts' "sd version" values
 
 
 @dataclass
@@ -91,93 +90,42 @@ class TrainingSummary:
         return out
 
 
-def _int(value) -> int | None:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number else None
-
-
-def _bool(value) -> bool | None:
-    return {"true": True, "false": False}.get(str(value).strip().lower())
-
-
-def _json(value):
-    if isinstance(value, (dict, list)):
-        return value
-    try:
-        return json.loads(value) if value else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _resolution(value) -> tuple[int, int] | None:
-    numbers = [int(n) for n in re.findall(r"\d+", str(value or ""))]
-    if len(numbers) == 1:
-        return numbers[0], numbers[0]
-    return (numbers[0], numbers[1]) if len(numbers) >= 2 else None
-
-
-def _concepts(meta: dict[str, str]) -> list[Concept]:
-    tags = _json(meta.get("ss_tag_frequency")) or {}
-    dirs = _json(meta.get("ss_dataset_dirs")) or {}
+def _concepts(tags: dict, dirs: dict) -> list[Concept]:
+    """Concept folders from the tag counts and (kohya's files) ``ss_dataset_dirs``."""
+    tags = tags if isinstance(tags, dict) else {}
+    dirs = dirs if isinstance(dirs, dict) else {}
     names = list(dict.fromkeys(list(dirs) + list(tags)))
     out = []
     for folder in names:
         info = dirs.get(folder) if isinstance(dirs.get(folder), dict) else {}
         match = _CONCEPT_RE.match(folder)
-        repeats = _int(info.get("n_repeats")) or (int(match[1]) if match else None)
+        repeats = read_int(info.get("n_repeats")) or (int(match[1]) if match else None)
         concept_tags = tags.get(folder) if isinstance(tags.get(folder), dict) else {}
-        concept_tags = {str(k): _int(v) or 0 for k, v in concept_tags.items()}
-        out.append(Concept(folder, match[2] if match else folder, repeats, _int(info.get("img_count")),
+        concept_tags = {str(k): read_int(v) or 0 for k, v in concept_tags.items()}
+        out.append(Concept(folder, match[2] if match else folder, repeats, read_int(info.get("img_count")),
                            concept_tags))
     return out
 
 
 def summary_from_metadata(meta: dict[str, str]) -> TrainingSummary:
     """A ``TrainingSummary`` of whatever ``meta`` holds (empty metadata gives an empty summary)."""
-    s = TrainingSummary()
-    s.output_name = meta.get("ss_output_name") or None
-    s.base_model = meta.get("ss_sd_model_name") or None
-    version = meta.get("ss_base_model_version", "")
-    s.family = FAMILY_OF_VERSION.get(version) or ("sdxl" if version.startswith("sdxl") else None)
-    if s.family is None and "modelspec.architecture" in meta:
-        arch = meta["modelspec.architecture"]
-        s.family = "sdxl" if "xl" in arch else "sd2" if "v2" in arch else "sd1" if "v1" in arch else None
-    if s.family is None and _bool(meta.get("ss_v2")) is not None:
-        s.family = "sd2" if _bool(meta.get("ss_v2")) else "sd1"
-    s.network_dim = _int(meta.get("ss_network_dim"))
-    s.network_alpha = _float(meta.get("ss_network_alpha"))
-    s.learning_rate = _float(meta.get("ss_learning_rate"))
-    s.unet_lr = _float(meta.get("ss_unet_lr")) or s.learning_rate
-    s.text_encoder_lr = _float(meta.get("ss_text_encoder_lr")) or s.learning_rate
-    s.optimizer = meta.get("ss_optimizer") or None
-    s.lr_scheduler = meta.get("ss_lr_scheduler") or None
-    s.resolution = _resolution(meta.get("ss_resolution"))
-    s.batch_size = _int(meta.get("ss_batch_size_per_device")) or _int(meta.get("ss_total_batch_size"))
-    s.gradient_accumulation_steps = _int(meta.get("ss_gradient_accumulation_steps"))
-    s.epochs = _int(meta.get("ss_num_epochs"))
-    s.epoch = _int(meta.get("ss_epoch"))
-    s.steps = _int(meta.get("ss_steps"))
-    s.num_train_images = _int(meta.get("ss_num_train_images"))
-    s.num_reg_images = _int(meta.get("ss_num_reg_images"))
-    s.mixed_precision = meta.get("ss_mixed_precision") or None
-    s.min_snr_gamma = _float(meta.get("ss_min_snr_gamma"))
-    s.v_parameterization = _bool(meta.get("ss_v_parameterization"))
-    s.clip_skip = _int(meta.get("ss_clip_skip"))
-    unet_only = _bool(meta.get("ss_network_train_unet_only"))
+    v = read_training_metadata(meta)
+    s = TrainingSummary(
+        output_name=v.get("output_name"), base_model=v.get("model_name"), family=v.get("family"),
+        network_dim=v.get("network_dim"), network_alpha=v.get("network_alpha"),
+        learning_rate=v.get("learning_rate"), optimizer=v.get("optimizer_type"),
+        lr_scheduler=v.get("lr_scheduler"), resolution=v.get("resolution"),
+        batch_size=v.get("train_batch_size") or read_int(meta.get("ss_total_batch_size")),
+        gradient_accumulation_steps=v.get("gradient_accumulation_steps"), epochs=v.get("max_train_epochs"),
+        epoch=v.get("epoch"), steps=v.get("steps"), num_train_images=v.get("num_train_images"),
+        num_reg_images=v.get("num_reg_images"), mixed_precision=v.get("mixed_precision"),
+        min_snr_gamma=v.get("min_snr_gamma"), v_parameterization=v.get("v_prediction"),
+        clip_skip=v.get("clip_skip"), started_at=v.get("training_started_at"), comment=v.get("training_comment"))
+    s.unet_lr = v.get("unet_lr") or s.learning_rate               # kohya writes "None" when not set
+    s.text_encoder_lr = v.get("text_encoder_lr") or s.learning_rate
+    unet_only = v.get("network_train_unet_only")
     s.train_text_encoder = None if unet_only is None else not unet_only
-    s.concepts = _concepts(meta)
-    s.started_at = _float(meta.get("ss_training_started_at"))
-    s.comment = meta.get("ss_training_comment") or None
+    s.concepts = _concepts(v.get("tag_frequency") or {}, read_json(meta.get("ss_dataset_dirs")) or {})
     if s.num_train_images is not None:
         known = [c for c in s.concepts if c.images is not None]
         if len(s.concepts) == 1 and not known:

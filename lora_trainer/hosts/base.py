@@ -6,16 +6,14 @@ that import ``modules.*``, ``modules_forge`` or ``backend``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import struct
 import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..config.metadata import family_from_metadata
 from ..errors import TrainerError
-
-SD_VERSION = {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL"}   # the hosts' "sd version" sidecar values
+from ..io.safetensors_header import read_metadata, tensor_names
 
 
 @dataclass
@@ -30,7 +28,8 @@ class Checkpoint:
 
 @dataclass
 class RenderSettings:
-    """How preview images are rendered: shared by the runner's settings and the adapter's requests."""
+    """How images of a LoRA are rendered: the one set of render fields and limits, extended by the runner's
+    per-epoch previews, the Evaluate tab's grid and the adapter's requests."""
     prompts: list = field(default_factory=lambda: ["{trigger}"])  # {trigger} is replaced by the trigger word
     weight: float = 1.0
     negative_prompt: str = ""
@@ -43,6 +42,18 @@ class RenderSettings:
 
     def render_fields(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(RenderSettings)}
+
+    def render_problems(self, prefix: str = "") -> list[str]:
+        """Sizes, steps and prompts a host cannot render, each named with ``prefix`` (e.g. "previews.")."""
+        problems = []
+        for side in ("width", "height"):
+            if getattr(self, side) < 64 or getattr(self, side) % 8:
+                problems.append(f"{prefix}{side} is {getattr(self, side)}; use a multiple of 8, at least 64")
+        if not 1 <= self.steps <= 150:
+            problems.append(f"{prefix}steps is {self.steps}; use 1 to 150")
+        if not self.prompts:
+            problems.append(f"{prefix}prompts is empty; give at least one prompt, e.g. \"{{trigger}}\"")
+        return problems
 
 
 @dataclass
@@ -124,21 +135,6 @@ def with_lora_tag(prompt: str, network_name: str, weight: float, trigger: str = 
     return f"{text}, {tag}" if text else tag
 
 
-def safetensors_header(path: str) -> dict:
-    """The JSON header of a .safetensors file (tensor names, dtypes, shapes, ``__metadata__``)."""
-    with open(path, "rb") as fh:
-        raw = fh.read(8)
-        if len(raw) != 8:
-            raise ValueError("file too short")
-        (size,) = struct.unpack("<Q", raw)
-        if size > 100 * 2**20:
-            raise ValueError("header too large")
-        header = json.loads(fh.read(size).decode("utf-8"))
-    if not isinstance(header, dict):
-        raise ValueError("header is not a JSON object")
-    return header
-
-
 _family_cache: dict[tuple, Optional[str]] = {}
 _family_lock = threading.Lock()
 
@@ -164,7 +160,7 @@ def checkpoint_family(path: str) -> Optional[str]:
         if os.path.isdir(path):
             family = detect_diffusers_folder(path)
         elif path.lower().endswith(".safetensors"):
-            keys = [k for k in safetensors_header(path) if k != "__metadata__"]
+            keys = tensor_names(path)
             family = detect_family(keys, source=path)
     except (TrainerError, OSError, ValueError):
         family = None
@@ -176,18 +172,9 @@ def checkpoint_family(path: str) -> Optional[str]:
 def lora_family(path: str) -> Optional[str]:
     """The family a kohya LoRA file was trained for, from its metadata (None when not said)."""
     try:
-        meta = safetensors_header(path).get("__metadata__") or {}
-    except (OSError, ValueError):
+        return family_from_metadata(read_metadata(path))
+    except TrainerError:
         return None
-    version = str(meta.get("ss_base_model_version", ""))
-    arch = str(meta.get("modelspec.architecture", ""))
-    if version.startswith("sdxl") or arch.startswith("stable-diffusion-xl"):
-        return "sdxl"
-    if version.startswith("sd_v2") or meta.get("ss_v2") == "True" or arch.startswith("stable-diffusion-v2"):
-        return "sd2"
-    if version.startswith("sd_v1") or arch.startswith("stable-diffusion-v1"):
-        return "sd1"
-    return None
 
 
 def is_inside(path: str, folder: str) -> bool:

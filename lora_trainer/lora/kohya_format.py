@@ -1,6 +1,7 @@
 """kohya-format LoRA files: the keys and metadata A1111, Forge, ComfyUI and diffusers load.
 
-Keys: ``<prefix>_<module path with "_">.lora_down.weight`` / ``.lora_up.weight`` / ``.alpha``.
+Keys: ``<prefix>_<module path with "_">.lora_down.weight`` / ``.lora_up.weight`` / ``.alpha``; the
+``ss_*`` metadata is written from the settings' schema (``config.metadata``).
 SD1.x/SD2.x UNet paths use diffusers' names (as kohya writes them); SDXL UNet paths use
 the original SGM names (``input_blocks_4_1_…``), as kohya's SDXL trainer writes them.
 """
@@ -16,9 +17,6 @@ from .network import ADAPTER, LoraNetwork
 
 KEY_RE = re.compile(r"^(lora_unet|lora_te|lora_te1|lora_te2)_([A-Za-z0-9_]+)\.(lora_down\.weight|lora_up\.weight|alpha)$")
 SAVE_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "float": torch.float32}
-BASE_MODEL_VERSION = {"sd1": "sd_v1", "sd2": "sd_v2", "sdxl": "sdxl_base_v1-0"}
-ARCHITECTURE = {"sd1": "stable-diffusion-v1/lora", "sd2": "stable-diffusion-v2-768-v/lora",
-                "sdxl": "stable-diffusion-xl-v1-base/lora"}
 REQUIRED_METADATA = ("ss_output_name", "ss_base_model_version", "ss_v2", "modelspec.architecture",
                      "ss_network_module", "ss_network_dim", "ss_network_alpha", "ss_sd_model_name",
                      "ss_resolution", "ss_num_train_images", "ss_num_reg_images", "ss_epoch", "ss_steps",
@@ -58,66 +56,6 @@ def kohya_state_dict(network: LoraNetwork, family: str, save_precision: str = "f
         out[key + ".lora_up.weight"] = up.detach().to("cpu", dtype).contiguous()
         out[key + ".alpha"] = torch.tensor(float(layer.lora_alpha[ADAPTER]), dtype=dtype)
     return out
-
-
-def build_metadata(*, cfg, family: str, model_name: str, num_train_images: int, num_reg_images: int,
-                   epoch: int, steps: int, training_started_at: float, tag_frequency: dict,
-                   extra: dict | None = None) -> dict[str, str]:
-    """``ss_*`` and ``modelspec.*`` metadata (all values are strings, as safetensors requires)."""
-    net = cfg.network_kwargs()
-    width, height = cfg.resolution_wh
-    meta = {
-        "ss_output_name": cfg.output_name,
-        "ss_base_model_version": BASE_MODEL_VERSION[family],
-        "ss_v2": str(family == "sd2"),
-        "ss_v_parameterization": str(bool(cfg.v_parameterization)),
-        "modelspec.sai_model_spec": "1.0.0",
-        "modelspec.architecture": ARCHITECTURE[family],
-        "modelspec.implementation": "https://github.com/kohya-ss/sd-scripts",
-        "modelspec.title": cfg.output_name,
-        "ss_network_module": "networks.lora",
-        "ss_network_dim": str(cfg.network_dim),
-        "ss_network_alpha": f"{cfg.network_alpha:g}",
-        "ss_network_args": json.dumps({k: str(v) for k, v in net.items() if v is not None}),
-        "ss_sd_model_name": model_name,
-        "ss_resolution": f"({width}, {height})",
-        "ss_num_train_images": str(num_train_images),
-        "ss_num_reg_images": str(num_reg_images),
-        "ss_epoch": str(epoch),
-        "ss_steps": str(steps),
-        "ss_num_epochs": str(cfg.max_train_epochs or ""),
-        "ss_batch_size_per_device": str(cfg.train_batch_size),
-        "ss_gradient_accumulation_steps": str(cfg.gradient_accumulation_steps),
-        "ss_learning_rate": f"{cfg.learning_rate:g}",
-        "ss_unet_lr": f"{cfg.effective_unet_lr:g}",
-        "ss_text_encoder_lr": f"{cfg.effective_text_encoder_lr:g}",
-        "ss_optimizer": cfg.optimizer_type + (f"({','.join(cfg.optimizer_args)})" if cfg.optimizer_args else ""),
-        "ss_lr_scheduler": cfg.lr_scheduler,
-        "ss_lr_warmup_steps": f"{cfg.lr_warmup_steps:g}",
-        "ss_mixed_precision": cfg.mixed_precision,
-        "ss_max_grad_norm": f"{cfg.max_grad_norm:g}",
-        "ss_min_snr_gamma": "" if cfg.min_snr_gamma is None else f"{cfg.min_snr_gamma:g}",
-        "ss_noise_offset": "" if cfg.noise_offset is None else f"{cfg.noise_offset:g}",
-        "ss_network_dropout": "" if cfg.network_dropout is None else f"{cfg.network_dropout:g}",
-        "ss_scale_weight_norms": "" if cfg.scale_weight_norms is None else f"{cfg.scale_weight_norms:g}",
-        "ss_seed": str(cfg.seed),
-        "ss_keep_tokens": str(cfg.keep_tokens),
-        "ss_shuffle_caption": str(cfg.shuffle_caption),
-        "ss_caption_dropout_rate": f"{cfg.caption_dropout_rate:g}",
-        "ss_prior_loss_weight": f"{cfg.prior_loss_weight:g}",
-        "ss_enable_bucket": str(cfg.enable_bucket),
-        "ss_training_started_at": f"{training_started_at:.3f}",
-        "ss_tag_frequency": json.dumps(tag_frequency, ensure_ascii=False),
-        "ss_clip_skip": str(cfg.clip_skip) if cfg.clip_skip else "None",
-        "ss_training_comment": cfg.training_comment,
-        "ss_network_train_unet_only": str(cfg.network_train_unet_only),
-        "ss_network_train_text_encoder_only": str(cfg.network_train_text_encoder_only),
-    }
-    if family == "sdxl":
-        meta["modelspec.resolution"] = f"{width}x{height}"
-    if extra:
-        meta.update({k: str(v) for k, v in extra.items()})
-    return meta
 
 
 def missing_metadata(metadata: dict[str, str]) -> list[str]:

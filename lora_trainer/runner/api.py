@@ -8,7 +8,7 @@ the trainer core, and every refusal answers ``{"error": what, "advice": how to f
 import os
 from typing import Optional
 
-from ..config_io import _load_toml_text, config_from_dict
+from ..config.files import config_from_dict, load_toml_text
 from ..errors import ConfigError, TrainerError
 from .job import PreviewSettings
 from .runner import Runner
@@ -35,7 +35,7 @@ def config_from_body(body) -> tuple:
     else:
         if not isinstance(body["toml"], str):
             raise ConfigError("\"toml\" must be the text of a settings file", BODY_HELP)
-        cfg, warnings = config_from_dict(_load_toml_text(body["toml"], "the request's toml"),
+        cfg, warnings = config_from_dict(load_toml_text(body["toml"], "the request's toml"),
                                          source="the request's toml")
     return cfg, warnings, PreviewSettings.from_dict(body.get("previews"))
 
@@ -96,7 +96,7 @@ def register_api(app, runner: Runner, dependencies: Optional[list] = None) -> No
                                      "previews": [_file_info(p) for p in job.previews]})
 
     def status():
-        from ..install_check import check_environment, installed_versions
+        from ..install.check import check_environment, installed_versions
 
         check = check_environment(installed_versions())
         try:

@@ -49,13 +49,7 @@ class PreviewSettings(RenderSettings):
             raise ConfigError(problems)
         settings = cls(**values)
         if settings.enabled:
-            for side in ("width", "height"):
-                if getattr(settings, side) < 64 or getattr(settings, side) % 8:
-                    problems.append(f"previews.{side} is {getattr(settings, side)}; use a multiple of 8, at least 64")
-            if not 1 <= settings.steps <= 150:
-                problems.append(f"previews.steps is {settings.steps}; use 1 to 150")
-            if not settings.prompts:
-                problems.append("previews.prompts is empty; give at least one prompt, e.g. \"{trigger}\"")
+            problems += settings.render_problems("previews.")
         if problems:
             raise ConfigError(problems)
         return settings

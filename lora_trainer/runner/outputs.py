@@ -7,7 +7,7 @@ import os
 import shutil
 from typing import Optional
 
-from ..hosts.base import SD_VERSION
+from ..config.metadata import SD_VERSION_LABEL
 from ..io.atomic import atomic_write
 
 PREVIEW_DIR = "previews"
@@ -49,7 +49,7 @@ def sidecar_paths(final_path: str) -> tuple[str, str]:
 def write_sidecar(final_path: str, *, trigger: str, weight: float, family: Optional[str], description: str,
                   notes: str) -> str:
     path, _ = sidecar_paths(final_path)
-    data = {"description": description, "sd version": SD_VERSION.get(family or "", "Unknown"),
+    data = {"description": description, "sd version": SD_VERSION_LABEL.get(family or "", "Unknown"),
             "activation text": trigger, "preferred weight": float(weight), "notes": notes}
     with atomic_write(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:

@@ -15,14 +15,14 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from ..config import TrainConfig, validate
+from ..config.schema import TrainConfig, validate
 from ..errors import ConfigError, TrainerError
 from ..hosts.base import HostAdapter, PreviewRequest, PreviewUnavailable, checkpoint_family, is_inside, lora_family
 from ..train import events as ev
 from . import outputs
 from .history import JobHistory, default_dir
-from .memory import release_memory
 from .job import ACTIVE, Job, PreviewSettings, new_job_id
+from .memory import release_memory
 
 # A1111 takes the extension folder off sys.path once the tab script is imported; the worker
 # thread imports torch-heavy modules later, so it remembers where the package lives.

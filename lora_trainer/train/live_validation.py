@@ -1,7 +1,7 @@
 """The validation loss while training: a fixed set built once at setup, scored after chosen epochs.
 
-The set (latents, noise, fixed timesteps) is the one ``evaluate.validation`` scores saved
-files with, so the numbers logged here and those computed later from the Evaluate tab are
+The set (latents, noise, fixed timesteps) is built by ``validation_loss``, which the Evaluate tab
+scores saved files with too, so the numbers logged here and those computed later from the Evaluate tab are
 the same measurement. Held-out images come from ``validation_split`` and/or a
 ``validation_data_dir``; without either, ``validate_every_n_epochs`` scores a few training
 images with fixed noise.
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..evaluate.validation import (DEFAULT_MAX_IMAGES, ValidationSet, build_validation_set, items_from_entries,
-                                   items_from_folder, items_from_training_items, validation_loss)
 from .graphs import dropout_active
+from .validation_loss import (DEFAULT_MAX_IMAGES, ValidationSet, build_validation_set, items_from_entries,
+                              items_from_folder, items_from_training_items, validation_loss)
 
 MAX_FOLDER_IMAGES = 32
 

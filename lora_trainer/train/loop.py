@@ -15,17 +15,17 @@ from typing import Optional
 
 import torch
 
-from ..config import TrainConfig
+from ..config.schema import TrainConfig
+from ..config.steps import format_plan
 from ..data.captions import process_caption
 from ..data.dataset import epoch_batches
 from ..data.images import ImageLoadError
 from ..errors import TrainerError, TrainingDiverged
-from ..steps import format_plan
 from . import events as ev
+from .graphs import GraphedStep, gradient_checkpointing_without_rng, graph_blockers, host_learning_rates
 from .saving import save_checkpoint
 from .setup import Run, prepare_run
-from .state import RngStates, load_state, resume_mismatches
-from .graphs import GraphedStep, graph_blockers, gradient_checkpointing_without_rng, host_learning_rates
+from .state import load_state, resume_mismatches
 from .step import Batch, after_update, apply_update, compute_loss
 from .transfer import to_device
 

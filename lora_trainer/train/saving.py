@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 
-from ..lora.kohya_format import build_metadata, kohya_state_dict
+from ..config.metadata import RunFacts, training_metadata
+from ..lora.kohya_format import kohya_state_dict
 from .state import RngStates, save_state
 
 
@@ -22,12 +23,12 @@ def save_checkpoint(run, *, kind: str, epoch: int, step: int, batch_in_epoch: in
     file_name, state_name = checkpoint_names(cfg.output_name, kind, epoch)
     path = os.path.join(cfg.output_dir, file_name)
     tensors = kohya_state_dict(run.network, run.base.family, cfg.save_precision, run.base.unet.config)
-    metadata = build_metadata(
-        cfg=cfg, family=run.base.family, model_name=run.base.model_name,
+    metadata = training_metadata(cfg, RunFacts(
+        family=run.base.family, model_name=run.base.model_name,
         num_train_images=sum(1 for it in run.items if not it.is_reg),
         num_reg_images=sum(1 for it in run.items if it.is_reg), epoch=epoch, steps=step,
         training_started_at=run.started_at, tag_frequency=run.scan.tag_frequency(),
-        extra={"ss_v_parameterization": str(run.base.v_prediction)})
+        v_prediction=bool(run.base.v_prediction)))
     save_safetensors_atomic(tensors, path, metadata)
     state_dir = None
     if cfg.save_state or kind == "interrupted":

@@ -13,13 +13,12 @@ from typing import Optional
 
 import torch
 
-from ..config import TrainConfig, validate
+from ..config.schema import TrainConfig, validate
+from ..config.steps import StepPlan, scan_and_plan
 from ..data.dataset import TrainItem
 from ..data.folders import DatasetScan
 from ..errors import ConfigError, DatasetError
-from ..steps import StepPlan, scan_and_plan
-from .graphs import (dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing,
-                     torch_older_than)
+from .graphs import dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing, torch_older_than
 from .step import StepModels
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import TrainConfig, parse_resolution, validate
-from ..config_io import config_from_dict, read_toml, save_config
+from ..config.files import config_from_dict, read_toml, save_config
+from ..config.schema import TrainConfig, parse_resolution, validate
+from ..config.steps import scan_and_plan
 from ..errors import ConfigError, TrainerError
-from ..steps import scan_and_plan
 from .fields import with_label
 from .kohya_gui import import_kohya_gui, looks_like_kohya_gui
 from .names import files_to_overwrite, sanitize_output_name

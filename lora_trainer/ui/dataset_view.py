@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from html import escape
 
-from ..config import TrainConfig, validate
+from ..config.schema import TrainConfig, validate
+from ..config.steps import format_plan, scan_and_plan
 from ..errors import ConfigError, TrainerError
-from ..steps import format_plan, scan_and_plan
 from .fields import with_label
 from .status import message_html
 

@@ -24,7 +24,7 @@ def install_status(extension_root: str) -> dict:
         from ..install.status import read_install_status
         return read_install_status(extension_root)
     except Exception:
-        from ..install_check import check_environment, installed_versions
+        from ..install.check import check_environment, installed_versions
         result = check_environment(installed_versions())
         return {"ready": result.ok, "summary": "Some libraries the trainer needs are missing or too old."
                 if not result.ok else "", "problems": result.problems, "command": result.pip_command()}

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import BASIC, TrainConfig, field_type
-from ..config_io import config_from_dict
+from ..config.files import config_from_dict
+from ..config.schema import BASIC, TrainConfig, field_type
 
 SECTION_TITLES = {"model": "Model", "data": "Images and captions", "output": "Saving", "network": "Network",
                   "optimizer": "Optimizer and learning rate", "training": "Training",

@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 import gradio as gr
 
-from ..config import TrainConfig
+from ..config.schema import TrainConfig
 from .compat import dropdown, info_kw, keep_out_of_ui_config
 from .fields import EMPTY_HINT, SECTION_TITLES, FieldSpec, config_from_widgets, field_specs, to_widget, widget_values
 

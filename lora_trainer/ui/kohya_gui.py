@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import TrainConfig
-from ..config_io import HANDLED_KOHYA_KEYS, config_from_dict
+from ..config.files import HANDLED_KOHYA_KEYS, config_from_dict
+from ..config.schema import TrainConfig
 from ..errors import ConfigError
 
 # GUI key → our field, where the names differ.

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Our side of the benchmark in one device run. Needs diffusers (and bitsandbytes for the 8-bit
+# preset) as wheels in $WHEELS (default .whl/). Results: OUT/ours.jsonl (one JSON line per measurement) + logs.
+# Usage: bash benchmarks/bench_device.sh OUT_DIR steps|sdxl|compile|presets|compile-sd15|...
+#   steps:   eager / CUDA graphs / channels-last on the six reference jobs, graph equivalence
+#   sdxl:    the SDXL half of steps, and the allocator's expandable segments
+#   compile: regional torch.compile, SD1.5 batch 16, the VRAM presets under their memory caps
+#   presets: the VRAM presets only; compile-sd15: compiled SD1.5 at batch 16
+#   precision: bf16 without autocast against the former autocast step (+amp), checkpointing that
+#            keeps the self-attention outputs against recomputing all (+fullgc), then the WebUI
+#            runner against the CLI on the same job and a checkpointed CLI job with validation
+#   memory:  graph equivalence and the reference jobs' memory after a change to it
+#   final:   graph equivalence, the reference jobs with the current step, where the reserved
+#            memory is, the SDXL batch-4 profile
+#   reference: graph equivalence, the six reference jobs (first variant: train's default step),
+#            the checkpointed jobs against keeping only the attention outputs (+attnonly)
+#   train-memory: a whole checkpointed SDXL 1024² train run's peak memory, setup included
+#            (benchmarks/train_memory.py); compiled jobs: parts compile-sd15 and compile
+#   profile: the SDXL batch-4 profile of train's default step, eager and captured
+#   preset-train: each SDXL VRAM preset as a whole `train` run under its memory cap, and one after
+#            the character preset (shuffled captions); with graph equivalence first (text encoders too)
+set -uo pipefail
+OUT=${1:?OUT_DIR}
+PART=${2:-steps}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+  "${WHEELS:-$ROOT/.whl}"/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$ROOT HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+cd "$ROOT"
+python3 -c "import torch, diffusers, peft, transformers, accelerate; print('torch', torch.__version__, torch.cuda.get_device_name(), 'diffusers', diffusers.__version__, 'peft', peft.__version__, 'transformers', transformers.__version__, 'accelerate', accelerate.__version__)" | tee -a "$OUT/versions.txt"
+bench() {  # timeout, then bench arguments
+  local limit=$1; shift
+  echo "== $*" >>"$OUT/bench.log"
+  timeout "$limit" python3 -m benchmarks.bench --json "$OUT/ours.jsonl" "$@" 2>>"$OUT/bench.log" \
+    | tee -a "$OUT/bench.log" | cut -c1-330
+  echo "rc=${PIPESTATUS[0]} ($*)"
+}
+if [[ $PART == steps ]]; then
+  timeout 120 python3 benchmarks/graph_check.py 6 2>>"$OUT/bench.log" | tee "$OUT/graph_check.log"
+  bench 100 --model sd15 --batch 1 --variants eager,graphs,eager+cl,graphs+cl
+  bench 100 --model sd15 --batch 4 --variants eager,graphs,eager+cl,graphs+cl
+  bench 80 --model sd15 --batch 1 --gradient-checkpointing --variants eager,graphs
+fi
+if [[ $PART == steps || $PART == sdxl ]]; then
+  [[ $PART == sdxl ]] && timeout 150 python3 benchmarks/graph_check.py 6 2>>"$OUT/bench.log" | tee "$OUT/graph_check.log"
+  bench 110 --model sdxl --batch 1 --variants eager,graphs
+  bench 140 --model sdxl --batch 4 --variants eager,graphs,graphs+cl --profile "$OUT/profile_sdxl_b4.txt"
+  bench 110 --model sdxl --batch 1 --gradient-checkpointing --variants eager,graphs
+  # the allocator's expandable segments: less reserved beside the same allocated memory?
+  export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+  bench 60 --model sd15 --batch 1 --no-baseline --variants eager,graphs
+  bench 90 --model sdxl --batch 1 --gradient-checkpointing --no-baseline --variants eager,graphs
+  unset PYTORCH_CUDA_ALLOC_CONF
+fi
+if [[ $PART == compile ]]; then
+  bench 80 --model sd15 --batch 16 --no-baseline --variants eager,graphs
+  bench 330 --model sdxl --batch 4 --no-baseline --variants compile+graphs
+fi
+if [[ $PART == compile || $PART == presets ]]; then
+  for tier in 8 12 16 24; do bench 100 --memory-preset "sdxl-${tier}gb"; done
+fi
+if [[ $PART == compile-sd15 ]]; then
+  bench 200 --model sd15 --batch 16 --no-baseline --variants compile+graphs
+fi
+if [[ $PART == precision ]]; then
+  bench 60 --model sd15 --batch 1 --no-baseline --variants graphs,graphs+amp,eager
+  bench 60 --model sd15 --batch 1 --gradient-checkpointing --no-baseline --variants graphs,graphs+fullgc
+  bench 80 --model sdxl --batch 1 --no-baseline --variants graphs,graphs+amp
+  bench 100 --model sdxl --batch 1 --gradient-checkpointing --no-baseline --variants graphs,graphs+fullgc,eager
+  bench 90 --model sdxl --batch 4 --no-baseline --variants graphs,graphs+amp
+  W=/tmp/runner_bench
+  timeout 90 python3 benchmarks/kohya_prepare.py "$W" sd15 2>>"$OUT/bench.log" | tail -1
+  timeout 200 python3 benchmarks/runner_vs_cli.py "$W/models/sd15" "$W/data/512" "$W/runs" 400 "$OUT/runner_vs_cli.jsonl" 2 \
+    2>>"$OUT/runner.log" | tee -a "$OUT/runner.log" | cut -c1-300
+  timeout 90 python3 -m lora_trainer train --pretrained_model_name_or_path "$W/models/sd15" \
+    --train_data_dir "$W/data/512" --output_dir "$W/val" --output_name val --max_train_epochs none \
+    --max_train_steps 60 --validation_split 0.25 --gradient_checkpointing true --save_state false \
+    >"$OUT/validation_run.log" 2>&1; echo "rc=$? (validation run)"
+  grep -h '"validation"' "$W"/val/logs/*/metrics.jsonl | tee "$OUT/validation_events.jsonl"
+  grep -h 'cuda_graphs' "$W"/val/logs/*/metrics.jsonl | head -2
+fi
+if [[ $PART == final ]]; then
+  timeout 150 python3 benchmarks/graph_check.py 6 2>>"$OUT/bench.log" | tee "$OUT/graph_check.log"
+  bench 110 --model sdxl --batch 1 --gradient-checkpointing --no-baseline --variants graphs,graphs+fullgc,eager \
+    --memory-breakdown "$OUT/memory.md"
+  bench 60 --model sdxl --batch 1 --no-baseline --variants graphs --memory-breakdown "$OUT/memory.md"
+  bench 45 --model sd15 --batch 1 --no-baseline --variants graphs
+  bench 45 --model sd15 --batch 1 --gradient-checkpointing --no-baseline --variants graphs,eager
+  bench 45 --model sd15 --batch 4 --no-baseline --variants graphs
+  bench 60 --model sd15 --batch 16 --no-baseline --variants graphs
+  bench 140 --model sdxl --batch 4 --variants eager,graphs --profile "$OUT/profile_sdxl_b4.txt"
+fi
+if [[ $PART == memory ]]; then
+  timeout 150 python3 benchmarks/graph_check.py 6 2>>"$OUT/bench.log" | tee "$OUT/graph_check.log"
+  bench 80 --model sdxl --batch 1 --gradient-checkpointing --no-baseline --variants graphs --memory-breakdown "$OUT/memory.md"
+  bench 50 --model sdxl --batch 1 --no-baseline --variants graphs
+  bench 40 --model sd15 --batch 1 --no-baseline --variants graphs
+  bench 40 --model sd15 --batch 1 --gradient-checkpointing --no-baseline --variants graphs
+  bench 50 --model sd15 --batch 4 --no-baseline --variants graphs
+fi
+if [[ $PART == reference ]]; then
+  timeout 150 python3 benchmarks/graph_check.py 6 2>>"$OUT/bench.log" | tee "$OUT/graph_check.log"
+  bench 70 --model sd15 --batch 1 --no-baseline --variants graphs,eager
+  bench 70 --model sd15 --batch 4 --no-baseline --variants graphs
+  bench 70 --model sd15 --batch 1 --gradient-checkpointing --no-baseline --variants graphs,graphs+attnonly
+  bench 90 --model sdxl --batch 1 --no-baseline --variants graphs
+  bench 110 --model sdxl --batch 4 --no-baseline --variants graphs,eager
+  bench 120 --model sdxl --batch 1 --gradient-checkpointing --no-baseline --variants graphs,graphs+attnonly,graphs+fullgc
+fi
+if [[ $PART == train-memory ]]; then
+  W=/tmp/train_memory
+  timeout 150 python3 benchmarks/kohya_prepare.py "$W" sdxl 2>>"$OUT/bench.log" | tail -1
+  timeout 200 python3 benchmarks/train_memory.py "$OUT/train_memory.jsonl" sdxl-gc-b1 -- \
+    --pretrained_model_name_or_path "$W/models/sdxl" --train_data_dir "$W/data/1024" --output_dir "$W/out" \
+    --output_name m --resolution 1024 --train_batch_size 1 --gradient_checkpointing true --network_dim 32 \
+    --network_alpha 32 --network_train_unet_only true --cache_latents true --mixed_precision bf16 \
+    --optimizer_type AdamW --max_grad_norm 1.0 --max_train_epochs none --max_train_steps 60 --save_state false \
+    --save_every_n_epochs none >"$OUT/train_memory.log" 2>&1
+  tail -1 "$OUT/train_memory.log"
+fi
+if [[ $PART == profile ]]; then
+  bench 140 --model sdxl --batch 4 --no-baseline --variants eager,graphs --profile "$OUT/profile_sdxl_b4.txt"
+  bench 110 --model sdxl --batch 4 --no-baseline --variants graphs --profile "$OUT/profile_sdxl_b4_graphs.txt"
+fi
+if [[ $PART == preset-train ]]; then
+  timeout 200 python3 benchmarks/graph_check.py 6 2>>"$OUT/bench.log" | tee "$OUT/graph_check.log"
+  W=/tmp/preset_train
+  timeout 150 python3 benchmarks/kohya_prepare.py "$W" sdxl 2>>"$OUT/bench.log" | tail -1
+  for presets in sdxl-8gb sdxl-12gb sdxl-16gb sdxl-24gb character,sdxl-12gb; do
+    tier=${presets##*sdxl-}; tier=${tier%gb}
+    # the cap the benchmark's check uses: the card's GiB less 0.5 GiB of CUDA context
+    timeout 150 python3 benchmarks/train_memory.py "$OUT/preset_train.jsonl" "$presets" --preset "$presets" \
+      --cap-gib "$((tier - 1)).5" -- \
+      --pretrained_model_name_or_path "$W/models/sdxl" --train_data_dir "$W/data/1024" --output_dir "$W/out_${presets/,/_}" \
+      --output_name m --mixed_precision bf16 --max_train_epochs none --max_train_steps 30 --save_state false \
+      --save_every_n_epochs none >"$OUT/preset_train_${presets/,/_}.log" 2>&1
+    tail -1 "$OUT/preset_train_${presets/,/_}.log" | cut -c1-500
+  done
+fi

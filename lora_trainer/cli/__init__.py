@@ -1,0 +1,1 @@
+"""The command line: ``python -m lora_trainer train | demo | inspect | bench``."""

@@ -1,0 +1,118 @@
+"""Command line: ``train`` (also under ``accelerate launch``), ``demo``, ``inspect`` and ``bench``."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from ..config.files import add_config_flags, config_from_dict, load_config, overrides_from_args
+from ..errors import TrainerError
+from .progress import ProgressPrinter
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..train.events import StopRequest
+    from ..train.loop import train
+
+    overrides = overrides_from_args(args)
+    if args.config:
+        cfg, warnings = load_config(args.config, overrides)
+    else:
+        cfg, warnings = config_from_dict(overrides, source="command line")
+    for warning in warnings:
+        print(f"warning: {warning}")
+    stop = StopRequest()
+    previous = None
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # several processes must stop together: not via Ctrl+C
+        def on_interrupt(signum, frame):
+            if stop.requested:
+                raise KeyboardInterrupt
+            stop.request()
+            print("\nStopping: the -interrupted file and state are saved next (Ctrl+C again to quit now).",
+                  file=sys.stderr)
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        result = train(cfg, listener=ProgressPrinter(), stop=stop)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if os.environ.get("RANK", "0") != "0":  # under accelerate launch only the main process reports
+        return 0
+    print(("Stopped. " if result.stopped else "Done. ") + f"{result.steps} steps; files:")
+    for path in result.files:
+        print(f"  {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.output_dir, epochs=args.epochs)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .inspect_lora import describe
+
+    print(describe(args.file, show_all_metadata=args.all))
+    return 0
+
+
+def run_bench(bench_args: list[str]) -> int:
+    """The benchmark lives beside the package (``benchmarks/``, not shipped): run it in its own process
+    with every option passed on as given."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "benchmarks" / "bench.py").is_file():
+        raise TrainerError("the benchmark is not installed with the package",
+                           "run it from a clone of the repository: python -m benchmarks.bench --help")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    return subprocess.call([sys.executable, "-m", "benchmarks.bench", *bench_args], cwd=root, env=env)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lora_trainer",
+                                     description="Train kohya-format LoRA files for SD1.x, SD2.x and SDXL.")
+    parser.add_argument("--verbose", action="store_true", help="also show the libraries' own log messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_train = sub.add_parser("train", help="train a LoRA from a config file and/or flags")
+    p_train.add_argument("--config", help="TOML config (this trainer's or kohya sd-scripts')")
+    add_config_flags(p_train)
+    p_train.set_defaults(func=cmd_train)
+    p_demo = sub.add_parser("demo", help="train a tiny demo LoRA on CPU in a few minutes")
+    p_demo.add_argument("--output-dir", default="demo_output")
+    p_demo.add_argument("--epochs", type=int, default=10)
+    p_demo.set_defaults(func=cmd_demo)
+    p_inspect = sub.add_parser("inspect", help="show a LoRA file's modules, rank, alpha and metadata")
+    p_inspect.add_argument("file")
+    p_inspect.add_argument("--all", action="store_true", help="print every metadata field in full")
+    p_inspect.set_defaults(func=cmd_inspect)
+    sub.add_parser("bench", help="time the training step on full-size SD1.5/SDXL (CUDA); "
+                                           "python -m lora_trainer bench --help lists its options",
+                             add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((i for i, a in enumerate(argv) if a != "--verbose"), None)
+    if first is not None and argv[first] == "bench":   # its options are the benchmark's own
+        try:
+            return run_bench(argv[first + 1:])
+        except TrainerError as err:
+            print(f"\nerror: {err}", file=sys.stderr)
+            return 2
+    args = build_parser().parse_args(argv)
+    if not args.verbose:
+        from .quiet import quiet_libraries
+        quiet_libraries()
+    try:
+        return args.func(args)
+    except TrainerError as err:
+        print(f"\nerror: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,421 @@
+"""The one source of truth for training parameters.
+
+``TrainConfig`` field names follow kohya sd-scripts' ``train_network.py`` so that a
+kohya TOML file loads as is. Each field carries metadata (label, help text, group,
+choices, limits) from which the CLI flags, the TOML files and the WebUI form are
+derived. This module must not import torch: it runs under the WebUI's Python
+before any heavy import.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..errors import ConfigError
+
+BASIC = "basic"
+ADVANCED = "advanced"
+
+OPTIMIZER_TYPES = (
+    "AdamW", "AdamW8bit", "PagedAdamW8bit", "Lion", "Lion8bit", "PagedLion8bit",
+    "SGDNesterov", "SGDNesterov8bit", "Prodigy", "DAdaptAdam", "DAdaptation", "DAdaptLion", "Adafactor",
+)
+LR_SCHEDULERS = (
+    "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial", "adafactor",
+)
+MIXED_PRECISIONS = ("no", "fp16", "bf16")
+SAVE_PRECISIONS = ("fp16", "bf16", "float")
+
+
+def opt(default: Any, help: str, *, group: str = ADVANCED, label: str = "", choices: tuple = (),
+        minimum: float | None = None, maximum: float | None = None, section: str = "", ss: str = "",
+        ss_form: str = "text", ss_value: str = "") -> Any:
+    """A config field with the metadata the CLI, TOML, UI and the saved file's metadata are generated from.
+
+    ``ss``: the ``ss_*`` key a saved LoRA file stores the field under, ``ss_form`` its text form (a
+    ``config.metadata.FORMS`` name), ``ss_value`` the attribute or method written instead of the field
+    itself (a derived value, e.g. the effective UNet learning rate)."""
+    meta = {"help": help, "group": group, "label": label, "choices": choices,
+            "minimum": minimum, "maximum": maximum, "section": section, "ss": ss, "ss_form": ss_form,
+            "ss_value": ss_value}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    # --- model -------------------------------------------------------------------------
+    pretrained_model_name_or_path: str = opt(
+        "", "Base model: a .safetensors/.ckpt checkpoint (SD1.x, SD2.x or SDXL) or a diffusers folder.",
+        group=BASIC, label="Base model", section="model")
+    v_parameterization: Optional[bool] = opt(
+        None, "Train with v-prediction. Leave empty to decide from the model (SD2.x 768 models use it).",
+        label="v-prediction", section="model")
+    clip_skip: Optional[int] = opt(
+        None, "Use the output of this text-encoder layer counted from the end (2 for most anime SD1.5 models). "
+              "Ignored for SDXL.", label="CLIP skip", minimum=1, maximum=12, section="model",
+        ss="ss_clip_skip", ss_form="count_or_none")
+    # --- data --------------------------------------------------------------------------
+    train_data_dir: str = opt(
+        "", "Folder that holds one sub-folder per concept, named <repeats>_<name> (e.g. 10_mychar).",
+        group=BASIC, label="Training images folder", section="data")
+    reg_data_dir: str = opt(
+        "", "Optional regularization images, same <repeats>_<name> layout. Leave empty for none.",
+        label="Regularization folder", section="data")
+    caption_extension: str = opt(".txt", "Extension of the caption file next to each image.",
+                                 label="Caption extension", section="data")
+    resolution: str = opt("512", "Training size in pixels: one number (512) or width,height (768,512). "
+                                 "Multiples of 64.", group=BASIC, label="Resolution", section="data",
+                                 ss="ss_resolution", ss_form="resolution")
+    enable_bucket: bool = opt(True, "Group images by aspect ratio instead of cropping all to a square.",
+                              label="Aspect-ratio buckets", section="data", ss="ss_enable_bucket", ss_form="bool")
+    min_bucket_reso: int = opt(256, "Smallest bucket side in pixels.", minimum=64, section="data")
+    max_bucket_reso: int = opt(1024, "Largest bucket side in pixels.", minimum=64, section="data")
+    bucket_reso_steps: int = opt(64, "Bucket sides are multiples of this (64 recommended).", minimum=8,
+                                 section="data")
+    bucket_no_upscale: bool = opt(False, "Never enlarge small images to fill a bucket.", section="data")
+    shuffle_caption: bool = opt(False, "Shuffle comma-separated tags every step (keep_tokens stay first).",
+                                label="Shuffle tags", section="data", ss="ss_shuffle_caption", ss_form="bool")
+    keep_tokens: int = opt(0, "Number of leading tags (e.g. the trigger word) that are never shuffled or "
+                              "dropped.", label="Keep first N tags", minimum=0, section="data",
+                              ss="ss_keep_tokens", ss_form="int")
+    caption_dropout_rate: float = opt(0.0, "Probability that a whole caption is left empty for a step.",
+                                      minimum=0.0, maximum=1.0, section="data",
+                                      ss="ss_caption_dropout_rate", ss_form="number")
+    caption_tag_dropout_rate: float = opt(0.0, "Probability that each (not kept) tag is left out for a step.",
+                                          minimum=0.0, maximum=1.0, section="data")
+    prior_loss_weight: float = opt(1.0, "Loss weight of regularization images.", minimum=0.0, section="data",
+                                   ss="ss_prior_loss_weight", ss_form="number")
+    cache_latents: bool = opt(True, "Encode every image with the VAE once before training (faster, less "
+                                    "memory).", label="Cache latents", section="data")
+    cache_latents_to_disk: bool = opt(False, "Keep the cached latents on disk so the next run starts faster.",
+                                      section="data")
+    # --- output ------------------------------------------------------------------------
+    output_dir: str = opt("", "Folder the LoRA files, training states and logs are written to.",
+                          group=BASIC, label="Output folder", section="output")
+    output_name: str = opt("lora", "File name of the LoRA without extension; epochs add -000001 etc.",
+                           group=BASIC, label="Output name", section="output", ss="ss_output_name")
+    save_every_n_epochs: Optional[int] = opt(1, "Save a LoRA file every N epochs (empty: only at the end).",
+                                             group=BASIC, label="Save every N epochs", minimum=1,
+                                             section="output")
+    save_precision: str = opt("fp16", "Number format of the saved LoRA (fp16 is what everyone shares).",
+                              choices=SAVE_PRECISIONS, section="output")
+    save_state: bool = opt(True, "Also save a resumable training state next to each saved epoch.",
+                           section="output")
+    resume: str = opt("", "Continue from a saved training state folder (…-state).", section="output")
+    logging_dir: str = opt("", "Where the loss logs go (default: <output_dir>/logs).", section="output")
+    training_comment: str = opt("", "A note stored in the LoRA file's metadata.", section="output",
+                                ss="ss_training_comment")
+    # --- network -----------------------------------------------------------------------
+    network_dim: int = opt(32, "LoRA rank: capacity of the LoRA. 8–32 for characters, 32–128 for styles.",
+                           group=BASIC, label="Network rank (dim)", minimum=1, maximum=1024, section="network",
+                           ss="ss_network_dim", ss_form="int")
+    network_alpha: float = opt(16.0, "Scales the LoRA's effect: strength = alpha / rank. Usually half the rank "
+                                     "or 1.", group=BASIC, label="Network alpha", minimum=0.0,
+                               section="network", ss="ss_network_alpha", ss_form="number")
+    conv_dim: Optional[int] = opt(None, "Rank for the 3×3 convolutions (LoCon). Empty: convolutions are not "
+                                        "trained.", minimum=1, maximum=1024, section="network")
+    conv_alpha: Optional[float] = opt(None, "Alpha for the convolution LoRA (default: conv_dim).", minimum=0.0,
+                                      section="network")
+    network_args: list = opt([], "Extra network arguments as key=value (conv_dim, conv_alpha, rank_dropout, "
+                                 "module_dropout).", section="network",
+                                 ss="ss_network_args", ss_form="network_args", ss_value="network_kwargs")
+    network_dropout: Optional[float] = opt(None, "Dropout on the LoRA's inner neurons (0.1–0.3 fights "
+                                                 "over-fitting).", minimum=0.0, maximum=1.0, section="network",
+                                                 ss="ss_network_dropout", ss_form="optional_number")
+    rank_dropout: Optional[float] = opt(None, "Probability of dropping each rank of the LoRA per step.",
+                                        minimum=0.0, maximum=1.0, section="network")
+    module_dropout: Optional[float] = opt(None, "Probability of skipping a whole LoRA module per step.",
+                                          minimum=0.0, maximum=1.0, section="network")
+    scale_weight_norms: Optional[float] = opt(None, "Cap the norm of each LoRA module's weight (1.0 is "
+                                                    "typical); keeps the LoRA usable at high weights.",
+                                              minimum=0.0, section="network",
+                                              ss="ss_scale_weight_norms", ss_form="optional_number")
+    network_train_unet_only: bool = opt(False, "Train only the UNet, not the text encoder(s).",
+                                        label="UNet only", section="network",
+                                        ss="ss_network_train_unet_only", ss_form="bool")
+    network_train_text_encoder_only: bool = opt(False, "Train only the text encoder(s).", section="network",
+                                                ss="ss_network_train_text_encoder_only", ss_form="bool")
+    network_module: str = opt("networks.lora", "kohya network module; only networks.lora (LoRA/LoCon) is "
+                                               "supported.", section="network",
+                                               ss="ss_network_module", ss_form="network_module")
+    # --- optimizer ---------------------------------------------------------------------
+    optimizer_type: str = opt("AdamW", "Optimizer. AdamW8bit saves memory on NVIDIA GPUs; Prodigy and "
+                                       "DAdaptAdam find the learning rate themselves (use learning rate 1).",
+                              group=BASIC, label="Optimizer", choices=OPTIMIZER_TYPES, section="optimizer",
+                              ss="ss_optimizer", ss_value="optimizer_text")
+    optimizer_args: list = opt([], "Extra optimizer arguments as key=value (e.g. weight_decay=0.01).",
+                               section="optimizer")
+    learning_rate: float = opt(1e-4, "Base learning rate (1e-4 is a safe start).", group=BASIC,
+                               label="Learning rate", minimum=0.0, section="optimizer",
+                               ss="ss_learning_rate", ss_form="number")
+    unet_lr: Optional[float] = opt(None, "UNet learning rate (default: learning rate).", group=BASIC,
+                                   label="UNet learning rate", minimum=0.0, section="optimizer",
+                                   ss="ss_unet_lr", ss_form="number", ss_value="effective_unet_lr")
+    text_encoder_lr: Optional[float] = opt(None, "Text-encoder learning rate (default: learning rate; "
+                                                 "often 1/2 to 1/10 of it).", group=BASIC,
+                                           label="Text encoder learning rate", minimum=0.0,
+                                           section="optimizer", ss="ss_text_encoder_lr", ss_form="number",
+                                           ss_value="effective_text_encoder_lr")
+    lr_scheduler: str = opt("constant", "How the learning rate changes over the run.", group=BASIC,
+                            label="LR scheduler", choices=LR_SCHEDULERS, section="optimizer", ss="ss_lr_scheduler")
+    lr_warmup_steps: float = opt(0, "Warm-up: a number of steps, or a fraction (<1) of all steps.",
+                                 minimum=0.0, section="optimizer", ss="ss_lr_warmup_steps", ss_form="number")
+    lr_scheduler_num_cycles: int = opt(1, "Restarts of cosine_with_restarts.", minimum=1, section="optimizer")
+    lr_scheduler_power: float = opt(1.0, "Power of the polynomial scheduler.", minimum=0.0,
+                                    section="optimizer")
+    max_grad_norm: float = opt(1.0, "Clip gradients to this norm (0: no clipping).", minimum=0.0,
+                               section="optimizer", ss="ss_max_grad_norm", ss_form="number")
+    # --- training ----------------------------------------------------------------------
+    train_batch_size: int = opt(1, "Images per step. Larger is faster per image but needs more memory.",
+                                group=BASIC, label="Batch size", minimum=1, maximum=256, section="training",
+                                ss="ss_batch_size_per_device", ss_form="int")
+    max_train_epochs: Optional[int] = opt(10, "Number of epochs (passes over images × repeats).", group=BASIC,
+                                          label="Epochs", minimum=1, section="training",
+                                          ss="ss_num_epochs", ss_form="count_or_empty")
+    max_train_steps: Optional[int] = opt(None, "Stop after this many steps (used when epochs is empty).",
+                                         minimum=1, section="training")
+    gradient_accumulation_steps: int = opt(1, "Add up gradients of N batches before each update.", minimum=1,
+                                           section="training", ss="ss_gradient_accumulation_steps", ss_form="int")
+    gradient_checkpointing: bool = opt(False, "Recompute activations to save memory (slower).",
+                                       section="training")
+    cuda_graphs: bool = opt(True, "Replay each training step as a CUDA graph: up to 8× faster steps at small "
+                                  "batches on NVIDIA GPUs, for 0.3–2 GB more memory, growing with the batch (used "
+                                  "with bf16 or no mixed precision, AdamW, no gradient accumulation; other runs "
+                                  "step as usual).", section="training")
+    torch_compile: bool = opt(False, "Compile the UNet's blocks with torch.compile: faster steps after one to two "
+                                     "minutes of compiling at the start (NVIDIA GPU; kept in a disk cache).",
+                              section="training")
+    mixed_precision: str = opt("bf16", "Compute precision. bf16 on RTX 30xx and newer, fp16 on older GPUs, "
+                                       "no for CPU.", choices=MIXED_PRECISIONS, section="training",
+                                       ss="ss_mixed_precision")
+    min_snr_gamma: Optional[float] = opt(None, "Min-SNR loss weighting (5 is the usual value; steadier "
+                                               "training).", minimum=0.0, section="training",
+                                               ss="ss_min_snr_gamma", ss_form="optional_number")
+    noise_offset: Optional[float] = opt(None, "Noise offset (0.05–0.1) helps very dark or bright images.",
+                                        minimum=0.0, maximum=1.0, section="training",
+                                        ss="ss_noise_offset", ss_form="optional_number")
+    seed: int = opt(42, "Random seed: the same seed and settings give the same LoRA.", minimum=0,
+                    section="training", ss="ss_seed", ss_form="int")
+
+    # --- validation ----------------------------------------------------------------------
+    validation_split: float = opt(
+        0.0, "Hold out this share of the training images (at least one) and compute a validation loss on them "
+             "after each epoch; they are not trained on. A validation loss that rises while the training loss "
+             "falls marks over-fitting. 0: off.", label="Validation split", minimum=0.0, maximum=0.5,
+        section="validation")
+    validation_data_dir: str = opt(
+        "", "A folder of other images (with caption files) that are not trained on: a validation loss on them "
+            "(up to 32 images) is computed after each epoch.", label="Validation images folder",
+        section="validation")
+    validate_every_n_epochs: Optional[int] = opt(
+        None, "Compute the validation loss every N epochs (empty: every epoch when images are held out). Set "
+              "without held-out images, it scores up to 8 training images with fixed noise instead: that shows "
+              "how closely each epoch reproduces them, not over-fitting.", label="Validate every N epochs",
+        minimum=1, section="validation")
+    validation_seed: Optional[int] = opt(
+        None, "Seed that picks the held-out images and the validation noise (empty: the training seed).",
+        minimum=0, section="validation")
+
+    # ------------------------------------------------------------------------------------
+    @classmethod
+    def fields(cls) -> list[dataclasses.Field]:
+        return list(dataclasses.fields(cls))
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    # derived values -----------------------------------------------------------------------
+    @property
+    def resolution_wh(self) -> tuple[int, int]:
+        return parse_resolution(self.resolution)
+
+    @property
+    def effective_unet_lr(self) -> float:
+        return self.learning_rate if self.unet_lr is None else self.unet_lr
+
+    @property
+    def effective_text_encoder_lr(self) -> float:
+        return self.learning_rate if self.text_encoder_lr is None else self.text_encoder_lr
+
+    @property
+    def optimizer_text(self) -> str:
+        """The optimizer and its arguments as kohya writes them: ``AdamW8bit(weight_decay=0.1)``."""
+        return self.optimizer_type + (f"({','.join(self.optimizer_args)})" if self.optimizer_args else "")
+
+    @property
+    def train_unet(self) -> bool:
+        return not self.network_train_text_encoder_only
+
+    @property
+    def train_text_encoder(self) -> bool:
+        return not self.network_train_unet_only
+
+    @property
+    def validation_enabled(self) -> bool:
+        return bool(self.validation_split or self.validation_data_dir or self.validate_every_n_epochs)
+
+    @property
+    def effective_validation_seed(self) -> int:
+        return self.seed if self.validation_seed is None else self.validation_seed
+
+    @property
+    def effective_logging_dir(self) -> str:
+        return self.logging_dir or os.path.join(self.output_dir, "logs")
+
+    def network_kwargs(self) -> dict[str, Any]:
+        """conv_dim/conv_alpha/dropouts, from fields or kohya's ``network_args`` strings."""
+        values = {"conv_dim": self.conv_dim, "conv_alpha": self.conv_alpha,
+                  "rank_dropout": self.rank_dropout, "module_dropout": self.module_dropout}
+        for raw in self.network_args:
+            key, _, value = str(raw).partition("=")
+            key = key.strip()
+            if key in values and values[key] is None and value.strip():
+                values[key] = float(value) if key != "conv_dim" else int(float(value))
+        if values["conv_dim"] is not None and values["conv_alpha"] is None:
+            values["conv_alpha"] = float(values["conv_dim"])
+        return values
+
+
+def parse_resolution(value: Any) -> tuple[int, int]:
+    """'512' / 512 / '768,512' / [768, 512] → (width, height)."""
+    if isinstance(value, (list, tuple)):
+        parts = [str(v) for v in value]
+    else:
+        parts = [p for p in str(value).replace("x", ",").split(",") if p.strip()]
+    try:
+        nums = [int(float(p)) for p in parts]
+    except ValueError:
+        raise ConfigError(f"resolution '{value}' is not a number; write 512 or 768,512") from None
+    if len(nums) == 1:
+        return nums[0], nums[0]
+    if len(nums) == 2:
+        return nums[0], nums[1]
+    raise ConfigError(f"resolution '{value}' must be one number or width,height (e.g. 768,512)")
+
+
+def field_type(f: dataclasses.Field) -> tuple[type, bool]:
+    """(base type, optional) of a config field."""
+    hint = typing.get_type_hints(TrainConfig)[f.name]
+    optional = False
+    if typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = True
+        hint = args[0]
+    if hint is list or typing.get_origin(hint) is list:
+        return list, optional
+    return hint, optional
+
+
+def _round_to(value: int, step: int) -> int:
+    return max(step, int(round(value / step)) * step)
+
+
+def validate(cfg: TrainConfig, *, need_paths: bool = True) -> list[str]:
+    """Return warnings; raise ConfigError listing every bad value in plain words."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if value is None or isinstance(value, (bool, str, list)):
+            continue
+        lo, hi = f.metadata.get("minimum"), f.metadata.get("maximum")
+        if lo is not None and value < lo:
+            problems.append(f"{f.name} is {value}, but it cannot be below {lo}")
+        if hi is not None and value > hi:
+            problems.append(f"{f.name} is {value}, but it cannot be above {hi}")
+    for name in ("optimizer_type", "lr_scheduler", "mixed_precision", "save_precision"):
+        choices = next(f for f in dataclasses.fields(cfg) if f.name == name).metadata["choices"]
+        value = getattr(cfg, name)
+        if value.lower() not in [c.lower() for c in choices]:
+            problems.append(f"{name} '{value}' is not known; choose one of: {', '.join(choices)}")
+
+    try:
+        width, height = parse_resolution(cfg.resolution)
+    except ConfigError as err:
+        problems.extend(err.problems)
+    else:
+        for side in (width, height):
+            if side % 64:
+                problems.append(f"resolution {side} is not a multiple of 64; use {_round_to(side, 64)}")
+            if side < 64:
+                problems.append(f"resolution {side} is too small; use at least 256 (512 for SD1.5, "
+                                f"1024 for SDXL)")
+    if cfg.enable_bucket:
+        if cfg.min_bucket_reso > cfg.max_bucket_reso:
+            problems.append(f"min_bucket_reso ({cfg.min_bucket_reso}) is larger than max_bucket_reso "
+                            f"({cfg.max_bucket_reso})")
+        for name in ("min_bucket_reso", "max_bucket_reso"):
+            value = getattr(cfg, name)
+            if value % cfg.bucket_reso_steps:
+                problems.append(f"{name} {value} is not a multiple of bucket_reso_steps "
+                                f"({cfg.bucket_reso_steps}); use {_round_to(value, cfg.bucket_reso_steps)}")
+        if cfg.bucket_reso_steps % 8:
+            problems.append(f"bucket_reso_steps {cfg.bucket_reso_steps} must be a multiple of 8; use 64")
+
+    if cfg.max_train_epochs is None and cfg.max_train_steps is None:
+        problems.append("set max_train_epochs (e.g. 10) or max_train_steps")
+    if cfg.network_train_unet_only and cfg.network_train_text_encoder_only:
+        problems.append("network_train_unet_only and network_train_text_encoder_only are both on: "
+                        "nothing would be trained; turn one off")
+    if cfg.network_alpha > cfg.network_dim:
+        warnings.append(f"network_alpha ({cfg.network_alpha:g}) is larger than network_dim "
+                        f"({cfg.network_dim}): the LoRA's updates are amplified; usually alpha ≤ dim")
+    if cfg.network_module not in ("networks.lora", ""):
+        problems.append(f"network_module '{cfg.network_module}' is not supported; only networks.lora "
+                        f"(LoRA and LoCon via conv_dim) is, so that the WebUI can load the file")
+    try:
+        net = cfg.network_kwargs()
+    except ValueError:
+        problems.append(f"network_args {cfg.network_args} has a value that is not a number; "
+                        f"write e.g. conv_dim=8")
+    else:
+        for key in ("rank_dropout", "module_dropout"):
+            if net[key] is not None and not 0.0 <= net[key] <= 1.0:
+                problems.append(f"{key} is {net[key]}, but it must be between 0 and 1")
+    if cfg.lr_warmup_steps and cfg.lr_scheduler == "constant":
+        warnings.append("lr_warmup_steps is set but lr_scheduler is 'constant': using "
+                        "constant_with_warmup")
+    if cfg.keep_tokens and not (cfg.shuffle_caption or cfg.caption_tag_dropout_rate):
+        warnings.append("keep_tokens only matters with shuffle_caption or caption_tag_dropout_rate")
+    if cfg.optimizer_type.lower() in ("prodigy", "dadaptadam", "dadaptation", "dadaptlion") \
+            and cfg.effective_unet_lr < 0.1:
+        warnings.append(f"{cfg.optimizer_type} finds its own step size: learning rates are multipliers and "
+                        f"should be about 1.0 (now {cfg.effective_unet_lr:g})")
+    if cfg.save_precision == "fp16" and cfg.mixed_precision == "bf16":
+        pass  # fp16 files are what the hosts expect; LoRA weights fit fp16 comfortably
+    if "/" in cfg.output_name or "\\" in cfg.output_name or cfg.output_name in ("", ".", ".."):
+        problems.append(f"output_name '{cfg.output_name}' must be a plain file name without folders")
+
+    if need_paths:
+        if not cfg.pretrained_model_name_or_path:
+            problems.append("pretrained_model_name_or_path is empty: choose the base model checkpoint")
+        elif not os.path.exists(cfg.pretrained_model_name_or_path):
+            problems.append(f"base model not found: {cfg.pretrained_model_name_or_path}")
+        if not cfg.train_data_dir:
+            problems.append("train_data_dir is empty: choose the folder with your training images")
+        elif not os.path.isdir(cfg.train_data_dir):
+            problems.append(f"training images folder not found: {cfg.train_data_dir}")
+        if cfg.reg_data_dir and not os.path.isdir(cfg.reg_data_dir):
+            problems.append(f"regularization folder not found: {cfg.reg_data_dir} (leave it empty for none)")
+        if not cfg.output_dir:
+            problems.append("output_dir is empty: choose where the LoRA files go")
+        if cfg.validation_data_dir and not os.path.isdir(cfg.validation_data_dir):
+            problems.append(f"validation images folder not found: {cfg.validation_data_dir} (leave it empty "
+                            f"for none)")
+        if cfg.resume and not os.path.isdir(cfg.resume):
+            problems.append(f"resume folder not found: {cfg.resume} (pick a '-state' folder from a run)")
+    if problems:
+        raise ConfigError(problems)
+    return warnings

@@ -1,0 +1,158 @@
+"""Step maths: images × repeats × epochs ÷ batch ÷ accumulation = steps.
+
+Reported before training (and live in the UI) so a user sees why a run takes the
+steps it takes. With regularization images kohya pairs every training sample with
+one regularization sample, which doubles the samples per epoch.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+from ..data.buckets import BucketSet
+from ..data.dataset import build_items, count_steps_per_epoch
+from ..data.folders import scan_dataset
+from ..data.holdout import split_validation
+from ..errors import DatasetError
+
+
+@dataclass
+class ConceptRow:
+    folder: str
+    images: int
+    repeats: int
+    is_reg: bool
+
+    @property
+    def samples(self) -> int:
+        return self.images * self.repeats
+
+
+@dataclass
+class StepPlan:
+    rows: list[ConceptRow]
+    batch_size: int
+    gradient_accumulation_steps: int
+    batches_per_epoch: int          # per process when several share the work
+    epochs: int
+    total_steps: int
+    notes: list[str] = field(default_factory=list)
+    num_processes: int = 1
+
+    @property
+    def train_samples(self) -> int:
+        return sum(r.samples for r in self.rows if not r.is_reg)
+
+    @property
+    def reg_samples_available(self) -> int:
+        return sum(r.samples for r in self.rows if r.is_reg)
+
+    @property
+    def reg_samples(self) -> int:
+        """Regularization samples used per epoch: as many as training samples (kohya's balance)."""
+        return self.train_samples if self.reg_samples_available else 0
+
+    @property
+    def samples_per_epoch(self) -> int:
+        return self.train_samples + self.reg_samples
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.batches_per_epoch / self.gradient_accumulation_steps)
+
+
+def plan_steps(rows: list[ConceptRow], *, batch_size: int, gradient_accumulation_steps: int,
+               batches_per_epoch: int | None = None, max_train_epochs: int | None,
+               max_train_steps: int | None, num_processes: int = 1) -> StepPlan:
+    """Work out epochs and optimizer steps. ``batches_per_epoch`` comes from the bucketed
+    dataset (buckets can add partial batches); without it the plain ceil(samples/batch) is used."""
+    plan = StepPlan(rows=rows, batch_size=batch_size, gradient_accumulation_steps=gradient_accumulation_steps,
+                    batches_per_epoch=0, epochs=0, total_steps=0, num_processes=num_processes)
+    if batches_per_epoch is None:
+        batches_per_epoch = math.ceil(plan.samples_per_epoch / batch_size) if plan.samples_per_epoch else 0
+    plan.batches_per_epoch = batches_per_epoch
+    per_epoch = plan.steps_per_epoch
+    if max_train_epochs:
+        plan.epochs = max_train_epochs
+        plan.total_steps = per_epoch * max_train_epochs
+        if max_train_steps and max_train_steps != plan.total_steps:
+            plan.notes.append(f"max_train_epochs ({max_train_epochs}) decides the length; "
+                              f"max_train_steps ({max_train_steps}) is ignored")
+    elif max_train_steps:
+        plan.total_steps = max_train_steps
+        plan.epochs = math.ceil(max_train_steps / per_epoch) if per_epoch else 0
+    available, train = plan.reg_samples_available, plan.train_samples
+    if available and available < train:
+        plan.notes.append(f"regularization images × repeats ({available}) are fewer than training images × "
+                          f"repeats ({train}): they are repeated to {train} samples per epoch")
+    elif available > train:
+        plan.notes.append(f"regularization images × repeats ({available}) exceed training images × repeats "
+                          f"({train}): only the first {train} are used each epoch")
+    plain = math.ceil(plan.samples_per_epoch / batch_size) if batch_size else 0
+    if num_processes > 1:
+        plain //= num_processes
+    if batches_per_epoch > plain:
+        plan.notes.append(f"aspect-ratio buckets add {batches_per_epoch - plain} partly filled batch(es) "
+                          f"per epoch (each batch holds one image shape)")
+    return plan
+
+
+def format_plan(plan: StepPlan) -> str:
+    """The step maths as a small table a user can check by hand."""
+    lines = ["Step maths:"]
+    width = max([len(r.folder) for r in plan.rows] + [14])
+    lines.append(f"  {'concept folder':<{width}}  images × repeats = samples")
+    for r in plan.rows:
+        tag = " (regularization)" if r.is_reg else ""
+        lines.append(f"  {r.folder:<{width}}  {r.images:>6} × {r.repeats:>7} = {r.samples:>7}{tag}")
+    if plan.reg_samples_available:
+        lines.append(f"  regularization samples are matched to training samples: "
+                     f"{plan.train_samples} train + {plan.reg_samples} regularization = "
+                     f"{plan.samples_per_epoch} samples per epoch")
+    if plan.num_processes > 1:
+        lines.append(f"  {plan.samples_per_epoch} samples ÷ batch {plan.batch_size} ÷ {plan.num_processes} processes = "
+                     f"{plan.batches_per_epoch} batches per epoch on each process")
+    else:
+        lines.append(f"  {plan.samples_per_epoch} samples ÷ batch {plan.batch_size} = "
+                     f"{plan.batches_per_epoch} batches per epoch")
+    if plan.gradient_accumulation_steps > 1:
+        lines.append(f"  {plan.batches_per_epoch} ÷ accumulation {plan.gradient_accumulation_steps} = "
+                     f"{plan.steps_per_epoch} steps per epoch")
+    lines.append(f"  {plan.steps_per_epoch} steps per epoch × {plan.epochs} epochs = {plan.total_steps} steps"
+                 if plan.total_steps == plan.steps_per_epoch * plan.epochs else
+                 f"  {plan.total_steps} steps (max_train_steps) ≈ {plan.epochs} epochs")
+    for note in plan.notes:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def scan_and_plan(cfg, num_processes: int = 1) -> tuple:
+    """Dataset scan, bucketed items and the step plan for ``cfg`` (torch-free: the UI calls it live)."""
+    scan = scan_dataset(cfg.train_data_dir, cfg.reg_data_dir or None, cfg.caption_extension)
+    if not scan.train_concepts or scan.num_train_images == 0:
+        raise DatasetError(f"no usable training images in {cfg.train_data_dir}",
+                           "put images in sub-folders named <repeats>_<name>, e.g. 10_mychar/")
+    fraction = float(getattr(cfg, "validation_split", 0.0) or 0.0)
+    if fraction > 0:
+        scan = split_validation(scan, fraction, cfg.effective_validation_seed)
+    size = cfg.resolution_wh
+    buckets = BucketSet.build(size, cfg.min_bucket_reso, cfg.max_bucket_reso, cfg.bucket_reso_steps) \
+        if cfg.enable_bucket else None
+    items = build_items(scan, buckets, size, cfg.enable_bucket, cfg.bucket_no_upscale, cfg.prior_loss_weight)
+    rows = [ConceptRow(os.path.basename(str(c.path)), len(c.images), c.repeats, c.is_reg) for c in scan.concepts]
+    batches = count_steps_per_epoch(items, cfg.train_batch_size)
+    plan = plan_steps(rows, batch_size=cfg.train_batch_size,
+                      gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                      batches_per_epoch=batches if num_processes == 1 else batches // num_processes,
+                      max_train_epochs=cfg.max_train_epochs, max_train_steps=cfg.max_train_steps,
+                      num_processes=num_processes)
+    if scan.held_out:
+        plan.notes.append(f"{len(scan.held_out)} training image(s) are held out for the validation loss "
+                          f"(validation_split {fraction:g}) and not trained on")
+    if num_processes > 1:
+        dropped = batches % num_processes
+        plan.notes.append(f"{num_processes} processes share each epoch's batches"
+                          + (f"; {dropped} batch(es) per epoch are left out so each gets the same number"
+                             if dropped else ""))
+    return scan, items, plan

@@ -1,0 +1,215 @@
+"""What the Evaluate sub-tab does, without gradio or torch — part 1: find runs and analyse one
+(and the helpers the other parts share). The grid is in ``evaluate_grid``, keeping an epoch in
+``evaluate_keep``, the validation loss in ``evaluate_validation``.
+
+Every function returns plain data or HTML; a ``TrainerError`` becomes a message box with its advice,
+never a traceback. ``evaluate_tab`` only wires these to components.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any, Sequence
+
+from ...errors import TrainerError
+from ...evaluate.diagnosis import SYMPTOMS, diagnosis_table
+from ...evaluate.messages import Message
+from ...evaluate.report import RunReport, evaluate_run
+from ...evaluate.runs import METRICS_FILE, find_runs
+from ..status import message_html
+
+DEFAULT_WEIGHTS = "0, 0.5, 0.6, 0.7, 0.8, 0.9, 1"   # weight 0: the picture without the LoRA (baseline)
+KINDS = ("character", "style", "concept")
+
+
+def error_box(title: str, err: BaseException) -> str:
+    """A ``TrainerError`` as message + advice; anything else as its one-line text."""
+    if isinstance(err, TrainerError):
+        return message_html("error", title, [err.message], err.advice)
+    return message_html("error", title, [f"{type(err).__name__}: {err}"],
+                        "Check the WebUI console for details, then try again.")
+
+
+def sentence(m: Message | str, templates: dict[str, str] | None) -> str:
+    if isinstance(m, Message):
+        return m.format(templates) if templates else str(m)
+    return str(m)
+
+
+def checkpoint_named(host: Any, name: str | None) -> str:
+    """The host's checkpoint whose file name matches the run's ``ss_sd_model_name``, if any."""
+    if not name or host is None:
+        return ""
+    wanted = os.path.splitext(os.path.basename(name.strip()))[0].lower()
+    try:
+        checkpoints = host.list_checkpoints() or []
+    except Exception:   # a host without checkpoints, or one that failed to list them
+        return ""
+    for c in checkpoints:
+        path = attr(c, "path", "") or ""
+        if path and os.path.splitext(os.path.basename(path))[0].lower() == wanted and os.path.isfile(path):
+            return path
+    return ""
+
+
+# --- 1. pick and analyse a run ---------------------------------------------------------------------
+
+def attr(obj: Any, name: str, default: Any = None) -> Any:
+    return getattr(obj, name, default) if obj is not None else default
+
+
+def list_runs(host: Any, runner: Any) -> list[tuple[str, str]]:
+    """(label, value) for every run in the host's LoRA folder and every finished job of the runner;
+    the value is what ``analyse`` opens (a log folder or a run's file)."""
+    out: dict[str, tuple[str, str]] = {}
+    seen: set[tuple[str, str]] = set()
+
+    def add(label: str, value: str, folder: str, name: str) -> None:
+        key = (os.path.normcase(os.path.abspath(folder)), name)
+        if key in seen or value in out:
+            return
+        seen.add(key)
+        out[value] = (label, value)
+
+    for job in (attr(runner, "jobs", lambda: [])() or []):
+        if attr(job, "status") in ("queued", "preparing", "training", "stopping"):
+            continue
+        run_dir = attr(job, "run_dir", "") or ""
+        files = [f.get("path") for f in (attr(job, "files", []) or []) if isinstance(f, dict) and f.get("path")]
+        files = [p for p in files if os.path.isfile(p)]
+        if not files:
+            continue
+        value = run_dir if run_dir and os.path.isfile(os.path.join(run_dir, METRICS_FILE)) else files[-1]
+        name = attr(job, "output_name", "") or os.path.basename(files[-1])
+        add(f"{name} ({attr(job, 'status', '')}, {os.path.dirname(files[-1])})", value,
+            os.path.dirname(files[-1]), name)
+    try:
+        folder = host.lora_dir()
+        runs = find_runs(folder) if folder and os.path.isdir(folder) else []
+    except (TrainerError, NotImplementedError, OSError):
+        runs = []
+    for run in runs:
+        value = run.log_dir or (run.latest.path if run.latest else run.files[0].path)
+        add(f"{run.name} ({run.describe_saved()}, {run.folder})", value, run.folder, run.name)
+    return list(out.values())
+
+
+def choice_path(choice: str | None, host: Any = None, runner: Any = None) -> str:
+    """The path behind a run picker entry (gradio 3.41 shows only plain strings, so the picker holds
+    the labels); a typed path passes through."""
+    choice = (choice or "").strip()
+    if not choice or os.path.exists(choice):
+        return choice
+    return next((value for label, value in list_runs(host, runner) if label == choice), choice)
+
+
+def job_for(runner: Any, report: RunReport) -> Any:
+    """The runner's job that trained this run (for its base model and dataset), if it is still listed."""
+    paths = {os.path.normcase(os.path.abspath(f.path)) for f in report.run.files}
+    for job in (attr(runner, "jobs", lambda: [])() or []):
+        if report.run.log_dir and os.path.normcase(os.path.abspath(attr(job, "run_dir", "") or "/-")) == \
+                os.path.normcase(os.path.abspath(report.run.log_dir)):
+            return job
+        for f in attr(job, "files", []) or []:
+            if isinstance(f, dict) and os.path.normcase(os.path.abspath(str(f.get("path", "")))) in paths:
+                return job
+    return None
+
+
+@dataclass
+class Analysis:
+    """What "Analyse" shows; ``report`` is None when the run could not be read (``message`` says why)."""
+
+    report: RunReport | None = None
+    message: str = ""
+    chart: str = ""
+    findings: str = ""
+    diagnosis: str = ""
+    epochs: str = ""
+    weights: str = DEFAULT_WEIGHTS
+    prompt: str = ""
+    trigger: str = ""
+    base_model: str = ""
+    training_dir: str = ""
+    stems: list[str] = field(default_factory=list)
+
+
+def trigger_of(report: RunReport) -> str:
+    words = report.summary.trigger_words()
+    return words[0] if words else report.run.name
+
+
+def list_html(title: str, lines: Sequence[str]) -> str:
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines if line)
+    return f'<div class="lt-eval-list"><div class="lt-msg-title">{escape(title)}</div><ul>{items}</ul></div>'
+
+
+def diagnosis_html(report_findings: list, templates: dict[str, str] | None = None,
+                   symptoms: Sequence[str] = SYMPTOMS) -> str:
+    """The tutorial's symptom → cause → advice table, with this run's numbers under each row, then the
+    findings that belong to no row."""
+    rows = diagnosis_table(report_findings, symptoms)
+    head = "".join(f"<th>{escape(t)}</th>" for t in ("What you see", "Likely cause", "What to do", "This run"))
+    body = []
+    for row in rows:
+        found = "".join(f"<li>{escape(sentence(f.message, templates))}"
+                        + (f"<br><i>{escape(sentence(f.advice, templates))}</i>" if f.advice else "") + "</li>"
+                        for f in row.findings)
+        body.append(f"<tr><td>{escape(sentence(row.title, templates))}</td>"
+                    f"<td>{escape(sentence(row.cause, templates))}</td>"
+                    f"<td>{escape(sentence(row.advice, templates))}</td>"
+                    f"<td>{'<ul>' + found + '</ul>' if found else '<span>–</span>'}</td></tr>")
+    other = [f for f in report_findings if f.symptom is None]
+    extra = ""
+    if other:
+        extra = list_html("Other findings", [sentence(f.message, templates) + (
+            " " + sentence(f.advice, templates) if f.advice else "") for f in other])
+    return f'<table class="lt-eval-table"><tr>{head}</tr>{"".join(body)}</table>{extra}'
+
+
+def default_epochs(report: RunReport) -> str:
+    """The suggested epochs without the earliest third of the saved ones (they rarely carry the subject
+    yet); the later two thirds when too few suggestions remain."""
+    epochs = report.run.epoch_files
+    early = {f.stem for f in epochs[: len(epochs) // 3]}
+    kept = [s for s in report.grid.epochs if s not in early]
+    if len(kept) < 2:
+        kept = [f.stem for f in epochs[len(epochs) // 3:]]
+        if report.run.final is not None:
+            kept.append(report.run.final.stem)
+    return ", ".join(dict.fromkeys(kept)) or report.grid.epoch_text
+
+
+def default_prompt(trigger: str) -> str:
+    return trigger or "{trigger}"
+
+
+def analyse(choice: str | None, typed: str | None, kind: str | None, host: Any = None, runner: Any = None,
+            templates: dict[str, str] | None = None) -> Analysis:
+    """Open the typed path (else the chosen run) and read it: loss chart, sentences, diagnosis, grid plan."""
+    path = (typed or "").strip().strip('"') or choice_path(choice, host, runner)
+    if not path:
+        return Analysis(message=message_html("info", "Choose a run first",
+                                             ["Pick one in the list or type the folder of its files."]))
+    try:
+        report = evaluate_run(os.path.expanduser(path), kind=kind if kind in KINDS else None)
+    except TrainerError as err:
+        return Analysis(message=error_box("The run could not be read", err))
+    except OSError as err:
+        return Analysis(message=error_box("The run could not be read", TrainerError(
+            f"cannot read {path}: {err.strerror or err}", "check the path and that you may read the folder")))
+    job = job_for(runner, report)
+    config = attr(job, "config", {}) or {}
+    trigger = attr(job, "trigger", "") or trigger_of(report)
+    lines = report.summary.lines() + list(report.warnings)
+    a = Analysis(report=report, trigger=trigger, prompt=default_prompt(trigger),
+                 epochs=default_epochs(report), stems=report.run.stems,
+                 base_model=str(config.get("pretrained_model_name_or_path") or "")
+                 or checkpoint_named(host, report.summary.base_model),
+                 training_dir=str(config.get("train_data_dir") or ""))
+    a.message = message_html("ok", "Run read", [f"{report.run.name}: {report.run.describe_saved()}"] + lines)
+    a.chart = report.chart_html()
+    a.findings = list_html("What the loss curve says", report.loss.sentences(templates))
+    a.diagnosis = diagnosis_html(report.findings, templates)
+    return a

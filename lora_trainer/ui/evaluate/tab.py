@@ -1,0 +1,250 @@
+"""The Evaluate sub-tab: pick a finished run, read its loss curve and diagnosis, render a grid of epochs ×
+weights through the host, and keep the epoch you like under its final name.
+
+``build_evaluate`` adds its components to the caller's current gradio context (inside the tab's
+``gr.Tab("Evaluate")``); the work is done by the gradio-free ``evaluate_actions`` (runs, analysis),
+``evaluate_grid``, ``evaluate_keep`` and ``evaluate_validation``.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import gradio as gr
+
+from ..compat import dropdown
+from ..status import message_html
+from . import actions as ea
+from . import grid as eg
+from . import keep as ek
+from . import validation as evl
+from .i18n import LANGUAGES
+
+NO_KIND = "—"
+
+
+def _templates(language: str | None) -> dict | None:
+    return LANGUAGES.get(language or "")
+
+
+def _lora_root(host: Any) -> str | None:
+    try:
+        return host.lora_dir()
+    except Exception:
+        return None
+
+
+def build_evaluate(runner: Any, host: Any) -> None:
+    """Create the sub-tab's components and events in the current Blocks context."""
+    stop_flag = threading.Event()
+    choices = [label for label, _ in ea.list_runs(host, runner)]
+
+    report_state = gr.State(None)   # the RunReport read by "Analyse"
+    grid_state = gr.State(None)     # the rendered GridRun
+    kept_state = gr.State("")       # path of the kept file
+    plan_state = gr.State([])       # files "delete the other epochs" would remove
+    trigger_state = gr.State("")
+
+    # ---- 1. the run ------------------------------------------------------------------------------------
+    with gr.Row(equal_height=False):
+        run_pick = dropdown(choices, choices[0] if choices else None, label="Run",
+                            info="Runs in the WebUI's Lora folder and runs trained here.",
+                            elem_id="lora_trainer_eval_run", scale=6)
+        refresh = gr.Button("↻", elem_id="lora_trainer_eval_refresh", scale=1, min_width=40)
+        typed = gr.Textbox("", label="Or a folder or file", placeholder="D:\\models\\Lora\\dreamgirl-000005.safetensors",
+                           info="The folder of the run's files, its log folder, or one of its .safetensors files.",
+                           elem_id="lora_trainer_eval_path", scale=6)
+    with gr.Row(equal_height=False):
+        kind = dropdown([NO_KIND] + list(ea.KINDS), NO_KIND, label="What was trained",
+                        info="Sets the usual loss range the curve is compared with.",
+                        elem_id="lora_trainer_eval_kind")
+        language = gr.Radio(list(LANGUAGES), value=next(iter(LANGUAGES)), label="Language of the findings",
+                            elem_id="lora_trainer_eval_language")
+        analyse_button = gr.Button("Analyse", variant="primary", elem_id="lora_trainer_eval_analyse")
+    run_box = gr.HTML("", elem_id="lora_trainer_eval_message")
+    chart_box = gr.HTML("", elem_id="lora_trainer_eval_chart")
+    with gr.Row(equal_height=False):
+        findings_box = gr.HTML("", elem_id="lora_trainer_eval_findings")
+        diagnosis_box = gr.HTML("", elem_id="lora_trainer_eval_diagnosis")
+    with gr.Row(equal_height=False):
+        holdout = gr.Textbox("", label="Held-out images folder",
+                             info="Optional: a few images NOT used for training, captions beside them. "
+                                  "Empty: the training images.",
+                             elem_id="lora_trainer_eval_holdout", scale=4)
+        validate_button = gr.Button("Compute validation loss", elem_id="lora_trainer_eval_validate", scale=1)
+    validation_box = gr.HTML("", elem_id="lora_trainer_eval_validation")
+
+    # ---- 2. the grid -----------------------------------------------------------------------------------
+    with gr.Accordion("Compare epochs and weights", open=True, elem_id="lora_trainer_eval_grid_section"):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                prompts = gr.Textbox("{trigger}", lines=2, label="Prompts",
+                                     info="One prompt per line. {trigger} becomes the trigger word.",
+                                     elem_id="lora_trainer_eval_prompts")
+                negative = gr.Textbox("", label="Grid negative prompt", elem_id="lora_trainer_eval_negative")
+                with gr.Row():
+                    epochs = gr.Textbox("", label="Epochs to compare",
+                                        info="As on the X/Y/Z plot's LoRA epoch axis: 4, 6, final or 2-10 (+2).",
+                                        elem_id="lora_trainer_eval_epochs")
+                    weights = gr.Textbox(ea.DEFAULT_WEIGHTS, label="LoRA weights",
+                                         info="Weight 0 is the picture without the LoRA, to measure its effect.",
+                                         elem_id="lora_trainer_eval_weights")
+                with gr.Row():
+                    seed = gr.Number(1234, precision=0, label="Seed", elem_id="lora_trainer_eval_seed")
+                    width = gr.Number(512, precision=0, minimum=64, maximum=2048, label="Width",
+                                      elem_id="lora_trainer_eval_width")
+                    height = gr.Number(512, precision=0, minimum=64, maximum=2048, label="Height",
+                                       elem_id="lora_trainer_eval_height")
+                    steps = gr.Number(20, precision=0, minimum=1, maximum=150, label="Grid sampling steps",
+                                      elem_id="lora_trainer_eval_steps")
+                with gr.Accordion("More", open=False, elem_id="lora_trainer_eval_more"):
+                    base_model = gr.Textbox("", label="Base model file",
+                                            info="Only used without the WebUI: the model the LoRA was trained on.",
+                                            elem_id="lora_trainer_eval_base_model")
+                    training_dir = gr.Textbox("", label="Training images folder (for the over-fit score)",
+                                              info="Optional: finds grid images that copy a training image.",
+                                              elem_id="lora_trainer_eval_training_dir")
+                with gr.Row():
+                    render_button = gr.Button("Render the grid", variant="primary",
+                                              elem_id="lora_trainer_eval_render")
+                    stop_button = gr.Button("Stop", variant="stop", elem_id="lora_trainer_eval_stop")
+                progress_box = gr.HTML("", elem_id="lora_trainer_eval_progress")
+            with gr.Column(scale=4):
+                grid_image = gr.Image(label="Grid", type="pil", interactive=False, elem_id="lora_trainer_eval_grid")
+                rec_box = gr.HTML("", elem_id="lora_trainer_eval_recommendation")
+        xyz_text = gr.Textbox("", lines=10, label="The same grid with txt2img's X/Y/Z plot", interactive=False,
+                              show_copy_button=True, elem_id="lora_trainer_eval_xyz")
+
+    # ---- 3. keep ---------------------------------------------------------------------------------------
+    with gr.Accordion("Keep the epoch you like", open=True, elem_id="lora_trainer_eval_keep_section"):
+        with gr.Row(equal_height=False):
+            keep_pick = dropdown([], None, label="Epoch to keep", elem_id="lora_trainer_eval_keep_epoch")
+            keep_name = gr.Textbox("", label="Final name", info="What you write in <lora:NAME:weight>.",
+                                   elem_id="lora_trainer_eval_keep_name")
+            keep_weight = gr.Slider(0.0, 1.5, value=0.6, step=0.05, label="Preferred weight",
+                                    elem_id="lora_trainer_eval_keep_weight")
+        keep_notes = gr.Textbox("", lines=2, label="Notes", elem_id="lora_trainer_eval_keep_notes")
+        with gr.Row():
+            overwrite = gr.Checkbox(False, label="Replace a file with this name", elem_id="lora_trainer_eval_overwrite")
+            keep_button = gr.Button("Keep", variant="primary", elem_id="lora_trainer_eval_keep")
+        keep_box = gr.HTML("", elem_id="lora_trainer_eval_keep_message")
+        with gr.Accordion("Delete the other epochs", open=False, elem_id="lora_trainer_eval_delete_section"):
+            with gr.Row():
+                states = gr.Checkbox(False, label="Also delete the saved training states",
+                                     elem_id="lora_trainer_eval_states")
+                plan_button = gr.Button("List the files", elem_id="lora_trainer_eval_plan")
+            plan_box = gr.HTML("", elem_id="lora_trainer_eval_plan_list")
+            with gr.Row():
+                confirm = gr.Checkbox(False, label="Yes, delete these files", elem_id="lora_trainer_eval_confirm")
+                delete_button = gr.Button("Delete", variant="stop", elem_id="lora_trainer_eval_delete")
+            delete_box = gr.HTML("", elem_id="lora_trainer_eval_delete_message")
+
+    # ---- handlers --------------------------------------------------------------------------------------
+    def refresh_runs(current: str | None):
+        labels = [label for label, _ in ea.list_runs(host, runner)]
+        return gr.update(choices=labels, value=current if current in labels else (labels[0] if labels else None))
+
+    analysis_outputs = [run_box, chart_box, findings_box, diagnosis_box, report_state, trigger_state, prompts,
+                        epochs, weights, base_model, training_dir, xyz_text, keep_pick, keep_name, validation_box]
+
+    def analyse(choice, path, kind_value, lang):
+        try:
+            a = ea.analyse(choice, path, kind_value, host, runner, _templates(lang))
+        except Exception as err:   # never a traceback into the page
+            a = ea.Analysis(message=ea.error_box("The run could not be read", err))
+        if a.report is None:
+            return [a.message, "", "", "", None, ""] + [gr.update() for _ in range(8)] + [""]
+        xyz = eg.xyz_help(a.report, a.epochs, eg.parse_weights(a.weights), a.prompt)
+        last = a.epochs.split(",")[-1].strip() if a.epochs else (a.stems[-1] if a.stems else None)
+        return [a.message, a.chart, a.findings, a.diagnosis, a.report, a.trigger, a.prompt, a.epochs, a.weights,
+                a.base_model, a.training_dir, xyz, gr.update(choices=a.stems, value=last),
+                a.report.run.name, ""]
+
+    def validate(report, folder, model, train_dir, lang):
+        """The validation loss of every saved epoch: a message with the table, and the chart drawn again."""
+        try:
+            v = evl.compute_validation(report, folder, model, train_dir, host, runner, _templates(lang))
+        except Exception as err:   # never a traceback into the page
+            v = evl.ValidationView(ea.error_box("No validation loss", err))
+        if v.report is None:
+            return v.message, gr.update(), gr.update()
+        return v.message + v.table, v.chart, v.report
+
+    def render(report, prompt_text, negative_text, epoch_text, weight_text, seed_v, width_v, height_v, steps_v,
+               model, train_dir, lang, trigger):
+        """A generator: the progress after every cell, then the grid, the recommendation and the X/Y/Z text."""
+        keep_same = [gr.update(), gr.update(), gr.update()]
+        if report is None:
+            yield [message_html("info", "Analyse a run first"), gr.update(), gr.update(), None] + keep_same
+            return
+        stop_flag.clear()
+        try:
+            settings = eg.GridSettings.from_inputs(prompt_text, epoch_text, weight_text, seed_v, width_v, height_v,
+                                                   steps_v, negative_text, model, trigger)
+            xyz = eg.xyz_help(report, settings.epochs, settings.weights, prompt_text)
+            for p in eg.render_grid(host, report, settings, stop_flag.is_set):
+                if p.result is None:
+                    line = f"{p.done + 1} / {p.total}: {p.label}"
+                    yield [message_html("info", "Rendering", [line]), gr.update(), gr.update(), None] + keep_same
+                    continue
+                grid = p.result
+                judged, rec_html = eg.judge_grid(report, grid, train_dir, _templates(lang))
+                lines = [grid.path] if grid.path else []
+                title = "Stopped" if grid.stopped else "Grid rendered"
+                box = p.message or message_html("ok" if not grid.stopped else "warning", title, lines)
+                rec = judged.recommendation if judged else None
+                pick = gr.update(value=rec.key) if rec and rec.key else gr.update()
+                weight = gr.update(value=rec.weight) if rec and rec.weight is not None else gr.update()
+                yield [box, grid.image if grid.image is not None else gr.update(), rec_html,
+                       grid, pick, weight, xyz]
+        except Exception as err:
+            yield [ea.error_box("The grid cannot be rendered", err), gr.update(), gr.update(), None] + keep_same
+
+    def stop():
+        stop_flag.set()
+        try:
+            host.interrupt()
+        except Exception:
+            pass
+        return message_html("info", "Stopping", ["The image being rendered is finished first."])
+
+    def keep(report, stem, name, weight, notes, replace, grid):
+        try:
+            result, box = ek.keep(report, stem, name, weight, notes, replace, grid, _lora_root(host))
+        except Exception as err:
+            return ea.error_box("Not kept", err), "", gr.update()
+        if result is None:
+            return box, "", gr.update()
+        try:
+            host.refresh_loras()
+        except Exception:
+            pass
+        return box, result.path, gr.update(value=False)
+
+    def plan(report, kept, include):
+        try:
+            paths, box = ek.deletion_view(report, kept, bool(include))
+        except Exception as err:
+            return [], ea.error_box("The files could not be listed", err), gr.update(value=False)
+        return paths, box, gr.update(value=False)
+
+    def delete(report, kept, paths, yes, include):
+        try:
+            box = ek.delete_others(report, kept, paths, yes, bool(include))
+        except Exception as err:
+            box = ea.error_box("Nothing more was deleted", err)
+        return box, gr.update(value=False)
+
+    # ---- events ----------------------------------------------------------------------------------------
+    refresh.click(refresh_runs, [run_pick], [run_pick])
+    analyse_button.click(analyse, [run_pick, typed, kind, language], analysis_outputs)
+    validate_button.click(validate, [report_state, holdout, base_model, training_dir, language],
+                          [validation_box, chart_box, report_state])
+    render_button.click(render, [report_state, prompts, negative, epochs, weights, seed, width, height, steps,
+                                 base_model, training_dir, language, trigger_state],
+                        [progress_box, grid_image, rec_box, grid_state, keep_pick, keep_weight, xyz_text])
+    stop_button.click(stop, None, [progress_box], queue=False)
+    keep_button.click(keep, [report_state, keep_pick, keep_name, keep_weight, keep_notes, overwrite, grid_state],
+                      [keep_box, kept_state, overwrite])
+    plan_button.click(plan, [report_state, kept_state, states], [plan_state, plan_box, confirm])
+    delete_button.click(delete, [report_state, kept_state, plan_state, confirm, states], [delete_box, confirm])

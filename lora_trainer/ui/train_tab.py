@@ -1,0 +1,277 @@
+"""The Train sub-tab: presets, the base model, the settings form, preview settings, Start / Stop, and the
+live view of the runner's jobs (progress, loss chart, previews, files, queue), polled every few seconds."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+from ..config.presets import PRESETS, SUBJECT, VRAM, apply_preset, preset_changes, preset_names
+from ..errors import ConfigError, TrainerError
+from . import actions
+from ..evaluate.loss_chart import loss_chart_svg
+from .compat import as_path, dropdown, poll
+from .dataset_tab import DATASET_FIELDS
+from .dataset_view import dataset_summary
+from .names import sanitize_output_name
+from .status import (ACTIVE, error_html, files_html, job_choices, job_id_of, message_html, preview_items, progress_html,
+                     queue_html, view_stamp)
+from .tab import install_banner
+
+PLACED_ELSEWHERE = ("pretrained_model_name_or_path",) + DATASET_FIELDS
+NO_PRESET = "—"
+QUIET = {"show_progress": "hidden"}   # redraws run every few seconds: no loading overlay
+
+
+@dataclass
+class TrainTab:
+    plan_box: Any
+    form_changed: list = field(default_factory=list)   # (event, options): the form was filled anew
+
+
+def build_train(ctx) -> TrainTab:
+    """The sub-tab's components and events in the current gradio context."""
+    runner, host, form, jobs = ctx.runner, ctx.host, ctx.form, ctx.jobs
+    base_title, _ = actions.default_checkpoint(host)
+    shown = gr.State("")   # stamp of what this page shows, so unchanged parts are not resent
+    listed = gr.State("")  # stamp of the runs in the picker
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            with gr.Row(equal_height=False):
+                subject = dropdown([NO_PRESET] + [PRESETS[n].title for n in preset_names(SUBJECT)],
+                                   NO_PRESET, label="What you train",
+                                   info="Fills rank, learning rates and caption settings for this "
+                                        "kind of subject.", elem_id="lora_trainer_preset_subject")
+                vram = dropdown([NO_PRESET] + [PRESETS[n].title for n in preset_names(VRAM)],
+                                NO_PRESET, label="Graphics card memory",
+                                info="Fills batch size and memory savers for the model type and "
+                                     "your GPU's memory.", elem_id="lora_trainer_preset_vram")
+                apply_button = gr.Button("Apply preset", elem_id="lora_trainer_apply_preset", scale=0,
+                                         min_width=160)
+            preset_box = gr.HTML("", elem_id="lora_trainer_preset_message")
+            with gr.Row(equal_height=False):
+                base_model = dropdown(actions.checkpoint_titles(host), base_title, label="Base model",
+                                      info=form.specs["pretrained_model_name_or_path"].help,
+                                      elem_id="lora_trainer_base_model", scale=8)
+                refresh_models = gr.Button("↻", elem_id="lora_trainer_refresh_models", scale=1, min_width=40)
+            plan_box = gr.HTML(dataset_summary(ctx.defaults)[1], elem_id="lora_trainer_plan_line")
+            form.render_basic(skip=PLACED_ELSEWHERE)
+            with gr.Accordion("Preview images", open=False, elem_id="lora_trainer_previews"):
+                preview_on = gr.Checkbox(True, label="Render previews for each saved epoch",
+                                         elem_id="lora_trainer_preview_on")
+                preview_prompts = gr.Textbox("{trigger}", lines=2, label="Preview prompts",
+                                             info="One prompt per line. {trigger} becomes the trigger "
+                                                  "word (the first concept folder's name).",
+                                             elem_id="lora_trainer_preview_prompts")
+                with gr.Row():
+                    preview_weight = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="LoRA weight",
+                                               elem_id="lora_trainer_preview_weight")
+                    preview_seed = gr.Number(1234, precision=0, label="Preview seed",
+                                             info="The same seed every epoch, so epochs compare.",
+                                             elem_id="lora_trainer_preview_seed")
+                with gr.Row():
+                    preview_negative = gr.Textbox("", label="Negative prompt", elem_id="lora_trainer_preview_negative")
+                    preview_steps = gr.Number(20, precision=0, minimum=1, maximum=150, label="Sampling steps",
+                                              elem_id="lora_trainer_preview_steps")
+            with gr.Accordion("Advanced", open=False, elem_id="lora_trainer_advanced"):
+                form.render_advanced(skip=PLACED_ELSEWHERE)
+            with gr.Accordion("Save or load settings", open=False, elem_id="lora_trainer_settings_io"):
+                save_button = gr.Button("Save settings as TOML", elem_id="lora_trainer_save")
+                saved_file = gr.File(label="Settings file", interactive=False, visible=False,
+                                     elem_id="lora_trainer_saved_file")
+                load_file = gr.File(label="Load settings (.toml, or a kohya_ss GUI .json)",
+                                    file_types=[".toml", ".json"], elem_id="lora_trainer_load_file")
+                settings_box = gr.HTML("", elem_id="lora_trainer_settings_message")
+
+        with gr.Column(scale=2):
+            with gr.Row():
+                start_button = gr.Button("Start training", variant="primary", interactive=ctx.ready,
+                                         elem_id="lora_trainer_start")
+                stop_button = gr.Button("Stop", variant="stop", elem_id="lora_trainer_stop")
+            confirm = gr.Checkbox(False, label="Replace the existing files", visible=False,
+                                  elem_id="lora_trainer_confirm_overwrite")
+            start_box = gr.HTML("", elem_id="lora_trainer_start_message")
+            progress_box = gr.HTML(progress_html(None), elem_id="lora_trainer_progress")
+            error_box = gr.HTML("", elem_id="lora_trainer_error")
+            chart_box = gr.HTML("", elem_id="lora_trainer_chart")
+            gallery = gr.Gallery(label="Previews of the saved epochs", columns=4, height=320,
+                                 object_fit="contain", visible=False, elem_id="lora_trainer_gallery")
+            files_box = gr.HTML("", elem_id="lora_trainer_files")
+            with gr.Accordion("Queue", open=False, elem_id="lora_trainer_queue"):
+                queue_box = gr.HTML(queue_html([]), elem_id="lora_trainer_queue_table")
+                with gr.Row(equal_height=False):
+                    picked = dropdown([], "", label="Show run", elem_id="lora_trainer_pick_job",
+                                      info="Empty: the run that trains now, else the latest one.", scale=2)
+                    with gr.Column(scale=1, min_width=160):
+                        cancel_button = gr.Button("Stop or cancel this run", size="sm", elem_id="lora_trainer_cancel")
+                        remove_button = gr.Button("Remove from the list", size="sm", elem_id="lora_trainer_remove")
+
+    # ---- handlers ------------------------------------------------------------------------------------
+    n_form = len(form.inputs)
+    by_title = {p.title: p.name for p in PRESETS.values()}
+
+    def apply_presets(subject_title: str, vram_title: str, *values: Any):
+        names = [by_title[t] for t in (subject_title, vram_title) if t in by_title]
+        if not names:
+            return [message_html("info", "Choose a preset first")] + [gr.update() for _ in range(n_form)]
+        try:
+            cfg = ctx.current_config(list(values))
+        except ConfigError as err:
+            return [message_html("error", "Fix these settings first", err.problems)] + \
+                [gr.update() for _ in range(n_form)]
+        lines = []
+        for name in names:
+            lines += [f"{field}: {old} → {new}" for field, old, new in preset_changes(cfg, name)]
+            cfg = apply_preset(cfg, name)
+        titles = " + ".join(PRESETS[n].title for n in names)
+        box = message_html("ok", "Preset applied", [titles] + [PRESETS[n].description for n in names]
+                           + (lines or ["Nothing needed to change."]))
+        return [box] + form.updates(cfg)
+
+    def refresh_checkpoints(choice: str):
+        titles = actions.checkpoint_titles(host, refresh=True)
+        value = choice if choice else (titles[0] if titles else "")
+        return gr.update(choices=titles, value=value)
+
+    def tidy_output_name(name: str):
+        clean, notes = sanitize_output_name(name)
+        box = message_html("info", "Output name adjusted", notes) if notes else ""
+        return gr.update(value=clean), box
+
+    def start(model_choice, confirmed, on, prompts, weight, seed, negative, steps, *values):
+        hidden_confirm = gr.update(value=False, visible=False)
+        if not ctx.ready:
+            return install_banner(ctx.install), hidden_confirm, gr.update()
+        try:
+            cfg = ctx.current_config(list(values), model_choice)
+        except ConfigError as err:
+            return message_html("error", "Fix these settings first", err.problems, err.advice), \
+                hidden_confirm, gr.update()
+        check = actions.check_start(cfg, runner, bool(confirmed))
+        if check.confirm_needed:
+            return check.message, gr.update(value=False, visible=True), gr.update()
+        if not check.ready:
+            return check.message, hidden_confirm, gr.update(value=check.cfg.output_name)
+        width, height = actions.preview_size(check.cfg)
+        try:
+            from ..runner import PreviewSettings
+
+            previews = PreviewSettings(
+                prompts=[p.strip() for p in str(prompts or "").splitlines() if p.strip()] or ["{trigger}"],
+                weight=float(weight if weight is not None else 1.0), negative_prompt=str(negative or ""),
+                seed=int(seed if seed is not None else 1234), width=width, height=height,
+                steps=int(steps or 20), enabled=bool(on))
+            job = runner.submit(check.cfg, previews, notes=check.warnings)
+        except TrainerError as err:
+            return message_html("error", "The run could not be added", [err.message], err.advice), \
+                hidden_confirm, gr.update()
+        jobs.forget()
+        ahead = [j for j in runner.jobs() if j.id != job.id and getattr(j, "status", "") in ACTIVE]
+        lines = [f"{check.plan.total_steps} steps, {check.plan.epochs} epochs"] + check.warnings
+        if ahead:
+            lines.insert(0, f"{len(ahead)} run(s) before it")
+        title = "Added to the queue" if ahead else "Training starts"
+        return message_html("ok", title, lines), hidden_confirm, gr.update(value=check.cfg.output_name)
+
+    def stop(choice: str | None):
+        jobs.forget()
+        job = actions.view_job(runner, job_id_of(choice))
+        if job is None or not runner.stop(job.id):
+            return message_html("info", "Nothing to stop")
+        return message_html("ok", "Stopping", ["The run stops after the current step and saves an "
+                                               "-interrupted file you can resume from."])
+
+    def remove(choice: str | None):
+        jobs.forget()
+        job_id = job_id_of(choice)
+        if not job_id:
+            return message_html("info", "Choose a run in 'Show run' first")
+        if runner.remove(job_id):
+            return message_html("ok", "Removed from the list")
+        return message_html("warning", "Only finished, stopped or cancelled runs can be removed")
+
+    def save_settings(model_choice, *values):
+        try:
+            cfg = ctx.current_config(list(values))
+            try:
+                cfg = cfg.replace(pretrained_model_name_or_path=actions.resolve_base_model(model_choice, host))
+            except ConfigError:
+                pass   # saving half-filled settings is fine
+            return gr.update(value=actions.save_settings_file(cfg), visible=True), \
+                message_html("ok", "Settings saved", ["Download the file above."])
+        except (TrainerError, OSError) as err:
+            return gr.update(), message_html("error", "The settings could not be saved", [str(err)])
+
+    def load_settings(file, model_choice, *values):
+        path = as_path(file)
+        if not path:
+            return [gr.update(), ""] + [gr.update() for _ in range(n_form)]
+        try:
+            base = ctx.current_config(list(values))
+            cfg, box = actions.load_settings_file(path, base)
+        except TrainerError as err:
+            return [gr.update(), message_html("error", "The settings could not be loaded", [err.message],
+                                              err.advice)] + [gr.update() for _ in range(n_form)]
+        model = actions.title_for_path(cfg.pretrained_model_name_or_path, host) \
+            if cfg.pretrained_model_name_or_path else model_choice
+        return [gr.update(value=model), box] + form.updates(cfg)
+
+    def redraw(last: str, choice: str | None):
+        job_id = job_id_of(choice)
+        listed_jobs = jobs.jobs()
+        job = actions.view_job(jobs, job_id)
+        stamp = view_stamp(job, listed_jobs) + f"|{job_id or ''}"
+        if stamp == last:
+            return [last] + [gr.update() for _ in range(6)]
+        items = preview_items(job) if job is not None else []
+        return [stamp, progress_html(job), error_html(job),
+                loss_chart_svg(getattr(job, "losses", []) or [], epochs=getattr(job, "epoch_losses", []) or [],
+                               validation=getattr(job, "validation", []) or []),
+                gr.update(value=items, visible=bool(items)), files_html(job), queue_html(listed_jobs)]
+
+    def open_page(choice: str | None):
+        """A page opens (or is reloaded): show the runs, and while one is queued or training, its
+        settings in the form, so a refresh loses nothing; otherwise the checkpoint the host has loaded
+        now (the page may have been built before another one was chosen)."""
+        jobs.forget()
+        view = redraw("", choice)
+        active = jobs.current() or next((j for j in jobs.jobs() if getattr(j, "status", "") == "queued"), None)
+        cfg = actions.job_config(active, ctx.defaults) if active is not None else None
+        if cfg is None:
+            loaded, _ = actions.default_checkpoint(host)
+            return view + [gr.update(value=loaded) if loaded else gr.update()] + [gr.update() for _ in range(n_form)]
+        model = actions.title_for_path(cfg.pretrained_model_name_or_path, host)
+        return view + [gr.update(value=model)] + form.updates(cfg)
+
+    def refresh_picker(last: str):
+        """The run picker's list, only when runs were added, removed or changed status (an update of a
+        dropdown counts as a change on gradio 4, so it must not come with every redraw)."""
+        choices = job_choices(jobs.jobs())
+        stamp = repr(choices)
+        if stamp == last:
+            return last, gr.update()
+        return stamp, gr.update(choices=[""] + choices)
+
+    # ---- events --------------------------------------------------------------------------------------
+    form_inputs = form.inputs
+    applied = apply_button.click(apply_presets, [subject, vram] + form_inputs, [preset_box] + form_inputs)
+    refresh_models.click(refresh_checkpoints, [base_model], [base_model])
+    output_name = form.components["output_name"]
+    output_name.blur(tidy_output_name, [output_name], [output_name, start_box])
+    output_name.input(lambda: gr.update(value=False, visible=False), None, [confirm])
+    view_outputs = [shown, progress_box, error_box, chart_box, gallery, files_box, queue_box]
+    start_button.click(start, [base_model, confirm, preview_on, preview_prompts, preview_weight, preview_seed,
+                               preview_negative, preview_steps] + form_inputs, [start_box, confirm, output_name]) \
+        .then(redraw, [shown, picked], view_outputs, **QUIET)
+    stop_button.click(stop, [picked], [start_box]).then(redraw, [shown, picked], view_outputs, **QUIET)
+    cancel_button.click(stop, [picked], [start_box]).then(redraw, [shown, picked], view_outputs, **QUIET)
+    remove_button.click(remove, [picked], [start_box]).then(redraw, [shown, picked], view_outputs, **QUIET)
+    picked.input(redraw, [shown, picked], view_outputs, **QUIET)
+    opened = ctx.blocks.load(open_page, [picked], view_outputs + [base_model] + form_inputs, **QUIET)
+    poll(redraw, [shown, picked], view_outputs, lambda: view_stamp(actions.view_job(jobs), jobs.jobs())) \
+        .then(refresh_picker, [listed], [listed, picked], **QUIET)
+    save_button.click(save_settings, [base_model] + form_inputs, [saved_file, settings_box])
+    loaded = load_file.upload(load_settings, [load_file, base_model] + form_inputs,
+                              [base_model, settings_box] + form_inputs)
+    return TrainTab(plan_box, [(applied, {}), (opened, QUIET), (loaded, {})])
