@@ -8,7 +8,8 @@ PYTHON ?= python3.11
 PY310 ?= $(shell for p in $$(ls -d $$HOME/.pyenv/versions/3.10*/bin/python3.10 2>/dev/null) python3.10; do \
 	"$$p" -c "import sys; assert sys.version_info[:2] == (3, 10)" >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 DEMO_DIR ?= demo_output
-PYTEST_ARGS ?= -q -p no:cacheprovider
+# --durations: the 15 slowest tests of each stack are printed, so growth shows
+PYTEST_ARGS ?= -q -p no:cacheprovider --durations=15
 
 .PHONY: demo test test-current test-host test-forge test-py310 env env-host env-forge env-py310 clean
 
@@ -60,11 +61,15 @@ test-forge: env-forge
 
 test-py310: env-py310
 	@if [ -x .venv-py310/bin/python ]; then \
-		.venv-py310/bin/python -c "import lora_trainer, lora_trainer.config, lora_trainer.config_io, lora_trainer.steps, lora_trainer.data.dataset; print('lora_trainer imports under', __import__('sys').version.split()[0])" && \
+		.venv-py310/bin/python -c "import lora_trainer, lora_trainer.config.schema, lora_trainer.config.files, lora_trainer.config.steps, lora_trainer.data.dataset; print('lora_trainer imports under', __import__('sys').version.split()[0])" && \
 		.venv-py310/bin/python -m pytest $(PYTEST_ARGS) tests; \
 	fi
 
-test: test-current test-host test-forge test-py310
+# Every stack runs and reports, then the target fails if any of them did.
+test: env env-host env-forge env-py310 wheelhouse
+	@failed=""; for stack in current host forge py310; do \
+		$(MAKE) --no-print-directory test-$$stack || failed="$$failed $$stack"; done; \
+	if [ -n "$$failed" ]; then echo "tests failed on:$$failed"; exit 1; fi
 
 clean:
 	rm -rf .venv .venv-host .venv-forge .venv-py310 $(DEMO_DIR)

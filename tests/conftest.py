@@ -7,8 +7,19 @@ from pathlib import Path
 
 # Derived files (the CLIP vocabulary) go to a cache of the test run's own, not the user's.
 os.environ.setdefault("LORA_TRAINER_CACHE", tempfile.mkdtemp(prefix="lora_trainer_test_cache_"))
+# Tiny models are overhead-bound: one compute thread per test process (the CLI's subprocesses inherit it) is
+# as fast on an idle machine and does not collapse when the test runs beside other work.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
+
+STACK = os.environ.get("LORA_TRAINER_STACK", "current")   # current | host | forge (set by the Makefile)
+
+# A test whose behaviour does not depend on the library versions (a subprocess of the CLI, the installer's
+# simulated venvs, the loader's memory) runs on the newest stack only; the code paths it drives are covered
+# on every stack by the faster in-process tests.
+one_stack = pytest.mark.skipif(STACK != "current", reason="does not depend on the library stack: runs on the "
+                                                          "newest stack only")
 
 
 @pytest.fixture

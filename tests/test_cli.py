@@ -1,6 +1,7 @@
 """The command line as a user runs it: train from a kohya TOML, errors, inspect, demo."""
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import one_stack  # noqa: E402
 from test_train import DEMO  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +24,7 @@ def cli(*args, cwd=None):
                           encoding="utf-8", env=env, cwd=cwd, timeout=600)
 
 
+@one_stack
 def test_train_from_kohya_toml_then_inspect(tiny_checkpoints, tmp_path):
     data = tmp_path / "我的 数据"
     shutil.copytree(next(DEMO.iterdir()), data / "2_zkz")
@@ -59,6 +62,7 @@ network_alpha = 2
     assert "rank: 4" in shown.stdout and "check: OK" in shown.stdout and "ss_epoch: 1" in shown.stdout
 
 
+@one_stack
 def test_bad_settings_give_a_clear_error(tmp_path):
     done = cli("train", "--train_data_dir", str(tmp_path / "nowhere"), "--resolution", "500",
                "--pretrained_model_name_or_path", str(tmp_path / "model.safetensors"), "--output_dir", str(tmp_path))
@@ -68,6 +72,7 @@ def test_bad_settings_give_a_clear_error(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+@one_stack
 def test_demo_writes_base_model_and_lora(tmp_path):
     from lora_trainer.models.loading import load_base_model
 
@@ -79,6 +84,7 @@ def test_demo_writes_base_model_and_lora(tmp_path):
     assert load_base_model(str(base)).family == "sd1"
 
 
+@one_stack
 def test_ctrl_c_stops_and_saves_the_interrupted_state(tiny_checkpoints, tmp_path):
     import signal
     import time
@@ -92,8 +98,11 @@ def test_ctrl_c_stops_and_saves_the_interrupted_state(tiny_checkpoints, tmp_path
          "--train_data_dir", str(data), "--output_dir", str(out), "--output_name", "ctrl_c", "--resolution", "64",
          "--enable_bucket", "false", "--max_train_epochs", "50", "--mixed_precision", "no", "--network_dim", "4"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env)
+    def trained_a_step() -> bool:   # Ctrl+C once the loop runs (the step log is written from the first step)
+        return any('"type": "step"' in p.read_text(encoding="utf-8") for p in out.glob("logs/**/metrics.jsonl"))
+
     deadline = time.time() + 300
-    while not (out / "ctrl_c-000001.safetensors").exists() and time.time() < deadline and proc.poll() is None:
+    while not trained_a_step() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=300)
@@ -103,11 +112,26 @@ def test_ctrl_c_stops_and_saves_the_interrupted_state(tiny_checkpoints, tmp_path
     assert not (out / "ctrl_c.safetensors").exists()
 
 
-def test_bench_takes_the_same_options_under_both_entry_points():
-    from lora_trainer.cli import build_parser
+def test_bench_runs_the_benchmark_beside_the_package_with_its_own_options(monkeypatch):
+    """``python -m lora_trainer bench ...`` passes every option on to ``python -m benchmarks.bench`` (the
+    package itself never imports the benchmarks)."""
+    import subprocess
 
-    args = build_parser().parse_args(["bench", "--model", "sdxl", "--variants", "graphs,graphs+amp",
-                                      "--memory-breakdown", "memory.md", "--gradient-checkpointing"])
+    from lora_trainer.cli import main as cli
+
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda argv, **kw: calls.append((argv, kw)) or 0)
+    options = ["--model", "sdxl", "--variants", "graphs,graphs+amp", "--memory-breakdown", "memory.md",
+               "--gradient-checkpointing"]
+    assert cli.main(["--verbose", "bench", *options]) == 0
+    (argv, kw), = calls
+    assert argv[1:] == ["-m", "benchmarks.bench", *options]
+    assert (Path(kw["cwd"]) / "benchmarks" / "bench_args.py").is_file()
+
+    from benchmarks.bench_args import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(options)
     assert (args.model, args.variants, args.memory_breakdown, args.gradient_checkpointing) == \
         ("sdxl", "graphs,graphs+amp", "memory.md", True)
-    assert args.memory_preset is None and not args.compile

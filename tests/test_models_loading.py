@@ -15,6 +15,7 @@ pytest.importorskip("diffusers")
 
 import torch
 
+from conftest import one_stack
 from lora_trainer.errors import ModelLoadError
 from lora_trainer.models.loading import BaseModel, load_base_model
 from lora_trainer.models.tiny import build_tiny_components, save_single_file, text_encoders_of
@@ -272,6 +273,7 @@ def _run(code, *args):
     return out.stdout
 
 
+@one_stack
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc to read peak RSS")
 def test_peak_memory_of_loading_a_big_file(tmp_path):
     path = tmp_path / "big sd15.safetensors"

@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lora_trainer.config import TrainConfig  # noqa: E402
+from lora_trainer.config.schema import TrainConfig  # noqa: E402
 from lora_trainer.errors import DatasetError, TrainingDiverged  # noqa: E402
 from lora_trainer.lora.kohya_format import check_lora_state  # noqa: E402
 from lora_trainer.train import events as ev  # noqa: E402
@@ -27,6 +27,17 @@ def dataset(tmp_path):
     """The bundled shapes dataset under a Unicode path with spaces, repeats set to 4."""
     target = tmp_path / "训练 数据" / "4_zkz 形状"
     shutil.copytree(next(DEMO.iterdir()), target)
+    return str(target.parent)
+
+
+@pytest.fixture
+def small_dataset(tmp_path):
+    """Two of the shapes at repeats 1: one step per epoch, for tests of what happens around training."""
+    target = tmp_path / "小 数据" / "1_zkz"
+    target.mkdir(parents=True)
+    for image in sorted(next(DEMO.iterdir()).glob("*.png"))[:2]:
+        shutil.copy(image, target / image.name)
+        shutil.copy(image.with_suffix(".txt"), target / image.with_suffix(".txt").name)
     return str(target.parent)
 
 
@@ -164,17 +175,18 @@ def test_stop_and_resume_reach_the_same_weights(stop_at_step, tiny_checkpoints, 
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
 
 
-def test_resume_refuses_other_settings(tiny_checkpoints, dataset, tmp_path):
+def test_resume_refuses_other_settings(tiny_checkpoints, small_dataset, tmp_path):
     from lora_trainer.errors import TrainerError
 
-    cfg = make_config(tiny_checkpoints["sd1"], dataset, tmp_path / "a", max_train_epochs=2)
+    cfg = make_config(tiny_checkpoints["sd1"], small_dataset, tmp_path / "a", max_train_epochs=2)
     run(cfg)
     with pytest.raises(TrainerError, match="network_dim: saved 4, now 8"):
         run(cfg.replace(network_dim=8, resume=str(tmp_path / "a" / "测试 lora-000002-state")))
 
 
-def test_broken_image_is_skipped_with_warning(tiny_checkpoints, dataset, tmp_path):
-    concept = Path(dataset) / "4_zkz 形状"
+def test_broken_image_is_skipped_with_warning(tiny_checkpoints, small_dataset, tmp_path):
+    dataset = small_dataset
+    concept = Path(dataset) / "1_zkz"
     (concept / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
     (concept / "broken.txt").write_text("zkz", encoding="utf-8")
     result, seen = run(make_config(tiny_checkpoints["sd1"], dataset, tmp_path / "o", max_train_epochs=1))
@@ -191,7 +203,7 @@ def test_empty_dataset_is_explained(tiny_checkpoints, tmp_path):
     assert "empty" in str(err.value) or "no usable" in str(err.value)
 
 
-def test_a_failed_write_is_explained_and_reported(tiny_checkpoints, dataset, tmp_path, monkeypatch):
+def test_a_failed_write_is_explained_and_reported(tiny_checkpoints, small_dataset, tmp_path, monkeypatch):
     import errno
 
     import lora_trainer.io.atomic as atomic
@@ -202,7 +214,7 @@ def test_a_failed_write_is_explained_and_reported(tiny_checkpoints, dataset, tmp
     monkeypatch.setattr(atomic, "save_safetensors_atomic", disk_full)
     seen = []
     with pytest.raises(TrainerError) as err:
-        run(make_config(tiny_checkpoints["sd1"], dataset, tmp_path / "o", max_train_epochs=1), seen.append)
+        run(make_config(tiny_checkpoints["sd1"], small_dataset, tmp_path / "o", max_train_epochs=1), seen.append)
     assert "No space left on device" in str(err.value) and "free some disk space" in err.value.advice
     assert isinstance(seen[-1], ev.Failed)
 
