@@ -3,11 +3,17 @@
 Saved as a folder next to each saved epoch (``<name>-000003-state/``). The folder is
 written under a temporary name and renamed when complete, so a crash never leaves a
 state that looks whole but is not.
+
+Nothing in a state is unpickled: the tensors are in ``state.tensors`` (the safetensors format;
+the extension keeps the WebUI's Lora tab from listing it) and everything else in
+``state.json``, where a tensor is written as ``{"$tensor": name}``. A state folder can come from
+anyone (a shared WebUI's caller names it), and loading it must never run code.
 """
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 import uuid
@@ -18,7 +24,9 @@ import torch
 
 from ..errors import TrainerError
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+TENSORS_FILE = "state.tensors"
+INFO_FILE = "state.json"
 # settings that must match for a resumed run to be the same run
 RESUME_KEYS = ("network_dim", "network_alpha", "conv_dim", "conv_alpha", "network_args",
                "network_train_unet_only", "network_train_text_encoder_only", "train_batch_size",
@@ -57,6 +65,42 @@ class TrainingState:
     config: dict
 
 
+# --- nested values with tensors, as JSON + safetensors ----------------------------------------------------
+
+def _encode(value: Any, name: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """``value`` as JSON, its tensors moved into ``tensors`` under names derived from ``name``."""
+    if isinstance(value, torch.Tensor):
+        key = f"{name}#{len(tensors)}"
+        tensors[key] = value.detach().to("cpu", copy=True).contiguous()   # a copy: no shared storage
+        return {"$tensor": key}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and not k.startswith("$") for k in value):
+            return {k: _encode(v, f"{name}.{k}", tensors) for k, v in value.items()}
+        return {"$dict": [[_encode(k, name, tensors), _encode(v, f"{name}.{k}", tensors)]
+                          for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"$tuple": [_encode(v, f"{name}.{i}", tensors) for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_encode(v, f"{name}.{i}", tensors) for i, v in enumerate(value)]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"a training state cannot hold {type(value).__name__} ({name})")
+
+
+def _decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, tensors) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"$tensor"}:
+        return tensors[value["$tensor"]]
+    if set(value) == {"$tuple"}:
+        return tuple(_decode(v, tensors) for v in value["$tuple"])
+    if set(value) == {"$dict"}:
+        return {_decode(k, tensors): _decode(v, tensors) for k, v in value["$dict"]}
+    return {k: _decode(v, tensors) for k, v in value.items()}
+
+
 def save_state(state_dir: str, *, step: int, epoch: int, batch_in_epoch: int, lora: dict[str, torch.Tensor],
                optimizer: dict, scheduler: dict, rng: RngStates, config: dict) -> str:
     from safetensors.torch import save_file
@@ -66,14 +110,16 @@ def save_state(state_dir: str, *, step: int, epoch: int, batch_in_epoch: int, lo
     tmp = os.path.join(parent, f".{os.path.basename(state_dir)}.tmp-{uuid.uuid4().hex[:8]}")
     os.makedirs(tmp)
     try:
-        save_file({k: v.contiguous().cpu() for k, v in lora.items()}, os.path.join(tmp, "lora.safetensors"))
-        torch.save(optimizer, os.path.join(tmp, "optimizer.pt"))
-        torch.save(scheduler, os.path.join(tmp, "scheduler.pt"))
-        torch.save({"python": rng.python, "torch_cpu": rng.torch_cpu, "torch_cuda": rng.torch_cuda,
-                    "noise": rng.noise}, os.path.join(tmp, "rng.pt"))
-        with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as fh:
-            json.dump({"version": STATE_VERSION, "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
-                       "config": config}, fh, ensure_ascii=False, indent=1)
+        tensors: dict[str, torch.Tensor] = {}
+        info = {"version": STATE_VERSION, "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+                "config": config, "lora": _encode(lora, "lora", tensors),
+                "optimizer": _encode(optimizer, "optimizer", tensors),
+                "scheduler": _encode(scheduler, "scheduler", tensors),
+                "rng": _encode({"python": rng.python, "torch_cpu": rng.torch_cpu, "torch_cuda": rng.torch_cuda,
+                                "noise": rng.noise}, "rng", tensors)}
+        save_file(tensors, os.path.join(tmp, TENSORS_FILE))
+        with open(os.path.join(tmp, INFO_FILE), "w", encoding="utf-8") as fh:
+            json.dump(info, fh, ensure_ascii=False, indent=1)
         if os.path.exists(state_dir):
             old = tmp + ".old"
             os.replace(state_dir, old)
@@ -87,27 +133,48 @@ def save_state(state_dir: str, *, step: int, epoch: int, batch_in_epoch: int, lo
     return state_dir
 
 
+def _load_version_1(state_dir: str, info: dict) -> dict:
+    """A state saved before version 2 (``.pt`` files): read with torch's weights-only loader, which refuses
+    anything but tensors and plain containers."""
+    from safetensors.torch import load_file
+
+    parts = {"lora": load_file(os.path.join(state_dir, "lora.safetensors"))}
+    for name in ("optimizer", "scheduler", "rng"):
+        try:
+            parts[name] = torch.load(os.path.join(state_dir, f"{name}.pt"), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise TrainerError(f"{state_dir}/{name}.pt holds more than tensors and numbers, so it is not loaded",
+                               "resume from a state this version saved, or start the run again") from None
+    return {**info, **parts}
+
+
 def load_state(state_dir: str) -> TrainingState:
     from safetensors.torch import load_file
 
-    info_path = os.path.join(state_dir, "state.json")
+    info_path = os.path.join(state_dir, INFO_FILE)
     if not os.path.isfile(info_path):
-        raise TrainerError(f"{state_dir} is not a training state folder (state.json is missing)",
+        raise TrainerError(f"{state_dir} is not a training state folder ({INFO_FILE} is missing)",
                            "choose a folder ending in -state that a run saved next to its LoRA files")
     try:
         with open(info_path, encoding="utf-8") as fh:
             info = json.load(fh)
-        lora = load_file(os.path.join(state_dir, "lora.safetensors"))
-        optimizer = torch.load(os.path.join(state_dir, "optimizer.pt"), map_location="cpu", weights_only=False)
-        scheduler = torch.load(os.path.join(state_dir, "scheduler.pt"), map_location="cpu", weights_only=False)
-        rng = torch.load(os.path.join(state_dir, "rng.pt"), map_location="cpu", weights_only=False)
-    except (OSError, ValueError, RuntimeError) as err:
+        if not isinstance(info, dict):
+            raise ValueError(f"{INFO_FILE} is not a JSON object")
+        if info.get("version", 1) < 2:
+            values = _load_version_1(state_dir, info)
+        else:
+            values = _decode(info, load_file(os.path.join(state_dir, TENSORS_FILE)))
+        rng = values["rng"]
+        return TrainingState(step=int(values["step"]), epoch=int(values["epoch"]),
+                             batch_in_epoch=int(values.get("batch_in_epoch", 0)), lora=values["lora"],
+                             optimizer=values["optimizer"], scheduler=values["scheduler"],
+                             rng=RngStates(rng["python"], rng["torch_cpu"], rng["torch_cuda"], rng["noise"]),
+                             config=values.get("config", {}))
+    except TrainerError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
         raise TrainerError(f"the training state in {state_dir} cannot be read: {err}",
                            "resume from an earlier -state folder of the same run") from None
-    return TrainingState(step=info["step"], epoch=info["epoch"], batch_in_epoch=info.get("batch_in_epoch", 0),
-                         lora=lora, optimizer=optimizer, scheduler=scheduler,
-                         rng=RngStates(rng["python"], rng["torch_cpu"], rng["torch_cuda"], rng["noise"]),
-                         config=info.get("config", {}))
 
 
 def resume_mismatches(saved: dict, current: dict) -> list[str]:
