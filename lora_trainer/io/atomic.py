@@ -1,7 +1,9 @@
 """Atomic file writes: a temp file in the same folder, fsync, then rename over the target.
 
 A crash or kill while writing leaves the previous file untouched and, at worst, a
-``.<name>.tmp-<pid>-<random>`` file next to it that ``cleanup_stale_temps`` removes.
+``.<name>.tmp-<pid>-<random>`` file (or folder, for a training state) next to it that
+``cleanup_stale_temps`` removes. Files get the user's usual permissions (the umask), not the
+owner-only mode of a temp file, so a WebUI running as another user can read them.
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import errno
 import os
 import re
 import secrets
+import shutil
+import stat
 import sys
 import time
 from pathlib import Path
@@ -23,6 +27,19 @@ def temp_path_for(path: str | os.PathLike) -> Path:
     """A fresh temp-file path next to ``path``: ``.<name>.tmp-<pid>-<random>``."""
     path = Path(path)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: Path) -> None:
+    """The mode a plain ``open(path, "w")`` would have given (mkstemp-style writers give 0600)."""
+    if os.name == "posix":
+        os.chmod(path, (stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH)
+                 & ~_umask())
 
 
 def _fsync_file(path: Path) -> None:
@@ -74,6 +91,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if not tmp.is_file():
             raise FileNotFoundError(f"nothing was written to the temporary file for {path}")
+        _usual_mode(tmp)
         _fsync_file(tmp)
         _replace(tmp, path)
     except BaseException:
@@ -113,7 +131,7 @@ def _pid_running(pid: int) -> bool | None:
 
 
 def cleanup_stale_temps(directory: str | os.PathLike, stale_after_s: float = STALE_AFTER_S) -> list[Path]:
-    """Remove temp files of ``atomic_write`` whose writer is gone; return the removed paths.
+    """Remove temp files of ``atomic_write`` (and temp state folders) whose writer is gone; return them.
 
     A temp file is stale when its process is no longer running (POSIX) or when it has not
     changed for ``stale_after_s`` seconds (any OS; e.g. a process id reused since the crash).
@@ -128,7 +146,8 @@ def cleanup_stale_temps(directory: str | os.PathLike, stale_after_s: float = STA
         if not match:
             continue
         try:
-            if not entry.is_file():
+            folder = entry.is_dir() and not entry.is_symlink()
+            if not folder and not entry.is_file():
                 continue
             age = now - entry.stat().st_mtime
         except OSError:
@@ -137,7 +156,7 @@ def cleanup_stale_temps(directory: str | os.PathLike, stale_after_s: float = STA
         running = _pid_running(pid)
         if running is False or age > stale_after_s:
             try:
-                entry.unlink()
+                shutil.rmtree(entry) if folder else entry.unlink()
             except FileNotFoundError:
                 continue
             except OSError:

@@ -94,6 +94,10 @@ class _Trainer:
         run_name = f"{self.cfg.output_name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(run.started_at))}"
         self.run_dir = os.path.join(self.cfg.effective_logging_dir, run_name)
         self.metrics = MetricsLogger(self.run_dir) if self.main else None
+        if self.main:   # what a killed save left behind (half-written files and state folders) goes now
+            from ..io.atomic import cleanup_stale_temps
+
+            cleanup_stale_temps(self.cfg.output_dir)
 
     def emit(self, event) -> None:
         if self.main and self.listener is not None:

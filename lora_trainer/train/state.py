@@ -16,13 +16,13 @@ import os
 import pickle
 import random
 import shutil
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..errors import TrainerError
+from ..io.atomic import temp_path_for
 
 STATE_VERSION = 2
 TENSORS_FILE = "state.tensors"
@@ -107,7 +107,7 @@ def save_state(state_dir: str, *, step: int, epoch: int, batch_in_epoch: int, lo
 
     parent = os.path.dirname(os.path.abspath(state_dir))
     os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(state_dir)}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = str(temp_path_for(os.path.join(parent, os.path.basename(state_dir))))   # removed after a kill
     os.makedirs(tmp)
     try:
         tensors: dict[str, torch.Tensor] = {}
@@ -121,7 +121,7 @@ def save_state(state_dir: str, *, step: int, epoch: int, batch_in_epoch: int, lo
         with open(os.path.join(tmp, INFO_FILE), "w", encoding="utf-8") as fh:
             json.dump(info, fh, ensure_ascii=False, indent=1)
         if os.path.exists(state_dir):
-            old = tmp + ".old"
+            old = str(temp_path_for(state_dir))
             os.replace(state_dir, old)
             os.replace(tmp, state_dir)
             shutil.rmtree(old, ignore_errors=True)
