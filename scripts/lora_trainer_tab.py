@@ -33,6 +33,7 @@ def _register():
     entry.EXTENSION_ROOT = root
     for register, callback in ((script_callbacks.on_ui_tabs, entry.on_ui_tabs),
                                (script_callbacks.on_app_started, entry.on_app_started),
+                               (script_callbacks.on_ui_settings, entry.on_ui_settings),
                                (script_callbacks.on_script_unloaded, entry.on_script_unloaded)):
         if hasattr(script_callbacks, "remove_callbacks_for_function"):
             script_callbacks.remove_callbacks_for_function(callback)

@@ -45,7 +45,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def standalone_server(tmp_path: Path, models: str, output_dir: str):
+def standalone_server(tmp_path: Path, models: str, output_dir: str, extra_args=()):
     """``python -m lora_trainer.ui`` on a free port, stopped afterwards; yields (url, log path)."""
     port = free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", LORA_TRAINER_JOBS_DIR=str(tmp_path / "jobs"),
@@ -53,7 +53,7 @@ def standalone_server(tmp_path: Path, models: str, output_dir: str):
     log_path = tmp_path / "server.log"
     log = open(log_path, "w+", encoding="utf-8")
     process = subprocess.Popen([sys.executable, "-m", "lora_trainer.ui", "--models", models, "--output-dir",
-                                output_dir, "--port", str(port)], cwd=str(tmp_path), env=env,
+                                output_dir, "--port", str(port), *extra_args], cwd=str(tmp_path), env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 120

@@ -32,15 +32,16 @@ SAVE_PRECISIONS = ("fp16", "bf16", "float")
 
 def opt(default: Any, help: str, *, group: str = ADVANCED, label: str = "", choices: tuple = (),
         minimum: float | None = None, maximum: float | None = None, section: str = "", ss: str = "",
-        ss_form: str = "text", ss_value: str = "") -> Any:
+        ss_form: str = "text", ss_value: str = "", path: str = "") -> Any:
     """A config field with the metadata the CLI, TOML, UI and the saved file's metadata are generated from.
 
     ``ss``: the ``ss_*`` key a saved LoRA file stores the field under, ``ss_form`` its text form (a
     ``config.metadata.FORMS`` name), ``ss_value`` the attribute or method written instead of the field
-    itself (a derived value, e.g. the effective UNet learning rate)."""
+    itself (a derived value, e.g. the effective UNet learning rate). ``path``: "file" or "folder" when the
+    field names a place on disk (a shared WebUI confines those to the allowed folders)."""
     meta = {"help": help, "group": group, "label": label, "choices": choices,
             "minimum": minimum, "maximum": maximum, "section": section, "ss": ss, "ss_form": ss_form,
-            "ss_value": ss_value}
+            "ss_value": ss_value, "path": path}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -51,7 +52,7 @@ class TrainConfig:
     # --- model -------------------------------------------------------------------------
     pretrained_model_name_or_path: str = opt(
         "", "Base model: a .safetensors/.ckpt checkpoint (SD1.x, SD2.x or SDXL) or a diffusers folder.",
-        group=BASIC, label="Base model", section="model")
+        group=BASIC, label="Base model", section="model", path="file")
     v_parameterization: Optional[bool] = opt(
         None, "Train with v-prediction. Leave empty to decide from the model (SD2.x 768 models use it).",
         label="v-prediction", section="model")
@@ -62,10 +63,10 @@ class TrainConfig:
     # --- data --------------------------------------------------------------------------
     train_data_dir: str = opt(
         "", "Folder that holds one sub-folder per concept, named <repeats>_<name> (e.g. 10_mychar).",
-        group=BASIC, label="Training images folder", section="data")
+        group=BASIC, label="Training images folder", section="data", path="folder")
     reg_data_dir: str = opt(
         "", "Optional regularization images, same <repeats>_<name> layout. Leave empty for none.",
-        label="Regularization folder", section="data")
+        label="Regularization folder", section="data", path="folder")
     caption_extension: str = opt(".txt", "Extension of the caption file next to each image.",
                                  label="Caption extension", section="data")
     resolution: str = opt("512", "Training size in pixels: one number (512) or width,height (768,512). "
@@ -96,7 +97,7 @@ class TrainConfig:
                                       section="data")
     # --- output ------------------------------------------------------------------------
     output_dir: str = opt("", "Folder the LoRA files, training states and logs are written to.",
-                          group=BASIC, label="Output folder", section="output")
+                          group=BASIC, label="Output folder", section="output", path="folder")
     output_name: str = opt("lora", "File name of the LoRA without extension; epochs add -000001 etc.",
                            group=BASIC, label="Output name", section="output", ss="ss_output_name")
     save_every_n_epochs: Optional[int] = opt(1, "Save a LoRA file every N epochs (empty: only at the end).",
@@ -106,8 +107,10 @@ class TrainConfig:
                               choices=SAVE_PRECISIONS, section="output")
     save_state: bool = opt(True, "Also save a resumable training state next to each saved epoch.",
                            section="output")
-    resume: str = opt("", "Continue from a saved training state folder (…-state).", section="output")
-    logging_dir: str = opt("", "Where the loss logs go (default: <output_dir>/logs).", section="output")
+    resume: str = opt("", "Continue from a saved training state folder (…-state).", section="output",
+                      path="folder")
+    logging_dir: str = opt("", "Where the loss logs go (default: <output_dir>/logs).", section="output",
+                           path="folder")
     training_comment: str = opt("", "A note stored in the LoRA file's metadata.", section="output",
                                 ss="ss_training_comment")
     # --- network -----------------------------------------------------------------------
@@ -211,7 +214,7 @@ class TrainConfig:
     validation_data_dir: str = opt(
         "", "A folder of other images (with caption files) that are not trained on: a validation loss on them "
             "(up to 32 images) is computed after each epoch.", label="Validation images folder",
-        section="validation")
+        section="validation", path="folder")
     validate_every_n_epochs: Optional[int] = opt(
         None, "Compute the validation loss every N epochs (empty: every epoch when images are held out). Set "
               "without held-out images, it scores up to 8 training images with fixed noise instead: that shows "

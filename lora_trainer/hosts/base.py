@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..config.allowed_folders import AllowedFolders
 from ..config.metadata import family_from_metadata
 from ..errors import TrainerError
 from ..io.safetensors_header import read_metadata, tensor_names
@@ -107,6 +108,10 @@ class HostAdapter:
         raise TrainerError(f"the tagging helper '{name}' is not available here",
                            f"choose one of: {', '.join(self.interrogators()) or 'none (tag by hand)'}")
 
+    def allowed_folders(self) -> AllowedFolders:
+        """Where a caller may name files and folders: anywhere, unless the host serves other computers."""
+        return AllowedFolders.anywhere()
+
     def api_auth_dependencies(self) -> list:
         return []
 
@@ -185,16 +190,22 @@ def is_inside(path: str, folder: str) -> bool:
         return False
 
 
+def parse_credentials(text: Optional[str]) -> list[tuple[str, str]]:
+    """``"user:pass,user2:pass2"`` (the WebUI's --api-auth form) → [(user, pass), ...]."""
+    pairs = []
+    for item in (text or "").split(","):
+        user, sep, password = item.strip().partition(":")
+        if sep:
+            pairs.append((user, password))
+    return pairs
+
+
 def basic_auth_dependencies(credentials: Optional[str]) -> list:
     """FastAPI dependencies requiring HTTP Basic auth with one of ``"user:pass,user2:pass2"``.
 
     The hosts' ``--api-auth`` covers only their own routes, so extension routes check it themselves.
     """
-    pairs = []
-    for item in (credentials or "").split(","):
-        user, sep, password = item.strip().partition(":")
-        if sep:
-            pairs.append((user, password))
+    pairs = parse_credentials(credentials)
     if not pairs:
         return []
     import secrets

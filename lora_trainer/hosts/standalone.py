@@ -6,6 +6,7 @@ import os
 import threading
 from typing import Iterable, Optional
 
+from ..config.allowed_folders import AllowedFolders
 from .base import (Checkpoint, HostAdapter, PreviewRequest, PreviewUnavailable, basic_auth_dependencies,
                    checkpoint_family)
 
@@ -18,12 +19,14 @@ class StandaloneAdapter(HostAdapter):
 
     def __init__(self, checkpoints: Iterable[str] = (), models_dir: Optional[str] = None,
                  lora_dir: Optional[str] = None, api_auth: Optional[str] = None,
-                 device: Optional[str] = None) -> None:
+                 device: Optional[str] = None, shared: bool = False, allow_paths: Iterable[str] = ()) -> None:
         self._checkpoints = [os.path.abspath(p) for p in checkpoints]
         self._models_dir = os.path.abspath(models_dir) if models_dir else None
         self._lora_dir = os.path.abspath(lora_dir or DEFAULT_LORA_DIR)
         self._api_auth = api_auth
         self._device = device
+        self._shared = shared                 # served to other computers (--listen)
+        self._allow_paths = [os.path.abspath(p) for p in allow_paths]
         self._render_lock = threading.Lock()
         self._stop = threading.Event()
         self._pipeline = None
@@ -47,6 +50,13 @@ class StandaloneAdapter(HostAdapter):
 
     def lora_dir(self) -> str:
         return self._lora_dir
+
+    def allowed_folders(self) -> AllowedFolders:
+        """Served to other computers: the output folder, the model files and folders given, and --allow-path."""
+        if not self._shared:
+            return AllowedFolders.anywhere()
+        models = [self._models_dir] if self._models_dir else []
+        return AllowedFolders.only([self._lora_dir, *models, *self._checkpoints, *self._allow_paths])
 
     def restore_vram(self) -> None:
         """The job is over: drop the preview model."""

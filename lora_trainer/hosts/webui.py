@@ -15,9 +15,11 @@ import sys
 import threading
 from typing import Iterator, Optional
 
+from ..config.allowed_folders import AllowedFolders
 from .base import (Checkpoint, HostAdapter, PreviewRequest, PreviewUnavailable, basic_auth_dependencies,
                    checkpoint_family, is_inside, lora_family, with_lora_tag)
 
+ALLOWED_FOLDERS_OPTION = "lora_trainer_allowed_folders"
 PREVIEW_JOB = "lora_trainer_preview"
 PREVIEW_COPY_DIR = "lora_trainer_preview"   # under the LoRA folder, only while a preview renders
 
@@ -231,3 +233,37 @@ class WebUIAdapter(HostAdapter):
     def api_auth_dependencies(self) -> list:
         cmd_opts = getattr(host_module("modules.shared"), "cmd_opts", None)
         return basic_auth_dependencies(getattr(cmd_opts, "api_auth", None))
+
+    # --- what a caller may name ------------------------------------------------------------------
+    def allowed_folders(self) -> AllowedFolders:
+        """A WebUI that serves other computers (--listen, --share, --ngrok, --server-name) lets callers name
+        only its models folder (checkpoints and the Lora folder), its ``lora_trainer`` data folder and the
+        folders its owner added in Settings; a local one, any path (as the host itself does)."""
+        shared = host_module("modules.shared")
+        cmd_opts = getattr(shared, "cmd_opts", None)
+        if not serves_other_computers(cmd_opts):
+            return AllowedFolders.anywhere()
+        paths = host_module("modules.paths_internal")
+        extra = str(getattr(getattr(shared, "opts", None), "data", {}).get(ALLOWED_FOLDERS_OPTION) or "")
+        return AllowedFolders.only([self.lora_dir(), paths.models_path, getattr(cmd_opts, "ckpt_dir", None),
+                                    os.path.join(paths.data_path, "lora_trainer"),
+                                    *[line.strip() for line in extra.splitlines() if line.strip()]])
+
+
+def serves_other_computers(cmd_opts) -> bool:
+    flag = getattr(cmd_opts, "webui_is_non_local", None)   # A1111 1.7+ and Forge compute it at start-up
+    if flag is not None:
+        return bool(flag)
+    return any(getattr(cmd_opts, name, None) for name in ("share", "listen", "ngrok", "server_name"))
+
+
+def register_settings(textbox) -> None:
+    """The Settings entry where the owner of a shared WebUI allows more folders. Like the host's own folder
+    settings it is hidden, and cannot be changed by callers, when the WebUI runs with --hide-ui-dir-config."""
+    shared = host_module("modules.shared")
+    hidden = dict(getattr(shared, "hide_dirs", None) or {"visible": not getattr(shared.cmd_opts,
+                                                                              "hide_ui_dir_config", False)})
+    info = shared.OptionInfo("", "Folders that callers of a shared WebUI (--listen) may name in the LoRA Trainer, "
+                                 "one per line (the models folder is always allowed)", textbox,
+                             {"lines": 3, **hidden}, section=("lora_trainer", "LoRA Trainer"))
+    shared.opts.add_option(ALLOWED_FOLDERS_OPTION, info)

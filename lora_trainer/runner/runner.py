@@ -15,6 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
+from ..config.allowed_folders import same_output
 from ..config.schema import TrainConfig, validate
 from ..errors import ConfigError, TrainerError
 from ..hosts.base import HostAdapter, PreviewRequest, PreviewUnavailable, checkpoint_family, is_inside, lora_family
@@ -61,6 +62,7 @@ class Runner:
     def submit(self, cfg: TrainConfig, previews: Optional[PreviewSettings] = None,
                notes: Iterable[str] = ()) -> Job:
         """Queue a run. Raises ``ConfigError`` (with every problem listed) when it could not start."""
+        cfg = self.host.allowed_folders().check_config(cfg)   # a shared WebUI: only its allowed folders
         validate(cfg)
         previews = previews or PreviewSettings()
         final = os.path.join(cfg.output_dir, f"{cfg.output_name}.safetensors")
@@ -84,8 +86,8 @@ class Runner:
             if self._closed:
                 raise TrainerError("the trainer is shutting down", "start the job again after the restart")
             for other in self._entries.values():
-                if other.job.active and \
-                        os.path.join(other.cfg.output_dir, f"{other.cfg.output_name}.safetensors") == final:
+                if other.job.active and same_output(other.cfg.output_dir, other.cfg.output_name, cfg.output_dir,
+                                                    cfg.output_name):
                     raise ConfigError(f"job {other.job.id} ({other.job.status}) already writes "
                                       f"{cfg.output_name} in {cfg.output_dir}",
                                       "choose another output name, or stop that job first")

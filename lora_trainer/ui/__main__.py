@@ -23,7 +23,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7870, help="port to serve on (default: %(default)s)")
     parser.add_argument("--listen", action="store_true", help="accept connections from other computers")
     parser.add_argument("--api-auth", default=None, metavar="USER:PASS[,USER:PASS]",
-                        help="require these credentials for the HTTP API")
+                        help="require these credentials for the page and the HTTP API")
+    parser.add_argument("--allow-path", action="append", default=[], metavar="FOLDER",
+                        help="with --listen: a folder callers may name besides --output-dir and --models "
+                             "(datasets, states); repeat for more")
     return parser.parse_args(argv)
 
 
@@ -65,19 +68,25 @@ def main(argv: list[str] | None = None) -> int:
     files, folder, problems = split_models(args.models)
     for problem in problems:
         print(problem, file=sys.stderr)
+    from ..hosts.base import parse_credentials
     from ..hosts.standalone import StandaloneAdapter
     from ..runner import get_runner
     from ..runner.api import register_api
     from .entry import install_status
 
-    host = StandaloneAdapter(checkpoints=files, models_dir=folder, lora_dir=args.output_dir, api_auth=args.api_auth)
+    host = StandaloneAdapter(checkpoints=files, models_dir=folder, lora_dir=args.output_dir, api_auth=args.api_auth,
+                             shared=args.listen, allow_paths=args.allow_path)
+    credentials = parse_credentials(args.api_auth)
+    if args.listen and not credentials:
+        print("Warning: --listen without --api-auth: anyone who can reach this computer can train, read and "
+              "delete LoRA files in the allowed folders", file=sys.stderr)
     os.makedirs(host.lora_dir(), exist_ok=True)
     runner = get_runner(host)
     app = build_app(runner, host, install_status(str(ROOT)))
     app.queue()
     server, local_url, _ = app.launch(server_name="0.0.0.0" if args.listen else "127.0.0.1",
                                       server_port=args.port, prevent_thread_lock=True, show_api=False,
-                                      allowed_paths=[host.lora_dir()], quiet=True)
+                                      allowed_paths=[host.lora_dir()], quiet=True, auth=credentials or None)
     register_api(server, runner, host.api_auth_dependencies())
     print(f"LoRA Trainer running at {local_url}  (LoRAs go to {host.lora_dir()}; Ctrl+C to quit)", flush=True)
     try:

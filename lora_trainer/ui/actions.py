@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config.allowed_folders import AllowedFolders, same_output
 from ..config.files import config_from_dict, read_toml, save_config
 from ..config.schema import TrainConfig, parse_resolution, validate
 from ..config.steps import scan_and_plan
@@ -74,10 +75,15 @@ class StartCheck:
     plan: Any = None
 
 
+def allowed_folders(host: Any) -> AllowedFolders:
+    """Where this host lets a caller name files and folders (hosts without a rule: anywhere)."""
+    method = getattr(host, "allowed_folders", None)
+    return method() if callable(method) else AllowedFolders.anywhere()
+
+
 def _same_output(job: Any, cfg: TrainConfig) -> bool:
     folder = getattr(job, "output_dir", "") or (getattr(job, "config", {}) or {}).get("output_dir", "")
-    return getattr(job, "output_name", None) == cfg.output_name and \
-        os.path.abspath(folder or ".") == os.path.abspath(cfg.output_dir or ".")
+    return same_output(folder, getattr(job, "output_name", "") or "", cfg.output_dir, cfg.output_name)
 
 
 def check_start(cfg: TrainConfig, runner: Any, confirmed: bool) -> StartCheck:

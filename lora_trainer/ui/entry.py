@@ -91,6 +91,18 @@ def on_app_started(_demo: Any, app: Any) -> None:
         print(f"[LoRA Trainer] the HTTP API could not be added: {type(err).__name__}: {err}")
 
 
+def on_ui_settings() -> None:
+    """The Settings entry for the folders a shared WebUI allows."""
+    try:
+        import gradio as gr
+
+        from ..hosts.webui import register_settings
+
+        register_settings(gr.Textbox)
+    except Exception as err:
+        print(f"[LoRA Trainer] its settings could not be added: {type(err).__name__}: {err}")
+
+
 def register_xyz_axes() -> None:
     """The "LoRA epoch" / "LoRA weight" axes of the X/Y/Z plot script: added while the scripts file is
     executed (the script's axis list is rebuilt at every "Reload UI" just before)."""

@@ -35,12 +35,12 @@ class TabContext:
         return not self.install or self.install.get("ready", True)
 
     def current_config(self, values: list[Any], model_choice: str | None = None) -> TrainConfig:
-        """The form's values as a config (``ConfigError`` names every bad one); ``model_choice``: the base
-        model picked in the Train tab's list."""
+        """The form's values as a config (``ConfigError`` names every bad one, and every path a shared WebUI
+        does not allow); ``model_choice``: the base model picked in the Train tab's list."""
         cfg, _ = self.form.to_config(values, base=self.defaults)
         if model_choice is not None:
             cfg = cfg.replace(pretrained_model_name_or_path=actions.resolve_base_model(model_choice, self.host))
-        return cfg
+        return actions.allowed_folders(self.host).check_config(cfg)
 
 
 def default_config(host: Any, base_model_path: str) -> TrainConfig:

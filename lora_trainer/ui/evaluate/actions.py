@@ -55,6 +55,15 @@ def checkpoint_named(host: Any, name: str | None) -> str:
 
 # --- 1. pick and analyse a run ---------------------------------------------------------------------
 
+def confine(host: Any, path: str, setting: str) -> str:
+    """``path`` if the host lets a caller name it (a shared WebUI: only its allowed folders); else
+    ``ConfigError`` naming ``setting``. Empty stays empty."""
+    if not path:
+        return path
+    allowed = getattr(host, "allowed_folders", None)
+    return allowed().check(path, setting) if callable(allowed) else path
+
+
 def attr(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default) if obj is not None else default
 
@@ -193,6 +202,7 @@ def analyse(choice: str | None, typed: str | None, kind: str | None, host: Any =
         return Analysis(message=message_html("info", "Choose a run first",
                                              ["Pick one in the list or type the folder of its files."]))
     try:
+        path = confine(host, path, "the run's folder or file")
         report = evaluate_run(os.path.expanduser(path), kind=kind if kind in KINDS else None)
     except TrainerError as err:
         return Analysis(message=error_box("The run could not be read", err))

@@ -179,6 +179,8 @@ def build_evaluate(runner: Any, host: Any) -> None:
             return
         stop_flag.clear()
         try:
+            model = ea.confine(host, (model or "").strip(), "the base model file")
+            train_dir = ea.confine(host, (train_dir or "").strip(), "the training images folder")
             settings = eg.GridSettings.from_inputs(prompt_text, epoch_text, weight_text, seed_v, width_v, height_v,
                                                    steps_v, negative_text, model, trigger)
             xyz = eg.xyz_help(report, settings.epochs, settings.weights, prompt_text)

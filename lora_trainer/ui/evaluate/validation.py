@@ -15,7 +15,7 @@ from ...evaluate.messages import Message, msg
 from ...evaluate.report import RunReport, evaluate_run
 from ...evaluate.runs import RunFile
 from ..status import message_html
-from .actions import attr, checkpoint_named, error_box, job_for, sentence
+from .actions import attr, checkpoint_named, confine, error_box, job_for, sentence
 
 VALIDATION_TITLES = {"holdout": "Validation loss on held-out images", "training": "Validation loss on training images"}
 TRAINING_IMAGES_NOTE = ("Computed on training images: a falling loss only shows the LoRA reproduces them more "
@@ -123,11 +123,16 @@ def compute_validation(report: RunReport | None, holdout_dir: str = "", base_mod
         return ValidationView(message_html("info", "A training run is going on",
                                            ["The validation loss needs the graphics card it is using."],
                                            "Wait until it has finished, then try again."))
+    try:
+        holdout = confine(host, (holdout_dir or "").strip().strip('"'), "the held-out images folder")
+        base_model = confine(host, (base_model or "").strip(), "the base model file")
+        training_dir = confine(host, (training_dir or "").strip(), "the training images folder")
+    except TrainerError as err:
+        return ValidationView(error_box("No validation loss", err))
     files = validation_files(report)
     if not files:
         return ValidationView(error_box("No validation loss", TrainerError(
             f"no saved epoch of {report.run.name} is numbered", "save every epoch (Save every N epochs: 1)")))
-    holdout = (holdout_dir or "").strip().strip('"')
     try:
         cfg = validation_config(report, attr(job_for(runner, report), "config", {}) or {}, base_model,
                                 training_dir, holdout, host)
