@@ -46,6 +46,12 @@ def read_caption(image_path: str | os.PathLike, caption_extension: str = ".txt")
     path = caption_path(image_path, caption_extension)
     if not path.is_file():
         return None
+    return read_caption_file(path)
+
+
+def read_caption_file(path: str | os.PathLike) -> str:
+    """The first non-blank line of a caption file (UTF-8 with or without BOM, or UTF-16); "" when empty."""
+    path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:

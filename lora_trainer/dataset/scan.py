@@ -200,6 +200,7 @@ def find_duplicates(pictures: Iterable[Picture], near_bits: int = NEAR_BITS) -> 
     for picture in usable:
         by_digest.setdefault(picture.digest, []).append(picture)
     for same in by_digest.values():
+        same.sort(key=lambda p: (len(os.path.basename(p.path)), p.path))   # "a.png" kept before "a copy.png"
         if len(same) > 1:
             groups.append(DuplicateGroup("same bytes", [p.path for p in same]))
     firsts = [same[0] for same in by_digest.values()]

@@ -79,11 +79,13 @@ def _replace(src: Path, dst: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_write(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
     """Yield a temp path to write; on success it replaces ``path``, on error it is removed.
 
     The caller creates the file at the yielded path (with any writer). ``path``'s folder
     must exist. Either the complete new file or the previous file is at ``path`` afterwards.
+    ``durable=False`` skips the fsyncs: still whole after a crash of the program, not after a
+    power cut (for many small files written together; call ``sync_folder`` once after them).
     """
     path = Path(path)
     tmp = temp_path_for(path)
@@ -92,13 +94,20 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         if not tmp.is_file():
             raise FileNotFoundError(f"nothing was written to the temporary file for {path}")
         _usual_mode(tmp)
-        _fsync_file(tmp)
+        if durable:
+            _fsync_file(tmp)
         _replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def sync_folder(folder: str | os.PathLike) -> None:
+    """Make the renames of files written with ``durable=False`` in ``folder`` survive a power cut."""
+    _fsync_dir(Path(folder))
 
 
 def save_safetensors_atomic(tensors: Mapping[str, "object"], path: str | os.PathLike,
