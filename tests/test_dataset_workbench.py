@@ -121,3 +121,63 @@ def test_checks_give_numbers_and_their_fixes_work(tmp_path):
     assert any(f.key == "min_bucket" and f.blocking and f.fix.setting == {"min_bucket_reso": 256} for f in bucket)
     missing = check_dataset(tmp_path / "nowhere")
     assert missing[0].blocking and "does not exist" in missing[0].message
+
+
+def test_regularization_images_are_generated_resumably_and_captioned(tmp_path):
+    from PIL import Image
+
+    from lora_trainer.dataset.regularization import generate_regularization
+
+    project = Project.create(tmp_path / "p")
+    seeds = []
+
+    def generate(prompt, negative, seed, width, height):
+        seeds.append(seed)
+        assert (prompt, width, height) == ("photo of a woman", 512, 512)
+        return Image.new("RGB", (width, height), (seed * 10 % 255, 0, 0))
+
+    stop_after_two = iter([False, False, True])
+    first = generate_regularization(project, "woman", 4, generate, prompt="photo of a woman",
+                                    should_stop=lambda: next(stop_after_two))
+    assert first.stopped and len(first.made) == 2
+    second = generate_regularization(project, "woman", 4, generate)
+    assert second.kept == 2 and len(second.made) == 2 and seeds == [1, 2, 3, 4]
+    folder = project.root / "reg" / "1_woman"
+    assert sorted(p.name for p in folder.glob("*.png")) == [f"reg_0000{i}.png" for i in range(4)]
+    assert (folder / "reg_00003.txt").read_text(encoding="utf-8") == "woman"
+    assert Project.open(project.root).training_settings()["reg_data_dir"] == str(project.root / "reg")
+
+
+def test_the_webui_generates_regularization_images_with_its_loaded_model(tmp_path):
+    import fake_host
+
+    root = tmp_path / "webui"
+    base = fake_host.write_checkpoint(root / "models" / "Stable-diffusion" / "base.safetensors", "sd1")
+    fake = fake_host.activate("a1111", root=root, loaded=base)
+    try:
+        from lora_trainer.hosts import detect_host
+
+        image = detect_host().generate_image("a woman", "", 7, 64, 64)
+        assert image is not None and fake.processed[-1].prompt == "a woman" and fake.processed[-1].lock_held
+    finally:
+        fake_host.deactivate()
+
+
+def test_the_dataset_commands(tmp_path, capsys):
+    from lora_trainer.cli.main import main
+
+    src = tmp_path / "src"
+    for i in range(3):
+        textured(src / f"{i}.png", seed=i * 7)
+        (src / f"{i}.txt").write_text("1girl, blue hair", encoding="utf-8")
+    project = tmp_path / "项目"
+    assert main(["dataset", "import", str(src), str(project), "--trigger", "zkz", "--repeats", "5"]) == 0
+    assert "Imported 3 picture(s) and 3 caption(s)" in capsys.readouterr().out
+    assert main(["dataset", "check", str(project / "img"), "--trigger", "zkz"]) == 0
+    assert "lack the trigger word 'zkz'" in capsys.readouterr().out
+    assert main(["dataset", "fold", str(project / "img"), "--trigger", "zkz", "--tags", "blue hair", "--apply"]) == 0
+    assert (project / "img" / "5_zkz" / "1.txt").read_text(encoding="utf-8") == "zkz, 1girl"
+    assert main(["dataset", "edit", str(project / "img"), "--replace", "1girl=solo", "--apply"]) == 0
+    assert main(["dataset", "undo", str(project / "img")]) == 0
+    assert (project / "img" / "5_zkz" / "1.txt").read_text(encoding="utf-8") == "zkz, 1girl"
+    assert main(["dataset", "check", str(tmp_path / "nowhere")]) == 1

@@ -1,4 +1,4 @@
-"""Command line: ``train`` (also under ``accelerate launch``), ``demo``, ``inspect`` and ``bench``."""
+"""Command line: ``train`` (also under ``accelerate launch``), ``demo``, ``inspect``, ``dataset`` and ``bench``."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..config.files import add_config_flags, config_from_dict, load_config, overrides_from_args
 from ..errors import TrainerError
+from .dataset_cmd import add_dataset_parser
 from .progress import ProgressPrinter
 
 
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_inspect.add_argument("file")
     p_inspect.add_argument("--all", action="store_true", help="print every metadata field in full")
     p_inspect.set_defaults(func=cmd_inspect)
+    add_dataset_parser(sub)
     sub.add_parser("bench", help="time the training step on full-size SD1.5/SDXL (CUDA); "
                                            "python -m lora_trainer bench --help lists its options",
                              add_help=False)

@@ -95,6 +95,11 @@ class HostAdapter:
     def generate_previews(self, req: PreviewRequest) -> list:
         raise PreviewUnavailable("this host cannot render previews")
 
+    def generate_image(self, prompt: str, negative_prompt: str, seed: int, width: int, height: int):
+        """One picture of the host's loaded model without any LoRA (regularization images)."""
+        raise PreviewUnavailable("images can only be generated inside the WebUI, with its loaded model",
+                                 "generate the regularization images in the WebUI, or import a folder of them")
+
     def interrupt(self) -> None:
         """Stop a preview that is being rendered."""
 

@@ -194,6 +194,35 @@ class WebUIAdapter(HostAdapter):
         if rendering:  # never the user's own generation
             self._state().interrupt()
 
+    def generate_image(self, prompt: str, negative_prompt: str, seed: int, width: int, height: int):
+        """One picture of the loaded model, no LoRA (regularization images); None when interrupted."""
+        if self.loaded_checkpoint() is None:
+            raise PreviewUnavailable("no checkpoint is selected in the WebUI, so no image can be generated",
+                                     "select the base model you will train on in the checkpoint list")
+        processing = host_module("modules.processing")
+        with self._lock():
+            state = self._state()
+            with self._guard:
+                self._rendering = True
+                if self._model_off:
+                    self._bring_back()
+                    self._model_off = False
+            state.begin(job=PREVIEW_JOB)
+            try:
+                p = processing.StableDiffusionProcessingTxt2Img(
+                    prompt=prompt, negative_prompt=negative_prompt, seed=int(seed), batch_size=1, n_iter=1,
+                    width=int(width), height=int(height), do_not_save_samples=True, do_not_save_grid=True)
+                with contextlib.closing(p):
+                    processed = processing.process_images(p)
+                interrupted = getattr(state, "interrupted", False)
+            finally:
+                state.end()
+                with self._guard:
+                    self._rendering = False
+                    if self._training and not self._model_off:
+                        self._model_off = self._offload()
+        return processed.images[0] if processed is not None and processed.images and not interrupted else None
+
     # --- LoRA list -------------------------------------------------------------------------------
     def _networks(self):
         return sys.modules.get("networks")   # the built-in Lora extension's module, in both hosts
