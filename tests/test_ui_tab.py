@@ -185,7 +185,7 @@ def test_the_script_registers_each_callback_once_even_when_run_twice(webui, monk
     run_tab_script()
     run_tab_script()
     counts = {k: len(v) for k, v in webui.callbacks.callbacks.items()}
-    assert counts == {"ui_tabs": 1, "app_started": 1, "script_unloaded": 1}
+    assert counts == {"ui_tabs": 1, "app_started": 1, "script_unloaded": 1, "ui_settings": 1}
     assert str(ROOT) in sys.path
     from modules import shared
     assert axes == [shared.cmd_opts.lora_dir] * 2   # the X/Y/Z axes, added at every execution of the file

@@ -117,6 +117,10 @@ class HostAdapter:
         """Where a caller may name files and folders: anywhere, unless the host serves other computers."""
         return AllowedFolders.anywhere()
 
+    def datasets_dir(self) -> str:
+        """Where the Dataset workbench puts new projects (a caller of a shared host may write there)."""
+        return os.path.join(os.path.dirname(os.path.abspath(self.lora_dir())), "lora_trainer_datasets")
+
     def api_auth_dependencies(self) -> list:
         return []
 

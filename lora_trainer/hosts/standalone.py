@@ -56,7 +56,8 @@ class StandaloneAdapter(HostAdapter):
         if not self._shared:
             return AllowedFolders.anywhere()
         models = [self._models_dir] if self._models_dir else []
-        return AllowedFolders.only([self._lora_dir, *models, *self._checkpoints, *self._allow_paths])
+        return AllowedFolders.only([self._lora_dir, self.datasets_dir(), *models, *self._checkpoints,
+                                    *self._allow_paths])
 
     def restore_vram(self) -> None:
         """The job is over: drop the preview model."""

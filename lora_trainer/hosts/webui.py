@@ -264,6 +264,9 @@ class WebUIAdapter(HostAdapter):
         return basic_auth_dependencies(getattr(cmd_opts, "api_auth", None))
 
     # --- what a caller may name ------------------------------------------------------------------
+    def datasets_dir(self) -> str:
+        return os.path.join(host_module("modules.paths_internal").data_path, "lora_trainer", "datasets")
+
     def allowed_folders(self) -> AllowedFolders:
         """A WebUI that serves other computers (--listen, --share, --ngrok, --server-name) lets callers name
         only its models folder (checkpoints and the Lora folder), its ``lora_trainer`` data folder and the

@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     app.queue()
     server, local_url, _ = app.launch(server_name="0.0.0.0" if args.listen else "127.0.0.1",
                                       server_port=args.port, prevent_thread_lock=True, show_api=False,
-                                      allowed_paths=[host.lora_dir()], quiet=True, auth=credentials or None)
+                                      allowed_paths=[host.lora_dir(), host.datasets_dir()], quiet=True,
+                                      auth=credentials or None)
     register_api(server, runner, host.api_auth_dependencies())
     print(f"LoRA Trainer running at {local_url}  (LoRAs go to {host.lora_dir()}; Ctrl+C to quit)", flush=True)
     try:

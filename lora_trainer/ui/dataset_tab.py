@@ -1,5 +1,6 @@
-"""The Dataset sub-tab: the training and regularization folders, the concept folders found in them,
-and the step maths, which every edit of a setting they depend on (in either sub-tab) redraws."""
+"""The Dataset sub-tab: the workbench that makes a dataset (``ui/dataset/``), then the training and
+regularization folders, the concept folders found in them, and the step maths, which every edit of a
+setting they depend on (in either sub-tab) redraws."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,17 +23,22 @@ PLAN_TEXT_FIELDS = ("resolution",) + DATASET_FIELDS
 class DatasetTab:
     summary_box: Any
     scan_button: Any
+    workbench: Any
 
 
 def build_dataset(ctx) -> DatasetTab:
     """The sub-tab's components in the current gradio context; its folder fields belong to the shared form."""
-    with gr.Row():
-        ctx.form.render(DATASET_FIELDS[:2])
-    with gr.Row(equal_height=False):
-        ctx.form.render(DATASET_FIELDS[2:])
-        scan_button = gr.Button("Scan the folders", elem_id="lora_trainer_scan", scale=0, min_width=200)
-    summary_box = gr.HTML(dataset_summary(ctx.defaults)[0], elem_id="lora_trainer_dataset_summary")
-    return DatasetTab(summary_box, scan_button)
+    from .dataset.tab import build_workbench
+
+    workbench = build_workbench(ctx)
+    with gr.Accordion("Training folders and step maths", open=True, elem_id="lora_trainer_training_folders"):
+        with gr.Row():
+            ctx.form.render(DATASET_FIELDS[:2])
+        with gr.Row(equal_height=False):
+            ctx.form.render(DATASET_FIELDS[2:])
+            scan_button = gr.Button("Scan the folders", elem_id="lora_trainer_scan", scale=0, min_width=200)
+        summary_box = gr.HTML(dataset_summary(ctx.defaults)[0], elem_id="lora_trainer_dataset_summary")
+    return DatasetTab(summary_box, scan_button, workbench)
 
 
 def step_maths(ctx, *values: Any) -> tuple[str, str]:
@@ -59,5 +65,6 @@ def wire_step_maths(ctx, dataset: DatasetTab, train) -> None:
         ctx.form.components[name].submit(update, inputs, outputs)
     for name in PLAN_FIELDS:
         ctx.form.components[name].input(update, inputs, outputs)
-    for event, options in train.form_changed:
+    dataset.workbench.wire()
+    for event, options in train.form_changed + dataset.workbench.form_changed:
         event.then(update, inputs, outputs, **options)

@@ -1,0 +1,134 @@
+"""The workbench's checks and regularization step, without gradio: the checks with their numbers, the chosen
+one-click fix carried out, and regularization images generated through the host (resumable) or imported.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterator
+
+from ...config.schema import TrainConfig, parse_resolution
+from ...dataset.checks import CheckSettings, Finding, check_dataset
+from ...dataset.fixes import apply_fix, workbench_folder
+from ...dataset.regularization import generate_regularization, import_regularization, plan_reg_import
+from ..actions import allowed_folders
+from ..status import message_html
+from .project_actions import error_box, open_project
+
+_counter: list = []
+
+
+def token_counter() -> Callable[[str], int] | None:
+    """The SD1.5 CLIP tokenizer's count (without BOS/EOS) when transformers is there, else None (estimated)."""
+    if not _counter:
+        try:
+            from ...models.tokenizers import load_clip_tokenizers
+
+            tokenizer = load_clip_tokenizers("sd1")[0]
+            _counter.append(lambda text: len(tokenizer(text, truncation=False).input_ids) - 2)
+        except Exception:
+            _counter.append(None)
+    return _counter[0]
+
+
+def check_settings(cfg: TrainConfig, goal: str, trigger: str) -> CheckSettings:
+    width, height = parse_resolution(cfg.resolution)
+    return CheckSettings(resolution=min(width, height), enable_bucket=cfg.enable_bucket,
+                         min_bucket_reso=cfg.min_bucket_reso, caption_extension=cfg.caption_extension,
+                         goal=goal or "character", trigger=trigger or "")
+
+
+def findings_html(findings: list[Finding]) -> str:
+    if not findings:
+        return message_html("ok", "No problems found", ["The dataset is ready to train."])
+    kinds = {"error": "error", "warning": "warning", "info": "info"}
+    parts = []
+    for number, f in enumerate(findings, start=1):
+        title = f"{number}. " + ("Stops training: " if f.blocking else "") + f.message
+        fix = [f"One-click fix: {f.fix.label}"] if f.fix else []
+        parts.append(message_html(kinds[f.level], title, fix, f.advice))
+    return "".join(parts)
+
+
+def fix_choices(findings: list[Finding]) -> list[str]:
+    return [f"{n}. {f.fix.label}" for n, f in enumerate(findings, start=1) if f.fix]
+
+
+def run_checks(train_dir: str, cfg: TrainConfig, goal: str, trigger: str, host: Any) -> tuple[str, list]:
+    try:
+        train_dir = allowed_folders(host).check(train_dir.strip(), "train_data_dir") if train_dir.strip() else ""
+        if not train_dir:
+            return message_html("info", "Choose the training images folder first",
+                                advice="Open a project, or type the folder of the concept folders."), []
+        findings = check_dataset(train_dir, check_settings(cfg, goal, trigger),
+                                 cache_dir=workbench_folder(train_dir) / "scan", count_tokens=token_counter())
+    except Exception as err:
+        return error_box("The checks could not run", err), []
+    return findings_html(findings), findings
+
+
+def run_fix(train_dir: str, findings: list[Finding], choice: str, trigger: str, cfg: TrainConfig,
+            host: Any) -> tuple[str, dict]:
+    """Carry out the fix picked in the list; a setting fix comes back for the form."""
+    try:
+        number = int(str(choice or "").split(".", 1)[0])
+        finding = findings[number - 1]
+    except (ValueError, IndexError, TypeError):
+        return message_html("info", "Run the checks, then pick a fix"), {}
+    try:
+        train_dir = allowed_folders(host).check(train_dir.strip(), "train_data_dir")
+        result = apply_fix(finding.fix, train_dir, trigger, cfg.caption_extension)
+    except Exception as err:
+        return error_box("The fix was not applied", err), {}
+    lines = result.done[:12] + [f"not done: {p}" for p in result.problems[:12]]
+    if result.setting and "fold" in result.setting:
+        return message_html("info", "Fold them in the Captions step", [", ".join(result.setting["fold"])],
+                            "Open Captions → Fold traits, tick them and look at the preview."), {}
+    if result.setting:
+        lines += [f"{k} → {v}" for k, v in result.setting.items()]
+    return message_html("warning" if result.problems else "ok", finding.fix.label, lines or ["Nothing to do."],
+                        "Run the checks again to see what is left."), result.setting
+
+
+def generate_reg(choice: str, class_word: str, prompt: str, negative: str, count: Any, repeats: Any, seed: Any,
+                 host: Any, should_stop: Callable[[], bool]) -> Iterator[str]:
+    """Progress messages while the host generates the missing regularization pictures, then the result."""
+    progress: list = [(0, 0)]
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            project = open_project(choice, host, create=False)
+            outcome["result"] = generate_regularization(
+                project, class_word, int(count or 0), host.generate_image, prompt=prompt or "",
+                negative_prompt=negative or "", repeats=int(repeats or 1), seed=int(seed or 1),
+                progress=lambda done, total, name: progress.append((done, total)), should_stop=should_stop)
+        except Exception as err:   # shown below, never raised into the page
+            outcome["error"] = err
+
+    thread = threading.Thread(target=work, name="lora-trainer-regularization", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.5)
+        done, total = progress[-1]
+        if total:
+            yield message_html("info", "Generating", [f"{done} / {total}"])
+    if "error" in outcome:
+        yield error_box("No regularization images were made", outcome["error"])
+        return
+    result = outcome["result"]
+    lines = [f"{len(result.made)} made, {result.kept} were already there"]
+    lines += [f"picture {n}: {why}" for n, why in result.failed[:6]]
+    title = "Stopped" if result.stopped else "Regularization images ready"
+    yield message_html("warning" if result.failed or result.stopped else "ok", title, lines,
+                       "Press Generate again to continue where it stopped." if result.stopped else "")
+
+
+def import_reg(choice: str, source: str, class_word: str, repeats: Any, host: Any) -> str:
+    try:
+        project = open_project(choice, host, create=False)
+        source = allowed_folders(host).check(source.strip(), "the regularization pictures' folder")
+        copied = import_regularization(project, plan_reg_import(project, source), class_word, int(repeats or 1))
+    except Exception as err:
+        return error_box("No regularization images were imported", err)
+    return message_html("ok", "Regularization images imported",
+                        [f"{len(copied)} picture(s) into {project.reg_dir}"])
