@@ -104,7 +104,7 @@ def test_checks_give_numbers_and_their_fixes_work(tmp_path):
     assert {"folder_prefix", "nested", "few_images", "unreadable", "small", "duplicates", "no_caption",
             "no_trigger", "everywhere"} <= set(findings)
     assert not any(f.blocking for f in findings.values())
-    assert "1 picture(s) are much smaller" in findings["small"].message
+    assert "1 picture(s) are much smaller" in str(findings["small"].message)
     assert findings["no_trigger"].paths == [str(concept / "0.png")]
 
     done = apply_fix(findings["no_trigger"].fix, train, "zkz")
@@ -120,7 +120,7 @@ def test_checks_give_numbers_and_their_fixes_work(tmp_path):
     bucket = check_dataset(train, CheckSettings(resolution=512, min_bucket_reso=768))
     assert any(f.key == "min_bucket" and f.blocking and f.fix.setting == {"min_bucket_reso": 256} for f in bucket)
     missing = check_dataset(tmp_path / "nowhere")
-    assert missing[0].blocking and "does not exist" in missing[0].message
+    assert missing[0].blocking and "does not exist" in missing[0].text()
 
 
 def test_regularization_images_are_generated_resumably_and_captioned(tmp_path):

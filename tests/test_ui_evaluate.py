@@ -14,7 +14,6 @@ import pytest
 from PIL import Image
 
 from lora_trainer.errors import TrainerError
-from lora_trainer.evaluate.messages import TEMPLATES
 from lora_trainer.evaluate.report import evaluate_run
 from lora_trainer.hosts.base import PreviewUnavailable
 from lora_trainer.ui.evaluate import actions as ea
@@ -174,16 +173,6 @@ def test_keep_refuses_to_overwrite_then_deletes_only_with_confirmation(lora):
 
 
 # --- translations -------------------------------------------------------------------------------------
-
-def _fields(template: str) -> set[str]:
-    return {f for _, f, _, _ in string.Formatter().parse(template) if f}
-
-
-def test_every_message_has_a_chinese_template_with_the_same_placeholders():
-    zh = evaluate_i18n.ZH_CN_MESSAGES
-    assert sorted(k for k in TEMPLATES if k not in zh) == []
-    assert [k for k in zh if _fields(zh[k]) != _fields(TEMPLATES[k])] == []
-
 
 def _literals(path: Path) -> set[str]:
     """Texts passed to message_html and the constant texts the Evaluate modules show."""

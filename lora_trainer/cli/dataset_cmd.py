@@ -14,8 +14,8 @@ def _print_findings(findings) -> None:
     if not findings:
         print("No problems found.")
     for f in findings:
-        print(f"{f.level}{' (stops training)' if f.blocking else ''}: {f.message}\n  What to do: {f.advice}"
-              + (f"\n  One-click fix: {f.fix.label}" if f.fix else ""))
+        print(f"{f.level}: {f.text()}\n  What to do: {f.advice}"
+              + (f"\n  A fix the Dataset tab does in one click: {f.fix.label}" if f.fix else ""))
 
 
 def cmd_import(args) -> int:

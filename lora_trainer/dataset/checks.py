@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..data.folders import parse_concept_folder_name
+from ..text.messages import Message, msg
+from . import messages  # noqa: F401  (registers the sentences)
 from .caption_edit import Caption, fold_candidates, read_captions
 from .scan import ScanCache, find_duplicates, picture_files, scan_pictures
 
@@ -29,7 +31,7 @@ SHOWN = 12          # paths listed per finding
 @dataclass
 class Fix:
     kind: str                     # move_aside | rename_folder | add_trigger | fill_trigger | setting | fold
-    label: str                    # the button's text
+    label: Message                # the button's text
     paths: list[str] = field(default_factory=list)
     setting: dict = field(default_factory=dict)     # kind "setting": {field: value}
 
@@ -38,11 +40,30 @@ class Fix:
 class Finding:
     key: str
     level: str                    # error | warning | info
-    message: str                  # what, with the numbers
-    advice: str                   # what to do
+    message: Message              # what, with the numbers
+    advice: Message               # what to do
     paths: list[str] = field(default_factory=list)
     fix: Fix | None = None
     blocking: bool = False        # training would fail
+
+    def text(self, language: str = "en") -> str:
+        prefix = msg("check.blocking").format(language) if self.blocking else ""
+        return prefix + self.message.format(language)
+
+
+def finding(key: str, level: str, *, paths=(), fix: Fix | None = None, blocking: bool = False, **params) -> Finding:
+    return Finding(key, level, msg(f"check.{key}", **params), msg(f"check.{key}.advice", **params), list(paths),
+                   fix, blocking)
+
+
+def goal_word(goal: str) -> Message:
+    return msg(f"goal.{goal}") if goal in MIN_IMAGES else msg("goal.character")
+
+
+def names(items, limit: int = 0) -> str:
+    items = list(items)
+    shown = items[: limit or SHOWN]
+    return ", ".join(str(i) for i in shown) + (f", … (+{len(items) - len(shown)})" if len(items) > len(shown) else "")
 
 
 @dataclass
@@ -65,35 +86,24 @@ def estimate_tokens(text: str) -> int:
 def _concept_folders(root: Path) -> tuple[list[Path], list[Finding]]:
     findings, concepts = [], []
     if not root.is_dir():
-        return [], [Finding("no_folder", "error", f"the training folder {root} does not exist",
-                            "choose the folder that holds the <repeats>_<name> concept folders", blocking=True)]
+        return [], [finding("no_folder", "error", blocking=True, folder=str(root))]
     subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     loose, _ = picture_files(root)
     unnamed = [p for p in subfolders if parse_concept_folder_name(p.name) is None]
     concepts = [p for p in subfolders if parse_concept_folder_name(p.name) is not None]
     if unnamed:
-        findings.append(Finding(
-            "folder_prefix", "error" if not concepts else "warning",
-            f"{len(unnamed)} folder(s) lack the repeats prefix and are not trained: "
-            + ", ".join(p.name for p in unnamed[:SHOWN]),
-            "name each concept folder <repeats>_<name>, e.g. 10_" + unnamed[0].name,
-            [str(p) for p in unnamed], Fix("rename_folder", "Name them 10_<name>", [str(p) for p in unnamed]),
-            blocking=not concepts))
+        findings.append(finding("folder_prefix", "error" if not concepts else "warning", paths=map(str, unnamed),
+                                fix=Fix("rename_folder", msg("fix.rename_folder"), [str(p) for p in unnamed]),
+                                blocking=not concepts, count=len(unnamed), names=names(p.name for p in unnamed),
+                                example=unnamed[0].name))
     if loose:
-        findings.append(Finding(
-            "loose_images", "warning", f"{len(loose)} picture(s) lie directly in the training folder and are not "
-            "trained", "move them into a <repeats>_<name> folder", [str(p) for p in loose]))
+        findings.append(finding("loose_images", "warning", paths=map(str, loose), count=len(loose)))
     nested = [q for c in concepts for q in sorted(c.iterdir()) if q.is_dir() and not q.name.startswith(".")]
     if nested:
-        findings.append(Finding(
-            "nested", "warning", f"{len(nested)} folder(s) inside concept folders are not read: "
-            + ", ".join(f"{q.parent.name}/{q.name}" for q in nested[:SHOWN]),
-            "move their pictures up into the concept folder, or make them concept folders of their own",
-            [str(q) for q in nested]))
+        findings.append(finding("nested", "warning", paths=map(str, nested), count=len(nested),
+                                names=names(f"{q.parent.name}/{q.name}" for q in nested)))
     if not concepts and not unnamed:
-        findings.append(Finding("no_concepts", "error", f"{root} holds no concept folder",
-                                "put the pictures into a folder named <repeats>_<name>, e.g. 10_mychar",
-                                blocking=True))
+        findings.append(finding("no_concepts", "error", blocking=True, folder=str(root)))
     return concepts, findings
 
 
@@ -126,51 +136,39 @@ def _picture_findings(s: CheckSettings, good, bad, unsupported) -> list[Finding]
     out = []
     low, high = MIN_IMAGES.get(s.goal, 15), MAX_IMAGES.get(s.goal, 100)
     if not good:
-        out.append(Finding("no_images", "error", "the concept folders hold no usable picture",
-                           "add PNG, JPEG, WebP or BMP pictures", blocking=True))
+        out.append(finding("no_images", "error", blocking=True))
     elif len(good) < low:
-        out.append(Finding("few_images", "warning", f"{len(good)} pictures for a {s.goal}; the tutorials use at "
-                           f"least {low}", "add pictures (different angles, expressions, light), or train fewer epochs"))
+        out.append(finding("few_images", "warning", count=len(good), goal=goal_word(s.goal), low=low))
     elif len(good) > high:
-        out.append(Finding("many_images", "info", f"{len(good)} pictures for a {s.goal}; more than {high} often "
-                           "over-fit or dilute it", "keep the best pictures, or lower the repeats"))
+        out.append(finding("many_images", "info", count=len(good), goal=goal_word(s.goal), high=high))
     if bad:
-        out.append(Finding("unreadable", "warning", f"{len(bad)} picture(s) cannot be read and are skipped: "
-                           + "; ".join(f"{Path(p.path).name} ({p.error})" for p in bad[:SHOWN]),
-                           "save them again as PNG or JPEG, or remove them", [p.path for p in bad],
-                           Fix("move_aside", "Move them out of the dataset", [p.path for p in bad])))
+        paths = [p.path for p in bad]
+        out.append(finding("unreadable", "warning", paths=paths,
+                           fix=Fix("move_aside", msg("fix.move_unreadable"), paths), count=len(bad), names=names(f"{Path(p.path).name} ({p.error})" for p in bad)))
     if unsupported:
-        out.append(Finding("unsupported", "warning", f"{len(unsupported)} file(s) in a format that is not read: "
-                           + ", ".join(p.name for p in unsupported[:SHOWN]), "save them as PNG or JPEG",
-                           [str(p) for p in unsupported]))
+        out.append(finding("unsupported", "warning", paths=map(str, unsupported), count=len(unsupported),
+                           names=names(p.name for p in unsupported)))
     small = [p for p in good if p.width * p.height < s.resolution * s.resolution / 2]
     if small:
-        out.append(Finding("small", "warning", f"{len(small)} picture(s) are much smaller than {s.resolution}×"
-                           f"{s.resolution} and get enlarged (blurry): "
-                           + ", ".join(f"{Path(p.path).name} {p.width}×{p.height}" for p in small[:SHOWN]),
-                           "replace them with larger pictures, or train at a lower resolution",
-                           [p.path for p in small]))
+        out.append(finding("small", "warning", paths=[p.path for p in small], count=len(small), size=s.resolution,
+                           names=names(f"{Path(p.path).name} {p.width}×{p.height}" for p in small)))
     animated = [p for p in good if p.animated]
     if animated:
-        out.append(Finding("animated", "info", f"{len(animated)} animated picture(s): only the first frame is "
-                           "trained", "save the frame you want as PNG", [p.path for p in animated]))
+        out.append(finding("animated", "info", paths=[p.path for p in animated], count=len(animated)))
     groups = find_duplicates(good)
     if groups:
         extra = [path for g in groups for path in g.paths[1:]]
-        out.append(Finding("duplicates", "warning", f"{len(groups)} group(s) of duplicates ("
-                           + ", ".join(" = ".join(Path(x).name for x in g.paths) for g in groups[:SHOWN]) + ")",
-                           "keep one picture of each group: duplicates weigh that picture more",
-                           extra, Fix("move_aside", "Move the duplicates out", extra)))
+        out.append(finding("duplicates", "warning", paths=extra,
+                           fix=Fix("move_aside", msg("fix.move_duplicates"), extra), count=len(groups), names=names(" = ".join(Path(x).name for x in g.paths) for g in groups)))
     ratios = {round(p.width / p.height, 1) for p in good}
     if not s.enable_bucket and len(ratios) > 1:
-        out.append(Finding("mixed_ratios", "warning", f"pictures of {len(ratios)} aspect ratios are cropped to "
-                           "squares because buckets are off", "turn aspect-ratio buckets on",
-                           fix=Fix("setting", "Turn buckets on", setting={"enable_bucket": True})))
+        out.append(finding("mixed_ratios", "warning", count=len(ratios),
+                           fix=Fix("setting", msg("fix.buckets_on"), setting={"enable_bucket": True})))
     if s.enable_bucket and s.min_bucket_reso > s.resolution:
-        out.append(Finding("min_bucket", "error", f"min_bucket_reso {s.min_bucket_reso} is above the resolution "
-                           f"{s.resolution}", f"set min_bucket_reso to {min(256, s.resolution)}",
-                           fix=Fix("setting", f"Set it to {min(256, s.resolution)}",
-                                   setting={"min_bucket_reso": min(256, s.resolution)}), blocking=True))
+        fixed = min(256, s.resolution)
+        out.append(finding("min_bucket", "error", blocking=True, value=s.min_bucket_reso, size=s.resolution,
+                           fixed=fixed, fix=Fix("setting", msg("fix.min_bucket", value=fixed),
+                                                setting={"min_bucket_reso": fixed})))
     return out
 
 
@@ -178,36 +176,28 @@ def _caption_findings(s: CheckSettings, captions: list[Caption], count_tokens) -
     out = []
     unreadable = [c for c in captions if c.error]
     if unreadable:
-        out.append(Finding("caption_unreadable", "warning", f"{len(unreadable)} caption file(s) cannot be read: "
-                           + "; ".join(f"{Path(c.path).name} ({c.error})" for c in unreadable[:SHOWN]),
-                           "open them in a text editor and save them as UTF-8", [c.path for c in unreadable]))
+        out.append(finding("caption_unreadable", "warning", paths=[c.path for c in unreadable], count=len(unreadable),
+                           names=names(f"{Path(c.path).name} ({c.error})" for c in unreadable)))
     usable = [c for c in captions if not c.error]
     missing = [c for c in usable if not c.tags]
     if missing:
-        fix = Fix("fill_trigger", f"Caption them '{s.trigger}'", [c.image for c in missing]) if s.trigger else None
-        out.append(Finding("no_caption", "warning", f"{len(missing)} picture(s) have no caption or an empty one "
-                           "(they train with the folder's name)", "tag them (Tagging), or give them the trigger word",
-                           [c.image for c in missing], fix))
+        paths = [c.image for c in missing]
+        fix = Fix("fill_trigger", msg("fix.fill_trigger", trigger=s.trigger), paths) if s.trigger else None
+        out.append(finding("no_caption", "warning", paths=paths, fix=fix, count=len(missing)))
     if s.trigger:
-        without = [c for c in usable if c.tags and s.trigger.lower() not in (t.lower() for t in c.tags)]
+        without = [c.image for c in usable if c.tags and s.trigger.lower() not in (t.lower() for t in c.tags)]
         if without:
-            out.append(Finding("no_trigger", "warning", f"{len(without)} caption(s) lack the trigger word "
-                               f"'{s.trigger}'", "put the trigger word first in every caption",
-                               [c.image for c in without],
-                               Fix("add_trigger", f"Put '{s.trigger}' first", [c.image for c in without])))
+            out.append(finding("no_trigger", "warning", paths=without, count=len(without), trigger=s.trigger,
+                               fix=Fix("add_trigger", msg("fix.add_trigger", trigger=s.trigger), without)))
     long = [(c, count_tokens(c.text)) for c in usable if c.text]
     long = [(c, n) for c, n in long if n > s.token_limit]
     if long:
-        out.append(Finding("long_captions", "warning", f"{len(long)} caption(s) are longer than the {s.token_limit} "
-                           "tokens the text encoder reads; the rest is cut: "
-                           + ", ".join(f"{Path(c.image).name} ({n})" for c, n in long[:SHOWN]),
-                           "remove tags that say little, or fold traits into the trigger word",
-                           [c.image for c, _ in long]))
-    if len([c for c in usable if c.tags]) >= 3:
-        everywhere = [t for t, n in fold_candidates([c for c in usable if c.tags], s.trigger, 1.0)]
+        out.append(finding("long_captions", "warning", paths=[c.image for c, _ in long], count=len(long),
+                           limit=s.token_limit, names=names(f"{Path(c.image).name} ({n})" for c, n in long)))
+    tagged = [c for c in usable if c.tags]
+    if len(tagged) >= 3:
+        everywhere = [t for t, n in fold_candidates(tagged, s.trigger, 1.0)]
         if everywhere:
-            out.append(Finding("everywhere", "info", f"{len(everywhere)} tag(s) are on every picture: "
-                               + ", ".join(everywhere[:SHOWN]), "fold the character's traits into the trigger word "
-                               "(they are then learnt as part of it), or remove tags that describe nothing",
-                               fix=Fix("fold", "Fold into the trigger word", everywhere)))
+            out.append(finding("everywhere", "info", count=len(everywhere), names=names(everywhere),
+                               fix=Fix("fold", msg("fix.fold"), everywhere)))
     return out

@@ -91,7 +91,7 @@ def apply_fix(fix: Fix, train_dir: str | os.PathLike, trigger: str = "", caption
         folders = {str(Path(p).parent) for p in fix.paths}
         captions = read_captions(folders, caption_extension)
         edit = trigger_first(trigger) if fix.kind == "add_trigger" else set_caption(trigger)
-        applied: Applied = history_for(train_dir).apply(plan_edit(captions, edit, fix.paths), fix.label)
+        applied: Applied = history_for(train_dir).apply(plan_edit(captions, edit, fix.paths), str(fix.label))
         result.done += [f"{Path(c.image).name}: {c.after}" for c in applied.written]
         result.problems += [f"{Path(p).name}: {why}" for p, why in applied.conflicts]
     elif fix.kind == "setting":

@@ -1,13 +1,9 @@
-"""Sentences as (stable key, parameters): English here, any language in the tab.
-
-Every sentence the evaluation shows is a ``Message``. ``str(msg)`` fills the English
-template; a localized tab looks ``msg.key`` up in its own table and formats the same
-``msg.params`` (the placeholders and their format specs are part of the key's contract).
+"""The evaluation's sentences as (stable key, parameters): the English templates, registered with
+``text.messages`` (the Chinese ones are in ``text/zh_CN.json``, by the same keys and placeholders).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from ..text.messages import Message, msg, register  # noqa: F401  (the evaluation's sentences are Messages)
 
 TEMPLATES: dict[str, str] = {
     # --- loss analysis -----------------------------------------------------------------------
@@ -112,33 +108,4 @@ TEMPLATES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Message:
-    """One sentence: a stable ``key`` into ``TEMPLATES`` and the numbers that fill it."""
-
-    key: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def template(self) -> str:
-        return TEMPLATES[self.key]
-
-    def __str__(self) -> str:
-        return self.format(TEMPLATES)
-
-    def format(self, templates: dict[str, str]) -> str:
-        """Fill the template of ``templates[key]`` (falling back to English) with ``params``."""
-        template = templates.get(self.key) or TEMPLATES[self.key]
-        try:
-            return template.format(**self.params)
-        except (KeyError, ValueError, IndexError):
-            return TEMPLATES[self.key].format(**self.params)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "params": dict(self.params), "text": str(self)}
-
-
-def msg(key: str, **params: Any) -> Message:
-    if key not in TEMPLATES:
-        raise KeyError(f"unknown message key {key!r}")
-    return Message(key, params)
+register(TEMPLATES)

@@ -15,6 +15,7 @@ from ..config.allowed_folders import AllowedFolders
 from ..config.metadata import family_from_metadata
 from ..errors import TrainerError
 from ..io.safetensors_header import read_metadata, tensor_names
+from ..text.messages import normalize_language
 
 
 @dataclass
@@ -116,6 +117,11 @@ class HostAdapter:
     def allowed_folders(self) -> AllowedFolders:
         """Where a caller may name files and folders: anywhere, unless the host serves other computers."""
         return AllowedFolders.anywhere()
+
+    def language(self) -> str:
+        """The language the user reads: "zh_CN" or "en" (for sentences with numbers; fixed texts are
+        translated by the WebUI's own localization)."""
+        return normalize_language(os.environ.get("LORA_TRAINER_LANGUAGE") or os.environ.get("LANG", ""))
 
     def datasets_dir(self) -> str:
         """Where the Dataset workbench puts new projects (a caller of a shared host may write there)."""

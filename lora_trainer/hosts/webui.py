@@ -16,6 +16,7 @@ import threading
 from typing import Iterator, Optional
 
 from ..config.allowed_folders import AllowedFolders
+from ..text.messages import normalize_language
 from .base import (Checkpoint, HostAdapter, PreviewRequest, PreviewUnavailable, basic_auth_dependencies,
                    checkpoint_family, is_inside, lora_family, with_lora_tag)
 
@@ -264,6 +265,10 @@ class WebUIAdapter(HostAdapter):
         return basic_auth_dependencies(getattr(cmd_opts, "api_auth", None))
 
     # --- what a caller may name ------------------------------------------------------------------
+    def language(self) -> str:
+        opts = getattr(host_module("modules.shared"), "opts", None)
+        return normalize_language(getattr(opts, "data", {}).get("localization") if opts is not None else "")
+
     def datasets_dir(self) -> str:
         return os.path.join(host_module("modules.paths_internal").data_path, "lora_trainer", "datasets")
 

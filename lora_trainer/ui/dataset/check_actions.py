@@ -37,23 +37,22 @@ def check_settings(cfg: TrainConfig, goal: str, trigger: str) -> CheckSettings:
                          goal=goal or "character", trigger=trigger or "")
 
 
-def findings_html(findings: list[Finding]) -> str:
+def findings_html(findings: list[Finding], language: str = "en") -> str:
     if not findings:
         return message_html("ok", "No problems found", ["The dataset is ready to train."])
-    kinds = {"error": "error", "warning": "warning", "info": "info"}
     parts = []
     for number, f in enumerate(findings, start=1):
-        title = f"{number}. " + ("Stops training: " if f.blocking else "") + f.message
-        fix = [f"One-click fix: {f.fix.label}"] if f.fix else []
-        parts.append(message_html(kinds[f.level], title, fix, f.advice))
+        fix = [f"→ {f.fix.label.format(language)}"] if f.fix else []
+        parts.append(message_html(f.level, f"{number}. {f.text(language)}", fix, f.advice.format(language)))
     return "".join(parts)
 
 
-def fix_choices(findings: list[Finding]) -> list[str]:
-    return [f"{n}. {f.fix.label}" for n, f in enumerate(findings, start=1) if f.fix]
+def fix_choices(findings: list[Finding], language: str = "en") -> list[str]:
+    return [f"{n}. {f.fix.label.format(language)}" for n, f in enumerate(findings, start=1) if f.fix]
 
 
-def run_checks(train_dir: str, cfg: TrainConfig, goal: str, trigger: str, host: Any) -> tuple[str, list]:
+def run_checks(train_dir: str, cfg: TrainConfig, goal: str, trigger: str, host: Any,
+               language: str = "en") -> tuple[str, list]:
     try:
         train_dir = allowed_folders(host).check(train_dir.strip(), "train_data_dir") if train_dir.strip() else ""
         if not train_dir:
@@ -63,11 +62,11 @@ def run_checks(train_dir: str, cfg: TrainConfig, goal: str, trigger: str, host: 
                                  cache_dir=workbench_folder(train_dir) / "scan", count_tokens=token_counter())
     except Exception as err:
         return error_box("The checks could not run", err), []
-    return findings_html(findings), findings
+    return findings_html(findings, language), findings
 
 
 def run_fix(train_dir: str, findings: list[Finding], choice: str, trigger: str, cfg: TrainConfig,
-            host: Any) -> tuple[str, dict]:
+            host: Any, language: str = "en") -> tuple[str, dict]:
     """Carry out the fix picked in the list; a setting fix comes back for the form."""
     try:
         number = int(str(choice or "").split(".", 1)[0])
@@ -85,7 +84,8 @@ def run_fix(train_dir: str, findings: list[Finding], choice: str, trigger: str, 
                             "Open Captions → Fold traits, tick them and look at the preview."), {}
     if result.setting:
         lines += [f"{k} → {v}" for k, v in result.setting.items()]
-    return message_html("warning" if result.problems else "ok", finding.fix.label, lines or ["Nothing to do."],
+    return message_html("warning" if result.problems else "ok", finding.fix.label.format(language),
+                        lines or ["Nothing to do."],
                         "Run the checks again to see what is left."), result.setting
 
 

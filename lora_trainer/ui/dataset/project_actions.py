@@ -31,6 +31,13 @@ def error_box(title: str, err: BaseException) -> str:
                         "This was not expected; the rest of the WebUI is not affected.")
 
 
+def language(host: Any) -> str:
+    try:
+        return host.language()
+    except Exception:
+        return "en"
+
+
 def datasets_dir(host: Any) -> str:
     try:
         return host.datasets_dir()

@@ -183,8 +183,9 @@ def build_workbench(ctx) -> Workbench:
         except Exception as err:
             return pa.error_box("The checks could not run", err), [], gr.update()
         word = trigger_word or (concept_value if concept_value and concept_value != ca.ALL else "")
-        box, findings = cka.run_checks(folder, cfg, goal_value, word, host)
-        return box, findings, gr.update(choices=cka.fix_choices(findings), value=None)
+        language = pa.language(host)
+        box, findings = cka.run_checks(folder, cfg, goal_value, word, host, language)
+        return box, findings, gr.update(choices=cka.fix_choices(findings, language), value=None)
 
     def fix_it(choice, findings, picked, concept_value, trigger_word, *values):
         try:
@@ -193,7 +194,7 @@ def build_workbench(ctx) -> Workbench:
         except Exception as err:
             return [pa.error_box("The fix was not applied", err)] + [gr.update() for _ in values]
         word = trigger_word or (concept_value if concept_value and concept_value != ca.ALL else "")
-        box, setting = cka.run_fix(folder, findings, picked, word, cfg, host)
+        box, setting = cka.run_fix(folder, findings, picked, word, cfg, host, pa.language(host))
         if not setting:
             return [box] + [gr.update() for _ in values]
         return [box] + ctx.form.updates(cfg.replace(**setting))

@@ -1,87 +1,9 @@
-"""Chinese for the Evaluate sub-tab's findings.
-
-The sub-tab's fixed texts (labels, explanations, buttons, message titles) are translated in
-``localizations/zh_CN.json``, as every text of the tab, keyed by the exact English text (the host
-reads one file per extension and language). ``ZH_CN_MESSAGES`` holds the evaluation's sentences
-(``evaluate.messages.TEMPLATES`` keys, same placeholders): they carry numbers, so the tab formats
-them itself when "中文" is chosen as the language of the findings.
-"""
+"""The languages the Evaluate sub-tab can write its findings in (the sentences carry numbers, so the tab
+formats them itself; the Chinese templates are in ``lora_trainer/text/zh_CN.json``)."""
 from __future__ import annotations
 
-ZH_CN_MESSAGES: dict[str, str] = {
-    "loss.no_data": "训练日志中没有损失值，无法判断曲线。",
-    "loss.few_points": "只记录了 {count} 个损失值：太少，无法区分各阶段。",
-    "loss.steep": "第 {start} 步到第 {end} 步快速下降：损失从 {start_loss:.4f} 降到 {end_loss:.4f}。",
-    "loss.slow": "第 {start} 步到第 {end} 步缓慢下降：{start_loss:.4f} → {end_loss:.4f}。",
-    "loss.plateau": "损失从第 {step} 步起趋于平稳（约 {loss:.4f}）；之后的轮次从曲线上看学到的很少，可能过拟合。",
-    "loss.no_plateau": "训练结束时（第 {step} 步）损失仍在下降：最后几轮可能还会变好。",
-    "loss.flat": "损失没有明显下降（{start_loss:.4f} → {end_loss:.4f}）：LoRA 可能没有在学习（学习率太低、步数太少），"
-                 "或者下降幅度小于短日志的噪声。",
-    "loss.inflection": "第 {step} 步附近大幅下降：{before:.4f} → {after:.4f}。这通常说明模型找到了更好的学习方式。",
-    "loss.nan": "损失在第 {step} 步变成了 NaN（非数字）：训练在那里崩溃了。",
-    "loss.rising": "损失在第 {step} 步之后又上升了（从 {low:.4f} 到 {end:.4f}）：训练正在发散。",
-    "loss.oscillating": "损失上下剧烈波动（围绕趋势约 ±{amplitude:.4f}）：学习率可能太高。",
-    "loss.near_zero": "损失从第 {step} 步起接近零（{loss:.4f}）：LoRA 很可能在复制训练图（过拟合）。",
-    "loss.band.inside": "最终损失 {loss:.4f} 在{kind}的常见范围内（{low}–{high}；经验值，并非定律）。",
-    "loss.band.below": "最终损失 {loss:.4f} 低于{kind}的常见范围（{low}–{high}；经验值）：注意过拟合。",
-    "loss.band.above": "最终损失 {loss:.4f} 高于{kind}的常见范围（{low}–{high}；经验值）：LoRA 可能欠拟合。",
-    "loss.band.none": "最终损失 {loss:.4f}。{kind}没有经验范围可供比较。",
-    "loss.band.weighted": "损失经过 min-SNR 加权（γ {gamma:g}），读数会比教程中的数值低。",
-    "loss.val_rising": "验证损失在第 {epoch} 轮最低（{loss:.4f}），到第 {last_epoch} 轮升到 {last:.4f}：之后的轮次在过拟合。",
-    "loss.val_best": "验证损失在第 {epoch} 轮最低（{loss:.4f}）。",
-    "loss.candidates": "值得测试的轮次（损失最低的在前）：{epochs}。",
-    "loss.no_candidates": "没有在平稳期之前保存的轮次；请测试最早保存的几轮。",
-    "score.broken.black": "黑图或 NaN 图",
-    "score.broken.uniform": "几乎是一种纯色",
-    "score.broken.contrast": "对比度极端（大多数像素纯黑或纯白）",
-    "score.broken.noise": "看起来像噪点",
-    "rec.choice": "建议：第 {epoch} 轮，权重 {weight}。",
-    "rec.robust": "第 {epoch} 轮在测试的 {total} 个权重中有 {good} 个能出可用的图（{weights}）。",
-    "rec.weight_preferred": "权重 {weight} 是教程的首选，在这里效果也不错。",
-    "rec.weight_fallback": "权重 {weight} 是效果不错的权重中最接近推荐值 0.6 的。",
-    "rec.loss_candidate": "从损失曲线看，第 {epoch} 轮也是候选。",
-    "rec.weak": "{cells} 效果弱：LoRA 对画面改变很小（效果 {effect:.2f}，最强 {best:.2f}）；这些是欠拟合的。",
-    "rec.broken": "{cells} 画面崩坏（{why}）。",
-    "rec.overfit": "{cells} 与某张训练图非常接近（SSIM {ssim:.2f}，PSNR {psnr:.1f} dB，最接近的是 {image}）：过拟合。",
-    "rec.none": "没有一格通过检查；请测试更早的轮次或更低的权重，或查看诊断。",
-    "rec.user_decides": "这些只是测量，不代表审美：请看网格，保留你最喜欢的那个。",
-    "diag.symptom.broken": "很多图崩坏或变形",
-    "diag.symptom.weak": "不像：主体特征很少",
-    "diag.symptom.rigid": "无法控制：只会复现训练图",
-    "diag.cause.broken": "训练图质量差或分辨率低、出图尺寸远大于训练尺寸，或训练步数太少。",
-    "diag.cause.weak": "欠拟合：图片或步数太少，或者标注有问题。",
-    "diag.cause.rigid": "过拟合：训练图太相似或太单一，或者标注有问题。",
-    "diag.advice.broken": "提高训练图的质量和分辨率，去掉质量差的凑数图片，增加训练步数；按训练尺寸出图（更大的图用高清修复）。",
-    "diag.advice.weak": "增加训练图，增加步数或轮数，修正标注（触发词放最前，描述应保持可变的内容）。",
-    "diag.advice.rigid": "使用更多样的图片（角度、姿势、背景），选择更早的轮次或更低的权重，修正标注。",
-    "diag.few_images": "{kind}的训练图有 {images} 张：教程建议 {low}–{high} 张。",
-    "diag.many_images": "{kind}的训练图有 {images} 张：多于建议的 {low}–{high} 张；相似的图会让 LoRA 变得僵硬。",
-    "diag.few_repeats": "每张图被学习了 {seen} 次（重复 {repeats} × {epochs} 轮）：少于约 {low} 次；LoRA 可能欠拟合。",
-    "diag.many_repeats": "每张图被学习了 {seen} 次（重复 {repeats} × {epochs} 轮）：多于约 {high} 次；后面的轮次可能过拟合。",
-    "diag.few_steps": "只训练了 {steps} 步：通常需要 {low} 步或更多。",
-    "diag.loss_high": "最终损失 {loss:.4f} 高于{kind}的范围（{low}–{high}）。",
-    "diag.loss_low": "最终损失 {loss:.4f} 低于{kind}的范围（{low}–{high}）。",
-    "diag.nan": "损失在第 {step} 步变成了 NaN。",
-    "diag.nan.advice": "把 UNet 和文本编码器的学习率（现在为 {unet_lr:g} / {te_lr:g}）稍微调低；如果再次出现，再调低一些。"
-                       "用 bf16 代替 fp16 也有帮助。",
-    "diag.rising": "损失在第 {step} 步之后又上升了（学习率 {unet_lr:g}）。",
-    "diag.oscillating": "损失波动约 ±{amount:.4f}（学习率 {unet_lr:g}）。",
-    "diag.diverging.advice": "降低学习率，例如到 {suggested:g}，或加入预热步数。",
-    "diag.lr_high": "对 {optimizer} 来说，UNet 学习率 {lr:g} 偏高（通常不超过 {high:g}）。",
-    "diag.lr_low": "对 {optimizer} 来说，UNet 学习率 {lr:g} 偏低（通常为 {low:g} 或更高）。",
-    "diag.lr_adaptive": "{optimizer} 会自己决定步长，学习率应约为 1.0，而不是 {lr:g}。",
-    "diag.te_lr_high": "文本编码器学习率 {te_lr:g} 高于 UNet 的 {unet_lr:g}；这通常会让提示词难以控制画面。",
-    "diag.lr.advice": "使用接近 {suggested:g} 的学习率。",
-    "diag.small_images": "{images} 张训练图中有 {count} 张小于训练分辨率 {resolution}（最小 {smallest}）。",
-    "diag.small_images.advice": "换成更大的图片，或先小心地放大它们。",
-    "diag.fixed_tags": "除触发词外，每条标注都有这些标签：{tags}。它们会变成触发词的一部分，无法用提示词改变。",
-    "diag.fixed_tags.advice": "删除描述主体固定特征的标签；保留描述应可变化内容的标签。",
-    "diag.early_plateau": "损失在第 {step} 步（共 {total} 步）就趋于平稳：之后的轮次增益很少。",
-    "diag.early_plateau.advice": "选择平稳期之前的轮次，或下次少训练几轮。",
-    "diag.scores.broken": "{total} 张网格图中有 {count} 张看起来崩坏。",
-    "diag.scores.weak": "{total} 张网格图中有 {count} 张几乎看不出 LoRA 的效果。",
-    "diag.scores.overfit": "{total} 张网格图中有 {count} 张几乎复制了某张训练图。",
-    "diag.rule_of_thumb": "（经验值）",
-}
+from ...text.messages import translations
+
+ZH_CN_MESSAGES: dict[str, str] = translations("zh_CN")
 
 LANGUAGES: dict[str, dict[str, str] | None] = {"English": None, "中文": ZH_CN_MESSAGES}

@@ -1,0 +1,63 @@
+"""The workbench's sentences (checks, fixes): English templates by key; Chinese in ``text/zh_CN.json``."""
+from __future__ import annotations
+
+from ..text.messages import register
+
+TEMPLATES = {
+    "check.no_folder": "The training folder {folder} does not exist.",
+    "check.no_folder.advice": "Choose the folder that holds the <repeats>_<name> concept folders.",
+    "check.folder_prefix": "{count} folder(s) lack the repeats prefix and are not trained: {names}.",
+    "check.folder_prefix.advice": "Name each concept folder <repeats>_<name>, e.g. 10_{example}.",
+    "check.loose_images": "{count} picture(s) lie directly in the training folder and are not trained.",
+    "check.loose_images.advice": "Move them into a <repeats>_<name> folder.",
+    "check.nested": "{count} folder(s) inside concept folders are not read: {names}.",
+    "check.nested.advice": "Move their pictures up into the concept folder, or make them concept folders of "
+                           "their own.",
+    "check.no_concepts": "{folder} holds no concept folder.",
+    "check.no_concepts.advice": "Put the pictures into a folder named <repeats>_<name>, e.g. 10_mychar.",
+    "check.no_images": "The concept folders hold no usable picture.",
+    "check.no_images.advice": "Add PNG, JPEG, WebP or BMP pictures.",
+    "check.few_images": "{count} pictures for a {goal}; the tutorials use at least {low}.",
+    "check.few_images.advice": "Add pictures (different angles, expressions, light), or train fewer epochs.",
+    "check.many_images": "{count} pictures for a {goal}; more than {high} often over-fit or dilute it.",
+    "check.many_images.advice": "Keep the best pictures, or lower the repeats.",
+    "check.unreadable": "{count} picture(s) cannot be read and are skipped: {names}.",
+    "check.unreadable.advice": "Save them again as PNG or JPEG, or remove them.",
+    "check.unsupported": "{count} file(s) in a format that is not read: {names}.",
+    "check.unsupported.advice": "Save them as PNG or JPEG.",
+    "check.small": "{count} picture(s) are much smaller than {size}×{size} and get enlarged (blurry): {names}.",
+    "check.small.advice": "Replace them with larger pictures, or train at a lower resolution.",
+    "check.animated": "{count} animated picture(s): only the first frame is trained.",
+    "check.animated.advice": "Save the frame you want as PNG.",
+    "check.duplicates": "{count} group(s) of duplicates: {names}.",
+    "check.duplicates.advice": "Keep one picture of each group: duplicates weigh that picture more.",
+    "check.mixed_ratios": "Pictures of {count} aspect ratios are cropped to squares because buckets are off.",
+    "check.mixed_ratios.advice": "Turn aspect-ratio buckets on.",
+    "check.min_bucket": "min_bucket_reso {value} is above the resolution {size}.",
+    "check.min_bucket.advice": "Set min_bucket_reso to {fixed}.",
+    "check.caption_unreadable": "{count} caption file(s) cannot be read: {names}.",
+    "check.caption_unreadable.advice": "Open them in a text editor and save them as UTF-8.",
+    "check.no_caption": "{count} picture(s) have no caption or an empty one (they train with the folder's name).",
+    "check.no_caption.advice": "Tag them (Tagging), or give them the trigger word.",
+    "check.no_trigger": "{count} caption(s) lack the trigger word '{trigger}'.",
+    "check.no_trigger.advice": "Put the trigger word first in every caption.",
+    "check.long_captions": "{count} caption(s) are longer than the {limit} tokens the text encoder reads; the rest "
+                           "is cut: {names}.",
+    "check.long_captions.advice": "Remove tags that say little, or fold traits into the trigger word.",
+    "check.everywhere": "{count} tag(s) are on every picture: {names}.",
+    "check.everywhere.advice": "Fold the character's traits into the trigger word (they are then learnt as part of "
+                               "it), or remove tags that describe nothing.",
+    "fix.rename_folder": "Name them 10_<name>",
+    "fix.move_unreadable": "Move them out of the dataset",
+    "fix.move_duplicates": "Move the duplicates out",
+    "fix.buckets_on": "Turn buckets on",
+    "fix.min_bucket": "Set it to {value}",
+    "fix.fill_trigger": "Caption them '{trigger}'",
+    "fix.add_trigger": "Put '{trigger}' first",
+    "fix.fold": "Fold into the trigger word",
+    "check.blocking": "Stops training: ",
+    "goal.character": "character",
+    "goal.style": "style",
+    "goal.concept": "concept",
+}
+register(TEMPLATES)

@@ -1,0 +1,1 @@
+"""Sentences a user reads, as stable keys with English templates in the code and translations beside them."""

@@ -1,0 +1,76 @@
+"""A sentence as (stable key, parameters): English in the code that says it, other languages by key.
+
+Each package registers its English templates (``register``); ``Message.format(language)`` fills the
+template of that language (``<language>.json`` beside this module, same keys and placeholders) and
+falls back to English. The WebUI's own localization translates fixed texts by their exact English
+wording; sentences with numbers in them need this.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+ENGLISH: dict[str, str] = {}
+LANGUAGES = ("en", "zh_CN")
+
+
+def register(templates: Mapping[str, str]) -> None:
+    """Add English templates; a key may not be registered twice with another text."""
+    for key, text in templates.items():
+        if ENGLISH.get(key, text) != text:
+            raise ValueError(f"message key {key!r} registered twice with different texts")
+        ENGLISH[key] = text
+
+
+@lru_cache(maxsize=None)
+def translations(language: str) -> dict[str, str]:
+    """The templates of ``language`` ("zh_CN"), empty for English or a language without a file."""
+    code = normalize_language(language)
+    path = Path(__file__).with_name(f"{code}.json")
+    if code == "en" or not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def normalize_language(language: str | None) -> str:
+    """"zh_CN", "zh-CN", "zh" → "zh_CN"; anything else → "en"."""
+    text = str(language or "").replace("-", "_").lower()
+    return "zh_CN" if text.startswith("zh") else "en"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One sentence: a stable ``key`` into the registered templates and the values that fill it."""
+
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def template(self) -> str:
+        return ENGLISH[self.key]
+
+    def __str__(self) -> str:
+        return self.format("en")
+
+    def format(self, language: str | Mapping[str, str] | None = "en") -> str:
+        """The sentence in ``language`` (a code, or a table of templates), English where it has none; a value
+        that is itself a ``Message`` (a word such as a goal) is put in the same language."""
+        table = language if isinstance(language, Mapping) else translations(language or "en")
+        template = table.get(self.key) or ENGLISH[self.key]
+        params = {k: v.format(language) if isinstance(v, Message) else v for k, v in self.params.items()}
+        try:
+            return template.format(**params)
+        except (KeyError, ValueError, IndexError):
+            return ENGLISH[self.key].format(**params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "params": dict(self.params), "text": str(self)}
+
+
+def msg(key: str, **params: Any) -> Message:
+    if key not in ENGLISH:
+        raise KeyError(f"unknown message key {key!r}")
+    return Message(key, params)
