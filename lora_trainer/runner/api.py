@@ -114,3 +114,6 @@ def register_api(app, runner: Runner, dependencies: Optional[list] = None) -> No
               ("GET", "/status", status)]
     for method, path, endpoint in routes:
         app.add_api_route(PREFIX + path, endpoint, methods=[method], dependencies=deps)
+    from .dataset_api import register_dataset_api
+
+    register_dataset_api(app, runner.host, deps)

@@ -1,0 +1,148 @@
+"""HTTP routes of the Dataset workbench, beside the job routes: import, check, fix, caption edits, undo.
+
+No ``from __future__ import annotations``: FastAPI reads the endpoint's ``Request`` annotation at run time.
+
+Bodies are plain JSON; every path is checked against the host's allowed folders; every refusal answers
+``{"error": what, "advice": how to fix}`` with status 400.
+"""
+
+import os
+from typing import Any, Callable
+
+from ..config.allowed_folders import AllowedFolders
+from ..errors import ConfigError, TrainerError
+
+PREFIX = "/lora-trainer/v1/dataset"
+OPERATIONS = ("add", "remove", "replace", "move_to_front", "fold")
+
+
+def _field(body: dict, name: str, kind: type, default: Any = None, required: bool = False) -> Any:
+    if name not in body or body[name] is None:
+        if required:
+            raise ConfigError(f"the request lacks \"{name}\"", f"send {{\"{name}\": ...}} in the body")
+        return default
+    value = body[name]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"\"{name}\" must be a {kind.__name__}", f"send a {kind.__name__} for \"{name}\"")
+    return value
+
+
+def _finding(f, language: str) -> dict:
+    return {"key": f.key, "level": f.level, "blocking": f.blocking, "message": f.text(language),
+            "advice": f.advice.format(language), "paths": f.paths,
+            "fix": {"kind": f.fix.kind, "label": f.fix.label.format(language)} if f.fix else None}
+
+
+def dataset_check(body: dict, allowed: AllowedFolders) -> dict:
+    from ..dataset.checks import CheckSettings, check_dataset
+    from ..dataset.fixes import workbench_folder
+
+    folder = allowed.check(_field(body, "train_data_dir", str, required=True), "train_data_dir")
+    settings = CheckSettings(resolution=_field(body, "resolution", int, 512),
+                             enable_bucket=_field(body, "enable_bucket", bool, True),
+                             min_bucket_reso=_field(body, "min_bucket_reso", int, 256),
+                             goal=_field(body, "goal", str, "character"), trigger=_field(body, "trigger", str, ""))
+    findings = check_dataset(folder, settings, cache_dir=workbench_folder(folder) / "scan")
+    language = _field(body, "language", str, "en")
+    return {"train_data_dir": folder, "findings": [_finding(f, language) for f in findings],
+            "ready": not any(f.blocking for f in findings)}
+
+
+def dataset_fix(body: dict, allowed: AllowedFolders) -> dict:
+    from ..dataset.checks import CheckSettings, check_dataset
+    from ..dataset.fixes import apply_fix, workbench_folder
+
+    folder = allowed.check(_field(body, "train_data_dir", str, required=True), "train_data_dir")
+    key, trigger = _field(body, "key", str, required=True), _field(body, "trigger", str, "")
+    findings = check_dataset(folder, CheckSettings(trigger=trigger), cache_dir=workbench_folder(folder) / "scan")
+    finding = next((f for f in findings if f.key == key and f.fix), None)
+    if finding is None:
+        raise ConfigError(f"there is no finding '{key}' with a fix now", f"POST {PREFIX}/check and pick a key")
+    result = apply_fix(finding.fix, folder, trigger)
+    return {"done": result.done, "problems": result.problems, "setting": result.setting}
+
+
+def dataset_import(body: dict, allowed: AllowedFolders) -> dict:
+    from ..dataset.importing import import_pictures, plan_import
+    from ..dataset.project import Project
+
+    project = Project.create(allowed.check(_field(body, "project", str, required=True), "project"))
+    source = allowed.check(_field(body, "source", str, required=True), "source")
+    plan = plan_import(project, source, recursive=_field(body, "recursive", bool, False))
+    result = import_pictures(project, plan, _field(body, "trigger", str, required=True), _field(body, "repeats", int),
+                             _field(body, "class_word", str, ""), _field(body, "goal", str, "character"),
+                             leave_out=set() if _field(body, "keep_duplicates", bool, False) else None)
+    return {"project": str(project.root), "imported": result.imported, "captions": result.captions,
+            "skipped": [{"path": p, "why": w} for p, w in result.skipped],
+            "duplicates": [{"kind": g.kind, "paths": g.paths} for g in plan.duplicates],
+            "unreadable": [{"path": p.path, "why": p.error} for p in plan.unreadable],
+            "training": project.training_settings()}
+
+
+def dataset_edit(body: dict, allowed: AllowedFolders) -> dict:
+    from ..dataset import caption_edit as ce
+    from ..dataset.fixes import history_for
+
+    folder = allowed.check(_field(body, "folder", str, required=True), "folder")
+    operation = _field(body, "operation", str, required=True)
+    tags = [str(t) for t in _field(body, "tags", list, [])]
+    if operation not in OPERATIONS:
+        raise ConfigError(f"\"operation\" '{operation}' is not known", "use one of: " + ", ".join(OPERATIONS))
+    edit = {"add": lambda: ce.add_tags(tags, front=_field(body, "front", bool, False)),
+            "remove": lambda: ce.remove_tags(tags),
+            "replace": lambda: ce.replace_tag(tags[0] if tags else "", _field(body, "replacement", str, "")),
+            "move_to_front": lambda: ce.move_to_front(tags),
+            "fold": lambda: ce.fold_traits(_field(body, "trigger", str, required=True), tags)}[operation]()
+    concepts = [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+                if os.path.isdir(os.path.join(folder, n)) and not n.startswith(".")] or [folder]
+    changes = ce.plan_edit(ce.read_captions(concepts), edit)
+    out = {"changes": [{"image": c.image, "before": c.before, "after": c.after} for c in changes]}
+    if _field(body, "apply", bool, False):
+        applied = history_for(folder).apply(changes, f"{operation} {', '.join(tags)}")
+        out.update(written=len(applied.written), conflicts=[{"path": p, "why": w} for p, w in applied.conflicts])
+    return out
+
+
+def dataset_undo(body: dict, allowed: AllowedFolders) -> dict:
+    from ..dataset.fixes import history_for
+
+    history = history_for(allowed.check(_field(body, "folder", str, required=True), "folder"))
+    label = history.last_label()
+    applied = history.undo()
+    return {"undone": label, "written": len(applied.written),
+            "conflicts": [{"path": p, "why": w} for p, w in applied.conflicts]}
+
+
+ROUTES: dict[str, Callable[[dict, AllowedFolders], dict]] = {
+    "/check": dataset_check, "/fix": dataset_fix, "/import": dataset_import, "/edit": dataset_edit,
+    "/undo": dataset_undo}
+
+
+def register_dataset_api(app, host, dependencies: list) -> None:
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    def route(handler):
+        async def endpoint(request: Request):
+            try:
+                body = await request.json()
+            except Exception:
+                return JSONResponse(status_code=400, content={"error": "the request body is not valid JSON",
+                                                              "advice": "send a JSON object"})
+            if not isinstance(body, dict):
+                return JSONResponse(status_code=400, content={"error": "the request body must be a JSON object",
+                                                              "advice": "send a JSON object"})
+            try:
+                return JSONResponse(content=await run_in_threadpool(handler, body, host.allowed_folders()))
+            except TrainerError as err:
+                return JSONResponse(status_code=400, content={"error": err.message, "advice": err.advice})
+            except OSError as err:
+                return JSONResponse(status_code=400, content={"error": f"a file could not be used: {err}",
+                                                              "advice": "check the folder and its permissions"})
+        return endpoint
+
+    for path, handler in ROUTES.items():
+        app.add_api_route(PREFIX + path, route(handler), methods=["POST"], dependencies=list(dependencies))
