@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
+import types
 import zlib
 
 import numpy as np
@@ -13,6 +15,9 @@ from PIL import Image, ImageDraw
 from lora_trainer.data.buckets import BucketSet, cover_geometry
 from lora_trainer.data.dataset import build_items
 from lora_trainer.data.folders import scan_dataset
+from lora_trainer.dataset import focus
+from lora_trainer.dataset.focus import (CUTOUT, FACE, PLAIN, apply_proposals, detector_status, propose_focal_point,
+                                        propose_focal_points, set_focal_point)
 from lora_trainer.dataset.plan import PrepareSettings, plan_preparation
 from lora_trainer.dataset.prepare import crop_view, prepare_project, preview_image
 from lora_trainer.dataset.project import Project
@@ -407,3 +412,63 @@ def test_preview_tells_what_each_picture_becomes(project):
     project.preparation.buckets = False
     save(halves((400, 200)), folder / "wide.png")
     assert any("Buckets are off" in w and "wide.png" in w for w in plan_preparation(project).warnings)
+
+
+# --- focal point proposals -------------------------------------------------------------------------------------
+def test_without_opencv_the_detector_says_so_and_finds_subjects(project, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    monkeypatch.setattr(focus, "_cascade_cache", {})
+    available, text = detector_status()
+    assert not available and "OpenCV (cv2) is not installed" in text
+    figure = Image.new("RGBA", (300, 600), (0, 0, 0, 0))                    # a cut-out standing figure
+    ImageDraw.Draw(figure).rectangle([200, 100, 260, 500], fill=(20, 20, 20, 255))
+    proposal = propose_focal_point(figure.convert("RGB"), figure.getchannel("A"))
+    assert proposal.method == CUTOUT and abs(proposal.x - 230 / 300) < 0.02 and proposal.y < 0.3
+    plain = Image.new("RGB", (400, 300), (240, 240, 240))
+    ImageDraw.Draw(plain).ellipse([20, 100, 120, 200], fill=(30, 90, 200))
+    proposal = propose_focal_point(plain)
+    assert proposal.method == PLAIN and abs(proposal.x - 70 / 400) < 0.02 and abs(proposal.y - 0.5) < 0.02
+    noise = Image.fromarray(np.random.default_rng(1).integers(0, 255, (200, 200, 3), dtype=np.uint8))
+    assert propose_focal_point(noise) is None
+
+    save(plain, originals(project) / "plain.png")
+    save(noise, originals(project) / "noise.png")
+    found = propose_focal_points(project)
+    assert list(found.proposals) == ["zkz/plain.png"] and found.nothing_found == ["zkz/noise.png"]
+    assert apply_proposals(project, found.proposals) == 1
+    assert project.preparation.focal_points["zkz/plain.png"] == found.proposals["zkz/plain.png"].point
+    assert plan_preparation(project).picture("zkz/plain.png").crop_box[0] == 0     # the crop moved left
+    set_focal_point(project, "zkz/plain.png", 0.25, 0.5)                  # a click on the picture
+    assert project.preparation.focal_points["zkz/plain.png"] == [0.25, 0.5]
+    assert apply_proposals(project, found.proposals) == 0                  # a user's point stays
+    with pytest.raises(DatasetError, match="outside the picture"):
+        set_focal_point(project, "zkz/plain.png", 1.5, 0.5)
+    set_focal_point(project, "zkz/plain.png", None)
+    assert "zkz/plain.png" not in project.preparation.focal_points
+
+
+def test_faces_through_opencv_when_it_is_there(monkeypatch):
+    calls = {}
+
+    class Cascade:
+        def __init__(self, path):
+            calls["path"] = path
+
+        def empty(self):
+            return False
+
+        def detectMultiScale(self, grey, **kwargs):     # noqa: N802  (OpenCV's name)
+            calls["shape"] = grey.shape
+            return [(300, 40, 60, 60), (10, 10, 12, 12)]
+
+    fake = types.ModuleType("cv2")
+    fake.__version__ = "4.x"
+    fake.CascadeClassifier = Cascade
+    fake.equalizeHist = lambda grey: grey
+    fake.data = types.SimpleNamespace(haarcascades="/opencv/data/")
+    monkeypatch.setitem(sys.modules, "cv2", fake)
+    monkeypatch.setattr(focus, "_cascade_cache", {})
+    assert detector_status()[0] and "frontal-face Haar cascade" in detector_status()[1]
+    proposal = propose_focal_point(Image.new("RGB", (400, 300), "grey"))
+    assert calls["path"] == "/opencv/data/haarcascade_frontalface_default.xml" and calls["shape"] == (300, 400)
+    assert proposal.method == FACE and proposal.x == pytest.approx(330 / 400) and proposal.y == pytest.approx(70 / 300)
