@@ -2,6 +2,7 @@
 every bad picture a listed failure with the fix, originals never changed, a second run only redoes changes."""
 from __future__ import annotations
 
+import json
 import os
 import struct
 import sys
@@ -94,6 +95,7 @@ def test_every_bad_picture_is_a_listed_failure_and_the_batch_goes_on(project, tm
     assert ".heic format cannot be read" in refused["photo.heic"].error and "PNG" in refused["photo.heic"].advice
     assert "fully transparent" in refused["clear.png"].error
     assert all(p.advice for p in plan.refused)
+    assert json.loads(json.dumps(plan.as_dict()))["refused"] == 6
     assert any("cannot be used" in w for w in plan.warnings)
 
     report = prepare_project(project)            # never raises for a picture's own problem
@@ -101,6 +103,7 @@ def test_every_bad_picture_is_a_listed_failure_and_the_batch_goes_on(project, tm
     assert set(failed) == set(refused) | {"truncated.jpg"}
     assert "truncated" in failed["truncated.jpg"].reason and failed["truncated.jpg"].advice
     assert [os.path.basename(p) for p in report.written] == ["good.png"]
+    assert len(json.loads(json.dumps(report.as_dict()))["failed"]) == 7
     assert sorted(p.name for p in out_dir(project).iterdir()) == ["good.png"]   # nothing half-written
 
 
@@ -113,6 +116,7 @@ def test_odd_modes_exif_and_animation_become_plain_rgb(project):
     palette.paste(0, (0, 0, 80, 160))
     save(palette, folder / "palette.png", transparency=0)
     save(halves((200, 100)), folder / "rotated.jpg", exif=_exif(6), quality=95)
+    save(halves((1600, 800)), folder / "rotated big.jpg", exif=_exif(6), quality=95)   # decoded at 1/4 scale
     frames = [Image.new("RGB", (160, 160), c) for c in ((0, 0, 250), (250, 0, 0), (0, 250, 0))]
     save(frames[0], folder / "moving.png", save_all=True, append_images=frames[1:], duration=100)
     save(Image.new("LA", (160, 160), (90, 255)), folder / "grey alpha.png")
@@ -135,6 +139,10 @@ def test_odd_modes_exif_and_animation_become_plain_rgb(project):
     assert out["palette"].getpixel((5, 60)) == (255, 255, 255) and out["palette"].getpixel((120, 60)) == (0, 200, 0)
     top, bottom = out["rotated"].getpixel((20, 5)), out["rotated"].getpixel((20, out["rotated"].height - 5))
     assert top[0] > 200 > top[2] and bottom[2] > 200 > bottom[0]           # the left half is now on top
+    big = out["rotated big"]
+    assert big.size == rotated.output
+    assert big.getpixel((20, 5))[0] > 200 > big.getpixel((20, 5))[2]
+    assert big.getpixel((20, big.height - 5))[2] > 200 > big.getpixel((20, big.height - 5))[0]
     assert out["moving"].getpixel((50, 50))[2] > 200                     # the first frame
     assert all(80 <= v <= 100 for v in out["grey alpha"].getpixel((50, 50)))
     assert out["clip"].getpixel((50, 50))[0] > 200

@@ -156,6 +156,15 @@ class PreparePlan:
     def to_write(self) -> list[PlannedPicture]:
         return [p for p in self.pictures if p.ok and not p.up_to_date]
 
+    def histogram_rows(self) -> list[dict]:
+        return [{"width": w, "height": h, "count": n} for (w, h), n in self.histogram.items()]
+
+    def as_dict(self) -> dict:
+        """JSON-ready (the HTTP API)."""
+        return {"settings": asdict(self.settings), "pictures": [p.as_dict() for p in self.pictures],
+                "histogram": self.histogram_rows(), "warnings": list(self.warnings), "stale": list(self.stale),
+                "to_write": len(self.to_write), "refused": len(self.refused)}
+
     def picture(self, key: str) -> PlannedPicture:
         for picture in self.pictures:
             if picture.key == key:

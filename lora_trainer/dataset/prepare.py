@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -60,6 +60,12 @@ class PrepareReport:
     @property
     def warnings(self) -> list[str]:
         return self.plan.warnings
+
+    def as_dict(self) -> dict:
+        """JSON-ready (the HTTP API)."""
+        return {"summary": self.summary(), "written": self.written, "kept": self.kept, "removed": self.removed,
+                "failed": [asdict(f) for f in self.failed], "notes": self.notes, "warnings": self.warnings,
+                "stopped": self.stopped, "histogram": self.plan.histogram_rows()}
 
     def summary(self) -> str:
         parts = [f"{len(self.kept)} already up to date"] if self.kept else []
