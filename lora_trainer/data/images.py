@@ -6,6 +6,8 @@ from print work and 16-bit scans; each must reach the VAE as the picture they se
 from __future__ import annotations
 
 import os
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -17,10 +19,15 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 # Formats people often drop into a dataset that we do not read (reported, not silently ignored).
 UNSUPPORTED_IMAGE_EXTENSIONS = (".gif", ".tif", ".tiff", ".avif", ".heic", ".heif", ".jxl", ".psd")
 
+WHITE = (255, 255, 255)
+# Formats with real animations; other multi-frame files (a phone's MPO JPEG) show their first frame as the picture.
+_ANIMATED_FORMATS = ("PNG", "WEBP", "GIF")
+
 _EXIF_ORIENTATION = 0x0112
 _CONVERT_ADVICE = "open it in an image editor and save it again as PNG or JPEG, or remove it from the folder"
 
 _OPEN_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
+OPEN_ERRORS = _OPEN_ERRORS   # what opening or decoding a bad file raises (for callers that open pictures)
 
 
 class ImageLoadError(DatasetError):
@@ -35,6 +42,11 @@ class ImageLoadError(DatasetError):
 def is_image_file(path: str | os.PathLike) -> bool:
     """True for a supported image extension (any case)."""
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def open_error_reason(exc: BaseException) -> str:
+    """One of ``OPEN_ERRORS`` in plain words (corrupt, truncated, too large, …)."""
+    return _reason(exc)
 
 
 def _reason(exc: BaseException) -> str:
@@ -83,6 +95,46 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     return width, height
 
 
+@dataclass(frozen=True)
+class ImageHeader:
+    """What a picture's header says, without decoding its pixels."""
+    width: int                  # as displayed (EXIF rotation applied)
+    height: int
+    format: str                 # Pillow's name: "PNG", "JPEG", "WEBP", …
+    mode: str                   # as stored: "RGB", "RGBA", "P", "CMYK", "I;16", …
+    frames: int                 # more than 1: an animation (or a phone's multi-picture JPEG)
+    has_alpha: bool             # an alpha channel or a transparent palette colour
+    over_pixel_limit: bool      # above Pillow's decompression-bomb warning size (decoding it is not safe)
+
+    @property
+    def animated(self) -> bool:
+        return self.frames > 1 and self.format in _ANIMATED_FORMATS
+
+
+def read_header(path: str | os.PathLike) -> ImageHeader:
+    """The header facts of ``path``; ``ImageLoadError`` for an empty, corrupt or bomb-sized file."""
+    try:
+        if os.path.getsize(path) == 0:
+            raise ImageLoadError(path, "the file is empty (0 bytes)",
+                                 "copy it again from where it came from (an empty file holds no picture), or remove it")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                orientation = _orientation(img)
+                frames = int(getattr(img, "n_frames", 1) or 1)
+                mode, fmt = img.mode, img.format or ""
+                has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+    except _OPEN_ERRORS as exc:
+        raise ImageLoadError(path, _reason(exc)) from exc
+    if width < 1 or height < 1:
+        raise ImageLoadError(path, f"it has an empty size {width}x{height}")
+    over = any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught)
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return ImageHeader(width, height, fmt, mode, frames, has_alpha, over)
+
+
 def _high_bit_to_8bit(img: Image.Image, sixteen_bit: bool) -> Image.Image:
     """16/32-bit grayscale ("I;16*", "I", "F") to "L"; a plain convert would clip to white."""
     if img.mode == "F":
@@ -97,7 +149,9 @@ def _high_bit_to_8bit(img: Image.Image, sixteen_bit: bool) -> Image.Image:
     return img.convert("L")
 
 
-def _to_rgb(img: Image.Image, sixteen_bit: bool) -> Image.Image:
+def _to_rgb(img: Image.Image, sixteen_bit: bool, background: tuple = WHITE,
+            keep_alpha: bool = False) -> tuple[Image.Image, Image.Image | None]:
+    """(RGB picture, its alpha channel "L" when ``keep_alpha`` and it had one)."""
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):
         img = _high_bit_to_8bit(img, sixteen_bit)
     if img.mode == "P":
@@ -106,11 +160,11 @@ def _to_rgb(img: Image.Image, sixteen_bit: bool) -> Image.Image:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        base = Image.new("RGBA", rgba.size, tuple(background)[:3] + (255,))
+        return Image.alpha_composite(base, rgba).convert("RGB"), rgba.getchannel("A") if keep_alpha else None
     if img.mode != "RGB":
         img = img.convert("RGB")  # CMYK, YCbCr, grayscale "L" and "1"
-    return img
+    return img, None
 
 
 def _exif_transpose(img: Image.Image) -> Image.Image:
@@ -120,15 +174,24 @@ def _exif_transpose(img: Image.Image) -> Image.Image:
         return img
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """The image at ``path`` as RGB: EXIF rotation applied, transparency on white, 8 bits."""
+def image_to_rgb(img: Image.Image, background: tuple = WHITE,
+                 keep_alpha: bool = False) -> tuple[Image.Image, Image.Image | None]:
+    """An opened picture (its current frame) as 8-bit RGB, EXIF rotation applied, transparency composited on
+    ``background``; with ``keep_alpha`` also its alpha channel ("L", rotated alike) when it has one.
+
+    The result is never ``img`` itself, so it outlives the opened file.
+    """
+    img.load()
+    # Pillow < 10 opens 16-bit grayscale PNG as "I" (newer: "I;16").
+    sixteen_bit = img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG")
+    rgb, alpha = _to_rgb(_exif_transpose(img), sixteen_bit, background, keep_alpha)
+    return (rgb.copy() if rgb is img else rgb), alpha
+
+
+def load_image(path: str | os.PathLike, background: tuple = WHITE) -> Image.Image:
+    """The image at ``path`` as RGB: EXIF rotation applied, transparency on ``background`` (white), 8 bits."""
     try:
         with Image.open(path) as img:
-            img.load()
-            # Pillow < 10 opens 16-bit grayscale PNG as "I" (newer: "I;16").
-            sixteen_bit = img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG")
-            rgb = _to_rgb(_exif_transpose(img), sixteen_bit)
-            # Never hand back the opened object itself: leaving ``with`` closes it.
-            return rgb.copy() if rgb is img else rgb
+            return image_to_rgb(img, background)[0]
     except _OPEN_ERRORS as exc:
         raise ImageLoadError(path, _reason(exc)) from exc
