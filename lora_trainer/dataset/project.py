@@ -174,9 +174,15 @@ class Project:
                                "restore it from a backup, or delete it and import the pictures again") from None
 
     def training_settings(self) -> dict:
-        """What the Train tab needs: the folders, the trigger word (first concept) and the size."""
+        """What the Train tab needs: the folders, the trigger word (first concept), the size and buckets."""
+        from .plan import default_bucket_bounds   # plan imports this module
+
         first = self.concepts[0] if self.concepts else None
+        size = int(self.preparation.resolution)
+        low, high = default_bucket_bounds(size)
         return {"train_data_dir": str(self.img_dir),
                 "reg_data_dir": str(self.reg_dir) if any(self.reg_dir.glob("*_*")) else "",
-                "resolution": str(self.preparation.resolution), "enable_bucket": self.preparation.buckets,
+                "resolution": str(size), "enable_bucket": self.preparation.buckets,
+                # the buckets the pictures were prepared for (half and twice the size, as the presets have them)
+                "min_bucket_reso": low, "max_bucket_reso": high,
                 "trigger": first.trigger if first else "", "goal": first.goal if first else "character"}

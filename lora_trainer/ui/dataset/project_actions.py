@@ -147,7 +147,8 @@ def training_config(project: Project, cfg: TrainConfig) -> tuple[TrainConfig, li
     captions = read_captions([project.concept_dir(first)]) if first else []
     keep = 1 if first and starts_with_trigger(captions, first.trigger) else 0
     new = new.replace(train_data_dir=values["train_data_dir"], reg_data_dir=values["reg_data_dir"],
-                      resolution=values["resolution"], enable_bucket=values["enable_bucket"], keep_tokens=keep)
+                      resolution=values["resolution"], enable_bucket=values["enable_bucket"], keep_tokens=keep,
+                      min_bucket_reso=values["min_bucket_reso"], max_bucket_reso=values["max_bucket_reso"])
     changed = [f"{f.name}: {getattr(cfg, f.name)} → {getattr(new, f.name)}" for f in TrainConfig.fields()
                if getattr(cfg, f.name) != getattr(new, f.name)]
     return new, changed

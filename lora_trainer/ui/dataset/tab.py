@@ -17,6 +17,7 @@ from ..compat import as_path, dropdown
 from ..status import message_html
 from . import caption_actions as ca
 from . import check_actions as cka
+from . import prepare_actions as ppa
 from . import project_actions as pa
 
 GOAL_CHOICES = ["character", "style", "concept"]
@@ -74,6 +75,28 @@ def build_workbench(ctx) -> Workbench:
                 keep_duplicates = gr.Checkbox(False, label="Import duplicates too", elem_id="lora_trainer_ds_keep_dup")
                 do_import = gr.Button("Import", variant="primary", elem_id="lora_trainer_ds_import")
             import_box = gr.HTML("", elem_id="lora_trainer_ds_import_box")
+        with gr.Tab("Crop and resize", elem_id="lora_trainer_ds_step_prepare"):
+            with gr.Row(equal_height=False):
+                prep_size = gr.Number(512, precision=0, minimum=64, maximum=4096, label="Training size",
+                                      info="A multiple of 64: 512 for SD 1.5, 1024 for SDXL.",
+                                      elem_id="lora_trainer_ds_prep_size")
+                prep_buckets = gr.Checkbox(True, label="Keep aspect ratios (buckets)",
+                                           elem_id="lora_trainer_ds_prep_buckets")
+                prep_background = gr.ColorPicker("#ffffff", label="Background for transparent pixels",
+                                                 elem_id="lora_trainer_ds_prep_background")
+            with gr.Row():
+                prep_show = gr.Button("Show what preparing will do", elem_id="lora_trainer_ds_prep_show")
+                prep_focal = gr.Button("Find focal points", elem_id="lora_trainer_ds_prep_focal")
+                prep_run = gr.Button("Prepare the pictures", variant="primary", elem_id="lora_trainer_ds_prep_run")
+                prep_stop = gr.Button("Stop", variant="stop", elem_id="lora_trainer_ds_prep_stop")
+            prep_box = gr.HTML("", elem_id="lora_trainer_ds_prep_box")
+            with gr.Row(equal_height=False):
+                prep_gallery = gr.Gallery(label="What the pictures become", columns=6, height=300,
+                                          object_fit="contain", elem_id="lora_trainer_ds_prep_gallery")
+                with gr.Column():
+                    prep_pick = dropdown([], None, label="Picture", elem_id="lora_trainer_ds_prep_pick")
+                    prep_view = gr.Image(label="Click the point the crop keeps", type="pil", interactive=False,
+                                         elem_id="lora_trainer_ds_prep_view")
         with gr.Tab("Captions", elem_id="lora_trainer_ds_step_captions"):
             with gr.Row(equal_height=False):
                 concept = dropdown([ca.ALL], ca.ALL, label="Concept", elem_id="lora_trainer_ds_concept")
@@ -143,9 +166,11 @@ def build_workbench(ctx) -> Workbench:
         try:
             proj = pa.open_project(choice, host)
         except Exception as err:
-            return pa.error_box("The project cannot be opened", err), gr.update()
+            return [pa.error_box("The project cannot be opened", err)] + [gr.update()] * 4
         concepts = [ca.ALL] + [c.trigger for c in proj.concepts]
-        return pa.project_html(proj), gr.update(choices=concepts, value=ca.ALL)
+        prep = proj.preparation
+        return [pa.project_html(proj), gr.update(choices=concepts, value=ca.ALL), prep.resolution, prep.buckets,
+                prep.background]
 
     def refresh_projects(choice):
         return gr.update(choices=pa.project_choices(host), value=choice)
@@ -222,14 +247,40 @@ def build_workbench(ctx) -> Workbench:
                            "Check the step maths in the Train tab, then start.")
         return [box] + ctx.form.updates(cfg)
 
+    def show_prep(choice, size, buckets, background):
+        view = ppa.show_plan(choice, size, buckets, background, host)
+        return view.message, view.previews, gr.update(choices=view.keys, value=view.keys[0] if view.keys else None)
+
+    def view_picture(choice, key):
+        image, box = ppa.show_picture(choice, key, host)
+        return image, box if box else gr.update()
+
+    def click_picture(choice, key, image, evt: gr.SelectData):
+        if image is None or not key:
+            return gr.update(), message_html("info", "Pick a picture first")
+        x, y = evt.index[0], evt.index[1]
+        return ppa.click_focal(choice, key, x, y, image.width, image.height, host)
+
+    def prepare(choice, size, buckets, background):
+        stop_flag.clear()
+        yield from ppa.run_prepare(choice, size, buckets, background, host, stop_flag.is_set)
+
     # ---- events (once the Train tab's form fields exist too) ------------------------------------------
     def wire() -> None:
         form = ctx.form.inputs
-        project.change(open_it, [project], [project_box, concept])
+        opened = [project_box, concept, prep_size, prep_buckets, prep_background]
+        project.change(open_it, [project], opened)
         refresh.click(refresh_projects, [project], [project])
         look.click(look_at, [project, source, uploads, goal], [import_box, plan_state, repeats])
         do_import.click(import_it, [project, plan_state, trigger, class_word, goal, repeats, keep_duplicates],
-                        [import_box]).then(open_it, [project], [project_box, concept])
+                        [import_box]).then(open_it, [project], opened)
+        prep_inputs = [project, prep_size, prep_buckets, prep_background]
+        prep_show.click(show_prep, prep_inputs, [prep_box, prep_gallery, prep_pick])
+        prep_pick.change(view_picture, [project, prep_pick], [prep_view, prep_box])
+        prep_view.select(click_picture, [project, prep_pick, prep_view], [prep_view, prep_box])
+        prep_focal.click(lambda c: ppa.find_focal_points(c, host), [project], [prep_box])
+        prep_run.click(prepare, prep_inputs, [prep_box])
+        prep_stop.click(stop_generating, None, [prep_box], queue=False)
         caption_outputs = [captions_box, gallery, images_state, freq, freq_state, traits]
         show.click(show_captions, [project, concept, tag_filter], caption_outputs)
         concept.change(show_captions, [project, concept, tag_filter], caption_outputs)
