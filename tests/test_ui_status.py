@@ -152,3 +152,19 @@ def test_open_pages_share_one_read_of_the_jobs_per_second():
     snapshot.forget()
     snapshot.jobs()
     assert Counting.reads == 2
+
+
+def test_start_shows_the_dataset_checks(tmp_path):
+    data = tmp_path / "train"
+    shutil.copytree(DEMO, data)
+    concept = next(data.iterdir())
+    first = sorted(concept.glob("*.png"))[0]
+    shutil.copy(first, concept / "again.png")     # a duplicate
+    (data / "misnamed").mkdir()                   # a folder without the repeats prefix
+    base = tmp_path / "base.safetensors"
+    base.write_bytes(b"x")
+    cfg = TrainConfig(pretrained_model_name_or_path=str(base), train_data_dir=str(data), output_dir=str(tmp_path),
+                      resolution="64", min_bucket_reso=64, max_bucket_reso=128)
+    check = actions.check_start(cfg, FakeRunner(), confirmed=True)
+    assert check.ready
+    assert any("duplicates" in w for w in check.warnings) and any("misnamed" in w for w in check.warnings)

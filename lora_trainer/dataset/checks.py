@@ -109,8 +109,9 @@ def _concept_folders(root: Path) -> tuple[list[Path], list[Finding]]:
 
 def check_dataset(train_dir: str | os.PathLike, settings: CheckSettings | None = None,
                   cache_dir: str | os.PathLike | None = None, count_tokens: Callable[[str], int] | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> list[Finding]:
-    """Every finding for the training folder ``train_dir`` (most serious first)."""
+                  progress: Callable[[int, int], None] | None = None, quick: bool = False) -> list[Finding]:
+    """Every finding for the training folder ``train_dir`` (most serious first). ``quick`` decodes no picture
+    (headers and byte hashes only; near duplicates and animation are not looked for): for Start."""
     s = settings or CheckSettings()
     root = Path(train_dir)
     concepts, findings = _concept_folders(root)
@@ -122,7 +123,7 @@ def check_dataset(train_dir: str | os.PathLike, settings: CheckSettings | None =
         images, odd = picture_files(folder)
         paths += images
         unsupported += odd
-    pictures = scan_pictures(paths, cache, progress)
+    pictures = scan_pictures(paths, cache, progress, decode=not quick)
     good = [p for p in pictures if p.ok]
     bad = [p for p in pictures if not p.ok]
     captions = read_captions(concepts, s.caption_extension)

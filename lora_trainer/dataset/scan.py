@@ -118,11 +118,14 @@ class ScanCache:
         except (OSError, ValueError):
             self.entries = {}
 
-    def get(self, path: Path, stat: os.stat_result) -> Picture | None:
+    def get(self, path: Path, stat: os.stat_result, decode: bool = True) -> Picture | None:
+        """The cached facts of an unchanged file (with ``decode``: only when they include the thumbnail)."""
         data = self.entries.get(str(path))
         if not data or data.get("size") != stat.st_size or data.get("mtime_ns") != stat.st_mtime_ns:
             return None
         if data.get("thumb") and not os.path.isfile(data["thumb"]):
+            return None
+        if decode and not data.get("thumb") and not data.get("error"):
             return None
         return Picture(**data)
 
@@ -143,13 +146,14 @@ class ScanCache:
         self.changed = False
 
 
-def read_picture(path: Path, cache: ScanCache) -> Picture:
-    """The facts of one picture, from the cache when the file is unchanged."""
+def read_picture(path: Path, cache: ScanCache, decode: bool = True) -> Picture:
+    """The facts of one picture, from the cache when the file is unchanged. Without ``decode`` only the header
+    and the bytes' hash are read (no thumbnail, no perceptual hash): fast enough for every Start of a run."""
     try:
         stat = path.stat()
     except OSError as err:
         return Picture(str(path), error=f"cannot be read ({err.strerror or err})")
-    cached = cache.get(path, stat)
+    cached = cache.get(path, stat, decode)
     if cached is not None:
         return cached
     picture = Picture(str(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
@@ -157,6 +161,10 @@ def read_picture(path: Path, cache: ScanCache) -> Picture:
         if stat.st_size == 0:
             raise ImageLoadError(path, "the file is empty (0 bytes)")
         picture.width, picture.height = image_size(path)
+        if not decode:
+            picture.digest = file_digest(path)
+            cache.put(picture)
+            return picture
         target = cache.thumb_path(path, stat)
         thumb, facts = _thumbnail(path, target)
         picture.thumb, picture.dhash = str(target), difference_hash(thumb)
@@ -174,11 +182,11 @@ def read_picture(path: Path, cache: ScanCache) -> Picture:
 
 
 def scan_pictures(paths: Iterable[Path], cache: ScanCache,
-                  progress: Callable[[int, int], None] | None = None) -> list[Picture]:
+                  progress: Callable[[int, int], None] | None = None, decode: bool = True) -> list[Picture]:
     paths = list(paths)
     out = []
     for index, path in enumerate(paths):
-        out.append(read_picture(path, cache))
+        out.append(read_picture(path, cache, decode))
         if progress is not None:
             progress(index + 1, len(paths))
     cache.save()
@@ -204,6 +212,7 @@ def find_duplicates(pictures: Iterable[Picture], near_bits: int = NEAR_BITS) -> 
         if len(same) > 1:
             groups.append(DuplicateGroup("same bytes", [p.path for p in same]))
     firsts = [same[0] for same in by_digest.values()]
+    firsts = [p for p in firsts if p.dhash]   # pictures read without decoding have no perceptual hash
     for i, a in enumerate(firsts):
         for b in firsts[i + 1:]:
             distance = hamming(a.dhash, b.dhash)

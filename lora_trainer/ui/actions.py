@@ -86,6 +86,28 @@ def _same_output(job: Any, cfg: TrainConfig) -> bool:
     return same_output(folder, getattr(job, "output_name", "") or "", cfg.output_dir, cfg.output_name)
 
 
+def dataset_findings(cfg: TrainConfig, runner: Any) -> tuple[list[str], list[str]]:
+    """The Dataset tab's checks, read without decoding a picture: (what stops training, the other findings)."""
+    from ..dataset.checks import CheckSettings, check_dataset
+    from ..dataset.fixes import workbench_folder
+
+    try:
+        language = runner.host.language()
+    except Exception:
+        language = "en"
+    width, height = parse_resolution(cfg.resolution)
+    settings = CheckSettings(resolution=min(width, height), enable_bucket=cfg.enable_bucket,
+                             min_bucket_reso=cfg.min_bucket_reso, caption_extension=cfg.caption_extension)
+    try:
+        findings = check_dataset(cfg.train_data_dir, settings, cache_dir=workbench_folder(cfg.train_data_dir) / "scan",
+                                 quick=True)
+    except (TrainerError, OSError):
+        return [], []
+    texts = [(f.blocking, f"{f.text(language)} {f.advice.format(language)}") for f in findings
+             if f.level != "info"]
+    return [t for b, t in texts if b], [t for b, t in texts if not b]
+
+
 def check_start(cfg: TrainConfig, runner: Any, confirmed: bool) -> StartCheck:
     """Everything the core checks before a run, in plain words, and the overwrite question."""
     name, name_notes = sanitize_output_name(cfg.output_name)
@@ -100,6 +122,11 @@ def check_start(cfg: TrainConfig, runner: Any, confirmed: bool) -> StartCheck:
         return StartCheck(cfg, message=message_html("error", "The dataset cannot be used as it is",
                                                     [err.message], err.advice))
     warnings = name_notes + [with_label(w) for w in warnings] + list(scan.warnings) + list(plan.notes)
+    blocking, notes = dataset_findings(cfg, runner)
+    if blocking:
+        return StartCheck(cfg, message=message_html("error", "The dataset cannot be used as it is", blocking,
+                                                    "Open the Dataset tab's Checks to fix it."))
+    warnings += [n for n in notes if n not in warnings]
     busy = [j for j in runner.jobs() if getattr(j, "status", "") in ACTIVE and _same_output(j, cfg)]
     if busy:
         return StartCheck(cfg, message=message_html(
