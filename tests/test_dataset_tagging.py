@@ -1,6 +1,6 @@
 """Auto-tagging: the host's interrogators as taggers, a tiny WD14-style ONNX tagger built here (never a download),
-the tag options, captions appended / replaced / skipped, a folder run with progress, stop and per-picture errors.
-(The model download and onnxruntime on request: test_dataset_tagging_sources.py.)"""
+a folder run with progress, stop, per-picture errors, its undo entry, and a preview. (Tags and options:
+test_dataset_tags.py; the model download and onnxruntime on request: test_dataset_tagging_sources.py.)"""
 from __future__ import annotations
 
 import codecs
@@ -18,8 +18,7 @@ from lora_trainer.dataset import autotag, wd14, wd14_models
 from lora_trainer.dataset.autotag import (available_taggers, concept_trigger, find_tagger, tag_folder, tag_image,
                                           wd14_status)
 from lora_trainer.dataset.project import Project
-from lora_trainer.dataset.tagging import (HostTagger, TagOptions, Tagger, caption_tag, clean_tags, host_taggers,
-                                          merge_caption, parse_interrogation)
+from lora_trainer.dataset.tagging import TagOptions, Tagger, host_taggers
 from lora_trainer.errors import DatasetError, MissingDependency
 
 HAVE_ONNX = importlib.util.find_spec("onnx") is not None
@@ -136,71 +135,6 @@ class FakeTagger(Tagger):
 
 def caption_of(path: Path) -> str:
     return path.with_suffix(".txt").read_text(encoding="utf-8")
-
-
-# --- the WebUI's interrogators -----------------------------------------------------------------------
-def test_deepbooru_text_with_weights_and_escapes_becomes_tags():
-    text = r"1girl, (long_hair:0.912), artist \(style\), (hatsune miku \(cosplay\):0.77), :\), ^_^,  , solo"
-    assert parse_interrogation(text) == [("1girl", 1.0), ("long_hair", 0.912), ("artist (style)", 1.0),
-                                         ("hatsune miku (cosplay)", 0.77), (":)", 1.0), ("^_^", 1.0), ("solo", 1.0)]
-    assert parse_interrogation("a woman standing in a field, (oil painting:0.213)\n") == [
-        ("a woman standing in a field", 1.0), ("oil painting", 0.213)]
-    with pytest.raises(DatasetError, match="not text"):
-        parse_interrogation(None)
-
-
-def test_a_host_interrogator_is_a_tagger_through_a_plain_callable():
-    calls = []
-
-    def interrogate(image, name):      # what the host adapter's interrogate looks like
-        calls.append((name, image.mode))
-        return r"1girl, long_hair, smile \(happy\)" if name == "deepbooru" else "a girl with long hair"
-
-    deepbooru, clip = host_taggers(["deepbooru", "clip"], interrogate)
-    image = Image.new("RGBA", (16, 16), (255, 0, 0, 255))
-    assert deepbooru.name == "deepbooru" and deepbooru.label == "DeepBooru (WebUI)" and deepbooru.kind == "tags"
-    assert clip.kind == "sentence"
-    assert [t for t, _ in deepbooru.tag(image)] == ["1girl", "long_hair", "smile (happy)"]
-    assert clip.tag(image) == [("a girl with long hair", 1.0)]
-    assert calls == [("deepbooru", "RGB"), ("clip", "RGB")]
-    preview = tag_image(image, deepbooru, TagOptions(trigger="zkz"))
-    assert preview.caption == "zkz, 1girl, long hair, smile (happy)"
-    with pytest.raises(TypeError):
-        HostTagger("deepbooru", "not callable")
-
-
-# --- options, tags, captions -------------------------------------------------------------------------
-def test_options_are_checked_and_each_bad_setting_is_named():
-    ok = TagOptions(general_threshold="0.5", exclude="a, b\nc", caption_extension="caption", trigger="  my  char ")
-    ok = ok.checked()
-    assert ok.general_threshold == 0.5 and ok.exclude == ["a", "b", "c"] and ok.caption_extension == ".caption"
-    assert ok.trigger == "my char"
-    for bad, word in ((dict(general_threshold=1.5), "general threshold"), (dict(character_threshold="x"), "character"),
-                      (dict(existing="merge"), "merge"), (dict(caption_extension=".png"), "extension"),
-                      (dict(trigger="a, b"), "comma"), (dict(general_threshold=True), "general")):
-        with pytest.raises(DatasetError, match=word):
-            TagOptions(**bad).checked()
-
-
-def test_underscores_become_spaces_but_kaomoji_stay_and_exclusions_match_any_spelling():
-    assert caption_tag("long_hair") == "long hair" and caption_tag("^_^") == "^_^" and caption_tag(">_<") == ">_<"
-    assert caption_tag("o_o") == "o_o" and caption_tag("long_hair", underscores_to_spaces=False) == "long_hair"
-    scores = [("1girl", 0.9), ("Long_Hair", 0.8), ("long hair", 0.7), ("white_background", 0.6), ("^_^", 0.5),
-              ("simple_background", 0.4), ("solo", 0.3)]
-    cleaned = clean_tags(scores, TagOptions(exclude=["SOLO", "*_background"]))
-    assert cleaned == [("1girl", 0.9), ("Long Hair", 0.8), ("^_^", 0.5)]
-
-
-def test_append_replace_skip_and_the_trigger_first_once():
-    assert merge_caption("zkz, smile, long hair", ["long_hair", "1girl"], "append", "zkz") == \
-        "zkz, smile, long hair, 1girl"
-    assert merge_caption("smile, ZKZ", ["1girl"], "append", "zkz") == "zkz, smile, 1girl"
-    assert merge_caption("smile", ["1girl", "zkz"], "replace", "zkz") == "zkz, 1girl"
-    assert merge_caption("smile", ["1girl"], "skip", "zkz") is None
-    assert merge_caption("", ["1girl"], "skip", "zkz") == "zkz, 1girl"
-    assert merge_caption(None, ["1girl", "1girl"], "append") == "1girl"
-    with pytest.raises(DatasetError):
-        merge_caption("a", ["b"], "merge")
 
 
 # --- the WD14 tagger ---------------------------------------------------------------------------------
@@ -355,7 +289,6 @@ def test_append_replace_and_skip_existing_captions_in_any_encoding(tmp_path):
     a, b, c, d = (picture(folder / f"{n}.png") for n in "abcd")
     a.with_suffix(".txt").write_bytes(codecs.BOM_UTF8 + "smile, long_hair\n".encode())
     b.with_suffix(".txt").write_bytes("café, 1girl\r\nsecond line".encode("utf-16"))
-    c.with_suffix(".txt").write_bytes(b"\xff\xfe\xfa broken")  # not UTF-16: BOM then an odd byte count
     c.with_suffix(".txt").write_bytes(b"caf\xe9")               # Latin-1, not UTF-8
     report = tag_folder(folder, FakeTagger(), TagOptions(existing="append", trigger="zkz"))
     assert caption_of(a) == "zkz, smile, long_hair, 1girl\n"
@@ -368,9 +301,37 @@ def test_append_replace_and_skip_existing_captions_in_any_encoding(tmp_path):
     skip = tag_folder(folder, FakeTagger([("new", 1.0)]), TagOptions(existing="skip"))
     assert len(skip.skipped) == 3 and skip.written == [] and caption_of(a) == "zkz, smile, long_hair, 1girl\n"
     replace = tag_folder(folder, FakeTagger([("new_tag", 1.0)]), TagOptions(existing="replace", trigger=""))
-    assert len(replace.written) == 4 and caption_of(c) == "new tag\n" and caption_of(a) == "new tag\n"
+    assert len(replace.written) == 3 and caption_of(a) == "new tag\n" and caption_of(b) == "new tag\n"
+    assert c.with_suffix(".txt").read_bytes() == b"caf\xe9" and len(replace.failed) == 1   # not even replaced
     none = tag_folder(folder, FakeTagger([]), TagOptions(existing="replace"))
     assert {why for _, why in none.skipped} == {"no tag reached the thresholds"} and caption_of(a) == "new tag\n"
+
+
+def test_a_run_is_one_undo_entry_and_a_caption_edited_meanwhile_is_left_alone(tmp_path):
+    from lora_trainer.dataset.caption_edit import EditHistory
+
+    project = Project.create(tmp_path / "proj")
+    folder = project.concept_dir(project.add_concept("zkz", 10))
+    project.save()
+    a, b, c = (picture(folder / f"{n}.png", size=(40 + i, 30)) for i, n in enumerate("abc"))
+    a.with_suffix(".txt").write_text("smile\nsecond line", encoding="utf-8")
+    b.with_suffix(".txt").write_text("old", encoding="utf-8")
+
+    class EditsMeanwhile(FakeTagger):
+        def tag(self, image, options=None):
+            if image.size == (41, 30):        # another tab saves b's caption while b is being tagged
+                b.with_suffix(".txt").write_text("edited in another tab", encoding="utf-8")
+            return super().tag(image, options)
+
+    history = EditHistory(project.work_dir / "history")
+    report = tag_folder(folder, EditsMeanwhile(), TagOptions(existing="replace"), history=history)
+    assert [Path(f.path).name for f in report.failed] == ["b.png"] and "changed elsewhere" in report.failed[0].reason
+    assert caption_of(b) == "edited in another tab" and caption_of(a) == caption_of(c) == "zkz, 1girl, long hair\n"
+    assert report.history_entry and history.last_label() == "auto-tagging with Fake tagger"
+    assert "changes" not in report.as_dict()
+    undone = history.undo()
+    assert len(undone.written) == 2 and not undone.conflicts
+    assert caption_of(a) == "smile\nsecond line" and caption_of(c) == ""   # as before (no caption: empty)
 
 
 def test_a_stop_request_ends_the_run_between_two_pictures(tmp_path):
@@ -405,7 +366,7 @@ def test_a_tagger_failure_or_an_unwritable_caption_fails_one_picture_not_the_run
         real_write(path, caption)
 
     monkeypatch.setattr(autotag, "write_caption", read_only)
-    report = tag_folder(tmp_path, FakeTagger(), TagOptions(existing="replace"))
+    report = tag_folder(tmp_path, FakeTagger([("other", 1.0)]), TagOptions(existing="replace"))
     assert [Path(f.path).name for f in report.failed] == ["c.png"] and "Permission denied" in report.failed[0].reason
 
 

@@ -4,8 +4,9 @@ tagged for a preview, and a whole folder tagged into its captions.
 A folder run goes picture by picture: a picture that cannot be read, or that the tagger fails on, is listed
 in the report with the reason and the run goes on; a stop request ends it between two pictures. Each
 caption is written atomically, UTF-8 without BOM, one line: an interrupted run leaves every caption either
-as it was or complete. In a project's concept folder (``<project>/img/<N>_<trigger>/``) the concept's
-trigger word is the caption's first tag.
+as it was or complete, and a caption that cannot be read, or that another tab saves meanwhile, is left
+alone. In a project's concept folder (``<project>/img/<N>_<trigger>/``) the concept's trigger word is the
+caption's first tag. Given the caption editor's ``EditHistory``, a run becomes one entry its undo reverts.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ..data.folders import parse_concept_folder_name
 from ..data.images import IMAGE_EXTENSIONS, ImageLoadError, load_image
 from ..errors import DatasetError, TrainerError
 from ..io.atomic import atomic_write
+from .caption_edit import Change, EditHistory
 from .project import PROJECT_FILE, Project
 from .scan import picture_files
 from .tagging import TagOptions, Tagger, TagScores, clean_tags, merge_caption
@@ -88,9 +90,9 @@ def find_tagger(name: str, taggers: Iterable[Tagger]) -> Tagger:
 
 
 # --- captions --------------------------------------------------------------------------------------
-def read_existing_caption(path: Path) -> str | None:
-    """A caption file's tags as one line (every non-blank line, so appending loses none), or None when
-    there is none. BOM-marked UTF-8 and UTF-16 are read; other bytes give a ``DatasetError``."""
+def read_caption_text(path: Path) -> str | None:
+    """A caption file's whole text, or None when there is none. UTF-8 (with or without BOM) and BOM-marked
+    UTF-16 are read; other bytes give a ``DatasetError`` (such a file is never overwritten)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -98,16 +100,25 @@ def read_existing_caption(path: Path) -> str | None:
     except OSError as err:
         raise DatasetError(f"cannot read caption file {path} ({err.strerror or err})",
                            "check that you may read it and that no other program holds it") from None
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding = "utf-16"
-    else:
-        encoding = "utf-8-sig"
+    encoding = "utf-16" if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
     try:
-        text = raw.decode(encoding)
+        return raw.decode(encoding)
     except UnicodeDecodeError as err:
-        raise DatasetError(f"caption file {path} is not UTF-8 text (undecodable byte at position {err.start})",
-                           "save it as UTF-8 in a text editor, or tag with 'replace' to write it anew") from None
+        raise DatasetError(f"caption file {path} is not UTF-8 text (undecodable byte at position {err.start}), "
+                           "so it was left as it is",
+                           "save it as UTF-8 in a text editor (or delete it), then tag again") from None
+
+
+def caption_tags_text(text: str | None) -> str | None:
+    """The tags of a caption file's text as one line: every non-blank line, so appending loses none."""
+    if text is None:
+        return None
     return ", ".join(tag for line in text.splitlines() for tag in split_tags(line))
+
+
+def read_existing_caption(path: Path) -> str | None:
+    """A caption file's tags as one line (see ``caption_tags_text``), or None when there is none."""
+    return caption_tags_text(read_caption_text(path))
 
 
 def write_caption(path: Path, caption: str) -> None:
@@ -206,6 +217,8 @@ class TagReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (picture, why its caption stayed)
     failed: list[TagFailure] = field(default_factory=list)
     not_read: list[str] = field(default_factory=list)              # files of formats training does not read
+    changes: list[Change] = field(default_factory=list)            # each caption written: before and after
+    history_entry: str = ""                                        # the undo entry of the run ("": none kept)
     stopped: bool = False
     trigger: str = ""
 
@@ -225,6 +238,7 @@ class TagReport:
     def as_dict(self) -> dict:
         data = asdict(self)
         data["skipped"] = [list(item) for item in self.skipped]
+        del data["changes"]                     # before/after of every caption: for the undo, not for a reply
         return data
 
 
@@ -236,13 +250,15 @@ def _stop_requested(stop) -> bool:
 
 
 def tag_folder(folder, tagger: Tagger, options: TagOptions | None = None, *, progress: Progress | None = None,
-               stop=None) -> TagReport:
+               stop=None, history: EditHistory | None = None) -> TagReport:
     """Tag every picture of ``folder`` (not its sub-folders) into its caption file.
 
     ``progress(done, total, current file)`` is called before each picture and once at the end;
     ``stop`` (a ``threading.Event`` or a callable) ends the run before the next picture. A tagger that
     cannot start (no onnxruntime, a broken model) raises before anything is written; a picture that fails
-    is listed in ``report.failed`` and the run goes on.
+    is listed in ``report.failed`` and the run goes on. A caption that cannot be read, or that changes while
+    its picture is tagged, is left as it is. With ``history`` (the caption editor's ``EditHistory``) the
+    captions written become one entry that its undo puts back.
     """
     options = (options or TagOptions()).checked()
     folder = Path(folder)
@@ -269,13 +285,20 @@ def tag_folder(folder, tagger: Tagger, options: TagOptions | None = None, *, pro
         _tag_one(path, tagger, options, trigger, report)
     if progress is not None:
         progress(len(images) if not report.stopped else index, len(images), "")
+    if history is not None and report.changes:
+        try:
+            report.history_entry = history.record(report.changes, f"auto-tagging with {tagger.label}")
+        except OSError as err:   # the captions are written; only the undo is missing
+            report.failed.append(TagFailure(str(folder), f"the undo entry could not be saved ({err.strerror or err})",
+                                            "the captions are written; check that the project folder may be written"))
     return report
 
 
 def _tag_one(path: Path, tagger: Tagger, options: TagOptions, trigger: str, report: TagReport) -> None:
     target = caption_path(path, options.caption_extension)
     try:
-        existing = None if options.existing == "replace" else read_existing_caption(target)
+        text = read_caption_text(target)          # read in every mode: an unreadable caption is never overwritten
+        existing = None if options.existing == "replace" else caption_tags_text(text)
         if options.existing == "skip" and existing:
             report.skipped.append((str(path), "it has a caption already (skip)"))
             return
@@ -285,15 +308,20 @@ def _tag_one(path: Path, tagger: Tagger, options: TagOptions, trigger: str, repo
         if not caption:
             report.skipped.append((str(path), "no tag reached the thresholds"))
             return
-        if existing is not None and caption == existing:
+        caption = " ".join(caption.split())
+        if text is not None and caption == caption_tags_text(text) and len(text.strip().splitlines()) == 1:
             report.skipped.append((str(path), "its caption holds every tag already"))
             return
+        if read_caption_text(target) != text:
+            raise DatasetError(f"{target} was changed elsewhere while the picture was tagged, so it was left as "
+                               "it is", "tag this picture again (in another tab or program the caption is edited)")
         try:
             write_caption(target, caption)
         except OSError as err:
             raise DatasetError(f"cannot write {target} ({err.strerror or err})",
                                "check that the folder may be written (not read-only, not open elsewhere)") from None
         report.written.append(str(path))
+        report.changes.append(Change(str(path), str(target), text or "", caption))
     except ImageLoadError as err:
         report.failed.append(TagFailure(str(path), err.reason, err.advice))
     except TrainerError as err:
