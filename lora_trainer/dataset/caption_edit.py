@@ -230,15 +230,21 @@ class EditHistory:
 
     def apply(self, changes: Sequence[Change], label: str) -> Applied:
         result = _write(changes, lambda c: c.before, lambda c: c.after)
-        if result.written:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            number = int(self.entries()[-1].stem.split("-")[0]) + 1 if self.entries() else 1
-            path = self.folder / f"{number:06d}-{int(time.time())}.json"
-            with atomic_write(path) as tmp:
-                tmp.write_text(json.dumps({"label": label, "changes": [asdict(c) for c in result.written]},
-                                          ensure_ascii=False), encoding="utf-8")
-            result.entry = str(path)
+        result.entry = self.record(result.written, label)
         return result
+
+    def record(self, changes: Sequence[Change], label: str) -> str:
+        """Keep changes a caller has written itself (the auto-tagger's) as the newest entry; its path, or ""
+        when there were none."""
+        if not changes:
+            return ""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        number = int(self.entries()[-1].stem.split("-")[0]) + 1 if self.entries() else 1
+        path = self.folder / f"{number:06d}-{int(time.time())}.json"
+        with atomic_write(path) as tmp:
+            tmp.write_text(json.dumps({"label": label, "changes": [asdict(c) for c in changes]},
+                                      ensure_ascii=False), encoding="utf-8")
+        return str(path)
 
     def last_label(self) -> str:
         entries = self.entries()

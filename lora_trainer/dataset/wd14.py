@@ -1,0 +1,263 @@
+"""The WD14 tagger: SmilingWolf's wd-v1-4-*-tagger-v2 and wd-*-tagger-v3 ONNX models, run with onnxruntime.
+
+A model folder holds ``model.onnx`` and ``selected_tags.csv`` (columns tag_id, name, category, count;
+category 0 general, 4 character, 9 rating). The picture is put on white, padded to a white square, resized
+(bicubic) to the model's input size, read from the model, and given as a batch of one, NHWC float32 in BGR
+order, 0–255; the model answers one sigmoid score per tag of the CSV, in its order.
+
+onnxruntime is optional: without it :func:`import_onnxruntime` raises a ``MissingDependency`` that says how
+to install it (``lora_trainer.install.on_request`` installs it through the install gate on request). The
+session is created on first use and is safe to share between threads.
+"""
+from __future__ import annotations
+
+import csv
+import importlib
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import DatasetError, MissingDependency
+from .tagging import TagOptions, Tagger, TagScores
+
+MODEL_FILE = "model.onnx"
+TAGS_FILE = "selected_tags.csv"
+GENERAL, CHARACTER, RATING = 0, 4, 9
+DEFAULT_INPUT_SIZE = 448
+PROVIDERS = ("CUDAExecutionProvider", "ROCMExecutionProvider", "DmlExecutionProvider", "CPUExecutionProvider")
+INSTALL_ADVICE = ("install it with the Dataset tab's 'Install onnxruntime' button (it installs only when nothing "
+                  "of the WebUI's own packages changes), or by hand into the WebUI's Python: python -m pip install "
+                  "onnxruntime; or tag with the WebUI's DeepBooru or CLIP instead")
+_BICUBIC = getattr(getattr(Image, "Resampling", Image), "BICUBIC")
+
+
+def onnxruntime_available() -> bool:
+    """Is onnxruntime installed (without importing it)?"""
+    try:
+        return importlib.util.find_spec("onnxruntime") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def import_onnxruntime():
+    """The onnxruntime module, or a ``TrainerError`` that says how to get a working one."""
+    try:
+        return importlib.import_module("onnxruntime")
+    except ModuleNotFoundError as err:
+        if err.name not in (None, "onnxruntime"):
+            raise _broken_onnxruntime(err) from None
+        missing = MissingDependency("onnxruntime", "the WD14 tagger")
+        missing.advice = INSTALL_ADVICE
+        raise missing from None
+    except Exception as err:  # a broken install: a DLL that does not load, a numpy it was not built for
+        raise _broken_onnxruntime(err) from None
+
+
+def _broken_onnxruntime(err: BaseException) -> DatasetError:
+    return DatasetError(f"onnxruntime is installed but cannot be loaded ({type(err).__name__}: {err})",
+                        "install it again into the WebUI's Python (python -m pip install --force-reinstall "
+                        "--no-deps onnxruntime); on Windows the Microsoft Visual C++ Redistributable may be missing")
+
+
+# --- the model folder ------------------------------------------------------------------------------
+def model_folder_problem(folder) -> str:
+    """Why ``folder`` is not a WD14 model folder, or "" when it is one."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    missing = [name for name in (MODEL_FILE, TAGS_FILE) if not (folder / name).is_file()]
+    if missing:
+        return f"{folder} has no {' and no '.join(missing)}"
+    return ""
+
+
+def check_model_folder(folder) -> Path:
+    problem = model_folder_problem(folder)
+    if problem:
+        raise DatasetError(f"WD14 model folder: {problem}",
+                           f"choose a folder holding {MODEL_FILE} and {TAGS_FILE} from the same Hugging Face "
+                           "repository (e.g. SmilingWolf/wd-swinv2-tagger-v3), or download one")
+    return Path(folder)
+
+
+@dataclass(frozen=True)
+class Labels:
+    names: tuple[str, ...]
+    categories: np.ndarray         # one int per name
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def read_labels(path) -> Labels:
+    """``selected_tags.csv``: its ``name`` and ``category`` columns, in file order."""
+    path = Path(path)
+    advice = f"download {TAGS_FILE} again from the model's repository (it must match {MODEL_FILE})"
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise DatasetError(f"cannot read {path} ({err.strerror or err})", advice) from None
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{path} is not UTF-8 text (byte {err.start})", advice) from None
+    reader = csv.DictReader(text.splitlines())
+    if not reader.fieldnames or not {"name", "category"} <= {f.strip() for f in reader.fieldnames}:
+        raise DatasetError(f"{path} has no 'name' and 'category' columns (found: "
+                           f"{', '.join(reader.fieldnames or []) or 'nothing'})", advice)
+    names, categories = [], []
+    for row_number, row in enumerate(reader, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
+        try:
+            category = int(row.get("category") or "")
+        except ValueError:
+            raise DatasetError(f"{path}, line {row_number}: category '{row.get('category')}' is not a number",
+                               advice) from None
+        if not row.get("name"):
+            raise DatasetError(f"{path}, line {row_number}: the tag has no name", advice)
+        names.append(row["name"])
+        categories.append(category)
+    if not names:
+        raise DatasetError(f"{path} lists no tags", advice)
+    return Labels(tuple(names), np.asarray(categories, dtype=np.int64))
+
+
+# --- the picture -----------------------------------------------------------------------------------
+def prepare_image(image: Image.Image, width: int, height: int | None = None) -> np.ndarray:
+    """The model's input for ``image``: transparent parts on white, padded to a centred white square,
+    resized to ``width`` × ``height``; shape (1, height, width, 3), float32, BGR, 0–255."""
+    height = height or width
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    elif image.mode != "RGB":
+        image = image.convert("RGB")
+    side = max(image.size)
+    square = Image.new("RGB", (side, side), (255, 255, 255))
+    square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+    if square.size != (width, height):
+        square = square.resize((width, height), _BICUBIC)
+    pixels = np.asarray(square, dtype=np.float32)[:, :, ::-1]
+    return np.ascontiguousarray(pixels[None])
+
+
+# --- the tagger ------------------------------------------------------------------------------------
+class WD14Tagger(Tagger):
+    """A WD14-style ONNX model from a folder; loaded on first use."""
+
+    kind = "tags"
+
+    def __init__(self, folder, *, providers: list[str] | None = None, threads: int = 0):
+        self.folder = check_model_folder(folder)
+        self.name = f"wd14:{self.folder}"
+        self.label = f"WD14 ({self.folder.name})"
+        self.providers = providers
+        self.threads = int(threads)
+        self._lock = threading.Lock()
+        self._session = None
+        self._labels: Labels | None = None
+        self._input = ("", DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE)     # name, width, height
+        self._output = ""
+
+    # -- loading --------------------------------------------------------------------------------------
+    def load(self) -> None:
+        with self._lock:
+            if self._session is None:
+                self._load()
+
+    def _load(self) -> None:
+        ort = import_onnxruntime()
+        labels = read_labels(self.folder / TAGS_FILE)
+        model = self.folder / MODEL_FILE
+        options = ort.SessionOptions()
+        options.log_severity_level = 3                # no warnings on the WebUI's console
+        if self.threads > 0:
+            options.intra_op_num_threads = self.threads
+        available = list(ort.get_available_providers())
+        providers = self.providers or [p for p in PROVIDERS if p in available] or available
+        try:
+            session = ort.InferenceSession(str(model), sess_options=options, providers=providers)
+        except Exception as err:  # onnxruntime raises its own classes (InvalidProtobuf, Fail, NoSuchFile …)
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise DatasetError(f"{model} cannot be loaded by onnxruntime ({reason})",
+                               "download the model again (the file may be incomplete), or choose another "
+                               "model folder") from None
+        self._input = self._check_input(session, model)
+        self._output = self._check_output(session, model, labels)
+        self._labels = labels
+        self._session = session
+
+    @staticmethod
+    def _check_input(session, model: Path) -> tuple[str, int, int]:
+        inputs = session.get_inputs()
+        shape = list(inputs[0].shape) if inputs else []
+        if len(inputs) != 1 or len(shape) != 4 or shape[3] != 3 or inputs[0].type != "tensor(float)":
+            found = ", ".join(f"{i.name} {i.type} {list(i.shape)}" for i in inputs) or "none"
+            raise DatasetError(f"{model} is not a WD14-style tagger: it takes {found}, not one float picture "
+                               "[batch, height, width, 3]",
+                               "choose a SmilingWolf wd-v1-4-*-tagger-v2 or wd-*-tagger-v3 model")
+        height = shape[1] if isinstance(shape[1], int) and shape[1] > 0 else None
+        width = shape[2] if isinstance(shape[2], int) and shape[2] > 0 else None
+        height = height or width or DEFAULT_INPUT_SIZE
+        return inputs[0].name, width or height, height
+
+    @staticmethod
+    def _check_output(session, model: Path, labels: Labels) -> str:
+        outputs = session.get_outputs()
+        shape = list(outputs[0].shape) if outputs else []
+        size = shape[-1] if shape and isinstance(shape[-1], int) else None
+        if not outputs or (size is not None and size != len(labels)):
+            raise DatasetError(f"{model} gives {size if outputs else 'no'} scores, but its {TAGS_FILE} lists "
+                               f"{len(labels)} tags",
+                               f"{MODEL_FILE} and {TAGS_FILE} must come from the same repository: download both again")
+        return outputs[0].name
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) the model takes (loads it)."""
+        self.load()
+        return self._input[1], self._input[2]
+
+    @property
+    def labels(self) -> Labels:
+        self.load()
+        assert self._labels is not None
+        return self._labels
+
+    def close(self) -> None:
+        with self._lock:
+            self._session = None
+
+    # -- running --------------------------------------------------------------------------------------
+    def scores(self, image: Image.Image) -> np.ndarray:
+        """One score 0…1 per tag of ``selected_tags.csv``."""
+        self.load()
+        name, width, height = self._input
+        session, labels = self._session, self._labels
+        result = session.run([self._output], {name: prepare_image(image, width, height)})[0]
+        scores = np.asarray(result, dtype=np.float64).reshape(-1)
+        if scores.size != len(labels):
+            raise DatasetError(f"{self.folder / MODEL_FILE} gave {scores.size} scores for {len(labels)} tags",
+                               f"{MODEL_FILE} and {TAGS_FILE} must come from the same repository: download both again")
+        scores = np.nan_to_num(scores, nan=0.0, posinf=1.0, neginf=0.0)
+        if scores.min() < 0.0 or scores.max() > 1.0:      # a model that answers logits
+            scores = 1.0 / (1.0 + np.exp(-np.clip(scores, -60, 60)))
+        return scores
+
+    def tag(self, image: Image.Image, options: TagOptions | None = None) -> TagScores:
+        """Character tags at least ``character_threshold`` sure, then general tags at least
+        ``general_threshold`` sure, each most confident first; the likeliest rating only when asked."""
+        options = options or TagOptions()
+        scores = self.scores(image)
+        categories = self.labels.categories
+        character = np.flatnonzero((categories == CHARACTER) & (scores >= options.character_threshold))
+        general = np.flatnonzero((categories != CHARACTER) & (categories != RATING)
+                                 & (scores >= options.general_threshold))
+        chosen = [*sorted(character, key=lambda i: -scores[i]), *sorted(general, key=lambda i: -scores[i])]
+        ratings = np.flatnonzero(categories == RATING)
+        if options.include_ratings and ratings.size:
+            chosen.append(ratings[int(np.argmax(scores[ratings]))])
+        names = self.labels.names
+        return [(names[i], float(scores[i])) for i in chosen]
