@@ -64,3 +64,53 @@ def test_a_shared_host_keeps_the_workbench_in_its_folders(world):
     assert "outside the folders" in pa.look_at_pictures("/etc/evil", "", [], "character", shared).message
     box, findings = cka.run_checks("/etc", TrainConfig(), "character", "", shared)
     assert "outside the folders" in box and findings == []
+
+
+class TaggingHost(StandaloneAdapter):
+    """A standalone host that also has the WebUI's interrogators (a fake DeepBooru) and a models folder."""
+
+    def __init__(self, models, **kw):
+        super().__init__(**kw)
+        self._models = models
+
+    def interrogators(self):
+        return ["deepbooru"]
+
+    def interrogate(self, image, name):
+        return "1girl, (long_hair:1.1), smile"
+
+    def models_dir(self):
+        return self._models
+
+
+def test_tagging_with_the_hosts_tagger_and_a_wd14_model(world, tmp_path):
+    import threading
+
+    from lora_trainer.ui.dataset import tag_actions as ta
+
+    _, src, _ = world
+    models = tmp_path / "models"
+    host = TaggingHost(str(models), lora_dir=str(tmp_path / "loras"))
+    look = pa.look_at_pictures("p", str(src), [], "character", host)
+    pa.run_import("p", look.plan, "zkz", "", "character", 5, False, host)
+    labels, note = ta.tagger_choices(host)
+    assert labels[0].lower().startswith("deepbooru") and note
+    shown = ta.preview("p", ca.ALL, labels[0], 0.35, 0.85, "", True, "replace", host)
+    assert "zkz, 1girl, long hair, smile" in shown
+    steps = list(ta.run_tagging("p", ca.ALL, labels[0], 0.35, 0.85, "smile", True, "replace", host,
+                                threading.Event()))
+    assert "Tagged" in steps[-1]
+    project = pa.open_project("p", host, create=False)
+    captions = [p.read_text(encoding="utf-8").strip() for p in sorted(project.concept_dir(project.concepts[0])
+                                                                       .glob("*.txt"))]
+    assert captions and all(c == "zkz, 1girl, long hair" for c in captions)
+    assert "Undone" in ca.undo("p", host)   # the whole run in one step
+
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from test_dataset_tagging import build_tiny_tagger
+
+    build_tiny_tagger(models / "wd14" / "tiny")
+    labels, note = ta.tagger_choices(host)
+    wd14 = next(label for label in labels if "tiny" in label)
+    assert note == "" and "1girl" in ta.preview("p", ca.ALL, wd14, 0.35, 0.85, "", True, "append", host)

@@ -123,6 +123,10 @@ class HostAdapter:
         translated by the WebUI's own localization)."""
         return normalize_language(os.environ.get("LORA_TRAINER_LANGUAGE") or os.environ.get("LANG", ""))
 
+    def models_dir(self) -> str:
+        """Where models the workbench downloads on request go (the WD14 tagger: ``<models>/wd14``)."""
+        return self.datasets_dir()
+
     def datasets_dir(self) -> str:
         """Where the Dataset workbench puts new projects (a caller of a shared host may write there)."""
         return os.path.join(os.path.dirname(os.path.abspath(self.lora_dir())), "lora_trainer_datasets")

@@ -51,6 +51,9 @@ class StandaloneAdapter(HostAdapter):
     def lora_dir(self) -> str:
         return self._lora_dir
 
+    def models_dir(self) -> str:
+        return self._models_dir or self.datasets_dir()
+
     def allowed_folders(self) -> AllowedFolders:
         """Served to other computers: the output folder, the model files and folders given, and --allow-path."""
         if not self._shared:

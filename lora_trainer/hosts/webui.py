@@ -269,6 +269,9 @@ class WebUIAdapter(HostAdapter):
         opts = getattr(host_module("modules.shared"), "opts", None)
         return normalize_language(getattr(opts, "data", {}).get("localization") if opts is not None else "")
 
+    def models_dir(self) -> str:
+        return host_module("modules.paths_internal").models_path
+
     def datasets_dir(self) -> str:
         return os.path.join(host_module("modules.paths_internal").data_path, "lora_trainer", "datasets")
 

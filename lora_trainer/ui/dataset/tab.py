@@ -19,6 +19,7 @@ from . import caption_actions as ca
 from . import check_actions as cka
 from . import prepare_actions as ppa
 from . import project_actions as pa
+from . import tag_actions as ta
 
 GOAL_CHOICES = ["character", "style", "concept"]
 
@@ -97,6 +98,40 @@ def build_workbench(ctx) -> Workbench:
                     prep_pick = dropdown([], None, label="Picture", elem_id="lora_trainer_ds_prep_pick")
                     prep_view = gr.Image(label="Click the point the crop keeps", type="pil", interactive=False,
                                          elem_id="lora_trainer_ds_prep_view")
+        with gr.Tab("Tagging", elem_id="lora_trainer_ds_step_tag"):
+            tagger_labels, wd14_note = ta.tagger_choices(host)
+            with gr.Row(equal_height=False):
+                tagger = dropdown(tagger_labels, tagger_labels[0] if tagger_labels else None, label="Tagger",
+                                  info="DeepBooru for anime art, CLIP for photos, or a WD14 model.",
+                                  elem_id="lora_trainer_ds_tagger", scale=4)
+                tag_refresh = gr.Button("↻", elem_id="lora_trainer_ds_tag_refresh", scale=1, min_width=40)
+                tag_concept = dropdown([ca.ALL], ca.ALL, label="Concept to tag", elem_id="lora_trainer_ds_tag_concept",
+                                       scale=3)
+            wd14_box = gr.HTML(message_html("info", "WD14 tagger", [wd14_note]) if wd14_note else "",
+                               elem_id="lora_trainer_ds_wd14_box")
+            with gr.Row(equal_height=False):
+                general = gr.Slider(0.05, 1.0, value=0.35, step=0.01, label="General tag threshold",
+                                    info="WD14: lower gives more tags.", elem_id="lora_trainer_ds_general")
+                character = gr.Slider(0.05, 1.0, value=0.85, step=0.01, label="Character tag threshold",
+                                      elem_id="lora_trainer_ds_character")
+                tag_mode = gr.Radio(list(ta.MODES), value="append", label="Existing captions",
+                                    elem_id="lora_trainer_ds_tag_mode")
+            with gr.Row(equal_height=False):
+                exclude = gr.Textbox("", label="Leave out these tags", info="Comma-separated; * matches anything.",
+                                     elem_id="lora_trainer_ds_exclude")
+                underscores = gr.Checkbox(True, label="Underscores to spaces", elem_id="lora_trainer_ds_underscores")
+            with gr.Row():
+                tag_preview = gr.Button("Try on one picture", elem_id="lora_trainer_ds_tag_preview")
+                tag_run = gr.Button("Tag the pictures", variant="primary", elem_id="lora_trainer_ds_tag_run")
+                tag_stop = gr.Button("Stop", variant="stop", elem_id="lora_trainer_ds_tag_stop")
+            tag_box = gr.HTML("", elem_id="lora_trainer_ds_tag_box")
+            with gr.Accordion("WD14 models", open=False, elem_id="lora_trainer_ds_wd14"):
+                with gr.Row(equal_height=False):
+                    repo = dropdown(ta.repos(), ta.repos()[0], label="Model to download",
+                                    info="Downloaded once into the WebUI's models folder (wd14).",
+                                    elem_id="lora_trainer_ds_repo")
+                    download = gr.Button("Download", elem_id="lora_trainer_ds_download")
+                    install = gr.Button("Install onnxruntime", elem_id="lora_trainer_ds_install_onnx")
         with gr.Tab("Captions", elem_id="lora_trainer_ds_step_captions"):
             with gr.Row(equal_height=False):
                 concept = dropdown([ca.ALL], ca.ALL, label="Concept", elem_id="lora_trainer_ds_concept")
@@ -166,11 +201,11 @@ def build_workbench(ctx) -> Workbench:
         try:
             proj = pa.open_project(choice, host)
         except Exception as err:
-            return [pa.error_box("The project cannot be opened", err)] + [gr.update()] * 4
+            return [pa.error_box("The project cannot be opened", err)] + [gr.update()] * 5
         concepts = [ca.ALL] + [c.trigger for c in proj.concepts]
         prep = proj.preparation
         return [pa.project_html(proj), gr.update(choices=concepts, value=ca.ALL), prep.resolution, prep.buckets,
-                prep.background]
+                prep.background, gr.update(choices=concepts, value=ca.ALL)]
 
     def refresh_projects(choice):
         return gr.update(choices=pa.project_choices(host), value=choice)
@@ -265,10 +300,31 @@ def build_workbench(ctx) -> Workbench:
         stop_flag.clear()
         yield from ppa.run_prepare(choice, size, buckets, background, host, stop_flag.is_set)
 
+    tag_stop_flag = threading.Event()
+
+    def refresh_taggers():
+        labels, note = ta.tagger_choices(host)
+        return gr.update(choices=labels, value=labels[0] if labels else None), \
+            message_html("info", "WD14 tagger", [note]) if note else ""
+
+    def tag(choice, concept_value, tagger_value, general_value, character_value, exclude_value, under, mode):
+        tag_stop_flag.clear()
+        yield from ta.run_tagging(choice, concept_value, tagger_value, general_value, character_value,
+                                  exclude_value, under, mode, host, tag_stop_flag)
+
+    def stop_tagging():
+        tag_stop_flag.set()
+        return message_html("info", "Stopping", ["The picture being tagged is finished first."])
+
+    def install_runtime():
+        from ..entry import EXTENSION_ROOT
+
+        return ta.install_onnxruntime(EXTENSION_ROOT)
+
     # ---- events (once the Train tab's form fields exist too) ------------------------------------------
     def wire() -> None:
         form = ctx.form.inputs
-        opened = [project_box, concept, prep_size, prep_buckets, prep_background]
+        opened = [project_box, concept, prep_size, prep_buckets, prep_background, tag_concept]
         project.change(open_it, [project], opened)
         refresh.click(refresh_projects, [project], [project])
         look.click(look_at, [project, source, uploads, goal], [import_box, plan_state, repeats])
@@ -281,6 +337,13 @@ def build_workbench(ctx) -> Workbench:
         prep_focal.click(lambda c: ppa.find_focal_points(c, host), [project], [prep_box])
         prep_run.click(prepare, prep_inputs, [prep_box])
         prep_stop.click(stop_generating, None, [prep_box], queue=False)
+        tag_inputs = [project, tag_concept, tagger, general, character, exclude, underscores, tag_mode]
+        tag_refresh.click(refresh_taggers, None, [tagger, wd14_box])
+        tag_preview.click(lambda *a: ta.preview(*a, host), tag_inputs, [tag_box])
+        tag_run.click(tag, tag_inputs, [tag_box])
+        tag_stop.click(stop_tagging, None, [tag_box], queue=False)
+        download.click(lambda r: ta.download(r, host), [repo], [wd14_box])
+        install.click(install_runtime, None, [wd14_box])
         caption_outputs = [captions_box, gallery, images_state, freq, freq_state, traits]
         show.click(show_captions, [project, concept, tag_filter], caption_outputs)
         concept.change(show_captions, [project, concept, tag_filter], caption_outputs)
