@@ -68,11 +68,11 @@ def run_checks(train_dir: str, cfg: TrainConfig, goal: str, trigger: str, host: 
 def run_fix(train_dir: str, findings: list[Finding], choice: str, trigger: str, cfg: TrainConfig,
             host: Any, language: str = "en") -> tuple[str, dict]:
     """Carry out the fix picked in the list; a setting fix comes back for the form."""
-    try:
-        number = int(str(choice or "").split(".", 1)[0])
-        finding = findings[number - 1]
-    except (ValueError, IndexError, TypeError):
+    picked = [f for n, f in enumerate(findings or [], start=1) if f.fix and
+              str(choice or "").strip() in (f"{n}. {f.fix.label.format(language)}", f.fix.label.format(language))]
+    if not picked:
         return message_html("info", "Run the checks, then pick a fix"), {}
+    finding = picked[0]
     try:
         train_dir = allowed_folders(host).check(train_dir.strip(), "train_data_dir")
         result = apply_fix(finding.fix, train_dir, trigger, cfg.caption_extension)

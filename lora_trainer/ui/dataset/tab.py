@@ -210,9 +210,10 @@ def build_workbench(ctx) -> Workbench:
     def refresh_projects(choice):
         return gr.update(choices=pa.project_choices(host), value=choice)
 
-    def look_at(choice, folder, files, goal_value):
+    def look_at(choice, folder, files, goal_value, repeats_value):
         shown = pa.look_at_pictures(choice, folder, _uploads(files), goal_value, host)
-        return shown.message, shown.plan, gr.update(value=shown.repeats) if shown.repeats else gr.update()
+        suggest = shown.repeats and not repeats_value   # a number the user typed stays
+        return shown.message, shown.plan, gr.update(value=shown.repeats) if suggest else gr.update()
 
     def import_it(choice, plan, trigger_word, class_value, goal_value, repeats_value, keep):
         return pa.run_import(choice, plan, trigger_word, class_value, goal_value, repeats_value, keep, host)
@@ -327,7 +328,7 @@ def build_workbench(ctx) -> Workbench:
         opened = [project_box, concept, prep_size, prep_buckets, prep_background, tag_concept]
         project.change(open_it, [project], opened)
         refresh.click(refresh_projects, [project], [project])
-        look.click(look_at, [project, source, uploads, goal], [import_box, plan_state, repeats])
+        look.click(look_at, [project, source, uploads, goal, repeats], [import_box, plan_state, repeats])
         do_import.click(import_it, [project, plan_state, trigger, class_word, goal, repeats, keep_duplicates],
                         [import_box]).then(open_it, [project], opened)
         prep_inputs = [project, prep_size, prep_buckets, prep_background]

@@ -40,6 +40,18 @@ NO_RUNTIME = "The WD14 tagger needs onnxruntime: press 'Install onnxruntime' und
 NO_MODEL = "No WD14 model is in the models folder yet: download one under WD14 models."
 
 
+def pick_tagger(label: str, host: Any):
+    """The tagger named ``label``, or the one tagger whose label holds what was typed."""
+    found = taggers(host)
+    try:
+        return find_tagger(label, found)
+    except Exception:
+        matches = [t for t in found if str(label or "").strip().lower() in t.label.lower()]
+        if len(matches) == 1 and str(label or "").strip():
+            return matches[0]
+        raise
+
+
 def tagger_choices(host: Any) -> tuple[list[str], str]:
     """(tagger labels, a sentence on WD14 when it cannot be used)."""
     status = wd14_status([wd14_dir(models_dir(host))] if models_dir(host) else [])
@@ -63,7 +75,7 @@ def preview(choice, concept, tagger_label, general, character, exclude, undersco
         images = picture_files(project.concept_dir(chosen[0]))[0] if chosen else []
         if not images:
             return message_html("info", "Import pictures first", advice="The concept has no picture to tag yet.")
-        tagger = find_tagger(tagger_label, taggers(host))
+        tagger = pick_tagger(tagger_label, host)
         opts = options(general, character, exclude, underscores, mode)
         opts.trigger = chosen[0].trigger
         shown = tag_image(images[0], tagger, opts)
@@ -83,7 +95,7 @@ def run_tagging(choice, concept, tagger_label, general, character, exclude, unde
     def work() -> None:
         try:
             project = open_project(choice, host, create=False)
-            tagger = find_tagger(tagger_label, taggers(host))
+            tagger = pick_tagger(tagger_label, host)
             opts = options(general, character, exclude, underscores, mode)
             reports = []
             for concept_entry in _folders(project, concept):
