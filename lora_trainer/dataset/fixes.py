@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..data.captions import caption_path
 from ..data.folders import parse_concept_folder_name
+from ..config.allowed_folders import inside
 from ..errors import DatasetError
 from .caption_edit import Applied, EditHistory, plan_edit, read_captions, set_caption, trigger_first
 from .checks import Fix
@@ -41,18 +42,11 @@ def history_for(train_dir: str | os.PathLike) -> EditHistory:
     return EditHistory(workbench_folder(train_dir) / "history")
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
-
 
 def move_aside(train_dir: Path, paths: list[str], caption_extension: str, result: FixResult) -> None:
     for raw in paths:
         path = Path(raw)
-        if not _inside(path, train_dir) or not path.exists():
+        if not inside(path, train_dir) or not path.exists():
             result.problems.append(f"{path} is not in the training folder any more")
             continue
         target = train_dir / REMOVED_DIR / path.resolve().relative_to(train_dir.resolve())

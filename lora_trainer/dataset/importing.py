@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..data.captions import caption_path, read_caption
+from ..config.allowed_folders import inside
 from ..errors import DatasetError, TrainerError
 from ..io.atomic import atomic_write, sync_folder
 from .project import Project, suggest_repeats
@@ -47,13 +48,6 @@ class ImportResult:
     stopped: bool = False
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
-
 
 def plan_import(project: Project, source: str | os.PathLike | None = None,
                 files: Sequence[tuple[str, str]] = (), recursive: bool = False,
@@ -67,7 +61,7 @@ def plan_import(project: Project, source: str | os.PathLike | None = None,
         if not folder.is_dir():
             raise DatasetError(f"the source folder {folder} does not exist or is not a folder",
                                "choose the folder that holds your pictures")
-        if _inside(folder, project.root) or _inside(project.root, folder):
+        if inside(folder, project.root) or inside(project.root, folder):
             raise DatasetError(f"the source folder {folder} and the project folder {project.root} overlap",
                                "keep the project in a folder of its own, outside the pictures' folder")
         paths, unsupported = picture_files(folder, recursive=recursive)
