@@ -11,9 +11,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config.allowed_folders import inside
 from ..data.captions import caption_path
 from ..data.folders import parse_concept_folder_name
-from ..config.allowed_folders import inside
 from ..errors import DatasetError
 from .caption_edit import Applied, EditHistory, plan_edit, read_captions, set_caption, trigger_first
 from .checks import Fix

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from ..data.captions import caption_path, read_caption
 from ..config.allowed_folders import inside
+from ..data.captions import caption_path, read_caption
 from ..errors import DatasetError, TrainerError
 from ..io.atomic import atomic_write, sync_folder
 from .project import Project, suggest_repeats
