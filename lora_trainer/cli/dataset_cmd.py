@@ -49,7 +49,7 @@ def cmd_check(args) -> int:
     return 1 if any(f.blocking for f in findings) else 0
 
 
-def _edit(args, edit, label: str) -> int:
+def _edit(args, edit, label) -> int:
     from ..dataset.caption_edit import plan_edit, read_captions
     from ..dataset.fixes import history_for
 
@@ -73,21 +73,25 @@ def _edit(args, edit, label: str) -> int:
 def cmd_fold(args) -> int:
     from ..dataset.caption_edit import fold_traits
 
-    return _edit(args, fold_traits(args.trigger, _tags(args.tags)), f"fold {args.tags} into {args.trigger}")
+    from ..dataset.caption_edit import edit_label
+
+    return _edit(args, fold_traits(args.trigger, _tags(args.tags)),
+                 edit_label("fold", _tags(args.tags), trigger=args.trigger))
 
 
 def cmd_edit(args) -> int:
     from ..dataset import caption_edit as ce
 
     if args.add:
-        edit, label = ce.add_tags(_tags(args.add), front=args.front), f"add {args.add}"
+        edit, label = ce.add_tags(_tags(args.add), front=args.front), ce.edit_label("add", _tags(args.add))
     elif args.remove:
-        edit, label = ce.remove_tags(_tags(args.remove)), f"remove {args.remove}"
+        edit, label = ce.remove_tags(_tags(args.remove)), ce.edit_label("remove", _tags(args.remove))
     elif args.replace:
         old, _, new = args.replace.partition("=")
-        edit, label = ce.replace_tag(old, new), f"replace {old} with {new}"
+        edit, label = ce.replace_tag(old, new), ce.edit_label("replace", [old], new)
     elif args.move_to_front:
-        edit, label = ce.move_to_front(_tags(args.move_to_front)), f"move {args.move_to_front} to the front"
+        edit, label = ce.move_to_front(_tags(args.move_to_front)), ce.edit_label("move_to_front",
+                                                                                  _tags(args.move_to_front))
     else:
         raise TrainerError("say what to change", "use --add, --remove, --replace OLD=NEW or --move-to-front TAGS")
     return _edit(args, edit, label)

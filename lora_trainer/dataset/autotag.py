@@ -7,6 +7,7 @@ caption is written atomically, UTF-8 without BOM, one line: an interrupted run l
 as it was or complete, and a caption that cannot be read, or that another tab saves meanwhile, is left
 alone. In a project's concept folder (``<project>/img/<N>_<trigger>/``) the concept's trigger word is the
 caption's first tag. Given the caption editor's ``EditHistory``, a run becomes one entry its undo reverts.
+The report's reasons are ``Message``s (or an error's English text) and its summary comes in a chosen language.
 """
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from ..data.folders import parse_concept_folder_name
 from ..data.images import IMAGE_EXTENSIONS, ImageLoadError, load_image
 from ..errors import DatasetError, TrainerError
 from ..io.atomic import atomic_write
+from ..text.messages import Message, msg
 from .caption_edit import Change, EditHistory
+from .messages import joined, said, sentences
 from .project import PROJECT_FILE, Project
 from .scan import picture_files
 from .tagging import TagOptions, Tagger, TagScores, clean_tags, merge_caption
@@ -203,9 +206,9 @@ def _run_tagger(tagger: Tagger, image: Image.Image, options: TagOptions, what: s
 # --- a folder --------------------------------------------------------------------------------------
 @dataclass
 class TagFailure:
-    path: str          # the picture (or its caption file's picture)
-    reason: str        # what went wrong
-    advice: str = ""   # how to fix it
+    path: str                     # the picture (or its caption file's picture)
+    reason: Message | str         # what went wrong
+    advice: Message | str = ""    # how to fix it
 
 
 @dataclass
@@ -214,7 +217,7 @@ class TagReport:
     tagger: str
     total: int = 0                                                 # pictures in the folder
     written: list[str] = field(default_factory=list)               # captions written (picture paths)
-    skipped: list[tuple[str, str]] = field(default_factory=list)   # (picture, why its caption stayed)
+    skipped: list[tuple[str, Message]] = field(default_factory=list)   # (picture, why its caption stayed)
     failed: list[TagFailure] = field(default_factory=list)
     not_read: list[str] = field(default_factory=list)              # files of formats training does not read
     changes: list[Change] = field(default_factory=list)            # each caption written: before and after
@@ -226,18 +229,24 @@ class TagReport:
     def done(self) -> int:
         return len(self.written) + len(self.skipped) + len(self.failed)
 
-    def summary(self) -> str:
-        head = (f"Tagged {len(self.written)} of {self.total} pictures in {self.folder} with {self.tagger}"
-                + (f"; {len(self.skipped)} left as they were" if self.skipped else "")
-                + (f"; {len(self.failed)} failed" if self.failed else "")
-                + (f"; stopped after {self.done}" if self.stopped else "") + "."
-                + (f" {len(self.not_read)} file(s) of formats training does not read were left out (convert them "
-                   "to PNG or JPEG)." if self.not_read else ""))
-        return "\n".join([head] + [f"  {Path(f.path).name}: {f.reason}" for f in self.failed])
+    def summary(self, language: str = "en") -> str:
+        parts = [msg("tag.summary.skipped", count=len(self.skipped))] if self.skipped else []
+        parts += [msg("tag.summary.failed", count=len(self.failed))] if self.failed else []
+        parts += [msg("tag.summary.stopped", count=self.done)] if self.stopped else []
+        values = {"written": len(self.written), "total": self.total, "folder": self.folder, "tagger": self.tagger}
+        head = msg("tag.summary.details", details=joined(parts, "list.semicolon"), **values) if parts else \
+            msg("tag.summary", **values)
+        not_read = msg("tag.summary.not_read", count=len(self.not_read)) if self.not_read else ""
+        return "\n".join([sentences([head, not_read], language)]
+                         + ["  " + msg("dataset.named", name=Path(f.path).name, text=f.reason).format(language)
+                            for f in self.failed])
 
-    def as_dict(self) -> dict:
+    def as_dict(self, language: str = "en") -> dict:
+        """JSON-ready (the HTTP API), the sentences in ``language``."""
         data = asdict(self)
-        data["skipped"] = [list(item) for item in self.skipped]
+        data["skipped"] = [[path, said(why, language)] for path, why in self.skipped]
+        data["failed"] = [{"path": f.path, "reason": said(f.reason, language), "advice": said(f.advice, language)}
+                          for f in self.failed]
         del data["changes"]                     # before/after of every caption: for the undo, not for a reply
         return data
 
@@ -287,10 +296,10 @@ def tag_folder(folder, tagger: Tagger, options: TagOptions | None = None, *, pro
         progress(len(images) if not report.stopped else index, len(images), "")
     if history is not None and report.changes:
         try:
-            report.history_entry = history.record(report.changes, f"auto-tagging with {tagger.label}")
+            report.history_entry = history.record(report.changes, msg("edit.autotag", tagger=tagger.label))
         except OSError as err:   # the captions are written; only the undo is missing
-            report.failed.append(TagFailure(str(folder), f"the undo entry could not be saved ({err.strerror or err})",
-                                            "the captions are written; check that the project folder may be written"))
+            report.failed.append(TagFailure(str(folder), msg("tag.no_undo", why=str(err.strerror or err)),
+                                            msg("tag.no_undo.advice")))
     return report
 
 
@@ -300,26 +309,29 @@ def _tag_one(path: Path, tagger: Tagger, options: TagOptions, trigger: str, repo
         text = read_caption_text(target)          # read in every mode: an unreadable caption is never overwritten
         existing = None if options.existing == "replace" else caption_tags_text(text)
         if options.existing == "skip" and existing:
-            report.skipped.append((str(path), "it has a caption already (skip)"))
+            report.skipped.append((str(path), msg("tag.skip.has_caption")))
             return
         image = _load(path)
         tags = clean_tags(_run_tagger(tagger, image, options, path.name), options)
         caption = merge_caption(existing, [t for t, _ in tags], options.existing, trigger)
         if not caption:
-            report.skipped.append((str(path), "no tag reached the thresholds"))
+            report.skipped.append((str(path), msg("tag.skip.no_tag")))
             return
         caption = " ".join(caption.split())
         if text is not None and caption == caption_tags_text(text) and len(text.strip().splitlines()) == 1:
-            report.skipped.append((str(path), "its caption holds every tag already"))
+            report.skipped.append((str(path), msg("tag.skip.complete")))
             return
         if read_caption_text(target) != text:
-            raise DatasetError(f"{target} was changed elsewhere while the picture was tagged, so it was left as "
-                               "it is", "tag this picture again (in another tab or program the caption is edited)")
+            report.failed.append(TagFailure(str(path), msg("tag.changed", path=str(target)),
+                                            msg("tag.changed.advice")))
+            return
         try:
             write_caption(target, caption)
         except OSError as err:
-            raise DatasetError(f"cannot write {target} ({err.strerror or err})",
-                               "check that the folder may be written (not read-only, not open elsewhere)") from None
+            report.failed.append(TagFailure(str(path), msg("tag.cannot_write", path=str(target),
+                                                           why=str(err.strerror or err)),
+                                            msg("tag.cannot_write.advice")))
+            return
         report.written.append(str(path))
         report.changes.append(Change(str(path), str(target), text or "", caption))
     except ImageLoadError as err:

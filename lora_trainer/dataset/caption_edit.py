@@ -5,7 +5,8 @@ A caption is one line of comma-separated tags beside its image. An edit is a fun
 a tag list; ``plan_edit`` applies it to the chosen captions without writing and returns the ``Change``s,
 ``EditHistory.apply`` writes them (each file atomically; a file changed elsewhere since it was read, in
 another browser tab say, is left alone and reported) and records them under ``.workbench/history`` so an
-undo survives a page reload.
+undo survives a page reload. An edit's label may be a ``Message`` (kept by key, so it reads back in any
+language); why a file was left alone is a ``Message`` or a caption error's English text.
 """
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..data.captions import caption_path, read_caption, read_caption_file, split_tags
 from ..errors import DatasetError, TrainerError
 from ..io.atomic import atomic_write, sync_folder
+from ..text.messages import ENGLISH, Message, msg
+from . import messages  # noqa: F401  (registers the sentences)
 from .scan import picture_files
 
 Edit = Callable[[list[str]], list[str]]
@@ -136,6 +139,21 @@ def fold_traits(trigger: str, traits: Iterable[str]) -> Edit:
     return lambda tags: trigger_first(trigger)(drop(tags))
 
 
+def edit_label(operation: str, tags: Sequence[str], replacement: str = "", trigger: str = "") -> Message:
+    """What a batch edit does, in words (the history keeps it; the undo shows it): ``operation`` is add, remove,
+    replace, move to front (or move_to_front) or fold."""
+    text = ", ".join(tags)
+    if operation == "remove":
+        return msg("edit.remove", tags=text)
+    if operation == "replace":
+        return msg("edit.replace", old=text, new=replacement)
+    if operation in ("move to front", "move_to_front"):
+        return msg("edit.move", tags=text)
+    if operation == "fold":
+        return msg("edit.fold", traits=text, trigger=trigger)
+    return msg("edit.add", tags=text)
+
+
 # --- reading the captions --------------------------------------------------------------------------------
 
 def frequency(captions: Sequence[Caption], selection: Iterable[str] | None = None) -> list[tuple[str, int]]:
@@ -186,7 +204,7 @@ def plan_edit(captions: Sequence[Caption], edit: Edit, selection: Iterable[str] 
 @dataclass
 class Applied:
     written: list[Change] = field(default_factory=list)
-    conflicts: list[tuple[str, str]] = field(default_factory=list)   # (caption file, why it was left alone)
+    conflicts: list[tuple[str, Message | str]] = field(default_factory=list)   # (caption file, why left alone)
     entry: str = ""
 
 
@@ -200,8 +218,7 @@ def _write(changes: Sequence[Change], expect: Callable[[Change], str], value: Ca
     for change in changes:
         try:
             if _current(change.path) != expect(change):
-                result.conflicts.append((change.path, "changed elsewhere since it was read (another tab or "
-                                                      "program?): reload the captions and edit again"))
+                result.conflicts.append((change.path, msg("caption.changed")))
                 continue
             with atomic_write(change.path, durable=False) as tmp:
                 tmp.write_text(value(change), encoding="utf-8")
@@ -209,14 +226,22 @@ def _write(changes: Sequence[Change], expect: Callable[[Change], str], value: Ca
             result.conflicts.append((change.path, err.message))
             continue
         except OSError as err:
-            result.conflicts.append((change.path, f"cannot be written ({err.strerror or err}): check the folder "
-                                                  "is writable"))
+            result.conflicts.append((change.path, msg("caption.cannot_write", why=str(err.strerror or err))))
             continue
         folders.add(os.path.dirname(change.path))
         result.written.append(change)
     for folder in folders:
         sync_folder(folder)
     return result
+
+
+def _keyed(label: Any) -> dict:
+    """{"message": {key, params}} for a ``Message`` label (a value that is a sentence itself kept as its
+    English text), else nothing."""
+    if not isinstance(label, Message):
+        return {}
+    params = {k: v if isinstance(v, (str, int, float, bool)) else str(v) for k, v in label.params.items()}
+    return {"message": {"key": label.key, "params": params}}
 
 
 class EditHistory:
@@ -228,32 +253,40 @@ class EditHistory:
     def entries(self) -> list[Path]:
         return sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []
 
-    def apply(self, changes: Sequence[Change], label: str) -> Applied:
+    def apply(self, changes: Sequence[Change], label: Message | str) -> Applied:
         result = _write(changes, lambda c: c.before, lambda c: c.after)
         result.entry = self.record(result.written, label)
         return result
 
-    def record(self, changes: Sequence[Change], label: str) -> str:
+    def record(self, changes: Sequence[Change], label: Message | str) -> str:
         """Keep changes a caller has written itself (the auto-tagger's) as the newest entry; its path, or ""
-        when there were none."""
+        when there were none. A ``Message`` label is kept by key beside its English text."""
         if not changes:
             return ""
         self.folder.mkdir(parents=True, exist_ok=True)
         number = int(self.entries()[-1].stem.split("-")[0]) + 1 if self.entries() else 1
         path = self.folder / f"{number:06d}-{int(time.time())}.json"
         with atomic_write(path) as tmp:
-            tmp.write_text(json.dumps({"label": label, "changes": [asdict(c) for c in changes]},
+            tmp.write_text(json.dumps({"label": str(label), **_keyed(label), "changes": [asdict(c) for c in changes]},
                                       ensure_ascii=False), encoding="utf-8")
         return str(path)
 
-    def last_label(self) -> str:
+    def last_label(self, language: str = "en") -> str:
+        """The newest entry's label in ``language`` (an entry kept without a key: its text as written)."""
         entries = self.entries()
         if not entries:
             return ""
         try:
-            return json.loads(entries[-1].read_text(encoding="utf-8")).get("label", "")
+            data = json.loads(entries[-1].read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return ""
+        keyed = data.get("message")
+        if isinstance(keyed, dict) and keyed.get("key") in ENGLISH and isinstance(keyed.get("params"), dict):
+            try:
+                return Message(keyed["key"], keyed["params"]).format(language)
+            except (KeyError, ValueError, IndexError):   # a template that no longer fits the values kept
+                pass
+        return str(data.get("label", ""))
 
     def undo(self) -> Applied:
         entries = self.entries()

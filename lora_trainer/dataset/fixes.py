@@ -15,6 +15,7 @@ from ..config.allowed_folders import inside
 from ..data.captions import caption_path
 from ..data.folders import parse_concept_folder_name
 from ..errors import DatasetError
+from ..text.messages import Message, msg
 from .caption_edit import Applied, EditHistory, plan_edit, read_captions, set_caption, trigger_first
 from .checks import Fix
 from .project import PROJECT_FILE, WORK_DIR
@@ -25,7 +26,7 @@ REMOVED_DIR = ".removed"
 @dataclass
 class FixResult:
     done: list[str] = field(default_factory=list)          # what was done, one line per file or folder
-    problems: list[str] = field(default_factory=list)
+    problems: list[Message] = field(default_factory=list)
     setting: dict = field(default_factory=dict)             # for the caller to put into the form
 
 
@@ -47,7 +48,7 @@ def move_aside(train_dir: Path, paths: list[str], caption_extension: str, result
     for raw in paths:
         path = Path(raw)
         if not inside(path, train_dir) or not path.exists():
-            result.problems.append(f"{path} is not in the training folder any more")
+            result.problems.append(msg("fix.gone", path=str(path)))
             continue
         target = train_dir / REMOVED_DIR / path.resolve().relative_to(train_dir.resolve())
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +66,7 @@ def rename_folders(paths: list[str], result: FixResult, repeats: int = 10) -> No
             continue
         target = folder.with_name(f"{repeats}_{folder.name}")
         if target.exists():
-            result.problems.append(f"{target.name} exists already: rename {folder.name} by hand")
+            result.problems.append(msg("fix.exists", target=target.name, folder=folder.name))
             continue
         os.replace(folder, target)
         result.done.append(f"{folder.name} → {target.name}")
@@ -85,9 +86,9 @@ def apply_fix(fix: Fix, train_dir: str | os.PathLike, trigger: str = "", caption
         folders = {str(Path(p).parent) for p in fix.paths}
         captions = read_captions(folders, caption_extension)
         edit = trigger_first(trigger) if fix.kind == "add_trigger" else set_caption(trigger)
-        applied: Applied = history_for(train_dir).apply(plan_edit(captions, edit, fix.paths), str(fix.label))
+        applied: Applied = history_for(train_dir).apply(plan_edit(captions, edit, fix.paths), fix.label)
         result.done += [f"{Path(c.image).name}: {c.after}" for c in applied.written]
-        result.problems += [f"{Path(p).name}: {why}" for p, why in applied.conflicts]
+        result.problems += [msg("dataset.named", name=Path(p).name, text=why) for p, why in applied.conflicts]
     elif fix.kind == "setting":
         result.setting = dict(fix.setting)
     elif fix.kind == "fold":

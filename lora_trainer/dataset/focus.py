@@ -20,6 +20,9 @@ from typing import Callable
 
 from PIL import Image
 
+from ..text.messages import Message, msg
+from . import messages  # noqa: F401  (registers the sentences)
+
 FACE = "face"
 CUTOUT = "subject (transparent background)"
 PLAIN = "subject (plain background)"
@@ -56,26 +59,28 @@ _cascade_cache: dict = {}
 def _face_cascade():
     cv2 = _cv2()
     if cv2 is None:
-        return None, "OpenCV (cv2) is not installed here, so faces are not detected"
+        return None, msg("focus.no_cv2")
     if "face" not in _cascade_cache:
         folder = getattr(getattr(cv2, "data", None), "haarcascades", "")
         cascade = cv2.CascadeClassifier(folder + _CASCADE) if folder else None
+        version = getattr(cv2, "__version__", "")
         if cascade is None or cascade.empty():
-            _cascade_cache["face"] = (None, f"OpenCV {getattr(cv2, '__version__', '')} has no bundled "
-                                            f"{_CASCADE}, so faces are not detected")
+            _cascade_cache["face"] = (None, msg("focus.no_cascade", version=version, file=_CASCADE))
         else:
-            _cascade_cache["face"] = (cascade, f"faces: OpenCV {getattr(cv2, '__version__', '')} "
-                                               "frontal-face Haar cascade")
+            _cascade_cache["face"] = (cascade, msg("focus.faces", version=version))
     return _cascade_cache["face"]
 
 
-def detector_status() -> tuple[bool, str]:
+def detector_message() -> tuple[bool, Message]:
     """(faces can be detected, one sentence for the UI saying what proposes focal points here)."""
-    cascade, text = _face_cascade()
-    others = "subjects on a transparent or plain background are found without it"
-    if cascade is None:
-        return False, f"{text}; {others}. Installing opencv-python (A1111 and Forge include it) adds faces."
-    return True, f"{text}; {others}."
+    cascade, faces = _face_cascade()
+    return cascade is not None, msg("focus.status" if cascade is not None else "focus.status.install", faces=faces)
+
+
+def detector_status(language: str = "en") -> tuple[bool, str]:
+    """``detector_message`` with the sentence in ``language``."""
+    available, sentence = detector_message()
+    return available, sentence.format(language)
 
 
 def _detect_faces(image: Image.Image) -> list[tuple[int, int, int, int]]:
@@ -171,7 +176,7 @@ class FocalScan:
     proposals: dict = field(default_factory=dict)    # "<trigger>/<file name>" → FocalProposal
     nothing_found: list[str] = field(default_factory=list)
     failed: dict = field(default_factory=dict)       # key → why the picture could not be looked at
-    detector: str = ""                               # detector_status()'s sentence
+    detector: Message | str = ""                     # detector_message()'s sentence
     stopped: bool = False
 
 
@@ -187,7 +192,7 @@ def propose_focal_points(project, concepts: list[str] | None = None, only_missin
     plan = plan_preparation(project, concepts=concepts)
     points = project.preparation.focal_points
     todo = [p for p in plan.pictures if p.ok and not (only_missing and p.key in points)]
-    scan = FocalScan(detector=detector_status()[1])
+    scan = FocalScan(detector=detector_message()[1])
     for index, picture in enumerate(todo):
         if should_stop is not None and should_stop():
             scan.stopped = True

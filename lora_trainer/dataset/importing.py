@@ -18,6 +18,8 @@ from ..config.allowed_folders import inside
 from ..data.captions import caption_path, read_caption
 from ..errors import DatasetError, TrainerError
 from ..io.atomic import atomic_write, sync_folder
+from ..text.messages import Message, msg
+from . import messages  # noqa: F401  (registers the sentences)
 from .project import Project, suggest_repeats
 from .scan import DuplicateGroup, Picture, ScanCache, file_digest, find_duplicates, picture_files, scan_pictures
 
@@ -42,7 +44,7 @@ class ImportPlan:
 @dataclass
 class ImportResult:
     imported: list[str] = field(default_factory=list)     # file names now in the concept
-    skipped: list[tuple[str, str]] = field(default_factory=list)   # (source path, why)
+    skipped: list[tuple[str, Message]] = field(default_factory=list)   # (source path, why)
     captions: int = 0
     caption_problems: list[tuple[str, str]] = field(default_factory=list)   # (source path, why not imported)
     stopped: bool = False
@@ -104,7 +106,8 @@ def import_pictures(project: Project, plan: ImportPlan, trigger: str, repeats: i
     project.save()
     originals, training = project.originals_dir(concept), project.concept_dir(concept)
     present = {file_digest(p) for p in originals.iterdir() if p.is_file()}
-    result = ImportResult(skipped=[(p, "a duplicate") for p in sorted(skip & {q.path for q in plan.pictures})])
+    result = ImportResult(skipped=[(p, msg("import.skip.duplicate"))
+                                   for p in sorted(skip & {q.path for q in plan.pictures})])
     for index, picture in enumerate(chosen):
         if should_stop():
             result.stopped = True
@@ -113,7 +116,7 @@ def import_pictures(project: Project, plan: ImportPlan, trigger: str, repeats: i
         if progress is not None:
             progress(index, len(chosen), src.name)
         if picture.digest in present:
-            result.skipped.append((picture.path, "already in the project"))
+            result.skipped.append((picture.path, msg("import.skip.present")))
             continue
         name = _free_name(originals, plan.names.get(picture.path, src.name))
         try:

@@ -1,7 +1,14 @@
-"""The workbench's sentences (checks, fixes): English templates by key; Chinese in ``text/zh_CN.json``."""
+"""The workbench's sentences (checks, fixes, the crop-and-resize plan and its report, imports, tagging, caption
+edits): English templates by key; Chinese in ``text/zh_CN.json``.
+
+A field that holds a sentence holds a ``Message`` (English with ``str()``); where a reason comes from an error
+(``TrainerError``, ``ImageLoadError``) it is that error's English text. ``said`` puts either in a language.
+"""
 from __future__ import annotations
 
-from ..text.messages import register
+from typing import Any, Iterable
+
+from ..text.messages import Message, msg, normalize_language, register
 
 TEMPLATES = {
     "check.no_folder": "The training folder {folder} does not exist.",
@@ -60,4 +67,132 @@ TEMPLATES = {
     "goal.style": "style",
     "goal.concept": "concept",
 }
+
+PREPARE = {
+    "plan.focal_not_numbers": "its focal point {value} is not two numbers: the centre is used",
+    "plan.focal_outside": "its focal point ({x:g}, {y:g}) lies outside the picture (0…1): it is clamped",
+    "plan.no_decoder": "the {suffix} format cannot be read here (no decoder for it)",
+    "plan.no_decoder.advice": "convert it to PNG or JPEG and import it again",
+    "plan.unreadable": "cannot be read ({why})",
+    "plan.unreadable.advice": "check that the file exists",
+    "plan.too_small": "it is too small to train on ({size} px; at least {min_side} px a side)",
+    "plan.too_small.advice": "use a larger version of the picture, or remove it",
+    "plan.too_large": "it is too large to decode safely ({size} px, over {megapixels:.0f} megapixels)",
+    "plan.too_large.advice": "shrink it in an image editor (under 8192 px a side is plenty) and import it again",
+    "plan.transparent": "it is fully transparent: every pixel is invisible, it would train a blank picture",
+    "plan.transparent.advice": "export it again with its alpha channel (or without transparency), or remove it",
+    "plan.same_stem": "it has the same name as {other} apart from the extension; both would become {target}",
+    "plan.same_stem.advice": "rename one of them in the originals folder (captions go by the name), then prepare "
+                             "again",
+    "plan.note.enlarged": "smaller than the training size: enlarged ×{scale:.2f} ({size} → {out}); a larger "
+                          "original gives a sharper result",
+    "plan.note.huge": "huge ({size} px): downscaled ×{scale:.3f}",
+    "plan.note.huge_jpeg": "huge ({size} px): downscaled ×{scale:.3f}; decoded at a reduced scale",
+    "plan.note.animated": "animated ({frames} frames): only the first frame is used",
+    "plan.note.cropped_focal": "cropped to {out}: {lost:.0%} of the picture is cut off around its focal point",
+    "plan.note.cropped_centre": "cropped to {out}: {lost:.0%} of the picture is cut off (centre crop)",
+    "plan.warn.empty": "{folder} holds no pictures: import pictures for this concept first.",
+    "plan.warn.refused": "{count} picture(s) cannot be used and are left out ({names}).",
+    "plan.warn.enlarged": "{count} picture(s) are smaller than the training size and will be enlarged, up to "
+                          "×{scale:.2f} ({worst}): enlarged pictures look soft. Use larger originals where you can "
+                          "({names}).",
+    "plan.warn.huge": "{count} huge picture(s) (over {side} px a side) are downscaled safely; smaller exports would "
+                      "prepare faster ({names}).",
+    "plan.warn.animated": "{count} animated picture(s): only their first frame is used ({names}).",
+    "plan.warn.buckets_off": "Buckets are off: {count} of {total} pictures do not have the {width}×{height} shape "
+                             "({shapes} different shapes) and are cropped to it, cutting off part of each ({names}). "
+                             "Turn buckets on to keep each picture's shape, or set focal points so the crop keeps "
+                             "the subject.",
+    "plan.warn.stale": "{count} prepared picture(s) in img/ have no original any more and will be removed "
+                       "({names}).",
+    "prepare.other_picture": "{other} is another picture named '{stem}'; training would use it beside the "
+                             "prepared {name}",
+    "prepare.other_picture.advice": "move it out of the folder, or rename it if it is a picture of its own",
+    "prepare.not_ours": "{name} was not made by Prepare (put there or edited by hand); preparing would overwrite it",
+    "prepare.not_ours.advice": "move it out of the folder (edit the picture in originals/ instead), or prepare with "
+                               "'overwrite' to replace it",
+    "prepare.cannot_write": "cannot write {target}: {why}",
+    "prepare.write.advice": "check that the drive is not full or read-only and that you may write to the project "
+                            "folder",
+    "prepare.disk_full.advice": "free some space on the drive, then prepare again",
+    "prepare.no_memory": "there is not enough memory to prepare it",
+    "prepare.no_memory.advice": "shrink it in an image editor, or close other programs and prepare again",
+    "prepare.unexpected": "unexpected error ({error})",
+    "prepare.unexpected.advice": "prepare again; if it repeats, report it with this picture",
+    "prepare.cannot_remove": "cannot remove it: {why}",
+    "prepare.summary": "Prepared {count} picture(s) in {folder}.",
+    "prepare.summary.details": "Prepared {count} picture(s) in {folder} ({details}).",
+    "prepare.summary.kept": "{count} already up to date",
+    "prepare.summary.removed": "{count} removed",
+    "prepare.summary.failed": "{count} failed",
+    "prepare.summary.stopped": "Stopped before the end: run it again to finish.",
+    "focus.no_cv2": "OpenCV (cv2) is not installed here, so faces are not detected",
+    "focus.no_cascade": "OpenCV {version} has no bundled {file}, so faces are not detected",
+    "focus.faces": "faces: OpenCV {version} frontal-face Haar cascade",
+    "focus.status": "{faces}; subjects on a transparent or plain background are found without it.",
+    "focus.status.install": "{faces}; subjects on a transparent or plain background are found without it. "
+                            "Installing opencv-python (A1111 and Forge include it) adds faces.",
+}
+
+LIBRARY = {
+    "dataset.named": "{name}: {text}",
+    "dataset.failure": "{name}: {reason} ({advice})",
+    "list.comma": "{first}, {rest}",
+    "list.semicolon": "{first}; {rest}",
+    "import.skip.duplicate": "a duplicate",
+    "import.skip.present": "already in the project",
+    "tag.skip.has_caption": "it has a caption already (skip)",
+    "tag.skip.no_tag": "no tag reached the thresholds",
+    "tag.skip.complete": "its caption holds every tag already",
+    "tag.changed": "{path} was changed elsewhere while the picture was tagged, so it was left as it is",
+    "tag.changed.advice": "tag this picture again (in another tab or program the caption is edited)",
+    "tag.cannot_write": "cannot write {path} ({why})",
+    "tag.cannot_write.advice": "check that the folder may be written (not read-only, not open elsewhere)",
+    "tag.no_undo": "the undo entry could not be saved ({why})",
+    "tag.no_undo.advice": "the captions are written; check that the project folder may be written",
+    "tag.summary": "Tagged {written} of {total} pictures in {folder} with {tagger}.",
+    "tag.summary.details": "Tagged {written} of {total} pictures in {folder} with {tagger}; {details}.",
+    "tag.summary.skipped": "{count} left as they were",
+    "tag.summary.failed": "{count} failed",
+    "tag.summary.stopped": "stopped after {count}",
+    "tag.summary.not_read": "{count} file(s) of formats training does not read were left out (convert them to PNG "
+                            "or JPEG).",
+    "caption.changed": "changed elsewhere since it was read (another tab or program?): reload the captions and edit "
+                       "again",
+    "caption.cannot_write": "cannot be written ({why}): check the folder is writable",
+    "edit.add": "add {tags}",
+    "edit.remove": "remove {tags}",
+    "edit.replace": "replace {old} with {new}",
+    "edit.move": "move {tags} to the front",
+    "edit.fold": "fold {traits} into {trigger}",
+    "edit.one": "edit {name}",
+    "edit.autotag": "auto-tagging with {tagger}",
+    "fix.gone": "{path} is not in the training folder any more",
+    "fix.exists": "{target} exists already: rename {folder} by hand",
+}
 register(TEMPLATES)
+register(PREPARE)
+register(LIBRARY)
+
+
+def said(value: Any, language: str | None = "en") -> str:
+    """A ``Message`` in ``language``; anything else (an error's English reason, a name) as it is."""
+    return value.format(language) if isinstance(value, Message) else str(value)
+
+
+def joined(items: Iterable[Any], key: str = "list.comma") -> Any:
+    """Several sentences or words as one ``Message`` (", " or "; " in English, "，" or "；" in Chinese); one
+    item as it is, none as ""."""
+    items = list(items)
+    if not items:
+        return ""
+    out = items[-1]
+    for item in reversed(items[:-1]):
+        out = msg(key, first=item, rest=out)
+    return out
+
+
+def sentences(items: Iterable[Any], language: str | None = "en") -> str:
+    """Whole sentences one after the other: a space between them in English, none in Chinese."""
+    gap = "" if normalize_language(language) == "zh_CN" else " "
+    return gap.join(said(item, language) for item in items if item)

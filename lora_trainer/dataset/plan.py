@@ -6,6 +6,8 @@ on the bucket training puts it in, by ``data/buckets.py``'s own rules), the crop
 fully transparent, cropped hard) or the reason it cannot be used. Only headers are read; a picture with
 transparency is decoded once to see whether anything is visible (cached in ``.workbench/prepare.json``).
 Also: the bucket histogram, the dataset-wide warnings and whether each output is already up to date.
+Notes, refusals and warnings are ``Message``s (``str()`` gives the English; a refusal read from the image
+loader is its English text), so the workbench can show them in the user's language.
 """
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ from ..config.schema import parse_resolution
 from ..data.buckets import BucketSet
 from ..data.images import UNSUPPORTED_IMAGE_EXTENSIONS, ImageHeader, ImageLoadError, read_header
 from ..errors import DatasetError
+from ..text.messages import Message, msg
 from .crop import HUGE_SIDE, MIN_SIDE, Box, Size, box_scale, crop_box, parse_colour, rounded_box
+from .messages import said
 from .project import Project
 from .recipe import FactsCache, fully_transparent, read_mark, recipe_of
 from .scan import picture_files
@@ -31,7 +35,7 @@ _LIST = 5
 
 def _names(paths: list[str]) -> str:
     names = [os.path.basename(p) for p in paths]
-    return ", ".join(names[:_LIST]) + (f", … ({len(names) - _LIST} more)" if len(names) > _LIST else "")
+    return ", ".join(names[:_LIST]) + (f", … (+{len(names) - _LIST})" if len(names) > _LIST else "")
 
 
 def default_bucket_bounds(resolution: int) -> tuple[int, int]:
@@ -106,9 +110,9 @@ class PlannedPicture:
     scale: float = 0.0                         # output pixels per original pixel (> 1: enlarged)
     focal: tuple[float, float] | None = None   # the focal point used (None: the centre)
     header: ImageHeader | None = None
-    notes: list[str] = field(default_factory=list)
-    error: str = ""                            # why it cannot be used ("" when fine)
-    advice: str = ""                           # how to fix that
+    notes: list[Message] = field(default_factory=list)
+    error: Message | str = ""                  # why it cannot be used ("" when fine)
+    advice: Message | str = ""                 # how to fix that
     recipe: str = ""                           # what the output is made from (source state + settings)
     up_to_date: bool = False                   # the target exists and was made by this recipe
 
@@ -125,11 +129,13 @@ class PlannedPicture:
         """The crop box rounded to whole pixels of the original (for drawing it)."""
         return rounded_box(self.box) if self.box else None
 
-    def as_dict(self) -> dict:
-        """JSON-ready (the HTTP API)."""
+    def as_dict(self, language: str = "en") -> dict:
+        """JSON-ready (the HTTP API), the sentences in ``language``."""
         out = asdict(self)
         out.update(crop_box=self.crop_box, enlarged=self.enlarged, ok=self.ok,
-                   animated=bool(self.header and self.header.animated))
+                   animated=bool(self.header and self.header.animated),
+                   notes=[said(n, language) for n in self.notes], error=said(self.error, language),
+                   advice=said(self.advice, language))
         out.pop("header")
         return out
 
@@ -139,7 +145,7 @@ class PreparePlan:
     project: Project
     settings: PrepareSettings
     pictures: list[PlannedPicture]
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Message] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)   # prepared outputs whose original is gone (removed on run)
 
     @property
@@ -159,10 +165,11 @@ class PreparePlan:
     def histogram_rows(self) -> list[dict]:
         return [{"width": w, "height": h, "count": n} for (w, h), n in self.histogram.items()]
 
-    def as_dict(self) -> dict:
-        """JSON-ready (the HTTP API)."""
-        return {"settings": asdict(self.settings), "pictures": [p.as_dict() for p in self.pictures],
-                "histogram": self.histogram_rows(), "warnings": list(self.warnings), "stale": list(self.stale),
+    def as_dict(self, language: str = "en") -> dict:
+        """JSON-ready (the HTTP API), the sentences in ``language``."""
+        return {"settings": asdict(self.settings), "pictures": [p.as_dict(language) for p in self.pictures],
+                "histogram": self.histogram_rows(), "warnings": [said(w, language) for w in self.warnings],
+                "stale": list(self.stale),
                 "to_write": len(self.to_write), "refused": len(self.refused)}
 
     def picture(self, key: str) -> PlannedPicture:
@@ -179,10 +186,10 @@ def _focal(project: Project, key: str, picture: PlannedPicture) -> tuple[float, 
     try:
         x, y = (float(v) for v in value)
     except (TypeError, ValueError):
-        picture.notes.append(f"its focal point {value!r} is not two numbers: the centre is used")
+        picture.notes.append(msg("plan.focal_not_numbers", value=repr(value)))
         return None
     if not (0 <= x <= 1 and 0 <= y <= 1):
-        picture.notes.append(f"its focal point ({x:g}, {y:g}) lies outside the picture (0…1): it is clamped")
+        picture.notes.append(msg("plan.focal_outside", x=x, y=y))
     return min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0)
 
 
@@ -195,28 +202,27 @@ def _plan_one(project: Project, concept, path: Path, settings: PrepareSettings, 
         header = read_header(path)
     except ImageLoadError as err:
         unknown = path.suffix.lower() in UNSUPPORTED_IMAGE_EXTENSIONS and "valid image" in err.reason
-        picture.error = f"the {path.suffix} format cannot be read here (no decoder for it)" if unknown else err.reason
-        picture.advice = "convert it to PNG or JPEG and import it again" if unknown else err.advice
+        picture.error = msg("plan.no_decoder", suffix=path.suffix) if unknown else err.reason
+        picture.advice = msg("plan.no_decoder.advice") if unknown else err.advice
         return picture
     except OSError as err:
-        picture.error, picture.advice = f"cannot be read ({err.strerror or err})", "check that the file exists"
+        picture.error = msg("plan.unreadable", why=str(err.strerror or err))
+        picture.advice = msg("plan.unreadable.advice")
         return picture
     picture.header, picture.width, picture.height = header, header.width, header.height
     size = f"{header.width}×{header.height}"
     if min(header.width, header.height) < MIN_SIDE:
-        picture.error = f"it is too small to train on ({size} px; at least {MIN_SIDE} px a side)"
-        picture.advice = "use a larger version of the picture, or remove it"
+        picture.error = msg("plan.too_small", size=size, min_side=MIN_SIDE)
+        picture.advice = msg("plan.too_small.advice")
         return picture
     if header.over_pixel_limit and header.format != "JPEG":
-        picture.error = (f"it is too large to decode safely ({size} px, over "
-                         f"{(Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels)")
-        picture.advice = "shrink it in an image editor (under 8192 px a side is plenty) and import it again"
+        picture.error = msg("plan.too_large", size=size, megapixels=(Image.MAX_IMAGE_PIXELS or 0) / 1e6)
+        picture.advice = msg("plan.too_large.advice")
         return picture
     if facts is not None and header.has_alpha:
         try:
             if fully_transparent(path, header, key, stat, facts):
-                picture.error = "it is fully transparent: every pixel is invisible, it would train a blank picture"
-                picture.advice = "export it again with its alpha channel (or without transparency), or remove it"
+                picture.error, picture.advice = msg("plan.transparent"), msg("plan.transparent.advice")
                 return picture
         except ImageLoadError as err:
             picture.error, picture.advice = err.reason, err.advice
@@ -237,55 +243,45 @@ def _notes(picture: PlannedPicture, size: str) -> None:
     out = f"{picture.output[0]}×{picture.output[1]}"
     header = picture.header
     if picture.enlarged:
-        picture.notes.append(f"smaller than the training size: enlarged ×{picture.scale:.2f} ({size} → {out}); "
-                             "a larger original gives a sharper result")
+        picture.notes.append(msg("plan.note.enlarged", scale=picture.scale, size=size, out=out))
     if max(header.width, header.height) > HUGE_SIDE or header.over_pixel_limit:
-        picture.notes.append(f"huge ({size} px): downscaled ×{picture.scale:.3f}"
-                             + ("; decoded at a reduced scale" if header.format == "JPEG" else ""))
+        picture.notes.append(msg("plan.note.huge_jpeg" if header.format == "JPEG" else "plan.note.huge",
+                                 size=size, scale=picture.scale))
     if header.animated:
-        picture.notes.append(f"animated ({header.frames} frames): only the first frame is used")
+        picture.notes.append(msg("plan.note.animated", frames=header.frames))
     box_w, box_h = picture.box[2] - picture.box[0], picture.box[3] - picture.box[1]
     lost = 1 - box_w * box_h / (header.width * header.height)
     if lost > 0.2:
-        picture.notes.append(f"cropped to {out}: {lost:.0%} of the picture is cut off"
-                             + (" around its focal point" if picture.focal else " (centre crop)"))
+        picture.notes.append(msg("plan.note.cropped_focal" if picture.focal else "plan.note.cropped_centre",
+                                 out=out, lost=lost))
 
 
-def _dataset_warnings(plan: PreparePlan, concepts_without_pictures: list[str]) -> list[str]:
+def _dataset_warnings(plan: PreparePlan, concepts_without_pictures: list[str]) -> list[Message]:
     ok = [p for p in plan.pictures if p.ok]
-    warnings = []
-    for folder in concepts_without_pictures:
-        warnings.append(f"{folder} holds no pictures: import pictures for this concept first.")
-    if plan.refused:
-        shown = "; ".join(f"{os.path.basename(p.source)}: {p.error}" for p in plan.refused[:_LIST])
-        warnings.append(f"{len(plan.refused)} picture(s) cannot be used and are left out ({shown}"
-                        + (", …" if len(plan.refused) > _LIST else "") + ").")
+    warnings = [msg("plan.warn.empty", folder=folder) for folder in concepts_without_pictures]
+    if plan.refused:   # each one's reason is in its own refusal
+        warnings.append(msg("plan.warn.refused", count=len(plan.refused),
+                            names=_names([p.source for p in plan.refused])))
     enlarged = sorted((p for p in ok if p.enlarged), key=lambda p: -p.scale)
     if enlarged:
         worst = enlarged[0]
-        warnings.append(f"{len(enlarged)} picture(s) are smaller than the training size and will be enlarged, "
-                        f"up to ×{worst.scale:.2f} ({os.path.basename(worst.source)}): enlarged pictures look "
-                        f"soft. Use larger originals where you can ({_names([p.source for p in enlarged])}).")
+        warnings.append(msg("plan.warn.enlarged", count=len(enlarged), scale=worst.scale,
+                            worst=os.path.basename(worst.source), names=_names([p.source for p in enlarged])))
     huge = [p for p in ok if max(p.width, p.height) > HUGE_SIDE or p.header.over_pixel_limit]
     if huge:
-        warnings.append(f"{len(huge)} huge picture(s) (over {HUGE_SIDE} px a side) are downscaled safely; "
-                        f"smaller exports would prepare faster ({_names([p.source for p in huge])}).")
+        warnings.append(msg("plan.warn.huge", count=len(huge), side=HUGE_SIDE, names=_names([p.source for p in huge])))
     animated = [p for p in ok if p.header.animated]
     if animated:
-        warnings.append(f"{len(animated)} animated picture(s): only their first frame is used "
-                        f"({_names([p.source for p in animated])}).")
+        warnings.append(msg("plan.warn.animated", count=len(animated), names=_names([p.source for p in animated])))
     if not plan.settings.buckets:
         cropped = [p for p in ok if abs(p.width / p.height - p.output[0] / p.output[1]) > 0.1]
         if cropped:
-            shapes = len({round(p.width / p.height, 1) for p in ok})
             width, height = plan.settings.size
-            warnings.append(f"Buckets are off: {len(cropped)} of {len(ok)} pictures do not have the "
-                            f"{width}×{height} shape ({shapes} different shapes) and are cropped to it, "
-                            f"cutting off part of each ({_names([p.source for p in cropped])}). Turn buckets on to "
-                            "keep each picture's shape, or set focal points so the crop keeps the subject.")
+            warnings.append(msg("plan.warn.buckets_off", count=len(cropped), total=len(ok), width=width, height=height,
+                                shapes=len({round(p.width / p.height, 1) for p in ok}),
+                                names=_names([p.source for p in cropped])))
     if plan.stale:
-        warnings.append(f"{len(plan.stale)} prepared picture(s) in img/ have no original any more and will be "
-                        f"removed ({_names(plan.stale)}).")
+        warnings.append(msg("plan.warn.stale", count=len(plan.stale), names=_names(plan.stale)))
     return warnings
 
 
@@ -345,6 +341,6 @@ def _same_stem(pictures: list[PlannedPicture]) -> None:
     for picture in pictures:
         first = seen.setdefault(picture.target, picture)
         if first is not picture:
-            picture.error = (f"it has the same name as {os.path.basename(first.source)} apart from the extension; "
-                             f"both would become {os.path.basename(picture.target)}")
-            picture.advice = "rename one of them in the originals folder (captions go by the name), then prepare again"
+            picture.error = msg("plan.same_stem", other=os.path.basename(first.source),
+                                target=os.path.basename(picture.target))
+            picture.advice = msg("plan.same_stem.advice")

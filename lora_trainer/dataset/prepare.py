@@ -7,6 +7,7 @@ redoes only pictures whose original or settings changed, and removes prepared pi
 A copy of the original that an import left in ``img/`` under the same stem (``a.jpg`` beside the new ``a.png``)
 is removed once the PNG is written; anything else in ``img/`` that is not a prepared picture is never
 overwritten without ``force``. A picture that fails is listed with the reason and the fix; the batch goes on.
+Reasons, advice, notes and the summary are ``Message``s or come in a chosen language (English by default).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -24,20 +25,28 @@ from PIL import Image, PngImagePlugin
 from ..data.images import IMAGE_EXTENSIONS, ImageLoadError
 from ..errors import DatasetError
 from ..io.atomic import atomic_write
+from ..text.messages import Message, msg
 from .crop import draw_crop, fit_size, render, small_view
+from .messages import joined, said, sentences
 from .plan import PlannedPicture, PreparePlan, PrepareSettings, plan_preparation
 from .recipe import MARK, FactsCache, read_mark
 from .project import Project
 from .scan import file_digest
 
-_ADVICE_WRITE = "check that the drive is not full or read-only and that you may write to the project folder"
+
+class _Refused(Exception):
+    """One picture's problem found while preparing it, in words for the report."""
+
+    def __init__(self, reason: Message, advice: Message) -> None:
+        super().__init__(str(reason))
+        self.reason, self.advice = reason, advice
 
 
 @dataclass
 class PrepareFailure:
     path: str
-    reason: str
-    advice: str
+    reason: Message | str
+    advice: Message | str
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}" + (f"\n  What to do: {self.advice}" if self.advice else "")
@@ -50,7 +59,7 @@ class PrepareReport:
     kept: list[str] = field(default_factory=list)        # already up to date
     removed: list[str] = field(default_factory=list)     # prepared pictures whose original is gone, import copies
     failed: list[PrepareFailure] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)       # "<file>: enlarged ×1.60 …" for what was written
+    notes: list[Message] = field(default_factory=list)   # "<file>: enlarged ×1.60 …" for what was written
     stopped: bool = False
 
     @property
@@ -58,24 +67,28 @@ class PrepareReport:
         return self.plan.histogram
 
     @property
-    def warnings(self) -> list[str]:
+    def warnings(self) -> list[Message]:
         return self.plan.warnings
 
-    def as_dict(self) -> dict:
-        """JSON-ready (the HTTP API)."""
-        return {"summary": self.summary(), "written": self.written, "kept": self.kept, "removed": self.removed,
-                "failed": [asdict(f) for f in self.failed], "notes": self.notes, "warnings": self.warnings,
-                "stopped": self.stopped, "histogram": self.plan.histogram_rows()}
+    def as_dict(self, language: str = "en") -> dict:
+        """JSON-ready (the HTTP API), the sentences in ``language``."""
+        return {"summary": self.summary(language), "written": self.written, "kept": self.kept,
+                "removed": self.removed, "stopped": self.stopped, "histogram": self.plan.histogram_rows(),
+                "failed": [{"path": f.path, "reason": said(f.reason, language), "advice": said(f.advice, language)}
+                           for f in self.failed],
+                "notes": [said(n, language) for n in self.notes],
+                "warnings": [said(w, language) for w in self.warnings]}
 
-    def summary(self) -> str:
-        parts = [f"{len(self.kept)} already up to date"] if self.kept else []
+    def summary(self, language: str = "en") -> str:
+        parts = [msg("prepare.summary.kept", count=len(self.kept))] if self.kept else []
         if self.removed:
-            parts.append(f"{len(self.removed)} removed")
+            parts.append(msg("prepare.summary.removed", count=len(self.removed)))
         if self.failed:
-            parts.append(f"{len(self.failed)} failed")
-        text = f"Prepared {len(self.written)} picture(s) in {self.plan.project.img_dir}"
-        text += f" ({', '.join(parts)})" if parts else ""
-        return text + (". Stopped before the end: run it again to finish." if self.stopped else ".")
+            parts.append(msg("prepare.summary.failed", count=len(self.failed)))
+        count, folder = len(self.written), str(self.plan.project.img_dir)
+        head = msg("prepare.summary.details", count=count, folder=folder, details=joined(parts)) if parts else \
+            msg("prepare.summary", count=count, folder=folder)
+        return sentences([head, msg("prepare.summary.stopped") if self.stopped else ""], language)
 
 
 def _check_writable(folder: Path) -> None:
@@ -134,43 +147,40 @@ def _prepare_one(picture: PlannedPicture, settings: PrepareSettings, others: lis
         if other == target:
             continue
         if not _same(other, source):
-            raise DatasetError(f"{other} is another picture named '{target.stem}'; training would use it beside "
-                               f"the prepared {target.name}",
-                               "move it out of the folder, or rename it if it is a picture of its own")
+            raise _Refused(msg("prepare.other_picture", other=str(other), stem=target.stem, name=target.name),
+                           msg("prepare.other_picture.advice"))
         copies.append(other)
     if target.exists() and not force and read_mark(target) is None and not _same(target, source):
-        raise DatasetError(f"{name} was not made by Prepare (put there or edited by hand); preparing would "
-                           "overwrite it",
-                           "move it out of the folder (edit the picture in originals/ instead), or prepare with "
-                           "'overwrite' to replace it")
+        raise _Refused(msg("prepare.not_ours", name=name), msg("prepare.not_ours.advice"))
     image, decoded = render(source, picture.header, picture.box, picture.output, settings.background_rgb)
     if picture.header.has_alpha:
         facts.put(picture.key, source.stat(), transparent=decoded.fully_transparent)
         if decoded.fully_transparent:
-            raise DatasetError("it is fully transparent: every pixel is invisible, it would train a blank picture",
-                               "export it again with its alpha channel (or without transparency), or remove it")
+            raise _Refused(msg("plan.transparent"), msg("plan.transparent.advice"))
     _write_png(image, target, picture)
     for copy in copies:
         copy.unlink()
         report.removed.append(str(copy))
     _copy_caption(picture, caption_extension)
     report.written.append(picture.target)
-    report.notes += [f"{name}: {note}" for note in picture.notes]
+    report.notes += [msg("dataset.named", name=name, text=note) for note in picture.notes]
 
 
 def _failure(picture: PlannedPicture, err: BaseException) -> PrepareFailure:
+    if isinstance(err, _Refused):
+        return PrepareFailure(picture.source, err.reason, err.advice)
     if isinstance(err, ImageLoadError):
         return PrepareFailure(picture.source, err.reason, err.advice)
     if isinstance(err, DatasetError):
         return PrepareFailure(picture.source, err.message, err.advice)
     if isinstance(err, OSError):
-        advice = "free some space on the drive, then prepare again" if err.errno == errno.ENOSPC else _ADVICE_WRITE
-        return PrepareFailure(picture.source, f"cannot write {picture.target}: {err.strerror or err}", advice)
+        advice = msg("prepare.disk_full.advice" if err.errno == errno.ENOSPC else "prepare.write.advice")
+        return PrepareFailure(picture.source, msg("prepare.cannot_write", target=picture.target,
+                                                  why=str(err.strerror or err)), advice)
     if isinstance(err, MemoryError):
-        return PrepareFailure(picture.source, "there is not enough memory to prepare it",
-                              "shrink it in an image editor, or close other programs and prepare again")
-    return PrepareFailure(picture.source, f"unexpected error ({type(err).__name__}: {err})",
-                          "prepare again; if it repeats, report it with this picture")
+        return PrepareFailure(picture.source, msg("prepare.no_memory"), msg("prepare.no_memory.advice"))
+    return PrepareFailure(picture.source, msg("prepare.unexpected", error=f"{type(err).__name__}: {err}"),
+                          msg("prepare.unexpected.advice"))
 
 
 def prepare_project(project: Project, settings: PrepareSettings | None = None, concepts: list[str] | None = None,
@@ -213,7 +223,8 @@ def prepare_project(project: Project, settings: PrepareSettings | None = None, c
             except FileNotFoundError:
                 pass
             except OSError as err:
-                report.failed.append(PrepareFailure(path, f"cannot remove it: {err.strerror or err}", _ADVICE_WRITE))
+                report.failed.append(PrepareFailure(path, msg("prepare.cannot_remove", why=str(err.strerror or err)),
+                                                    msg("prepare.write.advice")))
     facts.save()
     return report
 
@@ -222,7 +233,7 @@ def prepare_project(project: Project, settings: PrepareSettings | None = None, c
 def _usable(plan: PreparePlan, picture: PlannedPicture | str) -> PlannedPicture:
     picture = plan.picture(picture) if isinstance(picture, str) else picture
     if not picture.ok:
-        raise DatasetError(f"{picture.source}: {picture.error}", picture.advice)
+        raise DatasetError(f"{picture.source}: {picture.error}", str(picture.advice))
     return picture
 
 

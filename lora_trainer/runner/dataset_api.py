@@ -3,7 +3,8 @@
 No ``from __future__ import annotations``: FastAPI reads the endpoint's ``Request`` annotation at run time.
 
 Bodies are plain JSON; every path is checked against the host's allowed folders; every refusal answers
-``{"error": what, "advice": how to fix}`` with status 400.
+``{"error": what, "advice": how to fix}`` with status 400. A body may ask for its sentences in another language
+(``"language": "zh_CN"``; English by default); the refusals stay English.
 """
 
 import os
@@ -53,6 +54,7 @@ def dataset_check(body: dict, allowed: AllowedFolders) -> dict:
 def dataset_fix(body: dict, allowed: AllowedFolders) -> dict:
     from ..dataset.checks import CheckSettings, check_dataset
     from ..dataset.fixes import apply_fix, workbench_folder
+    from ..dataset.messages import said
 
     folder = allowed.check(_field(body, "train_data_dir", str, required=True), "train_data_dir")
     key, trigger = _field(body, "key", str, required=True), _field(body, "trigger", str, "")
@@ -61,11 +63,13 @@ def dataset_fix(body: dict, allowed: AllowedFolders) -> dict:
     if finding is None:
         raise ConfigError(f"there is no finding '{key}' with a fix now", f"POST {PREFIX}/check and pick a key")
     result = apply_fix(finding.fix, folder, trigger)
-    return {"done": result.done, "problems": result.problems, "setting": result.setting}
+    language = _field(body, "language", str, "en")
+    return {"done": result.done, "problems": [said(p, language) for p in result.problems], "setting": result.setting}
 
 
 def dataset_import(body: dict, allowed: AllowedFolders) -> dict:
     from ..dataset.importing import import_pictures, plan_import
+    from ..dataset.messages import said
     from ..dataset.project import Project
 
     project = Project.create(allowed.check(_field(body, "project", str, required=True), "project"))
@@ -74,8 +78,9 @@ def dataset_import(body: dict, allowed: AllowedFolders) -> dict:
     result = import_pictures(project, plan, _field(body, "trigger", str, required=True), _field(body, "repeats", int),
                              _field(body, "class_word", str, ""), _field(body, "goal", str, "character"),
                              leave_out=set() if _field(body, "keep_duplicates", bool, False) else None)
+    language = _field(body, "language", str, "en")
     return {"project": str(project.root), "imported": result.imported, "captions": result.captions,
-            "skipped": [{"path": p, "why": w} for p, w in result.skipped],
+            "skipped": [{"path": p, "why": said(w, language)} for p, w in result.skipped],
             "duplicates": [{"kind": g.kind, "paths": g.paths} for g in plan.duplicates],
             "unreadable": [{"path": p.path, "why": p.error} for p in plan.unreadable],
             "training": project.training_settings()}
@@ -84,6 +89,7 @@ def dataset_import(body: dict, allowed: AllowedFolders) -> dict:
 def dataset_edit(body: dict, allowed: AllowedFolders) -> dict:
     from ..dataset import caption_edit as ce
     from ..dataset.fixes import history_for
+    from ..dataset.messages import said
 
     folder = allowed.check(_field(body, "folder", str, required=True), "folder")
     operation = _field(body, "operation", str, required=True)
@@ -100,19 +106,24 @@ def dataset_edit(body: dict, allowed: AllowedFolders) -> dict:
     changes = ce.plan_edit(ce.read_captions(concepts), edit)
     out = {"changes": [{"image": c.image, "before": c.before, "after": c.after} for c in changes]}
     if _field(body, "apply", bool, False):
-        applied = history_for(folder).apply(changes, f"{operation} {', '.join(tags)}")
-        out.update(written=len(applied.written), conflicts=[{"path": p, "why": w} for p, w in applied.conflicts])
+        label = ce.edit_label(operation, tags, _field(body, "replacement", str, ""), _field(body, "trigger", str, ""))
+        applied = history_for(folder).apply(changes, label)
+        language = _field(body, "language", str, "en")
+        out.update(written=len(applied.written),
+                   conflicts=[{"path": p, "why": said(w, language)} for p, w in applied.conflicts])
     return out
 
 
 def dataset_undo(body: dict, allowed: AllowedFolders) -> dict:
     from ..dataset.fixes import history_for
+    from ..dataset.messages import said
 
     history = history_for(allowed.check(_field(body, "folder", str, required=True), "folder"))
-    label = history.last_label()
+    language = _field(body, "language", str, "en")
+    label = history.last_label(language)
     applied = history.undo()
     return {"undone": label, "written": len(applied.written),
-            "conflicts": [{"path": p, "why": w} for p, w in applied.conflicts]}
+            "conflicts": [{"path": p, "why": said(w, language)} for p, w in applied.conflicts]}
 
 
 ROUTES: dict[str, Callable[[dict, AllowedFolders], dict]] = {
