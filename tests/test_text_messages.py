@@ -5,6 +5,7 @@ import string
 
 import lora_trainer.dataset.checks  # noqa: F401  (registers the workbench's sentences)
 import lora_trainer.evaluate.messages  # noqa: F401  (registers the evaluation's sentences)
+import lora_trainer.ui.dataset.messages  # noqa: F401  (registers the workbench UI's sentences)
 from lora_trainer.text.messages import ENGLISH, msg, normalize_language, translations
 
 

@@ -15,7 +15,8 @@ from ...dataset import caption_edit as ce
 from ...dataset.project import Project
 from ...dataset.scan import ScanCache, scan_pictures
 from ..status import message_html
-from .project_actions import error_box, open_project
+from .messages import lines_in, msg, said
+from .project_actions import error_box, language, open_project
 
 ALL = "all concepts"
 OPERATIONS = ("add", "remove", "replace", "move to front")
@@ -61,13 +62,15 @@ def caption_view(choice: str | None, concept: str | None, tag_filter: str, host:
     trigger = concept if concept and concept != ALL else (project.concepts[0].trigger if project.concepts else "")
     total = len([c for c in captions if not c.error])
     folds = [f"{tag} ({n}/{total})" for tag, n in ce.fold_candidates(captions, trigger)]
-    lines = [f"{len(shown)} of {len(captions)} picture(s)" + (f" with '{tag_filter.strip()}'" if tag_filter.strip()
-                                                                else "")]
+    lang = language(host)
+    lines = [msg("bench.shown_with", shown=len(shown), total=len(captions), tag=tag_filter.strip())
+             if tag_filter.strip() else msg("bench.shown", shown=len(shown), total=len(captions))]
     bad = [c for c in captions if c.error]
-    lines += [f"cannot be read: {Path(c.path).name} ({c.error})" for c in bad[:SHOWN]]
-    if history(project).last_label():
-        lines.append(f"Last edit (Undo takes it back): {history(project).last_label()}")
-    return CaptionView(message_html("warning" if bad else "info", "Captions", lines),
+    lines += [msg("bench.unreadable", name=Path(c.path).name, why=c.error) for c in bad[:SHOWN]]
+    last = history(project).last_label(lang)
+    if last:
+        lines.append(msg("bench.last_edit", label=last))
+    return CaptionView(message_html("warning" if bad else "info", "Captions", lines_in(lang, lines)),
                        gallery, [c.image for c in shown if pictures.get(c.image) and pictures[c.image].ok],
                        [[tag, n] for tag, n in ce.frequency(captions)], folds,
                        [ALL] + [c.trigger for c in project.concepts])
@@ -83,22 +86,25 @@ def _tags(text: str) -> list[str]:
 
 
 def batch_edit(operation: str, tags: str, replacement: str):
+    """(the edit, its label: a ``Message`` the history keeps)."""
     if operation == "add":
-        return ce.add_tags(_tags(tags)), f"add {tags}"
+        return ce.add_tags(_tags(tags)), ce.edit_label("add", _tags(tags))
     if operation == "remove":
-        return ce.remove_tags(_tags(tags)), f"remove {tags}"
+        return ce.remove_tags(_tags(tags)), ce.edit_label("remove", _tags(tags))
     if operation == "replace":
-        return ce.replace_tag(tags.strip(), replacement.strip()), f"replace {tags} with {replacement}"
-    return ce.move_to_front(_tags(tags)), f"move {tags} to the front"
+        return ce.replace_tag(tags.strip(), replacement.strip()), ce.edit_label("replace", [tags.strip()],
+                                                                                 replacement.strip())
+    return ce.move_to_front(_tags(tags)), ce.edit_label("move to front", _tags(tags))
 
 
-def diff_html(changes: list[ce.Change], label: str) -> str:
+def diff_html(changes: list[ce.Change], label, lang: str = "en") -> str:
     if not changes:
-        return message_html("info", "Nothing would change", [label])
+        return message_html("info", "Nothing would change", [said(label, lang)])
     rows = "".join(f"<tr><td>{escape(Path(c.image).name)}</td><td>{escape(c.before)}</td><td>{escape(c.after)}</td></tr>"
                    for c in changes[:SHOWN])
-    more = f"<p>… and {len(changes) - SHOWN} more</p>" if len(changes) > SHOWN else ""
-    return (message_html("info", f"{len(changes)} caption(s) would change", [label],
+    more = f"<p>{escape(msg('bench.and_more', count=len(changes) - SHOWN).format(lang))}</p>" \
+        if len(changes) > SHOWN else ""
+    return (message_html("info", msg("bench.would_change", count=len(changes)).format(lang), [said(label, lang)],
                          "Press Apply to write them; Undo takes them back.")
             + f'<table class="lt-diff"><thead><tr><th>Picture</th><th>Now</th><th>After</th></tr></thead>'
               f"<tbody>{rows}</tbody></table>{more}")
@@ -108,7 +114,7 @@ def diff_html(changes: list[ce.Change], label: str) -> str:
 class Pending:
     """Changes shown in a preview, waiting for Apply."""
     changes: list
-    label: str
+    label: Any                # a Message (or text)
 
 
 def preview_batch(choice, concept, operation, tags, replacement, only_filtered, tag_filter, host) -> tuple[str, Pending | None]:
@@ -122,7 +128,7 @@ def preview_batch(choice, concept, operation, tags, replacement, only_filtered, 
         changes = ce.plan_edit(captions, edit, selection)
     except Exception as err:
         return error_box("The edit cannot be shown", err), None
-    return diff_html(changes, label), Pending(changes, label)
+    return diff_html(changes, label, language(host)), Pending(changes, label)
 
 
 def preview_fold(choice, concept, chosen: list[str], host) -> tuple[str, Pending | None]:
@@ -133,11 +139,11 @@ def preview_fold(choice, concept, chosen: list[str], host) -> tuple[str, Pending
         if not traits:
             return message_html("info", "Tick the traits to fold first",
                                 advice="Usually the hair, eye and body tags present on most pictures."), None
-        label = f"fold {', '.join(traits)} into {trigger}"
+        label = ce.edit_label("fold", traits, trigger=trigger)
         changes = ce.plan_edit(captions_of(project, concept), ce.fold_traits(trigger, traits))
     except Exception as err:
         return error_box("The fold cannot be shown", err), None
-    return diff_html(changes, label), Pending(changes, label)
+    return diff_html(changes, label, language(host)), Pending(changes, label)
 
 
 def apply_pending(choice, pending: Pending | None, host) -> str:
@@ -147,9 +153,9 @@ def apply_pending(choice, pending: Pending | None, host) -> str:
         result = history(open_project(choice, host, create=False)).apply(pending.changes, pending.label)
     except Exception as err:
         return error_box("Nothing was written", err)
-    lines = [f"{len(result.written)} caption(s) written: {pending.label}"]
-    lines += [f"left alone: {Path(p).name} ({why})" for p, why in result.conflicts[:SHOWN]]
-    return message_html("warning" if result.conflicts else "ok", "Applied", lines)
+    lines = [msg("bench.written", count=len(result.written), label=pending.label)]
+    lines += [msg("bench.left_alone", name=Path(p).name, why=why) for p, why in result.conflicts[:SHOWN]]
+    return message_html("warning" if result.conflicts else "ok", "Applied", lines_in(language(host), lines))
 
 
 def save_one(choice, image: str, text: str, host) -> str:
@@ -161,21 +167,22 @@ def save_one(choice, image: str, text: str, host) -> str:
         changes = ce.plan_edit(captions, ce.set_caption(text))
         if not changes:
             return message_html("info", "The caption is unchanged")
-        result = history(project).apply(changes, f"edit {Path(image).name}")
+        result = history(project).apply(changes, msg("edit.one", name=Path(image).name))
     except Exception as err:
         return error_box("The caption was not saved", err)
     if result.conflicts:
-        return message_html("warning", "Not saved", [why for _, why in result.conflicts])
+        return message_html("warning", "Not saved", lines_in(language(host), [why for _, why in result.conflicts]))
     return message_html("ok", "Caption saved", [f"{Path(image).name}: {changes[0].after}"])
 
 
 def undo(choice, host) -> str:
     try:
         h = history(open_project(choice, host, create=False))
-        label = h.last_label()
+        lang = language(host)
+        label = h.last_label(lang)
         result = h.undo()
     except Exception as err:
         return error_box("Nothing was undone", err)
-    lines = [f"Undone: {label} ({len(result.written)} caption(s))"]
-    lines += [f"left alone: {Path(p).name} ({why})" for p, why in result.conflicts[:SHOWN]]
-    return message_html("warning" if result.conflicts else "ok", "Undone", lines)
+    lines = [msg("bench.undone", label=label, count=len(result.written))]
+    lines += [msg("bench.left_alone", name=Path(p).name, why=why) for p, why in result.conflicts[:SHOWN]]
+    return message_html("warning" if result.conflicts else "ok", "Undone", lines_in(lang, lines))

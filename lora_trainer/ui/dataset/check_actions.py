@@ -12,7 +12,9 @@ from ...dataset.fixes import apply_fix, workbench_folder
 from ...dataset.regularization import generate_regularization, import_regularization, plan_reg_import
 from ..actions import allowed_folders
 from ..status import message_html
+from .messages import lines_in, msg
 from .project_actions import error_box, open_project
+from .project_actions import language as host_language
 
 _counter: list = []
 
@@ -52,7 +54,9 @@ def fix_choices(findings: list[Finding], language: str = "en") -> list[str]:
 
 
 def run_checks(train_dir: str, cfg: TrainConfig, goal: str, trigger: str, host: Any,
-               language: str = "en") -> tuple[str, list]:
+               language: str | None = None) -> tuple[str, list]:
+    """The findings as message boxes (in ``language``, by default the host's) and as a list."""
+    language = language or host_language(host)
     try:
         train_dir = allowed_folders(host).check(train_dir.strip(), "train_data_dir") if train_dir.strip() else ""
         if not train_dir:
@@ -66,8 +70,10 @@ def run_checks(train_dir: str, cfg: TrainConfig, goal: str, trigger: str, host: 
 
 
 def run_fix(train_dir: str, findings: list[Finding], choice: str, trigger: str, cfg: TrainConfig,
-            host: Any, language: str = "en") -> tuple[str, dict]:
-    """Carry out the fix picked in the list; a setting fix comes back for the form."""
+            host: Any, language: str | None = None) -> tuple[str, dict]:
+    """Carry out the fix picked in the list (as ``fix_choices`` wrote it in ``language``, by default the host's);
+    a setting fix comes back for the form."""
+    language = language or host_language(host)
     picked = [f for n, f in enumerate(findings or [], start=1) if f.fix and
               str(choice or "").strip() in (f"{n}. {f.fix.label.format(language)}", f.fix.label.format(language))]
     if not picked:
@@ -78,14 +84,14 @@ def run_fix(train_dir: str, findings: list[Finding], choice: str, trigger: str, 
         result = apply_fix(finding.fix, train_dir, trigger, cfg.caption_extension)
     except Exception as err:
         return error_box("The fix was not applied", err), {}
-    lines = result.done[:12] + [f"not done: {p}" for p in result.problems[:12]]
+    lines = result.done[:12] + [msg("bench.not_done", what=p) for p in result.problems[:12]]
     if result.setting and "fold" in result.setting:
         return message_html("info", "Fold them in the Captions step", [", ".join(result.setting["fold"])],
                             "Open Captions → Fold traits, tick them and look at the preview."), {}
     if result.setting:
         lines += [f"{k} → {v}" for k, v in result.setting.items()]
     return message_html("warning" if result.problems else "ok", finding.fix.label.format(language),
-                        lines or ["Nothing to do."],
+                        lines_in(language, lines) or ["Nothing to do."],
                         "Run the checks again to see what is left."), result.setting
 
 
@@ -116,10 +122,11 @@ def generate_reg(choice: str, class_word: str, prompt: str, negative: str, count
         yield error_box("No regularization images were made", outcome["error"])
         return
     result = outcome["result"]
-    lines = [f"{len(result.made)} made, {result.kept} were already there"]
-    lines += [f"picture {n}: {why}" for n, why in result.failed[:6]]
+    lines = [msg("bench.reg_made", made=len(result.made), kept=result.kept)]
+    lines += [msg("bench.reg_failed", number=n, why=why) for n, why in result.failed[:6]]
     title = "Stopped" if result.stopped else "Regularization images ready"
-    yield message_html("warning" if result.failed or result.stopped else "ok", title, lines,
+    yield message_html("warning" if result.failed or result.stopped else "ok", title,
+                       lines_in(host_language(host), lines),
                        "Press Generate again to continue where it stopped." if result.stopped else "")
 
 
@@ -130,5 +137,5 @@ def import_reg(choice: str, source: str, class_word: str, repeats: Any, host: An
         copied = import_regularization(project, plan_reg_import(project, source), class_word, int(repeats or 1))
     except Exception as err:
         return error_box("No regularization images were imported", err)
-    return message_html("ok", "Regularization images imported",
-                        [f"{len(copied)} picture(s) into {project.reg_dir}"])
+    line = msg("bench.reg_imported", count=len(copied), folder=str(project.reg_dir))
+    return message_html("ok", "Regularization images imported", lines_in(host_language(host), [line]))

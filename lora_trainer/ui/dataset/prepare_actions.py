@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ...dataset.focus import apply_proposals, detector_status, propose_focal_points, set_focal_point
+from ...dataset.focus import apply_proposals, detector_message, propose_focal_points, set_focal_point
 from ...dataset.plan import PreparePlan, PrepareSettings, plan_preparation
 from ...dataset.prepare import crop_view, prepare_project, preview_image
 from ..status import message_html
-from .project_actions import error_box, open_project
+from .messages import joined, lines_in, msg
+from .project_actions import error_box, language, open_project
 
 PREVIEWS = 24
 SHOWN = 12
@@ -36,15 +37,17 @@ def histogram_html(plan: PreparePlan) -> str:
             f"<tbody>{rows}</tbody></table>")
 
 
-def plan_message(plan: PreparePlan) -> str:
-    lines = [f"{len(plan.pictures)} picture(s): {len(plan.to_write)} to prepare, "
-             f"{len(plan.pictures) - len(plan.to_write) - len(plan.refused)} up to date, {len(plan.refused)} refused"]
-    lines += [f"{Path(p.source).name}: {p.error}" for p in plan.refused[:SHOWN]]
+def plan_message(plan: PreparePlan, lang: str = "en") -> str:
+    lines = [msg("bench.plan", count=len(plan.pictures), to_write=len(plan.to_write), refused=len(plan.refused),
+                 up_to_date=len(plan.pictures) - len(plan.to_write) - len(plan.refused))]
+    lines += [msg("dataset.named", name=Path(p.source).name, text=p.error) for p in plan.refused[:SHOWN]]
     lines += list(plan.warnings[:SHOWN])
-    notes = [f"{Path(p.source).name}: {'; '.join(p.notes)}" for p in plan.pictures if p.ok and p.notes]
+    notes = [msg("dataset.named", name=Path(p.source).name, text=joined(p.notes, "list.semicolon"))
+             for p in plan.pictures if p.ok and p.notes]
     lines += notes[:SHOWN]
     kind = "warning" if plan.refused or plan.warnings else "info"
-    return message_html(kind, "What preparing will do", lines, detector_status()[1]) + histogram_html(plan)
+    return message_html(kind, "What preparing will do", lines_in(lang, lines),
+                        detector_message()[1].format(lang)) + histogram_html(plan)
 
 
 @dataclass
@@ -64,7 +67,7 @@ def show_plan(choice, resolution, buckets, background, host) -> PlanView:
             previews.append((preview_image(plan, picture), f"{Path(picture.source).name} → {w}×{h}"))
     except Exception as err:   # never a traceback into the page
         return PlanView(error_box("The preparation cannot be shown", err))
-    return PlanView(plan_message(plan), previews, [p.key for p in plan.pictures if p.ok])
+    return PlanView(plan_message(plan, language(host)), previews, [p.key for p in plan.pictures if p.ok])
 
 
 def show_picture(choice, key: str, host):
@@ -98,9 +101,10 @@ def find_focal_points(choice, host) -> str:
         project.save()
     except Exception as err:
         return error_box("No focal points were found", err)
-    lines = [f"{stored} focal point(s) set, {len(scan.nothing_found)} picture(s) keep the centre", scan.detector]
-    lines += [f"{key}: {why}" for key, why in list(scan.failed.items())[:SHOWN]]
-    return message_html("ok", "Focal points", lines, "Click a picture to move its focal point.")
+    lines = [msg("bench.focal_found", stored=stored, kept=len(scan.nothing_found)), scan.detector]
+    lines += [msg("dataset.named", name=key, text=why) for key, why in list(scan.failed.items())[:SHOWN]]
+    return message_html("ok", "Focal points", lines_in(language(host), lines),
+                        "Click a picture to move its focal point.")
 
 
 def run_prepare(choice, resolution, buckets, background, host, should_stop: Callable[[], bool]) -> Iterator[str]:
@@ -127,8 +131,9 @@ def run_prepare(choice, resolution, buckets, background, host, should_stop: Call
     if "error" in outcome:
         yield error_box("The pictures were not prepared", outcome["error"])
         return
-    report = outcome["report"]
-    lines = [report.summary()] + [f"{Path(f.path).name}: {f.reason} ({f.advice})" for f in report.failed[:SHOWN]]
+    report, lang = outcome["report"], language(host)
+    lines = [report.summary(lang)] + [msg("dataset.failure", name=Path(f.path).name, reason=f.reason, advice=f.advice)
+                                      for f in report.failed[:SHOWN]]
     lines += report.notes[:SHOWN]
-    yield message_html("warning" if report.failed or report.stopped else "ok", "Prepared", lines,
+    yield message_html("warning" if report.failed or report.stopped else "ok", "Prepared", lines_in(lang, lines),
                        "Next: tag the pictures.") + histogram_html(report.plan)

@@ -2,7 +2,7 @@
 to import (duplicates and unreadable files first), import them, and hand the project to the Train tab.
 
 Every path is checked against the host's allowed folders (a shared WebUI); every failure comes back as a
-message with advice, never as a traceback.
+message with advice, never as a traceback. Sentences with numbers or names come in the host's language.
 """
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from typing import Any
 from ...config.presets import apply_preset
 from ...config.schema import TrainConfig
 from ...dataset.caption_edit import read_captions, starts_with_trigger
+from ...dataset.checks import goal_word
 from ...dataset.importing import ImportPlan, import_pictures, plan_import
 from ...dataset.project import GOALS, PROJECT_FILE, Project
 from ...errors import TrainerError
 from ..actions import allowed_folders
 from ..status import message_html
+from .messages import duplicate_kind, lines_in, msg
 
 SHOWN = 10
 
@@ -106,17 +108,17 @@ def look_at_pictures(choice: str | None, source: str | None, uploads: list[tuple
         plan = plan_import(project, source or None, uploads)
     except Exception as err:   # never a traceback into the page
         return Look(error_box("The pictures could not be read", err))
-    lines = [f"{len(plan.to_import)} picture(s) to import"]
-    for group in plan.duplicates[:SHOWN]:
-        lines.append(f"{group.kind}: " + " = ".join(Path(p).name for p in group.paths) + " — only the first is imported")
-    for picture in plan.unreadable[:SHOWN]:
-        lines.append(f"cannot be read: {Path(picture.path).name} ({picture.error})")
-    for path in plan.unsupported[:SHOWN]:
-        lines.append(f"format not read: {path.name}")
-    repeats = plan.suggested_repeats(goal if goal in GOALS else "character")
-    lines.append(f"Suggested repeats for a {goal}: {repeats} ({len(plan.to_import)} × {repeats} per epoch)")
+    lines = [msg("bench.to_import", count=len(plan.to_import))]
+    lines += [msg("bench.duplicates", kind=duplicate_kind(group.kind),
+                  names=" = ".join(Path(p).name for p in group.paths)) for group in plan.duplicates[:SHOWN]]
+    lines += [msg("bench.unreadable", name=Path(picture.path).name, why=picture.error)
+              for picture in plan.unreadable[:SHOWN]]
+    lines += [msg("bench.unsupported", name=path.name) for path in plan.unsupported[:SHOWN]]
+    goal = goal if goal in GOALS else "character"
+    repeats = plan.suggested_repeats(goal)
+    lines.append(msg("bench.repeats", goal=goal_word(goal), repeats=repeats, count=len(plan.to_import)))
     kind = "warning" if plan.duplicates or plan.unreadable or plan.unsupported else "ok"
-    return Look(message_html(kind, "What the import will do", lines), plan, repeats)
+    return Look(message_html(kind, "What the import will do", lines_in(language(host), lines)), plan, repeats)
 
 
 def run_import(choice: str | None, plan: ImportPlan | None, trigger: str, class_word: str, goal: str,
@@ -130,11 +132,13 @@ def run_import(choice: str | None, plan: ImportPlan | None, trigger: str, class_
                                  leave_out=set() if keep_duplicates else None)
     except Exception as err:
         return error_box("Nothing was imported", err)
-    lines = [f"{len(result.imported)} picture(s) and {result.captions} caption(s) imported into "
-             f"{project.concept_dir(project.concept(trigger.strip()))}"]
-    lines += [f"left out: {Path(p).name} ({why})" for p, why in result.skipped[:SHOWN]]
-    lines += [f"caption not imported: {Path(p).name} ({why})" for p, why in result.caption_problems[:SHOWN]]
-    return message_html("ok", "Imported", lines, "Next: crop and resize, then tag the pictures.")
+    lines = [msg("bench.imported", count=len(result.imported), captions=result.captions,
+                 folder=str(project.concept_dir(project.concept(trigger.strip()))))]
+    lines += [msg("bench.left_out", name=Path(p).name, why=why) for p, why in result.skipped[:SHOWN]]
+    lines += [msg("bench.caption_not_imported", name=Path(p).name, why=why)
+              for p, why in result.caption_problems[:SHOWN]]
+    return message_html("ok", "Imported", lines_in(language(host), lines),
+                        "Next: crop and resize, then tag the pictures.")
 
 
 def training_config(project: Project, cfg: TrainConfig) -> tuple[TrainConfig, list[str]]:

@@ -15,7 +15,8 @@ from ...dataset.tagging import TagOptions, host_taggers
 from ...dataset.wd14_models import KNOWN_REPOS, download_model, wd14_dir
 from ..status import message_html
 from .caption_actions import ALL, history
-from .project_actions import error_box, open_project
+from .messages import lines_in, msg
+from .project_actions import error_box, language, open_project
 
 SHOWN = 12
 MODES = ("append", "replace", "skip")
@@ -81,9 +82,11 @@ def preview(choice, concept, tagger_label, general, character, exclude, undersco
         shown = tag_image(images[0], tagger, opts)
     except Exception as err:   # never a traceback into the page
         return error_box("The tagger could not run", err)
-    lines = [f"{images[0].name}: {shown.caption or '(unchanged)'}",
-             "tags: " + ", ".join(f"{tag} {conf:.2f}" for tag, conf in shown.tags[:30])]
-    return message_html("info", "What the tagger sees", lines, "Adjust the thresholds, then tag every picture.")
+    lines = [msg("dataset.named", name=images[0].name, text=shown.caption) if shown.caption else
+             msg("bench.tag_unchanged", name=images[0].name),
+             msg("bench.tag_scores", tags=", ".join(f"{tag} {conf:.2f}" for tag, conf in shown.tags[:30]))]
+    return message_html("info", "What the tagger sees", lines_in(language(host), lines),
+                        "Adjust the thresholds, then tag every picture.")
 
 
 def run_tagging(choice, concept, tagger_label, general, character, exclude, underscores, mode, host,
@@ -120,14 +123,15 @@ def run_tagging(choice, concept, tagger_label, general, character, exclude, unde
     if "error" in outcome:
         yield error_box("The pictures were not tagged", outcome["error"])
         return
-    reports = outcome.get("reports", [])
-    lines = [r.summary() for r in reports]
+    reports, lang = outcome.get("reports", []), language(host)
+    lines = [r.summary(lang) for r in reports]
     for r in reports:
-        lines += [f"{Path(f.path).name}: {f.reason} ({f.advice})" for f in r.failed[:SHOWN]]
-        lines += [f"{Path(p).name}: {why}" for p, why in r.skipped[:SHOWN]]
+        lines += [msg("dataset.failure", name=Path(f.path).name, reason=f.reason, advice=f.advice)
+                  for f in r.failed[:SHOWN]]
+        lines += [msg("dataset.named", name=Path(p).name, text=why) for p, why in r.skipped[:SHOWN]]
     stopped = any(r.stopped for r in reports)
     failed = any(r.failed for r in reports)
-    yield message_html("warning" if failed or stopped else "ok", "Tagged", lines,
+    yield message_html("warning" if failed or stopped else "ok", "Tagged", lines_in(lang, lines),
                        "Next: look at the captions; Undo takes the whole run back.")
 
 
