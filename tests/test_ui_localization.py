@@ -57,14 +57,18 @@ def html_texts(html: str) -> list[str]:
 
 
 def message_literals() -> set[str]:
-    """Titles, lines and advice written as literals in calls to message_html, in every module of the tab."""
+    """Titles, lines and advice written as literals (or either side of an ``if``) in calls to message_html, and
+    the titles of error boxes, in every module of the tab."""
     found = set()
     for path in sorted(UI.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "message_html":
-                parts = list(node.args[1:]) + [k.value for k in node.keywords if k.arg in ("lines", "advice")]
+            name = getattr(node.func, "id", "") or getattr(node.func, "attr", "") if isinstance(node, ast.Call) else ""
+            if name in ("message_html", "error_box"):
+                parts = list(node.args[1:] if name == "message_html" else node.args[:1])
+                parts += [k.value for k in node.keywords if k.arg in ("lines", "advice")]
                 for part in parts:
                     items = part.elts if isinstance(part, (ast.List, ast.Tuple)) else [part]
+                    items = [side for i in items for side in ((i.body, i.orelse) if isinstance(i, ast.IfExp) else (i,))]
                     found |= {i.value for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str)}
     return {t for t in found if t}
 
