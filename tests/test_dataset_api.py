@@ -41,7 +41,11 @@ def test_import_check_fix_edit_and_undo_over_http(tmp_path):
     applied = api.post(PREFIX + "/edit", json={"folder": img, "operation": "fold", "trigger": "zkz",
                                                 "tags": ["blue hair"], "apply": True}).json()
     assert applied["written"] == 3
-    assert api.post(PREFIX + "/undo", json={"folder": img}).json()["written"] == 3
+    undone = api.post(PREFIX + "/undo", json={"folder": img, "language": "zh_CN"}).json()
+    assert undone["written"] == 3 and undone["undone"] == "把 blue hair 整合进 zkz"
+    again = api.post(PREFIX + "/import", json={"project": str(tmp_path / "proj"), "source": str(src),
+                                                "trigger": "zkz"}).json()
+    assert {s["why"] for s in again["skipped"]} == {"already in the project"}     # English unless asked
 
     refused = api.post(PREFIX + "/check", json={"train_data_dir": "/etc"})
     assert refused.status_code == 400 and "outside the folders" in refused.json()["error"]

@@ -114,3 +114,88 @@ def test_tagging_with_the_hosts_tagger_and_a_wd14_model(world, tmp_path):
     labels, note = ta.tagger_choices(host)
     wd14 = next(label for label in labels if "tiny" in label)
     assert note == "" and "1girl" in ta.preview("p", ca.ALL, wd14, 0.35, 0.85, "", True, "append", host)
+
+
+class ChineseHost(TaggingHost):
+    """A host whose user reads Chinese, with a model that draws plain pictures."""
+
+    def language(self):
+        return "zh_CN"
+
+    def generate_image(self, prompt, negative_prompt, seed, width, height):
+        from PIL import Image
+
+        return Image.new("RGB", (width, height), (seed % 256, 90, 160))
+
+
+def shown_in_chinese(html: str) -> list[str]:
+    """The texts of a message box as the WebUI shows them in Chinese: a text that is a key of the localization
+    file replaced by its translation, every other text (the keyed sentences) as it is."""
+    import json
+
+    from test_ui_localization import ZH_CN, html_texts
+
+    table = json.loads(ZH_CN.read_text(encoding="utf-8"))
+    return [table.get(text, text) for text in html_texts(html)]
+
+
+def english_left(text: str, data: list[str]) -> list[str]:
+    """English words of ``text`` once the data in it (paths, file names, tags, names) is taken out."""
+    import re
+
+    for value in sorted(data, key=len, reverse=True):
+        text = text.replace(value, " ")
+    text = re.sub(r"[^\s（(]*/[^\s）)，]*|\S+\.(png|txt)\b", " ", text)     # paths and file names
+    return [w for w in re.findall(r"[A-Za-z]{3,}", text) if w not in ("OpenCV", "Haar", "opencv", "python", "Forge")]
+
+
+def test_the_workbench_speaks_chinese(world, tmp_path):
+    import threading
+
+    from PIL import Image
+
+    from lora_trainer.ui.dataset import prepare_actions as ppa
+    from lora_trainer.ui.dataset import tag_actions as ta
+
+    _, src, _ = world
+    Image.new("RGB", (96, 160), "teal").save(src / "small.png")    # enlarged when prepared: a note and a warning
+    Image.new("RGB", (40, 300), "red").save(src / "tiny.png")       # refused: too small to train on
+    host = ChineseHost(str(tmp_path / "models"), lora_dir=str(tmp_path / "loras"))
+    boxes = {}
+    look = pa.look_at_pictures("p", str(src), [], "character", host)
+    boxes["look"] = look.message
+    boxes["import"] = pa.run_import("p", look.plan, "zkz", "girl", "character", 10, False, host)
+    boxes["plan"] = ppa.show_plan("p", 256, True, "#ffffff", host).message
+    boxes["prepare"] = list(ppa.run_prepare("p", 256, True, "#ffffff", host, lambda: False))[-1]
+    boxes["focal"] = ppa.find_focal_points("p", host)
+    label = ta.tagger_choices(host)[0][0]
+    tagging = ("p", ca.ALL, label, 0.35, 0.85, "", True, "append", host)
+    boxes["tag preview"] = ta.preview(*tagging)
+    boxes["tagged"] = list(ta.run_tagging(*tagging, threading.Event()))[-1]
+    boxes["tagged again"] = list(ta.run_tagging(*tagging[:7], "skip", host, threading.Event()))[-1]
+    boxes["fold preview"], pending = ca.preview_fold("p", "zkz", ["blue hair (5/5)"], host)
+    boxes["applied"] = ca.apply_pending("p", pending, host)
+    boxes["captions"] = ca.caption_view("p", ca.ALL, "smile", host).message
+    boxes["undone"] = ca.undo("p", host)
+    boxes["batch preview"], pending = ca.preview_batch("p", ca.ALL, "replace", "smile", "grin", False, "", host)
+    ca.apply_pending("p", pending, host)
+    project = pa.open_project("p", host, create=False)
+    (project.concept_dir(project.concepts[0]) / "0.txt").write_text("1girl", encoding="utf-8")
+    boxes["checks"], findings = cka.run_checks(str(project.img_dir), TrainConfig(), "character", "zkz", host)
+    picked = next(c for c in cka.fix_choices(findings, "zh_CN") if "zkz" in c)
+    boxes["fix"], _ = cka.run_fix(str(project.img_dir), findings, picked, "zkz", TrainConfig(), host)
+    boxes["regularization"] = list(cka.generate_reg("p", "girl", "", "", 2, 1, 1, host, lambda: False))[-1]
+
+    data = [str(tmp_path), "1girl", "blue hair", "long hair", "smile", "grin", "zkz", "girl", label]
+    for step, html in boxes.items():
+        texts = shown_in_chinese(html)
+        assert any("\u4e00" <= c <= "\u9fff" for c in "".join(texts)), (step, texts)
+        left = {text: english_left(text, data) for text in texts}
+        assert not {t: w for t, w in left.items() if w}, (step, texts)
+    assert "将导入 6 张图片" in boxes["look"] and "已将 6 张图片和 4 个标注导入" in boxes["import"]
+    assert "已写入 4 条标注：把 blue hair 整合进 zkz" in boxes["applied"]
+    assert "已撤销：把 blue hair 整合进 zkz（4 条标注）" in boxes["undone"]
+    assert "小于训练尺寸" in boxes["plan"] and "tiny.png：图片太小，无法用于训练" in boxes["plan"]
+    assert "已处理 5 张图片" in boxes["prepare"] and "（1 张失败）" in boxes["prepare"]
+    assert "已用 " in boxes["tagged"] and "已有标注（跳过）" in boxes["tagged again"]
+    assert "把「zkz」放在最前" in boxes["fix"]
