@@ -13,7 +13,8 @@ from test_dataset_project import textured
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path, monkeypatch):
+    monkeypatch.setenv("LORA_TRAINER_LANGUAGE", "en")   # the standalone host reads the user's language from LANG
     host = StandaloneAdapter(lora_dir=str(tmp_path / "loras"))
     src = tmp_path / "pictures"
     for i in range(4):
