@@ -167,7 +167,7 @@ def test_settings_the_trainer_refuses_answer_400(world):
     answer = client.post(f"{PREFIX}/jobs", json={"config": settings(world, resolution=100, train_data_dir="/nowhere")})
     assert answer.status_code == 400
     assert "resolution 100 is not a multiple of 64" in answer.json()["error"]
-    assert "training images folder not found: /nowhere" in answer.json()["error"]
+    assert "train_data_dir: the training images folder /nowhere was not found" in answer.json()["error"]
     assert answer.json()["advice"]
     bad_previews = client.post(f"{PREFIX}/jobs", json={"config": settings(world), "previews": {"steps": 0}})
     assert bad_previews.status_code == 400 and "previews.steps" in bad_previews.json()["error"]

@@ -68,7 +68,8 @@ def test_bad_settings_give_a_clear_error(tmp_path):
                "--pretrained_model_name_or_path", str(tmp_path / "model.safetensors"), "--output_dir", str(tmp_path))
     assert done.returncode == 2
     assert "resolution 500 is not a multiple of 64; use 512" in done.stderr
-    assert "training images folder not found" in done.stderr and "base model not found" in done.stderr
+    assert "train_data_dir: the training images folder" in done.stderr
+    assert "pretrained_model_name_or_path: the base model" in done.stderr and "was not found" in done.stderr
     assert "Traceback" not in done.stderr
 
 
