@@ -191,3 +191,36 @@ def test_status_names_the_host_and_the_loaded_model(world):
     assert status["loaded_checkpoint"]["path"] == world.base and status["loaded_checkpoint"]["family"] == "sd1"
     assert set(status["install"]) == {"ok", "problems", "command"}
     assert status["current_job"] is None and status["queued"] == 0
+
+
+def test_sizes_seeds_and_prompt_counts_are_bounded(world):
+    client = world.client()
+    cases = [({"config": settings(world, resolution=1048576)}, "resolution 1048576 is too large; use at most 4096"),
+             ({"config": settings(world, max_train_epochs=100_000)}, "max_train_epochs is 100000, but it cannot be "
+                                                                       "above 10000"),
+             ({"config": settings(world, seed=2**64)}, "seed is 18446744073709551616, but it cannot be above 4294967295"),
+             ({"config": settings(world), "previews": {"width": 100_000}},
+              "previews.width is 100000; use a multiple of 8 from 64 to 2048"),
+             ({"config": settings(world), "previews": {"height": 4096}}, "previews.height is 4096"),
+             ({"config": settings(world), "previews": {"seed": 2**32}},
+              "previews.seed is 4294967296; use 0 to 4294967295"),
+             ({"config": settings(world), "previews": {"seed": 10**400}}, "previews.seed = 1000"),
+             ({"config": settings(world), "previews": {"prompts": ["{trigger}"] * 17}},
+              "previews.prompts holds 17 prompts; use at most 16")]
+    for body, error in cases:
+        answer = client.post(f"{PREFIX}/jobs", json=body)
+        assert answer.status_code == 400 and error in answer.json()["error"], (body, answer.json())
+    assert world.runner.jobs() == []
+
+
+@pytest.mark.parametrize("changes,error", [
+    ({"output_name": "a\u0000b"}, "holds control characters"), ({"output_name": "x" * 300}, "300 bytes long"),
+    ({"output_name": ["a"]}, "output_name = ['a'] is not text"), ({"output_dir": 5}, "output_dir = 5 is not text"),
+    ({"network_dim": {"a": 1}}, "network_dim = {'a': 1} is not a whole number"),
+    ({"max_train_epochs": True}, "max_train_epochs = True is not a whole number"),
+    ({"learning_rate": float("inf")}, "learning_rate = inf is not a finite number")],
+    ids=["nul", "300 letters", "list name", "number folder", "object rank", "true epochs", "infinite rate"])
+def test_names_and_values_no_run_could_use_answer_400(world, changes, error):
+    answer = world.client().post(f"{PREFIX}/jobs", json={"config": settings(world, **changes)})
+    assert answer.status_code == 400 and error in answer.json()["error"], answer.json()
+    assert world.runner.jobs() == []

@@ -63,6 +63,8 @@ class Runner:
         """Queue a run. Raises ``ConfigError`` (with every problem listed) when it could not start."""
         validate(cfg)
         previews = previews or PreviewSettings()
+        if previews.enabled and previews.render_problems("previews."):
+            raise ConfigError(previews.render_problems("previews."))
         final = os.path.join(cfg.output_dir, f"{cfg.output_name}.safetensors")
         job = Job(id=new_job_id(), output_name=cfg.output_name, created_at=time.time(), config=cfg.to_dict(),
                   preview_settings=previews.to_dict(), output_dir=cfg.output_dir,
