@@ -193,6 +193,32 @@ def test_status_names_the_host_and_the_loaded_model(world):
     assert status["current_job"] is None and status["queued"] == 0
 
 
+def test_unknown_routes_and_methods_answer_with_error_and_advice(world):
+    from fastapi import FastAPI
+
+    client = world.client()
+    missing = client.get(f"{PREFIX}/jobz")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == f"there is no route GET {PREFIX}/jobz"
+    assert f"POST {PREFIX}/jobs" in missing.json()["advice"] and "detail" not in missing.json()
+    assert client.get(PREFIX).status_code == 404 and "error" in client.get(PREFIX).json()
+    wrong = client.request("DELETE", f"{PREFIX}/jobs")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, POST"
+    assert wrong.json() == {"error": f"{PREFIX}/jobs does not answer DELETE", "advice": f"use GET or POST for {PREFIX}/jobs"}
+    assert client.get(f"{PREFIX}/jobs/x/stop").status_code == 405
+    # a route that other code adds under the prefix afterwards still answers
+    app = FastAPI()
+    register_api(app, world.runner)
+    app.add_api_route(f"{PREFIX}/later", lambda: {"later": True}, methods=["GET"])
+    from fastapi.testclient import TestClient
+    try:
+        later = TestClient(app)
+    except TypeError:
+        later = AsgiClient(app)
+    assert later.get(f"{PREFIX}/later").json() == {"later": True}
+    assert later.post(f"{PREFIX}/later").status_code == 405 and later.get("/elsewhere").json() == {"detail": "Not Found"}
+
+
 def test_sizes_seeds_and_prompt_counts_are_bounded(world):
     client = world.client()
     cases = [({"config": settings(world, resolution=1048576)}, "resolution 1048576 is too large; use at most 4096"),
