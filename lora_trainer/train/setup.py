@@ -18,6 +18,7 @@ from ..config.steps import StepPlan, scan_and_plan
 from ..data.dataset import TrainItem
 from ..data.folders import DatasetScan
 from ..errors import ConfigError, DatasetError
+from ..io.disk import check_writable
 from .graphs import dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing, torch_older_than
 from .step import StepModels
 
@@ -221,6 +222,9 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     from ..models.loading import load_base_model
 
     warnings = validate(cfg)
+    # before anything expensive: the folders the run writes into can be written
+    check_writable(cfg.output_dir, "output_dir")
+    check_writable(cfg.effective_logging_dir, "logging_dir" if cfg.logging_dir else "output_dir")
     accelerator = make_accelerator(cfg)
     if not accelerator.is_main_process:
         log = _quiet
