@@ -94,3 +94,26 @@ def test_an_output_folder_that_cannot_be_written_fails_before_the_model_loads(ti
     assert "output_dir" in err.value.advice and isinstance(seen[-1], ev.Failed)
     assert os.listdir(out) == []   # the probe left nothing
 
+
+@pytest.mark.parametrize("cache_latents", [False, True])
+def test_images_that_cannot_be_trained_are_named_and_not_counted(cache_latents, tiny_checkpoints, tmp_path):
+    from PIL import Image
+
+    concept = tmp_path / "data" / "1_zkz"
+    concept.mkdir(parents=True)
+    shapes = sorted(next(DEMO.iterdir()).glob("*.png"))[:2]
+    for image in shapes:
+        shutil.copy(image, concept)
+        shutil.copy(image.with_suffix(".txt"), concept)
+    whole = shapes[1].read_bytes()
+    (concept / "03 broken.png").write_bytes(whole[: len(whole) // 2])   # its header reads, its pixels do not
+    Image.new("RGBA", (64, 64), (255, 0, 0, 0)).save(concept / "04 clear.png")
+    cfg = make_config(tiny_checkpoints["sd1"], str(concept.parent), tmp_path / "o", train_batch_size=1,
+                      max_train_epochs=1, save_every_n_epochs=None, cache_latents=cache_latents)
+    result, seen = run(cfg)
+    started = next(e for e in seen if isinstance(e, ev.Started))
+    assert started.total_steps == 2 and result.steps == 2   # the plan counts what trains (it said 4 before)
+    assert "1_zkz" in started.plan_text and "2 ×       1 =       2" in started.plan_text
+    assert any(w.startswith("skipped ") and "03 broken.png" in w and "truncated" in w for w in started.warnings)
+    assert any(w.startswith("skipped ") and "04 clear.png" in w and "fully transparent" in w
+               for w in started.warnings)

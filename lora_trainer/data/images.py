@@ -73,8 +73,12 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         with Image.open(path) as img:
             width, height = img.size
             orientation = _orientation(img)
+            frames = getattr(img, "n_frames", 1) if getattr(img, "is_animated", False) else 1
     except _OPEN_ERRORS as exc:
         raise ImageLoadError(path, _reason(exc)) from exc
+    if frames > 1:   # an animated WebP or PNG would train as its first frame only
+        raise ImageLoadError(path, f"it is animated ({frames} frames); only still pictures are trained",
+                             "save the frame to train on as a PNG or JPEG, or remove the file from the folder")
     if width < 1 or height < 1:
         raise ImageLoadError(path, f"it has an empty size {width}x{height}")
     # Orientations 5-8 swap width and height.
@@ -97,7 +101,9 @@ def _high_bit_to_8bit(img: Image.Image, sixteen_bit: bool) -> Image.Image:
     return img.convert("L")
 
 
-def _to_rgb(img: Image.Image, sixteen_bit: bool) -> Image.Image:
+def _to_rgb(img: Image.Image, sixteen_bit: bool, path=None) -> Image.Image:
+    """8-bit RGB; transparency on white. With ``path`` (a training image) a fully transparent picture, which
+    would train as a blank white one, raises ``ImageLoadError``."""
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):
         img = _high_bit_to_8bit(img, sixteen_bit)
     if img.mode == "P":
@@ -106,6 +112,9 @@ def _to_rgb(img: Image.Image, sixteen_bit: bool) -> Image.Image:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
+        if path is not None and rgba.getchannel("A").getextrema()[1] == 0:
+            raise ImageLoadError(path, "it is fully transparent: it would train as a blank white picture",
+                                 "save it again with its picture visible (or remove it from the folder)")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     if img.mode != "RGB":
@@ -120,14 +129,15 @@ def _exif_transpose(img: Image.Image) -> Image.Image:
         return img
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """The image at ``path`` as RGB: EXIF rotation applied, transparency on white, 8 bits."""
+def load_image(path: str | os.PathLike, *, training: bool = False) -> Image.Image:
+    """The image at ``path`` as RGB: EXIF rotation applied, transparency on white, 8 bits. ``training``:
+    refuse a picture that would train as nothing (fully transparent) with ``ImageLoadError``."""
     try:
         with Image.open(path) as img:
             img.load()
             # Pillow < 10 opens 16-bit grayscale PNG as "I" (newer: "I;16").
             sixteen_bit = img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG")
-            rgb = _to_rgb(_exif_transpose(img), sixteen_bit)
+            rgb = _to_rgb(_exif_transpose(img), sixteen_bit, path if training else None)
             # Never hand back the opened object itself: leaving ``with`` closes it.
             return rgb.copy() if rgb is img else rgb
     except _OPEN_ERRORS as exc:
