@@ -105,6 +105,7 @@ def test_images_that_cannot_be_trained_are_named_and_not_counted(cache_latents, 
     for image in shapes:
         shutil.copy(image, concept)
         shutil.copy(image.with_suffix(".txt"), concept)
+    (concept / shapes[0].with_suffix(".txt").name).write_text(", ".join(f"tag {i}" for i in range(60)))
     whole = shapes[1].read_bytes()
     (concept / "03 broken.png").write_bytes(whole[: len(whole) // 2])   # its header reads, its pixels do not
     Image.new("RGBA", (64, 64), (255, 0, 0, 0)).save(concept / "04 clear.png")
@@ -117,3 +118,5 @@ def test_images_that_cannot_be_trained_are_named_and_not_counted(cache_latents, 
     assert any(w.startswith("skipped ") and "03 broken.png" in w and "truncated" in w for w in started.warnings)
     assert any(w.startswith("skipped ") and "04 clear.png" in w and "fully transparent" in w
                for w in started.warnings)
+    assert any(w.startswith("1 of 2 captions are longer than the 75 tokens the text encoder reads and are cut there "
+                            f"(in 1_zkz: {shapes[0].name} (") for w in started.warnings), "\n".join(started.warnings)

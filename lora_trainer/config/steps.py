@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..data.buckets import BucketSet
+from ..data.checks import settings_warnings
 from ..data.dataset import build_items, count_steps_per_epoch
 from ..data.folders import scan_dataset
 from ..data.holdout import split_validation
@@ -140,7 +141,13 @@ def scan_and_plan(cfg, num_processes: int = 1) -> tuple:
     buckets = BucketSet.build(size, cfg.min_bucket_reso, cfg.max_bucket_reso, cfg.bucket_reso_steps) \
         if cfg.enable_bucket else None
     items = build_items(scan, buckets, size, cfg.enable_bucket, cfg.bucket_no_upscale, cfg.prior_loss_weight)
+    scan.warnings += settings_warnings(items, cfg.keep_tokens if keeps_tags(cfg) else 0)
     return scan, items, plan_items(cfg, scan, items, num_processes)
+
+
+def keeps_tags(cfg) -> bool:
+    """keep_tokens keeps tags in place only where tags move or drop out."""
+    return bool(cfg.shuffle_caption or cfg.caption_tag_dropout_rate)
 
 
 def plan_items(cfg, scan, items, num_processes: int = 1) -> StepPlan:
@@ -160,4 +167,9 @@ def plan_items(cfg, scan, items, num_processes: int = 1) -> StepPlan:
         plan.notes.append(f"{num_processes} processes share each epoch's batches"
                           + (f"; {dropped} batch(es) per epoch are left out so each gets the same number"
                              if dropped else ""))
+    warmup = cfg.lr_warmup_steps or 0
+    if warmup >= 1 and plan.total_steps and warmup >= plan.total_steps:
+        plan.notes.append(f"lr_warmup_steps ({warmup:g}) is not shorter than the whole run ({plan.total_steps} "
+                          f"steps): the learning rate never reaches its value; use fewer warm-up steps or a "
+                          f"fraction such as 0.05 (5% of the steps)")
     return plan

@@ -19,6 +19,7 @@ from ..data.dataset import TrainItem, unreadable_images, without_images
 from ..data.folders import DatasetScan
 from ..errors import ConfigError, DatasetError
 from ..io.disk import check_writable
+from .conditioning import long_caption_warning
 from .graphs import dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing, torch_older_than
 from .step import StepModels
 
@@ -284,6 +285,7 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
                                        accelerator.num_processes)
         base.vae.to("cpu")  # no longer needed on the training device
         release_cached_memory(device)
+    warnings += long_caption_warning(base.tokenizers[0], items)   # of the images that train
     place_models(cfg, base, device, vae=not cfg.cache_latents)
 
     network, optimizer, scheduler, step_models = attach_training(cfg, base, accelerator, plan.total_steps)
