@@ -171,8 +171,9 @@ def test_every_field_is_documented():
 def test_sizes_seeds_and_lengths_have_an_upper_limit(tmp_path):
     with pytest.raises(ConfigError) as err:
         validate(_valid(tmp_path, resolution="1048576", max_train_epochs=100_001, seed=2**32,
-                        max_bucket_reso=8192, validation_seed=2**63))
+                        max_bucket_reso=8192, validation_seed=2**63, max_train_steps=10_000_001))
     problems = err.value.problems
+    assert "max_train_steps is 10000001, but it cannot be above 10000000" in problems
     assert "resolution 1048576 is too large; use at most 4096 (512 for SD1.5, 768 for SD2, 1024 for SDXL)" in problems
     assert "max_train_epochs is 100001, but it cannot be above 10000" in problems
     assert "seed is 4294967296, but it cannot be above 4294967295" in problems
