@@ -43,6 +43,14 @@ class ModelLoadError(TrainerError):
     """The base model (checkpoint, diffusers folder or tokenizer) cannot be loaded."""
 
 
+class OutputError(TrainerError):
+    """A file or folder of the run cannot be written (permissions, a file in the way, a failed write)."""
+
+
+class DiskFull(OutputError):
+    """The disk filled up: what was being saved, how much is needed, how much to free."""
+
+
 class MissingDependency(TrainerError):
     """An optional package needed by the chosen setting is not installed."""
 

@@ -167,7 +167,7 @@ def test_settings_the_trainer_refuses_answer_400(world):
     answer = client.post(f"{PREFIX}/jobs", json={"config": settings(world, resolution=100, train_data_dir="/nowhere")})
     assert answer.status_code == 400
     assert "resolution 100 is not a multiple of 64" in answer.json()["error"]
-    assert "training images folder not found: /nowhere" in answer.json()["error"]
+    assert "train_data_dir: the training images folder /nowhere was not found" in answer.json()["error"]
     assert answer.json()["advice"]
     bad_previews = client.post(f"{PREFIX}/jobs", json={"config": settings(world), "previews": {"steps": 0}})
     assert bad_previews.status_code == 400 and "previews.steps" in bad_previews.json()["error"]
@@ -191,3 +191,62 @@ def test_status_names_the_host_and_the_loaded_model(world):
     assert status["loaded_checkpoint"]["path"] == world.base and status["loaded_checkpoint"]["family"] == "sd1"
     assert set(status["install"]) == {"ok", "problems", "command"}
     assert status["current_job"] is None and status["queued"] == 0
+
+
+def test_unknown_routes_and_methods_answer_with_error_and_advice(world):
+    from fastapi import FastAPI
+
+    client = world.client()
+    missing = client.get(f"{PREFIX}/jobz")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == f"there is no route GET {PREFIX}/jobz"
+    assert f"POST {PREFIX}/jobs" in missing.json()["advice"] and "detail" not in missing.json()
+    assert client.get(PREFIX).status_code == 404 and "error" in client.get(PREFIX).json()
+    wrong = client.request("DELETE", f"{PREFIX}/jobs")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, POST"
+    assert wrong.json() == {"error": f"{PREFIX}/jobs does not answer DELETE", "advice": f"use GET or POST for {PREFIX}/jobs"}
+    assert client.get(f"{PREFIX}/jobs/x/stop").status_code == 405
+    # a route that other code adds under the prefix afterwards still answers
+    app = FastAPI()
+    register_api(app, world.runner)
+    app.add_api_route(f"{PREFIX}/later", lambda: {"later": True}, methods=["GET"])
+    from fastapi.testclient import TestClient
+    try:
+        later = TestClient(app)
+    except TypeError:
+        later = AsgiClient(app)
+    assert later.get(f"{PREFIX}/later").json() == {"later": True}
+    assert later.post(f"{PREFIX}/later").status_code == 405 and later.get("/elsewhere").json() == {"detail": "Not Found"}
+
+
+def test_sizes_seeds_and_prompt_counts_are_bounded(world):
+    client = world.client()
+    cases = [({"config": settings(world, resolution=1048576)}, "resolution 1048576 is too large; use at most 4096"),
+             ({"config": settings(world, max_train_epochs=100_000)}, "max_train_epochs is 100000, but it cannot be "
+                                                                       "above 10000"),
+             ({"config": settings(world, seed=2**64)}, "seed is 18446744073709551616, but it cannot be above 4294967295"),
+             ({"config": settings(world), "previews": {"width": 100_000}},
+              "previews.width is 100000; use a multiple of 8 from 64 to 2048"),
+             ({"config": settings(world), "previews": {"height": 4096}}, "previews.height is 4096"),
+             ({"config": settings(world), "previews": {"seed": 2**32}},
+              "previews.seed is 4294967296; use 0 to 4294967295"),
+             ({"config": settings(world), "previews": {"seed": 10**400}}, "previews.seed = 1000"),
+             ({"config": settings(world), "previews": {"prompts": ["{trigger}"] * 17}},
+              "previews.prompts holds 17 prompts; use at most 16")]
+    for body, error in cases:
+        answer = client.post(f"{PREFIX}/jobs", json=body)
+        assert answer.status_code == 400 and error in answer.json()["error"], (body, answer.json())
+    assert world.runner.jobs() == []
+
+
+@pytest.mark.parametrize("changes,error", [
+    ({"output_name": "a\u0000b"}, "holds control characters"), ({"output_name": "x" * 300}, "300 bytes long"),
+    ({"output_name": ["a"]}, "output_name = ['a'] is not text"), ({"output_dir": 5}, "output_dir = 5 is not text"),
+    ({"network_dim": {"a": 1}}, "network_dim = {'a': 1} is not a whole number"),
+    ({"max_train_epochs": True}, "max_train_epochs = True is not a whole number"),
+    ({"learning_rate": float("inf")}, "learning_rate = inf is not a finite number")],
+    ids=["nul", "300 letters", "list name", "number folder", "object rank", "true epochs", "infinite rate"])
+def test_names_and_values_no_run_could_use_answer_400(world, changes, error):
+    answer = world.client().post(f"{PREFIX}/jobs", json={"config": settings(world, **changes)})
+    assert answer.status_code == 400 and error in answer.json()["error"], answer.json()
+    assert world.runner.jobs() == []

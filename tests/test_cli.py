@@ -68,7 +68,8 @@ def test_bad_settings_give_a_clear_error(tmp_path):
                "--pretrained_model_name_or_path", str(tmp_path / "model.safetensors"), "--output_dir", str(tmp_path))
     assert done.returncode == 2
     assert "resolution 500 is not a multiple of 64; use 512" in done.stderr
-    assert "training images folder not found" in done.stderr and "base model not found" in done.stderr
+    assert "train_data_dir: the training images folder" in done.stderr
+    assert "pretrained_model_name_or_path: the base model" in done.stderr and "was not found" in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -135,3 +136,32 @@ def test_bench_runs_the_benchmark_beside_the_package_with_its_own_options(monkey
     args = parser.parse_args(options)
     assert (args.model, args.variants, args.memory_breakdown, args.gradient_checkpointing) == \
         ("sdxl", "graphs,graphs+amp", "memory.md", True)
+
+
+def test_settings_the_cli_refuses_exit_2_without_a_traceback(tiny_checkpoints, tmp_path, capsys):
+    from lora_trainer.cli.main import main
+
+    data = tmp_path / "data"
+    shutil.copytree(next(DEMO.iterdir()), data / "1_zkz")
+    a_file = tmp_path / "out.txt"
+    a_file.write_text("x")
+    base = ["--verbose", "train", "--pretrained_model_name_or_path", tiny_checkpoints["sd1"], "--train_data_dir",
+            str(data), "--resolution", "64"]
+    assert main(base + ["--output_dir", str(a_file)]) == 2
+    assert f"error: output_dir {a_file} is a file, not a folder" in capsys.readouterr().err
+    assert main(base + ["--output_dir", str(tmp_path / "o"), "--seed", str(2**63)]) == 2
+    assert "error: seed is 9223372036854775808, but it cannot be above 4294967295" in capsys.readouterr().err
+    assert main(base + ["--output_dir", str(tmp_path / "o"), "--train_data_dir", str(a_file)]) == 2
+    assert f"error: train_data_dir {a_file} is a file, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_inspect_a_folder_says_so_and_names_a_file_in_it(tmp_path, capsys):
+    from lora_trainer.cli.main import main
+
+    (tmp_path / "b.safetensors").write_bytes(b"")
+    (tmp_path / "a.safetensors").write_bytes(b"")
+    assert main(["--verbose", "inspect", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path} is a folder, not a LoRA file" in err
+    assert f"name one of its .safetensors files, e.g. {tmp_path / 'a.safetensors'}" in err

@@ -126,7 +126,7 @@ def test_validation_messages(tmp_path):
 
 
 def test_validation_paths_and_warnings(tmp_path):
-    with pytest.raises(ConfigError, match="training images folder not found"):
+    with pytest.raises(ConfigError, match="train_data_dir: the training images folder .* was not found"):
         validate(_valid(tmp_path, train_data_dir=str(tmp_path / "missing")))
     warnings = validate(_valid(tmp_path, network_dim=8, network_alpha=32, optimizer_type="Prodigy"))
     assert any("network_alpha (32) is larger than network_dim (8)" in w for w in warnings)
@@ -166,3 +166,92 @@ def test_every_field_is_documented():
     for f in TrainConfig.fields():
         assert f.metadata.get("help"), f.name
         assert f.metadata.get("section"), f.name
+
+
+def test_sizes_seeds_and_lengths_have_an_upper_limit(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        validate(_valid(tmp_path, resolution="1048576", max_train_epochs=100_001, seed=2**32,
+                        max_bucket_reso=8192, validation_seed=2**63, max_train_steps=10_000_001))
+    problems = err.value.problems
+    assert "max_train_steps is 10000001, but it cannot be above 10000000" in problems
+    assert "resolution 1048576 is too large; use at most 4096 (512 for SD1.5, 768 for SD2, 1024 for SDXL)" in problems
+    assert "max_train_epochs is 100001, but it cannot be above 10000" in problems
+    assert "seed is 4294967296, but it cannot be above 4294967295" in problems
+    assert "validation_seed is 9223372036854775808, but it cannot be above 4294967295" in problems
+    assert "max_bucket_reso is 8192, but it cannot be above 4096" in problems
+    validate(_valid(tmp_path, resolution="4096,64", seed=2**32 - 1, max_train_epochs=10_000, max_bucket_reso=4096))
+
+
+def test_a_wrong_resolution_is_one_message_that_says_what_is_accepted(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        validate(_valid(tmp_path, resolution="32"))
+    assert err.value.problems == ["resolution 32 is too small; use at least 64 (512 for SD1.5, 768 for SD2, "
+                                  "1024 for SDXL)"]
+    validate(_valid(tmp_path, resolution="64", min_bucket_reso=64))
+    with pytest.raises(ConfigError, match="resolution 'inf' is not a number"):
+        validate(_valid(tmp_path, resolution="inf"))
+
+
+def test_path_problems_name_their_setting_and_tell_a_file_from_a_missing_folder(tmp_path):
+    a_file = tmp_path / "a file.txt"
+    a_file.write_text("x")
+    with pytest.raises(ConfigError) as err:
+        validate(_valid(tmp_path, pretrained_model_name_or_path=str(tmp_path / "gone.safetensors"),
+                        train_data_dir=str(a_file), reg_data_dir=str(tmp_path / "no reg"), output_dir=str(a_file),
+                        logging_dir=str(a_file / "logs")))
+    problems = err.value.problems
+    assert f"pretrained_model_name_or_path: the base model {tmp_path / 'gone.safetensors'} was not found; " \
+           f"check the path" in problems
+    assert any(p.startswith(f"train_data_dir {a_file} is a file, not a folder; choose the training images "
+                            f"folder") for p in problems)
+    assert any(p.startswith(f"reg_data_dir: the regularization folder {tmp_path / 'no reg'} was not found")
+               for p in problems)
+    assert any(p.startswith(f"output_dir {a_file} is a file, not a folder") for p in problems)
+    assert any(p.startswith(f"logging_dir {a_file / 'logs'} cannot be created: {a_file} is a file") for p in problems)
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_the_run(tmp_path, monkeypatch):
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p) == str(locked) else real_access(p, mode))
+    with pytest.raises(ConfigError) as err:
+        validate(_valid(tmp_path, output_dir=str(locked / "new")))
+    assert err.value.problems == [f"output_dir {locked / 'new'} cannot be written (it would be created in {locked}): "
+                                  f"permission denied; choose a folder you may write to, or change the folder's "
+                                  f"permissions"]
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("a\x00b", "holds control characters"), ("x" * 256, "output_name is 256 bytes long"),
+    ("凝" * 61, "output_name is 183 bytes long")], ids=["nul", "256 letters", "61 Chinese characters"])
+def test_output_names_that_no_file_system_can_hold_are_refused(tmp_path, name, expected):
+    with pytest.raises(ConfigError, match=expected):
+        validate(_valid(tmp_path, output_name=name))
+    validate(_valid(tmp_path, output_name="凝" * 60))
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("network_dim", {"a": 1}, "network_dim = {'a': 1} is not a whole number"),
+    ("output_name", ["a"], "output_name = ['a'] is not text"),
+    ("output_dir", 5, "output_dir = 5 is not text"),
+    ("max_train_epochs", True, "max_train_epochs = True is not a whole number"),
+    ("learning_rate", float("inf"), "learning_rate = inf is not a finite number"),
+    ("learning_rate", "nan", "learning_rate = 'nan' is not a finite number"),
+    ("seed", 10**30, "seed is 1000000000000000000000000000000, but it cannot be above 4294967295"),
+    ("network_args", [{"conv_dim": 4}], "network_args = [{'conv_dim': 4}] is not a list"),
+])
+def test_json_values_of_the_wrong_type_are_refused_not_coerced(tmp_path, key, value, expected):
+    with pytest.raises(ConfigError) as err:
+        cfg, _ = config_from_dict({key: value}, base=_valid(tmp_path), source="the request's config")
+        validate(cfg)
+    assert any(p.startswith(expected) for p in err.value.problems), err.value.problems
+
+
+def test_values_set_in_code_are_checked_for_their_type(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        validate(_valid(tmp_path, max_train_epochs=True, learning_rate=float("inf"), output_dir=5))
+    assert set(err.value.problems) == {"max_train_epochs = True is not a whole number",
+                                       "learning_rate is inf; it must be a finite number", "output_dir = 5 is not text"}

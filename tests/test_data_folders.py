@@ -203,3 +203,15 @@ def test_bundled_demo_dataset_is_clean():
     assert all(i.caption.startswith("zkz, ") and not i.caption_from_fallback for i in concept.images)
     assert len({(i.width, i.height) for i in concept.images}) >= 2
     assert sum(p.stat().st_size for p in root.parent.rglob("*") if p.is_file()) < 100_000
+
+
+def test_a_caption_of_only_commas_trains_with_the_concept_name_and_is_reported(tmp_path, make_image):
+    image = make_image(tmp_path / "data" / "5_zkz" / "a.png")
+    _caption(image, " , ,, ")
+    _caption(make_image(tmp_path / "data" / "5_zkz" / "b.png"), "zkz, smile")
+    scan = scan_dataset(tmp_path / "data")
+    assert [(i.path.name, i.caption, i.caption_from_fallback) for i in scan.concepts[0].images] == [
+        ("a.png", "zkz", True), ("b.png", "zkz, smile", False)]
+    assert scan.warnings == [f"1 caption file(s) in {tmp_path / 'data' / '5_zkz'} hold only commas, no tags: a.png. "
+                             f"They are trained with the concept name 'zkz' as caption; write the tags into them, "
+                             f"separated by commas."]

@@ -77,4 +77,4 @@ def test_config_checks_the_validation_settings(tmp_path):
     text = " ".join(err.value.problems)
     assert "validation_split is 0.7, but it cannot be above 0.5" in text
     assert "validate_every_n_epochs is 0" in text
-    assert f"validation images folder not found: {tmp_path / 'nope'}" in text
+    assert f"validation_data_dir: the validation images folder {tmp_path / 'nope'} was not found" in text

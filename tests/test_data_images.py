@@ -136,3 +136,33 @@ def test_truncated_file(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ImageLoadError, match="does not exist"):
         load_image(tmp_path / "nope.png")
+
+
+def _animated(path, fmt):
+    frames = [Image.new("RGB", (16, 16), color) for color in ((255, 0, 0), (0, 0, 255))]
+    try:
+        frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    except (OSError, ValueError, KeyError) as err:   # a Pillow built without animated WebP
+        pytest.skip(f"Pillow cannot write an animated {fmt}: {err}")
+    return path
+
+
+@pytest.mark.parametrize("name,fmt", [("moving.webp", "WEBP"), ("moving.png", "PNG")])
+def test_an_animated_picture_is_reported_not_trained_as_its_first_frame(tmp_path, name, fmt):
+    path = _animated(tmp_path / name, fmt)
+    with pytest.raises(ImageLoadError) as info:
+        image_size(path)
+    assert info.value.reason == "it is animated (2 frames); only still pictures are trained"
+    assert "PNG or JPEG" in info.value.advice
+
+
+def test_a_fully_transparent_picture_is_refused_for_training(tmp_path):
+    clear = tmp_path / "clear.png"
+    Image.new("RGBA", (8, 8), (200, 10, 10, 0)).save(clear)
+    assert load_image(clear).getpixel((0, 0)) == (255, 255, 255)   # shown or compared: white, as before
+    with pytest.raises(ImageLoadError, match="fully transparent: it would train as a blank white picture"):
+        load_image(clear, training=True)
+    partly = Image.new("RGBA", (8, 8), (200, 10, 10, 0))
+    partly.putpixel((3, 3), (200, 10, 10, 255))
+    partly.save(tmp_path / "partly.png")
+    assert load_image(tmp_path / "partly.png", training=True).getpixel((3, 3)) == (200, 10, 10)

@@ -92,7 +92,17 @@ def test_open_read_score_keep(tmp_path):
     assert "kept from dreamgirl-000003 (epoch 3)" in notes and "flattens out" in notes
 
 
-def test_kohya_run_without_a_log_says_where_the_curve_is(tmp_path):
+def test_kohya_run_without_a_log_says_where_the_curve_is(tmp_path, monkeypatch):
+    # TensorBoard events under the working folder (a WebUI's root, a demo's output) are not this run's log
+    from lora_trainer.io.tb_events import EventFileWriter
+
+    here = tmp_path / "working folder" / "some other run"
+    with EventFileWriter(here) as writer:
+        for step in range(1, 21):
+            writer.add_scalar("loss/current", 0.1, step)
+    monkeypatch.chdir(tmp_path / "working folder")
+    tmp_path = tmp_path / "kohya"
+    tmp_path.mkdir()
     for e in (1, 2):
         write_lora(tmp_path / f"k-{e:06d}.safetensors", {**META, "ss_epoch": str(e)})
     report = evaluate_run(tmp_path)

@@ -192,7 +192,7 @@ def test_bad_settings_are_refused_before_anything_is_queued(world, script):
     with pytest.raises(ConfigError) as err:
         world.runner.submit(config(world, resolution="100", train_data_dir=str(world.tmp / "missing")))
     assert any("multiple of 64" in p for p in err.value.problems)
-    assert any("training images folder not found" in p for p in err.value.problems)
+    assert any(p.startswith("train_data_dir: the training images folder") for p in err.value.problems)
     script.pause_at = 0
     world.runner.submit(config(world, "same"))
     with pytest.raises(ConfigError) as err:
@@ -200,6 +200,22 @@ def test_bad_settings_are_refused_before_anything_is_queued(world, script):
     assert "already writes same" in str(err.value) and "another output name" in err.value.advice
     assert len(world.runner.jobs()) == 1
     script.resume.set()
+
+
+def test_previews_the_tab_asks_for_are_bounded_too(world, script):
+    from lora_trainer.ui.actions import preview_size
+
+    big = PreviewSettings(prompts=["{trigger}"] * 17, width=4096, height=1024, seed=2**32, steps=2)
+    with pytest.raises(ConfigError) as err:
+        world.runner.submit(config(world), big)
+    assert err.value.problems == ["previews.width is 4096; use a multiple of 8 from 64 to 2048",
+                                  "previews.seed is 4294967296; use 0 to 4294967295 (the WebUIs' seed range)",
+                                  "previews.prompts holds 17 prompts; use at most 16 (each is rendered for every "
+                                  "saved file)"]
+    assert world.runner.jobs() == []
+    # the tab's previews follow the training size, scaled down to what a preview may be
+    assert preview_size(config(world, resolution="4096,1024")) == (2048, 512)
+    assert preview_size(config(world, resolution="768,512")) == (768, 512)
 
 
 def test_job_records_survive_a_restart(world, script):

@@ -128,6 +128,26 @@ def test_a_dataset_that_cannot_train_fails_with_advice_and_writes_nothing(tiny_s
     assert list(tmp_path.rglob("*.safetensors")) == []
 
 
+def test_a_full_disk_fails_the_job_in_plain_words_and_lists_the_file_it_wrote(tiny_sd1, dataset, tmp_path, runners,
+                                                                             monkeypatch):
+    import errno
+
+    from lora_trainer.train import saving
+
+    def full(*args, **kwargs):   # the epoch's LoRA file fitted, its larger state does not
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(saving, "save_state", full)
+    runner = runners(StandaloneAdapter(lora_dir=str(tmp_path / "out")))
+    job = runner.wait(runner.submit(config(tiny_sd1, dataset, tmp_path / "out", "full", save_state=True),
+                                    PreviewSettings(enabled=False)).id, WAIT)
+    assert job.status == "failed"
+    assert job.error["message"].startswith(f"disk full while saving full-000001-state/ in {tmp_path / 'out'}; ")
+    assert job.error["advice"].startswith("free ") and "not expected" not in job.error["advice"]
+    assert [(f["kind"], f["path"], f["state_dir"]) for f in job.files] == \
+        [("epoch", str(tmp_path / "out" / "full-000001.safetensors"), None)]
+    assert (tmp_path / "out" / "full-000001.safetensors").is_file()
+
+
 def test_standalone_previews_per_epoch(tiny_sd1, dataset, tmp_path, runners):
     from PIL import Image
 

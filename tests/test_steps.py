@@ -60,3 +60,27 @@ def test_scan_and_plan_from_a_config_without_torch(tmp_path, make_image):
     scan, items, plan = scan_and_plan(cfg)
     assert len(items) == 3 and plan.samples_per_epoch == 30 and plan.total_steps == 60
     assert "10_角色 a" in format_plan(plan)
+
+
+def test_what_does_not_fit_the_settings_is_said_before_training(tmp_path, make_image):
+    from lora_trainer.config.schema import TrainConfig
+    from lora_trainer.config.steps import scan_and_plan
+
+    concept = tmp_path / "train" / "1_zkz"
+    for name, size, caption in (("tiny.png", (8, 8), "zkz"), ("big.png", (64, 64), "zkz, red, circle")):
+        make_image(concept / name, size=size)
+        (concept / name).with_suffix(".txt").write_text(caption, encoding="utf-8")
+    cfg = TrainConfig(train_data_dir=str(tmp_path / "train"), resolution="64", min_bucket_reso=64, max_bucket_reso=128,
+                      max_train_epochs=2, shuffle_caption=True, keep_tokens=2, lr_warmup_steps=500)
+    scan, items, plan = scan_and_plan(cfg)
+    assert "1 image(s) are enlarged more than 2× to their training size and train blurred: tiny.png (8×8 → 64×64). " \
+           "Use larger images, or a smaller resolution" in scan.warnings
+    assert "keep_tokens is 2, but 1 caption(s) have fewer tags, so none of their tags is ever shuffled or dropped: " \
+           "tiny.png (1 tag(s)). Lower keep_tokens (the trigger word is usually 1) or add tags to those captions" \
+           in scan.warnings
+    assert plan.total_steps == 4 and "lr_warmup_steps (500) is not shorter than the whole run (4 steps): the " \
+           "learning rate never reaches its value; use fewer warm-up steps or a fraction such as 0.05 (5% of the " \
+           "steps)" in plan.notes
+    # tags that neither move nor drop out: keep_tokens changes nothing, nothing is said
+    assert not any("keep_tokens" in w for w in scan_and_plan(cfg.replace(shuffle_caption=False))[0].warnings)
+    assert not any("lr_warmup_steps" in n for n in scan_and_plan(cfg.replace(lr_warmup_steps=0.5))[2].notes)

@@ -203,22 +203,6 @@ def test_empty_dataset_is_explained(tiny_checkpoints, tmp_path):
     assert "empty" in str(err.value) or "no usable" in str(err.value)
 
 
-def test_a_failed_write_is_explained_and_reported(tiny_checkpoints, small_dataset, tmp_path, monkeypatch):
-    import errno
-
-    import lora_trainer.io.atomic as atomic
-    from lora_trainer.errors import TrainerError
-
-    def disk_full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(atomic, "save_safetensors_atomic", disk_full)
-    seen = []
-    with pytest.raises(TrainerError) as err:
-        run(make_config(tiny_checkpoints["sd1"], small_dataset, tmp_path / "o", max_train_epochs=1), seen.append)
-    assert "No space left on device" in str(err.value) and "free some disk space" in err.value.advice
-    assert isinstance(seen[-1], ev.Failed)
-
-
 def test_bf16_training_on_cpu_saves_fp32_quality_state(tiny_checkpoints, dataset, tmp_path):
     from lora_trainer.train.state import load_state
 

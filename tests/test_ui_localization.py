@@ -88,7 +88,8 @@ def rendered_texts() -> set[str]:
     html = [status.progress_html(None), status.progress_html(job), status.error_html(job), status.files_html(job),
             status.queue_html([]), status.queue_html([job]), loss_chart_svg(job.losses, epochs=job.epoch_losses),
             dataset_summary(TrainConfig())[0], dataset_summary(TrainConfig())[1],
-            dataset_summary(TrainConfig(train_data_dir=str(demo)))[0]]
+            dataset_summary(TrainConfig(train_data_dir=str(demo), resolution="64", min_bucket_reso=64,
+                                        max_bucket_reso=128))[0]]   # the demo's own size: no warning of data
     texts = {t for h in html for t in html_texts(h)}
     texts |= set(status.STATUS_TEXT.values()) | set(status.FILE_KINDS.values()) | set(SECTION_TITLES.values())
     texts |= {EMPTY_HINT, "regularization", "training"}   # the dataset table's kinds of concept folder

@@ -10,8 +10,13 @@ from ..errors import TrainerError
 def read_lora(path: str):
     from safetensors import safe_open
 
+    if os.path.isdir(path):
+        files = sorted(f for f in os.listdir(path) if f.lower().endswith(".safetensors"))
+        raise TrainerError(f"{path} is a folder, not a LoRA file",
+                           f"name one of its .safetensors files, e.g. {os.path.join(path, files[0])}" if files else
+                           "name a .safetensors file; this folder holds none")
     if not os.path.isfile(path):
-        raise TrainerError(f"file not found: {path}")
+        raise TrainerError(f"file not found: {path}", "check the path of the .safetensors file")
     try:
         with safe_open(path, framework="pt") as fh:
             metadata = fh.metadata() or {}

@@ -28,5 +28,10 @@ class ProgressPrinter:
             self.bar.write(f"epoch {event.epoch}: validation loss {event.loss:.4f} ({event.images} {what} images)")
         elif isinstance(event, ev.FileSaved) and self.bar is not None:
             self.bar.write(f"saved {event.path}")
-        elif isinstance(event, (ev.Finished, ev.Failed)) and self.bar is not None:
-            self.bar.close()
+        elif isinstance(event, (ev.Finished, ev.Failed)):
+            if self.bar is not None:
+                self.bar.close()
+            if isinstance(event, ev.Failed) and event.files:   # what is on disk, before the error is printed
+                print("Files saved before it stopped:")
+                for path in event.files:
+                    print(f"  {path}")

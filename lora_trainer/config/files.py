@@ -72,10 +72,12 @@ def read_toml(path: str) -> dict:
 
 
 def flatten_kohya(data: dict) -> dict:
-    """kohya accepts values at top level or inside any [section]; flatten both."""
+    """kohya accepts values at top level or inside any [section]; flatten both. A setting's own name is
+    never a section: its value stays, to be refused when it is not a value."""
     flat: dict[str, Any] = {}
+    names = TrainConfig.field_names()
     for key, value in data.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key not in names:
             flat.update(value)
         else:
             flat[key] = value
@@ -93,6 +95,10 @@ def coerce(name: str, value: Any) -> Any:
         raise ConfigError(f"{name} needs a value")
     if isinstance(value, str) and value.strip() == "" and optional:
         return None
+    kind = {bool: "true or false", int: "a whole number", float: "a number", list: "a list of text values",
+            str: "text (write it in quotes)"}.get(base, base.__name__)
+    if isinstance(value, (dict, set)) or (isinstance(value, bool) and base is not bool):
+        raise ConfigError(f"{name} = {value!r} is not {kind}")
     try:
         if base is bool:
             if isinstance(value, bool):
@@ -104,29 +110,38 @@ def coerce(name: str, value: Any) -> Any:
                 return False
             raise ValueError
         if base is int:
+            if isinstance(value, int):
+                return value
             number = float(value)
             if not number.is_integer():
                 raise ValueError
             return int(number)
         if base is float:
             number = float(value)
-            if math.isnan(number):
-                raise ValueError
+            if not math.isfinite(number):
+                raise ConfigError(f"{name} = {value!r} is not a finite number; write e.g. 1e-4")
             return number
         if base is list:
             if isinstance(value, str):
                 text = value.strip()
                 if text.startswith("["):
-                    return [str(v) for v in json.loads(text)]
-                return [v for v in text.split() if v]
+                    value = json.loads(text)
+                else:
+                    return [v for v in text.split() if v]
+            if not isinstance(value, (list, tuple)) or \
+                    not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+                raise ValueError
             return [str(v) for v in value]
         if base is str:
-            if name == "resolution" and isinstance(value, (list, tuple)):
-                return ",".join(str(v) for v in value)
-            return str(value)
-    except (ValueError, TypeError, json.JSONDecodeError):
-        kind = {bool: "true or false", int: "a whole number", float: "a number",
-                list: "a list"}.get(base, base.__name__)
+            if name == "resolution" and isinstance(value, (list, tuple, int, float)):
+                values = value if isinstance(value, (list, tuple)) else [value]
+                if not all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in values):
+                    raise ValueError
+                return ",".join(str(v) for v in values)
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (ValueError, TypeError, OverflowError, json.JSONDecodeError):
         raise ConfigError(f"{name} = {value!r} is not {kind}") from None
     return value
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import ConfigError
+from .checks import MAX_RESOLUTION, output_name_problems, path_problems, resolution_problems, round_to, type_problem
 
 BASIC = "basic"
 ADVANCED = "advanced"
@@ -27,6 +28,9 @@ LR_SCHEDULERS = (
     "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial", "adafactor",
 )
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
+MAX_SEED = 2**32 - 1          # the WebUIs' seed range
+MAX_EPOCHS = 10_000
+MAX_STEPS = 10_000_000
 SAVE_PRECISIONS = ("fp16", "bf16", "float")
 
 
@@ -74,8 +78,10 @@ class TrainConfig:
                                  ss="ss_resolution", ss_form="resolution")
     enable_bucket: bool = opt(True, "Group images by aspect ratio instead of cropping all to a square.",
                               label="Aspect-ratio buckets", section="data", ss="ss_enable_bucket", ss_form="bool")
-    min_bucket_reso: int = opt(256, "Smallest bucket side in pixels.", minimum=64, section="data")
-    max_bucket_reso: int = opt(1024, "Largest bucket side in pixels.", minimum=64, section="data")
+    min_bucket_reso: int = opt(256, "Smallest bucket side in pixels.", minimum=64, maximum=MAX_RESOLUTION,
+                               section="data")
+    max_bucket_reso: int = opt(1024, "Largest bucket side in pixels.", minimum=64, maximum=MAX_RESOLUTION,
+                               section="data")
     bucket_reso_steps: int = opt(64, "Bucket sides are multiples of this (64 recommended).", minimum=8,
                                  section="data")
     bucket_no_upscale: bool = opt(False, "Never enlarge small images to fill a bucket.", section="data")
@@ -178,10 +184,10 @@ class TrainConfig:
                                 group=BASIC, label="Batch size", minimum=1, maximum=256, section="training",
                                 ss="ss_batch_size_per_device", ss_form="int")
     max_train_epochs: Optional[int] = opt(10, "Number of epochs (passes over images × repeats).", group=BASIC,
-                                          label="Epochs", minimum=1, section="training",
+                                          label="Epochs", minimum=1, maximum=MAX_EPOCHS, section="training",
                                           ss="ss_num_epochs", ss_form="count_or_empty")
     max_train_steps: Optional[int] = opt(None, "Stop after this many steps (used when epochs is empty).",
-                                         minimum=1, section="training")
+                                         minimum=1, maximum=MAX_STEPS, section="training")
     gradient_accumulation_steps: int = opt(1, "Add up gradients of N batches before each update.", minimum=1,
                                            section="training", ss="ss_gradient_accumulation_steps", ss_form="int")
     gradient_checkpointing: bool = opt(False, "Recompute activations to save memory (slower).",
@@ -203,7 +209,7 @@ class TrainConfig:
                                         minimum=0.0, maximum=1.0, section="training",
                                         ss="ss_noise_offset", ss_form="optional_number")
     seed: int = opt(42, "Random seed: the same seed and settings give the same LoRA.", minimum=0,
-                    section="training", ss="ss_seed", ss_form="int")
+                    maximum=MAX_SEED, section="training", ss="ss_seed", ss_form="int")
 
     # --- validation ----------------------------------------------------------------------
     validation_split: float = opt(
@@ -222,7 +228,7 @@ class TrainConfig:
         minimum=1, section="validation")
     validation_seed: Optional[int] = opt(
         None, "Seed that picks the held-out images and the validation noise (empty: the training seed).",
-        minimum=0, section="validation")
+        minimum=0, maximum=MAX_SEED, section="validation")
 
     # ------------------------------------------------------------------------------------
     @classmethod
@@ -299,7 +305,7 @@ def parse_resolution(value: Any) -> tuple[int, int]:
         parts = [p for p in str(value).replace("x", ",").split(",") if p.strip()]
     try:
         nums = [int(float(p)) for p in parts]
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ConfigError(f"resolution '{value}' is not a number; write 512 or 768,512") from None
     if len(nums) == 1:
         return nums[0], nums[0]
@@ -321,14 +327,14 @@ def field_type(f: dataclasses.Field) -> tuple[type, bool]:
     return hint, optional
 
 
-def _round_to(value: int, step: int) -> int:
-    return max(step, int(round(value / step)) * step)
-
-
 def validate(cfg: TrainConfig, *, need_paths: bool = True) -> list[str]:
     """Return warnings; raise ConfigError listing every bad value in plain words."""
     problems: list[str] = []
     warnings: list[str] = []
+    wrong_types = [problem for f in dataclasses.fields(cfg)
+                   if (problem := type_problem(f.name, *field_type(f), getattr(cfg, f.name)))]
+    if wrong_types:   # the checks below compare values, which needs their types
+        raise ConfigError(wrong_types)
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if value is None or isinstance(value, (bool, str, list)):
@@ -341,7 +347,7 @@ def validate(cfg: TrainConfig, *, need_paths: bool = True) -> list[str]:
     for name in ("optimizer_type", "lr_scheduler", "mixed_precision", "save_precision"):
         choices = next(f for f in dataclasses.fields(cfg) if f.name == name).metadata["choices"]
         value = getattr(cfg, name)
-        if value.lower() not in [c.lower() for c in choices]:
+        if isinstance(value, str) and value.lower() not in [c.lower() for c in choices]:
             problems.append(f"{name} '{value}' is not known; choose one of: {', '.join(choices)}")
 
     try:
@@ -349,12 +355,7 @@ def validate(cfg: TrainConfig, *, need_paths: bool = True) -> list[str]:
     except ConfigError as err:
         problems.extend(err.problems)
     else:
-        for side in (width, height):
-            if side % 64:
-                problems.append(f"resolution {side} is not a multiple of 64; use {_round_to(side, 64)}")
-            if side < 64:
-                problems.append(f"resolution {side} is too small; use at least 256 (512 for SD1.5, "
-                                f"1024 for SDXL)")
+        problems += resolution_problems((width, height))
     if cfg.enable_bucket:
         if cfg.min_bucket_reso > cfg.max_bucket_reso:
             problems.append(f"min_bucket_reso ({cfg.min_bucket_reso}) is larger than max_bucket_reso "
@@ -363,7 +364,7 @@ def validate(cfg: TrainConfig, *, need_paths: bool = True) -> list[str]:
             value = getattr(cfg, name)
             if value % cfg.bucket_reso_steps:
                 problems.append(f"{name} {value} is not a multiple of bucket_reso_steps "
-                                f"({cfg.bucket_reso_steps}); use {_round_to(value, cfg.bucket_reso_steps)}")
+                                f"({cfg.bucket_reso_steps}); use {round_to(value, cfg.bucket_reso_steps)}")
         if cfg.bucket_reso_steps % 8:
             problems.append(f"bucket_reso_steps {cfg.bucket_reso_steps} must be a multiple of 8; use 64")
 
@@ -396,29 +397,10 @@ def validate(cfg: TrainConfig, *, need_paths: bool = True) -> list[str]:
             and cfg.effective_unet_lr < 0.1:
         warnings.append(f"{cfg.optimizer_type} finds its own step size: learning rates are multipliers and "
                         f"should be about 1.0 (now {cfg.effective_unet_lr:g})")
-    if cfg.save_precision == "fp16" and cfg.mixed_precision == "bf16":
-        pass  # fp16 files are what the hosts expect; LoRA weights fit fp16 comfortably
-    if "/" in cfg.output_name or "\\" in cfg.output_name or cfg.output_name in ("", ".", ".."):
-        problems.append(f"output_name '{cfg.output_name}' must be a plain file name without folders")
+    problems += output_name_problems(cfg.output_name)
 
     if need_paths:
-        if not cfg.pretrained_model_name_or_path:
-            problems.append("pretrained_model_name_or_path is empty: choose the base model checkpoint")
-        elif not os.path.exists(cfg.pretrained_model_name_or_path):
-            problems.append(f"base model not found: {cfg.pretrained_model_name_or_path}")
-        if not cfg.train_data_dir:
-            problems.append("train_data_dir is empty: choose the folder with your training images")
-        elif not os.path.isdir(cfg.train_data_dir):
-            problems.append(f"training images folder not found: {cfg.train_data_dir}")
-        if cfg.reg_data_dir and not os.path.isdir(cfg.reg_data_dir):
-            problems.append(f"regularization folder not found: {cfg.reg_data_dir} (leave it empty for none)")
-        if not cfg.output_dir:
-            problems.append("output_dir is empty: choose where the LoRA files go")
-        if cfg.validation_data_dir and not os.path.isdir(cfg.validation_data_dir):
-            problems.append(f"validation images folder not found: {cfg.validation_data_dir} (leave it empty "
-                            f"for none)")
-        if cfg.resume and not os.path.isdir(cfg.resume):
-            problems.append(f"resume folder not found: {cfg.resume} (pick a '-state' folder from a run)")
+        problems += path_problems(cfg)
     if problems:
         raise ConfigError(problems)
     return warnings

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..data.buckets import BucketSet
+from ..data.checks import settings_warnings
 from ..data.dataset import build_items, count_steps_per_epoch
 from ..data.folders import scan_dataset
 from ..data.holdout import split_validation
@@ -140,6 +141,17 @@ def scan_and_plan(cfg, num_processes: int = 1) -> tuple:
     buckets = BucketSet.build(size, cfg.min_bucket_reso, cfg.max_bucket_reso, cfg.bucket_reso_steps) \
         if cfg.enable_bucket else None
     items = build_items(scan, buckets, size, cfg.enable_bucket, cfg.bucket_no_upscale, cfg.prior_loss_weight)
+    scan.warnings += settings_warnings(items, cfg.keep_tokens if keeps_tags(cfg) else 0)
+    return scan, items, plan_items(cfg, scan, items, num_processes)
+
+
+def keeps_tags(cfg) -> bool:
+    """keep_tokens keeps tags in place only where tags move or drop out."""
+    return bool(cfg.shuffle_caption or cfg.caption_tag_dropout_rate)
+
+
+def plan_items(cfg, scan, items, num_processes: int = 1) -> StepPlan:
+    """The step plan of ``items`` (again after images that could not be read were taken out)."""
     rows = [ConceptRow(os.path.basename(str(c.path)), len(c.images), c.repeats, c.is_reg) for c in scan.concepts]
     batches = count_steps_per_epoch(items, cfg.train_batch_size)
     plan = plan_steps(rows, batch_size=cfg.train_batch_size,
@@ -149,10 +161,15 @@ def scan_and_plan(cfg, num_processes: int = 1) -> tuple:
                       num_processes=num_processes)
     if scan.held_out:
         plan.notes.append(f"{len(scan.held_out)} training image(s) are held out for the validation loss "
-                          f"(validation_split {fraction:g}) and not trained on")
+                          f"(validation_split {cfg.validation_split:g}) and not trained on")
     if num_processes > 1:
         dropped = batches % num_processes
         plan.notes.append(f"{num_processes} processes share each epoch's batches"
                           + (f"; {dropped} batch(es) per epoch are left out so each gets the same number"
                              if dropped else ""))
-    return scan, items, plan
+    warmup = cfg.lr_warmup_steps or 0
+    if warmup >= 1 and plan.total_steps and warmup >= plan.total_steps:
+        plan.notes.append(f"lr_warmup_steps ({warmup:g}) is not shorter than the whole run ({plan.total_steps} "
+                          f"steps): the learning rate never reaches its value; use fewer warm-up steps or a "
+                          f"fraction such as 0.05 (5% of the steps)")
+    return plan

@@ -114,3 +114,25 @@ def count_steps_per_epoch(items: list[TrainItem], batch_size: int) -> int:
     for item, count in epoch_sample_counts(items):
         per_bucket[item.bucket] += count
     return sum(math.ceil(n / batch_size) for n in per_bucket.values())
+
+
+def unreadable_images(items: list[TrainItem]) -> dict:
+    """Each image decoded once, as caching latents does: path → why it cannot be trained."""
+    from .images import ImageLoadError, load_image
+
+    failed = {}
+    for item in items:
+        try:
+            load_image(item.image.path, training=True)
+        except ImageLoadError as err:
+            failed[item.image.path] = err.reason
+    return failed
+
+
+def without_images(scan: DatasetScan, items: list[TrainItem], paths) -> list[TrainItem]:
+    """The items without the images at ``paths`` (they could not be read); the scan's concept folders lose
+    them too, so that the step maths count what is trained."""
+    drop = set(paths)
+    for concept in scan.concepts:
+        concept.images = [image for image in concept.images if image.path not in drop]
+    return [item for item in items if item.image.path not in drop]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DatasetError
-from .captions import normalize_extension, read_caption, tag_frequency
+from .captions import normalize_extension, read_caption, split_tags, tag_frequency
 from .images import IMAGE_EXTENSIONS, UNSUPPORTED_IMAGE_EXTENSIONS, ImageLoadError, image_size, is_image_file
 
 CACHE_DIR_NAME = ".lora_trainer_cache"  # latent cache folder; ignored by the scan like any hidden entry
@@ -137,6 +137,7 @@ def _scan_concept(
 
     concept = ConceptFolder(path=folder, name=name, repeats=repeats, is_reg=is_reg)
     missing: list[Path] = []
+    no_tags: list[Path] = []
     for path in image_paths:
         try:
             width, height = image_size(path)
@@ -148,13 +149,20 @@ def _scan_concept(
         except DatasetError as exc:
             skipped.append((path, f"{exc.message} Fix: {exc.advice}"))
             continue
+        if caption and not split_tags(caption):   # only commas and spaces: no tag to train on
+            no_tags.append(path)
+            caption = ""
         fallback = not caption
-        if fallback:
+        if fallback and path not in no_tags:
             missing.append(path)
         concept.images.append(ImageEntry(path, name if fallback else caption, fallback, width, height))
 
     if missing and not is_reg:  # class images without captions are the normal case for reg folders
         warnings.append(_missing_caption_warning(folder, name, missing, len(image_paths), caption_extension))
+    if no_tags:
+        warnings.append(f"{len(no_tags)} caption file(s) in {folder} hold only commas, no tags: {_names(no_tags)}. "
+                        f"They are trained with the concept name '{name}' as caption; write the tags into them, "
+                        f"separated by commas.")
     return concept
 
 

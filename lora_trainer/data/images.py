@@ -85,8 +85,12 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         with Image.open(path) as img:
             width, height = img.size
             orientation = _orientation(img)
+            frames = getattr(img, "n_frames", 1) if getattr(img, "is_animated", False) else 1
     except _OPEN_ERRORS as exc:
         raise ImageLoadError(path, _reason(exc)) from exc
+    if frames > 1:   # an animated WebP or PNG would train as its first frame only
+        raise ImageLoadError(path, f"it is animated ({frames} frames); only still pictures are trained",
+                             "save the frame to train on as a PNG or JPEG, or remove the file from the folder")
     if width < 1 or height < 1:
         raise ImageLoadError(path, f"it has an empty size {width}x{height}")
     # Orientations 5-8 swap width and height.
@@ -149,9 +153,10 @@ def _high_bit_to_8bit(img: Image.Image, sixteen_bit: bool) -> Image.Image:
     return img.convert("L")
 
 
-def _to_rgb(img: Image.Image, sixteen_bit: bool, background: tuple = WHITE,
-            keep_alpha: bool = False) -> tuple[Image.Image, Image.Image | None]:
-    """(RGB picture, its alpha channel "L" when ``keep_alpha`` and it had one)."""
+def _to_rgb(img: Image.Image, sixteen_bit: bool, background: tuple = WHITE, keep_alpha: bool = False,
+            path=None) -> tuple[Image.Image, Image.Image | None]:
+    """(RGB picture, its alpha channel "L" when ``keep_alpha`` and it had one). With ``path`` (a training
+    image) a fully transparent picture, which would train as a blank one, raises ``ImageLoadError``."""
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):
         img = _high_bit_to_8bit(img, sixteen_bit)
     if img.mode == "P":
@@ -160,6 +165,10 @@ def _to_rgb(img: Image.Image, sixteen_bit: bool, background: tuple = WHITE,
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
+        rgba = img.convert("RGBA")
+        if path is not None and rgba.getchannel("A").getextrema()[1] == 0:
+            raise ImageLoadError(path, "it is fully transparent: it would train as a blank white picture",
+                                 "save it again with its picture visible (or remove it from the folder)")
         base = Image.new("RGBA", rgba.size, tuple(background)[:3] + (255,))
         return Image.alpha_composite(base, rgba).convert("RGB"), rgba.getchannel("A") if keep_alpha else None
     if img.mode != "RGB":
@@ -174,24 +183,26 @@ def _exif_transpose(img: Image.Image) -> Image.Image:
         return img
 
 
-def image_to_rgb(img: Image.Image, background: tuple = WHITE,
-                 keep_alpha: bool = False) -> tuple[Image.Image, Image.Image | None]:
+def image_to_rgb(img: Image.Image, background: tuple = WHITE, keep_alpha: bool = False,
+                 path=None) -> tuple[Image.Image, Image.Image | None]:
     """An opened picture (its current frame) as 8-bit RGB, EXIF rotation applied, transparency composited on
-    ``background``; with ``keep_alpha`` also its alpha channel ("L", rotated alike) when it has one.
+    ``background``; with ``keep_alpha`` also its alpha channel ("L", rotated alike) when it has one. With
+    ``path`` a fully transparent picture raises ``ImageLoadError``.
 
     The result is never ``img`` itself, so it outlives the opened file.
     """
     img.load()
     # Pillow < 10 opens 16-bit grayscale PNG as "I" (newer: "I;16").
     sixteen_bit = img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG")
-    rgb, alpha = _to_rgb(_exif_transpose(img), sixteen_bit, background, keep_alpha)
+    rgb, alpha = _to_rgb(_exif_transpose(img), sixteen_bit, background, keep_alpha, path)
     return (rgb.copy() if rgb is img else rgb), alpha
 
 
-def load_image(path: str | os.PathLike, background: tuple = WHITE) -> Image.Image:
-    """The image at ``path`` as RGB: EXIF rotation applied, transparency on ``background`` (white), 8 bits."""
+def load_image(path: str | os.PathLike, background: tuple = WHITE, *, training: bool = False) -> Image.Image:
+    """The image at ``path`` as RGB: EXIF rotation applied, transparency on ``background`` (white), 8 bits.
+    ``training``: refuse a picture that would train as nothing (fully transparent) with ``ImageLoadError``."""
     try:
         with Image.open(path) as img:
-            return image_to_rgb(img, background)[0]
+            return image_to_rgb(img, background, path=path if training else None)[0]
     except _OPEN_ERRORS as exc:
         raise ImageLoadError(path, _reason(exc)) from exc

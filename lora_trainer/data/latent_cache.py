@@ -28,7 +28,7 @@ Progress = Callable[[int, int], None]  # (done, total)
 
 def pixels_for(item: TrainItem) -> torch.Tensor:
     """The item's image resized and cropped to its bucket: float32 [3, H, W] in [-1, 1]."""
-    img, _, _ = resize_to_bucket(load_image(item.image.path), item.bucket)
+    img, _, _ = resize_to_bucket(load_image(item.image.path, training=True), item.bucket)
     width, height = img.size
     data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
     return data.view(height, width, 3).permute(2, 0, 1).float().div(127.5).sub(1.0)

@@ -109,8 +109,11 @@ def read_loss_log(run: RunInfo, log_dir: str | os.PathLike | None = None) -> Los
     """The loss history of ``run`` from ``log_dir`` (default: the run's own log), or an empty log.
 
     ``log_dir`` may be our run log folder or a kohya logging folder with TensorBoard events."""
-    folder = Path(log_dir or run.log_dir or "")
-    if not str(folder) or not folder.is_dir():
+    chosen = log_dir or run.log_dir
+    if not chosen:   # no log: never Path(""), which is the working folder (a WebUI's root, searched recursively)
+        return LossLog()
+    folder = Path(chosen)
+    if not folder.is_dir():
         return LossLog()
     if (folder / METRICS_FILE).is_file():
         log = read_metrics_log(folder)

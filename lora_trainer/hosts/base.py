@@ -28,6 +28,11 @@ class Checkpoint:
         return {"title": self.title, "path": self.path, "family": self.family}
 
 
+MIN_RENDER_SIDE, MAX_RENDER_SIDE = 64, 2048   # pixels per side of a preview or grid image
+MAX_RENDER_SEED = 2**32 - 1                    # the WebUIs' seed range
+MAX_RENDER_PROMPTS = 16
+
+
 @dataclass
 class RenderSettings:
     """How images of a LoRA are rendered: the one set of render fields and limits, extended by the runner's
@@ -46,15 +51,22 @@ class RenderSettings:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(RenderSettings)}
 
     def render_problems(self, prefix: str = "") -> list[str]:
-        """Sizes, steps and prompts a host cannot render, each named with ``prefix`` (e.g. "previews.")."""
+        """Sizes, steps, seed and prompts a host cannot render, each named with ``prefix`` (e.g. "previews.")."""
         problems = []
         for side in ("width", "height"):
-            if getattr(self, side) < 64 or getattr(self, side) % 8:
-                problems.append(f"{prefix}{side} is {getattr(self, side)}; use a multiple of 8, at least 64")
+            value = getattr(self, side)
+            if not MIN_RENDER_SIDE <= value <= MAX_RENDER_SIDE or value % 8:
+                problems.append(f"{prefix}{side} is {value}; use a multiple of 8 from {MIN_RENDER_SIDE} to "
+                                f"{MAX_RENDER_SIDE}")
         if not 1 <= self.steps <= 150:
             problems.append(f"{prefix}steps is {self.steps}; use 1 to 150")
+        if not 0 <= self.seed <= MAX_RENDER_SEED:
+            problems.append(f"{prefix}seed is {self.seed}; use 0 to {MAX_RENDER_SEED} (the WebUIs' seed range)")
         if not self.prompts:
             problems.append(f"{prefix}prompts is empty; give at least one prompt, e.g. \"{{trigger}}\"")
+        elif len(self.prompts) > MAX_RENDER_PROMPTS:
+            problems.append(f"{prefix}prompts holds {len(self.prompts)} prompts; use at most {MAX_RENDER_PROMPTS} "
+                            f"(each is rendered for every saved file)")
         return problems
 
 

@@ -114,6 +114,48 @@ def register_api(app, runner: Runner, dependencies: Optional[list] = None) -> No
               ("GET", "/status", status)]
     for method, path, endpoint in routes:
         app.add_api_route(PREFIX + path, endpoint, methods=[method], dependencies=deps)
-    from .dataset_api import register_dataset_api
+    from .dataset_api import ROUTES as DATASET_ROUTES, PREFIX as DATASET_PREFIX, register_dataset_api
 
     register_dataset_api(app, runner.host, deps)
+    listed = [f"{method} {PREFIX}{path}" for method, path, _ in routes]
+    listed += [f"POST {DATASET_PREFIX}{path}" for path in DATASET_ROUTES]
+    add_fallback_route(app, listed, deps)
+
+
+def add_fallback_route(app, listed: list, deps: list) -> None:
+    """Any other path or method under the prefix answers 404 / 405 as ``{"error", "advice"}`` (the framework's
+    own answer is ``{"detail"}``). A route added under the prefix later still gets its requests."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from fastapi.routing import APIRoute
+    from starlette.routing import Match
+
+    def ours(scope) -> list:
+        """The prefix's other routes and how each matches the request (FULL, or PARTIAL: another method)."""
+        found = []
+        for route in app.router.routes:
+            if not isinstance(route, Fallback) and str(getattr(route, "path", "")).startswith(PREFIX):
+                match = route.matches(scope)[0]
+                if match is not Match.NONE:
+                    found.append((route, match))
+        return found
+
+    class Fallback(APIRoute):
+        def matches(self, scope):
+            match, child = super().matches(scope)
+            if match is Match.FULL and any(m is Match.FULL for _, m in ours(scope)):
+                return Match.NONE, {}
+            return match, child
+
+    async def fallback(request: Request, rest: str = ""):
+        allowed = sorted({m for route, _ in ours(request.scope) for m in getattr(route, "methods", ()) or ()})
+        if allowed:
+            return JSONResponse(status_code=405, headers={"Allow": ", ".join(allowed)}, content={
+                "error": f"{request.url.path} does not answer {request.method}",
+                "advice": f"use {' or '.join(allowed)} for {request.url.path}"})
+        return JSONResponse(status_code=404, content={
+            "error": f"there is no route {request.method} {request.url.path}",
+            "advice": "the routes are: " + ", ".join(listed)})
+
+    app.router.add_api_route(PREFIX + "{rest:path}", fallback, dependencies=deps, route_class_override=Fallback,
+                             methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False)

@@ -43,7 +43,7 @@ class PreviewSettings(RenderSettings):
                 continue
             try:
                 values[key] = _coerce(key, value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 problems.append(f"previews.{key} = {value!r} is not a valid {_KINDS[key]}")
         if problems:
             raise ConfigError(problems)

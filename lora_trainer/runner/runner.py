@@ -65,6 +65,8 @@ class Runner:
         cfg = self.host.allowed_folders().check_config(cfg)   # a shared WebUI: only its allowed folders
         validate(cfg)
         previews = previews or PreviewSettings()
+        if previews.enabled and previews.render_problems("previews."):
+            raise ConfigError(previews.render_problems("previews."))
         final = os.path.join(cfg.output_dir, f"{cfg.output_name}.safetensors")
         job = Job(id=new_job_id(), output_name=cfg.output_name, created_at=time.time(), config=cfg.to_dict(),
                   preview_settings=previews.to_dict(), output_dir=cfg.output_dir,

@@ -22,6 +22,26 @@ def tokenize(tokenizer, captions: Sequence[str], device) -> torch.Tensor:
     return to_device(ids, device)
 
 
+def long_caption_warning(tokenizer, items: Sequence) -> list[str]:
+    """Captions longer than the text encoder reads are cut at ``MAX_TOKENS``; say how many and where, before
+    training (with shuffled tags a different part is cut each step)."""
+    captions = list(dict.fromkeys(item.image.caption for item in items))
+    if not captions:
+        return []
+    # a limit far above the captions' length: no truncation, and no warning of the tokenizer's own
+    counts = dict(zip(captions, (len(ids) for ids in tokenizer(captions, truncation=True, max_length=100_000)
+                                 ["input_ids"])))
+    long = [(item, counts[item.image.caption] - 2) for item in items if counts[item.image.caption] > MAX_TOKENS]
+    if not long:
+        return []
+    long.sort(key=lambda entry: -entry[1])
+    folders = sorted({item.concept.path.name for item, _ in long})
+    shown = ", ".join(f"{item.image.path.name} ({tokens} tokens)" for item, tokens in long[:3])
+    return [f"{len(long)} of {len(items)} captions are longer than the {MAX_TOKENS - 2} tokens the text encoder "
+            f"reads and are cut there (in {', '.join(folders)}: {shown}{' …' if len(long) > 3 else ''}); the "
+            f"words after the cut are not learned. Shorten them, or put the important tags first"]
+
+
 def tokenize_captions(family: str, tokenizers: list, captions: Sequence[str], device) -> list[torch.Tensor]:
     """Token ids for each text encoder the family uses, on ``device`` (host work: the tokenizers)."""
     used = tokenizers if family == "sdxl" else tokenizers[:1]

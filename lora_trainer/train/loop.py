@@ -20,7 +20,7 @@ from ..config.steps import format_plan
 from ..data.captions import process_caption
 from ..data.dataset import epoch_batches
 from ..data.images import ImageLoadError
-from ..errors import TrainerError, TrainingDiverged
+from ..errors import OutputError, TrainerError, TrainingDiverged
 from . import events as ev
 from .graphs import GraphedStep, gradient_checkpointing_without_rng, graph_blockers, host_learning_rates
 from .saving import save_checkpoint
@@ -103,9 +103,16 @@ class _Trainer:
         if self.main and self.listener is not None:
             self.listener(event)
 
-    def fail(self, err: BaseException) -> None:
+    def log_event(self, kind: str, **values) -> None:
+        """A line in the run's log; a log that cannot be written (a full disk) never hides what happened."""
         if self.metrics:
-            self.metrics.log_event("failed", error=str(err))
+            try:
+                self.metrics.log_event(kind, **values)
+            except OSError:
+                pass
+
+    def fail(self, err: BaseException) -> None:
+        self.log_event("failed", error=str(err))
         self.emit(ev.Failed(err, list(self.files)))
 
     # --- resume ------------------------------------------------------------------------------
@@ -152,8 +159,9 @@ class _Trainer:
                     from ..data.latent_cache import pixels_for
                     latents.append(pixels_for(item))
                 kept.append(item)
-            except ImageLoadError as err:
+            except ImageLoadError as err:   # changed since it was checked before training
                 run.warnings.append(f"skipped {err}")
+                self.log_event("image_skipped", path=str(err.path), reason=err.reason)
         if not kept:
             return None
         if run.latent_cache is None:
@@ -209,13 +217,21 @@ class _Trainer:
         self.run.accelerator.wait_for_everyone()
         if not self.main:
             return
-        path, state_dir = save_checkpoint(self.run, kind=kind, epoch=epoch, step=self.global_step,
-                                          batch_in_epoch=batch_in_epoch)
-        self.files.append(path)
-        if self.metrics:
-            self.metrics.log_event("file_saved", path=path, epoch=epoch, step=self.global_step, file_kind=kind)
-        self.emit(ev.FileSaved(path, epoch, self.global_step, state_dir, kind))
+        written: list[str] = []
+        try:
+            path, state_dir = save_checkpoint(self.run, kind=kind, epoch=epoch, step=self.global_step,
+                                              batch_in_epoch=batch_in_epoch, on_lora_saved=written.append)
+        except OutputError:
+            if written:   # the LoRA file is on disk, its state is not: the file is reported all the same
+                self.record_file(written[0], epoch, kind, None)
+            raise
+        self.record_file(path, epoch, kind, state_dir)
         self.emit(ev.SampleWanted(path, epoch, self.global_step))
+
+    def record_file(self, path: str, epoch: int, kind: str, state_dir: Optional[str]) -> None:
+        self.files.append(path)
+        self.log_event("file_saved", path=path, epoch=epoch, step=self.global_step, file_kind=kind)
+        self.emit(ev.FileSaved(path, epoch, self.global_step, state_dir, kind))
 
     # --- the loop ------------------------------------------------------------------------------
     def train(self) -> TrainResult:
@@ -352,7 +368,12 @@ def train(cfg: TrainConfig, *, listener: ev.Listener | None = None, stop: ev.Sto
     except Exception as err:
         _notify(listener, ev.Failed(err, []))
         raise
-    trainer = _Trainer(run, listener, stop or ev.StopRequest())
+    try:
+        trainer = _Trainer(run, listener, stop or ev.StopRequest())
+    except OSError as os_err:   # the log folder
+        err = _write_failure(os_err, cfg)
+        _notify(listener, ev.Failed(err, []))
+        raise err from None
     try:
         if cfg.resume:
             trainer.resume(cfg.resume)
@@ -361,10 +382,8 @@ def train(cfg: TrainConfig, *, listener: ev.Listener | None = None, stop: ev.Sto
         err = TrainerError("the GPU ran out of memory during training", _oom_advice(cfg))
         trainer.fail(err)
         raise err from None
-    except OSError as os_err:
-        err = TrainerError(f"could not write to {cfg.output_dir}: {os_err.strerror or os_err}",
-                           "free some disk space or choose another output folder; the files saved "
-                           "before are kept, and --resume continues from the last -state folder")
+    except OSError as os_err:   # the logs (the LoRA files and states fail as OutputError)
+        err = _write_failure(os_err, cfg)
         trainer.fail(err)
         raise err from None
     except Exception as err:
@@ -372,4 +391,14 @@ def train(cfg: TrainConfig, *, listener: ev.Listener | None = None, stop: ev.Sto
         raise
     finally:
         if trainer.metrics:
-            trainer.metrics.close()
+            try:
+                trainer.metrics.close()
+            except OSError:
+                pass
+
+
+def _write_failure(err: OSError, cfg: TrainConfig) -> TrainerError:
+    from ..io.disk import write_error
+
+    path = err.filename if isinstance(err.filename, str) else cfg.effective_logging_dir
+    return write_error(err, path, 0) or TrainerError(f"could not write to {cfg.output_dir}: {err}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from ..config.metadata import RunFacts, training_metadata
 from ..lora.kohya_format import kohya_state_dict
@@ -15,11 +16,40 @@ def checkpoint_names(output_name: str, kind: str, epoch: int) -> tuple[str, str]
     return f"{stem}.safetensors", f"{stem}-state"
 
 
-def save_checkpoint(run, *, kind: str, epoch: int, step: int, batch_in_epoch: int = 0) -> tuple[str, str | None]:
+def _size(value) -> int:
+    """Bytes of the tensors in ``value`` (nested dicts and lists): what writing it needs on disk."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_size(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_size(v) for v in value)
+    return 0
+
+
+def _write(write, path: str, needed: int, what: str):
+    """``write()``; a failed write (a full disk above all) becomes the user's ``OutputError``."""
+    from ..io.disk import write_error
+
+    try:
+        return write()
+    except Exception as err:
+        user_error = write_error(err, path, needed, what)
+        if user_error is None:
+            raise
+        raise user_error from None
+
+
+def save_checkpoint(run, *, kind: str, epoch: int, step: int, batch_in_epoch: int = 0,
+                    on_lora_saved: Callable[[str], None] | None = None) -> tuple[str, str | None]:
+    """The LoRA file, then its state folder; ``on_lora_saved(path)`` is told of the file as soon as it is on
+    disk, so that a state that cannot be written does not hide it. A failed write raises ``OutputError``."""
     from ..io.atomic import save_safetensors_atomic
 
     cfg = run.cfg
-    os.makedirs(cfg.output_dir, exist_ok=True)
+    _write(lambda: os.makedirs(cfg.output_dir, exist_ok=True), cfg.output_dir, 0, cfg.output_dir)
     file_name, state_name = checkpoint_names(cfg.output_name, kind, epoch)
     path = os.path.join(cfg.output_dir, file_name)
     tensors = kohya_state_dict(run.network, run.base.family, cfg.save_precision, run.base.unet.config)
@@ -29,12 +59,16 @@ def save_checkpoint(run, *, kind: str, epoch: int, step: int, batch_in_epoch: in
         num_reg_images=sum(1 for it in run.items if it.is_reg), epoch=epoch, steps=step,
         training_started_at=run.started_at, tag_frequency=run.scan.tag_frequency(),
         v_prediction=bool(run.base.v_prediction)))
-    save_safetensors_atomic(tensors, path, metadata)
+    _write(lambda: save_safetensors_atomic(tensors, path, metadata), path,
+           _size(tensors) + sum(len(k) + len(v) for k, v in metadata.items()), file_name)
+    if on_lora_saved is not None:
+        on_lora_saved(path)
     state_dir = None
     if cfg.save_state or kind == "interrupted":
-        state_dir = save_state(
-            os.path.join(cfg.output_dir, state_name), step=step, epoch=epoch, batch_in_epoch=batch_in_epoch,
-            lora=run.network.trainable_state(), optimizer=run.optimizer.state_dict(),
+        lora, optimizer = run.network.trainable_state(), run.optimizer.state_dict()
+        state_path = os.path.join(cfg.output_dir, state_name)
+        state_dir = _write(lambda: save_state(
+            state_path, step=step, epoch=epoch, batch_in_epoch=batch_in_epoch, lora=lora, optimizer=optimizer,
             scheduler=run.scheduler.state_dict(), rng=RngStates.capture(run.caption_rng, run.noise_generator),
-            config=cfg.to_dict())
+            config=cfg.to_dict()), state_path, _size(lora) + _size(optimizer) + (1 << 20), f"{state_name}/")
     return path, state_dir

@@ -14,10 +14,12 @@ from typing import Optional
 import torch
 
 from ..config.schema import TrainConfig, validate
-from ..config.steps import StepPlan, scan_and_plan
-from ..data.dataset import TrainItem
+from ..config.steps import StepPlan, plan_items, scan_and_plan
+from ..data.dataset import TrainItem, unreadable_images, without_images
 from ..data.folders import DatasetScan
 from ..errors import ConfigError, DatasetError
+from ..io.disk import check_writable
+from .conditioning import long_caption_warning
 from .graphs import dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing, torch_older_than
 from .step import StepModels
 
@@ -217,15 +219,35 @@ def _quiet(*_args, **_kwargs) -> None:
     pass
 
 
+def _drop_unreadable(cfg: TrainConfig, scan, items: list, plan: StepPlan, failed: dict, warnings: list[str],
+                     num_processes: int) -> tuple[list, StepPlan]:
+    """Images that could not be decoded leave the run, each with a warning, and the steps are counted again."""
+    if not failed:
+        return items, plan
+    warnings += [f"skipped {path}: {why}" for path, why in failed.items()]
+    items = without_images(scan, items, failed)
+    if not any(not it.is_reg for it in items):
+        raise DatasetError(f"none of the training images in {cfg.train_data_dir} could be read",
+                           "see the skipped files above; re-save them as PNG or JPEG")
+    return items, plan_items(cfg, scan, items, num_processes)
+
+
 def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     from ..models.loading import load_base_model
 
     warnings = validate(cfg)
+    # before anything expensive: the folders the run writes into can be written
+    check_writable(cfg.output_dir, "output_dir")
+    check_writable(cfg.effective_logging_dir, "logging_dir" if cfg.logging_dir else "output_dir")
     accelerator = make_accelerator(cfg)
     if not accelerator.is_main_process:
         log = _quiet
     scan, items, plan = scan_and_plan(cfg, accelerator.num_processes)
-    warnings += list(scan.warnings) + [f"skipped {p}: {why}" for p, why in scan.skipped] + plan.notes
+    warnings += list(scan.warnings) + [f"skipped {p}: {why}" for p, why in scan.skipped]
+    if not cfg.cache_latents:   # each image is decoded now, so that the step maths count only what trains
+        log(f"Checking that {len(items)} images can be read…")
+        items, plan = _drop_unreadable(cfg, scan, items, plan, unreadable_images(items), warnings,
+                                       accelerator.num_processes)
     if plan.total_steps <= 0:
         raise DatasetError(f"the dataset in {cfg.train_data_dir} gives no training steps",
                            "check the repeats in the folder names and the batch size")
@@ -259,14 +281,11 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
                                    settings_key=settings_key)
         log(f"Caching latents of {len(items)} images ({mode})…")
         latent_cache.prepare(items, cfg.train_batch_size)
-        for path, why in latent_cache.failed.items():
-            warnings.append(f"skipped {path}: {why}")
-        items = [it for it in items if it.image.path not in latent_cache.failed]
-        if not any(not it.is_reg for it in items):
-            raise DatasetError(f"none of the training images in {cfg.train_data_dir} could be read",
-                               "see the skipped files above; re-save them as PNG or JPEG")
+        items, plan = _drop_unreadable(cfg, scan, items, plan, latent_cache.failed, warnings,
+                                       accelerator.num_processes)
         base.vae.to("cpu")  # no longer needed on the training device
         release_cached_memory(device)
+    warnings += long_caption_warning(base.tokenizers[0], items)   # of the images that train
     place_models(cfg, base, device, vae=not cfg.cache_latents)
 
     network, optimizer, scheduler, step_models = attach_training(cfg, base, accelerator, plan.total_steps)
@@ -277,6 +296,7 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
         cache_prompts(step_models, fixed + (validation.captions if validation else []), cfg.train_batch_size)
         release_cached_memory(device)
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + accelerator.process_index)
+    warnings += plan.notes
     return Run(cfg=cfg, accelerator=accelerator, base=base, network=network, optimizer=optimizer,
                scheduler=scheduler, scan=scan, items=items, plan=plan, step_models=step_models,
                latent_cache=latent_cache, encode=encode, warnings=warnings,

@@ -63,8 +63,28 @@ def build_app(runner, host, install: dict | None = None):
     return app
 
 
+GRADIO_MISSING = ("error: the LoRA Trainer page needs gradio, which is not installed in this Python ({python}).\n"
+                  "  What to do: start it with the environment that holds the A1111 WebUI's gradio ('make env-host' "
+                  "builds it; 'make test' does too):\n    .venv-host/bin/python -m lora_trainer.ui\n"
+                  "  or install a WebUI's gradio into this environment (3.41 as in A1111, 4.40 as in Forge):\n"
+                  "    {python} -m pip install gradio==4.40.0")
+
+
+def gradio_missing() -> str | None:
+    """The advice when gradio cannot be imported here, else None."""
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        return GRADIO_MISSING.format(python=sys.executable)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    missing = gradio_missing()
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     files, folder, problems = split_models(args.models)
     for problem in problems:
         print(problem, file=sys.stderr)

@@ -16,6 +16,7 @@ from ..config.files import config_from_dict, read_toml, save_config
 from ..config.schema import TrainConfig, parse_resolution, validate
 from ..config.steps import scan_and_plan
 from ..errors import ConfigError, TrainerError
+from ..hosts.base import MAX_RENDER_SIDE, MIN_RENDER_SIDE
 from .fields import with_label
 from .kohya_gui import import_kohya_gui, looks_like_kohya_gui
 from .names import files_to_overwrite, sanitize_output_name
@@ -144,10 +145,13 @@ def check_start(cfg: TrainConfig, runner: Any, confirmed: bool) -> StartCheck:
 
 
 def preview_size(cfg: TrainConfig) -> tuple[int, int]:
+    """The training size, scaled down to what a preview may be (at most 2048 per side, multiples of 8)."""
     try:
-        return parse_resolution(cfg.resolution)
+        width, height = parse_resolution(cfg.resolution)
     except ConfigError:
         return 512, 512
+    scale = min(1.0, MAX_RENDER_SIDE / max(width, height, 1))
+    return tuple(max(MIN_RENDER_SIDE, int(side * scale) // 8 * 8) for side in (width, height))
 
 
 def load_settings_file(path: str, base: TrainConfig) -> tuple[TrainConfig, str]:
