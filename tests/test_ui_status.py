@@ -85,9 +85,12 @@ def test_step_maths_and_dataset_summary_come_from_the_core():
                                              max_bucket_reso=128, train_batch_size=2, max_train_epochs=3))
     assert "8 images × 8 repeats × 3 epochs ÷ batch 2 = 96 steps" in line
     assert "8_zkz shapes" in full and "Step maths" in full
+    assert full.count("96 steps") == 1 and full.count("Step maths") == 1   # shown once in the Dataset tab
     full, line = dataset_summary(TrainConfig(train_data_dir="/nowhere/at/all"))
     assert "does not exist" in full and full == line
-    assert "Choose the training images folder" in dataset_summary(TrainConfig())[0]
+    empty, line = dataset_summary(TrainConfig())
+    assert "Choose the training images folder" in empty
+    assert "Dataset tab" not in empty and "in the Dataset tab" in line   # the hint is read on that tab
 
 
 class FakeRunner:
