@@ -86,9 +86,13 @@ def test_a_finished_job_has_previews_per_epoch_and_the_lora_tab_files(world, scr
     assert job.status == "finished" and job.trigger == "zkz 猫" and job.family == "sd1"
     assert job.epoch_losses == [[1, 2, 0.5], [2, 4, 0.25]]
     out = Path(world.host.lora_dir()) / "cat"
-    assert [p["path"] for p in job.previews] == [str(out / "previews" / "cat-000001-w1.0-0.png"),
-                                                 str(out / "previews" / "cat-000002-w1.0-0.png"),
-                                                 str(out / "previews" / "cat-000002-w1.0-0.png")]
+    # previews and logs are in the run's folder, outside the Lora folder (the Lora tab lists its sub-folders)
+    assert job.run_dir == os.path.join(world.host.runs_dir(), "cat-scripted")
+    assert not Path(job.run_dir).is_relative_to(world.host.lora_dir())
+    previews = Path(job.run_dir) / "previews"
+    assert [p["path"] for p in job.previews] == [str(previews / "cat-000001-w1.0-0.png"),
+                                                 str(previews / "cat-000002-w1.0-0.png"),
+                                                 str(previews / "cat-000002-w1.0-0.png")]
     assert [(p["epoch"], p["prompt"], os.path.basename(p["file"])) for p in job.previews] == [
         (1, "zkz 猫, sitting", "cat-000001.safetensors"), (2, "zkz 猫, sitting", "cat-000002.safetensors"),
         (2, "zkz 猫, sitting", "cat.safetensors")]

@@ -114,7 +114,9 @@ def test_stopping_a_real_run_keeps_a_resumable_file(tiny_sd1, dataset, tmp_path,
     kinds = [f["kind"] for f in stopped.files]
     assert kinds[-1] == "interrupted" and "final" not in kinds
     assert (tmp_path / "out" / "long-interrupted.safetensors").is_file()
-    assert (tmp_path / "out" / "long-interrupted-state").is_dir()
+    assert stopped.run_dir.startswith(str(tmp_path / "out" / "logs" / "long-"))
+    assert (Path(stopped.run_dir) / "long-interrupted-state").is_dir()
+    assert stopped.files[-1]["state_dir"] == str(Path(stopped.run_dir) / "long-interrupted-state")
     assert not (tmp_path / "out" / "long.json").exists()
 
 

@@ -90,6 +90,32 @@ def test_runs_are_listed_from_the_lora_folder_and_the_runner(lora, tmp_path):
     assert any(value.endswith("dreamgirl-20250101-120000") for value in values)   # our log folder
 
 
+def test_runs_whose_logs_the_webui_keeps_outside_its_lora_folder_are_found(lora, tmp_path):
+    """A WebUI keeps run folders in <data>/lora_trainer/runs: the run is listed with its log, and a grid of a
+    run without our log (kohya's) goes there too, never into the Lora folder."""
+    import shutil
+
+    runs = tmp_path / "webui" / "lora_trainer" / "runs"
+    runs.mkdir(parents=True)
+    shutil.move(str(lora / "logs" / "dreamgirl-20250101-120000"), str(runs))
+    (lora / "logs").rmdir()
+
+    class WebUIHost(FakeHost):
+        def runs_dir(self) -> str:
+            return str(runs)
+
+    host = WebUIHost(lora)
+    assert [value for _, value in ea.list_runs(host, Runner())] == [str(runs / "dreamgirl-20250101-120000")]
+    kohya = tmp_path / "kohya"
+    kohya.mkdir()
+    for e in (1, 2):
+        write_lora(kohya / f"style-{e:06d}.safetensors", {**META, "ss_epoch": str(e)})
+    report = evaluate_run(kohya)
+    settings = eg.GridSettings.from_inputs("{trigger}", "1, 2", "1", 1, 64, 64, 4)
+    result = list(eg.render_grid(host, report, settings))[-1].result
+    assert Path(result.path).is_relative_to(runs / "style") and not (kohya / "logs").exists()
+
+
 def test_analyse_shows_chart_sentences_diagnosis_and_the_suggested_grid(lora):
     choice = ea.list_runs(FakeHost(lora), Runner())[0][1]
     a = ea.analyse(choice, "", "character")

@@ -86,6 +86,11 @@ class HostAdapter:
     def lora_dir(self) -> str:
         raise NotImplementedError
 
+    def runs_dir(self) -> str:
+        """Where runs keep their folders (logs, training states, previews, grids) when the settings do not
+        say: "" for beside the output (``<output_dir>/logs``). A WebUI keeps them out of its Lora folder."""
+        return ""
+
     def free_vram(self) -> None:
         """Before training: the host's model leaves the GPU."""
 

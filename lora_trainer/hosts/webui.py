@@ -90,6 +90,15 @@ class WebUIAdapter(HostAdapter):
             folder = os.path.join(host_module("modules.paths_internal").models_path, "Lora")
         return os.path.abspath(folder)
 
+    def data_dir(self) -> str:
+        """The WebUI's data folder (``--data-dir``, else its install folder)."""
+        return os.path.abspath(host_module("modules.paths_internal").data_path)
+
+    def runs_dir(self) -> str:
+        """``<data>/lora_trainer/runs``: the Lora tab lists every file and sub-folder below its folder (hidden
+        dot-folders included, as folder buttons), so the run folders live outside it."""
+        return os.path.join(self.data_dir(), "lora_trainer", "runs")
+
     # --- GPU memory ------------------------------------------------------------------------------
     def free_vram(self) -> None:
         with self._lock(), self._guard:

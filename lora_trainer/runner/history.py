@@ -77,5 +77,5 @@ def _mark_lost(job: Job) -> None:
         job.status = "failed"
         job.error = {"message": "the WebUI stopped while this job was training",
                      "advice": "start it again; to continue where it stopped, set resume to the newest "
-                               f"-state folder in {job.output_dir or 'the output folder'}"}
+                               f"-state folder in {job.run_dir or job.output_dir or 'the run folder beside its logs'}"}
     job.finished_at = job.finished_at or time.time()

@@ -64,6 +64,12 @@ class Runner:
         """Queue a run. Raises ``ConfigError`` (with every problem listed) when it could not start."""
         cfg = self.host.allowed_folders().check_config(cfg)   # a shared WebUI: only its allowed folders
         validate(cfg)
+        if not cfg.logging_dir:   # a WebUI keeps run folders out of its Lora folder
+            try:
+                runs = self.host.runs_dir()
+            except Exception:
+                runs = ""
+            cfg = cfg.replace(logging_dir=runs) if runs else cfg
         previews = previews or PreviewSettings()
         final = os.path.join(cfg.output_dir, f"{cfg.output_name}.safetensors")
         job = Job(id=new_job_id(), output_name=cfg.output_name, created_at=time.time(), config=cfg.to_dict(),
@@ -272,6 +278,7 @@ class Runner:
                 if job.status == "preparing":
                     job.status = "training"
                 job.total_steps, job.epochs, job.step = event.total_steps, event.epochs, event.start_step
+                job.run_dir = event.run_dir or job.run_dir
                 job.plan_text, job.warnings = event.plan_text, list(event.warnings)
                 job.add_log(event.plan_text)
                 for warning in event.warnings:
@@ -296,6 +303,10 @@ class Runner:
                 job.add_log(f"Epoch {event.epoch}: validation loss {event.loss:.4f} ({event.images} {what} images).")
                 persist = True
             elif isinstance(event, ev.FileSaved):
+                gone = {os.path.normcase(os.path.abspath(p)) for p in event.removed_states}
+                for record in job.files:   # states the run deleted (only the newest are kept)
+                    if record.get("state_dir") and os.path.normcase(os.path.abspath(record["state_dir"])) in gone:
+                        record["state_dir"] = None
                 job.files.append({"path": event.path, "epoch": event.epoch, "step": event.step, "kind": event.kind,
                                   "state_dir": event.state_dir})
                 entry.kinds[event.path] = event.kind
@@ -340,7 +351,8 @@ class Runner:
                 entry.rendering = False
         records = []
         for index, image in enumerate(images):
-            path = outputs.preview_path(entry.cfg.output_dir, event.lora_path, settings.weight, index)
+            path = outputs.preview_path(entry.job.run_dir or entry.cfg.effective_logging_dir, event.lora_path,
+                                        settings.weight, index)
             try:
                 outputs.save_image(image, path)
             except OSError as err:

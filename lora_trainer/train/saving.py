@@ -1,7 +1,13 @@
-"""Write a LoRA file (kohya keys + metadata) and its resumable state, atomically."""
+"""Write a LoRA file (kohya keys + metadata) and its resumable state, atomically.
+
+The LoRA files go to the output folder (the WebUI's Lora tab lists each as a card); a state goes to the
+run's folder beside its logs, so that the output folder holds nothing else. Only the newest
+``save_last_n_epochs_state`` states of a run are kept.
+"""
 from __future__ import annotations
 
 import os
+import shutil
 
 from ..config.metadata import RunFacts, training_metadata
 from ..lora.kohya_format import kohya_state_dict
@@ -15,7 +21,10 @@ def checkpoint_names(output_name: str, kind: str, epoch: int) -> tuple[str, str]
     return f"{stem}.safetensors", f"{stem}-state"
 
 
-def save_checkpoint(run, *, kind: str, epoch: int, step: int, batch_in_epoch: int = 0) -> tuple[str, str | None]:
+def save_checkpoint(run, *, kind: str, epoch: int, step: int, state_root: str,
+                    batch_in_epoch: int = 0) -> tuple[str, str | None]:
+    """Save the LoRA file into the output folder and, when wanted, its state into ``state_root``;
+    returns (file path, state folder or None)."""
     from ..io.atomic import save_safetensors_atomic
 
     cfg = run.cfg
@@ -33,8 +42,36 @@ def save_checkpoint(run, *, kind: str, epoch: int, step: int, batch_in_epoch: in
     state_dir = None
     if cfg.save_state or kind == "interrupted":
         state_dir = save_state(
-            os.path.join(cfg.output_dir, state_name), step=step, epoch=epoch, batch_in_epoch=batch_in_epoch,
+            os.path.join(state_root, state_name), step=step, epoch=epoch, batch_in_epoch=batch_in_epoch,
             lora=run.network.trainable_state(), optimizer=run.optimizer.state_dict(),
             scheduler=run.scheduler.state_dict(), rng=RngStates.capture(run.caption_rng, run.noise_generator),
             config=cfg.to_dict())
     return path, state_dir
+
+
+class StateKeeper:
+    """The states one run saved, oldest first; keeps the newest ``keep`` (None: all of them).
+
+    When states are pruned, one saved at the same step as the one before (the final file's after the last
+    epoch's) holds the same training position, so it replaces that one."""
+
+    def __init__(self, keep: int | None) -> None:
+        self.keep = keep
+        self.saved: list[tuple[int, str]] = []   # (step, state folder)
+
+    def added(self, step: int, state_dir: str) -> list[str]:
+        """Record a new state; delete and return the ones it makes unnecessary."""
+        drop = []
+        if self.keep and self.saved and self.saved[-1][0] == step:
+            drop.append(self.saved.pop()[1])
+        self.saved.append((step, state_dir))
+        if self.keep:
+            while len(self.saved) > self.keep:
+                drop.append(self.saved.pop(0)[1])
+        removed = []
+        for folder in drop:
+            if os.path.normcase(os.path.abspath(folder)) == os.path.normcase(os.path.abspath(state_dir)):
+                continue   # saved again under the same name: nothing to delete
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        return removed

@@ -68,6 +68,15 @@ def attr(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default) if obj is not None else default
 
 
+def run_folders(host: Any) -> list[str]:
+    """Where the host keeps run folders (logs, states, previews, grids) outside its LoRA folder, if anywhere."""
+    try:
+        folder = host.runs_dir() if hasattr(host, "runs_dir") else ""
+    except Exception:
+        folder = ""
+    return [folder] if folder and os.path.isdir(folder) else []
+
+
 def list_runs(host: Any, runner: Any) -> list[tuple[str, str]]:
     """(label, value) for every run in the host's LoRA folder and every finished job of the runner;
     the value is what ``analyse`` opens (a log folder or a run's file)."""
@@ -95,7 +104,7 @@ def list_runs(host: Any, runner: Any) -> list[tuple[str, str]]:
             os.path.dirname(files[-1]), name)
     try:
         folder = host.lora_dir()
-        runs = find_runs(folder) if folder and os.path.isdir(folder) else []
+        runs = find_runs(folder, log_dirs=run_folders(host)) if folder and os.path.isdir(folder) else []
     except (TrainerError, NotImplementedError, OSError):
         runs = []
     for run in runs:

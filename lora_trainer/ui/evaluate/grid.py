@@ -175,8 +175,10 @@ def assemble_grid(rows: Sequence[str], columns: Sequence[str], images: dict[tupl
     return grid
 
 
-def grid_folder(report: RunReport) -> str:
-    base = report.run.log_dir or os.path.join(report.run.folder, "logs", report.run.name)
+def grid_folder(report: RunReport, runs_dir: str = "") -> str:
+    """``grids/<time>`` in the run's log folder; for a run without our log (kohya's), in a folder named
+    after it in the host's run folders (outside its Lora folder), else beside its files in ``logs``."""
+    base = report.run.log_dir or os.path.join(runs_dir or os.path.join(report.run.folder, "logs"), report.run.name)
     return os.path.join(base, GRID_FOLDER, time.strftime("%Y%m%d-%H%M%S"))
 
 
@@ -206,7 +208,12 @@ def render_grid(host: Any, report: RunReport, settings: GridSettings, should_sto
         return
     rows, columns, where = _layout(plan, len(settings.prompts))
     total, images, result, message = len(plan), {}, GridRun(), ""
-    folder = folder or grid_folder(report)
+    if not folder:
+        runs = getattr(host, "runs_dir", None)
+        try:
+            folder = grid_folder(report, runs() if callable(runs) else "")
+        except Exception:   # a host that cannot say
+            folder = grid_folder(report)
     trigger = settings.trigger or trigger_of(report)
     for n, cell in enumerate(plan):
         if should_stop():
