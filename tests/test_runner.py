@@ -262,3 +262,26 @@ def test_a_job_is_json_ready():
     assert data["epoch_losses"] == [[1, 2, None]] and data["it_per_s"] is None
     assert json.loads(json.dumps(data, allow_nan=False)) == data
     assert Job.from_dict(dict(data, unknown_field=1)).id == "x"
+
+
+def test_each_webui_install_keeps_its_own_job_records(world, script, tmp_path, monkeypatch):
+    """Records were shared by every WebUI of a user (~/.cache/lora_trainer/jobs): a Forge install listed an
+    A1111 install's runs. Now a WebUI keeps them in <data>/lora_trainer/jobs, the standalone server in the cache."""
+    from lora_trainer.hosts.standalone import StandaloneAdapter
+    from lora_trainer.runner.history import default_dir
+
+    monkeypatch.delenv("LORA_TRAINER_JOBS_DIR", raising=False)
+    runner = Runner(world.host)
+    try:
+        done = runner.wait(runner.submit(config(world, "own")).id, WAIT)
+    finally:
+        runner.shutdown(WAIT)
+    own = tmp_path / "webui" / "lora_trainer" / "jobs"
+    assert (own / f"{done.id}.json").is_file()
+    other = fake_host.write_checkpoint(tmp_path / "other" / "models" / "Stable-diffusion" / "b.safetensors", "sd1")
+    fake_host.activate("forge", root=tmp_path / "other", loaded=other)
+    from lora_trainer.hosts import detect_host
+    elsewhere = Runner(detect_host())
+    assert elsewhere.jobs() == [] and default_dir(detect_host()) == str(tmp_path / "other" / "lora_trainer" / "jobs")
+    standalone = default_dir(StandaloneAdapter(lora_dir=str(tmp_path / "out")))
+    assert standalone.endswith(os.path.join("standalone", "jobs")) and not standalone.startswith(str(tmp_path))

@@ -56,7 +56,10 @@ def test_files_queue_picker_and_previews(tmp_path):
                                  {"epoch": 1, "weight": 1.0, "prompt": "gone", "path": str(tmp_path / "x.png")},
                                  {"epoch": 2, "weight": 1.0, "prompt": "b", "path": str(second), "file": "final"}])
     assert "ningguang-000001.safetensors" in files_html(job) and str(tmp_path) in files_html(job)
-    assert "2 KB" in files_html(job)
+    assert "2 KB" in files_html(job) and "gone" not in files_html(job)
+    lora.unlink()   # the record outlives its files: it says so
+    assert "The files of this run are gone" in files_html(job) and ">gone<" in files_html(job)
+    lora.write_bytes(b"0" * 2048)
     assert [caption for _, caption in preview_items(job)] == ["epoch 1 · ×1 · a", "epoch 2 · ×1 · b"]
     queued = training_job(id="2", status="queued", output_name="next")
     assert "Waiting in the queue" in queue_html([queued, job]) and "The queue is empty" in queue_html([])

@@ -91,6 +91,10 @@ class HostAdapter:
         say: "" for beside the output (``<output_dir>/logs``). A WebUI keeps them out of its Lora folder."""
         return ""
 
+    def jobs_dir(self) -> str:
+        """Where this host keeps its job records ("" for the trainer's cache folder)."""
+        return ""
+
     def free_vram(self) -> None:
         """Before training: the host's model leaves the GPU."""
 

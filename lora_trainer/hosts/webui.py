@@ -99,6 +99,10 @@ class WebUIAdapter(HostAdapter):
         dot-folders included, as folder buttons), so the run folders live outside it."""
         return os.path.join(self.data_dir(), "lora_trainer", "runs")
 
+    def jobs_dir(self) -> str:
+        """``<data>/lora_trainer/jobs``: each WebUI install lists the runs it trained, not another's."""
+        return os.path.join(self.data_dir(), "lora_trainer", "jobs")
+
     # --- GPU memory ------------------------------------------------------------------------------
     def free_vram(self) -> None:
         with self._lock(), self._guard:

@@ -48,13 +48,13 @@ class _Entry:
 
 class Runner:
     def __init__(self, host: HostAdapter, state_dir: Optional[str] = "") -> None:
-        """``state_dir``: where job records are kept ("" = the default folder, None = nowhere)."""
+        """``state_dir``: where job records are kept ("" = the host's own folder, None = nowhere)."""
         self.host = host
         self._cond = threading.Condition(threading.Lock())
         self._entries: dict[str, _Entry] = {}
         self._thread: Optional[threading.Thread] = None
         self._closed = False
-        self._history = JobHistory(default_dir() if state_dir == "" else state_dir)
+        self._history = JobHistory(default_dir(host) if state_dir == "" else state_dir)
         for job in self._history.load():
             self._entries[job.id] = _Entry(job, TrainConfig(), PreviewSettings(enabled=False))
 

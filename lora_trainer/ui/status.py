@@ -110,22 +110,31 @@ def message_html(kind: str, title: str, lines: Iterable[str] = (), advice: str =
 
 
 def files_html(job: Any) -> str:
+    """The files the run saved, with their sizes; a file moved or deleted since is marked as gone (a record
+    outlives its files), and when none of the LoRA files is left a note says so."""
     files = _attr(job, "files", []) or []
     if not files:
         return ""
-    rows = []
+    rows, gone = [], []
     for item in files:
         path = str(item.get("path", ""))
         try:
             size = _size(os.path.getsize(path))
         except OSError:
-            size = ""
+            size = '<span class="lt-gone">gone</span>'
+            gone.append(item)
         kind = FILE_KINDS.get(str(item.get("kind", "")), str(item.get("kind", "")))
         rows.append(f'<tr><td>{escape(str(item.get("epoch", "")))}</td><td>{escape(kind)}</td>'
                     f'<td class="lt-path" title="{escape(path)}">{escape(os.path.basename(path))}</td>'
                     f"<td>{size}</td></tr>")
     folder = os.path.dirname(str(files[-1].get("path", "")))
-    return (f'<div class="lt-files"><div class="lt-files-head"><span>Saved files</span> '
+    loras = [f for f in files if f.get("kind") in ("epoch", "final", "interrupted")]
+    note = ""
+    if loras and all(f in gone for f in loras):
+        note = message_html("warning", "The files of this run are gone",
+                            [folder], "They were moved or deleted after the run. Remove the run from the list, "
+                                      "or put the files back to evaluate it.")
+    return (f'{note}<div class="lt-files"><div class="lt-files-head"><span>Saved files</span> '
             f'<code>{escape(folder)}</code></div><table><thead><tr><th>Epoch</th><th>Kind</th><th>File</th>'
             f'<th>Size</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
