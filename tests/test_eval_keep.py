@@ -78,7 +78,7 @@ def test_keep_copies_bytes_sets_alias_and_writes_sidecar_and_preview(run, tmp_pa
     assert "rank 8, alpha 4" in sidecar["notes"] and sidecar["notes"].endswith("loss flattened at step 500")
     assert Path(result.preview) == folder / "dreamgirl.preview.png"
     assert max(Image.open(result.preview).size) == 768
-    assert result.prompt_tag == "dreamgirl, <lora:dreamgirl:0.6>"
+    assert result.prompt_tag == "dreamgirl <lora:dreamgirl:0.6>"
     assert not [n for n in os.listdir(folder) if ".tmp-" in n]  # no temp file left behind
 
 

@@ -116,8 +116,8 @@ def test_a1111_model_leaves_the_gpu_for_training_and_returns_for_previews(root):
         "send_model_to_device"]
 
     first, second = fake.processed
-    assert first.prompt == "zkz, smiling, <lora:zkz-000002:0.8>"
-    assert second.prompt == "zkz <lora:other:0.3>, <lora:zkz-000002:0.8>"
+    assert first.prompt == "zkz, smiling <lora:zkz-000002:0.8>"   # no comma left behind when the tag goes
+    assert second.prompt == "zkz <lora:other:0.3> <lora:zkz-000002:0.8>"
     for p in fake.processed:
         assert p.lock_held and p.model_device == "cuda" and p.state_job == "lora_trainer_preview"
         assert (p.seed, p.width, p.height, p.steps, p.cfg_scale, p.sampler_name) == (77, 64, 96, 3, 5.5, "DPM++ 2M")
@@ -171,7 +171,7 @@ def test_a_lora_outside_the_lora_folder_is_visible_only_while_rendering(root, tm
     fake.preview_hook = lambda p: seen.append(sorted(p.name for p in Path(adapter.lora_dir()).rglob("*.safetensors")))
     adapter.generate_previews(request(lora, prompts=["a"]))
     assert seen == [["mine-000001.safetensors"]]
-    assert fake.processed[0].prompt == "a, <lora:mine-000001:0.8>"
+    assert fake.processed[0].prompt == "a <lora:mine-000001:0.8>"
     assert list(Path(adapter.lora_dir()).rglob("*")) == [] and lora.is_file()
 
 
@@ -245,7 +245,7 @@ def test_forge_frees_everything_and_reloads_on_demand(root):
                           "process_images", "forge_model_reload", "state.end", "unload_all_models",
                           "soft_empty_cache"]
     p = fake.processed[0]
-    assert p.prompt == "zkz, <lora:f-000001:0.8>" and p.lock_held and p.do_not_save_samples
+    assert p.prompt == "zkz <lora:f-000001:0.8>" and p.lock_held and p.do_not_save_samples
 
 
 def test_forge_refresh_forgets_cached_lora_weights(root):

@@ -90,16 +90,15 @@ def test_a_finished_job_has_previews_per_epoch_and_the_lora_tab_files(world, scr
     assert job.run_dir == os.path.join(world.host.runs_dir(), "cat-scripted")
     assert not Path(job.run_dir).is_relative_to(world.host.lora_dir())
     previews = Path(job.run_dir) / "previews"
+    # one entry per picture: the final file's would repeat the last epoch's (the same weights)
     assert [p["path"] for p in job.previews] == [str(previews / "cat-000001-w1.0-0.png"),
-                                                 str(previews / "cat-000002-w1.0-0.png"),
                                                  str(previews / "cat-000002-w1.0-0.png")]
     assert [(p["epoch"], p["prompt"], os.path.basename(p["file"])) for p in job.previews] == [
-        (1, "zkz 猫, sitting", "cat-000001.safetensors"), (2, "zkz 猫, sitting", "cat-000002.safetensors"),
-        (2, "zkz 猫, sitting", "cat.safetensors")]
+        (1, "zkz 猫, sitting", "cat-000001.safetensors"), (2, "zkz 猫, sitting", "cat-000002.safetensors")]
     assert all(os.path.isfile(p["path"]) for p in job.previews)
     # the final file holds the last epoch's weights: its previews are not rendered twice
-    assert [p.prompt for p in world.fake.processed] == ["zkz 猫, sitting, <lora:cat-000001:1>",
-                                                        "zkz 猫, sitting, <lora:cat-000002:1>"]
+    assert [p.prompt for p in world.fake.processed] == ["zkz 猫, sitting <lora:cat-000001:1>",
+                                                        "zkz 猫, sitting <lora:cat-000002:1>"]
     assert all(p.seed == 9 and p.width == 64 and p.lock_held for p in world.fake.processed)
 
     kinds = {f["kind"]: f["path"] for f in job.files}

@@ -183,7 +183,7 @@ def keep_epoch(source: RunFile | str, name: str, *, dest_dir: str | None = None,
         _write_preview(preview_path, preview)
     tag = f"<lora:{stem}:{format_weight(preferred_weight)}>"
     return KeepResult(dest, sidecar, preview_path, not same,
-                      (f"{activation_text}, " if activation_text else "") + tag, warnings)
+                      (f"{activation_text} " if activation_text else "") + tag, warnings)
 
 
 # --- deleting the other epochs ----------------------------------------------------------------------

@@ -141,12 +141,15 @@ class HostAdapter:
 # --- helpers shared by the adapters ---------------------------------------------------------------
 
 def with_lora_tag(prompt: str, network_name: str, weight: float, trigger: str = "") -> str:
-    """``prompt`` with ``{trigger}`` filled in and ``<lora:NAME:W>`` appended unless it names the LoRA."""
+    """``prompt`` with ``{trigger}`` filled in and ``<lora:NAME:W>`` appended unless it names the LoRA.
+
+    The tag follows a space, as the WebUI's own Lora cards and our X/Y/Z axes add it: the host takes the tag
+    out of the text, and a comma before it would stay behind as a token that changes the picture."""
     text = prompt.replace("{trigger}", trigger).strip()
     if f"<lora:{network_name}:" in text or f"<lora:{network_name}>" in text:
         return text
     tag = f"<lora:{network_name}:{weight:g}>"
-    return f"{text}, {tag}" if text else tag
+    return f"{text} {tag}" if text else tag
 
 
 _family_cache: dict[tuple, Optional[str]] = {}

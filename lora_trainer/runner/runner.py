@@ -322,10 +322,7 @@ class Runner:
         settings = entry.previews
         if not settings.enabled or entry.stop.requested or entry.kinds.get(event.lora_path) == "interrupted":
             return
-        if event.step in entry.rendered:   # the final file holds the weights of the last epoch file
-            records = [dict(r, file=event.lora_path, epoch=event.epoch) for r in entry.rendered[event.step]]
-            with self._cond:
-                entry.job.previews.extend(records)
+        if event.step in entry.rendered:   # the final file holds the last epoch file's weights: same pictures
             return
         req = PreviewRequest(**settings.render_fields(), lora_path=event.lora_path,
                              base_model_path=entry.cfg.pretrained_model_name_or_path, trigger=entry.job.trigger)
@@ -387,7 +384,8 @@ class Runner:
                       f"{cfg.optimizer_type}, resolution {cfg.resolution}"
                       + (f", final mean loss {last_loss:.4f}" if isinstance(last_loss, float) else "") + ".")
             files = [{"path": path, "epoch": job.epoch, "step": job.step, "kind": "sidecar", "state_dir": None}]
-            cover = next((p["path"] for p in job.previews if p["file"] == final), None)
+            step = next((f["step"] for f in job.files if f["path"] == final), None)
+            cover = next((p["path"] for p in job.previews if p["file"] == final or p["step"] == step), None)
             if cover:
                 files.append({"path": outputs.write_cover(final, cover), "epoch": job.epoch, "step": job.step,
                               "kind": "cover", "state_dir": None})

@@ -315,7 +315,7 @@ def xyz_help(report: RunReport, epochs: str, weights: Sequence[float], prompt: s
     weight_text = ", ".join(format_weight(w) for w in weights)
     epoch_text = ", ".join(f.stem for f in files)
     lines = ["Script: X/Y/Z plot",
-             f"Prompt: {text_prompt}, <lora:{name}:1>" if text_prompt else f"Prompt: <lora:{name}:1>",
+             f"Prompt: {text_prompt} <lora:{name}:1>" if text_prompt else f"Prompt: <lora:{name}:1>",
              "X type: LoRA epoch", f"X values: {epoch_text}",
              "Y type: LoRA weight", f"Y values: {weight_text}", "",
              "Or with Prompt S/R, as in the tutorials:"]
