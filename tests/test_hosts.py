@@ -109,7 +109,7 @@ def test_a1111_model_leaves_the_gpu_for_training_and_returns_for_previews(root):
     adapter.restore_vram()
     assert model.device == "cuda"
     assert fake.calls == [
-        "unload_model_weights", "send_model_to_cpu",
+        "unload_model_weights", "send_model_to_cpu", "select_checkpoint",
         "send_model_to_device", "state.begin:lora_trainer_preview",
         "process_images", "reload_model_weights", "process_images", "reload_model_weights",
         "state.end", "unload_model_weights", "send_model_to_cpu",
@@ -124,6 +124,35 @@ def test_a1111_model_leaves_the_gpu_for_training_and_returns_for_previews(root):
         assert p.negative_prompt == "blurry" and p.do_not_save_samples and p.do_not_save_grid and p.closed
         assert p.batch_size == 1 and p.n_iter == 1 and not p.override_settings
     assert "shared.sd_model" not in fake.calls
+
+
+@pytest.mark.parametrize("profile", ["a1111", "forge"])
+def test_previews_name_every_render_setting_and_render_on_the_trained_model(profile, root, tmp_path):
+    """The schedule type is always sent (Forge logs "Sampler Scheduler autocorrection" without one), hires fix
+    when asked; the model the LoRA was trained on renders the previews when the WebUI has another one loaded,
+    for those images only, and a base the WebUI does not list leaves the loaded model (the runner says so)."""
+    other = fake_host.write_checkpoint(root / "models" / "Stable-diffusion" / "other.safetensors", "sd1")
+    fake = fake_host.activate(profile, root=root, loaded=other)
+    adapter = detect_host()
+    assert adapter.render_options() == {"samplers": ["DPM++ 2M", "Euler a", "Euler", "DDIM"],
+                                        "schedulers": ["Automatic", "Uniform", "Karras"],
+                                        "upscalers": ["Latent", "Latent (nearest)", "None", "R-ESRGAN 4x+"]}
+    lora = fake_host.write_lora(Path(adapter.lora_dir()) / "zkz-000001.safetensors", "sd1")
+    req = request(lora, prompts=["a"], base_model_path=str(ckpt(root)), scheduler="Karras", hires_scale=1.5,
+                  hires_upscaler="Latent (nearest)", hires_steps=4, denoising_strength=0.4)
+    assert adapter.preview_checkpoint(req).path == str(ckpt(root))
+    adapter.generate_previews(req)
+    p = fake.processed[-1]
+    assert (p.sampler_name, p.scheduler) == ("DPM++ 2M", "Karras")
+    assert (p.enable_hr, p.hr_scale, p.hr_upscaler, p.hr_second_pass_steps, p.denoising_strength) == \
+        (True, 1.5, "Latent (nearest)", 4, 0.4)
+    assert p.model_name == "sd15 模型.safetensors" and p.override_settings_restore_afterwards
+    assert p.override_settings == {"sd_model_checkpoint": adapter.preview_checkpoint(req).title}
+    elsewhere = request(lora, prompts=["a"], base_model_path=str(tmp_path / "not listed.safetensors"))
+    assert adapter.preview_checkpoint(elsewhere).path == adapter.loaded_checkpoint().path
+    adapter.generate_previews(elsewhere)
+    assert not fake.processed[-1].override_settings and not fake.processed[-1].enable_hr
+    assert fake.processed[-1].scheduler == "Automatic"
 
 
 def test_a1111_preview_outside_training_leaves_the_model_alone(root):

@@ -171,13 +171,31 @@ def test_a_preview_out_of_memory_is_explained(world, script):
     assert sum(line.startswith("Previews ran out of GPU memory") and "smaller" in line for line in job.log) == 1
 
 
-def test_previews_are_skipped_when_the_webui_has_another_model_family(world, script):
+def test_previews_render_on_the_trained_model_and_say_so(world, script):
+    """The WebUI has another model loaded: previews switch to the one the LoRA is trained on (for their images
+    only) and the log says which model rendered them; a base the WebUI does not list leaves the loaded model."""
     xl = fake_host.write_checkpoint(Path(world.base).with_name("xl.safetensors"), "sdxl")
     world.fake.configure("a1111", world.tmp / "webui", loaded=xl, selected=xl)
     job = world.runner.wait(world.runner.submit(config(world), PREVIEWS).id, WAIT)
+    assert job.status == "finished" and len(job.previews) == 2
+    assert {p.model_name for p in world.fake.processed} == {"base.safetensors"}
+    assert {p["model"] for p in job.previews} == {world.host.preview_checkpoint(types.SimpleNamespace(
+        base_model_path=world.base)).title}
+    said = [line for line in job.log if line.startswith("Previews render on base.safetensors")]
+    assert len(said) == 1 and "the model this LoRA is trained on" in said[0] and "xl.safetensors" in said[0]
+
+
+def test_previews_are_skipped_when_the_webui_has_another_model_family(world, script, tmp_path):
+    xl = fake_host.write_checkpoint(Path(world.base).with_name("xl.safetensors"), "sdxl")
+    world.fake.configure("a1111", world.tmp / "webui", loaded=xl, selected=xl)
+    unlisted = fake_host.write_checkpoint(tmp_path / "elsewhere" / "mine.safetensors", "sd1")
+    job = world.runner.wait(world.runner.submit(config(world, pretrained_model_name_or_path=str(unlisted)),
+                                                PREVIEWS).id, WAIT)
     assert job.status == "finished" and job.previews == []
     skipped = [line for line in job.log if line.startswith("Previews skipped")]
     assert len(skipped) == 1 and "SDXL model loaded" in skipped[0]
+    said = [line for line in job.log if line.startswith("Previews render on xl.safetensors")]
+    assert len(said) == 1 and "trained on mine.safetensors, which the WebUI does not list" in said[0]
 
 
 def test_a_progress_update_that_fails_is_noted_and_training_goes_on(world, script, monkeypatch):
@@ -253,6 +271,16 @@ def test_preview_settings_from_json_name_every_problem():
     with pytest.raises(ConfigError) as err:
         PreviewSettings.from_dict({"width": 100, "steps": 0, "prompts": []})
     assert len(err.value.problems) == 3
+    hires = PreviewSettings.from_dict({"scheduler": "Karras", "hires_scale": "1.5", "hires_upscaler": "Latent",
+                                       "hires_steps": 4, "denoising_strength": 0.3})
+    assert (hires.scheduler, hires.hires_scale, hires.hires_steps, hires.denoising_strength) == ("Karras", 1.5, 4, 0.3)
+    assert hires.hires and not PreviewSettings().hires
+    with pytest.raises(ConfigError) as err:
+        PreviewSettings.from_dict({"hires_scale": 9, "denoising_strength": 2, "scheduler": 3})
+    assert len(err.value.problems) == 1 and "previews.scheduler" in err.value.problems[0]
+    with pytest.raises(ConfigError) as err:
+        PreviewSettings.from_dict({"hires_scale": 9, "denoising_strength": 2})
+    assert len(err.value.problems) == 2 and "hires_scale is 9" in err.value.problems[0]
 
 
 def test_a_job_is_json_ready():

@@ -286,12 +286,18 @@ def test_start_checks_queues_trains_and_a_new_page_finds_the_run(webui):
     page["lora_trainer_train_data_dir"] = webui.data
     page["lora_trainer_output_name"] = "shapes/v1"
     page["lora_trainer_preview_prompts"] = "{trigger}, red\n{trigger}, blue"
+    page["lora_trainer_preview_width"] = 100
+    page.fire("lora_trainer_start", "click")
+    assert "Fix these preview settings first" in page["lora_trainer_start_message"]
+    assert "width is 100; use a multiple of 8" in page["lora_trainer_start_message"]
+    page["lora_trainer_preview_width"] = 96   # the height stays empty: the training resolution
     page.fire("lora_trainer_start", "click")
     assert "Training starts" in page["lora_trainer_start_message"], page["lora_trainer_start_message"]
     assert page["lora_trainer_output_name"] == "shapes_v1"
     runner = webui.runner()
     job = runner.jobs()[0]
     assert job.preview_settings["prompts"] == ["{trigger}, red", "{trigger}, blue"]
+    assert (job.preview_settings["width"], job.preview_settings["height"]) == (96, 512)
     assert runner.wait(job.id, WAIT).status == "finished"
 
     again = Page(page.demo)   # a reload: a fresh page of the same app

@@ -40,6 +40,15 @@ class RenderSettings:
     steps: int = 20
     cfg_scale: float = 7.0
     sampler_name: str = "Euler a"
+    scheduler: str = "Automatic"     # the WebUI's "Schedule type", always sent (Forge corrects a missing one aloud)
+    hires_scale: float = 1.0         # hires fix: a second pass at this many times the size; 1 = off
+    hires_upscaler: str = "Latent"
+    hires_steps: int = 0             # steps of the second pass; 0 = as many as the first
+    denoising_strength: float = 0.5  # of the second pass
+
+    @property
+    def hires(self) -> bool:
+        return self.hires_scale > 1.0
 
     def render_fields(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(RenderSettings)}
@@ -54,6 +63,12 @@ class RenderSettings:
             problems.append(f"{prefix}steps is {self.steps}; use 1 to 150")
         if not self.prompts:
             problems.append(f"{prefix}prompts is empty; give at least one prompt, e.g. \"{{trigger}}\"")
+        if not 1.0 <= self.hires_scale <= 4.0:
+            problems.append(f"{prefix}hires_scale is {self.hires_scale:g}; use 1 (off) to 4")
+        if not 0 <= self.hires_steps <= 150:
+            problems.append(f"{prefix}hires_steps is {self.hires_steps}; use 0 (as many as steps) to 150")
+        if not 0.0 <= self.denoising_strength <= 1.0:
+            problems.append(f"{prefix}denoising_strength is {self.denoising_strength:g}; use 0 to 1")
         return problems
 
 
@@ -103,6 +118,14 @@ class HostAdapter:
 
     def generate_previews(self, req: PreviewRequest) -> list:
         raise PreviewUnavailable("this host cannot render previews")
+
+    def preview_checkpoint(self, req: PreviewRequest) -> Optional[Checkpoint]:
+        """The model ``generate_previews`` renders ``req`` with (None when unknown)."""
+        return None
+
+    def render_options(self) -> dict:
+        """The samplers, schedule types and hires-fix upscalers this host renders with."""
+        return {"samplers": [RenderSettings.sampler_name], "schedulers": [RenderSettings.scheduler], "upscalers": []}
 
     def interrupt(self) -> None:
         """Stop a preview that is being rendered."""

@@ -74,6 +74,13 @@ def build_train(ctx) -> TrainTab:
                     preview_negative = gr.Textbox("", label="Negative prompt", elem_id="lora_trainer_preview_negative")
                     preview_steps = gr.Number(20, precision=0, minimum=1, maximum=150, label="Sampling steps",
                                               elem_id="lora_trainer_preview_steps")
+                with gr.Row():
+                    preview_width = gr.Number(None, precision=0, minimum=64, maximum=2048, label="Preview width",
+                                              info="Empty: the training resolution.",
+                                              elem_id="lora_trainer_preview_width")
+                    preview_height = gr.Number(None, precision=0, minimum=64, maximum=2048, label="Preview height",
+                                               info="Empty: the training resolution.",
+                                               elem_id="lora_trainer_preview_height")
             with gr.Accordion("Advanced", open=False, elem_id="lora_trainer_advanced"):
                 form.render_advanced(skip=PLACED_ELSEWHERE)
             with gr.Accordion("Save or load settings", open=False, elem_id="lora_trainer_settings_io"):
@@ -139,7 +146,7 @@ def build_train(ctx) -> TrainTab:
         box = message_html("info", "Output name adjusted", notes) if notes else ""
         return gr.update(value=clean), box
 
-    def start(model_choice, confirmed, on, prompts, weight, seed, negative, steps, *values):
+    def start(model_choice, confirmed, on, prompts, weight, seed, negative, steps, width, height, *values):
         hidden_confirm = gr.update(value=False, visible=False)
         if not ctx.ready:
             return install_banner(ctx.install), hidden_confirm, gr.update()
@@ -153,15 +160,19 @@ def build_train(ctx) -> TrainTab:
             return check.message, gr.update(value=False, visible=True), gr.update()
         if not check.ready:
             return check.message, hidden_confirm, gr.update(value=check.cfg.output_name)
-        width, height = actions.preview_size(check.cfg)
+        trained_width, trained_height = actions.preview_size(check.cfg)
         try:
             from ..runner import PreviewSettings
 
             previews = PreviewSettings(
                 prompts=[p.strip() for p in str(prompts or "").splitlines() if p.strip()] or ["{trigger}"],
                 weight=float(weight if weight is not None else 1.0), negative_prompt=str(negative or ""),
-                seed=int(seed if seed is not None else 1234), width=width, height=height,
-                steps=int(steps or 20), enabled=bool(on))
+                seed=int(seed if seed is not None else 1234), width=int(width or trained_width),
+                height=int(height or trained_height), steps=int(steps or 20), enabled=bool(on))
+            problems = previews.render_problems() if previews.enabled else []
+            if problems:
+                return message_html("error", "Fix these preview settings first", problems), hidden_confirm, \
+                    gr.update()
             job = runner.submit(check.cfg, previews, notes=check.warnings)
         except TrainerError as err:
             return message_html("error", "The run could not be added", [err.message], err.advice), \
@@ -262,7 +273,8 @@ def build_train(ctx) -> TrainTab:
     output_name.input(lambda: gr.update(value=False, visible=False), None, [confirm])
     view_outputs = [shown, progress_box, error_box, chart_box, gallery, files_box, queue_box]
     start_button.click(start, [base_model, confirm, preview_on, preview_prompts, preview_weight, preview_seed,
-                               preview_negative, preview_steps] + form_inputs, [start_box, confirm, output_name]) \
+                               preview_negative, preview_steps, preview_width, preview_height] + form_inputs,
+                       [start_box, confirm, output_name]) \
         .then(redraw, [shown, picked], view_outputs, **QUIET)
     stop_button.click(stop, [picked], [start_box]).then(redraw, [shown, picked], view_outputs, **QUIET)
     cancel_button.click(stop, [picked], [start_box]).then(redraw, [shown, picked], view_outputs, **QUIET)
