@@ -160,6 +160,19 @@ def test_train_in_the_browser_reload_and_find_the_run(server):
         assert "shapes_browser-000001.safetensors" in files
         page.wait_for_selector("#lora_trainer_gallery img", timeout=20000)
         assert (server["loras"] / "shapes_browser.safetensors").is_file()
+
+        page.reload()   # after the run: the form shows its settings, not the defaults
+        page.wait_for_selector("#lora_trainer_train_data_dir")
+        open_subtab(page, "Train")
+        wait_for_text(page, "lora_trainer_progress", r"Finished")
+        deadline = time.time() + 20
+        while field(page, "lora_trainer_output_name").input_value() != "shapes_browser" and time.time() < deadline:
+            page.wait_for_timeout(300)
+        assert field(page, "lora_trainer_output_name").input_value() == "shapes_browser"
+        assert field(page, "lora_trainer_max_train_epochs").input_value() == "2"
+        assert field(page, "lora_trainer_network_dim").input_value() == "4"
+        assert field(page, "lora_trainer_preview_steps").input_value() == "2"
+        page.wait_for_selector("#lora_trainer_gallery img", timeout=20000)
         page.wait_for_timeout(500)
         server["shots"].mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(server["shots"] / f"lora_trainer_tab_gradio{page_gradio_major()}.png"),

@@ -303,6 +303,10 @@ def test_start_checks_queues_trains_and_a_new_page_finds_the_run(webui):
     again = Page(page.demo)   # a reload: a fresh page of the same app
     again.open()
     assert "Finished" in again["lora_trainer_progress"] and "shapes_v1" in again["lora_trainer_progress"]
+    # the finished run's settings are in the form, not the defaults
+    assert again["lora_trainer_output_name"] == "shapes_v1" and again["lora_trainer_train_data_dir"] == webui.data
+    assert again["lora_trainer_preview_prompts"] == "{trigger}, red\n{trigger}, blue"
+    assert (again["lora_trainer_preview_width"], again["lora_trainer_preview_height"]) == (96, None)
     assert "shapes_v1-000001.safetensors" in again["lora_trainer_files"]
     assert "lt-epoch" in again["lora_trainer_chart"]
     assert "Finished" in again["lora_trainer_queue_table"]

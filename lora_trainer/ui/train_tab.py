@@ -74,11 +74,11 @@ def build_train(ctx) -> TrainTab:
                     preview_negative = gr.Textbox("", label="Negative prompt", elem_id="lora_trainer_preview_negative")
                     preview_steps = gr.Number(20, precision=0, minimum=1, maximum=150, label="Sampling steps",
                                               elem_id="lora_trainer_preview_steps")
-                with gr.Row():
-                    preview_width = gr.Number(None, precision=0, minimum=64, maximum=2048, label="Preview width",
+                with gr.Row():   # no minimum: gradio 3.41 sends an emptied number as 0 (checked on Start)
+                    preview_width = gr.Number(None, precision=0, label="Preview width",
                                               info="Empty: the training resolution.",
                                               elem_id="lora_trainer_preview_width")
-                    preview_height = gr.Number(None, precision=0, minimum=64, maximum=2048, label="Preview height",
+                    preview_height = gr.Number(None, precision=0, label="Preview height",
                                                info="Empty: the training resolution.",
                                                elem_id="lora_trainer_preview_height")
             with gr.Accordion("Advanced", open=False, elem_id="lora_trainer_advanced"):
@@ -242,18 +242,23 @@ def build_train(ctx) -> TrainTab:
                 gr.update(value=items, visible=bool(items)), files_html(job), queue_html(listed_jobs)]
 
     def open_page(choice: str | None):
-        """A page opens (or is reloaded): show the runs, and while one is queued or training, its
-        settings in the form, so a refresh loses nothing; otherwise the checkpoint the host has loaded
-        now (the page may have been built before another one was chosen)."""
+        """A page opens (or is reloaded): show the runs, and the settings of the run it shows (the one
+        training or queued, else the latest) in the form and the preview fields, so a reload loses nothing;
+        without a run, the checkpoint the host has loaded now (the page may have been built before another one
+        was chosen)."""
         jobs.forget()
         view = redraw("", choice)
-        active = jobs.current() or next((j for j in jobs.jobs() if getattr(j, "status", "") == "queued"), None)
-        cfg = actions.job_config(active, ctx.defaults) if active is not None else None
+        shown = jobs.current() or next((j for j in jobs.jobs() if getattr(j, "status", "") == "queued"), None) \
+            or actions.view_job(jobs)
+        cfg = actions.job_config(shown, ctx.defaults) if shown is not None else None
         if cfg is None:
             loaded, _ = actions.default_checkpoint(host)
-            return view + [gr.update(value=loaded) if loaded else gr.update()] + [gr.update() for _ in range(n_form)]
+            return view + [gr.update(value=loaded) if loaded else gr.update()] + \
+                [gr.update() for _ in preview_inputs] + [gr.update() for _ in range(n_form)]
         model = actions.title_for_path(cfg.pretrained_model_name_or_path, host)
-        return view + [gr.update(value=model)] + form.updates(cfg)
+        previews = actions.preview_values(getattr(shown, "preview_settings", None), cfg)
+        return view + [gr.update(value=model)] + [gr.update(value=v) if v is not ... else gr.update()
+                                                  for v in previews] + form.updates(cfg)
 
     def refresh_picker(last: str):
         """The run picker's list, only when runs were added, removed or changed status (an update of a
@@ -272,15 +277,15 @@ def build_train(ctx) -> TrainTab:
     output_name.blur(tidy_output_name, [output_name], [output_name, start_box])
     output_name.input(lambda: gr.update(value=False, visible=False), None, [confirm])
     view_outputs = [shown, progress_box, error_box, chart_box, gallery, files_box, queue_box]
-    start_button.click(start, [base_model, confirm, preview_on, preview_prompts, preview_weight, preview_seed,
-                               preview_negative, preview_steps, preview_width, preview_height] + form_inputs,
-                       [start_box, confirm, output_name]) \
+    preview_inputs = [preview_on, preview_prompts, preview_weight, preview_seed, preview_negative, preview_steps,
+                      preview_width, preview_height]
+    start_button.click(start, [base_model, confirm] + preview_inputs + form_inputs, [start_box, confirm, output_name]) \
         .then(redraw, [shown, picked], view_outputs, **QUIET)
     stop_button.click(stop, [picked], [start_box]).then(redraw, [shown, picked], view_outputs, **QUIET)
     cancel_button.click(stop, [picked], [start_box]).then(redraw, [shown, picked], view_outputs, **QUIET)
     remove_button.click(remove, [picked], [start_box]).then(redraw, [shown, picked], view_outputs, **QUIET)
     picked.input(redraw, [shown, picked], view_outputs, **QUIET)
-    opened = ctx.blocks.load(open_page, [picked], view_outputs + [base_model] + form_inputs, **QUIET)
+    opened = ctx.blocks.load(open_page, [picked], view_outputs + [base_model] + preview_inputs + form_inputs, **QUIET)
     poll(redraw, [shown, picked], view_outputs, lambda: view_stamp(actions.view_job(jobs), jobs.jobs())) \
         .then(refresh_picker, [listed], [listed, picked], **QUIET)
     save_button.click(save_settings, [base_model] + form_inputs, [saved_file, settings_box])
