@@ -123,3 +123,55 @@ def test_evaluate_a_trained_run_in_the_browser(server):
         page.screenshot(path=str(server["shots"] / f"lora_trainer_evaluate_gradio{page_gradio_major()}.png"),
                         full_page=True)
         browser.close()
+
+
+def pick_option(page, elem_id: str, text: str, timeout: float = 20) -> None:
+    """Open a dropdown and click the entry containing ``text``, as a user does (waiting until it is listed)."""
+    option = page.locator(f"#{elem_id} ul.options li").filter(has_text=text).first
+    deadline = time.time() + timeout
+    while True:
+        page.locator(f"#{elem_id} input").first.click()
+        try:
+            option.click(timeout=1000)
+            break
+        except sync_api.TimeoutError:
+            assert time.time() < deadline, f"{elem_id} never listed {text!r}"
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(500)
+    page.wait_for_timeout(300)
+
+
+def test_a_run_trained_while_the_page_is_open_is_listed_and_can_be_picked(server, tmp_path):
+    """Runs were read once, when the WebUI built the page: a run trained since was missing until ↻, and on
+    gradio 4 picking it after ↻ kept analysing the previous one (the list ticked the entry at the old index)."""
+    from lora_trainer.config.schema import TrainConfig
+    from lora_trainer.train.loop import train
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server["url"])
+        page.wait_for_selector("#lora_trainer_train_data_dir")
+        open_subtab(page, "Evaluate")
+        picked = page.locator("#lora_trainer_eval_run input").first
+        assert picked.input_value().startswith("tiny (")
+
+        train(TrainConfig(pretrained_model_name_or_path=server["base"], train_data_dir=server["data"],
+                          output_dir=str(server["loras"]), output_name="second", resolution="64", min_bucket_reso=64,
+                          max_bucket_reso=128, bucket_reso_steps=64, train_batch_size=2, max_train_epochs=1,
+                          network_dim=4, network_alpha=4, mixed_precision="no", seed=2), log=lambda *_: None)
+        open_subtab(page, "Train")
+        open_subtab(page, "Evaluate")   # no ↻: choosing the sub-tab reads the runs again
+        pick_option(page, "lora_trainer_eval_run", "second (")
+        assert picked.input_value().startswith("second ("), picked.input_value()
+        page.locator("#lora_trainer_eval_analyse").click()
+        assert "second: epoch" in wait_for_text(page, "lora_trainer_eval_message", r"Run read")
+
+        pick_option(page, "lora_trainer_eval_run", "tiny (")
+        page.locator("#lora_trainer_eval_refresh").click()
+        page.wait_for_timeout(1000)
+        pick_option(page, "lora_trainer_eval_run", "second (")
+        assert picked.input_value().startswith("second ("), picked.input_value()
+        page.locator("#lora_trainer_eval_analyse").click()
+        wait_for_text(page, "lora_trainer_eval_message", r"second: epoch")
+        browser.close()

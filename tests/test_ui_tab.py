@@ -368,3 +368,15 @@ def test_a_broken_runner_becomes_a_tab_that_explains_and_the_api_is_added_once(w
     routes = [(r.path, tuple(sorted(r.methods))) for r in app.routes if r.path.startswith("/lora-trainer/")]
     assert routes and len(routes) == len(set(routes))
     webui.callbacks.script_unloaded_callback()
+
+
+def test_the_evaluate_run_list_is_read_again_when_its_sub_tab_is_chosen(webui):
+    page = open_tab(webui)
+    from modules import shared
+    from test_eval_report import make_run
+
+    make_run(Path(shared.cmd_opts.lora_dir), epochs=2, steps_per_epoch=5)   # trained after the page was built
+    page.fire("lora_trainer_tab_evaluate", "select")
+    choices = page.prop("lora_trainer_eval_run", "choices")
+    assert any(str(c).startswith("dreamgirl (") for c in choices), choices
+    assert page["lora_trainer_eval_run"].startswith("dreamgirl (")   # nothing was chosen: the newest run

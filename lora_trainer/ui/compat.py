@@ -40,6 +40,15 @@ def dropdown(choices: list, value: Any, **kwargs: Any) -> gr.Dropdown:
     return gr.Dropdown(choices=choices, value=value, allow_custom_value=True, **kwargs)
 
 
+def picker(choices: list, value: Any, **kwargs: Any) -> gr.Dropdown:
+    """A dropdown of listed entries only, for lists that change while the page is open (runs, jobs).
+
+    4.40 keeps the *index* of the selected entry when the choices of a dropdown that takes custom values
+    change: after a new entry is put at the top, the list ticks the new entry, shows the old one, and picking
+    the new one changes nothing (the old one stays the value). Without custom values it looks the value up."""
+    return gr.Dropdown(choices=choices, value=value, allow_custom_value=False, **kwargs)
+
+
 def info_kw(text: str) -> dict:
     """Plain-words explanation under a component (both versions support ``info=`` on inputs)."""
     return {"info": text} if text else {}

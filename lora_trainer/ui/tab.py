@@ -79,8 +79,8 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
                 dataset = build_dataset(ctx)
             with gr.Tab("Train", elem_id="lora_trainer_tab_train"):
                 train = build_train(ctx)
-            with gr.Tab("Evaluate", elem_id="lora_trainer_tab_evaluate"):
-                build_evaluate(runner, host)
+            with gr.Tab("Evaluate", elem_id="lora_trainer_tab_evaluate") as evaluate_tab:
+                build_evaluate(runner, host, evaluate_tab, tab)
         wire_step_maths(ctx, dataset, train)
     keep_out_of_ui_config(*tab.blocks.values())   # defaults follow the trainer and the host, not ui-config.json
     return tab

@@ -11,7 +11,7 @@ from ..config.presets import PRESETS, SUBJECT, VRAM, apply_preset, preset_change
 from ..errors import ConfigError, TrainerError
 from . import actions
 from ..evaluate.loss_chart import loss_chart_svg
-from .compat import as_path, dropdown, poll
+from .compat import as_path, dropdown, picker, poll
 from .dataset_tab import DATASET_FIELDS
 from .dataset_view import dataset_summary
 from .names import sanitize_output_name
@@ -108,8 +108,8 @@ def build_train(ctx) -> TrainTab:
             with gr.Accordion("Queue", open=False, elem_id="lora_trainer_queue"):
                 queue_box = gr.HTML(queue_html([]), elem_id="lora_trainer_queue_table")
                 with gr.Row(equal_height=False):
-                    picked = dropdown([], "", label="Show run", elem_id="lora_trainer_pick_job",
-                                      info="Empty: the run that trains now, else the latest one.", scale=2)
+                    picked = picker([""], "", label="Show run", elem_id="lora_trainer_pick_job",
+                                    info="Empty: the run that trains now, else the latest one.", scale=2)
                     with gr.Column(scale=1, min_width=160):
                         cancel_button = gr.Button("Stop or cancel this run", size="sm", elem_id="lora_trainer_cancel")
                         remove_button = gr.Button("Remove from the list", size="sm", elem_id="lora_trainer_remove")

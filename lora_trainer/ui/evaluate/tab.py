@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..compat import dropdown
+from ..compat import dropdown, picker
 from ..status import message_html
 from . import actions as ea
 from . import grid as eg
@@ -34,8 +34,10 @@ def _lora_root(host: Any) -> str | None:
         return None
 
 
-def build_evaluate(runner: Any, host: Any) -> None:
-    """Create the sub-tab's components and events in the current Blocks context."""
+def build_evaluate(runner: Any, host: Any, sub_tab: Any = None, page: Any = None) -> None:
+    """Create the sub-tab's components and events in the current Blocks context; the run list is read again
+    when the page opens (``page``: the tab's Blocks) and whenever ``sub_tab`` is selected, so a run trained
+    meanwhile is there without ↻."""
     stop_flag = threading.Event()
     choices = [label for label, _ in ea.list_runs(host, runner)]
 
@@ -47,9 +49,9 @@ def build_evaluate(runner: Any, host: Any) -> None:
 
     # ---- 1. the run ------------------------------------------------------------------------------------
     with gr.Row(equal_height=False):
-        run_pick = dropdown(choices, choices[0] if choices else None, label="Run",
-                            info="Runs in the WebUI's Lora folder and runs trained here.",
-                            elem_id="lora_trainer_eval_run", scale=6)
+        run_pick = picker(choices, choices[0] if choices else None, label="Run",
+                          info="Runs in the WebUI's Lora folder and runs trained here.",
+                          elem_id="lora_trainer_eval_run", scale=6)
         refresh = gr.Button("↻", elem_id="lora_trainer_eval_refresh", scale=1, min_width=40)
         typed = gr.Textbox("", label="Or a folder or file", placeholder="D:\\models\\Lora\\dreamgirl-000005.safetensors",
                            info="The folder of the run's files, its log folder, or one of its .safetensors files.",
@@ -239,6 +241,8 @@ def build_evaluate(runner: Any, host: Any) -> None:
 
     # ---- events ----------------------------------------------------------------------------------------
     refresh.click(refresh_runs, [run_pick], [run_pick])
+    for event in ([sub_tab.select] if sub_tab is not None else []) + ([page.load] if page is not None else []):
+        event(refresh_runs, [run_pick], [run_pick], show_progress="hidden")
     analyse_button.click(analyse, [run_pick, typed, kind, language], analysis_outputs)
     validate_button.click(validate, [report_state, holdout, base_model, training_dir, language],
                           [validation_box, chart_box, report_state])
