@@ -135,8 +135,10 @@ def pick_option(page, elem_id: str, text: str, timeout: float = 20) -> None:
             option.click(timeout=1000)
             break
         except sync_api.TimeoutError:
-            assert time.time() < deadline, f"{elem_id} never listed {text!r}"
-            page.keyboard.press("Escape")
+            listed = page.evaluate(f"() => Array.from(document.querySelectorAll('#{elem_id} ul.options li'))"
+                                   ".map(e => e.textContent.trim())")
+            assert time.time() < deadline, f"{elem_id} never listed {text!r}: {listed}"
+            page.mouse.click(5, 5)   # closes the list (Escape would leave 4.40's list empty at the next opening)
             page.wait_for_timeout(500)
     page.wait_for_timeout(300)
 

@@ -64,13 +64,17 @@ def dependencies(demo) -> list[dict]:
 
 
 class Page:
-    """One open page: component values and properties, events fired like the browser would."""
+    """One open page: component values and properties, events fired like the browser would (a function that
+    asks for the request gets one with the page's own session hash, as gradio 4 gives it)."""
 
     def __init__(self, demo) -> None:
+        import uuid
+
         self.demo = demo
         self.deps = dependencies(demo)
         self.values = {i: getattr(b, "value", None) for i, b in demo.blocks.items()}
         self.props: dict[int, dict] = {}
+        self.request = types.SimpleNamespace(session_hash=uuid.uuid4().hex)
 
     def block(self, elem_id: str):
         for block in self.demo.blocks.values():
@@ -93,7 +97,11 @@ class Page:
         return self.props.get(self.block(elem_id)._id, {}).get(name, default)
 
     def _run(self, dep) -> None:
-        result = dep["fn"](*[self.values[i] for i in dep["inputs"]])
+        import inspect
+
+        args = [self.values[i] for i in dep["inputs"]]
+        wants = [p for p in inspect.signature(dep["fn"]).parameters.values() if "Request" in str(p.annotation)]
+        result = dep["fn"](*args, *([self.request] if wants else []))
         outputs = dep["outputs"]
         if len(outputs) == 1:
             result = [result]
@@ -379,4 +387,6 @@ def test_the_evaluate_run_list_is_read_again_when_its_sub_tab_is_chosen(webui):
     page.fire("lora_trainer_tab_evaluate", "select")
     choices = page.prop("lora_trainer_eval_run", "choices")
     assert any(str(c).startswith("dreamgirl (") for c in choices), choices
-    assert page["lora_trainer_eval_run"].startswith("dreamgirl (")   # nothing was chosen: the newest run
+    fresh = Page(page.demo)
+    fresh.open()   # a page that opens chooses the newest run
+    assert fresh["lora_trainer_eval_run"].startswith("dreamgirl (")

@@ -55,11 +55,13 @@ def build_app(runner, host, install: dict | None = None):
 
     css_file = ROOT / "style.css"
     css = css_file.read_text(encoding="utf-8") if css_file.is_file() else None
+    # the system's fonts: the default theme's come from fonts.googleapis.com, unreachable offline
+    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                              font_mono=["ui-monospace", "Consolas", "monospace"])
     tab = build_tab(runner, host, install)   # outside the page's context, as the WebUI builds it
-    with gr.Blocks(title="LoRA Trainer", css=css, analytics_enabled=False) as app:
-        with gr.Tabs():
-            with gr.TabItem("LoRA Trainer", id="lora_trainer", elem_id="tab_lora_trainer"):
-                tab.render()
+    with gr.Blocks(title="LoRA Trainer", css=css, theme=theme, analytics_enabled=False) as app:
+        with gr.Column(elem_id="tab_lora_trainer"):   # where the WebUI puts it: style.css is scoped to it
+            tab.render()
     return app
 
 

@@ -11,7 +11,7 @@ from ..config.presets import PRESETS, SUBJECT, VRAM, apply_preset, preset_change
 from ..errors import ConfigError, TrainerError
 from . import actions
 from ..evaluate.loss_chart import loss_chart_svg
-from .compat import as_path, dropdown, picker, poll
+from .compat import QUIET_INPUTS, PageMemory, as_path, dropdown, picker, poll
 from .dataset_tab import DATASET_FIELDS
 from .dataset_view import dataset_summary
 from .names import sanitize_output_name
@@ -33,6 +33,7 @@ class TrainTab:
 def build_train(ctx) -> TrainTab:
     """The sub-tab's components and events in the current gradio context."""
     runner, host, form, jobs = ctx.runner, ctx.host, ctx.form, ctx.jobs
+    pages = PageMemory()   # gradio 4: what each open page shows and picked, kept here (see QUIET_INPUTS)
     base_title, _ = actions.default_checkpoint(host)
     shown = gr.State("")   # stamp of what this page shows, so unchanged parts are not resent
     listed = gr.State("")  # stamp of the runs in the picker
@@ -241,24 +242,28 @@ def build_train(ctx) -> TrainTab:
                                validation=getattr(job, "validation", []) or []),
                 gr.update(value=items, visible=bool(items)), files_html(job), queue_html(listed_jobs)]
 
-    def open_page(choice: str | None):
+    def open_page(request: gr.Request):
         """A page opens (or is reloaded): show the runs, and the settings of the run it shows (the one
-        training or queued, else the latest) in the form and the preview fields, so a reload loses nothing;
-        without a run, the checkpoint the host has loaded now (the page may have been built before another one
-        was chosen)."""
+        training or queued, else the latest) in the form, the preview fields and the step maths, so a reload
+        loses nothing; without a run, the checkpoint the host has loaded now (the page may have been built
+        before another one was chosen). Sends no inputs (QUIET_INPUTS): a fresh page has picked nothing."""
         jobs.forget()
-        view = redraw("", choice)
+        page = pages.page(request)
+        page.clear()
+        view = redraw("", None)
+        page["shown"] = view[0]
         shown = jobs.current() or next((j for j in jobs.jobs() if getattr(j, "status", "") == "queued"), None) \
             or actions.view_job(jobs)
         cfg = actions.job_config(shown, ctx.defaults) if shown is not None else None
         if cfg is None:
             loaded, _ = actions.default_checkpoint(host)
             return view + [gr.update(value=loaded) if loaded else gr.update()] + \
-                [gr.update() for _ in preview_inputs] + [gr.update() for _ in range(n_form)]
+                [gr.update() for _ in preview_inputs] + [gr.update() for _ in range(n_form)] + [gr.update()] * 2
         model = actions.title_for_path(cfg.pretrained_model_name_or_path, host)
         previews = actions.preview_values(getattr(shown, "preview_settings", None), cfg)
+        summary, line = dataset_summary(cfg)
         return view + [gr.update(value=model)] + [gr.update(value=v) if v is not ... else gr.update()
-                                                  for v in previews] + form.updates(cfg)
+                                                  for v in previews] + form.updates(cfg) + [summary, line]
 
     def refresh_picker(last: str):
         """The run picker's list, only when runs were added, removed or changed status (an update of a
@@ -268,6 +273,24 @@ def build_train(ctx) -> TrainTab:
         if stamp == last:
             return last, gr.update()
         return stamp, gr.update(choices=[""] + choices)
+
+    def page_redraw(request: gr.Request):
+        """The redraw of the page ``request`` comes from, with what it shows kept on the server (gradio 4)."""
+        page = pages.page(request)
+        view = redraw(page.get("shown", ""), page.get("picked"))
+        page["shown"] = view[0]
+        return view
+
+    def page_tick(request: gr.Request):
+        """The poll of one page (gradio 4): the redraw and, when the runs changed, the picker's list."""
+        page = pages.page(request)
+        listed_stamp, choices = refresh_picker(page.get("listed", ""))
+        page["listed"] = listed_stamp
+        return page_redraw(request) + [choices]
+
+    def pick(choice: str | None, request: gr.Request):
+        pages.page(request)["picked"] = choice
+        return page_redraw(request) if QUIET_INPUTS else redraw("", choice)
 
     # ---- events --------------------------------------------------------------------------------------
     form_inputs = form.inputs
@@ -279,16 +302,21 @@ def build_train(ctx) -> TrainTab:
     view_outputs = [shown, progress_box, error_box, chart_box, gallery, files_box, queue_box]
     preview_inputs = [preview_on, preview_prompts, preview_weight, preview_seed, preview_negative, preview_steps,
                       preview_width, preview_height]
+    # what the page shows is redrawn after a button: from the page's memory on gradio 4 (no inputs sent)
+    redrawn = (page_redraw, None) if QUIET_INPUTS else (redraw, [shown, picked])
     start_button.click(start, [base_model, confirm] + preview_inputs + form_inputs, [start_box, confirm, output_name]) \
-        .then(redraw, [shown, picked], view_outputs, **QUIET)
-    stop_button.click(stop, [picked], [start_box]).then(redraw, [shown, picked], view_outputs, **QUIET)
-    cancel_button.click(stop, [picked], [start_box]).then(redraw, [shown, picked], view_outputs, **QUIET)
-    remove_button.click(remove, [picked], [start_box]).then(redraw, [shown, picked], view_outputs, **QUIET)
-    picked.input(redraw, [shown, picked], view_outputs, **QUIET)
-    opened = ctx.blocks.load(open_page, [picked], view_outputs + [base_model] + preview_inputs + form_inputs, **QUIET)
-    poll(redraw, [shown, picked], view_outputs, lambda: view_stamp(actions.view_job(jobs), jobs.jobs())) \
-        .then(refresh_picker, [listed], [listed, picked], **QUIET)
+        .then(*redrawn, view_outputs, **QUIET)
+    stop_button.click(stop, [picked], [start_box]).then(*redrawn, view_outputs, **QUIET)
+    cancel_button.click(stop, [picked], [start_box]).then(*redrawn, view_outputs, **QUIET)
+    remove_button.click(remove, [picked], [start_box]).then(*redrawn, view_outputs, **QUIET)
+    picked.input(pick, [picked], view_outputs, **QUIET)
+    ctx.blocks.load(open_page, None, view_outputs + [base_model] + preview_inputs + form_inputs
+                    + [ctx.dataset.summary_box, plan_box], **QUIET)
+    ticked = poll(redraw, [shown, picked], view_outputs, lambda: view_stamp(actions.view_job(jobs), jobs.jobs()),
+                  page_fn=page_tick, page_outputs=view_outputs + [picked])
+    if not QUIET_INPUTS:
+        ticked.then(refresh_picker, [listed], [listed, picked], **QUIET)
     save_button.click(save_settings, [base_model] + form_inputs, [saved_file, settings_box])
     loaded = load_file.upload(load_settings, [load_file, base_model] + form_inputs,
                               [base_model, settings_box] + form_inputs)
-    return TrainTab(plan_box, [(applied, {}), (opened, QUIET), (loaded, {})])
+    return TrainTab(plan_box, [(applied, {}), (loaded, {})])

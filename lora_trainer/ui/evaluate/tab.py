@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..compat import dropdown, picker
+from ..compat import QUIET_INPUTS, dropdown, picker
 from ..status import message_html
 from . import actions as ea
 from . import grid as eg
@@ -146,6 +146,14 @@ def build_evaluate(runner: Any, host: Any, sub_tab: Any = None, page: Any = None
         labels = [label for label, _ in ea.list_runs(host, runner)]
         return gr.update(choices=labels, value=current if current in labels else (labels[0] if labels else None))
 
+    def newest_run():
+        """A page opens: the runs, the newest chosen (no inputs sent, see QUIET_INPUTS)."""
+        return refresh_runs(None)
+
+    def runs_again():
+        """The sub-tab is chosen: the runs read again; the page keeps its choice while it is listed."""
+        return gr.update(choices=[label for label, _ in ea.list_runs(host, runner)])
+
     analysis_outputs = [run_box, chart_box, findings_box, diagnosis_box, report_state, trigger_state, prompts,
                         epochs, weights, base_model, training_dir, xyz_text, keep_pick, keep_name, validation_box]
 
@@ -241,8 +249,11 @@ def build_evaluate(runner: Any, host: Any, sub_tab: Any = None, page: Any = None
 
     # ---- events ----------------------------------------------------------------------------------------
     refresh.click(refresh_runs, [run_pick], [run_pick])
-    for event in ([sub_tab.select] if sub_tab is not None else []) + ([page.load] if page is not None else []):
-        event(refresh_runs, [run_pick], [run_pick], show_progress="hidden")
+    if page is not None:
+        page.load(newest_run, None, [run_pick], show_progress="hidden")
+    if sub_tab is not None:
+        sub_tab.select(*((runs_again, None) if QUIET_INPUTS else (refresh_runs, [run_pick])), [run_pick],
+                       show_progress="hidden")
     analyse_button.click(analyse, [run_pick, typed, kind, language], analysis_outputs)
     validate_button.click(validate, [report_state, holdout, base_model, training_dir, language],
                           [validation_box, chart_box, report_state])
