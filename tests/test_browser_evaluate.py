@@ -98,17 +98,34 @@ def test_evaluate_a_trained_run_in_the_browser(server):
         metrics = next(server["loras"].glob("logs/tiny-*/metrics.jsonl")).read_text(encoding="utf-8")
         assert metrics.count('"validation"') == 2
 
-        # a 2 × 2 grid: epochs 1 and final (2) at weights 0 and 1, 64 px, 2 steps
+        # the grid starts from the run: its trained size (64), its trigger word and frequent tags, and says
+        # how many images it renders before it starts
+        assert (field(page, "lora_trainer_eval_width").input_value(),
+                field(page, "lora_trainer_eval_height").input_value()) == ("64", "64")
+        assert field(page, "lora_trainer_eval_prompts").input_value().startswith("zkz, ")
+        assert "images at 64 × 64, 20 steps" in text_of(page, "lora_trainer_eval_estimate")
+
+        # a 2 × 2 grid: epochs 1 and final (2) at weights 0 and 1, 64 px, 2 steps, another sampler and CFG
         type_into(page, "lora_trainer_eval_epochs", "1, final")
         type_into(page, "lora_trainer_eval_weights", "0, 1")
-        for name, value in (("width", "64"), ("height", "64"), ("steps", "2")):
-            type_into(page, f"lora_trainer_eval_{name}", value)
+        type_into(page, "lora_trainer_eval_steps", "2")
+        wait_for_text(page, "lora_trainer_eval_estimate", r"3 images at 64 × 64, 2 steps")
+        pick_option(page, "lora_trainer_eval_sampler", "DPM++ 2M")
+        type_into(page, "lora_trainer_eval_cfg", "5")
         page.locator("#lora_trainer_eval_render").click()
         wait_for_text(page, "lora_trainer_eval_progress", r"Grid rendered", timeout=60)
         page.wait_for_selector("#lora_trainer_eval_grid img")
         assert "Recommendation" in wait_for_text(page, "lora_trainer_eval_recommendation", r"Recommendation")
         grids = list(server["loras"].glob("logs/tiny-*/grids/*/grid.png"))
         assert len(grids) == 1 and len(list(grids[0].parent.glob("*.png"))) == 4   # 3 cells + the grid
+        stored = json.loads((grids[0].parent / "grid.json").read_text(encoding="utf-8"))
+        assert (stored["sampler_name"], stored["cfg_scale"], stored["steps"]) == ("DPM++ 2M", 5.0, 2)
+
+        # analysed again, the run's grid settings are back, and the time is known now
+        page.locator("#lora_trainer_eval_analyse").click()
+        wait_for_text(page, "lora_trainer_eval_estimate", r"About \d+:\d\d")
+        assert field(page, "lora_trainer_eval_steps").input_value() == "2"
+        assert page.locator("#lora_trainer_eval_sampler input").first.input_value() == "DPM++ 2M"
 
         type_into(page, "lora_trainer_eval_keep_name", "tiny_kept")
         page.locator("#lora_trainer_eval_keep").click()

@@ -72,6 +72,41 @@ class RenderSettings:
         return problems
 
 
+def render_work(settings: RenderSettings) -> float:
+    """What one image of ``settings`` costs, in megapixel-steps (the hires pass counted at its own size)."""
+    work = settings.width * settings.height * settings.steps
+    if settings.hires:
+        scale = settings.hires_scale
+        work += settings.width * settings.height * scale * scale * (settings.hires_steps or settings.steps)
+    return work / 1e6
+
+
+class RenderClock:
+    """How fast a host renders, from its recent renders (previews, grid cells): seconds per megapixel-step,
+    the median of the last ``keep`` measurements (a model load now and then does not swing it)."""
+
+    def __init__(self, keep: int = 15) -> None:
+        self._rates: list[float] = []
+        self._lock = threading.Lock()
+        self.keep = keep
+
+    def record(self, settings: RenderSettings, images: int, seconds: float) -> None:
+        work = render_work(settings) * images
+        if images > 0 and work > 0 and seconds > 0:
+            with self._lock:
+                self._rates = (self._rates + [seconds / work])[-self.keep:]
+
+    def rate(self) -> Optional[float]:
+        with self._lock:
+            rates = sorted(self._rates)
+        return rates[len(rates) // 2] if rates else None
+
+    def estimate(self, settings: RenderSettings, images: int) -> Optional[float]:
+        """Seconds for ``images`` images of ``settings``; None before the first measurement."""
+        rate = self.rate()
+        return None if rate is None else rate * render_work(settings) * images
+
+
 @dataclass
 class PreviewRequest(RenderSettings):
     lora_path: str = ""            # the saved .safetensors
@@ -91,6 +126,14 @@ class HostAdapter:
     """The host as the trainer sees it. Defaults suit a host that has nothing to offer."""
 
     name = "none"
+
+    @property
+    def render_clock(self) -> RenderClock:
+        """This host's render speed, measured on its renders (created at first use)."""
+        clock = self.__dict__.get("_render_clock")
+        if clock is None:
+            clock = self.__dict__.setdefault("_render_clock", RenderClock())
+        return clock
 
     def loaded_checkpoint(self) -> Optional[Checkpoint]:
         return None

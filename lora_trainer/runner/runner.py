@@ -330,8 +330,11 @@ class Runner:
         model = self._preview_model(entry, req)
         with self._cond:
             entry.rendering = True
+        started = time.monotonic()
         try:
             images = self.host.generate_previews(req)
+            seconds = time.monotonic() - started
+            self.host.render_clock.record(req, len(images), seconds)   # the grid's time estimate
         except PreviewUnavailable as err:
             self._note_once(entry, f"Previews skipped: {err.message}" + (f" ({err.advice})" if err.advice else ""))
             return
@@ -359,7 +362,8 @@ class Runner:
             prompt = settings.prompts[index] if index < len(settings.prompts) else ""
             records.append({"epoch": event.epoch, "step": event.step, "weight": settings.weight,
                             "prompt": prompt.replace("{trigger}", entry.job.trigger), "path": path,
-                            "file": event.lora_path, "model": model})
+                            "file": event.lora_path, "model": model,
+                            "seconds": round(seconds / max(1, len(images)), 2)})
         entry.rendered[event.step] = records
         with self._cond:
             entry.job.previews.extend(records)

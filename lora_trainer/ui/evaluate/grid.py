@@ -18,6 +18,7 @@ from ...evaluate.scores import GridCell
 from ...hosts.base import PreviewRequest, RenderSettings
 from ..status import message_html
 from .actions import error_box, list_html, trigger_of
+from .grid_settings import save_settings
 
 VERDICT_TEXT = {"good": "usable", "broken": "broken", "weak": "weak", "overfit": "over-fitted",
                 "baseline": "without the LoRA"}
@@ -66,13 +67,25 @@ class GridSettings(RenderSettings):
 
     @classmethod
     def from_inputs(cls, prompts: str, epochs: str, weights: str, seed: Any, width: Any, height: Any,
-                    steps: Any, negative: str = "", base_model: str = "", trigger: str = "") -> "GridSettings":
+                    steps: Any, negative: str = "", base_model: str = "", trigger: str = "",
+                    **render: Any) -> "GridSettings":
+        """The tab's values; ``render``: the other render fields (sampler_name, scheduler, cfg_scale, hires_...)."""
         lines = [p.strip() for p in str(prompts or "").splitlines() if p.strip()] or ["{trigger}"]
+        defaults = RenderSettings()
+        extra = {}
+        for key, value in render.items():
+            if value in (None, "") or not hasattr(defaults, key):
+                continue
+            try:
+                extra[key] = type(getattr(defaults, key))(value)
+            except (TypeError, ValueError):
+                raise TrainerError(f"{key} {value!r} is not a valid value", "e.g. CFG scale 7, hires fix 1 (off) "
+                                                                            "to 2, denoising 0.5") from None
         try:
             settings = cls(prompts=lines, epochs=str(epochs or ""), weights=parse_weights(weights),
                            seed=int(seed if seed not in (None, "") else 1234), width=int(width or 512),
                            height=int(height or 512), steps=int(steps or 20), negative_prompt=str(negative or ""),
-                           base_model=base_model or "", trigger=trigger or "")
+                           base_model=base_model or "", trigger=trigger or "", **extra)
         except (TypeError, ValueError):
             raise TrainerError("the seed, size and steps must be whole numbers",
                                "e.g. seed 1234, size 512 × 512, 20 steps") from None
@@ -222,11 +235,15 @@ def render_grid(host: Any, report: RunReport, settings: GridSettings, should_sto
         yield GridProgress(n, total, cell.label)
         req = PreviewRequest(**{**settings.render_fields(), "prompts": [cell.prompt], "weight": cell.weight},
                              lora_path=cell.file.path, base_model_path=settings.base_model, trigger=trigger)
+        started = time.monotonic()
         try:
             out = host.generate_previews(req)
         except Exception as err:  # the host's own errors included: shown, never raised into the page
             message = error_box("Rendering stopped", err)
             break
+        clock = getattr(host, "render_clock", None)
+        if clock is not None and out:
+            clock.record(req, len(out), time.monotonic() - started)
         if not out:
             result.stopped = True   # the host was interrupted
             break
@@ -252,6 +269,7 @@ def render_grid(host: Any, report: RunReport, settings: GridSettings, should_sto
                 image.save(os.path.join(folder, f"{p.file.stem}_w{format_weight(p.weight)}_p{p.prompt_index + 1}.png"))
             result.path = os.path.join(folder, "grid.png")
             result.image.save(result.path)
+            save_settings(folder, settings)   # the next analysis of this run starts from them
             result.folder = folder
         except OSError as err:
             message = message or error_box("The grid could not be saved", TrainerError(
