@@ -25,6 +25,7 @@ pytest.importorskip("torch")
 sync_api = pytest.importorskip("playwright.sync_api")
 
 from test_browser import CHROMIUM, open_subtab, page_gradio_major, server, type_into  # noqa: E402,F401
+from test_ui_localization import ZH_CN_TEXTS as ZH_CN, script_hints  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason=f"browser tests drive the system Chromium at {CHROMIUM}; "
@@ -99,10 +100,19 @@ def test_the_console_stays_quiet_on_load_while_polling_and_opening_sections(serv
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.add_init_script(f"window.localization = {json.dumps(ZH_CN, ensure_ascii=False)};")   # as the WebUI does
         console = Console(page)
         page.goto(server["url"])
         page.wait_for_selector("#lora_trainer_train_data_dir")
         tabs = tabs_in_page(page)
+        # javascript/lora_trainer.js: hover hints, in the page's language
+        hints = script_hints()
+        title = lambda selector: page.locator(selector).first.get_attribute("title")  # noqa: E731
+        deadline = time.time() + 10
+        while title("#lora_trainer_start") is None and time.time() < deadline:
+            page.wait_for_timeout(200)
+        assert title("#lora_trainer_start") == ZH_CN[hints["lora_trainer_start"]]
+        assert title("#lora_trainer_tabs > .tab-nav > button:nth-child(3)") == ZH_CN[hints["tabs"][2]]
 
         page.wait_for_timeout(5000)   # three polls and more
         for name in ("Train", "Evaluate", "Dataset", "Train"):

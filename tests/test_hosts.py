@@ -323,3 +323,19 @@ def test_standalone_lists_named_files_and_a_models_folder(tmp_path):
     with pytest.raises(PreviewUnavailable):
         adapter.generate_previews(PreviewRequest(lora_path=str(tmp_path / "l.safetensors")))
     assert adapter.describe() == {"host": "standalone", "lora_dir": str(tmp_path / "out"), "loaded_checkpoint": None}
+
+
+def test_the_notifications_are_settings_of_their_own(root):
+    """Settings → LoRA Trainer: a browser notification and the WebUI's notification.mp3 when a run ends, each on
+    by default and each off on request (javascript/lora_trainer.js reads them from the WebUI's opts)."""
+    fake_host.activate("a1111", root=root, loaded=ckpt(root))
+    from modules import shared
+
+    from lora_trainer.hosts.webui import NOTIFY_SETTINGS, register_notification_settings
+
+    register_notification_settings()
+    for key, label in NOTIFY_SETTINGS:
+        info = shared.opts.data_labels[key]
+        assert info.default is True and info.label == label and info.section == ("lora_trainer", "LoRA Trainer")
+    script = (Path(__file__).resolve().parents[1] / "javascript" / "lora_trainer.js").read_text(encoding="utf-8")
+    assert all(f'"{key}"' in script for key, _ in NOTIFY_SETTINGS) and '"show_progress_in_title"' in script

@@ -316,6 +316,22 @@ def serves_other_computers(cmd_opts) -> bool:
     return any(getattr(cmd_opts, name, None) for name in ("share", "listen", "ngrok", "server_name"))
 
 
+# read by javascript/lora_trainer.js (the WebUI's own "show_progress_in_title" decides the window title)
+NOTIFY_SETTINGS = (
+    ("lora_trainer_notify_browser", "Browser notification when a training run finishes or fails (while the "
+                                    "page is in the background)"),
+    ("lora_trainer_notify_sound", "Play the WebUI's notification sound (notification.mp3 in its folder) when a "
+                                  "training run finishes or fails"),
+)
+
+
+def register_notification_settings() -> None:
+    """Settings → LoRA Trainer: the two notifications when a run ends, each on by default."""
+    shared = host_module("modules.shared")
+    for key, label in NOTIFY_SETTINGS:
+        shared.opts.add_option(key, shared.OptionInfo(True, label, section=("lora_trainer", "LoRA Trainer")))
+
+
 def register_settings(textbox) -> None:
     """The Settings entry where the owner of a shared WebUI allows more folders. Like the host's own folder
     settings it is hidden, and cannot be changed by callers, when the WebUI runs with --hide-ui-dir-config."""

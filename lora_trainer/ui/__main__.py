@@ -51,6 +51,7 @@ def build_app(runner, host, install: dict | None = None):
     """The tab inside a page of its own, wrapped like the WebUI wraps it (so style.css applies)."""
     import gradio as gr
 
+    from .compat import js_kw
     from .tab import build_tab
 
     css_file = ROOT / "style.css"
@@ -62,7 +63,16 @@ def build_app(runner, host, install: dict | None = None):
     with gr.Blocks(title="LoRA Trainer", css=css, theme=theme, analytics_enabled=False) as app:
         with gr.Column(elem_id="tab_lora_trainer"):   # where the WebUI puts it: style.css is scoped to it
             tab.render()
+        scripts = page_scripts()
+        if scripts:   # what the WebUI loads from javascript/, run once the page is there (no values sent)
+            app.load(None, None, None, **js_kw("() => {\n" + scripts + "\n}"))
     return app
+
+
+def page_scripts() -> str:
+    """The extension's ``javascript/*.js``, which the WebUI puts in every page it serves."""
+    folder = ROOT / "javascript"
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.js"))) if folder.is_dir() else ""
 
 
 def main(argv: list[str] | None = None) -> int:

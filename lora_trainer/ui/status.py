@@ -80,7 +80,8 @@ def progress_html(job: Any) -> str:
     if validation and validation[-1][2] is not None:
         cells.insert(7, _cell("Validation loss", f"{float(validation[-1][2]):.4f}"))
     name = escape(str(_attr(job, "output_name", "")))
-    return (f'<div class="lt-status" data-job="{escape(str(_attr(job, "id", "")))}" data-status="{escape(status)}">'
+    return (f'<div class="lt-status" data-job="{escape(str(_attr(job, "id", "")))}" data-status="{escape(status)}" '
+            f'data-step="{step}" data-total="{total}">'   # javascript/lora_trainer.js: title, notification
             f'<div class="lt-head">{_badge(status)}<span class="lt-name">{name}</span></div>'
             f'<div class="lt-bar"><div class="lt-bar-fill" style="width:{percent:.1f}%"></div></div>'
             f'<div class="lt-cells">{"".join(cells)}</div></div>')
@@ -152,7 +153,8 @@ def queue_html(jobs: list[Any]) -> str:
         step, total = _attr(job, "step", 0) or 0, _attr(job, "total_steps", 0) or 0
         created = _attr(job, "created_at")
         when = time.strftime("%H:%M", time.localtime(created)) if created else ""
-        rows.append(f'<tr><td>{escape(str(_attr(job, "output_name", "")))}</td><td>{_badge(status)}</td>'
+        rows.append(f'<tr data-job="{escape(str(_attr(job, "id", "")))}" data-status="{escape(status)}">'
+                    f'<td>{escape(str(_attr(job, "output_name", "")))}</td><td>{_badge(status)}</td>'
                     f"<td>{step} / {total}</td><td>{when}</td></tr>")
     return (f'<div class="lt-queue"><table><thead><tr><th>Output name</th><th>Status</th><th>Step</th>'
             f'<th>Added</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
