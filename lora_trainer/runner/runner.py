@@ -24,6 +24,7 @@ from . import outputs
 from .history import JobHistory, default_dir
 from .job import ACTIVE, Job, PreviewSettings, new_job_id
 from .memory import release_memory
+from .previews import preview_model, save_previews
 
 # A1111 takes the extension folder off sys.path once the tab script is imported; the worker
 # thread imports torch-heavy modules later, so it remembers where the package lives.
@@ -327,7 +328,9 @@ class Runner:
         req = PreviewRequest(**settings.render_fields(), lora_path=event.lora_path,
                              base_model_path=entry.cfg.pretrained_model_name_or_path, trigger=entry.job.trigger)
         req.prompts = list(req.prompts)
-        model = self._preview_model(entry, req)
+        model, note = preview_model(self.host, req)
+        if note:
+            self._note_once(entry, note)
         with self._cond:
             entry.rendering = True
         started = time.monotonic()
@@ -350,45 +353,15 @@ class Runner:
         finally:
             with self._cond:
                 entry.rendering = False
-        records = []
-        for index, image in enumerate(images):
-            path = outputs.preview_path(entry.job.run_dir or entry.cfg.effective_logging_dir, event.lora_path,
-                                        settings.weight, index)
-            try:
-                outputs.save_image(image, path)
-            except OSError as err:
-                self._note_once(entry, f"Could not save preview images in {os.path.dirname(path)}: {err}")
-                break
-            prompt = settings.prompts[index] if index < len(settings.prompts) else ""
-            records.append({"epoch": event.epoch, "step": event.step, "weight": settings.weight,
-                            "prompt": prompt.replace("{trigger}", entry.job.trigger), "path": path,
-                            "file": event.lora_path, "model": model,
-                            "seconds": round(seconds / max(1, len(images)), 2)})
+        records, problem = save_previews(images, entry.job.run_dir or entry.cfg.effective_logging_dir, event,
+                                         settings, entry.job.trigger, model, seconds)
+        if problem:
+            self._note_once(entry, problem)
         entry.rendered[event.step] = records
         with self._cond:
             entry.job.previews.extend(records)
             if records:
                 entry.job.add_log(f"Previews of {os.path.basename(event.lora_path)}: {len(records)} image(s).")
-
-    def _preview_model(self, entry: _Entry, req: PreviewRequest) -> Optional[str]:
-        """The title of the model the previews render on; the log says once when it is not the WebUI's own
-        choice (previews switch to the model the LoRA was trained on) or not the trained one (not listed)."""
-        try:
-            model = self.host.preview_checkpoint(req)
-            loaded = self.host.loaded_checkpoint()
-        except Exception:
-            return None
-        if model is None:
-            return None
-        trained = os.path.basename(req.base_model_path)
-        if not _same_path(model.path, req.base_model_path):
-            self._note_once(entry, f"Previews render on {model.title}, the model the WebUI has loaded: the LoRA is "
-                                   f"trained on {trained}, which the WebUI does not list. Put that file in the "
-                                   f"WebUI's models folder to see previews on it.")
-        elif loaded is not None and not _same_path(loaded.path, model.path):
-            self._note_once(entry, f"Previews render on {model.title}, the model this LoRA is trained on; the "
-                                   f"WebUI's own choice, {loaded.title}, is loaded again for its next image.")
-        return model.title
 
     # --- after the run ---------------------------------------------------------------------------
     def _write_sidecar(self, entry: _Entry, result) -> None:
@@ -450,13 +423,6 @@ class Runner:
         if problem and problem not in entry.notes_seen:
             entry.notes_seen.add(problem)
             entry.job.add_log(problem)
-
-
-def _same_path(a: str, b: str) -> bool:
-    try:
-        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
-    except (OSError, ValueError):
-        return False
 
 
 _RUNNER: Optional[Runner] = None
