@@ -158,6 +158,8 @@ def test_the_grid_starts_from_the_run_and_keeps_what_was_chosen(lora):
     assert (a.render["width"], a.render["height"]) == (128, 64) and a.render["steps"] == 20
     assert a.render["sampler_name"] == "DPM++ 2M" and a.render["scheduler"] == "Automatic"
     assert a.prompt == "dreamgirl, smile"
+    from lora_trainer.ui.evaluate.grid_settings import prompt_from_tags
+    assert prompt_from_tags(a.report, "dream girl") == "dream girl, smile"   # the trigger's words only once
     settings = eg.GridSettings.from_inputs(a.prompt, "3, final", "0, 1", 5, 128, 64, 3, "", "", "dreamgirl",
                                            sampler_name="Euler", scheduler="Karras", cfg_scale=4.5,
                                            hires_scale=1.5, hires_upscaler="Latent", hires_steps=2,
@@ -175,7 +177,7 @@ def test_the_grid_starts_from_the_run_and_keeps_what_was_chosen(lora):
 
 
 def test_the_grid_says_how_long_it_takes_before_it_starts(lora):
-    from lora_trainer.hosts.base import RenderClock, RenderSettings
+    from lora_trainer.hosts.base import RenderClock, RenderSettings, render_work
     from lora_trainer.ui.evaluate import grid_settings as gs
 
     report = evaluate_run(lora)
@@ -190,11 +192,15 @@ def test_the_grid_says_how_long_it_takes_before_it_starts(lora):
     assert lines[1].startswith("About 0:10 (2.0 s per image")
     bigger = eg.GridSettings.from_inputs("{trigger}", "5, 6", "0, 0.5, 1", 1, 128, 128, 10, hires_scale=2.0)
     assert gs.estimate_lines(images, bigger, gs.seconds_per_work(clock))[1].startswith("About 3:20")   # 4 + 16 × 2 s
+    assert render_work(RenderSettings(width=100, height=100, steps=16)) == pytest.approx(0.2)   # 16 steps + 4
 
     class Job:   # after a restart: the speed of the run's own previews
         preview_settings = {"width": 64, "height": 64, "steps": 20}
         previews = [{"seconds": 3.0}, {"seconds": 5.0}, {"seconds": 4.0}]
-    assert gs.seconds_per_work(RenderClock(), Job()) == pytest.approx(4.0 / (64 * 64 * 20 / 1e6))
+    assert gs.seconds_per_work(RenderClock(), Job()) == pytest.approx(4.0 / render_work(RenderSettings(width=64, height=64, steps=20)))
+    # a render that also switched the model does not swing the speed: the lower median of the measurements
+    clock.record(RenderSettings(width=64, height=64, steps=10), images=1, seconds=30.0)
+    assert gs.estimate_lines(images, settings, gs.seconds_per_work(clock))[1].startswith("About 0:10")
 
 
 def test_parse_weights():

@@ -72,18 +72,23 @@ class RenderSettings:
         return problems
 
 
+IMAGE_OVERHEAD_STEPS = 4   # what an image costs besides its steps (prompt encoding, VAE decode), in steps
+
+
 def render_work(settings: RenderSettings) -> float:
-    """What one image of ``settings`` costs, in megapixel-steps (the hires pass counted at its own size)."""
-    work = settings.width * settings.height * settings.steps
+    """What one image of ``settings`` costs, in megapixel-steps (the hires pass counted at its own size; each pass
+    also pays a few steps' worth for encoding the prompt and decoding the picture, whatever its steps)."""
+    work = settings.width * settings.height * (settings.steps + IMAGE_OVERHEAD_STEPS)
     if settings.hires:
         scale = settings.hires_scale
-        work += settings.width * settings.height * scale * scale * (settings.hires_steps or settings.steps)
+        work += settings.width * settings.height * scale * scale * (
+            (settings.hires_steps or settings.steps) + IMAGE_OVERHEAD_STEPS)
     return work / 1e6
 
 
 class RenderClock:
     """How fast a host renders, from its recent renders (previews, grid cells): seconds per megapixel-step,
-    the median of the last ``keep`` measurements (a model load now and then does not swing it)."""
+    the lower median of the last ``keep`` measurements (a render that also loaded a model does not swing it)."""
 
     def __init__(self, keep: int = 15) -> None:
         self._rates: list[float] = []
@@ -99,7 +104,7 @@ class RenderClock:
     def rate(self) -> Optional[float]:
         with self._lock:
             rates = sorted(self._rates)
-        return rates[len(rates) // 2] if rates else None
+        return rates[(len(rates) - 1) // 2] if rates else None
 
     def estimate(self, settings: RenderSettings, images: int) -> Optional[float]:
         """Seconds for ``images`` images of ``settings``; None before the first measurement."""

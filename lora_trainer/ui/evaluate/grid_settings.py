@@ -29,9 +29,10 @@ def prompt_from_tags(report: RunReport, trigger: str, count: int = PROMPT_TAGS) 
     for concept in report.summary.concepts:
         for tag, n in concept.tags.items():
             totals[tag.strip()] = totals.get(tag.strip(), 0) + int(n or 0)
-    words = {trigger.strip().lower()} | {c.name.strip().lower() for c in report.summary.concepts}
+    names = [trigger] + [c.name for c in report.summary.concepts]
+    words = {n.strip().lower() for n in names} | {w for n in names for w in n.lower().split()}
     tags = [t for t, _ in sorted(totals.items(), key=lambda item: (-item[1], item[0]))
-            if t and t.lower() not in words][:count]
+            if t and t.lower() not in words][:count]   # the trigger ("zkz shapes") and its words ("zkz") once
     return ", ".join([trigger] + tags) if trigger else ", ".join(tags)
 
 
@@ -122,7 +123,7 @@ def seconds_per_work(clock: Any, job: Any = None) -> float | None:
         work = render_work(preview)
     except (TypeError, ValueError):
         return None
-    return sorted(timed)[len(timed) // 2] / work if work > 0 else None
+    return sorted(timed)[(len(timed) - 1) // 2] / work if work > 0 else None
 
 
 def estimate_lines(images: int, settings: RenderSettings, rate: float | None) -> list[str]:
