@@ -117,10 +117,43 @@ def wait_for_text(page, elem_id: str, pattern: str, timeout: float = 90) -> str:
     raise AssertionError(f"#{elem_id} never showed {pattern!r}; it shows: {text_of(page, elem_id)[:300]!r}")
 
 
+# javascript/lora_trainer.js meets a browser whose notifications are allowed and a WebUI page with its
+# notification.mp3 element, and the page is in the background: both are recorded instead of shown and played
+NOTIFICATIONS = """
+window.notesShown = [];
+window.soundsPlayed = 0;
+window.Notification = class {
+    constructor(title, options) { window.notesShown.push([title, options.body]); }
+    static get permission() { return "granted"; }
+    static requestPermission() { return Promise.resolve("granted"); }
+};
+document.hasFocus = () => false;
+window.titlesShown = [];
+setInterval(() => { if (!window.titlesShown.includes(document.title)) window.titlesShown.push(document.title); }, 50);
+document.addEventListener("DOMContentLoaded", () => {
+    const box = document.createElement("div");
+    box.id = "audio_notification";
+    const audio = document.createElement("audio");
+    audio.play = () => { window.soundsPlayed += 1; return Promise.resolve(); };
+    box.appendChild(audio);
+    document.body.appendChild(box);
+});
+"""
+
+
+def wait_for_title(page, pattern: str, timeout: float = 60) -> str:
+    deadline = time.time() + timeout
+    while not re.search(pattern, page.title()):
+        assert time.time() < deadline, f"the window title never matched {pattern!r}: {page.title()!r}"
+        page.wait_for_timeout(200)
+    return page.title()
+
+
 def test_train_in_the_browser_reload_and_find_the_run(server):
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.add_init_script(NOTIFICATIONS)
         page.goto(server["url"])
         page.wait_for_selector("#lora_trainer_train_data_dir")
 
@@ -156,10 +189,29 @@ def test_train_in_the_browser_reload_and_find_the_run(server):
             "Finished" in again   # while it trains, its settings are back in the form
 
         wait_for_text(page, "lora_trainer_progress", r"Finished", timeout=100)
+        assert wait_for_title(page, r"^LoRA Trainer$", timeout=10) == "LoRA Trainer"   # restored after the run
+        shown = page.evaluate("window.titlesShown")   # while it trained: its progress in the window title
+        assert any(re.fullmatch(r"\[LoRA \d+%\] LoRA Trainer", t) for t in shown), shown
+        page.wait_for_timeout(500)
+        assert page.evaluate("window.notesShown") == [["LoRA Trainer", "shapes_browser: Finished"]]
+        assert page.evaluate("window.soundsPlayed") == 1
         files = wait_for_text(page, "lora_trainer_files", r"shapes_browser\.safetensors")
         assert "shapes_browser-000001.safetensors" in files
         page.wait_for_selector("#lora_trainer_gallery img", timeout=20000)
         assert (server["loras"] / "shapes_browser.safetensors").is_file()
+
+        page.reload()   # after the run: the form shows its settings, not the defaults
+        page.wait_for_selector("#lora_trainer_train_data_dir")
+        open_subtab(page, "Train")
+        wait_for_text(page, "lora_trainer_progress", r"Finished")
+        deadline = time.time() + 20
+        while field(page, "lora_trainer_output_name").input_value() != "shapes_browser" and time.time() < deadline:
+            page.wait_for_timeout(300)
+        assert field(page, "lora_trainer_output_name").input_value() == "shapes_browser"
+        assert field(page, "lora_trainer_max_train_epochs").input_value() == "2"
+        assert field(page, "lora_trainer_network_dim").input_value() == "4"
+        assert field(page, "lora_trainer_preview_steps").input_value() == "2"
+        page.wait_for_selector("#lora_trainer_gallery img", timeout=20000)
         page.wait_for_timeout(500)
         server["shots"].mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(server["shots"] / f"lora_trainer_tab_gradio{page_gradio_major()}.png"),

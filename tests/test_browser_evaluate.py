@@ -98,17 +98,34 @@ def test_evaluate_a_trained_run_in_the_browser(server):
         metrics = next(server["loras"].glob("logs/tiny-*/metrics.jsonl")).read_text(encoding="utf-8")
         assert metrics.count('"validation"') == 2
 
-        # a 2 × 2 grid: epochs 1 and final (2) at weights 0 and 1, 64 px, 2 steps
+        # the grid starts from the run: its trained size (64), its trigger word and frequent tags, and says
+        # how many images it renders before it starts
+        assert (field(page, "lora_trainer_eval_width").input_value(),
+                field(page, "lora_trainer_eval_height").input_value()) == ("64", "64")
+        assert field(page, "lora_trainer_eval_prompts").input_value().startswith("zkz, ")
+        assert "images at 64 × 64, 20 steps" in text_of(page, "lora_trainer_eval_estimate")
+
+        # a 2 × 2 grid: epochs 1 and final (2) at weights 0 and 1, 64 px, 2 steps, another sampler and CFG
         type_into(page, "lora_trainer_eval_epochs", "1, final")
         type_into(page, "lora_trainer_eval_weights", "0, 1")
-        for name, value in (("width", "64"), ("height", "64"), ("steps", "2")):
-            type_into(page, f"lora_trainer_eval_{name}", value)
+        type_into(page, "lora_trainer_eval_steps", "2")
+        wait_for_text(page, "lora_trainer_eval_estimate", r"3 images at 64 × 64, 2 steps")
+        pick_option(page, "lora_trainer_eval_sampler", "DPM++ 2M")
+        type_into(page, "lora_trainer_eval_cfg", "5")
         page.locator("#lora_trainer_eval_render").click()
         wait_for_text(page, "lora_trainer_eval_progress", r"Grid rendered", timeout=60)
         page.wait_for_selector("#lora_trainer_eval_grid img")
         assert "Recommendation" in wait_for_text(page, "lora_trainer_eval_recommendation", r"Recommendation")
         grids = list(server["loras"].glob("logs/tiny-*/grids/*/grid.png"))
         assert len(grids) == 1 and len(list(grids[0].parent.glob("*.png"))) == 4   # 3 cells + the grid
+        stored = json.loads((grids[0].parent / "grid.json").read_text(encoding="utf-8"))
+        assert (stored["sampler_name"], stored["cfg_scale"], stored["steps"]) == ("DPM++ 2M", 5.0, 2)
+
+        # analysed again, the run's grid settings are back, and the time is known now
+        page.locator("#lora_trainer_eval_analyse").click()
+        wait_for_text(page, "lora_trainer_eval_estimate", r"About \d+:\d\d")
+        assert field(page, "lora_trainer_eval_steps").input_value() == "2"
+        assert page.locator("#lora_trainer_eval_sampler input").first.input_value() == "DPM++ 2M"
 
         type_into(page, "lora_trainer_eval_keep_name", "tiny_kept")
         page.locator("#lora_trainer_eval_keep").click()
@@ -122,4 +139,58 @@ def test_evaluate_a_trained_run_in_the_browser(server):
         server["shots"].mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(server["shots"] / f"lora_trainer_evaluate_gradio{page_gradio_major()}.png"),
                         full_page=True)
+        browser.close()
+
+
+def pick_option(page, elem_id: str, text: str, timeout: float = 20) -> None:
+    """Open a dropdown and click the entry containing ``text``, as a user does (waiting until it is listed)."""
+    option = page.locator(f"#{elem_id} ul.options li").filter(has_text=text).first
+    deadline = time.time() + timeout
+    while True:
+        page.locator(f"#{elem_id} input").first.click()
+        try:
+            option.click(timeout=1000)
+            break
+        except sync_api.TimeoutError:
+            listed = page.evaluate(f"() => Array.from(document.querySelectorAll('#{elem_id} ul.options li'))"
+                                   ".map(e => e.textContent.trim())")
+            assert time.time() < deadline, f"{elem_id} never listed {text!r}: {listed}"
+            page.mouse.click(5, 5)   # closes the list (Escape would leave 4.40's list empty at the next opening)
+            page.wait_for_timeout(500)
+    page.wait_for_timeout(300)
+
+
+def test_a_run_trained_while_the_page_is_open_is_listed_and_can_be_picked(server, tmp_path):
+    """Runs were read once, when the WebUI built the page: a run trained since was missing until ↻, and on
+    gradio 4 picking it after ↻ kept analysing the previous one (the list ticked the entry at the old index)."""
+    from lora_trainer.config.schema import TrainConfig
+    from lora_trainer.train.loop import train
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server["url"])
+        page.wait_for_selector("#lora_trainer_train_data_dir")
+        open_subtab(page, "Evaluate")
+        picked = page.locator("#lora_trainer_eval_run input").first
+        assert picked.input_value().startswith("tiny (")
+
+        train(TrainConfig(pretrained_model_name_or_path=server["base"], train_data_dir=server["data"],
+                          output_dir=str(server["loras"]), output_name="second", resolution="64", min_bucket_reso=64,
+                          max_bucket_reso=128, bucket_reso_steps=64, train_batch_size=2, max_train_epochs=1,
+                          network_dim=4, network_alpha=4, mixed_precision="no", seed=2), log=lambda *_: None)
+        open_subtab(page, "Train")
+        open_subtab(page, "Evaluate")   # no ↻: choosing the sub-tab reads the runs again
+        pick_option(page, "lora_trainer_eval_run", "second (")
+        assert picked.input_value().startswith("second ("), picked.input_value()
+        page.locator("#lora_trainer_eval_analyse").click()
+        assert "second: epoch" in wait_for_text(page, "lora_trainer_eval_message", r"Run read")
+
+        pick_option(page, "lora_trainer_eval_run", "tiny (")
+        page.locator("#lora_trainer_eval_refresh").click()
+        page.wait_for_timeout(1000)
+        pick_option(page, "lora_trainer_eval_run", "second (")
+        assert picked.input_value().startswith("second ("), picked.input_value()
+        page.locator("#lora_trainer_eval_analyse").click()
+        wait_for_text(page, "lora_trainer_eval_message", r"second: epoch")
         browser.close()

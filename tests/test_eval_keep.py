@@ -12,7 +12,7 @@ from PIL import Image
 
 from lora_trainer.errors import TrainerError
 from lora_trainer.evaluate.keep import delete_files, deletion_plan, keep_epoch, validate_name
-from lora_trainer.evaluate.runs import find_runs
+from lora_trainer.evaluate.runs import RunInfo, find_runs
 from lora_trainer.io.safetensors_header import encode_header, read_header, read_metadata
 
 META = {"ss_output_name": "run3", "modelspec.title": "run3", "ss_base_model_version": "sd_v1",
@@ -78,7 +78,7 @@ def test_keep_copies_bytes_sets_alias_and_writes_sidecar_and_preview(run, tmp_pa
     assert "rank 8, alpha 4" in sidecar["notes"] and sidecar["notes"].endswith("loss flattened at step 500")
     assert Path(result.preview) == folder / "dreamgirl.preview.png"
     assert max(Image.open(result.preview).size) == 768
-    assert result.prompt_tag == "dreamgirl, <lora:dreamgirl:0.6>"
+    assert result.prompt_tag == "dreamgirl <lora:dreamgirl:0.6>"
     assert not [n for n in os.listdir(folder) if ".tmp-" in n]  # no temp file left behind
 
 
@@ -169,3 +169,16 @@ def test_delete_with_states(run):
     assert run.final.path not in plan
     delete_files(run, plan, confirm=True, keep=[run.final.path], include_states=True)
     assert not Path(run.folder, "run3-000003-state").exists() and os.path.exists(run.final.path)
+
+
+def test_delete_with_states_finds_them_in_the_runs_log_folder(tmp_path):
+    """Our runs keep their states in the run's folder beside the logs (outside the Lora folder)."""
+    lora, log = tmp_path / "Lora" / "cat", tmp_path / "runs" / "cat-20260101-000000"
+    for e in (1, 2):
+        write_lora(lora / f"cat-{e:06d}.safetensors", {**META, "ss_epoch": str(e)}, seed=e)
+    write_lora(lora / "cat.safetensors", META, seed=9)
+    (log / "cat-000001-state").mkdir(parents=True)
+    (log / "cat-state").mkdir()
+    run = RunInfo("cat", str(lora), find_runs(lora)[0].files, log_dir=str(log), source="ours")
+    plan = [Path(p).name for p in deletion_plan(run, [run.final.path], include_states=True)]
+    assert sorted(plan) == ["cat-000001-state", "cat-000001.safetensors", "cat-000002.safetensors"]

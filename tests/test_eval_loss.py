@@ -152,6 +152,17 @@ def test_short_and_empty_logs():
     assert [m.key for m in empty.messages] == ["loss.no_data"] and empty.final_loss is None
 
 
+def test_the_final_loss_is_the_last_epoch_mean_the_rest_of_the_tab_shows():
+    steps, losses = curve(60, [(1, 1.2), (60, 1.0)], noise=0.05)
+    epochs = epochs_of(steps, losses, 30)
+    a = analyze_losses(steps, losses, epochs=epochs, kind="character")
+    assert a.final_loss == epochs[-1][2]
+    assert f"Final loss {epochs[-1][2]:.4f}" in " ".join(str(m) for m in a.messages)
+    # after a NaN, the last epoch whose mean is from before it
+    broken = analyze_losses(steps, losses[:45] + [float("nan")] * 15, epochs=epochs[:1] + [(2, 60, float("nan"))])
+    assert broken.final_loss == epochs[0][2]
+
+
 def test_band_check_per_kind():
     assert band_check(0.08, "character").status == "inside"
     assert band_check(0.10, "character").status == "above"

@@ -87,7 +87,7 @@ def test_open_read_score_keep(tmp_path):
     kept = keep_epoch(chosen, "my dreamgirl", preferred_weight=grid.recommendation.weight, preview=cells[1].image,
                       notes="\n".join(report.loss.sentences()), lora_root=str(lora))
     assert read_metadata(kept.path)["ss_output_name"] == "my dreamgirl"
-    assert kept.prompt_tag == "dreamgirl, <lora:my dreamgirl:0.6>"
+    assert kept.prompt_tag == "dreamgirl <lora:my dreamgirl:0.6>"
     notes = json.loads(Path(kept.sidecar).read_text(encoding="utf-8"))["notes"]
     assert "kept from dreamgirl-000003 (epoch 3)" in notes and "flattens out" in notes
 

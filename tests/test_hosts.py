@@ -109,21 +109,50 @@ def test_a1111_model_leaves_the_gpu_for_training_and_returns_for_previews(root):
     adapter.restore_vram()
     assert model.device == "cuda"
     assert fake.calls == [
-        "unload_model_weights", "send_model_to_cpu",
+        "unload_model_weights", "send_model_to_cpu", "select_checkpoint",
         "send_model_to_device", "state.begin:lora_trainer_preview",
         "process_images", "reload_model_weights", "process_images", "reload_model_weights",
         "state.end", "unload_model_weights", "send_model_to_cpu",
         "send_model_to_device"]
 
     first, second = fake.processed
-    assert first.prompt == "zkz, smiling, <lora:zkz-000002:0.8>"
-    assert second.prompt == "zkz <lora:other:0.3>, <lora:zkz-000002:0.8>"
+    assert first.prompt == "zkz, smiling <lora:zkz-000002:0.8>"   # no comma left behind when the tag goes
+    assert second.prompt == "zkz <lora:other:0.3> <lora:zkz-000002:0.8>"
     for p in fake.processed:
         assert p.lock_held and p.model_device == "cuda" and p.state_job == "lora_trainer_preview"
         assert (p.seed, p.width, p.height, p.steps, p.cfg_scale, p.sampler_name) == (77, 64, 96, 3, 5.5, "DPM++ 2M")
         assert p.negative_prompt == "blurry" and p.do_not_save_samples and p.do_not_save_grid and p.closed
         assert p.batch_size == 1 and p.n_iter == 1 and not p.override_settings
     assert "shared.sd_model" not in fake.calls
+
+
+@pytest.mark.parametrize("profile", ["a1111", "forge"])
+def test_previews_name_every_render_setting_and_render_on_the_trained_model(profile, root, tmp_path):
+    """The schedule type is always sent (Forge logs "Sampler Scheduler autocorrection" without one), hires fix
+    when asked; the model the LoRA was trained on renders the previews when the WebUI has another one loaded,
+    for those images only, and a base the WebUI does not list leaves the loaded model (the runner says so)."""
+    other = fake_host.write_checkpoint(root / "models" / "Stable-diffusion" / "other.safetensors", "sd1")
+    fake = fake_host.activate(profile, root=root, loaded=other)
+    adapter = detect_host()
+    assert adapter.render_options() == {"samplers": ["DPM++ 2M", "Euler a", "Euler", "DDIM"],
+                                        "schedulers": ["Automatic", "Uniform", "Karras"],
+                                        "upscalers": ["Latent", "Latent (nearest)", "None", "R-ESRGAN 4x+"]}
+    lora = fake_host.write_lora(Path(adapter.lora_dir()) / "zkz-000001.safetensors", "sd1")
+    req = request(lora, prompts=["a"], base_model_path=str(ckpt(root)), scheduler="Karras", hires_scale=1.5,
+                  hires_upscaler="Latent (nearest)", hires_steps=4, denoising_strength=0.4)
+    assert adapter.preview_checkpoint(req).path == str(ckpt(root))
+    adapter.generate_previews(req)
+    p = fake.processed[-1]
+    assert (p.sampler_name, p.scheduler) == ("DPM++ 2M", "Karras")
+    assert (p.enable_hr, p.hr_scale, p.hr_upscaler, p.hr_second_pass_steps, p.denoising_strength) == \
+        (True, 1.5, "Latent (nearest)", 4, 0.4)
+    assert p.model_name == "sd15 模型.safetensors" and p.override_settings_restore_afterwards
+    assert p.override_settings == {"sd_model_checkpoint": adapter.preview_checkpoint(req).title}
+    elsewhere = request(lora, prompts=["a"], base_model_path=str(tmp_path / "not listed.safetensors"))
+    assert adapter.preview_checkpoint(elsewhere).path == adapter.loaded_checkpoint().path
+    adapter.generate_previews(elsewhere)
+    assert not fake.processed[-1].override_settings and not fake.processed[-1].enable_hr
+    assert fake.processed[-1].scheduler == "Automatic"
 
 
 def test_a1111_preview_outside_training_leaves_the_model_alone(root):
@@ -171,7 +200,7 @@ def test_a_lora_outside_the_lora_folder_is_visible_only_while_rendering(root, tm
     fake.preview_hook = lambda p: seen.append(sorted(p.name for p in Path(adapter.lora_dir()).rglob("*.safetensors")))
     adapter.generate_previews(request(lora, prompts=["a"]))
     assert seen == [["mine-000001.safetensors"]]
-    assert fake.processed[0].prompt == "a, <lora:mine-000001:0.8>"
+    assert fake.processed[0].prompt == "a <lora:mine-000001:0.8>"
     assert list(Path(adapter.lora_dir()).rglob("*")) == [] and lora.is_file()
 
 
@@ -245,7 +274,7 @@ def test_forge_frees_everything_and_reloads_on_demand(root):
                           "process_images", "forge_model_reload", "state.end", "unload_all_models",
                           "soft_empty_cache"]
     p = fake.processed[0]
-    assert p.prompt == "zkz, <lora:f-000001:0.8>" and p.lock_held and p.do_not_save_samples
+    assert p.prompt == "zkz <lora:f-000001:0.8>" and p.lock_held and p.do_not_save_samples
 
 
 def test_forge_refresh_forgets_cached_lora_weights(root):
@@ -294,3 +323,19 @@ def test_standalone_lists_named_files_and_a_models_folder(tmp_path):
     with pytest.raises(PreviewUnavailable):
         adapter.generate_previews(PreviewRequest(lora_path=str(tmp_path / "l.safetensors")))
     assert adapter.describe() == {"host": "standalone", "lora_dir": str(tmp_path / "out"), "loaded_checkpoint": None}
+
+
+def test_the_notifications_are_settings_of_their_own(root):
+    """Settings → LoRA Trainer: a browser notification and the WebUI's notification.mp3 when a run ends, each on
+    by default and each off on request (javascript/lora_trainer.js reads them from the WebUI's opts)."""
+    fake_host.activate("a1111", root=root, loaded=ckpt(root))
+    from modules import shared
+
+    from lora_trainer.hosts.webui import NOTIFY_SETTINGS, register_notification_settings
+
+    register_notification_settings()
+    for key, label in NOTIFY_SETTINGS:
+        info = shared.opts.data_labels[key]
+        assert info.default is True and info.label == label and info.section == ("lora_trainer", "LoRA Trainer")
+    script = (Path(__file__).resolve().parents[1] / "javascript" / "lora_trainer.js").read_text(encoding="utf-8")
+    assert all(f'"{key}"' in script for key, _ in NOTIFY_SETTINGS) and '"show_progress_in_title"' in script

@@ -106,3 +106,18 @@ def test_a_stop_request_ends_the_render_mid_image(models):
 
     images = pipeline.render(req(base, lora, steps=4), load_file(lora), stop_during_the_first_image)
     assert images == [] and len(asked) < 6
+
+
+def test_the_samplers_and_schedule_types_offered_are_the_ones_rendered(tmp_path):
+    """The grid offers what the standalone pipeline renders: the WebUI's sampler names, Karras sigmas, no hires."""
+    from diffusers import DDPMScheduler
+
+    from lora_trainer.hosts.diffusers_preview import make_scheduler
+
+    options = StandaloneAdapter(lora_dir=str(tmp_path)).render_options()
+    assert options["upscalers"] == [] and options["schedulers"] == ["Automatic", "Karras"]
+    config = DDPMScheduler().config
+    made = {type(make_scheduler(name, config)).__name__ for name in options["samplers"]}
+    assert len(made) == len(options["samplers"])   # each name its own sampler, none falls back to the default
+    assert make_scheduler("DPM++ 2M", config, "Karras").config.use_karras_sigmas
+    assert not make_scheduler("DPM++ 2M", config, "Automatic").config.get("use_karras_sigmas")

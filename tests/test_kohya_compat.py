@@ -39,7 +39,7 @@ def trained(tiny_checkpoints, tmp_path_factory):
                           learning_rate=1e-2, text_encoder_lr=1e-2, **extra)
         result, _ = run(cfg)
         final = result.files[-1]
-        out[family] = (final, final[: -len(".safetensors")] + "-state", tiny_checkpoints[family])
+        out[family] = (final, os.path.join(result.run_dir, "测试 lora-state"), tiny_checkpoints[family])
     return out
 
 

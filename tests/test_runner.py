@@ -86,16 +86,19 @@ def test_a_finished_job_has_previews_per_epoch_and_the_lora_tab_files(world, scr
     assert job.status == "finished" and job.trigger == "zkz 猫" and job.family == "sd1"
     assert job.epoch_losses == [[1, 2, 0.5], [2, 4, 0.25]]
     out = Path(world.host.lora_dir()) / "cat"
-    assert [p["path"] for p in job.previews] == [str(out / "previews" / "cat-000001-w1.0-0.png"),
-                                                 str(out / "previews" / "cat-000002-w1.0-0.png"),
-                                                 str(out / "previews" / "cat-000002-w1.0-0.png")]
+    # previews and logs are in the run's folder, outside the Lora folder (the Lora tab lists its sub-folders)
+    assert job.run_dir == os.path.join(world.host.runs_dir(), "cat-scripted")
+    assert not Path(job.run_dir).is_relative_to(world.host.lora_dir())
+    previews = Path(job.run_dir) / "previews"
+    # one entry per picture: the final file's would repeat the last epoch's (the same weights)
+    assert [p["path"] for p in job.previews] == [str(previews / "cat-000001-w1.0-0.png"),
+                                                 str(previews / "cat-000002-w1.0-0.png")]
     assert [(p["epoch"], p["prompt"], os.path.basename(p["file"])) for p in job.previews] == [
-        (1, "zkz 猫, sitting", "cat-000001.safetensors"), (2, "zkz 猫, sitting", "cat-000002.safetensors"),
-        (2, "zkz 猫, sitting", "cat.safetensors")]
+        (1, "zkz 猫, sitting", "cat-000001.safetensors"), (2, "zkz 猫, sitting", "cat-000002.safetensors")]
     assert all(os.path.isfile(p["path"]) for p in job.previews)
     # the final file holds the last epoch's weights: its previews are not rendered twice
-    assert [p.prompt for p in world.fake.processed] == ["zkz 猫, sitting, <lora:cat-000001:1>",
-                                                        "zkz 猫, sitting, <lora:cat-000002:1>"]
+    assert [p.prompt for p in world.fake.processed] == ["zkz 猫, sitting <lora:cat-000001:1>",
+                                                        "zkz 猫, sitting <lora:cat-000002:1>"]
     assert all(p.seed == 9 and p.width == 64 and p.lock_held for p in world.fake.processed)
 
     kinds = {f["kind"]: f["path"] for f in job.files}
@@ -168,13 +171,31 @@ def test_a_preview_out_of_memory_is_explained(world, script):
     assert sum(line.startswith("Previews ran out of GPU memory") and "smaller" in line for line in job.log) == 1
 
 
-def test_previews_are_skipped_when_the_webui_has_another_model_family(world, script):
+def test_previews_render_on_the_trained_model_and_say_so(world, script):
+    """The WebUI has another model loaded: previews switch to the one the LoRA is trained on (for their images
+    only) and the log says which model rendered them; a base the WebUI does not list leaves the loaded model."""
     xl = fake_host.write_checkpoint(Path(world.base).with_name("xl.safetensors"), "sdxl")
     world.fake.configure("a1111", world.tmp / "webui", loaded=xl, selected=xl)
     job = world.runner.wait(world.runner.submit(config(world), PREVIEWS).id, WAIT)
+    assert job.status == "finished" and len(job.previews) == 2
+    assert {p.model_name for p in world.fake.processed} == {"base.safetensors"}
+    assert {p["model"] for p in job.previews} == {world.host.preview_checkpoint(types.SimpleNamespace(
+        base_model_path=world.base)).title}
+    said = [line for line in job.log if line.startswith("Previews render on base.safetensors")]
+    assert len(said) == 1 and "the model this LoRA is trained on" in said[0] and "xl.safetensors" in said[0]
+
+
+def test_previews_are_skipped_when_the_webui_has_another_model_family(world, script, tmp_path):
+    xl = fake_host.write_checkpoint(Path(world.base).with_name("xl.safetensors"), "sdxl")
+    world.fake.configure("a1111", world.tmp / "webui", loaded=xl, selected=xl)
+    unlisted = fake_host.write_checkpoint(tmp_path / "elsewhere" / "mine.safetensors", "sd1")
+    job = world.runner.wait(world.runner.submit(config(world, pretrained_model_name_or_path=str(unlisted)),
+                                                PREVIEWS).id, WAIT)
     assert job.status == "finished" and job.previews == []
     skipped = [line for line in job.log if line.startswith("Previews skipped")]
     assert len(skipped) == 1 and "SDXL model loaded" in skipped[0]
+    said = [line for line in job.log if line.startswith("Previews render on xl.safetensors")]
+    assert len(said) == 1 and "trained on mine.safetensors, which the WebUI does not list" in said[0]
 
 
 def test_a_progress_update_that_fails_is_noted_and_training_goes_on(world, script, monkeypatch):
@@ -266,6 +287,16 @@ def test_preview_settings_from_json_name_every_problem():
     with pytest.raises(ConfigError) as err:
         PreviewSettings.from_dict({"width": 100, "steps": 0, "prompts": []})
     assert len(err.value.problems) == 3
+    hires = PreviewSettings.from_dict({"scheduler": "Karras", "hires_scale": "1.5", "hires_upscaler": "Latent",
+                                       "hires_steps": 4, "denoising_strength": 0.3})
+    assert (hires.scheduler, hires.hires_scale, hires.hires_steps, hires.denoising_strength) == ("Karras", 1.5, 4, 0.3)
+    assert hires.hires and not PreviewSettings().hires
+    with pytest.raises(ConfigError) as err:
+        PreviewSettings.from_dict({"hires_scale": 9, "denoising_strength": 2, "scheduler": 3})
+    assert len(err.value.problems) == 1 and "previews.scheduler" in err.value.problems[0]
+    with pytest.raises(ConfigError) as err:
+        PreviewSettings.from_dict({"hires_scale": 9, "denoising_strength": 2})
+    assert len(err.value.problems) == 2 and "hires_scale is 9" in err.value.problems[0]
 
 
 def test_a_job_is_json_ready():
@@ -274,3 +305,26 @@ def test_a_job_is_json_ready():
     assert data["epoch_losses"] == [[1, 2, None]] and data["it_per_s"] is None
     assert json.loads(json.dumps(data, allow_nan=False)) == data
     assert Job.from_dict(dict(data, unknown_field=1)).id == "x"
+
+
+def test_each_webui_install_keeps_its_own_job_records(world, script, tmp_path, monkeypatch):
+    """Records were shared by every WebUI of a user (~/.cache/lora_trainer/jobs): a Forge install listed an
+    A1111 install's runs. Now a WebUI keeps them in <data>/lora_trainer/jobs, the standalone server in the cache."""
+    from lora_trainer.hosts.standalone import StandaloneAdapter
+    from lora_trainer.runner.history import default_dir
+
+    monkeypatch.delenv("LORA_TRAINER_JOBS_DIR", raising=False)
+    runner = Runner(world.host)
+    try:
+        done = runner.wait(runner.submit(config(world, "own")).id, WAIT)
+    finally:
+        runner.shutdown(WAIT)
+    own = tmp_path / "webui" / "lora_trainer" / "jobs"
+    assert (own / f"{done.id}.json").is_file()
+    other = fake_host.write_checkpoint(tmp_path / "other" / "models" / "Stable-diffusion" / "b.safetensors", "sd1")
+    fake_host.activate("forge", root=tmp_path / "other", loaded=other)
+    from lora_trainer.hosts import detect_host
+    elsewhere = Runner(detect_host())
+    assert elsewhere.jobs() == [] and default_dir(detect_host()) == str(tmp_path / "other" / "lora_trainer" / "jobs")
+    standalone = default_dir(StandaloneAdapter(lora_dir=str(tmp_path / "out")))
+    assert standalone.endswith(os.path.join("standalone", "jobs")) and not standalone.startswith(str(tmp_path))

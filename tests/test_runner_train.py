@@ -90,9 +90,8 @@ def test_a_queue_of_two_real_runs_on_the_webui(tiny_sd1, dataset, tmp_path, runn
     from safetensors import safe_open
     with safe_open(one.files[2]["path"], framework="pt") as fh:
         assert check_lora_state({k: fh.get_tensor(k) for k in fh.keys()}, fh.metadata()) == []
-    assert [os.path.basename(p["path"]) for p in one.previews] == ["one-000001-w1.0-0.png", "one-000002-w1.0-0.png",
-                                                                    "one-000002-w1.0-0.png"]
-    assert [p.prompt for p in fake.processed] == ["zkz, <lora:one-000001:1>", "zkz, <lora:one-000002:1>"]
+    assert [os.path.basename(p["path"]) for p in one.previews] == ["one-000001-w1.0-0.png", "one-000002-w1.0-0.png"]
+    assert [p.prompt for p in fake.processed] == ["zkz <lora:one-000001:1>", "zkz <lora:one-000002:1>"]
     sidecar = json.loads((lora_dir / "one" / "one.json").read_text(encoding="utf-8"))
     assert sidecar["activation text"] == "zkz" and sidecar["sd version"] == "SD1"
     assert two.previews == [] and [f["kind"] for f in two.files][-1] == "sidecar"
@@ -114,7 +113,9 @@ def test_stopping_a_real_run_keeps_a_resumable_file(tiny_sd1, dataset, tmp_path,
     kinds = [f["kind"] for f in stopped.files]
     assert kinds[-1] == "interrupted" and "final" not in kinds
     assert (tmp_path / "out" / "long-interrupted.safetensors").is_file()
-    assert (tmp_path / "out" / "long-interrupted-state").is_dir()
+    assert stopped.run_dir.startswith(str(tmp_path / "out" / "logs" / "long-"))
+    assert (Path(stopped.run_dir) / "long-interrupted-state").is_dir()
+    assert stopped.files[-1]["state_dir"] == str(Path(stopped.run_dir) / "long-interrupted-state")
     assert not (tmp_path / "out" / "long.json").exists()
 
 
@@ -141,7 +142,8 @@ def test_a_full_disk_fails_the_job_in_plain_words_and_lists_the_file_it_wrote(ti
     job = runner.wait(runner.submit(config(tiny_sd1, dataset, tmp_path / "out", "full", save_state=True),
                                     PreviewSettings(enabled=False)).id, WAIT)
     assert job.status == "failed"
-    assert job.error["message"].startswith(f"disk full while saving full-000001-state/ in {tmp_path / 'out'}; ")
+    run_dir = next((tmp_path / "out" / "logs").iterdir())   # states are saved in the run's folder
+    assert job.error["message"].startswith(f"disk full while saving full-000001-state/ in {run_dir}; ")
     assert job.error["advice"].startswith("free ") and "not expected" not in job.error["advice"]
     assert [(f["kind"], f["path"], f["state_dir"]) for f in job.files] == \
         [("epoch", str(tmp_path / "out" / "full-000001.safetensors"), None)]
@@ -155,7 +157,7 @@ def test_standalone_previews_per_epoch(tiny_sd1, dataset, tmp_path, runners):
     job = runner.wait(runner.submit(config(tiny_sd1, dataset, tmp_path / "out", "solo"), PREVIEWS).id, WAIT)
     assert job.status == "finished", job.error
     assert [(p["epoch"], os.path.basename(p["file"])) for p in job.previews] == [
-        (1, "solo-000001.safetensors"), (2, "solo-000002.safetensors"), (2, "solo.safetensors")]
+        (1, "solo-000001.safetensors"), (2, "solo-000002.safetensors")]
     for preview in job.previews:
         with Image.open(preview["path"]) as image:
             assert image.size == (64, 64)

@@ -86,7 +86,10 @@ def test_loss_falls_and_files_are_valid(family, extra, tiny_checkpoints, dataset
     for path in result.files:
         tensors, meta = read(path)
         assert check_lora_state(tensors, meta) == []
-        assert os.path.isdir(path[: -len(".safetensors")] + "-state")
+    # the output folder holds the LoRA files (and the logs folder); the newest state is in the run's folder
+    assert sorted(os.listdir(cfg.output_dir)) == sorted(names + ["logs"])
+    assert os.path.dirname(result.run_dir) == os.path.join(cfg.output_dir, "logs")
+    assert [n for n in os.listdir(result.run_dir) if n.endswith("-state")] == ["测试 lora-state"]
     tensors, meta = read(result.files[-1])
     prefixes = {k.split(".")[0].split("_")[1] for k in tensors}
     assert prefixes == ({"unet", "te1", "te2"} if family == "sdxl" else {"unet", "te"})
@@ -164,9 +167,10 @@ def test_stop_and_resume_reach_the_same_weights(stop_at_step, tiny_checkpoints, 
     part = train(cfg, listener=stopper, stop=stop, log=lambda *_: None)
     assert part.stopped and part.steps == stop_at_step
     interrupted = tmp_path / "part" / "测试 lora-interrupted.safetensors"
-    assert interrupted.is_file() and (tmp_path / "part" / "测试 lora-interrupted-state").is_dir()
+    state = Path(part.run_dir) / "测试 lora-interrupted-state"
+    assert interrupted.is_file() and state.is_dir()
 
-    resumed, _ = run(cfg.replace(resume=str(tmp_path / "part" / "测试 lora-interrupted-state")))
+    resumed, _ = run(cfg.replace(resume=str(state)))
     assert resumed.steps == full.steps
     a, _ = read(full.files[-1])
     b, _ = read(resumed.files[-1])
@@ -179,9 +183,26 @@ def test_resume_refuses_other_settings(tiny_checkpoints, small_dataset, tmp_path
     from lora_trainer.errors import TrainerError
 
     cfg = make_config(tiny_checkpoints["sd1"], small_dataset, tmp_path / "a", max_train_epochs=2)
-    run(cfg)
+    done, _ = run(cfg)
     with pytest.raises(TrainerError, match="network_dim: saved 4, now 8"):
-        run(cfg.replace(network_dim=8, resume=str(tmp_path / "a" / "测试 lora-000002-state")))
+        run(cfg.replace(network_dim=8, resume=os.path.join(done.run_dir, "测试 lora-state")))
+
+
+@pytest.mark.parametrize("keep,left", [(2, ["测试 lora-000002-state", "测试 lora-state"]),
+                                       (None, ["测试 lora-000001-state", "测试 lora-000002-state",
+                                               "测试 lora-000003-state", "测试 lora-state"])])
+def test_only_the_newest_states_are_kept(keep, left, tiny_checkpoints, small_dataset, tmp_path):
+    """save_last_n_epochs_state (kohya's name): the final state replaces the last epoch's (the same step), and
+    older ones go; empty keeps every state. Each deletion is reported with the file saved after it."""
+    cfg = make_config(tiny_checkpoints["sd1"], small_dataset, tmp_path / "o", max_train_epochs=3,
+                      save_every_n_epochs=1, save_last_n_epochs_state=keep)
+    result, seen = run(cfg)
+    assert sorted(n for n in os.listdir(result.run_dir) if n.endswith("-state")) == left
+    saved = [e for e in seen if isinstance(e, ev.FileSaved)]
+    removed = [os.path.basename(p) for e in saved for p in e.removed_states]
+    assert removed == ([] if keep is None else ["测试 lora-000001-state", "测试 lora-000003-state"])
+    assert all(os.path.isdir(e.state_dir) for e in saved if os.path.basename(e.state_dir) in left)
+    assert not any(n.endswith("-state") for n in os.listdir(cfg.output_dir))
 
 
 def test_broken_image_is_skipped_with_warning(tiny_checkpoints, small_dataset, tmp_path):
@@ -212,7 +233,7 @@ def test_bf16_training_on_cpu_saves_fp32_quality_state(tiny_checkpoints, dataset
     assert result.epoch_losses[-1] < 0.9 * result.epoch_losses[0], result.epoch_losses
     tensors, meta = read(result.files[-1])
     assert check_lora_state(tensors, meta) == [] and meta["ss_mixed_precision"] == "bf16"
-    state = load_state(result.files[-1][: -len(".safetensors")] + "-state")
+    state = load_state(os.path.join(result.run_dir, "测试 lora-state"))
     assert all(v.dtype == torch.float32 for v in state.lora.values())
 
 

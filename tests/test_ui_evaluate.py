@@ -88,13 +88,39 @@ def test_runs_are_listed_from_the_lora_folder_and_the_runner(lora, tmp_path):
     assert any(value.endswith("dreamgirl-20250101-120000") for value in values)   # our log folder
 
 
+def test_runs_whose_logs_the_webui_keeps_outside_its_lora_folder_are_found(lora, tmp_path):
+    """A WebUI keeps run folders in <data>/lora_trainer/runs: the run is listed with its log, and a grid of a
+    run without our log (kohya's) goes there too, never into the Lora folder."""
+    import shutil
+
+    runs = tmp_path / "webui" / "lora_trainer" / "runs"
+    runs.mkdir(parents=True)
+    shutil.move(str(lora / "logs" / "dreamgirl-20250101-120000"), str(runs))
+    (lora / "logs").rmdir()
+
+    class WebUIHost(FakeHost):
+        def runs_dir(self) -> str:
+            return str(runs)
+
+    host = WebUIHost(lora)
+    assert [value for _, value in ea.list_runs(host, Runner())] == [str(runs / "dreamgirl-20250101-120000")]
+    kohya = tmp_path / "kohya"
+    kohya.mkdir()
+    for e in (1, 2):
+        write_lora(kohya / f"style-{e:06d}.safetensors", {**META, "ss_epoch": str(e)})
+    report = evaluate_run(kohya)
+    settings = eg.GridSettings.from_inputs("{trigger}", "1, 2", "1", 1, 64, 64, 4)
+    result = list(eg.render_grid(host, report, settings))[-1].result
+    assert Path(result.path).is_relative_to(runs / "style") and not (kohya / "logs").exists()
+
+
 def test_analyse_shows_chart_sentences_diagnosis_and_the_suggested_grid(lora):
     choice = ea.list_runs(FakeHost(lora), Runner())[0][1]
     a = ea.analyse(choice, "", "character")
     assert a.report is not None and "<svg" in a.chart and "Run read" in a.message
     assert "What the loss curve says" in a.findings and "<li>" in a.findings
     assert "What you see" in a.diagnosis and "Under-fitting" in a.diagnosis
-    assert a.trigger == "dreamgirl" and a.prompt == "dreamgirl"
+    assert a.trigger == "dreamgirl" and a.prompt == "dreamgirl, smile"   # the trigger and the run's frequent tags
     assert a.epochs.endswith("dreamgirl") and "dreamgirl-000001" not in a.epochs   # the earliest are skipped
     assert eg.parse_weights(a.weights) == [0, 0.5, 0.6, 0.7, 0.8, 0.9, 1]
     chinese = ea.analyse("", str(lora), "character", templates=evaluate_i18n.ZH_CN_MESSAGES)
@@ -105,6 +131,74 @@ def test_analyse_errors_are_plain_words(tmp_path):
     missing = ea.analyse("", str(tmp_path / "nope"), None)
     assert missing.report is None and "What to do" in missing.message and "Traceback" not in missing.message
     assert "Choose a run first" in ea.analyse(None, None, None).message
+
+
+def test_the_grid_starts_from_the_run_and_keeps_what_was_chosen(lora):
+    """Defaults from the run (its trained size, trigger and frequent tags, the host's samplers); the render
+    fields reach the host; the grid stores them and the next analysis of the run starts from them."""
+    from test_eval_report import make_run as make_sized_run
+
+    sized = lora.parent / "sized"
+    make_sized_run(sized, epochs=4, steps_per_epoch=20)
+    from lora_trainer.io.safetensors_header import read_header
+
+    for path in sized.glob("*.safetensors"):   # a run trained at 128 × 64
+        header, _ = read_header(str(path))
+        meta = dict(header.get("__metadata__") or {}, ss_resolution="(128, 64)")
+        write_lora(path, meta)
+
+    class Host(FakeHost):
+        def render_options(self):
+            return {"samplers": ["DPM++ 2M", "Euler"], "schedulers": ["Automatic", "Karras"], "upscalers": ["Latent"]}
+
+    host = Host(sized)
+    a = ea.analyse("", str(sized), None, host)
+    assert (a.render["width"], a.render["height"]) == (128, 64) and a.render["steps"] == 20
+    assert a.render["sampler_name"] == "DPM++ 2M" and a.render["scheduler"] == "Automatic"
+    assert a.prompt == "dreamgirl, smile"
+    from lora_trainer.ui.evaluate.grid_settings import prompt_from_tags
+    assert prompt_from_tags(a.report, "dream girl") == "dream girl, smile"   # the trigger's words only once
+    settings = eg.GridSettings.from_inputs(a.prompt, "3, final", "0, 1", 5, 128, 64, 3, "", "", "dreamgirl",
+                                           sampler_name="Euler", scheduler="Karras", cfg_scale=4.5,
+                                           hires_scale=1.5, hires_upscaler="Latent", hires_steps=2,
+                                           denoising_strength=0.4)
+    result = list(eg.render_grid(host, a.report, settings))[-1].result
+    req = host.requests[-1]
+    assert (req.sampler_name, req.scheduler, req.cfg_scale, req.hires_scale, req.hires_steps) == \
+        ("Euler", "Karras", 4.5, 1.5, 2) and (req.width, req.height) == (128, 64)
+    stored = json.loads((Path(result.folder) / "grid.json").read_text(encoding="utf-8"))
+    assert stored["scheduler"] == "Karras" and stored["epochs"] == "3, final" and stored["weights"] == [0, 1]
+    again = ea.analyse("", str(sized), None, host)
+    assert again.render["sampler_name"] == "Euler" and again.render["cfg_scale"] == 4.5
+    assert again.render["hires_scale"] == 1.5 and again.render["denoising_strength"] == 0.4
+    assert again.epochs == "3, final" and again.weights == "0, 1"
+
+
+def test_the_grid_says_how_long_it_takes_before_it_starts(lora):
+    from lora_trainer.hosts.base import RenderClock, RenderSettings, render_work
+    from lora_trainer.ui.evaluate import grid_settings as gs
+
+    report = evaluate_run(lora)
+    settings = eg.GridSettings.from_inputs("{trigger}", "5, 6", "0, 0.5, 1", 1, 64, 64, 10)
+    images = len(eg.plan_grid(report, settings))
+    assert images == 5
+    unknown = gs.estimate_lines(images, settings, gs.seconds_per_work(RenderClock()))
+    assert unknown[0] == "5 images at 64 × 64, 10 steps" and "after the first image" in unknown[1]
+    clock = RenderClock()
+    clock.record(RenderSettings(width=64, height=64, steps=10), images=2, seconds=4.0)   # 2 s per image
+    lines = gs.estimate_lines(images, settings, gs.seconds_per_work(clock))
+    assert lines[1].startswith("About 0:10 (2.0 s per image")
+    bigger = eg.GridSettings.from_inputs("{trigger}", "5, 6", "0, 0.5, 1", 1, 128, 128, 10, hires_scale=2.0)
+    assert gs.estimate_lines(images, bigger, gs.seconds_per_work(clock))[1].startswith("About 3:20")   # 4 + 16 × 2 s
+    assert render_work(RenderSettings(width=100, height=100, steps=16)) == pytest.approx(0.2)   # 16 steps + 4
+
+    class Job:   # after a restart: the speed of the run's own previews
+        preview_settings = {"width": 64, "height": 64, "steps": 20}
+        previews = [{"seconds": 3.0}, {"seconds": 5.0}, {"seconds": 4.0}]
+    assert gs.seconds_per_work(RenderClock(), Job()) == pytest.approx(4.0 / render_work(RenderSettings(width=64, height=64, steps=20)))
+    # a render that also switched the model does not swing the speed: the lower median of the measurements
+    clock.record(RenderSettings(width=64, height=64, steps=10), images=1, seconds=30.0)
+    assert gs.estimate_lines(images, settings, gs.seconds_per_work(clock))[1].startswith("About 0:10")
 
 
 def test_parse_weights():
@@ -262,7 +356,7 @@ def test_the_wired_handlers_analyse_render_and_keep(lora):
     assert "<svg" in chart and report is not None and trigger == "dreamgirl" and "你看到的现象" not in diagnosis
     assert re.search("[\u4e00-\u9fff]", diagnosis) and "X type: LoRA epoch" in shown[11]
     steps = list(_handler(demo, "render")(report, prompt, "", "5, 6", "0, 0.6", 1, 64, 64, 4, "", "", "English",
-                                          trigger))
+                                          trigger, "Euler", "Karras", 6.0, 1.0, "Latent", 0, 0.5))
     progress, image, rec, grid, pick, weight, xyz = steps[-1]
     assert len(steps) == 4 and "Grid rendered" in progress and image is not None and "Recommendation" in rec
     assert len(grid.cells) == 3 and "NUM,000005,000006" in xyz
@@ -270,7 +364,8 @@ def test_the_wired_handlers_analyse_render_and_keep(lora):
     assert kept == "" and "already used" in box
     box, kept, _ = _handler(demo, "keep")(report, "dreamgirl-000005", "dreamgirl", 0.6, "", True, grid)
     assert Path(kept).is_file() and "Kept" in box
-    nothing = list(_handler(demo, "render")(None, "", "", "", "", 1, 64, 64, 4, "", "", "English", ""))
+    nothing = list(_handler(demo, "render")(None, "", "", "", "", 1, 64, 64, 4, "", "", "English", "",
+                                            None, None, None, None, None, None, None))
     assert "Analyse a run first" in nothing[-1][0]
 
 

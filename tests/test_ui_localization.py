@@ -121,6 +121,37 @@ def needs_translation(text: str) -> bool:
     return bool(text) and not DATA.search(text) and text not in SAMPLE + ("↻", "—", "LoRA Trainer")
 
 
+ZH_CN_TEXTS = json.loads(ZH_CN.read_text(encoding="utf-8"))
+SCRIPT = ROOT / "javascript" / "lora_trainer.js"
+
+
+def script_hints() -> dict:
+    """javascript/lora_trainer.js's hover hints: elem_id → text, and "tabs": the sub-tabs' hints in order."""
+    script = SCRIPT.read_text(encoding="utf-8")
+    tabs = re.search(r"TAB_HINTS = \[(.*?)\];", script, re.S).group(1)
+    body = re.search(r"\bHINTS = \{(.*?)\};", script, re.S).group(1)
+    hints = dict(re.findall(r'^\s*(lora_trainer_\w+): "([^"]+)",', body, re.M))
+    hints["tabs"] = re.findall(r'"([^"]+)"', tabs)
+    return hints
+
+
+def test_the_scripts_hints_are_translated_and_name_elements_of_the_tab():
+    hints = script_hints()
+    texts = [t for k, t in hints.items() if k != "tabs"] + hints["tabs"]
+    assert len(hints) > 15 and len(hints["tabs"]) == 3
+    missing = sorted(t for t in texts if t not in ZH_CN_TEXTS)
+    assert not missing, "add these to localizations/zh_CN.json:\n" + "\n".join(missing)
+    code = "\n".join(p.read_text(encoding="utf-8") for p in UI.rglob("*.py"))
+    unknown = [k for k in hints if k != "tabs" and f'"{k}"' not in code]
+    assert not unknown, f"hints for elements the tab does not have: {unknown}"
+
+
+def test_the_notification_settings_are_translated():
+    from lora_trainer.hosts.webui import NOTIFY_SETTINGS
+
+    assert all(label in ZH_CN_TEXTS for _, label in NOTIFY_SETTINGS)
+
+
 def test_the_file_is_what_the_webui_loads():
     data = json.loads(ZH_CN.read_text(encoding="utf-8"))
     assert isinstance(data, dict) and all(isinstance(k, str) and isinstance(v, str) and v for k, v in data.items())

@@ -56,7 +56,10 @@ def test_files_queue_picker_and_previews(tmp_path):
                                  {"epoch": 1, "weight": 1.0, "prompt": "gone", "path": str(tmp_path / "x.png")},
                                  {"epoch": 2, "weight": 1.0, "prompt": "b", "path": str(second), "file": "final"}])
     assert "ningguang-000001.safetensors" in files_html(job) and str(tmp_path) in files_html(job)
-    assert "2 KB" in files_html(job)
+    assert "2 KB" in files_html(job) and "gone" not in files_html(job)
+    lora.unlink()   # the record outlives its files: it says so
+    assert "The files of this run are gone" in files_html(job) and ">gone<" in files_html(job)
+    lora.write_bytes(b"0" * 2048)
     assert [caption for _, caption in preview_items(job)] == ["epoch 1 · ×1 · a", "epoch 2 · ×1 · b"]
     queued = training_job(id="2", status="queued", output_name="next")
     assert "Waiting in the queue" in queue_html([queued, job]) and "The queue is empty" in queue_html([])
@@ -85,9 +88,12 @@ def test_step_maths_and_dataset_summary_come_from_the_core():
                                              max_bucket_reso=128, train_batch_size=2, max_train_epochs=3))
     assert "8 images × 8 repeats × 3 epochs ÷ batch 2 = 96 steps" in line
     assert "8_zkz shapes" in full and "Step maths" in full
+    assert full.count("96 steps") == 1 and full.count("Step maths") == 1   # shown once in the Dataset tab
     full, line = dataset_summary(TrainConfig(train_data_dir="/nowhere/at/all"))
     assert "does not exist" in full and full == line
-    assert "Choose the training images folder" in dataset_summary(TrainConfig())[0]
+    empty, line = dataset_summary(TrainConfig())
+    assert "Choose the training images folder" in empty
+    assert "Dataset tab" not in empty and "in the Dataset tab" in line   # the hint is read on that tab
 
 
 class FakeRunner:

@@ -64,13 +64,17 @@ def dependencies(demo) -> list[dict]:
 
 
 class Page:
-    """One open page: component values and properties, events fired like the browser would."""
+    """One open page: component values and properties, events fired like the browser would (a function that
+    asks for the request gets one with the page's own session hash, as gradio 4 gives it)."""
 
     def __init__(self, demo) -> None:
+        import uuid
+
         self.demo = demo
         self.deps = dependencies(demo)
         self.values = {i: getattr(b, "value", None) for i, b in demo.blocks.items()}
         self.props: dict[int, dict] = {}
+        self.request = types.SimpleNamespace(session_hash=uuid.uuid4().hex)
 
     def block(self, elem_id: str):
         for block in self.demo.blocks.values():
@@ -93,7 +97,11 @@ class Page:
         return self.props.get(self.block(elem_id)._id, {}).get(name, default)
 
     def _run(self, dep) -> None:
-        result = dep["fn"](*[self.values[i] for i in dep["inputs"]])
+        import inspect
+
+        args = [self.values[i] for i in dep["inputs"]]
+        wants = [p for p in inspect.signature(dep["fn"]).parameters.values() if "Request" in str(p.annotation)]
+        result = dep["fn"](*args, *([self.request] if wants else []))
         outputs = dep["outputs"]
         if len(outputs) == 1:
             result = [result]
@@ -286,17 +294,27 @@ def test_start_checks_queues_trains_and_a_new_page_finds_the_run(webui):
     page["lora_trainer_train_data_dir"] = webui.data
     page["lora_trainer_output_name"] = "shapes/v1"
     page["lora_trainer_preview_prompts"] = "{trigger}, red\n{trigger}, blue"
+    page["lora_trainer_preview_width"] = 100
+    page.fire("lora_trainer_start", "click")
+    assert "Fix these preview settings first" in page["lora_trainer_start_message"]
+    assert "width is 100; use a multiple of 8" in page["lora_trainer_start_message"]
+    page["lora_trainer_preview_width"] = 96   # the height stays empty: the training resolution
     page.fire("lora_trainer_start", "click")
     assert "Training starts" in page["lora_trainer_start_message"], page["lora_trainer_start_message"]
     assert page["lora_trainer_output_name"] == "shapes_v1"
     runner = webui.runner()
     job = runner.jobs()[0]
     assert job.preview_settings["prompts"] == ["{trigger}, red", "{trigger}, blue"]
+    assert (job.preview_settings["width"], job.preview_settings["height"]) == (96, 512)
     assert runner.wait(job.id, WAIT).status == "finished"
 
     again = Page(page.demo)   # a reload: a fresh page of the same app
     again.open()
     assert "Finished" in again["lora_trainer_progress"] and "shapes_v1" in again["lora_trainer_progress"]
+    # the finished run's settings are in the form, not the defaults
+    assert again["lora_trainer_output_name"] == "shapes_v1" and again["lora_trainer_train_data_dir"] == webui.data
+    assert again["lora_trainer_preview_prompts"] == "{trigger}, red\n{trigger}, blue"
+    assert (again["lora_trainer_preview_width"], again["lora_trainer_preview_height"]) == (96, None)
     assert "shapes_v1-000001.safetensors" in again["lora_trainer_files"]
     assert "lt-epoch" in again["lora_trainer_chart"]
     assert "Finished" in again["lora_trainer_queue_table"]
@@ -358,3 +376,17 @@ def test_a_broken_runner_becomes_a_tab_that_explains_and_the_api_is_added_once(w
     routes = [(r.path, tuple(sorted(r.methods))) for r in app.routes if r.path.startswith("/lora-trainer/")]
     assert routes and len(routes) == len(set(routes))
     webui.callbacks.script_unloaded_callback()
+
+
+def test_the_evaluate_run_list_is_read_again_when_its_sub_tab_is_chosen(webui):
+    page = open_tab(webui)
+    from modules import shared
+    from test_eval_report import make_run
+
+    make_run(Path(shared.cmd_opts.lora_dir), epochs=2, steps_per_epoch=5)   # trained after the page was built
+    page.fire("lora_trainer_tab_evaluate", "select")
+    choices = page.prop("lora_trainer_eval_run", "choices")
+    assert any(str(c).startswith("dreamgirl (") for c in choices), choices
+    fresh = Page(page.demo)
+    fresh.open()   # a page that opens chooses the newest run
+    assert fresh["lora_trainer_eval_run"].startswith("dreamgirl (")

@@ -82,13 +82,14 @@ def make_xyz_module() -> types.ModuleType:
                           Component(f"{axis} values", "", None), Component(f"{axis} values", [], None)]
             comps += [Component("Draw legend", True, None), Component("Include Sub Images", False, None),
                       Component("Include Sub Grids", False, None), Component("Keep -1 for seeds", False, None),
-                      Component("Grid margins (px)", 0, None),
+                      Component("Vary seeds for X", False, None), Component("Vary seeds for Y", False, None),
+                      Component("Vary seeds for Z", False, None), Component("Grid margins (px)", 0, None),
                       Component("Use text inputs instead of dropdowns", False, None)]
             return comps
 
         def run(self, p, x_type, x_values, x_values_dropdown, y_type, y_values, y_values_dropdown, z_type,
                 z_values, z_values_dropdown, draw_legend, include_lone_images, include_sub_grids, no_fixed_seeds,
-                margin_size, csv_mode):
+                vary_seeds_x, vary_seeds_y, vary_seeds_z, margin_size, csv_mode):
             def process_axis(opt, vals, vals_dropdown):
                 if opt.label == "Nothing":
                     return [0]
@@ -184,7 +185,7 @@ def grid(xyz, p, x, y=None, z=None, is_img2img=False, csv_mode=True):
     for axis in (x, y, z):
         label, values, dropdown = axis if axis is not None else ("Nothing", "", [])
         args += [labels.index(label), values, dropdown]
-    return script.run(p, *args, True, False, False, False, 0, csv_mode)
+    return script.run(p, *args, True, False, False, False, False, False, False, 0, csv_mode)
 
 
 def epoch_axis(values: str, dropdown=None):
@@ -350,6 +351,13 @@ def test_a_deleted_file_is_caught_by_confirm(xyz, lora_dir):
         epoch.confirm(p, ["3"])
 
 
+def test_an_unknown_epoch_reads_as_two_sentences(xyz):
+    with pytest.raises(AxisError) as caught:
+        grid(xyz, Processing("a photo <lora:dreamgirl:0.7>"), epoch_axis("7"))
+    message = str(caught.value)
+    assert "). Use one of those epoch numbers" in message, message
+
+
 # --- the HTTP API path -----------------------------------------------------------------------------------
 
 def script_info(xyz) -> list[dict]:
@@ -378,6 +386,24 @@ def test_api_script_args_look_up_axes_by_label(xyz):
     out = result.run(Processing(payload["prompt"]), *args)
     assert out.cells[(2, 1, 0)][0] == "dreamgirl, a photo <lora:dreamgirl-000004:0.8>"
     assert out.labels[:2] == [["epoch 2", "epoch 3", "epoch 4"], ["w 0.6", "w 0.8"]]
+
+
+def test_the_readme_example_turns_text_inputs_on_and_renders(xyz):
+    """README's /sdapi/v1/txt2img body, with the axis indexes this host lists: text inputs on, cells rendered."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### The X/Y/Z plot with our axes"):]
+    assert "Use text inputs instead of dropdowns" in section[:600] and "0 images" in section[:800]
+    body = json.loads(re.search(r"txt2img -H 'Content-Type: application/json' -d '(\{.*?\})'", section,
+                                re.S).group(1))
+    args = body["script_args"]
+    assert body["script_name"] == "x/y/z plot" and len(args) == 18 and args[-1] is True
+    choices = script_info(xyz)[0]["args"][0]["choices"]
+    args[0], args[3], args[6] = choices.index(EPOCH_LABEL), choices.index(WEIGHT_LABEL), choices.index("Nothing")
+    script = xyz.Script()
+    script.ui(False)
+    out = script.run(Processing(body["prompt"].replace("mychar", "dreamgirl")), *args)
+    assert out.labels[:2] == [["epoch 2", "epoch 4", "final"], ["w 0.6", "w 0.8", "w 1"]]
+    assert len(out.cells) == 9
 
 
 def test_api_errors_are_clear(xyz, host):

@@ -111,12 +111,16 @@ class TrainConfig:
                                              section="output")
     save_precision: str = opt("fp16", "Number format of the saved LoRA (fp16 is what everyone shares).",
                               choices=SAVE_PRECISIONS, section="output")
-    save_state: bool = opt(True, "Also save a resumable training state next to each saved epoch.",
-                           section="output")
+    save_state: bool = opt(True, "Also save a resumable training state with each saved epoch, in the run's "
+                                 "folder beside its logs.", section="output")
+    save_last_n_epochs_state: Optional[int] = opt(
+        1, "Keep the training states of the last N saved epochs only (the newest is enough to resume; each "
+           "takes about twice the LoRA's size). Empty: keep every state.", minimum=1, section="output")
     resume: str = opt("", "Continue from a saved training state folder (…-state).", section="output",
                       path="folder")
-    logging_dir: str = opt("", "Where the loss logs go (default: <output_dir>/logs).", section="output",
-                           path="folder")
+    logging_dir: str = opt("", "Where each run's folder goes: loss logs, training states, preview images "
+                               "(default: <output_dir>/logs; in a WebUI its lora_trainer/runs folder, so "
+                               "that the Lora tab lists only LoRA files).", section="output", path="folder")
     training_comment: str = opt("", "A note stored in the LoRA file's metadata.", section="output",
                                 ss="ss_training_comment")
     # --- network -----------------------------------------------------------------------

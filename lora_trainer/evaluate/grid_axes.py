@@ -41,7 +41,10 @@ class AxisError(RuntimeError):
 
 
 def _fail(err: TrainerError) -> AxisError:
-    return AxisError(f"{err.message}. {err.advice}" if err.advice else err.message)
+    """The core's message and advice as two sentences (the advice is written to follow "What to do:")."""
+    if not err.advice:
+        return AxisError(err.message)
+    return AxisError(f"{err.message}. {err.advice[:1].upper()}{err.advice[1:]}")
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,7 @@ def keep_epoch(source: RunFile | str, name: str, *, dest_dir: str | None = None,
         _write_preview(preview_path, preview)
     tag = f"<lora:{stem}:{format_weight(preferred_weight)}>"
     return KeepResult(dest, sidecar, preview_path, not same,
-                      (f"{activation_text}, " if activation_text else "") + tag, warnings)
+                      (f"{activation_text} " if activation_text else "") + tag, warnings)
 
 
 # --- deleting the other epochs ----------------------------------------------------------------------
@@ -204,8 +204,10 @@ def deletion_plan(run: RunInfo, keep: list[str], include_states: bool = False) -
         plan.append(f.path)
         base = os.path.join(os.path.dirname(f.path), f.stem)
         plan += [base + s for s in SIDECAR_SUFFIXES if os.path.isfile(base + s)]
-        if include_states and os.path.isdir(base + "-state"):
-            plan.append(base + "-state")
+        if include_states:   # a kohya run keeps states beside its files, ours in the run's log folder
+            for folder in {base, os.path.join(run.log_dir, f.stem)} if run.log_dir else {base}:
+                if os.path.isdir(folder + "-state"):
+                    plan.append(folder + "-state")
     return plan
 
 

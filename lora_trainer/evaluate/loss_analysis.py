@@ -167,8 +167,7 @@ def analyze_losses(steps: list[int], losses: list[float], *,
         _divergence_messages(out)
         return out
 
-    tail = max(1, min(len(ls), max(20, len(ls) // 20)))
-    out.final_loss = float(ls[-tail:].mean())
+    out.final_loss = _final_loss(st, ls, epochs or [], nan_step)
     if len(ls) < MIN_POINTS:
         out.messages.append(msg("loss.few_points", count=int(len(ls))))
         out.steps, out.binned, out.smoothed = [int(s) for s in st], ls.tolist(), ls.tolist()
@@ -359,6 +358,18 @@ def band_check(loss: float, kind: str | None, min_snr_gamma: float | None = None
     else:
         status = "below" if loss < low else "above" if loss > high else "inside"
     return BandCheck(kind, loss, low, high, status, True, bool(min_snr_gamma))
+
+
+def _final_loss(st: np.ndarray, ls: np.ndarray, epochs: list[tuple[int, int | None, float]],
+                nan_step: int | None) -> float:
+    """The last epoch's mean loss when the log has it (the number the Train tab, the log and the Lora tab's
+    card show), else the mean of the last steps (at least 20, or a twentieth of the run)."""
+    means = [float(loss) for _, step, loss in epochs if loss is not None and math.isfinite(loss)
+             and (nan_step is None or step is None or step < nan_step)]
+    if means:
+        return means[-1]
+    tail = max(1, min(len(ls), max(20, len(ls) // 20)))
+    return float(ls[-tail:].mean())
 
 
 def _band(out: LossAnalysis, kind: str | None, min_snr_gamma: float | None) -> None:

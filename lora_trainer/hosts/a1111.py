@@ -12,14 +12,15 @@ class A1111Adapter(WebUIAdapter):
     name = "a1111"
 
     def loaded_checkpoint(self) -> Optional[Checkpoint]:
+        """The checkpoint chosen in the WebUI: every generation reloads it first (one with another model for
+        its own images, as our previews, leaves that model in memory until then)."""
         sd_models = host_module("modules.sd_models")
         model = self._raw_model()
-        info = getattr(model, "sd_checkpoint_info", None)
-        if info is None:
-            try:
-                info = sd_models.select_checkpoint()
-            except Exception:   # FileNotFoundError when the WebUI has no checkpoint at all
-                return None
+        try:
+            info = sd_models.select_checkpoint()
+        except Exception:   # FileNotFoundError when the WebUI has no checkpoint at all
+            info = None
+        info = info or getattr(model, "sd_checkpoint_info", None)
         return self._checkpoint(info, model) if info is not None else None
 
     def _offload(self) -> bool:

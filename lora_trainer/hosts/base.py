@@ -46,6 +46,15 @@ class RenderSettings:
     steps: int = 20
     cfg_scale: float = 7.0
     sampler_name: str = "Euler a"
+    scheduler: str = "Automatic"     # the WebUI's "Schedule type", always sent (Forge corrects a missing one aloud)
+    hires_scale: float = 1.0         # hires fix: a second pass at this many times the size; 1 = off
+    hires_upscaler: str = "Latent"
+    hires_steps: int = 0             # steps of the second pass; 0 = as many as the first
+    denoising_strength: float = 0.5  # of the second pass
+
+    @property
+    def hires(self) -> bool:
+        return self.hires_scale > 1.0
 
     def render_fields(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(RenderSettings)}
@@ -67,7 +76,53 @@ class RenderSettings:
         elif len(self.prompts) > MAX_RENDER_PROMPTS:
             problems.append(f"{prefix}prompts holds {len(self.prompts)} prompts; use at most {MAX_RENDER_PROMPTS} "
                             f"(each is rendered for every saved file)")
+        if not 1.0 <= self.hires_scale <= 4.0:
+            problems.append(f"{prefix}hires_scale is {self.hires_scale:g}; use 1 (off) to 4")
+        if not 0 <= self.hires_steps <= 150:
+            problems.append(f"{prefix}hires_steps is {self.hires_steps}; use 0 (as many as steps) to 150")
+        if not 0.0 <= self.denoising_strength <= 1.0:
+            problems.append(f"{prefix}denoising_strength is {self.denoising_strength:g}; use 0 to 1")
         return problems
+
+
+IMAGE_OVERHEAD_STEPS = 4   # what an image costs besides its steps (prompt encoding, VAE decode), in steps
+
+
+def render_work(settings: RenderSettings) -> float:
+    """What one image of ``settings`` costs, in megapixel-steps (the hires pass counted at its own size; each pass
+    also pays a few steps' worth for encoding the prompt and decoding the picture, whatever its steps)."""
+    work = settings.width * settings.height * (settings.steps + IMAGE_OVERHEAD_STEPS)
+    if settings.hires:
+        scale = settings.hires_scale
+        work += settings.width * settings.height * scale * scale * (
+            (settings.hires_steps or settings.steps) + IMAGE_OVERHEAD_STEPS)
+    return work / 1e6
+
+
+class RenderClock:
+    """How fast a host renders, from its recent renders (previews, grid cells): seconds per megapixel-step,
+    the lower median of the last ``keep`` measurements (a render that also loaded a model does not swing it)."""
+
+    def __init__(self, keep: int = 15) -> None:
+        self._rates: list[float] = []
+        self._lock = threading.Lock()
+        self.keep = keep
+
+    def record(self, settings: RenderSettings, images: int, seconds: float) -> None:
+        work = render_work(settings) * images
+        if images > 0 and work > 0 and seconds > 0:
+            with self._lock:
+                self._rates = (self._rates + [seconds / work])[-self.keep:]
+
+    def rate(self) -> Optional[float]:
+        with self._lock:
+            rates = sorted(self._rates)
+        return rates[(len(rates) - 1) // 2] if rates else None
+
+    def estimate(self, settings: RenderSettings, images: int) -> Optional[float]:
+        """Seconds for ``images`` images of ``settings``; None before the first measurement."""
+        rate = self.rate()
+        return None if rate is None else rate * render_work(settings) * images
 
 
 @dataclass
@@ -90,6 +145,14 @@ class HostAdapter:
 
     name = "none"
 
+    @property
+    def render_clock(self) -> RenderClock:
+        """This host's render speed, measured on its renders (created at first use)."""
+        clock = self.__dict__.get("_render_clock")
+        if clock is None:
+            clock = self.__dict__.setdefault("_render_clock", RenderClock())
+        return clock
+
     def loaded_checkpoint(self) -> Optional[Checkpoint]:
         return None
 
@@ -98,6 +161,15 @@ class HostAdapter:
 
     def lora_dir(self) -> str:
         raise NotImplementedError
+
+    def runs_dir(self) -> str:
+        """Where runs keep their folders (logs, training states, previews, grids) when the settings do not
+        say: "" for beside the output (``<output_dir>/logs``). A WebUI keeps them out of its Lora folder."""
+        return ""
+
+    def jobs_dir(self) -> str:
+        """Where this host keeps its job records ("" for the trainer's cache folder)."""
+        return ""
 
     def free_vram(self) -> None:
         """Before training: the host's model leaves the GPU."""
@@ -112,6 +184,13 @@ class HostAdapter:
         """One picture of the host's loaded model without any LoRA (regularization images)."""
         raise PreviewUnavailable("images can only be generated inside the WebUI, with its loaded model",
                                  "generate the regularization images in the WebUI, or import a folder of them")
+    def preview_checkpoint(self, req: PreviewRequest) -> Optional[Checkpoint]:
+        """The model ``generate_previews`` renders ``req`` with (None when unknown)."""
+        return None
+
+    def render_options(self) -> dict:
+        """The samplers, schedule types and hires-fix upscalers this host renders with."""
+        return {"samplers": [RenderSettings.sampler_name], "schedulers": [RenderSettings.scheduler], "upscalers": []}
 
     def interrupt(self) -> None:
         """Stop a preview that is being rendered."""
@@ -163,12 +242,15 @@ class HostAdapter:
 # --- helpers shared by the adapters ---------------------------------------------------------------
 
 def with_lora_tag(prompt: str, network_name: str, weight: float, trigger: str = "") -> str:
-    """``prompt`` with ``{trigger}`` filled in and ``<lora:NAME:W>`` appended unless it names the LoRA."""
+    """``prompt`` with ``{trigger}`` filled in and ``<lora:NAME:W>`` appended unless it names the LoRA.
+
+    The tag follows a space, as the WebUI's own Lora cards and our X/Y/Z axes add it: the host takes the tag
+    out of the text, and a comma before it would stay behind as a token that changes the picture."""
     text = prompt.replace("{trigger}", trigger).strip()
     if f"<lora:{network_name}:" in text or f"<lora:{network_name}>" in text:
         return text
     tag = f"<lora:{network_name}:{weight:g}>"
-    return f"{text}, {tag}" if text else tag
+    return f"{text} {tag}" if text else tag
 
 
 _family_cache: dict[tuple, Optional[str]] = {}

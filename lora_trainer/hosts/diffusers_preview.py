@@ -8,6 +8,7 @@ same module names on every diffusers/transformers version, and the key names are
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 from typing import Callable, Iterator
 
@@ -79,10 +80,12 @@ def merged_lora(targets: dict, tensors: dict, weight: float) -> Iterator[int]:
                 w.copy_(original.to(w.device))
 
 
-def make_scheduler(sampler_name: str, config):
+def make_scheduler(sampler_name: str, config, schedule: str = "Automatic"):
     import diffusers
 
     cls = getattr(diffusers, SCHEDULERS.get(sampler_name.strip().lower(), SCHEDULERS["euler a"]))
+    if schedule.strip().lower() == "karras" and "use_karras_sigmas" in inspect.signature(cls.__init__).parameters:
+        return cls.from_config(config, use_karras_sigmas=True)
     return cls.from_config(config)
 
 
@@ -116,7 +119,7 @@ class PreviewPipeline:
 
     def render(self, req: PreviewRequest, tensors: dict, should_stop: Callable[[], bool]) -> list:
         pipe = self.pipe
-        pipe.scheduler = make_scheduler(req.sampler_name, self.base.noise_scheduler.config)
+        pipe.scheduler = make_scheduler(req.sampler_name, self.base.noise_scheduler.config, req.scheduler)
 
         def on_step(pipeline, step, timestep, kwargs):
             if should_stop():

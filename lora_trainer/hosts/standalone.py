@@ -11,6 +11,9 @@ from .base import (Checkpoint, HostAdapter, PreviewRequest, PreviewUnavailable, 
                    checkpoint_family)
 
 MODEL_EXTS = (".safetensors", ".ckpt")
+# what diffusers_preview renders with, named as the WebUI names them (no hires fix)
+SAMPLER_NAMES = ("Euler a", "Euler", "DPM++ 2M", "DDIM", "UniPC", "Heun", "DPM2")   # LMS needs scipy
+SCHEDULE_TYPES = ("Automatic", "Karras")
 DEFAULT_LORA_DIR = "lora_output"
 
 
@@ -86,6 +89,15 @@ class StandaloneAdapter(HostAdapter):
                 self._pipeline = PreviewPipeline(req.base_model_path, device, dtype)
             tensors = load_file(req.lora_path)
             return self._pipeline.render(req, tensors, self._stop.is_set)
+
+    def preview_checkpoint(self, req: PreviewRequest) -> Optional[Checkpoint]:
+        """Always the model the LoRA was trained on."""
+        path = req.base_model_path
+        return Checkpoint(title=os.path.basename(path), path=path) if path else None
+
+    def render_options(self) -> dict:
+        """Our diffusers pipeline's samplers; no hires fix."""
+        return {"samplers": list(SAMPLER_NAMES), "schedulers": list(SCHEDULE_TYPES), "upscalers": []}
 
     def interrupt(self) -> None:
         self._stop.set()

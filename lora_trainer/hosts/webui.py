@@ -91,6 +91,19 @@ class WebUIAdapter(HostAdapter):
             folder = os.path.join(host_module("modules.paths_internal").models_path, "Lora")
         return os.path.abspath(folder)
 
+    def data_dir(self) -> str:
+        """The WebUI's data folder (``--data-dir``, else its install folder)."""
+        return os.path.abspath(host_module("modules.paths_internal").data_path)
+
+    def runs_dir(self) -> str:
+        """``<data>/lora_trainer/runs``: the Lora tab lists every file and sub-folder below its folder (hidden
+        dot-folders included, as folder buttons), so the run folders live outside it."""
+        return os.path.join(self.data_dir(), "lora_trainer", "runs")
+
+    def jobs_dir(self) -> str:
+        """``<data>/lora_trainer/jobs``: each WebUI install lists the runs it trained, not another's."""
+        return os.path.join(self.data_dir(), "lora_trainer", "jobs")
+
     # --- GPU memory ------------------------------------------------------------------------------
     def free_vram(self) -> None:
         with self._lock(), self._guard:
@@ -119,15 +132,66 @@ class WebUIAdapter(HostAdapter):
                 self._model_off = self._offload()
 
     # --- previews --------------------------------------------------------------------------------
+    def _listed(self, path: str) -> Optional[Checkpoint]:
+        """The WebUI's checkpoint that is the file ``path`` (the base a LoRA was trained on), if it lists it."""
+        if not path:
+            return None
+        wanted = os.path.normcase(os.path.realpath(path))
+        try:
+            checkpoints = self.list_checkpoints()
+        except Exception:
+            return None
+        return next((c for c in checkpoints if os.path.normcase(os.path.realpath(c.path)) == wanted), None)
+
+    def preview_checkpoint(self, req: PreviewRequest) -> Optional[Checkpoint]:
+        """The model the LoRA was trained on when the WebUI lists it (previews switch to it), else the loaded one."""
+        return self._listed(req.base_model_path) or self.loaded_checkpoint()
+
+    def render_options(self) -> dict:
+        samplers = host_module("modules.sd_samplers")
+        names = samplers.visible_sampler_names() if hasattr(samplers, "visible_sampler_names") else \
+            [s.name for s in getattr(samplers, "samplers", [])]
+        shared = host_module("modules.shared")
+        upscalers = list(getattr(shared, "latent_upscale_modes", None) or {}) + \
+            [u.name for u in getattr(shared, "sd_upscalers", None) or [] if getattr(u, "name", None)]
+        return {"samplers": list(names) or ["Euler a"], "schedulers": self._schedulers(),
+                "upscalers": list(dict.fromkeys(upscalers))}
+
+    def _schedulers(self) -> list[str]:
+        """The "Schedule type" labels ([] on A1111 before 1.9, which has no such setting)."""
+        try:
+            return [s.label for s in host_module("modules.sd_schedulers").schedulers]
+        except (ImportError, AttributeError):
+            return []
+
+    def _processing(self, processing, req: PreviewRequest, prompt: str, name: str, model: Optional[Checkpoint]):
+        """One txt2img of ``prompt`` with every render setting said explicitly (Forge logs an "autocorrection"
+        for a missing schedule type), on ``model`` for this image only (the WebUI's own choice is restored after it)."""
+        fields = dict(prompt=with_lora_tag(prompt, name, req.weight, req.trigger),
+                      negative_prompt=req.negative_prompt, seed=int(req.seed), sampler_name=req.sampler_name,
+                      batch_size=1, n_iter=1, steps=int(req.steps), cfg_scale=float(req.cfg_scale),
+                      width=int(req.width), height=int(req.height), do_not_save_samples=True, do_not_save_grid=True)
+        if self._schedulers():
+            fields["scheduler"] = req.scheduler
+        if req.hires:
+            fields.update(enable_hr=True, hr_scale=float(req.hires_scale), hr_upscaler=req.hires_upscaler,
+                          hr_second_pass_steps=int(req.hires_steps), denoising_strength=float(req.denoising_strength))
+        if model is not None:
+            fields.update(override_settings={"sd_model_checkpoint": model.title},
+                          override_settings_restore_afterwards=True)
+        return processing.StableDiffusionProcessingTxt2Img(**fields)
+
     def generate_previews(self, req: PreviewRequest) -> list:
         loaded = self.loaded_checkpoint()
         if loaded is None:
             raise PreviewUnavailable("no checkpoint is selected in the WebUI, so previews cannot be rendered",
                                      "select the model the LoRA was trained on in the checkpoint list")
+        base = self._listed(req.base_model_path)   # rendered on the model the LoRA was trained on
+        model = base or loaded
         wanted = lora_family(req.lora_path)
-        if wanted and loaded.family and wanted != loaded.family:
+        if wanted and model.family and wanted != model.family:
             raise PreviewUnavailable(
-                f"the WebUI has a {loaded.family.upper()} model loaded ({loaded.title}) but the LoRA is for "
+                f"the WebUI has a {model.family.upper()} model loaded ({model.title}) but the LoRA is for "
                 f"{wanted.upper()}; previews were skipped",
                 "select a checkpoint of the family the LoRA was trained on to see previews")
         processing = host_module("modules.processing")
@@ -145,12 +209,7 @@ class WebUIAdapter(HostAdapter):
                 for prompt in req.prompts:
                     if getattr(state, "interrupted", False):
                         break
-                    p = processing.StableDiffusionProcessingTxt2Img(
-                        prompt=with_lora_tag(prompt, name, req.weight, req.trigger),
-                        negative_prompt=req.negative_prompt, seed=int(req.seed), sampler_name=req.sampler_name,
-                        batch_size=1, n_iter=1, steps=int(req.steps), cfg_scale=float(req.cfg_scale),
-                        width=int(req.width), height=int(req.height),
-                        do_not_save_samples=True, do_not_save_grid=True)
+                    p = self._processing(processing, req, prompt, name, base)
                     with contextlib.closing(p):
                         processed = processing.process_images(p)
                     if processed is not None and processed.images:
@@ -295,6 +354,22 @@ def serves_other_computers(cmd_opts) -> bool:
     if flag is not None:
         return bool(flag)
     return any(getattr(cmd_opts, name, None) for name in ("share", "listen", "ngrok", "server_name"))
+
+
+# read by javascript/lora_trainer.js (the WebUI's own "show_progress_in_title" decides the window title)
+NOTIFY_SETTINGS = (
+    ("lora_trainer_notify_browser", "Browser notification when a training run finishes or fails (while the "
+                                    "page is in the background)"),
+    ("lora_trainer_notify_sound", "Play the WebUI's notification sound (notification.mp3 in its folder) when a "
+                                  "training run finishes or fails"),
+)
+
+
+def register_notification_settings() -> None:
+    """Settings → LoRA Trainer: the two notifications when a run ends, each on by default."""
+    shared = host_module("modules.shared")
+    for key, label in NOTIFY_SETTINGS:
+        shared.opts.add_option(key, shared.OptionInfo(True, label, section=("lora_trainer", "LoRA Trainer")))
 
 
 def register_settings(textbox) -> None:

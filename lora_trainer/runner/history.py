@@ -13,13 +13,20 @@ from .job import ACTIVE, Job
 KEEP = 100   # newest records loaded at start
 
 
-def default_dir() -> str:
-    """``$LORA_TRAINER_JOBS_DIR``, else ``jobs`` in the trainer's cache folder."""
+def default_dir(host=None) -> str:
+    """``$LORA_TRAINER_JOBS_DIR``; else the host's own folder (a WebUI: ``<data>/lora_trainer/jobs``), so that
+    two WebUIs of one user keep their own lists; else ``standalone/jobs`` in the trainer's cache folder."""
     if os.environ.get("LORA_TRAINER_JOBS_DIR"):
         return os.environ["LORA_TRAINER_JOBS_DIR"]
+    try:
+        own = host.jobs_dir() if host is not None and hasattr(host, "jobs_dir") else ""
+    except Exception:   # a host that cannot say (still starting up)
+        own = ""
+    if own:
+        return own
     base = os.environ.get("LORA_TRAINER_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "lora_trainer")
-    return os.path.join(base, "jobs")
+    return os.path.join(base, "standalone", "jobs")
 
 
 class JobHistory:
@@ -77,5 +84,5 @@ def _mark_lost(job: Job) -> None:
         job.status = "failed"
         job.error = {"message": "the WebUI stopped while this job was training",
                      "advice": "start it again; to continue where it stopped, set resume to the newest "
-                               f"-state folder in {job.output_dir or 'the output folder'}"}
+                               f"-state folder in {job.run_dir or job.output_dir or 'the run folder beside its logs'}"}
     job.finished_at = job.finished_at or time.time()

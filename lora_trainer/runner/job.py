@@ -57,7 +57,11 @@ class PreviewSettings(RenderSettings):
 
 _KINDS = {"prompts": "list of prompts", "weight": "number", "negative_prompt": "text", "seed": "whole number",
           "width": "whole number", "height": "whole number", "steps": "whole number", "cfg_scale": "number",
-          "sampler_name": "sampler name", "enabled": "true/false value"}
+          "sampler_name": "sampler name", "scheduler": "schedule type", "hires_scale": "number",
+          "hires_upscaler": "upscaler name", "hires_steps": "whole number", "denoising_strength": "number",
+          "enabled": "true/false value"}
+_TEXTS = ("negative_prompt", "sampler_name", "scheduler", "hires_upscaler")
+_NUMBERS = ("weight", "cfg_scale", "hires_scale", "denoising_strength")
 
 
 def _coerce(key: str, value: Any) -> Any:
@@ -67,7 +71,7 @@ def _coerce(key: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise TypeError
         return [v for v in value if v.strip()]
-    if key in ("negative_prompt", "sampler_name"):
+    if key in _TEXTS:
         if not isinstance(value, str):
             raise TypeError
         return value
@@ -79,7 +83,7 @@ def _coerce(key: str, value: Any) -> Any:
         raise ValueError
     if isinstance(value, bool):
         raise TypeError
-    if key in ("weight", "cfg_scale"):
+    if key in _NUMBERS:
         number = float(value)
         if not math.isfinite(number):
             raise ValueError

@@ -28,10 +28,11 @@ def trigger_word(train_data_dir: str, output_name: str) -> str:
     return output_name
 
 
-def preview_path(output_dir: str, lora_path: str, weight: float, index: int) -> str:
-    """``<output_dir>/previews/<lora stem>-w<weight>-<index>.png``."""
+def preview_path(run_dir: str, lora_path: str, weight: float, index: int) -> str:
+    """``<run folder>/previews/<lora stem>-w<weight>-<index>.png`` (beside the run's logs, not in the output
+    folder: the WebUI's Lora tab would show a folder button for it)."""
     stem = os.path.splitext(os.path.basename(lora_path))[0]
-    return os.path.join(output_dir, PREVIEW_DIR, f"{stem}-w{float(weight)!r}-{index}.png")
+    return os.path.join(run_dir, PREVIEW_DIR, f"{stem}-w{float(weight)!r}-{index}.png")
 
 
 def save_image(image, path: str) -> None:

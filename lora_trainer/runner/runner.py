@@ -24,6 +24,7 @@ from . import outputs
 from .history import JobHistory, default_dir
 from .job import ACTIVE, Job, PreviewSettings, new_job_id
 from .memory import release_memory
+from .previews import preview_model, save_previews
 
 # A1111 takes the extension folder off sys.path once the tab script is imported; the worker
 # thread imports torch-heavy modules later, so it remembers where the package lives.
@@ -48,13 +49,13 @@ class _Entry:
 
 class Runner:
     def __init__(self, host: HostAdapter, state_dir: Optional[str] = "") -> None:
-        """``state_dir``: where job records are kept ("" = the default folder, None = nowhere)."""
+        """``state_dir``: where job records are kept ("" = the host's own folder, None = nowhere)."""
         self.host = host
         self._cond = threading.Condition(threading.Lock())
         self._entries: dict[str, _Entry] = {}
         self._thread: Optional[threading.Thread] = None
         self._closed = False
-        self._history = JobHistory(default_dir() if state_dir == "" else state_dir)
+        self._history = JobHistory(default_dir(host) if state_dir == "" else state_dir)
         for job in self._history.load():
             self._entries[job.id] = _Entry(job, TrainConfig(), PreviewSettings(enabled=False))
 
@@ -64,6 +65,12 @@ class Runner:
         """Queue a run. Raises ``ConfigError`` (with every problem listed) when it could not start."""
         cfg = self.host.allowed_folders().check_config(cfg)   # a shared WebUI: only its allowed folders
         validate(cfg)
+        if not cfg.logging_dir:   # a WebUI keeps run folders out of its Lora folder
+            try:
+                runs = self.host.runs_dir()
+            except Exception:
+                runs = ""
+            cfg = cfg.replace(logging_dir=runs) if runs else cfg
         previews = previews or PreviewSettings()
         if previews.enabled and previews.render_problems("previews."):
             raise ConfigError(previews.render_problems("previews."))
@@ -274,6 +281,7 @@ class Runner:
                 if job.status == "preparing":
                     job.status = "training"
                 job.total_steps, job.epochs, job.step = event.total_steps, event.epochs, event.start_step
+                job.run_dir = event.run_dir or job.run_dir
                 job.plan_text, job.warnings = event.plan_text, list(event.warnings)
                 job.add_log(event.plan_text)
                 for warning in event.warnings:
@@ -298,6 +306,10 @@ class Runner:
                 job.add_log(f"Epoch {event.epoch}: validation loss {event.loss:.4f} ({event.images} {what} images).")
                 persist = True
             elif isinstance(event, ev.FileSaved):
+                gone = {os.path.normcase(os.path.abspath(p)) for p in event.removed_states}
+                for record in job.files:   # states the run deleted (only the newest are kept)
+                    if record.get("state_dir") and os.path.normcase(os.path.abspath(record["state_dir"])) in gone:
+                        record["state_dir"] = None
                 job.files.append({"path": event.path, "epoch": event.epoch, "step": event.step, "kind": event.kind,
                                   "state_dir": event.state_dir})
                 entry.kinds[event.path] = event.kind
@@ -313,18 +325,21 @@ class Runner:
         settings = entry.previews
         if not settings.enabled or entry.stop.requested or entry.kinds.get(event.lora_path) == "interrupted":
             return
-        if event.step in entry.rendered:   # the final file holds the weights of the last epoch file
-            records = [dict(r, file=event.lora_path, epoch=event.epoch) for r in entry.rendered[event.step]]
-            with self._cond:
-                entry.job.previews.extend(records)
+        if event.step in entry.rendered:   # the final file holds the last epoch file's weights: same pictures
             return
         req = PreviewRequest(**settings.render_fields(), lora_path=event.lora_path,
                              base_model_path=entry.cfg.pretrained_model_name_or_path, trigger=entry.job.trigger)
         req.prompts = list(req.prompts)
+        model, note = preview_model(self.host, req)
+        if note:
+            self._note_once(entry, note)
         with self._cond:
             entry.rendering = True
+        started = time.monotonic()
         try:
             images = self.host.generate_previews(req)
+            seconds = time.monotonic() - started
+            self.host.render_clock.record(req, len(images), seconds)   # the grid's time estimate
         except PreviewUnavailable as err:
             self._note_once(entry, f"Previews skipped: {err.message}" + (f" ({err.advice})" if err.advice else ""))
             return
@@ -340,18 +355,10 @@ class Runner:
         finally:
             with self._cond:
                 entry.rendering = False
-        records = []
-        for index, image in enumerate(images):
-            path = outputs.preview_path(entry.cfg.output_dir, event.lora_path, settings.weight, index)
-            try:
-                outputs.save_image(image, path)
-            except OSError as err:
-                self._note_once(entry, f"Could not save preview images in {os.path.dirname(path)}: {err}")
-                break
-            prompt = settings.prompts[index] if index < len(settings.prompts) else ""
-            records.append({"epoch": event.epoch, "step": event.step, "weight": settings.weight,
-                            "prompt": prompt.replace("{trigger}", entry.job.trigger), "path": path,
-                            "file": event.lora_path})
+        records, problem = save_previews(images, entry.job.run_dir or entry.cfg.effective_logging_dir, event,
+                                         settings, entry.job.trigger, model, seconds)
+        if problem:
+            self._note_once(entry, problem)
         entry.rendered[event.step] = records
         with self._cond:
             entry.job.previews.extend(records)
@@ -377,7 +384,8 @@ class Runner:
                       f"{cfg.optimizer_type}, resolution {cfg.resolution}"
                       + (f", final mean loss {last_loss:.4f}" if isinstance(last_loss, float) else "") + ".")
             files = [{"path": path, "epoch": job.epoch, "step": job.step, "kind": "sidecar", "state_dir": None}]
-            cover = next((p["path"] for p in job.previews if p["file"] == final), None)
+            step = next((f["step"] for f in job.files if f["path"] == final), None)
+            cover = next((p["path"] for p in job.previews if p["file"] == final or p["step"] == step), None)
             if cover:
                 files.append({"path": outputs.write_cover(final, cover), "epoch": job.epoch, "step": job.step,
                               "kind": "cover", "state_dir": None})

@@ -19,6 +19,7 @@ class Started:
     plan_text: str
     warnings: list[str] = field(default_factory=list)
     start_step: int = 0
+    run_dir: str = ""    # this run's folder: logs, training states, previews
 
 
 @dataclass
@@ -56,6 +57,7 @@ class FileSaved:
     step: int
     state_dir: Optional[str]
     kind: str  # "epoch" | "final" | "interrupted"
+    removed_states: list[str] = field(default_factory=list)   # older states deleted (save_last_n_epochs_state)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ..data.images import ImageLoadError
 from ..errors import OutputError, TrainerError, TrainingDiverged
 from . import events as ev
 from .graphs import GraphedStep, gradient_checkpointing_without_rng, graph_blockers, host_learning_rates
-from .saving import save_checkpoint
+from .saving import StateKeeper, save_checkpoint
 from .setup import Run, prepare_run
 from .state import load_state, resume_mismatches
 from .step import Batch, after_update, apply_update, compute_loss
@@ -94,10 +94,15 @@ class _Trainer:
         run_name = f"{self.cfg.output_name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(run.started_at))}"
         self.run_dir = os.path.join(self.cfg.effective_logging_dir, run_name)
         self.metrics = MetricsLogger(self.run_dir) if self.main else None
+        self.states = StateKeeper(self.cfg.save_last_n_epochs_state)
         if self.main:   # what a killed save left behind (half-written files and state folders) goes now
             from ..io.atomic import cleanup_stale_temps
 
             cleanup_stale_temps(self.cfg.output_dir)
+            with contextlib.suppress(OSError):   # states are saved in the run folders
+                for entry in os.scandir(self.cfg.effective_logging_dir):
+                    if entry.is_dir() and not entry.name.startswith("."):
+                        cleanup_stale_temps(entry.path)
 
     def emit(self, event) -> None:
         if self.main and self.listener is not None:
@@ -220,7 +225,8 @@ class _Trainer:
         written: list[str] = []
         try:
             path, state_dir = save_checkpoint(self.run, kind=kind, epoch=epoch, step=self.global_step,
-                                              batch_in_epoch=batch_in_epoch, on_lora_saved=written.append)
+                                              state_root=self.run_dir, batch_in_epoch=batch_in_epoch,
+                                              on_lora_saved=written.append)
         except OutputError:
             if written:   # the LoRA file is on disk, its state is not: the file is reported all the same
                 self.record_file(written[0], epoch, kind, None)
@@ -229,9 +235,11 @@ class _Trainer:
         self.emit(ev.SampleWanted(path, epoch, self.global_step))
 
     def record_file(self, path: str, epoch: int, kind: str, state_dir: Optional[str]) -> None:
+        removed = self.states.added(self.global_step, state_dir) if state_dir else []
         self.files.append(path)
-        self.log_event("file_saved", path=path, epoch=epoch, step=self.global_step, file_kind=kind)
-        self.emit(ev.FileSaved(path, epoch, self.global_step, state_dir, kind))
+        self.log_event("file_saved", path=path, epoch=epoch, step=self.global_step, file_kind=kind,
+                       state_dir=state_dir)
+        self.emit(ev.FileSaved(path, epoch, self.global_step, state_dir, kind, removed))
 
     # --- the loop ------------------------------------------------------------------------------
     def train(self) -> TrainResult:
@@ -242,7 +250,7 @@ class _Trainer:
         graphed = self.graphed_step(params)
         self.setup_memory()
         self.emit(ev.Started(plan.total_steps, plan.epochs, plan.steps_per_epoch, format_plan(plan),
-                             list(run.warnings), self.global_step))
+                             list(run.warnings), self.global_step, self.run_dir))
         world, rank = run.accelerator.num_processes, run.accelerator.process_index
         model = run.step_models.unet
         for epoch_index in range(self.start_epoch, plan.epochs):

@@ -1,7 +1,13 @@
-"""Write a LoRA file (kohya keys + metadata) and its resumable state, atomically."""
+"""Write a LoRA file (kohya keys + metadata) and its resumable state, atomically.
+
+The LoRA files go to the output folder (the WebUI's Lora tab lists each as a card); a state goes to the
+run's folder beside its logs, so that the output folder holds nothing else. Only the newest
+``save_last_n_epochs_state`` states of a run are kept.
+"""
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Callable
 
 from ..config.metadata import RunFacts, training_metadata
@@ -42,10 +48,11 @@ def _write(write, path: str, needed: int, what: str):
         raise user_error from None
 
 
-def save_checkpoint(run, *, kind: str, epoch: int, step: int, batch_in_epoch: int = 0,
+def save_checkpoint(run, *, kind: str, epoch: int, step: int, state_root: str, batch_in_epoch: int = 0,
                     on_lora_saved: Callable[[str], None] | None = None) -> tuple[str, str | None]:
-    """The LoRA file, then its state folder; ``on_lora_saved(path)`` is told of the file as soon as it is on
-    disk, so that a state that cannot be written does not hide it. A failed write raises ``OutputError``."""
+    """The LoRA file into the output folder, then (when wanted) its state folder into ``state_root``;
+    ``on_lora_saved(path)`` is told of the file as soon as it is on disk, so that a state that cannot be
+    written does not hide it. Returns (file path, state folder or None); a failed write raises ``OutputError``."""
     from ..io.atomic import save_safetensors_atomic
 
     cfg = run.cfg
@@ -66,9 +73,37 @@ def save_checkpoint(run, *, kind: str, epoch: int, step: int, batch_in_epoch: in
     state_dir = None
     if cfg.save_state or kind == "interrupted":
         lora, optimizer = run.network.trainable_state(), run.optimizer.state_dict()
-        state_path = os.path.join(cfg.output_dir, state_name)
+        state_path = os.path.join(state_root, state_name)
         state_dir = _write(lambda: save_state(
             state_path, step=step, epoch=epoch, batch_in_epoch=batch_in_epoch, lora=lora, optimizer=optimizer,
             scheduler=run.scheduler.state_dict(), rng=RngStates.capture(run.caption_rng, run.noise_generator),
             config=cfg.to_dict()), state_path, _size(lora) + _size(optimizer) + (1 << 20), f"{state_name}/")
     return path, state_dir
+
+
+class StateKeeper:
+    """The states one run saved, oldest first; keeps the newest ``keep`` (None: all of them).
+
+    When states are pruned, one saved at the same step as the one before (the final file's after the last
+    epoch's) holds the same training position, so it replaces that one."""
+
+    def __init__(self, keep: int | None) -> None:
+        self.keep = keep
+        self.saved: list[tuple[int, str]] = []   # (step, state folder)
+
+    def added(self, step: int, state_dir: str) -> list[str]:
+        """Record a new state; delete and return the ones it makes unnecessary."""
+        drop = []
+        if self.keep and self.saved and self.saved[-1][0] == step:
+            drop.append(self.saved.pop()[1])
+        self.saved.append((step, state_dir))
+        if self.keep:
+            while len(self.saved) > self.keep:
+                drop.append(self.saved.pop(0)[1])
+        removed = []
+        for folder in drop:
+            if os.path.normcase(os.path.abspath(folder)) == os.path.normcase(os.path.abspath(state_dir)):
+                continue   # saved again under the same name: nothing to delete
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        return removed

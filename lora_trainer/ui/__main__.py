@@ -51,15 +51,21 @@ def build_app(runner, host, install: dict | None = None):
     """The tab inside a page of its own, wrapped like the WebUI wraps it (so style.css applies)."""
     import gradio as gr
 
+    from .compat import js_kw
     from .tab import build_tab
 
     css_file = ROOT / "style.css"
     css = css_file.read_text(encoding="utf-8") if css_file.is_file() else None
+    # the system's fonts: the default theme's come from fonts.googleapis.com, unreachable offline
+    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                              font_mono=["ui-monospace", "Consolas", "monospace"])
     tab = build_tab(runner, host, install)   # outside the page's context, as the WebUI builds it
-    with gr.Blocks(title="LoRA Trainer", css=css, analytics_enabled=False) as app:
-        with gr.Tabs():
-            with gr.TabItem("LoRA Trainer", id="lora_trainer", elem_id="tab_lora_trainer"):
-                tab.render()
+    with gr.Blocks(title="LoRA Trainer", css=css, theme=theme, analytics_enabled=False) as app:
+        with gr.Column(elem_id="tab_lora_trainer"):   # where the WebUI puts it: style.css is scoped to it
+            tab.render()
+        scripts = page_scripts()
+        if scripts:   # what the WebUI loads from javascript/, run once the page is there (no values sent)
+            app.load(None, None, None, **js_kw("() => {\n" + scripts + "\n}"))
     return app
 
 
@@ -77,6 +83,12 @@ def gradio_missing() -> str | None:
     except ImportError:
         return GRADIO_MISSING.format(python=sys.executable)
     return None
+
+
+def page_scripts() -> str:
+    """The extension's ``javascript/*.js``, which the WebUI puts in every page it serves."""
+    folder = ROOT / "javascript"
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.js"))) if folder.is_dir() else ""
 
 
 def main(argv: list[str] | None = None) -> int:

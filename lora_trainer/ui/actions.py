@@ -182,6 +182,22 @@ def save_settings_file(cfg: TrainConfig) -> str:
     return path
 
 
+def preview_values(settings: dict | None, cfg: TrainConfig) -> list:
+    """The Train tab's preview fields (on, prompts, weight, seed, negative prompt, steps, width, height) for a
+    run's preview settings; a size equal to the training resolution stays empty (it follows the resolution),
+    ``...`` where the run says nothing."""
+    settings = settings if isinstance(settings, dict) else {}
+    size = preview_size(cfg)
+    prompts = settings.get("prompts")
+    values = [settings.get("enabled", ...), "\n".join(prompts) if isinstance(prompts, list) else ...,
+              settings.get("weight", ...), settings.get("seed", ...), settings.get("negative_prompt", ...),
+              settings.get("steps", ...)]
+    for side, trained in zip(("width", "height"), size):
+        value = settings.get(side, ...)
+        values.append(None if value == trained else value)
+    return values
+
+
 def job_config(job: Any, base: TrainConfig) -> TrainConfig | None:
     """The settings a run was started with (to fill the form again), None when they do not load."""
     data = getattr(job, "config", None)

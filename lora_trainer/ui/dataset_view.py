@@ -52,7 +52,7 @@ def dataset_summary(cfg: TrainConfig) -> tuple[str, str]:
     if not cfg.train_data_dir.strip():
         hint = message_html("info", "Choose the training images folder",
                             advice="Enter the folder that contains concept folders named <repeats>_<name>, "
-                                   "for example 10_mychar, in the Dataset tab.")
+                                   "for example 10_mychar.")
         line = '<div class="lt-plan-line"><span>Choose the training images folder in the Dataset tab.</span></div>'
         return hint, line
     try:
@@ -68,8 +68,8 @@ def dataset_summary(cfg: TrainConfig) -> tuple[str, str]:
     skipped = [f"{path}: {reason}" for path, reason in scan.skipped[:SKIPPED_SHOWN]]
     if len(scan.skipped) > SKIPPED_SHOWN:
         skipped.append(f"… and {len(scan.skipped) - SKIPPED_SHOWN} more")
-    parts = [_concepts_table(scan), plan_line(plan),
-             f'<pre class="lt-plan">{escape(format_plan(plan))}</pre>']
+    # the step maths once: the Train tab's one line is the last line of this table
+    parts = [_concepts_table(scan), f'<pre class="lt-plan">{escape(format_plan(plan))}</pre>']
     if notes:
         parts.append(message_html("warning", "Check before training", notes))
     if skipped:

@@ -92,13 +92,14 @@ def on_app_started(_demo: Any, app: Any) -> None:
 
 
 def on_ui_settings() -> None:
-    """The Settings entry for the folders a shared WebUI allows."""
+    """The Settings entries: the folders a shared WebUI allows, the notifications when a run ends."""
     try:
         import gradio as gr
 
-        from ..hosts.webui import register_settings
+        from ..hosts.webui import register_notification_settings, register_settings
 
         register_settings(gr.Textbox)
+        register_notification_settings()
     except Exception as err:
         print(f"[LoRA Trainer] its settings could not be added: {type(err).__name__}: {err}")
 

@@ -51,10 +51,10 @@ def sanitize_output_name(text: str | None) -> tuple[str, list[str]]:
 
 
 def _is_run_file(entry: str, name: str) -> bool:
-    """The files a run named ``name`` writes: name.safetensors, name-000001…, name-interrupted…"""
+    """The files a run named ``name`` writes into its output folder: name.safetensors, name-000001…,
+    name-interrupted… (its training states go to a run folder of its own, so none is replaced)."""
     stem, ext = os.path.splitext(entry)
-    if ext.lower() == ".safetensors" or entry.endswith("-state"):
-        stem = stem if ext.lower() == ".safetensors" else entry[: -len("-state")]
+    if ext.lower() == ".safetensors":
         if stem == name or stem == f"{name}-interrupted":
             return True
         prefix = f"{name}-"
@@ -63,7 +63,7 @@ def _is_run_file(entry: str, name: str) -> bool:
 
 
 def files_to_overwrite(output_dir: str, name: str) -> list[str]:
-    """Existing LoRA files and state folders in ``output_dir`` that a run named ``name`` would replace."""
+    """Existing LoRA files in ``output_dir`` that a run named ``name`` would replace."""
     try:
         entries = sorted(os.listdir(output_dir))
     except OSError:

@@ -80,7 +80,8 @@ def progress_html(job: Any) -> str:
     if validation and validation[-1][2] is not None:
         cells.insert(7, _cell("Validation loss", f"{float(validation[-1][2]):.4f}"))
     name = escape(str(_attr(job, "output_name", "")))
-    return (f'<div class="lt-status" data-job="{escape(str(_attr(job, "id", "")))}" data-status="{escape(status)}">'
+    return (f'<div class="lt-status" data-job="{escape(str(_attr(job, "id", "")))}" data-status="{escape(status)}" '
+            f'data-step="{step}" data-total="{total}">'   # javascript/lora_trainer.js: title, notification
             f'<div class="lt-head">{_badge(status)}<span class="lt-name">{name}</span></div>'
             f'<div class="lt-bar"><div class="lt-bar-fill" style="width:{percent:.1f}%"></div></div>'
             f'<div class="lt-cells">{"".join(cells)}</div></div>')
@@ -110,22 +111,31 @@ def message_html(kind: str, title: str, lines: Iterable[str] = (), advice: str =
 
 
 def files_html(job: Any) -> str:
+    """The files the run saved, with their sizes; a file moved or deleted since is marked as gone (a record
+    outlives its files), and when none of the LoRA files is left a note says so."""
     files = _attr(job, "files", []) or []
     if not files:
         return ""
-    rows = []
+    rows, gone = [], []
     for item in files:
         path = str(item.get("path", ""))
         try:
             size = _size(os.path.getsize(path))
         except OSError:
-            size = ""
+            size = '<span class="lt-gone">gone</span>'
+            gone.append(item)
         kind = FILE_KINDS.get(str(item.get("kind", "")), str(item.get("kind", "")))
         rows.append(f'<tr><td>{escape(str(item.get("epoch", "")))}</td><td>{escape(kind)}</td>'
                     f'<td class="lt-path" title="{escape(path)}">{escape(os.path.basename(path))}</td>'
                     f"<td>{size}</td></tr>")
     folder = os.path.dirname(str(files[-1].get("path", "")))
-    return (f'<div class="lt-files"><div class="lt-files-head"><span>Saved files</span> '
+    loras = [f for f in files if f.get("kind") in ("epoch", "final", "interrupted")]
+    note = ""
+    if loras and all(f in gone for f in loras):
+        note = message_html("warning", "The files of this run are gone",
+                            [folder], "They were moved or deleted after the run. Remove the run from the list, "
+                                      "or put the files back to evaluate it.")
+    return (f'{note}<div class="lt-files"><div class="lt-files-head"><span>Saved files</span> '
             f'<code>{escape(folder)}</code></div><table><thead><tr><th>Epoch</th><th>Kind</th><th>File</th>'
             f'<th>Size</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
@@ -143,7 +153,8 @@ def queue_html(jobs: list[Any]) -> str:
         step, total = _attr(job, "step", 0) or 0, _attr(job, "total_steps", 0) or 0
         created = _attr(job, "created_at")
         when = time.strftime("%H:%M", time.localtime(created)) if created else ""
-        rows.append(f'<tr><td>{escape(str(_attr(job, "output_name", "")))}</td><td>{_badge(status)}</td>'
+        rows.append(f'<tr data-job="{escape(str(_attr(job, "id", "")))}" data-status="{escape(status)}">'
+                    f'<td>{escape(str(_attr(job, "output_name", "")))}</td><td>{_badge(status)}</td>'
                     f"<td>{step} / {total}</td><td>{when}</td></tr>")
     return (f'<div class="lt-queue"><table><thead><tr><th>Output name</th><th>Status</th><th>Step</th>'
             f'<th>Added</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')

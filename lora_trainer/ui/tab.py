@@ -29,6 +29,7 @@ class TabContext:
     form: ConfigForm
     jobs: actions.JobsSnapshot
     blocks: Any = None            # the tab's gr.Blocks (for its page-load event)
+    dataset: Any = None           # the Dataset sub-tab (its summary follows the form the page opens with)
 
     @property
     def ready(self) -> bool:
@@ -74,13 +75,14 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
     with gr.Blocks(analytics_enabled=False) as tab:
         ctx.blocks = tab
         gr.HTML(install_banner(install), elem_id="lora_trainer_install")
-        with gr.Tabs(elem_id="lora_trainer_tabs"):
-            with gr.Tab("Dataset", elem_id="lora_trainer_tab_dataset"):
-                dataset = build_dataset(ctx)
-            with gr.Tab("Train", elem_id="lora_trainer_tab_train"):
+        # ids and the selected one said: gradio 4.40 then warns once as the tabs mount, not once per tab
+        with gr.Tabs(elem_id="lora_trainer_tabs", selected="dataset"):
+            with gr.Tab("Dataset", id="dataset", elem_id="lora_trainer_tab_dataset"):
+                dataset = ctx.dataset = build_dataset(ctx)
+            with gr.Tab("Train", id="train", elem_id="lora_trainer_tab_train"):
                 train = build_train(ctx)
-            with gr.Tab("Evaluate", elem_id="lora_trainer_tab_evaluate"):
-                build_evaluate(runner, host)
+            with gr.Tab("Evaluate", id="evaluate", elem_id="lora_trainer_tab_evaluate") as evaluate_tab:
+                build_evaluate(runner, host, evaluate_tab, tab)
         wire_step_maths(ctx, dataset, train)
     keep_out_of_ui_config(*tab.blocks.values())   # defaults follow the trainer and the host, not ui-config.json
     return tab

@@ -11,7 +11,7 @@ from ..config.presets import PRESETS, SUBJECT, VRAM, apply_preset, preset_change
 from ..errors import ConfigError, TrainerError
 from . import actions
 from ..evaluate.loss_chart import loss_chart_svg
-from .compat import as_path, dropdown, poll
+from .compat import QUIET_INPUTS, PageMemory, as_path, dropdown, picker, poll
 from .dataset_tab import DATASET_FIELDS
 from .dataset_view import dataset_summary
 from .names import sanitize_output_name
@@ -33,6 +33,7 @@ class TrainTab:
 def build_train(ctx) -> TrainTab:
     """The sub-tab's components and events in the current gradio context."""
     runner, host, form, jobs = ctx.runner, ctx.host, ctx.form, ctx.jobs
+    pages = PageMemory()   # gradio 4: what each open page shows and picked, kept here (see QUIET_INPUTS)
     base_title, _ = actions.default_checkpoint(host)
     shown = gr.State("")   # stamp of what this page shows, so unchanged parts are not resent
     listed = gr.State("")  # stamp of the runs in the picker
@@ -74,6 +75,13 @@ def build_train(ctx) -> TrainTab:
                     preview_negative = gr.Textbox("", label="Negative prompt", elem_id="lora_trainer_preview_negative")
                     preview_steps = gr.Number(20, precision=0, minimum=1, maximum=150, label="Sampling steps",
                                               elem_id="lora_trainer_preview_steps")
+                with gr.Row():   # no minimum: gradio 3.41 sends an emptied number as 0 (checked on Start)
+                    preview_width = gr.Number(None, precision=0, label="Preview width",
+                                              info="Empty: the training resolution.",
+                                              elem_id="lora_trainer_preview_width")
+                    preview_height = gr.Number(None, precision=0, label="Preview height",
+                                               info="Empty: the training resolution.",
+                                               elem_id="lora_trainer_preview_height")
             with gr.Accordion("Advanced", open=False, elem_id="lora_trainer_advanced"):
                 form.render_advanced(skip=PLACED_ELSEWHERE)
             with gr.Accordion("Save or load settings", open=False, elem_id="lora_trainer_settings_io"):
@@ -101,8 +109,8 @@ def build_train(ctx) -> TrainTab:
             with gr.Accordion("Queue", open=False, elem_id="lora_trainer_queue"):
                 queue_box = gr.HTML(queue_html([]), elem_id="lora_trainer_queue_table")
                 with gr.Row(equal_height=False):
-                    picked = dropdown([], "", label="Show run", elem_id="lora_trainer_pick_job",
-                                      info="Empty: the run that trains now, else the latest one.", scale=2)
+                    picked = picker([""], "", label="Show run", elem_id="lora_trainer_pick_job",
+                                    info="Empty: the run that trains now, else the latest one.", scale=2)
                     with gr.Column(scale=1, min_width=160):
                         cancel_button = gr.Button("Stop or cancel this run", size="sm", elem_id="lora_trainer_cancel")
                         remove_button = gr.Button("Remove from the list", size="sm", elem_id="lora_trainer_remove")
@@ -139,7 +147,7 @@ def build_train(ctx) -> TrainTab:
         box = message_html("info", "Output name adjusted", notes) if notes else ""
         return gr.update(value=clean), box
 
-    def start(model_choice, confirmed, on, prompts, weight, seed, negative, steps, *values):
+    def start(model_choice, confirmed, on, prompts, weight, seed, negative, steps, width, height, *values):
         hidden_confirm = gr.update(value=False, visible=False)
         if not ctx.ready:
             return install_banner(ctx.install), hidden_confirm, gr.update()
@@ -153,15 +161,19 @@ def build_train(ctx) -> TrainTab:
             return check.message, gr.update(value=False, visible=True), gr.update()
         if not check.ready:
             return check.message, hidden_confirm, gr.update(value=check.cfg.output_name)
-        width, height = actions.preview_size(check.cfg)
+        trained_width, trained_height = actions.preview_size(check.cfg)
         try:
             from ..runner import PreviewSettings
 
             previews = PreviewSettings(
                 prompts=[p.strip() for p in str(prompts or "").splitlines() if p.strip()] or ["{trigger}"],
                 weight=float(weight if weight is not None else 1.0), negative_prompt=str(negative or ""),
-                seed=int(seed if seed is not None else 1234), width=width, height=height,
-                steps=int(steps or 20), enabled=bool(on))
+                seed=int(seed if seed is not None else 1234), width=int(width or trained_width),
+                height=int(height or trained_height), steps=int(steps or 20), enabled=bool(on))
+            problems = previews.render_problems() if previews.enabled else []
+            if problems:
+                return message_html("error", "Fix these preview settings first", problems), hidden_confirm, \
+                    gr.update()
             job = runner.submit(check.cfg, previews, notes=check.warnings)
         except TrainerError as err:
             return message_html("error", "The run could not be added", [err.message], err.advice), \
@@ -230,19 +242,28 @@ def build_train(ctx) -> TrainTab:
                                validation=getattr(job, "validation", []) or []),
                 gr.update(value=items, visible=bool(items)), files_html(job), queue_html(listed_jobs)]
 
-    def open_page(choice: str | None):
-        """A page opens (or is reloaded): show the runs, and while one is queued or training, its
-        settings in the form, so a refresh loses nothing; otherwise the checkpoint the host has loaded
-        now (the page may have been built before another one was chosen)."""
+    def open_page(request: gr.Request):
+        """A page opens (or is reloaded): show the runs, and the settings of the run it shows (the one
+        training or queued, else the latest) in the form, the preview fields and the step maths, so a reload
+        loses nothing; without a run, the checkpoint the host has loaded now (the page may have been built
+        before another one was chosen). Sends no inputs (QUIET_INPUTS): a fresh page has picked nothing."""
         jobs.forget()
-        view = redraw("", choice)
-        active = jobs.current() or next((j for j in jobs.jobs() if getattr(j, "status", "") == "queued"), None)
-        cfg = actions.job_config(active, ctx.defaults) if active is not None else None
+        page = pages.page(request)
+        page.clear()
+        view = redraw("", None)
+        page["shown"] = view[0]
+        shown = jobs.current() or next((j for j in jobs.jobs() if getattr(j, "status", "") == "queued"), None) \
+            or actions.view_job(jobs)
+        cfg = actions.job_config(shown, ctx.defaults) if shown is not None else None
         if cfg is None:
             loaded, _ = actions.default_checkpoint(host)
-            return view + [gr.update(value=loaded) if loaded else gr.update()] + [gr.update() for _ in range(n_form)]
+            return view + [gr.update(value=loaded) if loaded else gr.update()] + \
+                [gr.update() for _ in preview_inputs] + [gr.update() for _ in range(n_form)] + [gr.update()] * 2
         model = actions.title_for_path(cfg.pretrained_model_name_or_path, host)
-        return view + [gr.update(value=model)] + form.updates(cfg)
+        previews = actions.preview_values(getattr(shown, "preview_settings", None), cfg)
+        summary, line = dataset_summary(cfg)
+        return view + [gr.update(value=model)] + [gr.update(value=v) if v is not ... else gr.update()
+                                                  for v in previews] + form.updates(cfg) + [summary, line]
 
     def refresh_picker(last: str):
         """The run picker's list, only when runs were added, removed or changed status (an update of a
@@ -253,6 +274,24 @@ def build_train(ctx) -> TrainTab:
             return last, gr.update()
         return stamp, gr.update(choices=[""] + choices)
 
+    def page_redraw(request: gr.Request):
+        """The redraw of the page ``request`` comes from, with what it shows kept on the server (gradio 4)."""
+        page = pages.page(request)
+        view = redraw(page.get("shown", ""), page.get("picked"))
+        page["shown"] = view[0]
+        return view
+
+    def page_tick(request: gr.Request):
+        """The poll of one page (gradio 4): the redraw and, when the runs changed, the picker's list."""
+        page = pages.page(request)
+        listed_stamp, choices = refresh_picker(page.get("listed", ""))
+        page["listed"] = listed_stamp
+        return page_redraw(request) + [choices]
+
+    def pick(choice: str | None, request: gr.Request):
+        pages.page(request)["picked"] = choice
+        return page_redraw(request) if QUIET_INPUTS else redraw("", choice)
+
     # ---- events --------------------------------------------------------------------------------------
     form_inputs = form.inputs
     applied = apply_button.click(apply_presets, [subject, vram] + form_inputs, [preset_box] + form_inputs)
@@ -261,17 +300,23 @@ def build_train(ctx) -> TrainTab:
     output_name.blur(tidy_output_name, [output_name], [output_name, start_box])
     output_name.input(lambda: gr.update(value=False, visible=False), None, [confirm])
     view_outputs = [shown, progress_box, error_box, chart_box, gallery, files_box, queue_box]
-    start_button.click(start, [base_model, confirm, preview_on, preview_prompts, preview_weight, preview_seed,
-                               preview_negative, preview_steps] + form_inputs, [start_box, confirm, output_name]) \
-        .then(redraw, [shown, picked], view_outputs, **QUIET)
-    stop_button.click(stop, [picked], [start_box]).then(redraw, [shown, picked], view_outputs, **QUIET)
-    cancel_button.click(stop, [picked], [start_box]).then(redraw, [shown, picked], view_outputs, **QUIET)
-    remove_button.click(remove, [picked], [start_box]).then(redraw, [shown, picked], view_outputs, **QUIET)
-    picked.input(redraw, [shown, picked], view_outputs, **QUIET)
-    opened = ctx.blocks.load(open_page, [picked], view_outputs + [base_model] + form_inputs, **QUIET)
-    poll(redraw, [shown, picked], view_outputs, lambda: view_stamp(actions.view_job(jobs), jobs.jobs())) \
-        .then(refresh_picker, [listed], [listed, picked], **QUIET)
+    preview_inputs = [preview_on, preview_prompts, preview_weight, preview_seed, preview_negative, preview_steps,
+                      preview_width, preview_height]
+    # what the page shows is redrawn after a button: from the page's memory on gradio 4 (no inputs sent)
+    redrawn = (page_redraw, None) if QUIET_INPUTS else (redraw, [shown, picked])
+    start_button.click(start, [base_model, confirm] + preview_inputs + form_inputs, [start_box, confirm, output_name]) \
+        .then(*redrawn, view_outputs, **QUIET)
+    stop_button.click(stop, [picked], [start_box]).then(*redrawn, view_outputs, **QUIET)
+    cancel_button.click(stop, [picked], [start_box]).then(*redrawn, view_outputs, **QUIET)
+    remove_button.click(remove, [picked], [start_box]).then(*redrawn, view_outputs, **QUIET)
+    picked.input(pick, [picked], view_outputs, **QUIET)
+    ctx.blocks.load(open_page, None, view_outputs + [base_model] + preview_inputs + form_inputs
+                    + [ctx.dataset.summary_box, plan_box], **QUIET)
+    ticked = poll(redraw, [shown, picked], view_outputs, lambda: view_stamp(actions.view_job(jobs), jobs.jobs()),
+                  page_fn=page_tick, page_outputs=view_outputs + [picked])
+    if not QUIET_INPUTS:
+        ticked.then(refresh_picker, [listed], [listed, picked], **QUIET)
     save_button.click(save_settings, [base_model] + form_inputs, [saved_file, settings_box])
     loaded = load_file.upload(load_settings, [load_file, base_model] + form_inputs,
                               [base_model, settings_box] + form_inputs)
-    return TrainTab(plan_box, [(applied, {}), (opened, QUIET), (loaded, {})])
+    return TrainTab(plan_box, [(applied, {}), (loaded, {})])

@@ -27,7 +27,9 @@ class Script:
             listener(ev.Failed(self.error, []))
             raise self.error
         total = self.steps_per_epoch * self.epochs
-        listener(ev.Started(total, self.epochs, self.steps_per_epoch, "Step maths: scripted", ["few images"], 0))
+        run_dir = os.path.join(cfg.effective_logging_dir, f"{cfg.output_name}-scripted")
+        listener(ev.Started(total, self.epochs, self.steps_per_epoch, "Step maths: scripted", ["few images"], 0,
+                            run_dir))
         files, step, means = [], 0, []
 
         def save(kind, epoch, name):
@@ -47,7 +49,7 @@ class Script:
                     save("interrupted", epoch - 1, f"{cfg.output_name}-interrupted")
                     listener(ev.Finished(list(files), True, None))
                     return types.SimpleNamespace(files=files, stopped=True, steps=step, epoch_losses=means,
-                                                 run_dir=os.path.join(cfg.output_dir, "logs"))
+                                                 run_dir=run_dir)
                 step += 1
                 listener(ev.StepEnd(step, total, epoch, 1.0 / step, {"unet": 1e-4, "text_encoder": 5e-5}, 2.0, 1.5))
             means.append(1.0 / step)
@@ -56,7 +58,7 @@ class Script:
         save("final", self.epochs, cfg.output_name)
         listener(ev.Finished(list(files), False, means[-1]))
         return types.SimpleNamespace(files=files, stopped=False, steps=step, epoch_losses=means,
-                                     run_dir=os.path.join(cfg.output_dir, "logs"))
+                                     run_dir=run_dir)
 
 
 def install(monkeypatch) -> Script:

@@ -17,7 +17,9 @@ from ...evaluate.diagnosis import SYMPTOMS, diagnosis_table
 from ...evaluate.messages import Message
 from ...evaluate.report import RunReport, evaluate_run
 from ...evaluate.runs import METRICS_FILE, find_runs
+from ...evaluate.prompt_tags import format_weight
 from ..status import message_html
+from .grid_settings import grid_defaults, stored_settings
 
 DEFAULT_WEIGHTS = "0, 0.5, 0.6, 0.7, 0.8, 0.9, 1"   # weight 0: the picture without the LoRA (baseline)
 KINDS = ("character", "style", "concept")
@@ -68,6 +70,15 @@ def attr(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default) if obj is not None else default
 
 
+def run_folders(host: Any) -> list[str]:
+    """Where the host keeps run folders (logs, states, previews, grids) outside its LoRA folder, if anywhere."""
+    try:
+        folder = host.runs_dir() if hasattr(host, "runs_dir") else ""
+    except Exception:
+        folder = ""
+    return [folder] if folder and os.path.isdir(folder) else []
+
+
 def list_runs(host: Any, runner: Any) -> list[tuple[str, str]]:
     """(label, value) for every run in the host's LoRA folder and every finished job of the runner;
     the value is what ``analyse`` opens (a log folder or a run's file)."""
@@ -95,7 +106,7 @@ def list_runs(host: Any, runner: Any) -> list[tuple[str, str]]:
             os.path.dirname(files[-1]), name)
     try:
         folder = host.lora_dir()
-        runs = find_runs(folder) if folder and os.path.isdir(folder) else []
+        runs = find_runs(folder, log_dirs=run_folders(host)) if folder and os.path.isdir(folder) else []
     except (TrainerError, NotImplementedError, OSError):
         runs = []
     for run in runs:
@@ -142,6 +153,8 @@ class Analysis:
     base_model: str = ""
     training_dir: str = ""
     stems: list[str] = field(default_factory=list)
+    render: dict = field(default_factory=dict)   # the grid's render fields (grid_settings.grid_defaults)
+    job: Any = None                              # the runner's job that trained the run, if listed
 
 
 def trigger_of(report: RunReport) -> str:
@@ -190,8 +203,36 @@ def default_epochs(report: RunReport) -> str:
     return ", ".join(dict.fromkeys(kept)) or report.grid.epoch_text
 
 
+def last_stem(report: RunReport, epochs: str) -> str | None:
+    """The file the last of ``epochs`` names ("final", "3" or a file stem), for the epoch to keep."""
+    from ...evaluate.runs import resolve_epoch_values
+
+    try:
+        files = resolve_epoch_values(report.run, epochs) if (epochs or "").strip() else []
+    except TrainerError:
+        return None
+    return files[-1].stem if files else None
+
+
 def default_prompt(trigger: str) -> str:
     return trigger or "{trigger}"
+
+
+def render_options(host: Any) -> dict:
+    """The host's samplers, schedule types and upscalers ({} when it cannot say)."""
+    try:
+        return host.render_options() if hasattr(host, "render_options") else {}
+    except Exception:
+        return {}
+
+
+def grid_folders(report: RunReport, host: Any) -> list[str]:
+    """Where the run's grids are: its log folder, else (kohya's runs) a folder named after it in the host's
+    run folders or beside its files in logs/ (as ``grid.grid_folder`` chooses)."""
+    if report.run.log_dir:
+        return [report.run.log_dir]
+    return [os.path.join(root, report.run.name) for root in run_folders(host)] + \
+        [os.path.join(report.run.folder, "logs", report.run.name)]
 
 
 def analyse(choice: str | None, typed: str | None, kind: str | None, host: Any = None, runner: Any = None,
@@ -213,11 +254,15 @@ def analyse(choice: str | None, typed: str | None, kind: str | None, host: Any =
     config = attr(job, "config", {}) or {}
     trigger = attr(job, "trigger", "") or trigger_of(report)
     lines = report.summary.lines() + list(report.warnings)
-    a = Analysis(report=report, trigger=trigger, prompt=default_prompt(trigger),
-                 epochs=default_epochs(report), stems=report.run.stems,
+    stored = stored_settings(report, grid_folders(report, host))
+    render = grid_defaults(report, trigger, job, stored, render_options(host))
+    a = Analysis(report=report, trigger=trigger, prompt="\n".join(render["prompts"]) or default_prompt(trigger),
+                 epochs=str(stored.get("epochs") or "") or default_epochs(report), stems=report.run.stems,
+                 weights=", ".join(format_weight(w) for w in stored["weights"]) if stored.get("weights")
+                 else DEFAULT_WEIGHTS,
                  base_model=str(config.get("pretrained_model_name_or_path") or "")
                  or checkpoint_named(host, report.summary.base_model),
-                 training_dir=str(config.get("train_data_dir") or ""))
+                 training_dir=str(config.get("train_data_dir") or ""), render=render, job=job)
     a.message = message_html("ok", "Run read", [f"{report.run.name}: {report.run.describe_saved()}"] + lines)
     a.chart = report.chart_html()
     a.findings = list_html("What the loss curve says", report.loss.sentences(templates))

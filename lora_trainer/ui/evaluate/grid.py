@@ -18,6 +18,7 @@ from ...evaluate.scores import GridCell
 from ...hosts.base import PreviewRequest, RenderSettings
 from ..status import message_html
 from .actions import error_box, list_html, trigger_of
+from .grid_settings import save_settings
 
 VERDICT_TEXT = {"good": "usable", "broken": "broken", "weak": "weak", "overfit": "over-fitted",
                 "baseline": "without the LoRA"}
@@ -66,13 +67,25 @@ class GridSettings(RenderSettings):
 
     @classmethod
     def from_inputs(cls, prompts: str, epochs: str, weights: str, seed: Any, width: Any, height: Any,
-                    steps: Any, negative: str = "", base_model: str = "", trigger: str = "") -> "GridSettings":
+                    steps: Any, negative: str = "", base_model: str = "", trigger: str = "",
+                    **render: Any) -> "GridSettings":
+        """The tab's values; ``render``: the other render fields (sampler_name, scheduler, cfg_scale, hires_...)."""
         lines = [p.strip() for p in str(prompts or "").splitlines() if p.strip()] or ["{trigger}"]
+        defaults = RenderSettings()
+        extra = {}
+        for key, value in render.items():
+            if value in (None, "") or not hasattr(defaults, key):
+                continue
+            try:
+                extra[key] = type(getattr(defaults, key))(value)
+            except (TypeError, ValueError):
+                raise TrainerError(f"{key} {value!r} is not a valid value", "e.g. CFG scale 7, hires fix 1 (off) "
+                                                                            "to 2, denoising 0.5") from None
         try:
             settings = cls(prompts=lines, epochs=str(epochs or ""), weights=parse_weights(weights),
                            seed=int(seed if seed not in (None, "") else 1234), width=int(width or 512),
                            height=int(height or 512), steps=int(steps or 20), negative_prompt=str(negative or ""),
-                           base_model=base_model or "", trigger=trigger or "")
+                           base_model=base_model or "", trigger=trigger or "", **extra)
         except (TypeError, ValueError):
             raise TrainerError("the seed, size and steps must be whole numbers",
                                "e.g. seed 1234, size 512 × 512, 20 steps") from None
@@ -175,8 +188,10 @@ def assemble_grid(rows: Sequence[str], columns: Sequence[str], images: dict[tupl
     return grid
 
 
-def grid_folder(report: RunReport) -> str:
-    base = report.run.log_dir or os.path.join(report.run.folder, "logs", report.run.name)
+def grid_folder(report: RunReport, runs_dir: str = "") -> str:
+    """``grids/<time>`` in the run's log folder; for a run without our log (kohya's), in a folder named
+    after it in the host's run folders (outside its Lora folder), else beside its files in ``logs``."""
+    base = report.run.log_dir or os.path.join(runs_dir or os.path.join(report.run.folder, "logs"), report.run.name)
     return os.path.join(base, GRID_FOLDER, time.strftime("%Y%m%d-%H%M%S"))
 
 
@@ -206,7 +221,12 @@ def render_grid(host: Any, report: RunReport, settings: GridSettings, should_sto
         return
     rows, columns, where = _layout(plan, len(settings.prompts))
     total, images, result, message = len(plan), {}, GridRun(), ""
-    folder = folder or grid_folder(report)
+    if not folder:
+        runs = getattr(host, "runs_dir", None)
+        try:
+            folder = grid_folder(report, runs() if callable(runs) else "")
+        except Exception:   # a host that cannot say
+            folder = grid_folder(report)
     trigger = settings.trigger or trigger_of(report)
     for n, cell in enumerate(plan):
         if should_stop():
@@ -215,11 +235,15 @@ def render_grid(host: Any, report: RunReport, settings: GridSettings, should_sto
         yield GridProgress(n, total, cell.label)
         req = PreviewRequest(**{**settings.render_fields(), "prompts": [cell.prompt], "weight": cell.weight},
                              lora_path=cell.file.path, base_model_path=settings.base_model, trigger=trigger)
+        started = time.monotonic()
         try:
             out = host.generate_previews(req)
         except Exception as err:  # the host's own errors included: shown, never raised into the page
             message = error_box("Rendering stopped", err)
             break
+        clock = getattr(host, "render_clock", None)
+        if clock is not None and out:
+            clock.record(req, len(out), time.monotonic() - started)
         if not out:
             result.stopped = True   # the host was interrupted
             break
@@ -245,6 +269,7 @@ def render_grid(host: Any, report: RunReport, settings: GridSettings, should_sto
                 image.save(os.path.join(folder, f"{p.file.stem}_w{format_weight(p.weight)}_p{p.prompt_index + 1}.png"))
             result.path = os.path.join(folder, "grid.png")
             result.image.save(result.path)
+            save_settings(folder, settings)   # the next analysis of this run starts from them
             result.folder = folder
         except OSError as err:
             message = message or error_box("The grid could not be saved", TrainerError(
@@ -308,7 +333,7 @@ def xyz_help(report: RunReport, epochs: str, weights: Sequence[float], prompt: s
     weight_text = ", ".join(format_weight(w) for w in weights)
     epoch_text = ", ".join(f.stem for f in files)
     lines = ["Script: X/Y/Z plot",
-             f"Prompt: {text_prompt}, <lora:{name}:1>" if text_prompt else f"Prompt: <lora:{name}:1>",
+             f"Prompt: {text_prompt} <lora:{name}:1>" if text_prompt else f"Prompt: <lora:{name}:1>",
              "X type: LoRA epoch", f"X values: {epoch_text}",
              "Y type: LoRA weight", f"Y values: {weight_text}", "",
              "Or with Prompt S/R, as in the tutorials:"]

@@ -12,15 +12,18 @@ from typing import Any
 
 import gradio as gr
 
-from ..compat import dropdown
-from ..status import message_html
+from ...errors import TrainerError
+from ..compat import QUIET_INPUTS, dropdown, picker
+from ..status import duration, message_html
 from . import actions as ea
 from . import grid as eg
+from . import grid_settings as gs
 from . import keep as ek
 from . import validation as evl
 from .i18n import LANGUAGES
 
 NO_KIND = "—"
+ESTIMATED = ("width", "height", "steps", "hires_scale", "hires_steps")   # the render fields a grid's time follows
 
 
 def _templates(language: str | None) -> dict | None:
@@ -34,10 +37,13 @@ def _lora_root(host: Any) -> str | None:
         return None
 
 
-def build_evaluate(runner: Any, host: Any) -> None:
-    """Create the sub-tab's components and events in the current Blocks context."""
+def build_evaluate(runner: Any, host: Any, sub_tab: Any = None, page: Any = None) -> None:
+    """Create the sub-tab's components and events in the current Blocks context; the run list is read again
+    when the page opens (``page``: the tab's Blocks) and whenever ``sub_tab`` is selected, so a run trained
+    meanwhile is there without ↻."""
     stop_flag = threading.Event()
     choices = [label for label, _ in ea.list_runs(host, runner)]
+    options = ea.render_options(host)   # samplers, schedule types and upscalers the host renders with
 
     report_state = gr.State(None)   # the RunReport read by "Analyse"
     grid_state = gr.State(None)     # the rendered GridRun
@@ -47,9 +53,9 @@ def build_evaluate(runner: Any, host: Any) -> None:
 
     # ---- 1. the run ------------------------------------------------------------------------------------
     with gr.Row(equal_height=False):
-        run_pick = dropdown(choices, choices[0] if choices else None, label="Run",
-                            info="Runs in the WebUI's Lora folder and runs trained here.",
-                            elem_id="lora_trainer_eval_run", scale=6)
+        run_pick = picker(choices, choices[0] if choices else None, label="Run",
+                          info="Runs in the WebUI's Lora folder and runs trained here.",
+                          elem_id="lora_trainer_eval_run", scale=6)
         refresh = gr.Button("↻", elem_id="lora_trainer_eval_refresh", scale=1, min_width=40)
         typed = gr.Textbox("", label="Or a folder or file", placeholder="D:\\models\\Lora\\dreamgirl-000005.safetensors",
                            info="The folder of the run's files, its log folder, or one of its .safetensors files.",
@@ -89,17 +95,33 @@ def build_evaluate(runner: Any, host: Any) -> None:
                     weights = gr.Textbox(ea.DEFAULT_WEIGHTS, label="LoRA weights",
                                          info="Weight 0 is the picture without the LoRA, to measure its effect.",
                                          elem_id="lora_trainer_eval_weights")
-                with gr.Row():
+                with gr.Row():   # no minimum: gradio 3.41 sends an emptied number as 0 (the grid checks it)
                     seed = gr.Number(1234, precision=0, label="Seed", elem_id="lora_trainer_eval_seed")
-                    width = gr.Number(512, precision=0, minimum=64, maximum=2048, label="Width",
-                                      elem_id="lora_trainer_eval_width")
-                    height = gr.Number(512, precision=0, minimum=64, maximum=2048, label="Height",
-                                       elem_id="lora_trainer_eval_height")
-                    steps = gr.Number(20, precision=0, minimum=1, maximum=150, label="Grid sampling steps",
-                                      elem_id="lora_trainer_eval_steps")
+                    width = gr.Number(512, precision=0, label="Width", elem_id="lora_trainer_eval_width")
+                    height = gr.Number(512, precision=0, label="Height", elem_id="lora_trainer_eval_height")
+                    steps = gr.Number(20, precision=0, label="Grid sampling steps", elem_id="lora_trainer_eval_steps")
+                with gr.Row():
+                    sampler = dropdown(options.get("samplers") or ["Euler a"], None, label="Grid sampler",
+                                       elem_id="lora_trainer_eval_sampler")
+                    scheduler = dropdown(options.get("schedulers") or ["Automatic"], None, label="Grid schedule type",
+                                         visible=bool(options.get("schedulers")), elem_id="lora_trainer_eval_scheduler")
+                    cfg = gr.Number(7.0, label="Grid CFG scale", elem_id="lora_trainer_eval_cfg")
+                with gr.Accordion("Hires fix", open=False, visible=bool(options.get("upscalers")),
+                                  elem_id="lora_trainer_eval_hires"):
+                    with gr.Row():
+                        hires_scale = gr.Slider(1.0, 4.0, value=1.0, step=0.05, label="Upscale by (1: off)",
+                                                elem_id="lora_trainer_eval_hires_scale")
+                        hires_upscaler = dropdown(options.get("upscalers") or ["Latent"], None, label="Upscaler",
+                                                  elem_id="lora_trainer_eval_hires_upscaler")
+                    with gr.Row():
+                        hires_steps = gr.Number(0, precision=0, label="Hires steps (0: as many as the grid's)",
+                                                elem_id="lora_trainer_eval_hires_steps")
+                        denoising = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Denoising strength",
+                                              elem_id="lora_trainer_eval_denoising")
                 with gr.Accordion("More", open=False, elem_id="lora_trainer_eval_more"):
                     base_model = gr.Textbox("", label="Base model file",
-                                            info="Only used without the WebUI: the model the LoRA was trained on.",
+                                            info="The model the LoRA was trained on: the grid renders on it (in a "
+                                                 "WebUI when it lists the file; else on its loaded model).",
                                             elem_id="lora_trainer_eval_base_model")
                     training_dir = gr.Textbox("", label="Training images folder (for the over-fit score)",
                                               info="Optional: finds grid images that copy a training image.",
@@ -108,6 +130,7 @@ def build_evaluate(runner: Any, host: Any) -> None:
                     render_button = gr.Button("Render the grid", variant="primary",
                                               elem_id="lora_trainer_eval_render")
                     stop_button = gr.Button("Stop", variant="stop", elem_id="lora_trainer_eval_stop")
+                estimate_box = gr.HTML("", elem_id="lora_trainer_eval_estimate")
                 progress_box = gr.HTML("", elem_id="lora_trainer_eval_progress")
             with gr.Column(scale=4):
                 grid_image = gr.Image(label="Grid", type="pil", interactive=False, elem_id="lora_trainer_eval_grid")
@@ -144,8 +167,22 @@ def build_evaluate(runner: Any, host: Any) -> None:
         labels = [label for label, _ in ea.list_runs(host, runner)]
         return gr.update(choices=labels, value=current if current in labels else (labels[0] if labels else None))
 
+    def newest_run():
+        """A page opens: the runs, the newest chosen (no inputs sent, see QUIET_INPUTS)."""
+        return refresh_runs(None)
+
+    def runs_again():
+        """The sub-tab is chosen: the runs read again; the page keeps its choice while it is listed."""
+        return gr.update(choices=[label for label, _ in ea.list_runs(host, runner)])
+
+    # the grid's render fields as RenderSettings names them, filled from the run (or its last grid) by Analyse
+    render_fields = {"seed": seed, "width": width, "height": height, "steps": steps, "sampler_name": sampler,
+                     "scheduler": scheduler, "cfg_scale": cfg, "hires_scale": hires_scale,
+                     "hires_upscaler": hires_upscaler, "hires_steps": hires_steps,
+                     "denoising_strength": denoising, "negative_prompt": negative}
     analysis_outputs = [run_box, chart_box, findings_box, diagnosis_box, report_state, trigger_state, prompts,
-                        epochs, weights, base_model, training_dir, xyz_text, keep_pick, keep_name, validation_box]
+                        epochs, weights, base_model, training_dir, xyz_text, keep_pick, keep_name, validation_box] \
+        + list(render_fields.values()) + [estimate_box]
 
     def analyse(choice, path, kind_value, lang):
         try:
@@ -153,12 +190,28 @@ def build_evaluate(runner: Any, host: Any) -> None:
         except Exception as err:   # never a traceback into the page
             a = ea.Analysis(message=ea.error_box("The run could not be read", err))
         if a.report is None:
-            return [a.message, "", "", "", None, ""] + [gr.update() for _ in range(8)] + [""]
+            return [a.message, "", "", "", None, ""] + [gr.update() for _ in range(8)] + [""] + \
+                [gr.update() for _ in render_fields] + [""]
         xyz = eg.xyz_help(a.report, a.epochs, eg.parse_weights(a.weights), a.prompt)
-        last = a.epochs.split(",")[-1].strip() if a.epochs else (a.stems[-1] if a.stems else None)
+        last = ea.last_stem(a.report, a.epochs) or (a.stems[-1] if a.stems else None)
+        values = [a.render.get(name) for name in render_fields]
         return [a.message, a.chart, a.findings, a.diagnosis, a.report, a.trigger, a.prompt, a.epochs, a.weights,
                 a.base_model, a.training_dir, xyz, gr.update(choices=a.stems, value=last),
-                a.report.run.name, ""]
+                a.report.run.name, ""] + values + \
+            [estimate(a.report, a.prompt, a.epochs, a.weights, *[a.render.get(n) for n in ESTIMATED])]
+
+    def estimate(report, prompt_text, epoch_text, weight_text, *values):
+        """How many images the grid has and, once this computer's speed is known, how long it takes."""
+        if report is None:
+            return ""
+        try:
+            settings = eg.GridSettings.from_inputs(prompt_text, epoch_text, weight_text, None, values[0], values[1],
+                                                   values[2], hires_scale=values[3], hires_steps=values[4])
+            images = len(eg.plan_grid(report, settings))
+        except TrainerError as err:
+            return message_html("info", "Before you render", [err.message], err.advice)
+        rate = gs.seconds_per_work(getattr(host, "render_clock", None), ea.job_for(runner, report))
+        return message_html("info", "Before you render", gs.estimate_lines(images, settings, rate))
 
     def validate(report, folder, model, train_dir, lang):
         """The validation loss of every saved epoch: a message with the table, and the chart drawn again."""
@@ -171,7 +224,8 @@ def build_evaluate(runner: Any, host: Any) -> None:
         return v.message + v.table, v.chart, v.report
 
     def render(report, prompt_text, negative_text, epoch_text, weight_text, seed_v, width_v, height_v, steps_v,
-               model, train_dir, lang, trigger):
+               model, train_dir, lang, trigger, sampler_v, scheduler_v, cfg_v, hires_scale_v, hires_upscaler_v,
+               hires_steps_v, denoising_v):
         """A generator: the progress after every cell, then the grid, the recommendation and the X/Y/Z text."""
         keep_same = [gr.update(), gr.update(), gr.update()]
         if report is None:
@@ -181,12 +235,16 @@ def build_evaluate(runner: Any, host: Any) -> None:
         try:
             model = ea.confine(host, (model or "").strip(), "the base model file")
             train_dir = ea.confine(host, (train_dir or "").strip(), "the training images folder")
-            settings = eg.GridSettings.from_inputs(prompt_text, epoch_text, weight_text, seed_v, width_v, height_v,
-                                                   steps_v, negative_text, model, trigger)
+            settings = eg.GridSettings.from_inputs(
+                prompt_text, epoch_text, weight_text, seed_v, width_v, height_v, steps_v, negative_text, model, trigger,
+                sampler_name=sampler_v, scheduler=scheduler_v, cfg_scale=cfg_v, hires_scale=hires_scale_v,
+                hires_upscaler=hires_upscaler_v, hires_steps=hires_steps_v, denoising_strength=denoising_v)
             xyz = eg.xyz_help(report, settings.epochs, settings.weights, prompt_text)
             for p in eg.render_grid(host, report, settings, stop_flag.is_set):
                 if p.result is None:
-                    line = f"{p.done + 1} / {p.total}: {p.label}"
+                    clock = getattr(host, "render_clock", None)
+                    left = clock.estimate(settings, p.total - p.done) if clock is not None else None
+                    line = f"{p.done + 1} / {p.total}: {p.label}" + (f" · {duration(left)}" if left else "")
                     yield [message_html("info", "Rendering", [line]), gr.update(), gr.update(), None] + keep_same
                     continue
                 grid = p.result
@@ -239,12 +297,24 @@ def build_evaluate(runner: Any, host: Any) -> None:
 
     # ---- events ----------------------------------------------------------------------------------------
     refresh.click(refresh_runs, [run_pick], [run_pick])
+    if page is not None:
+        page.load(newest_run, None, [run_pick], show_progress="hidden")
+    if sub_tab is not None:
+        sub_tab.select(*((runs_again, None) if QUIET_INPUTS else (refresh_runs, [run_pick])), [run_pick],
+                       show_progress="hidden")
     analyse_button.click(analyse, [run_pick, typed, kind, language], analysis_outputs)
     validate_button.click(validate, [report_state, holdout, base_model, training_dir, language],
                           [validation_box, chart_box, report_state])
     render_button.click(render, [report_state, prompts, negative, epochs, weights, seed, width, height, steps,
-                                 base_model, training_dir, language, trigger_state],
+                                 base_model, training_dir, language, trigger_state, sampler, scheduler, cfg,
+                                 hires_scale, hires_upscaler, hires_steps, denoising],
                         [progress_box, grid_image, rec_box, grid_state, keep_pick, keep_weight, xyz_text])
+    estimate_inputs = [report_state, prompts, epochs, weights] + [render_fields[n] for n in ESTIMATED]
+    for component in (prompts, epochs, weights):
+        component.blur(estimate, estimate_inputs, [estimate_box], show_progress="hidden")
+    for component in (width, height, steps, hires_steps):   # user edits (4.40's numbers have no blur)
+        component.input(estimate, estimate_inputs, [estimate_box], show_progress="hidden")
+    hires_scale.release(estimate, estimate_inputs, [estimate_box], show_progress="hidden")
     stop_button.click(stop, None, [progress_box], queue=False)
     keep_button.click(keep, [report_state, keep_pick, keep_name, keep_weight, keep_notes, overwrite, grid_state],
                       [keep_box, kept_state, overwrite])

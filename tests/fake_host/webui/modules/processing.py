@@ -66,6 +66,14 @@ def process_images(p) -> Processed:
     p.lock_held = call_queue.queue_lock.locked()
     p.state_job = shared.state.job
     model = sd_models.model_data.sd_model
+    wanted = sd_models.checkpoint_aliases.get((p.override_settings or {}).get("sd_model_checkpoint"))
+    if wanted is not None and getattr(getattr(model, "sd_checkpoint_info", None), "filename", None) != wanted.filename:
+        # both hosts: the override switches the model for this image; the setting is put back afterwards, the
+        # weights stay until the next generation without an override reloads the chosen one
+        from fake_host import family_of
+        _fake.record(f"switch_model:{wanted.name}")
+        model = sd_models.model_data.sd_model = _fake.FakeSDModel(wanted, family_of(wanted.filename),
+                                                                  forge=_fake.profile == "forge")
     if _fake.profile == "forge":
         if not hasattr(model, "forge_objects"):   # loaded lazily at the first generation
             _fake.record("forge_model_reload")
@@ -74,12 +82,13 @@ def process_images(p) -> Processed:
                 raise RuntimeError("fake Forge: no checkpoint selected")
             from fake_host import family_of
             model = sd_models.model_data.sd_model = _fake.FakeSDModel(info, family_of(info.filename), forge=True)
-    else:
+    elif wanted is None:
         sd_models.reload_model_weights()
         if model is None or model.device != "cuda":
             raise RuntimeError("fake A1111: the model is not on the GPU (LayerNormKernelImpl not implemented "
                                "for 'Half')")
     p.model_device = getattr(model, "device", None)
+    p.model_name = getattr(getattr(model, "sd_checkpoint_info", None), "name", None)
     _fake.processed.append(p)
     if _fake.preview_hook is not None:
         _fake.preview_hook(p)

@@ -9,6 +9,8 @@ from .options import OptionInfo, Options, options_section  # noqa: F401  (the ho
 cmd_opts = argparse.Namespace(lora_dir="", ckpt_dir=None, data_dir="", api_auth=None)
 opts = Options()
 options_templates: dict = {}
+latent_upscale_modes = {"Latent": {}, "Latent (nearest)": {}}
+sd_upscalers = [argparse.Namespace(name="None"), argparse.Namespace(name="R-ESRGAN 4x+")]
 parallel_processing_allowed = True
 
 

@@ -1,0 +1,53 @@
+"""A job's preview pictures: which model renders them (and what to tell the user about it), and the pictures
+saved in the run's folder as the job's preview records. The runner renders them between training steps."""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from . import outputs
+
+
+def same_path(a: str, b: str) -> bool:
+    try:
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+    except (OSError, ValueError):
+        return False
+
+
+def preview_model(host: Any, req: Any) -> tuple[Optional[str], Optional[str]]:
+    """(title of the model the previews render on, a note for the job's log when it is not the WebUI's own
+    choice — previews switch to the model the LoRA was trained on — or not the trained one, unlisted)."""
+    try:
+        model = host.preview_checkpoint(req)
+        loaded = host.loaded_checkpoint()
+    except Exception:   # a host that cannot say
+        return None, None
+    if model is None:
+        return None, None
+    if not same_path(model.path, req.base_model_path):
+        return model.title, (f"Previews render on {model.title}, the model the WebUI has loaded: the LoRA is trained "
+                             f"on {os.path.basename(req.base_model_path)}, which the WebUI does not list. Put that "
+                             f"file in the WebUI's models folder to see previews on it.")
+    if loaded is not None and not same_path(loaded.path, model.path):
+        return model.title, (f"Previews render on {model.title}, the model this LoRA is trained on; the WebUI's own "
+                             f"choice, {loaded.title}, is loaded again for its next image.")
+    return model.title, None
+
+
+def save_previews(images: list, run_dir: str, event: Any, settings: Any, trigger: str, model: Optional[str],
+                  seconds: float) -> tuple[list[dict], Optional[str]]:
+    """The pictures saved in ``<run_dir>/previews`` as preview records (with the model that rendered them and
+    the seconds each took, for the grid's time estimate); (records, a note when saving failed)."""
+    records = []
+    for index, image in enumerate(images):
+        path = outputs.preview_path(run_dir, event.lora_path, settings.weight, index)
+        try:
+            outputs.save_image(image, path)
+        except OSError as err:
+            return records, f"Could not save preview images in {os.path.dirname(path)}: {err}"
+        prompt = settings.prompts[index] if index < len(settings.prompts) else ""
+        records.append({"epoch": event.epoch, "step": event.step, "weight": settings.weight,
+                        "prompt": prompt.replace("{trigger}", trigger), "path": path, "file": event.lora_path,
+                        "model": model, "seconds": round(seconds / max(1, len(images)), 2)})
+    return records, None
