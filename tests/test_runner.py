@@ -258,3 +258,18 @@ def test_a_job_is_json_ready():
     assert data["epoch_losses"] == [[1, 2, None]] and data["it_per_s"] is None
     assert json.loads(json.dumps(data, allow_nan=False)) == data
     assert Job.from_dict(dict(data, unknown_field=1)).id == "x"
+
+
+def test_a_long_running_webui_keeps_only_the_newest_finished_jobs_in_memory(world, script, monkeypatch):
+    """As many as a restart loads (history.KEEP); the records of the older ones stay on disk."""
+    from lora_trainer.runner import history
+
+    monkeypatch.setattr(history, "KEEP", 2)
+    ids = []
+    for index in range(4):
+        job = world.runner.submit(config(world, f"run{index}"), PreviewSettings(enabled=False))
+        assert world.runner.wait(job.id, WAIT).status == "finished"
+        ids.append(job.id)
+    assert [j.id for j in world.runner.jobs()] == ids[:1:-1]
+    assert world.runner.get(ids[0]) is None
+    assert len(list((world.tmp / "jobs").glob("*.json"))) == 4
