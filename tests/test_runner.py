@@ -328,3 +328,18 @@ def test_each_webui_install_keeps_its_own_job_records(world, script, tmp_path, m
     assert elsewhere.jobs() == [] and default_dir(detect_host()) == str(tmp_path / "other" / "lora_trainer" / "jobs")
     standalone = default_dir(StandaloneAdapter(lora_dir=str(tmp_path / "out")))
     assert standalone.endswith(os.path.join("standalone", "jobs")) and not standalone.startswith(str(tmp_path))
+
+
+def test_a_long_running_webui_keeps_only_the_newest_finished_jobs_in_memory(world, script, monkeypatch):
+    """As many as a restart loads (history.KEEP); the records of the older ones stay on disk."""
+    from lora_trainer.runner import history
+
+    monkeypatch.setattr(history, "KEEP", 2)
+    ids = []
+    for index in range(4):
+        job = world.runner.submit(config(world, f"run{index}"), PreviewSettings(enabled=False))
+        assert world.runner.wait(job.id, WAIT).status == "finished"
+        ids.append(job.id)
+    assert [j.id for j in world.runner.jobs()] == ids[:1:-1]
+    assert world.runner.get(ids[0]) is None
+    assert len(list((world.tmp / "jobs").glob("*.json"))) == 4

@@ -97,7 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def sleeping_openmp_waits() -> None:
+    """Idle OpenMP threads sleep at once instead of spinning for a while (libgomp's default) — set before
+    torch starts OpenMP, unless the user chose a wait policy. A spinning thread takes the core from the
+    thread the others wait for whenever another process shares the CPU; a sleeping one costs a wake-up,
+    small beside the operations that more than one thread is chosen for (``train/cpu_threads.py``)."""
+    chosen = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+    if "torch" not in sys.modules and not any(name in os.environ for name in chosen):
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
 def main(argv: list[str] | None = None) -> int:
+    sleeping_openmp_waits()
     argv = list(sys.argv[1:] if argv is None else argv)
     first = next((i for i, a in enumerate(argv) if a != "--verbose"), None)
     if first is not None and argv[first] == "bench":   # its options are the benchmark's own

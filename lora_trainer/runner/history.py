@@ -76,6 +76,13 @@ class JobHistory:
         return jobs[-KEEP:]
 
 
+def beyond_keep(jobs: list[Job]) -> list[str]:
+    """Ids of the finished jobs older than the newest ``KEEP``: a WebUI that runs for weeks need not hold
+    every job's losses, log and previews in memory (and copy them at each poll); their records stay on disk."""
+    done = sorted((j for j in jobs if j.done), key=lambda j: j.created_at or 0.0)
+    return [j.id for j in done[:max(0, len(done) - KEEP)]]
+
+
 def _mark_lost(job: Job) -> None:
     if job.status == "queued":
         job.status = "cancelled"

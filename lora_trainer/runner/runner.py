@@ -21,7 +21,7 @@ from ..errors import ConfigError, TrainerError
 from ..hosts.base import HostAdapter, PreviewRequest, PreviewUnavailable, checkpoint_family, is_inside, lora_family
 from ..train import events as ev
 from . import outputs
-from .history import JobHistory, default_dir
+from .history import JobHistory, beyond_keep, default_dir
 from .job import ACTIVE, Job, PreviewSettings, new_job_id
 from .memory import release_memory
 from .previews import preview_model, save_previews
@@ -256,6 +256,8 @@ class Runner:
                 job.run_dir = result.run_dir
                 job.add_log(("Stopped" if result.stopped else "Finished") + f" after {result.steps} steps.")
             self._persist_locked(entry)
+            for job_id in beyond_keep([e.job for e in self._entries.values()]):   # as many as a restart loads
+                del self._entries[job_id]
             self._cond.notify_all()
 
     def _fail(self, entry: _Entry, message: str, advice: str) -> None:

@@ -22,6 +22,7 @@ from ..data.dataset import epoch_batches
 from ..data.images import ImageLoadError
 from ..errors import OutputError, TrainerError, TrainingDiverged
 from . import events as ev
+from .cpu_threads import CpuThreads, cpu_training_threads
 from .graphs import GraphedStep, gradient_checkpointing_without_rng, graph_blockers, host_learning_rates
 from .saving import StateKeeper, save_checkpoint
 from .setup import Run, prepare_run
@@ -71,7 +72,8 @@ def _oom_advice(cfg: TrainConfig) -> str:
 
 
 class _Trainer:
-    def __init__(self, run: Run, listener: ev.Listener, stop: ev.StopRequest) -> None:
+    def __init__(self, run: Run, listener: ev.Listener, stop: ev.StopRequest,
+                 cpu: Optional[CpuThreads] = None) -> None:
         self.run = run
         self.cfg = run.cfg
         self.listener = listener
@@ -103,6 +105,10 @@ class _Trainer:
                 for entry in os.scandir(self.cfg.effective_logging_dir):
                     if entry.is_dir() and not entry.name.startswith("."):
                         cleanup_stale_temps(entry.path)
+        self.cpu = cpu   # the compute threads of a run on the CPU, timed per batch
+        if cpu is not None and self.metrics is not None:
+            metrics = self.metrics
+            cpu.on_choice = lambda threads, ms: metrics.log_event("cpu_threads", threads=threads, ms_per_batch=ms)
 
     def emit(self, event) -> None:
         if self.main and self.listener is not None:
@@ -270,6 +276,8 @@ class _Trainer:
                     self.flush()
                     self.save("interrupted", epoch_index, batch_in_epoch=index)
                     return self.finish(stopped=True)
+                if self.cpu is not None:
+                    self.cpu.batch_started()
                 batch = self.make_batch(items)
                 if batch is None:
                     continue
@@ -286,16 +294,17 @@ class _Trainer:
                     loss = compute_loss(run.step_models, batch, run.noise_generator)
                     run.accelerator.backward(loss / accum)
                 self.micro_losses.append(loss.detach())
-                if not update:
-                    continue
-                apply_update(run.accelerator, run.optimizer, run.scheduler, run.network, params,
-                             cfg.max_grad_norm, cfg.scale_weight_norms)
-                self.global_step += 1
-                step_loss = torch.stack(self.micro_losses).mean()
-                self.micro_losses = []
-                self.pending.append((self.global_step, epoch, step_loss))
-                if len(self.pending) >= self.flush_every:
-                    self.flush()
+                if update:
+                    apply_update(run.accelerator, run.optimizer, run.scheduler, run.network, params,
+                                 cfg.max_grad_norm, cfg.scale_weight_norms)
+                    self.global_step += 1
+                    step_loss = torch.stack(self.micro_losses).mean()
+                    self.micro_losses = []
+                    self.pending.append((self.global_step, epoch, step_loss))
+                    if len(self.pending) >= self.flush_every:
+                        self.flush()
+                if self.cpu is not None:
+                    self.cpu.batch_done()
             self.flush()
             mean = sum(self.epoch_losses) / len(self.epoch_losses) if self.epoch_losses else float("nan")
             self.all_epoch_means.append(mean)
@@ -366,7 +375,15 @@ def _notify(listener, event) -> None:
 def train(cfg: TrainConfig, *, listener: ev.Listener | None = None, stop: ev.StopRequest | None = None,
           log=print) -> TrainResult:
     """Train a LoRA as ``cfg`` says. Raises ``TrainerError`` (with advice) on bad input or failure;
-    every failure is also reported to ``listener`` as a ``Failed`` event."""
+    every failure is also reported to ``listener`` as a ``Failed`` event.
+
+    On the CPU the calling thread's compute threads are chosen for the run (``cpu_threads.py``) and given
+    back when it ends."""
+    with cpu_training_threads(on_cpu=not torch.cuda.is_available()) as cpu:
+        return _train(cfg, listener, stop, log, cpu)
+
+
+def _train(cfg: TrainConfig, listener, stop, log, cpu: Optional[CpuThreads]) -> TrainResult:
     try:
         run = prepare_run(cfg, log=log)
     except torch.cuda.OutOfMemoryError:
@@ -377,7 +394,7 @@ def train(cfg: TrainConfig, *, listener: ev.Listener | None = None, stop: ev.Sto
         _notify(listener, ev.Failed(err, []))
         raise
     try:
-        trainer = _Trainer(run, listener, stop or ev.StopRequest())
+        trainer = _Trainer(run, listener, stop or ev.StopRequest(), cpu)
     except OSError as os_err:   # the log folder
         err = _write_failure(os_err, cfg)
         _notify(listener, ev.Failed(err, []))
