@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import ConfigError
+from .option_checks import check_options
 
 BASIC = "basic"
 ADVANCED = "advanced"
@@ -89,6 +90,12 @@ class TrainConfig:
                                       ss="ss_caption_dropout_rate", ss_form="number")
     caption_tag_dropout_rate: float = opt(0.0, "Probability that each (not kept) tag is left out for a step.",
                                           minimum=0.0, maximum=1.0, section="data")
+    max_token_length: int = opt(75, "Longest caption the text encoder reads, in tokens: 75, 150 or 225. Longer "
+                                    "limits encode the caption in chunks of 75 tokens, as kohya does; what is beyond "
+                                    "the limit is cut, and the start of a run lists those captions.",
+                                label="Caption token limit", minimum=75, maximum=225, section="data",
+                                ss="ss_max_token_length", ss_form="count_or_none",
+                                ss_value="kohya_max_token_length")
     prior_loss_weight: float = opt(1.0, "Loss weight of regularization images.", minimum=0.0, section="data",
                                    ss="ss_prior_loss_weight", ss_form="number")
     cache_latents: bool = opt(True, "Encode every image with the VAE once before training (faster, less "
@@ -258,6 +265,11 @@ class TrainConfig:
         return self.optimizer_type + (f"({','.join(self.optimizer_args)})" if self.optimizer_args else "")
 
     @property
+    def kohya_max_token_length(self) -> Optional[int]:
+        """max_token_length as kohya stores it: None for its default, 75."""
+        return self.max_token_length if self.max_token_length > 75 else None
+
+    @property
     def train_unet(self) -> bool:
         return not self.network_train_text_encoder_only
 
@@ -419,6 +431,7 @@ def validate(cfg: TrainConfig, *, need_paths: bool = True) -> list[str]:
                             f"for none)")
         if cfg.resume and not os.path.isdir(cfg.resume):
             problems.append(f"resume folder not found: {cfg.resume} (pick a '-state' folder from a run)")
+    check_options(cfg, problems, warnings, need_paths=need_paths)
     if problems:
         raise ConfigError(problems)
     return warnings

@@ -190,7 +190,7 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
         num_train_timesteps=int(scheduler_cfg.num_train_timesteps), v_prediction=base.v_prediction,
         train_text_encoder=cfg.train_text_encoder, clip_skip=cfg.clip_skip, min_snr_gamma=cfg.min_snr_gamma,
         noise_offset=cfg.noise_offset, prompt_cache={} if captions_are_fixed(cfg) else None,
-        compute_dtype=WEIGHT_DTYPES[cfg.mixed_precision])
+        compute_dtype=WEIGHT_DTYPES[cfg.mixed_precision], max_token_length=cfg.max_token_length)
     return network, optimizer, scheduler, step_models
 
 
@@ -208,7 +208,8 @@ def cache_prompts(step_models: StepModels, captions: list[str], batch_size: int)
     unique = list(dict.fromkeys(captions))
     for start in range(0, len(unique), max(1, batch_size)):
         encode_cached(step_models.prompt_cache, step_models.family, step_models.text_encoders,
-                      step_models.tokenizers, unique[start:start + batch_size], step_models.clip_skip, device)
+                      step_models.tokenizers, unique[start:start + batch_size], step_models.clip_skip, device,
+                      step_models.max_token_length)
     for te in step_models.text_encoders:
         te.to("cpu")
 
@@ -235,6 +236,7 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
         use_expandable_segments()
     base = load_base_model(cfg.pretrained_model_name_or_path, dtype=WEIGHT_DTYPES[cfg.mixed_precision],
                            v_parameterization=cfg.v_parameterization)
+    warnings += option_notes(cfg, base, items)
     torch.manual_seed(cfg.seed)
     # one phase at a time on the device: the VAE alone while it encodes (its activations at 1024²
     # take GBs), then the UNet and text encoders; the text encoders leave once the prompts are cached
@@ -282,3 +284,17 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
                latent_cache=latent_cache, encode=encode, warnings=warnings,
                caption_rng=random.Random(cfg.seed + accelerator.process_index), noise_generator=noise_gen,
                validation=validation)
+
+
+def option_notes(cfg: TrainConfig, base, items: list[TrainItem]) -> list[str]:
+    """What the run says before training about its captions' length."""
+    from .tokens import long_caption_warning
+
+    notes = []
+    captions = {str(it.image.path): (f"{it.concept.path.name}/{it.image.path.name}", it.image.caption)
+                for it in items}
+    cut = long_caption_warning(base.tokenizers[0], list(captions.values()), cfg.max_token_length,
+                               shuffled=cfg.shuffle_caption)
+    if cut:
+        notes.append(cut)
+    return notes

@@ -42,6 +42,7 @@ class StepModels:
     prompt_cache: Optional[dict] = None  # caption → encoder outputs, when the encoders are frozen
     channels_last: bool = False        # feed the UNet NHWC activations
     compute_dtype: Optional[torch.dtype] = None  # the UNet's input dtype (there may be no autocast to cast it)
+    max_token_length: int = 75         # 150 / 225: captions in 2 / 3 chunks of 75 tokens (kohya)
 
 
 @dataclass
@@ -76,11 +77,11 @@ def sample_inputs(m: StepModels, batch: Batch, generator: torch.Generator) -> St
     inputs = StepInputs(latents=latents, noise=noise, timesteps=timesteps, loss_weights=batch.loss_weights)
     if m.prompt_cache is not None:
         cond = encode_cached(m.prompt_cache, m.family, m.text_encoders, m.tokenizers, batch.captions,
-                             m.clip_skip, device)
+                             m.clip_skip, device, m.max_token_length)
         inputs.encoder_hidden_states = cond["encoder_hidden_states"]
         inputs.text_embeds = cond.get("text_embeds")
     else:
-        ids = tokenize_captions(m.family, m.tokenizers, batch.captions, device)
+        ids = tokenize_captions(m.family, m.tokenizers, batch.captions, device, m.max_token_length)
         inputs.input_ids, inputs.input_ids_2 = ids[0], (ids[1] if len(ids) > 1 else None)
     if m.family == "sdxl":
         dtype = inputs.text_embeds.dtype if inputs.text_embeds is not None else torch.float32

@@ -218,9 +218,10 @@ def validation_loss(m: StepModels, vset: ValidationSet, *, batch_size: int | Non
         captions = list(dict.fromkeys(item.caption for item in vset.items))
         if m.prompt_cache is not None:
             encoded = encode_cached(m.prompt_cache, m.family, m.text_encoders, m.tokenizers, captions,
-                                    m.clip_skip, device)
+                                    m.clip_skip, device, m.max_token_length)
         else:
-            encoded = encode_prompts(m.family, m.text_encoders, m.tokenizers, captions, m.clip_skip, device)
+            encoded = encode_prompts(m.family, m.text_encoders, m.tokenizers, captions, m.clip_skip, device,
+                                     m.max_token_length)
         row = {caption: i for i, caption in enumerate(captions)}
         all_t = torch.tensor(vset.timesteps, device=device, dtype=torch.long)
         for item, latent, noise in zip(vset.items, vset.latents, vset.noise):
