@@ -209,6 +209,26 @@ class TrainConfig:
     noise_offset: Optional[float] = opt(None, "Noise offset (0.05–0.1) helps very dark or bright images.",
                                         minimum=0.0, maximum=1.0, section="training",
                                         ss="ss_noise_offset", ss_form="optional_number")
+    multires_noise_iterations: Optional[int] = opt(
+        None, "Multi-resolution (pyramid) noise: noise added at this many coarser scales (6–10 is usual); helps "
+              "large shapes and contrast. Empty: off.", label="Multires noise iterations", minimum=1, maximum=64,
+        section="training", ss="ss_multires_noise_iterations", ss_form="count_or_none")
+    multires_noise_discount: float = opt(
+        0.3, "How much each coarser scale of the multires noise counts (0.1–0.3 for small datasets, up to 0.8).",
+        label="Multires noise discount", minimum=0.0, maximum=1.0, section="training",
+        ss="ss_multires_noise_discount", ss_form="number")
+    ip_noise_gamma: Optional[float] = opt(
+        None, "Input perturbation: extra noise of this strength in the UNet's input only, not in its target (0.1 is "
+              "usual); fights over-fitting. Empty: off.", label="Input perturbation noise", minimum=0.0,
+        maximum=1.0, section="training", ss="ss_ip_noise_gamma", ss_form="optional_number")
+    debiased_estimation_loss: bool = opt(
+        False, "Weight each step's loss by 1/√SNR (v-prediction: 1/(SNR+1)) so that the nearly clean timesteps do "
+               "not dominate (debiased estimation).", label="Debiased estimation loss", section="training",
+        ss="ss_debiased_estimation", ss_form="bool")
+    zero_terminal_snr: bool = opt(
+        False, "Rescale the noise schedule so that its last timestep is pure noise (zero terminal SNR): the full "
+               "range of brightness. Made for v-prediction models.", label="Zero terminal SNR", section="training",
+        ss="ss_zero_terminal_snr", ss_form="bool")
     seed: int = opt(42, "Random seed: the same seed and settings give the same LoRA.", minimum=0,
                     section="training", ss="ss_seed", ss_form="int")
 

@@ -184,13 +184,20 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
         text_encoders = [accelerator.prepare(te) for te in text_encoders]
 
     scheduler_cfg = base.noise_scheduler.config
+    alphas_cumprod = base.noise_scheduler.alphas_cumprod.to(device, torch.float32)
     step_models = StepModels(
         family=base.family, unet=unet, text_encoders=text_encoders, tokenizers=base.tokenizers,
-        alphas_cumprod=base.noise_scheduler.alphas_cumprod.to(device, torch.float32),
-        num_train_timesteps=int(scheduler_cfg.num_train_timesteps), v_prediction=base.v_prediction,
-        train_text_encoder=cfg.train_text_encoder, clip_skip=cfg.clip_skip, min_snr_gamma=cfg.min_snr_gamma,
-        noise_offset=cfg.noise_offset, prompt_cache={} if captions_are_fixed(cfg) else None,
-        compute_dtype=WEIGHT_DTYPES[cfg.mixed_precision], max_token_length=cfg.max_token_length)
+        alphas_cumprod=alphas_cumprod, num_train_timesteps=int(scheduler_cfg.num_train_timesteps),
+        v_prediction=base.v_prediction, train_text_encoder=cfg.train_text_encoder, clip_skip=cfg.clip_skip,
+        min_snr_gamma=cfg.min_snr_gamma, noise_offset=cfg.noise_offset,
+        prompt_cache={} if captions_are_fixed(cfg) else None, compute_dtype=WEIGHT_DTYPES[cfg.mixed_precision],
+        max_token_length=cfg.max_token_length, multires_noise_iterations=cfg.multires_noise_iterations,
+        multires_noise_discount=cfg.multires_noise_discount, ip_noise_gamma=cfg.ip_noise_gamma,
+        debiased_estimation=cfg.debiased_estimation_loss)
+    if cfg.zero_terminal_snr:   # the SNR weights keep the schedule's own ᾱ, as kohya's do
+        from .noise import zero_terminal_snr
+        step_models.snr_alphas_cumprod = alphas_cumprod
+        step_models.alphas_cumprod = zero_terminal_snr(base.noise_scheduler.betas).to(device, torch.float32)
     return network, optimizer, scheduler, step_models
 
 
@@ -279,15 +286,16 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
         cache_prompts(step_models, fixed + (validation.captions if validation else []), cfg.train_batch_size)
         release_cached_memory(device)
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + accelerator.process_index)
+    caption_rng = random.Random(cfg.seed + accelerator.process_index)
+    step_models.host_rng = caption_rng   # multires noise's scales: saved and restored with the state
     return Run(cfg=cfg, accelerator=accelerator, base=base, network=network, optimizer=optimizer,
                scheduler=scheduler, scan=scan, items=items, plan=plan, step_models=step_models,
-               latent_cache=latent_cache, encode=encode, warnings=warnings,
-               caption_rng=random.Random(cfg.seed + accelerator.process_index), noise_generator=noise_gen,
-               validation=validation)
+               latent_cache=latent_cache, encode=encode, warnings=warnings, caption_rng=caption_rng,
+               noise_generator=noise_gen, validation=validation)
 
 
 def option_notes(cfg: TrainConfig, base, items: list[TrainItem]) -> list[str]:
-    """What the run says before training about its captions' length."""
+    """What the run says before training about its captions' length and the noise schedule."""
     from .tokens import long_caption_warning
 
     notes = []
@@ -297,4 +305,8 @@ def option_notes(cfg: TrainConfig, base, items: list[TrainItem]) -> list[str]:
                                shuffled=cfg.shuffle_caption)
     if cut:
         notes.append(cut)
+    if cfg.zero_terminal_snr and not base.v_prediction:
+        notes.append("zero_terminal_snr is meant for v-prediction models, and this model predicts the noise "
+                     "(epsilon): at the last timestep its input is the very noise it is to predict; turn "
+                     "zero_terminal_snr off unless the model was made for it")
     return notes
