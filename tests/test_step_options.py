@@ -1,5 +1,5 @@
 """The step's noise and loss options as kohya defines them: zero terminal SNR, multires noise, input
-perturbation, debiased estimation (CPU, no model: a stand-in UNet)."""
+perturbation, debiased estimation, and the masked loss (CPU, no model: a stand-in UNet)."""
 from __future__ import annotations
 
 import random
@@ -60,6 +60,21 @@ def inputs(**extra) -> StepInputs:
                       encoder_hidden_states=torch.zeros(2, 77, 8), **extra)
 
 
+def test_a_masked_area_gives_no_gradient_and_the_loss_is_kohyas():
+    models, prediction = step_models()
+    mask = torch.ones(2, 1, 8, 8)
+    mask[:, :, :, :4] = 0          # the left half is masked out
+    mask[1, :, 0, 4] = 0.5         # a grey pixel counts half
+    x = inputs(masks=mask)
+    loss = loss_from_inputs(models, x)
+    loss.backward()
+    grad = prediction.grad
+    assert float(grad[:, :, :, :4].abs().max()) == 0.0 and float(grad[:, :, :, 4:].abs().min()) > 0
+    torch.testing.assert_close(grad[1, :, 0, 4], grad[1, :, 1, 4] * 0.5 * x.noise[1, :, 0, 4] / x.noise[1, :, 1, 4])
+    # kohya: the squared error times the mask, averaged over every pixel (masked ones count as 0)
+    torch.testing.assert_close(loss, (x.noise.pow(2) * mask).mean())
+
+
 def test_debiased_estimation_and_min_snr_read_the_schedule_before_zero_terminal_snr():
     alphas = (1 - sd_betas()).cumprod(0)
     t = torch.tensor([0, 500, 999])
@@ -81,14 +96,15 @@ def test_debiased_estimation_and_min_snr_read_the_schedule_before_zero_terminal_
 def test_input_perturbation_noises_the_input_but_not_the_target():
     models, _ = step_models(ip_noise_gamma=0.1, multires_noise_iterations=4, host_rng=random.Random(3))
     batch = Batch(latents=torch.randn(2, 4, 8, 8), captions=["a", "b"], loss_weights=torch.ones(2),
-                  original_sizes=[(64, 64)] * 2, crops=[(0, 0)] * 2, target_sizes=[(64, 64)] * 2)
+                  original_sizes=[(64, 64)] * 2, crops=[(0, 0)] * 2, target_sizes=[(64, 64)] * 2,
+                  masks=torch.ones(2, 1, 8, 8))
     models.prompt_cache = {"a": {"encoder_hidden_states": torch.zeros(77, 8)},
                            "b": {"encoder_hidden_states": torch.zeros(77, 8)}}
     x = sample_inputs(models, batch, torch.Generator().manual_seed(0))
     gap = x.input_noise - x.noise
     assert 0.05 < float(gap.std()) < 0.15                 # γ = 0.1
     assert float(x.noise.std()) == pytest.approx(1.0, abs=1e-5)   # multires noise, rescaled
-    assert len(x.tensors()) == 6   # the graph's static inputs include the input noise
+    assert x.masks is batch.masks and len(x.tensors()) == 7   # the graph's static inputs include both
     seen = {}
 
     def unet(noisy, t, **kwargs):

@@ -102,6 +102,27 @@ class TrainConfig:
                                     "memory).", label="Cache latents", section="data")
     cache_latents_to_disk: bool = opt(False, "Keep the cached latents on disk so the next run starts faster.",
                                       section="data")
+    flip_aug: bool = opt(False, "Mirror images left-right at random, half of the time (two latents cached per "
+                                "image). Not for subjects that are not symmetric: a side parting, text, a one-sided "
+                                "accessory.", label="Random horizontal flip", section="data", ss="ss_flip_aug",
+                         ss_form="bool")
+    color_aug: bool = opt(False, "Shift hue or brightness a little at random (kohya's weak colour augmentation). "
+                                 "Latents are then encoded at every step instead of cached.",
+                          label="Colour augmentation", section="data", ss="ss_color_aug", ss_form="bool")
+    random_crop: bool = opt(False, "Cut each image out of its resized picture at a random place instead of the "
+                                   "centre. Latents are then encoded at every step instead of cached.",
+                            label="Random crop", section="data", ss="ss_random_crop", ss_form="bool")
+    alpha_mask: bool = opt(False, "Use each image's transparency as the loss mask: transparent pixels are not "
+                                  "trained on, so a cut-out trains only its subject. Images without transparency "
+                                  "train on the whole picture.", label="Transparency masks the loss",
+                           section="data", ss="ss_alpha_mask", ss_form="bool")
+    masked_loss: bool = opt(False, "Train only where a mask image is white (grey: partly): one mask per training "
+                                   "image in the mask folder. With alpha_mask instead, the transparency is the mask.",
+                            label="Masked loss", section="data", ss="ss_masked_loss", ss_form="bool")
+    conditioning_data_dir: str = opt("", "Mask folder for masked_loss: for each training image a picture of the same "
+                                         "name (any image type) and size, in <mask folder>/<concept folder>/ or in "
+                                         "the mask folder itself. White is trained, black is not.",
+                                     label="Mask folder", section="data", path="folder")
     # --- output ------------------------------------------------------------------------
     output_dir: str = opt("", "Folder the LoRA files, training states and logs are written to.",
                           group=BASIC, label="Output folder", section="output", path="folder")
@@ -288,6 +309,11 @@ class TrainConfig:
     def kohya_max_token_length(self) -> Optional[int]:
         """max_token_length as kohya stores it: None for its default, 75."""
         return self.max_token_length if self.max_token_length > 75 else None
+
+    @property
+    def latents_cacheable(self) -> bool:
+        """False when the pixels change from step to step (colour augmentation, random crop)."""
+        return not (self.color_aug or self.random_crop)
 
     @property
     def train_unet(self) -> bool:

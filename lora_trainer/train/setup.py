@@ -17,6 +17,7 @@ from ..config.schema import TrainConfig, validate
 from ..config.steps import StepPlan, scan_and_plan
 from ..data.dataset import TrainItem
 from ..data.folders import DatasetScan
+from ..data.masks import mask_set
 from ..errors import ConfigError, DatasetError
 from .graphs import dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing, torch_older_than
 from .step import StepModels
@@ -43,6 +44,7 @@ class Run:
     noise_generator: torch.Generator
     started_at: float = field(default_factory=time.time)
     validation: Optional[object] = None  # live_validation.LiveValidation when the validation loss is on
+    masks: Optional[object] = None       # data.masks.MaskSet with alpha_mask / masked_loss
 
     @property
     def device(self) -> torch.device:
@@ -241,6 +243,8 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     device = accelerator.device
     if device.type == "cuda":
         use_expandable_segments()
+    masks = mask_set(cfg, items)   # before the model loads: a missing mask stops the run at once
+    warnings += masks.notes if masks is not None else []
     base = load_base_model(cfg.pretrained_model_name_or_path, dtype=WEIGHT_DTYPES[cfg.mixed_precision],
                            v_parameterization=cfg.v_parameterization)
     warnings += option_notes(cfg, base, items)
@@ -259,13 +263,13 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     cache_gen = torch.Generator(device=device).manual_seed(cfg.seed)
     encode = _encode_fn(base.vae, device, vae_dtype, cache_gen)
     latent_cache = None
-    if cfg.cache_latents:
+    if cfg.cache_latents and cfg.latents_cacheable:
         from ..data.latent_cache import LatentCache
         mode = "disk" if cfg.cache_latents_to_disk else "memory"
         settings_key = f"{base.model_name}|{base.family}|vae={vae_dtype}|scale={base.vae.config.scaling_factor}"
         latent_cache = LatentCache(encode, mode=mode,
                                    cache_dir=os.path.join(cfg.output_dir, ".cache", "latents"),
-                                   settings_key=settings_key)
+                                   settings_key=settings_key, flip=cfg.flip_aug, masks=masks)
         log(f"Caching latents of {len(items)} images ({mode})…")
         latent_cache.prepare(items, cfg.train_batch_size)
         for path, why in latent_cache.failed.items():
@@ -276,7 +280,7 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
                                "see the skipped files above; re-save them as PNG or JPEG")
         base.vae.to("cpu")  # no longer needed on the training device
         release_cached_memory(device)
-    place_models(cfg, base, device, vae=not cfg.cache_latents)
+    place_models(cfg, base, device, vae=latent_cache is None)
 
     network, optimizer, scheduler, step_models = attach_training(cfg, base, accelerator, plan.total_steps)
     if step_models.prompt_cache is not None:
@@ -291,7 +295,7 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     return Run(cfg=cfg, accelerator=accelerator, base=base, network=network, optimizer=optimizer,
                scheduler=scheduler, scan=scan, items=items, plan=plan, step_models=step_models,
                latent_cache=latent_cache, encode=encode, warnings=warnings, caption_rng=caption_rng,
-               noise_generator=noise_gen, validation=validation)
+               noise_generator=noise_gen, validation=validation, masks=masks)
 
 
 def option_notes(cfg: TrainConfig, base, items: list[TrainItem]) -> list[str]:

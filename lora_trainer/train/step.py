@@ -25,6 +25,7 @@ class Batch:
     original_sizes: list[tuple[int, int]]  # (h, w) before resizing (SDXL conditioning)
     crops: list[tuple[int, int]]           # (top, left)
     target_sizes: list[tuple[int, int]]    # (h, w) of the bucket
+    masks: Optional[torch.Tensor] = None   # [B, 1, h, w] loss masks at the latents' size (1: trained)
 
 
 @dataclass
@@ -69,11 +70,12 @@ class StepInputs:
     input_ids: Optional[torch.Tensor] = None     # no prompt cache: tokens of the (first) text encoder
     input_ids_2: Optional[torch.Tensor] = None   # and of SDXL's second one
     input_noise: Optional[torch.Tensor] = None   # ip_noise_gamma: the noise in the UNet's input (not the target's)
+    masks: Optional[torch.Tensor] = None         # [B, 1, h, w] loss masks
 
     def tensors(self) -> list[torch.Tensor]:
         return [t for t in (self.latents, self.noise, self.timesteps, self.loss_weights,
                             self.encoder_hidden_states, self.text_embeds, self.time_ids,
-                            self.input_ids, self.input_ids_2, self.input_noise) if t is not None]
+                            self.input_ids, self.input_ids_2, self.input_noise, self.masks) if t is not None]
 
 
 def sample_inputs(m: StepModels, batch: Batch, generator: torch.Generator) -> StepInputs:
@@ -86,7 +88,8 @@ def sample_inputs(m: StepModels, batch: Batch, generator: torch.Generator) -> St
         noise = noise_math.pyramid_noise(noise, m.multires_noise_iterations, m.multires_noise_discount,
                                          m.host_rng or random, generator)
     timesteps = noise_math.sample_timesteps(latents.shape[0], m.num_train_timesteps, device, generator)
-    inputs = StepInputs(latents=latents, noise=noise, timesteps=timesteps, loss_weights=batch.loss_weights)
+    inputs = StepInputs(latents=latents, noise=noise, timesteps=timesteps, loss_weights=batch.loss_weights,
+                        masks=batch.masks)
     if m.ip_noise_gamma:
         inputs.input_noise = noise_math.perturbed(noise, m.ip_noise_gamma, generator)
     if m.prompt_cache is not None:
@@ -122,7 +125,8 @@ def conditioning(m: StepModels, x: StepInputs) -> dict[str, torch.Tensor]:
 
 
 def loss_from_inputs(m: StepModels, x: StepInputs) -> torch.Tensor:
-    """The UNet's denoising loss: no host synchronisation, no data-dependent control flow."""
+    """The UNet's denoising loss: no host synchronisation, no data-dependent control flow. A loss mask
+    weights the per-pixel error before the mean (kohya's ``apply_masked_loss``)."""
     input_noise = x.noise if x.input_noise is None else x.input_noise
     noisy = noise_math.add_noise(m.alphas_cumprod, x.latents, input_noise, x.timesteps)
     kwargs = conditioning(m, x)
@@ -133,8 +137,10 @@ def loss_from_inputs(m: StepModels, x: StepInputs) -> torch.Tensor:
     prediction = m.unet(noisy, x.timesteps, **kwargs).sample
 
     target = noise_math.velocity(m.alphas_cumprod, x.latents, x.noise, x.timesteps) if m.v_prediction else x.noise
-    loss = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
-    loss = loss * x.loss_weights
+    loss = F.mse_loss(prediction.float(), target.float(), reduction="none")
+    if x.masks is not None:
+        loss = loss * x.masks
+    loss = loss.mean(dim=(1, 2, 3)) * x.loss_weights
     snr_from = m.alphas_cumprod if m.snr_alphas_cumprod is None else m.snr_alphas_cumprod
     if m.min_snr_gamma:
         loss = loss * noise_math.min_snr_weights(snr_from, x.timesteps, m.min_snr_gamma, m.v_prediction)
