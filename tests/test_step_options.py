@@ -115,3 +115,39 @@ def test_input_perturbation_noises_the_input_but_not_the_target():
     assert float(loss) == 0.0   # the target is the plain noise
     expected = noise_math.add_noise(models.alphas_cumprod, x.latents, x.input_noise, x.timesteps)
     torch.testing.assert_close(seen["noisy"], expected)
+
+
+def test_every_input_the_loss_reads_is_a_static_input_of_the_captured_step():
+    """A CUDA graph replays on its static input tensors, refilled with ``tensors()`` each step: a tensor the
+    loss reads but ``tensors()`` leaves out would keep the capture step's values. Here a step's inputs are
+    copied into another step's, as a replay does, with every option that adds an input on (masks, input
+    perturbation, 2-chunk token ids of a trained text encoder) and the loss must follow the copy."""
+    from lora_trainer.lora.network import build_network
+    from lora_trainer.models.tiny import build_tiny_components
+
+    parts = build_tiny_components("sd1")
+    network = build_network("sd1", parts["unet"], [parts["text_encoder"]], rank=4, alpha=4)
+    with torch.no_grad():
+        for p in network.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    models = StepModels(family="sd1", unet=parts["unet"], text_encoders=[parts["text_encoder"]],
+                        tokenizers=[parts["tokenizer"]], alphas_cumprod=noise_math.zero_terminal_snr(sd_betas()),
+                        num_train_timesteps=1000, v_prediction=True, train_text_encoder=True, clip_skip=None,
+                        min_snr_gamma=5.0, noise_offset=0.05, max_token_length=150, multires_noise_iterations=3,
+                        ip_noise_gamma=0.1, debiased_estimation=True, snr_alphas_cumprod=(1 - sd_betas()).cumprod(0),
+                        host_rng=random.Random(0))
+
+    def batch(seed, caption):
+        gen = torch.Generator().manual_seed(seed)
+        return Batch(latents=torch.randn(2, 4, 8, 8, generator=gen), captions=[caption, "zkz"],
+                     loss_weights=torch.ones(2), original_sizes=[(64, 64)] * 2, crops=[(0, 0)] * 2,
+                     target_sizes=[(64, 64)] * 2, masks=torch.rand(2, 1, 8, 8, generator=gen))
+    first = sample_inputs(models, batch(1, "red " * 100), torch.Generator().manual_seed(1))
+    second = sample_inputs(models, batch(2, "blue circle"), torch.Generator().manual_seed(2))
+    assert first.input_ids.shape == (2, 2, 77) and first.input_noise is not None and first.masks is not None
+    static = StepInputs(**{k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in vars(first).items()})
+    torch._foreach_copy_(static.tensors(), second.tensors())   # what GraphedStep.step does before a replay
+    with torch.no_grad():
+        replayed, direct, captured = (loss_from_inputs(models, x) for x in (static, second, first))
+    torch.testing.assert_close(replayed, direct)
+    assert not torch.allclose(replayed, captured)
