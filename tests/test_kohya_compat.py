@@ -27,7 +27,6 @@ CASES = {"sd1": dict(conv_dim=4, conv_alpha=2), "sd2": {}, "sdxl": {}}
 def trained(tiny_checkpoints, tmp_path_factory):
     """One short run per family; returns {family: (lora file, state dir, checkpoint)}."""
     import shutil
-    from pathlib import Path
 
     from test_train import DEMO
     out = {}

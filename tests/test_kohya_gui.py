@@ -64,7 +64,8 @@ def test_a_realistic_gui_file_maps_onto_our_settings(tmp_path):
     assert cfg.optimizer_args == ["weight_decay=0.01"] and cfg.conv_dim is None  # conv only for LoCon
     assert cfg.v_parameterization is None and cfg.save_every_n_epochs == 2
     # switched on in the GUI, no effect here: named; defaults and GUI plumbing: silent
-    assert result.ignored == ["multires_noise_discount"]
+    assert result.ignored == []   # multires_noise_discount: the GUI passes it on only with noise type Multires
+    assert cfg.max_token_length == 75 and cfg.multires_noise_iterations is None and not cfg.flip_aug
     assert any("warm-up" in n for n in result.notes)
 
 
@@ -86,8 +87,23 @@ def test_locon_keeps_conv_rank_and_lycoris_only_types_are_refused():
 def test_gui_epochs_box_wins_over_epoch_and_options_named_when_on():
     result = import_kohya_gui(dict(KOHYA_GUI_SAMPLE, max_train_epochs="20", flip_aug=True, full_fp16=True,
                                    additional_parameters="--debug"))
-    assert result.config.max_train_epochs == 20
-    assert result.ignored == ["additional_parameters", "flip_aug", "full_fp16", "multires_noise_discount"]
+    assert result.config.max_train_epochs == 20 and result.config.flip_aug
+    assert result.ignored == ["additional_parameters", "full_fp16"]
+
+
+def test_data_and_noise_options_carry_over_as_the_gui_passes_them():
+    cfg = import_kohya_gui(dict(KOHYA_GUI_SAMPLE, max_token_length=225, color_aug=True, random_crop=True,
+                                masked_loss=True, debiased_estimation_loss=True, ip_noise_gamma=0.1,
+                                noise_offset=0.05, multires_noise_iterations=6, multires_noise_discount=0.8)).config
+    assert cfg.max_token_length == 225 and cfg.color_aug and cfg.random_crop and cfg.masked_loss
+    assert cfg.debiased_estimation_loss and cfg.ip_noise_gamma == 0.1
+    # noise type "Original": the offset is used, the multires settings are the GUI's hidden ones
+    assert cfg.noise_offset == 0.05 and cfg.multires_noise_iterations is None and cfg.multires_noise_discount == 0.3
+    multires = import_kohya_gui(dict(KOHYA_GUI_SAMPLE, noise_offset_type="Multires", noise_offset=0.05,
+                                     multires_noise_iterations=6, multires_noise_discount=0.8)).config
+    assert multires.noise_offset is None and (multires.multires_noise_iterations, multires.multires_noise_discount) \
+        == (6, 0.8)
+    assert import_kohya_gui(dict(KOHYA_GUI_SAMPLE, ip_noise_gamma=0)).config.ip_noise_gamma is None   # 0 is off
 
 
 def test_import_keeps_what_the_file_does_not_set():

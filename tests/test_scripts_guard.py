@@ -3,7 +3,6 @@ job trains, through the runner's adapter, and stays out of the way when no runne
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest

@@ -121,5 +121,5 @@ def test_images_that_cannot_be_trained_are_named_and_not_counted(cache_latents, 
     assert any(w.startswith("skipped ") and "03 broken.png" in w and "truncated" in w for w in started.warnings)
     assert any(w.startswith("skipped ") and "04 clear.png" in w and "fully transparent" in w
                for w in started.warnings)
-    assert any(w.startswith("1 of 2 captions are longer than the 75 tokens the text encoder reads and are cut there "
-                            f"(in 1_zkz: {shapes[0].name} (") for w in started.warnings), "\n".join(started.warnings)
+    assert any(w.startswith("1 of 2 captions are longer than max_token_length (75 tokens) and lose their end: "
+                            f"1_zkz/{shapes[0].name} (") for w in started.warnings), "\n".join(started.warnings)

@@ -44,7 +44,8 @@ def cmd_check(args) -> int:
     from ..dataset.checks import CheckSettings, check_dataset
 
     findings = check_dataset(args.folder, CheckSettings(resolution=args.resolution, enable_bucket=not args.no_buckets,
-                                                        goal=args.goal, trigger=args.trigger or ""))
+                                                        goal=args.goal, trigger=args.trigger or "",
+                                                        token_limit=args.max_token_length))
     _print_findings(findings)
     return 1 if any(f.blocking for f in findings) else 0
 
@@ -126,6 +127,8 @@ def add_dataset_parser(sub) -> None:
     chk.add_argument("folder", help="the training folder (holds <N>_<name> folders), e.g. <project>/img")
     chk.add_argument("--resolution", type=int, default=512)
     chk.add_argument("--no-buckets", action="store_true")
+    chk.add_argument("--max-token-length", type=int, choices=(75, 150, 225), default=75,
+                     help="the training's max_token_length: longer captions are named")
     chk.add_argument("--goal", choices=("character", "style", "concept"), default="character")
     chk.add_argument("--trigger", default="")
     chk.set_defaults(func=cmd_check)

@@ -31,7 +31,6 @@ HANDLED_KOHYA_KEYS = {
     "log_with": "logs are always written as JSON lines and TensorBoard files",
     "log_prefix": "runs are named by output_name and time",
     "console_log_simple": "not needed",
-    "max_token_length": "prompts are encoded with 75 tokens",
     "huggingface_repo_id": "nothing is uploaded", "huggingface_token": "nothing is uploaded",
     "cache_text_encoder_outputs": "decided automatically",
 }

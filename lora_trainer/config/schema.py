@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from ..errors import ConfigError
 from .checks import MAX_RESOLUTION, output_name_problems, path_problems, resolution_problems, round_to, type_problem
+from .option_checks import check_options
 
 BASIC = "basic"
 ADVANCED = "advanced"
@@ -95,12 +96,39 @@ class TrainConfig:
                                       ss="ss_caption_dropout_rate", ss_form="number")
     caption_tag_dropout_rate: float = opt(0.0, "Probability that each (not kept) tag is left out for a step.",
                                           minimum=0.0, maximum=1.0, section="data")
+    max_token_length: int = opt(75, "Longest caption the text encoder reads, in tokens: 75, 150 or 225. Longer "
+                                    "limits encode the caption in chunks of 75 tokens, as kohya does; what is beyond "
+                                    "the limit is cut, and the start of a run lists those captions.",
+                                label="Caption token limit", minimum=75, maximum=225, section="data",
+                                ss="ss_max_token_length", ss_form="count_or_none",
+                                ss_value="kohya_max_token_length")
     prior_loss_weight: float = opt(1.0, "Loss weight of regularization images.", minimum=0.0, section="data",
                                    ss="ss_prior_loss_weight", ss_form="number")
     cache_latents: bool = opt(True, "Encode every image with the VAE once before training (faster, less "
                                     "memory).", label="Cache latents", section="data")
     cache_latents_to_disk: bool = opt(False, "Keep the cached latents on disk so the next run starts faster.",
                                       section="data")
+    flip_aug: bool = opt(False, "Mirror images left-right at random, half of the time (two latents cached per "
+                                "image). Not for subjects that are not symmetric: a side parting, text, a one-sided "
+                                "accessory.", label="Random horizontal flip", section="data", ss="ss_flip_aug",
+                         ss_form="bool")
+    color_aug: bool = opt(False, "Shift hue or brightness a little at random (kohya's weak colour augmentation). "
+                                 "Latents are then encoded at every step instead of cached.",
+                          label="Colour augmentation", section="data", ss="ss_color_aug", ss_form="bool")
+    random_crop: bool = opt(False, "Cut each image out of its resized picture at a random place instead of the "
+                                   "centre. Latents are then encoded at every step instead of cached.",
+                            label="Random crop", section="data", ss="ss_random_crop", ss_form="bool")
+    alpha_mask: bool = opt(False, "Use each image's transparency as the loss mask: transparent pixels are not "
+                                  "trained on, so a cut-out trains only its subject. Images without transparency "
+                                  "train on the whole picture.", label="Transparency masks the loss",
+                           section="data", ss="ss_alpha_mask", ss_form="bool")
+    masked_loss: bool = opt(False, "Train only where a mask image is white (grey: partly): one mask per training "
+                                   "image in the mask folder. With alpha_mask instead, the transparency is the mask.",
+                            label="Masked loss", section="data", ss="ss_masked_loss", ss_form="bool")
+    conditioning_data_dir: str = opt("", "Mask folder for masked_loss: for each training image a picture of the same "
+                                         "name (any image type) and size, in <mask folder>/<concept folder>/ or in "
+                                         "the mask folder itself. White is trained, black is not.",
+                                     label="Mask folder", section="data", path="folder")
     # --- output ------------------------------------------------------------------------
     output_dir: str = opt("", "Folder the LoRA files, training states and logs are written to.",
                           group=BASIC, label="Output folder", section="output", path="folder")
@@ -212,6 +240,26 @@ class TrainConfig:
     noise_offset: Optional[float] = opt(None, "Noise offset (0.05–0.1) helps very dark or bright images.",
                                         minimum=0.0, maximum=1.0, section="training",
                                         ss="ss_noise_offset", ss_form="optional_number")
+    multires_noise_iterations: Optional[int] = opt(
+        None, "Multi-resolution (pyramid) noise: noise added at this many coarser scales (6–10 is usual); helps "
+              "large shapes and contrast. Empty: off.", label="Multires noise iterations", minimum=1, maximum=64,
+        section="training", ss="ss_multires_noise_iterations", ss_form="count_or_none")
+    multires_noise_discount: float = opt(
+        0.3, "How much each coarser scale of the multires noise counts (0.1–0.3 for small datasets, up to 0.8).",
+        label="Multires noise discount", minimum=0.0, maximum=1.0, section="training",
+        ss="ss_multires_noise_discount", ss_form="number")
+    ip_noise_gamma: Optional[float] = opt(
+        None, "Input perturbation: extra noise of this strength in the UNet's input only, not in its target (0.1 is "
+              "usual); fights over-fitting. Empty: off.", label="Input perturbation noise", minimum=0.0,
+        maximum=1.0, section="training", ss="ss_ip_noise_gamma", ss_form="optional_number")
+    debiased_estimation_loss: bool = opt(
+        False, "Weight each step's loss by 1/√SNR (v-prediction: 1/(SNR+1)) so that the nearly clean timesteps do "
+               "not dominate (debiased estimation).", label="Debiased estimation loss", section="training",
+        ss="ss_debiased_estimation", ss_form="bool")
+    zero_terminal_snr: bool = opt(
+        False, "Rescale the noise schedule so that its last timestep is pure noise (zero terminal SNR): the full "
+               "range of brightness. Made for v-prediction models.", label="Zero terminal SNR", section="training",
+        ss="ss_zero_terminal_snr", ss_form="bool")
     seed: int = opt(42, "Random seed: the same seed and settings give the same LoRA.", minimum=0,
                     maximum=MAX_SEED, section="training", ss="ss_seed", ss_form="int")
 
@@ -266,6 +314,16 @@ class TrainConfig:
     def optimizer_text(self) -> str:
         """The optimizer and its arguments as kohya writes them: ``AdamW8bit(weight_decay=0.1)``."""
         return self.optimizer_type + (f"({','.join(self.optimizer_args)})" if self.optimizer_args else "")
+
+    @property
+    def kohya_max_token_length(self) -> Optional[int]:
+        """max_token_length as kohya stores it: None for its default, 75."""
+        return self.max_token_length if self.max_token_length > 75 else None
+
+    @property
+    def latents_cacheable(self) -> bool:
+        """False when the pixels change from step to step (colour augmentation, random crop)."""
+        return not (self.color_aug or self.random_crop)
 
     @property
     def train_unet(self) -> bool:
@@ -405,6 +463,7 @@ def validate(cfg: TrainConfig, *, need_paths: bool = True) -> list[str]:
 
     if need_paths:
         problems += path_problems(cfg)
+    check_options(cfg, problems, warnings, need_paths=need_paths)
     if problems:
         raise ConfigError(problems)
     return warnings

@@ -105,14 +105,16 @@ def crop_conditioning(width: int, height: int, bucket: Size) -> tuple[tuple[int,
 
 
 def resize_to_bucket(
-    img: Image.Image, bucket: Size
+    img: Image.Image, bucket: Size, crop: tuple[int, int] | None = None
 ) -> tuple[Image.Image, tuple[int, int], tuple[int, int]]:
-    """Scale ``img`` to cover ``bucket`` and center-crop it.
+    """Scale ``img`` to cover ``bucket`` and center-crop it (or cut it at ``crop``, (top, left)).
 
     Returns (image of exactly ``bucket`` size, crop_top_left (y, x), original_size (h, w)).
     """
     width, height = img.size
     rw, rh, top, left = cover_geometry(width, height, bucket)
+    if crop is not None:
+        top, left = crop
     if (rw, rh) != (width, height):
         shrinking = rw < width or rh < height
         resample = Image.Resampling.LANCZOS if shrinking else Image.Resampling.BICUBIC

@@ -5,6 +5,12 @@ mtime_ns, sha1 of its bytes), the bucket and the caller's ``settings_key`` (VAE 
 dtype, resolution...). An entry is reused only when content hash, size, bucket, settings
 and format match, so editing an image or changing the VAE recomputes it, while merely
 touching or copying a file (new mtime, same bytes) does not.
+
+An entry holds the latent, with ``flip`` also the latent of the mirrored picture (kohya's
+``flip_aug`` caches both), and with ``masks`` the image's loss mask at the latent's size; the
+entry's ``variant`` records which (and the mask file), so that turning them on recomputes it.
+``sample_for`` gives one step's picture and mask when latents are not cached (random crop,
+colour augmentation).
 """
 from __future__ import annotations
 
@@ -15,23 +21,55 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import ConfigError, TrainerError
-from .buckets import resize_to_bucket
+from .augment import PLAIN, View, render, render_mask
 from .dataset import TrainItem
 from .images import ImageLoadError, load_image
+from .masks import MaskSet, load_mask, open_with_alpha
 
 CACHE_FORMAT = "lora_trainer.latent.v1"  # bump when pixels_for() changes what it produces
+LATENT_FACTOR = 8   # pixels per latent along each side (every SD VAE)
 EncodeFn = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]  # (done, total)
 
 
-def pixels_for(item: TrainItem) -> torch.Tensor:
-    """The item's image resized and cropped to its bucket: float32 [3, H, W] in [-1, 1]."""
-    img, _, _ = resize_to_bucket(load_image(item.image.path, training=True), item.bucket)
+def _pixels(img) -> torch.Tensor:
     width, height = img.size
     data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
     return data.view(height, width, 3).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def mask_tensor(mask) -> torch.Tensor:
+    """A mask picture ("L", bucket size) as float32 [H/8, W/8] in [0, 1]: the average of each latent's 8×8
+    pixels (kohya resizes the mask to the loss's size by area)."""
+    width, height = mask.size
+    data = torch.frombuffer(bytearray(mask.tobytes()), dtype=torch.uint8).view(1, 1, height, width)
+    return F.avg_pool2d(data.float().div(255.0), LATENT_FACTOR)[0, 0]
+
+
+def sample_for(item: TrainItem, view: View = PLAIN, masks: MaskSet | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One sample of ``item``: its picture as ``view`` shows it (float32 [3, H, W] in [-1, 1]) and, with
+    ``masks``, its loss mask at the latent's size (None: the whole picture is trained)."""
+    if masks is not None and masks.kind == "alpha":
+        img, alpha = open_with_alpha(item.image.path)
+    else:
+        img, alpha = load_image(item.image.path, training=True), None
+    pixels = _pixels(render(img, item, view))
+    if masks is None:
+        return pixels, None
+    try:
+        raw = load_mask(masks, item, alpha)
+    except ImageLoadError as exc:
+        raise ImageLoadError(item.image.path, f"its mask {exc.path.name} cannot be read ({exc.reason})") from exc
+    return pixels, (mask_tensor(render_mask(raw, item, view)) if raw is not None else None)
+
+
+def pixels_for(item: TrainItem, view: View = PLAIN) -> torch.Tensor:
+    """The item's image resized and cropped to its bucket: float32 [3, H, W] in [-1, 1]."""
+    return sample_for(item, view)[0]
 
 
 def _file_fingerprint(path: Path, memo: dict) -> dict[str, str]:
@@ -63,6 +101,9 @@ class LatentCache:
         mode: str = "memory",
         cache_dir: str | os.PathLike | None = None,
         settings_key: str = "",
+        *,
+        flip: bool = False,
+        masks: MaskSet | None = None,
     ) -> None:
         if mode not in ("memory", "disk"):
             raise ConfigError(f"cache_latents mode '{mode}' is unknown; use 'memory' or 'disk'.")
@@ -73,10 +114,12 @@ class LatentCache:
         self.mode = mode
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.settings_key = str(settings_key)
+        self.flip = bool(flip)
+        self.masks = masks
         self.failed: dict[Path, str] = {}  # images that could not be loaded: path → reason
         self.encoded = 0  # latents computed by this object
         self.reused = 0  # valid disk entries found
-        self._memory: dict[tuple[str, tuple[int, int]], torch.Tensor] = {}
+        self._memory: dict[tuple[str, tuple[int, int]], dict[str, torch.Tensor]] = {}
         self._valid_on_disk: set[tuple[str, tuple[int, int]]] = set()
         self._hashes: dict[tuple[str, int, int], str] = {}
 
@@ -90,10 +133,19 @@ class LatentCache:
         digest = hashlib.sha1(f"{item.image.path}|{bw}x{bh}".encode("utf-8")).hexdigest()[:24]
         return self.cache_dir / f"{digest}_{bw}x{bh}.safetensors"
 
+    def _variant(self, item: TrainItem) -> str:
+        """What the entry holds besides the latent ("" for the latent alone)."""
+        parts = (["flip"] if self.flip else []) + ([f"mask={self.masks.key(item)}"] if self.masks else [])
+        return "|".join(parts)
+
     def _metadata(self, item: TrainItem) -> dict[str, str]:
         bw, bh = item.bucket
-        return {"format": CACHE_FORMAT, "image_path": str(item.image.path), "bucket": f"{bw}x{bh}",
+        meta = {"format": CACHE_FORMAT, "image_path": str(item.image.path), "bucket": f"{bw}x{bh}",
                 "settings_key": self.settings_key, **_file_fingerprint(item.image.path, self._hashes)}
+        variant = self._variant(item)
+        if variant:
+            meta["variant"] = variant
+        return meta
 
     def _disk_entry_valid(self, item: TrainItem) -> bool:
         from safetensors import safe_open
@@ -111,7 +163,7 @@ class LatentCache:
                 has_latent = "latent" in f.keys()
         except Exception:  # truncated or foreign file: recompute it
             return False
-        if has_latent and all(stored.get(k) == expected[k] for k in self._CHECKED_KEYS):
+        if has_latent and all(stored.get(k, "") == expected.get(k, "") for k in (*self._CHECKED_KEYS, "variant")):
             self._valid_on_disk.add(key)
             return True
         return False
@@ -121,10 +173,10 @@ class LatentCache:
             return self._key(item) in self._memory
         return self._disk_entry_valid(item)
 
-    def _store(self, item: TrainItem, latent: torch.Tensor) -> None:
-        latent = latent.detach().to("cpu").contiguous().clone()
+    def _store(self, item: TrainItem, entry: dict[str, torch.Tensor]) -> None:
+        entry = {name: t.detach().to("cpu").contiguous().clone() for name, t in entry.items()}
         if self.mode == "memory":
-            self._memory[self._key(item)] = latent
+            self._memory[self._key(item)] = entry
             return
         from safetensors.torch import save_file
 
@@ -134,7 +186,7 @@ class LatentCache:
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=file.parent)
             os.close(fd)
             try:
-                save_file({"latent": latent}, tmp, metadata=self._metadata(item))
+                save_file(entry, tmp, metadata=self._metadata(item))
                 os.replace(tmp, file)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -146,9 +198,22 @@ class LatentCache:
             ) from exc
         self._valid_on_disk.add(self._key(item))
 
-    def _encode(self, items: list[TrainItem], pixels: list[torch.Tensor]) -> None:
+    def _encode(self, items: list[TrainItem], pixels: list[torch.Tensor], masks: list[torch.Tensor | None]) -> None:
+        batch = torch.stack(pixels)
+        latents = self._encode_checked(items, batch)
+        flipped = self._encode_checked(items, torch.flip(batch, dims=[3])) if self.flip else None
+        for index, item in enumerate(items):
+            entry = {"latent": latents[index]}
+            if flipped is not None:
+                entry["latent_flipped"] = flipped[index]
+            if masks[index] is not None:
+                entry["mask"] = masks[index]
+            self._store(item, entry)
+        self.encoded += len(items)
+
+    def _encode_checked(self, items: list[TrainItem], batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            latents = self.encode_fn(torch.stack(pixels))
+            latents = self.encode_fn(batch)
         if not isinstance(latents, torch.Tensor) or latents.ndim != 4 or latents.shape[0] != len(items):
             shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
             raise TypeError(f"encode_fn must return a [B,C,h,w] tensor with B={len(items)}, got {shape}")
@@ -160,21 +225,22 @@ class LatentCache:
                 "run the VAE in float32 (no_half_vae; SDXL's VAE overflows in float16) or use an "
                 "fp16-fixed VAE; then start again.",
             )
-        for item, latent in zip(items, latents):
-            self._store(item, latent)
-        self.encoded += len(items)
+        return latents
 
-    def _load_pixels(self, items: list[TrainItem]) -> tuple[list[TrainItem], list[torch.Tensor]]:
-        ok, pixels = [], []
+    def _load_pixels(self, items: list[TrainItem]
+                     ) -> tuple[list[TrainItem], list[torch.Tensor], list[torch.Tensor | None]]:
+        ok, pixels, masks = [], [], []
         for item in items:
             try:
                 if self.mode == "disk":
                     self._metadata(item)  # fingerprint the bytes before encoding them
-                pixels.append(pixels_for(item))
+                picture, mask = sample_for(item, PLAIN, self.masks)
+                pixels.append(picture)
+                masks.append(mask)
                 ok.append(item)
             except ImageLoadError as exc:
                 self.failed[item.image.path] = exc.reason
-        return ok, pixels
+        return ok, pixels, masks
 
     def prepare(
         self, items: Iterable[TrainItem], batch_size: int, progress: Progress | None = None
@@ -203,9 +269,9 @@ class LatentCache:
         for group in by_bucket.values():
             for start in range(0, len(group), step):
                 chunk = group[start:start + step]
-                ok, pixels = self._load_pixels(chunk)
+                ok, pixels, masks = self._load_pixels(chunk)
                 if ok:
-                    self._encode(ok, pixels)
+                    self._encode(ok, pixels, masks)
                 done += len(chunk)
                 if progress is not None:
                     progress(done, len(ordered))
@@ -213,15 +279,20 @@ class LatentCache:
 
     def get(self, item: TrainItem) -> torch.Tensor:
         """The latent [C,h,w] for ``item`` (encoded now if it was not prepared)."""
+        return self.entry(item)["latent"]
+
+    def entry(self, item: TrainItem) -> dict[str, torch.Tensor]:
+        """``latent`` [C,h,w] for ``item``, with ``flip`` also ``latent_flipped``, with ``masks`` ``mask``
+        [h,w] unless the item trains on its whole picture (encoded now if it was not prepared)."""
         if item.image.path in self.failed:
             raise ImageLoadError(item.image.path, self.failed[item.image.path])
         if not self._is_cached(item):
-            ok, pixels = self._load_pixels([item])
+            ok, pixels, masks = self._load_pixels([item])
             if not ok:
                 raise ImageLoadError(item.image.path, self.failed[item.image.path])
-            self._encode(ok, pixels)
+            self._encode(ok, pixels, masks)
         if self.mode == "memory":
             return self._memory[self._key(item)]
         from safetensors.torch import load_file
 
-        return load_file(str(self.cache_file(item)))["latent"]
+        return load_file(str(self.cache_file(item)))

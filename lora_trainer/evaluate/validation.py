@@ -61,7 +61,7 @@ def validate_files(cfg, files: Sequence, *, holdout_dir: str | None = None, max_
     base.unet.to(device, dtype)
     for te in base.text_encoders:
         te.to(device, dtype)
-    models = step_models_for(base, device, cfg.clip_skip)
+    models = step_models_for(base, device, cfg.clip_skip, cfg.max_token_length)
     table = module_table(base.family, base.unet, base.text_encoders)
     results = []
     for index, f in enumerate(files):

@@ -44,7 +44,8 @@ def dataset_check(body: dict, allowed: AllowedFolders) -> dict:
     settings = CheckSettings(resolution=_field(body, "resolution", int, 512),
                              enable_bucket=_field(body, "enable_bucket", bool, True),
                              min_bucket_reso=_field(body, "min_bucket_reso", int, 256),
-                             goal=_field(body, "goal", str, "character"), trigger=_field(body, "trigger", str, ""))
+                             goal=_field(body, "goal", str, "character"), trigger=_field(body, "trigger", str, ""),
+                             token_limit=_field(body, "max_token_length", int, 75))
     findings = check_dataset(folder, settings, cache_dir=workbench_folder(folder) / "scan")
     language = _field(body, "language", str, "en")
     return {"train_data_dir": folder, "findings": [_finding(f, language) for f in findings],

@@ -17,20 +17,16 @@ import torch
 
 from ..config.schema import TrainConfig
 from ..config.steps import format_plan
-from ..data.captions import process_caption
 from ..data.dataset import epoch_batches
-from ..data.images import ImageLoadError
 from ..errors import OutputError, TrainerError, TrainingDiverged
 from . import events as ev
+from .batches import BatchMaker
 from .cpu_threads import CpuThreads, cpu_training_threads
 from .graphs import GraphedStep, gradient_checkpointing_without_rng, graph_blockers, host_learning_rates
 from .saving import StateKeeper, save_checkpoint
 from .setup import Run, prepare_run
 from .state import load_state, resume_mismatches
-from .step import Batch, after_update, apply_update, compute_loss
-from .transfer import to_device
-
-DEVICE_LATENT_BUDGET = 256 << 20  # bytes of cached latents kept on the training device (~1,000 SDXL)
+from .step import after_update, apply_update, compute_loss
 
 
 @dataclass
@@ -87,8 +83,8 @@ class _Trainer:
         self.all_epoch_means: list[float] = []
         self.micro_losses: list[torch.Tensor] = []  # losses of the batches accumulated into one step
         self.files: list[str] = []
-        self.device_latents: dict[tuple, torch.Tensor] = {}
-        self.device_latent_bytes = 0
+        self.batches = BatchMaker(run, on_skip=lambda err: self.log_event("image_skipped", path=str(err.path),
+                                                                           reason=err.reason))
         self.last_flush = time.perf_counter()
         self.last_flush_step = 0
         self.flush_every = 1 if run.device.type == "cpu" else 10
@@ -143,51 +139,6 @@ class _Trainer:
         self.run.scheduler.load_state_dict(state.scheduler)
         state.rng.restore(self.run.caption_rng, self.run.noise_generator)
         self.global_step, self.start_epoch, self.skip_batches = state.step, state.epoch, state.batch_in_epoch
-
-    # --- batches -----------------------------------------------------------------------------
-    def cached_latent(self, item) -> torch.Tensor:
-        """The item's cached latent on the training device: copied there once while the copies
-        fit in ``DEVICE_LATENT_BUDGET`` bytes, so that a step needs no host-to-device copy."""
-        key = (item.image.path, tuple(item.bucket))
-        latent = self.device_latents.get(key)
-        if latent is not None:
-            return latent
-        latent = to_device(self.run.latent_cache.get(item).float(), self.run.device)
-        size = latent.numel() * latent.element_size()
-        if self.device_latent_bytes + size <= DEVICE_LATENT_BUDGET:
-            self.device_latents[key] = latent
-            self.device_latent_bytes += size
-        return latent
-
-    def make_batch(self, items) -> Optional[Batch]:
-        cfg, run = self.cfg, self.run
-        kept, latents = [], []
-        for item in items:
-            try:
-                if run.latent_cache is not None:
-                    latents.append(self.cached_latent(item))
-                else:
-                    from ..data.latent_cache import pixels_for
-                    latents.append(pixels_for(item))
-                kept.append(item)
-            except ImageLoadError as err:   # changed since it was checked before training
-                run.warnings.append(f"skipped {err}")
-                self.log_event("image_skipped", path=str(err.path), reason=err.reason)
-        if not kept:
-            return None
-        if run.latent_cache is None:
-            stacked = run.encode(to_device(torch.stack(latents), run.device))
-        else:
-            stacked = torch.stack(latents)
-        stacked = stacked.to(run.device, torch.float32)
-        captions = [process_caption(it.image.caption, shuffle_caption=cfg.shuffle_caption,
-                                    keep_tokens=cfg.keep_tokens, caption_dropout_rate=cfg.caption_dropout_rate,
-                                    caption_tag_dropout_rate=cfg.caption_tag_dropout_rate, rng=run.caption_rng)
-                    for it in kept]
-        weights = to_device(torch.tensor([it.loss_weight for it in kept]), run.device)
-        return Batch(latents=stacked, captions=captions, loss_weights=weights,
-                     original_sizes=[it.original_size for it in kept], crops=[it.crop_top_left for it in kept],
-                     target_sizes=[(it.bucket[1], it.bucket[0]) for it in kept])
 
     # --- losses: read back in groups -------------------------------------------------------------
     def flush(self) -> None:
@@ -278,7 +229,7 @@ class _Trainer:
                     return self.finish(stopped=True)
                 if self.cpu is not None:
                     self.cpu.batch_started()
-                batch = self.make_batch(items)
+                batch = self.batches.make(items)
                 if batch is None:
                     continue
                 if graphed is not None:  # the whole step, optimizer update included

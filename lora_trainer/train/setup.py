@@ -17,9 +17,9 @@ from ..config.schema import TrainConfig, validate
 from ..config.steps import StepPlan, plan_items, scan_and_plan
 from ..data.dataset import TrainItem, unreadable_images, without_images
 from ..data.folders import DatasetScan
+from ..data.masks import mask_set
 from ..errors import ConfigError, DatasetError
 from ..io.disk import check_writable
-from .conditioning import long_caption_warning
 from .graphs import dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing, torch_older_than
 from .step import StepModels
 
@@ -45,6 +45,7 @@ class Run:
     noise_generator: torch.Generator
     started_at: float = field(default_factory=time.time)
     validation: Optional[object] = None  # live_validation.LiveValidation when the validation loss is on
+    masks: Optional[object] = None       # data.masks.MaskSet with alpha_mask / masked_loss
 
     @property
     def device(self) -> torch.device:
@@ -186,13 +187,20 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
         text_encoders = [accelerator.prepare(te) for te in text_encoders]
 
     scheduler_cfg = base.noise_scheduler.config
+    alphas_cumprod = base.noise_scheduler.alphas_cumprod.to(device, torch.float32)
     step_models = StepModels(
         family=base.family, unet=unet, text_encoders=text_encoders, tokenizers=base.tokenizers,
-        alphas_cumprod=base.noise_scheduler.alphas_cumprod.to(device, torch.float32),
-        num_train_timesteps=int(scheduler_cfg.num_train_timesteps), v_prediction=base.v_prediction,
-        train_text_encoder=cfg.train_text_encoder, clip_skip=cfg.clip_skip, min_snr_gamma=cfg.min_snr_gamma,
-        noise_offset=cfg.noise_offset, prompt_cache={} if captions_are_fixed(cfg) else None,
-        compute_dtype=WEIGHT_DTYPES[cfg.mixed_precision])
+        alphas_cumprod=alphas_cumprod, num_train_timesteps=int(scheduler_cfg.num_train_timesteps),
+        v_prediction=base.v_prediction, train_text_encoder=cfg.train_text_encoder, clip_skip=cfg.clip_skip,
+        min_snr_gamma=cfg.min_snr_gamma, noise_offset=cfg.noise_offset,
+        prompt_cache={} if captions_are_fixed(cfg) else None, compute_dtype=WEIGHT_DTYPES[cfg.mixed_precision],
+        max_token_length=cfg.max_token_length, multires_noise_iterations=cfg.multires_noise_iterations,
+        multires_noise_discount=cfg.multires_noise_discount, ip_noise_gamma=cfg.ip_noise_gamma,
+        debiased_estimation=cfg.debiased_estimation_loss)
+    if cfg.zero_terminal_snr:   # the SNR weights keep the schedule's own ᾱ, as kohya's do
+        from .noise import zero_terminal_snr
+        step_models.snr_alphas_cumprod = alphas_cumprod
+        step_models.alphas_cumprod = zero_terminal_snr(base.noise_scheduler.betas).to(device, torch.float32)
     return network, optimizer, scheduler, step_models
 
 
@@ -210,7 +218,8 @@ def cache_prompts(step_models: StepModels, captions: list[str], batch_size: int)
     unique = list(dict.fromkeys(captions))
     for start in range(0, len(unique), max(1, batch_size)):
         encode_cached(step_models.prompt_cache, step_models.family, step_models.text_encoders,
-                      step_models.tokenizers, unique[start:start + batch_size], step_models.clip_skip, device)
+                      step_models.tokenizers, unique[start:start + batch_size], step_models.clip_skip, device,
+                      step_models.max_token_length)
     for te in step_models.text_encoders:
         te.to("cpu")
 
@@ -255,6 +264,8 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     device = accelerator.device
     if device.type == "cuda":
         use_expandable_segments()
+    masks = mask_set(cfg, items)   # before the model loads: a missing mask stops the run at once
+    warnings += masks.notes if masks is not None else []
     base = load_base_model(cfg.pretrained_model_name_or_path, dtype=WEIGHT_DTYPES[cfg.mixed_precision],
                            v_parameterization=cfg.v_parameterization)
     torch.manual_seed(cfg.seed)
@@ -272,21 +283,21 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     cache_gen = torch.Generator(device=device).manual_seed(cfg.seed)
     encode = _encode_fn(base.vae, device, vae_dtype, cache_gen)
     latent_cache = None
-    if cfg.cache_latents:
+    if cfg.cache_latents and cfg.latents_cacheable:
         from ..data.latent_cache import LatentCache
         mode = "disk" if cfg.cache_latents_to_disk else "memory"
         settings_key = f"{base.model_name}|{base.family}|vae={vae_dtype}|scale={base.vae.config.scaling_factor}"
         latent_cache = LatentCache(encode, mode=mode,
                                    cache_dir=os.path.join(cfg.output_dir, ".cache", "latents"),
-                                   settings_key=settings_key)
+                                   settings_key=settings_key, flip=cfg.flip_aug, masks=masks)
         log(f"Caching latents of {len(items)} images ({mode})…")
         latent_cache.prepare(items, cfg.train_batch_size)
         items, plan = _drop_unreadable(cfg, scan, items, plan, latent_cache.failed, warnings,
                                        accelerator.num_processes)
         base.vae.to("cpu")  # no longer needed on the training device
         release_cached_memory(device)
-    warnings += long_caption_warning(base.tokenizers[0], items)   # of the images that train
-    place_models(cfg, base, device, vae=not cfg.cache_latents)
+    warnings += option_notes(cfg, base, items)   # of the images that train
+    place_models(cfg, base, device, vae=latent_cache is None)
 
     network, optimizer, scheduler, step_models = attach_training(cfg, base, accelerator, plan.total_steps)
     if step_models.prompt_cache is not None:
@@ -296,9 +307,28 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
         cache_prompts(step_models, fixed + (validation.captions if validation else []), cfg.train_batch_size)
         release_cached_memory(device)
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + accelerator.process_index)
+    caption_rng = random.Random(cfg.seed + accelerator.process_index)
+    step_models.host_rng = caption_rng   # multires noise's scales: saved and restored with the state
     warnings += plan.notes
     return Run(cfg=cfg, accelerator=accelerator, base=base, network=network, optimizer=optimizer,
                scheduler=scheduler, scan=scan, items=items, plan=plan, step_models=step_models,
-               latent_cache=latent_cache, encode=encode, warnings=warnings,
-               caption_rng=random.Random(cfg.seed + accelerator.process_index), noise_generator=noise_gen,
-               validation=validation)
+               latent_cache=latent_cache, encode=encode, warnings=warnings, caption_rng=caption_rng,
+               noise_generator=noise_gen, validation=validation, masks=masks)
+
+
+def option_notes(cfg: TrainConfig, base, items: list[TrainItem]) -> list[str]:
+    """What the run says before training about its captions' length and the noise schedule."""
+    from .tokens import long_caption_warning
+
+    notes = []
+    captions = {str(it.image.path): (f"{it.concept.path.name}/{it.image.path.name}", it.image.caption)
+                for it in items}
+    cut = long_caption_warning(base.tokenizers[0], list(captions.values()), cfg.max_token_length,
+                               shuffled=cfg.shuffle_caption)
+    if cut:
+        notes.append(cut)
+    if cfg.zero_terminal_snr and not base.v_prediction:
+        notes.append("zero_terminal_snr is meant for v-prediction models, and this model predicts the noise "
+                     "(epsilon): at the last timestep its input is the very noise it is to predict; turn "
+                     "zero_terminal_snr off unless the model was made for it")
+    return notes

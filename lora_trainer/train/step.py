@@ -5,6 +5,7 @@ decides to read it.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Optional
 
@@ -24,6 +25,7 @@ class Batch:
     original_sizes: list[tuple[int, int]]  # (h, w) before resizing (SDXL conditioning)
     crops: list[tuple[int, int]]           # (top, left)
     target_sizes: list[tuple[int, int]]    # (h, w) of the bucket
+    masks: Optional[torch.Tensor] = None   # [B, 1, h, w] loss masks at the latents' size (1: trained)
 
 
 @dataclass
@@ -42,6 +44,14 @@ class StepModels:
     prompt_cache: Optional[dict] = None  # caption → encoder outputs, when the encoders are frozen
     channels_last: bool = False        # feed the UNet NHWC activations
     compute_dtype: Optional[torch.dtype] = None  # the UNet's input dtype (there may be no autocast to cast it)
+    max_token_length: int = 75         # 150 / 225: captions in 2 / 3 chunks of 75 tokens (kohya)
+    multires_noise_iterations: Optional[int] = None
+    multires_noise_discount: float = 0.3
+    ip_noise_gamma: Optional[float] = None
+    debiased_estimation: bool = False
+    snr_alphas_cumprod: Optional[torch.Tensor] = None  # the ᾱ the SNR weights are read from: kohya's are those of
+    #                                  the schedule before zero_terminal_snr rescales it (None: alphas_cumprod)
+    host_rng: Optional[random.Random] = None  # the multires noise's random scale factors (drawn on the host)
 
 
 @dataclass
@@ -59,11 +69,13 @@ class StepInputs:
     time_ids: Optional[torch.Tensor] = None      # SDXL
     input_ids: Optional[torch.Tensor] = None     # no prompt cache: tokens of the (first) text encoder
     input_ids_2: Optional[torch.Tensor] = None   # and of SDXL's second one
+    input_noise: Optional[torch.Tensor] = None   # ip_noise_gamma: the noise in the UNet's input (not the target's)
+    masks: Optional[torch.Tensor] = None         # [B, 1, h, w] loss masks
 
     def tensors(self) -> list[torch.Tensor]:
         return [t for t in (self.latents, self.noise, self.timesteps, self.loss_weights,
                             self.encoder_hidden_states, self.text_embeds, self.time_ids,
-                            self.input_ids, self.input_ids_2) if t is not None]
+                            self.input_ids, self.input_ids_2, self.input_noise, self.masks) if t is not None]
 
 
 def sample_inputs(m: StepModels, batch: Batch, generator: torch.Generator) -> StepInputs:
@@ -72,15 +84,21 @@ def sample_inputs(m: StepModels, batch: Batch, generator: torch.Generator) -> St
     latents = batch.latents
     device = latents.device
     noise = noise_math.sample_noise(latents, m.noise_offset, generator)
+    if m.multires_noise_iterations:
+        noise = noise_math.pyramid_noise(noise, m.multires_noise_iterations, m.multires_noise_discount,
+                                         m.host_rng or random, generator)
     timesteps = noise_math.sample_timesteps(latents.shape[0], m.num_train_timesteps, device, generator)
-    inputs = StepInputs(latents=latents, noise=noise, timesteps=timesteps, loss_weights=batch.loss_weights)
+    inputs = StepInputs(latents=latents, noise=noise, timesteps=timesteps, loss_weights=batch.loss_weights,
+                        masks=batch.masks)
+    if m.ip_noise_gamma:
+        inputs.input_noise = noise_math.perturbed(noise, m.ip_noise_gamma, generator)
     if m.prompt_cache is not None:
         cond = encode_cached(m.prompt_cache, m.family, m.text_encoders, m.tokenizers, batch.captions,
-                             m.clip_skip, device)
+                             m.clip_skip, device, m.max_token_length)
         inputs.encoder_hidden_states = cond["encoder_hidden_states"]
         inputs.text_embeds = cond.get("text_embeds")
     else:
-        ids = tokenize_captions(m.family, m.tokenizers, batch.captions, device)
+        ids = tokenize_captions(m.family, m.tokenizers, batch.captions, device, m.max_token_length)
         inputs.input_ids, inputs.input_ids_2 = ids[0], (ids[1] if len(ids) > 1 else None)
     if m.family == "sdxl":
         dtype = inputs.text_embeds.dtype if inputs.text_embeds is not None else torch.float32
@@ -107,8 +125,10 @@ def conditioning(m: StepModels, x: StepInputs) -> dict[str, torch.Tensor]:
 
 
 def loss_from_inputs(m: StepModels, x: StepInputs) -> torch.Tensor:
-    """The UNet's denoising loss: no host synchronisation, no data-dependent control flow."""
-    noisy = noise_math.add_noise(m.alphas_cumprod, x.latents, x.noise, x.timesteps)
+    """The UNet's denoising loss: no host synchronisation, no data-dependent control flow. A loss mask
+    weights the per-pixel error before the mean (kohya's ``apply_masked_loss``)."""
+    input_noise = x.noise if x.input_noise is None else x.input_noise
+    noisy = noise_math.add_noise(m.alphas_cumprod, x.latents, input_noise, x.timesteps)
     kwargs = conditioning(m, x)
     if m.compute_dtype is not None:
         noisy = noisy.to(m.compute_dtype)
@@ -117,10 +137,15 @@ def loss_from_inputs(m: StepModels, x: StepInputs) -> torch.Tensor:
     prediction = m.unet(noisy, x.timesteps, **kwargs).sample
 
     target = noise_math.velocity(m.alphas_cumprod, x.latents, x.noise, x.timesteps) if m.v_prediction else x.noise
-    loss = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
-    loss = loss * x.loss_weights
+    loss = F.mse_loss(prediction.float(), target.float(), reduction="none")
+    if x.masks is not None:
+        loss = loss * x.masks
+    loss = loss.mean(dim=(1, 2, 3)) * x.loss_weights
+    snr_from = m.alphas_cumprod if m.snr_alphas_cumprod is None else m.snr_alphas_cumprod
     if m.min_snr_gamma:
-        loss = loss * noise_math.min_snr_weights(m.alphas_cumprod, x.timesteps, m.min_snr_gamma, m.v_prediction)
+        loss = loss * noise_math.min_snr_weights(snr_from, x.timesteps, m.min_snr_gamma, m.v_prediction)
+    if m.debiased_estimation:
+        loss = loss * noise_math.debiased_weights(snr_from, x.timesteps, m.v_prediction)
     return loss.mean()
 
 

@@ -177,14 +177,14 @@ def build_validation_set(vae, items: Sequence[ValidationItem], *, seed: int = 0,
 
 # --- the loss ---------------------------------------------------------------------------------------------
 
-def step_models_for(base, device, clip_skip: int | None = None) -> StepModels:
+def step_models_for(base, device, clip_skip: int | None = None, max_token_length: int = 75) -> StepModels:
     """The step code's model bundle for a loaded base model (no LoRA training, no caches)."""
     return StepModels(family=base.family, unet=base.unet, text_encoders=list(base.text_encoders),
                       tokenizers=base.tokenizers,
                       alphas_cumprod=base.noise_scheduler.alphas_cumprod.to(device, torch.float32),
                       num_train_timesteps=int(base.noise_scheduler.config.num_train_timesteps),
                       v_prediction=base.v_prediction, train_text_encoder=False, clip_skip=clip_skip,
-                      min_snr_gamma=None, noise_offset=None)
+                      min_snr_gamma=None, noise_offset=None, max_token_length=max_token_length)
 
 
 @contextlib.contextmanager
@@ -218,9 +218,10 @@ def validation_loss(m: StepModels, vset: ValidationSet, *, batch_size: int | Non
         captions = list(dict.fromkeys(item.caption for item in vset.items))
         if m.prompt_cache is not None:
             encoded = encode_cached(m.prompt_cache, m.family, m.text_encoders, m.tokenizers, captions,
-                                    m.clip_skip, device)
+                                    m.clip_skip, device, m.max_token_length)
         else:
-            encoded = encode_prompts(m.family, m.text_encoders, m.tokenizers, captions, m.clip_skip, device)
+            encoded = encode_prompts(m.family, m.text_encoders, m.tokenizers, captions, m.clip_skip, device,
+                                     m.max_token_length)
         row = {caption: i for i, caption in enumerate(captions)}
         all_t = torch.tensor(vset.timesteps, device=device, dtype=torch.long)
         for item, latent, noise in zip(vset.items, vset.latents, vset.noise):

@@ -98,7 +98,8 @@ def dataset_findings(cfg: TrainConfig, runner: Any) -> tuple[list[str], list[str
         language = "en"
     width, height = parse_resolution(cfg.resolution)
     settings = CheckSettings(resolution=min(width, height), enable_bucket=cfg.enable_bucket,
-                             min_bucket_reso=cfg.min_bucket_reso, caption_extension=cfg.caption_extension)
+                             min_bucket_reso=cfg.min_bucket_reso, caption_extension=cfg.caption_extension,
+                             token_limit=cfg.max_token_length)
     try:
         findings = check_dataset(cfg.train_data_dir, settings, cache_dir=workbench_folder(cfg.train_data_dir) / "scan",
                                  quick=True)

@@ -21,7 +21,9 @@ RENAMED = {"epoch": "max_train_epochs", "max_resolution": "resolution", "optimiz
 # Optional features the GUI switches off with 0 (ours: empty).
 ZERO_IS_OFF = ("min_snr_gamma", "noise_offset", "network_dropout", "rank_dropout", "module_dropout",
                "scale_weight_norms", "max_train_steps", "max_train_epochs", "clip_skip",
-               "lr_scheduler_num_cycles", "lr_scheduler_power")
+               "lr_scheduler_num_cycles", "lr_scheduler_power", "multires_noise_iterations", "ip_noise_gamma")
+# The GUI's noise type picks which of its noise settings it passes on: the other kind's are left behind.
+NOISE_SETTINGS = {"Original": ("noise_offset",), "Multires": ("multires_noise_iterations", "multires_noise_discount")}
 # Network types that train as kohya LoRA / LoCon (the kinds the WebUI loads natively).
 LORA_TYPES = {"Standard": False, "Kohya LoCon": True, "LoCon": True, "LyCORIS/LoCon": True}
 # GUI-only keys: how the GUI runs things, nothing a training result depends on.
@@ -33,10 +35,10 @@ GUI_ONLY = {"model_list", "training_preset", "num_cpu_threads_per_process", "num
             "LyCORIS_preset", "headless", "print_only", "stop_text_encoder_training", "lr_warmup",
             "LoRA_type", "conv_dim", "conv_alpha", "text_encoder_lr", "unet_lr", "v_parameterization", "seed",
             "keep_tokens", "additional_parameters", "max_train_epochs", "sdxl_no_half_vae",
-            "sdxl_cache_text_encoder_outputs"}
+            "sdxl_cache_text_encoder_outputs", "noise_offset_type"}
 OFF_VALUES = (None, "", 0, 0.0, False, "0", "none", "None", "[]", {}, [])
 # GUI keys whose default is not "off": only a changed value is worth naming.
-GUI_DEFAULTS = {"noise_offset_type": "Original", "max_timestep": 1000, "factor": -1, "unit": 1,
+GUI_DEFAULTS = {"max_timestep": 1000, "factor": -1, "unit": 1,
                 "train_on_input": True, "loss_type": "l2", "huber_c": 0.1, "huber_schedule": "snr",
                 "sample_sampler": "euler_a", "save_model_as": "safetensors"}
 
@@ -103,9 +105,13 @@ def _translate(data: dict) -> tuple[dict, list[str], list[str]]:
     if str(data.get("additional_parameters") or "").strip():
         ignored.append("additional_parameters")
 
+    noise_type = str(data.get("noise_offset_type") or "Original")
+    unused_noise = {key for kind, keys in NOISE_SETTINGS.items() if kind != noise_type for key in keys}
+    if noise_type not in NOISE_SETTINGS:
+        ignored.append("noise_offset_type")
     for key, value in data.items():
         target = RENAMED.get(key, key)
-        if key in GUI_ONLY or key in HANDLED_KOHYA_KEYS:
+        if key in GUI_ONLY or key in HANDLED_KOHYA_KEYS or key in unused_noise:
             continue
         if target in names:
             if target in ZERO_IS_OFF and _number(value) == 0:

@@ -36,7 +36,7 @@ def check_settings(cfg: TrainConfig, goal: str, trigger: str) -> CheckSettings:
     width, height = parse_resolution(cfg.resolution)
     return CheckSettings(resolution=min(width, height), enable_bucket=cfg.enable_bucket,
                          min_bucket_reso=cfg.min_bucket_reso, caption_extension=cfg.caption_extension,
-                         goal=goal or "character", trigger=trigger or "")
+                         goal=goal or "character", trigger=trigger or "", token_limit=cfg.max_token_length)
 
 
 def findings_html(findings: list[Finding], language: str = "en") -> str:

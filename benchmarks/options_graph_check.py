@@ -1,0 +1,104 @@
+"""The CUDA-graph step must train like the eager one with the caption-length, mask, augmentation and noise
+options on: whole ``train`` runs on tiny models (fp32), from the same seed, twice eagerly (the spread of
+non-deterministic kernels) and once with the step captured; the captured run must end as close to the
+eager one as the two eager runs end to each other, with the same losses, and must really have replayed
+graphs. CUDA only.
+Usage: python benchmarks/options_graph_check.py WORK_DIR
+"""
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from lora_trainer.config.schema import TrainConfig
+from lora_trainer.models.tiny import build_tiny_components, save_single_file
+from lora_trainer.train import events as ev
+from lora_trainer.train.loop import train
+
+DEMO = Path(__file__).resolve().parents[1] / "lora_trainer" / "demo_data" / "train"
+LONG = ", ".join(f"tag{n} detail" for n in range(60))
+JOBS = [
+    # text encoders trained: 2-chunk token ids are the graph's static inputs; masks, flips, noise options
+    ("sd1", dict(max_token_length=150, flip_aug=True, alpha_mask=True, multires_noise_iterations=6,
+                 ip_noise_gamma=0.1, debiased_estimation_loss=True)),
+    # v-prediction, zero terminal SNR with min-SNR, a mask folder, pixels cropped and recoloured each step
+    ("sd2", dict(zero_terminal_snr=True, min_snr_gamma=5.0, masked_loss=True, random_crop=True, color_aug=True,
+                 network_train_unet_only=True)),
+    # 3-chunk cached prompts of both encoders, flipped latents from the disk cache
+    ("sdxl", dict(max_token_length=225, flip_aug=True, cache_latents_to_disk=True, alpha_mask=True,
+                  network_train_unet_only=True, ip_noise_gamma=0.05)),
+]
+
+
+def dataset(root: Path) -> Path:
+    folder, masks = root / "data" / "4_zkz", root / "masks" / "4_zkz"
+    folder.mkdir(parents=True)
+    masks.mkdir(parents=True)
+    for index, image in enumerate(sorted(next(DEMO.iterdir()).glob("*.png"))):
+        rgba = Image.open(image).convert("RGBA")
+        alpha = Image.new("L", rgba.size, 0)
+        alpha.paste(255, (8, 8, 56, 56))
+        rgba.putalpha(alpha)
+        if index % 2:
+            wide = Image.new("RGBA", (80, 64), (255, 255, 255, 0))
+            wide.paste(rgba, (8, 0))
+            rgba, alpha = wide, wide.getchannel("A")
+        rgba.save(folder / image.name)
+        Image.merge("RGB", (alpha, alpha, alpha)).save(masks / image.name)
+        shutil.copy(image.with_suffix(".txt"), folder / image.with_suffix(".txt").name)
+    (folder / "01 center.txt").write_text("zkz, " + LONG, encoding="utf-8")
+    return root
+
+
+def one_run(checkpoint, root: Path, name: str, graphs: bool, options: dict):
+    from safetensors.torch import load_file
+
+    options = dict(options)
+    if options.get("masked_loss"):
+        options["conditioning_data_dir"] = str(root / "masks")
+    cfg = TrainConfig(pretrained_model_name_or_path=str(checkpoint), train_data_dir=str(root / "data"),
+                      output_dir=str(root / name), output_name="check", resolution="64", min_bucket_reso=64,
+                      max_bucket_reso=128, train_batch_size=4, max_train_epochs=3, save_every_n_epochs=None,
+                      save_state=False, network_dim=4, network_alpha=4, learning_rate=3e-3, mixed_precision="no",
+                      optimizer_type="AdamW", seed=7, save_precision="float", cuda_graphs=graphs, **options)
+    seen = []
+    result = train(cfg, listener=seen.append, log=lambda *_: None)
+    started = next(e for e in seen if isinstance(e, ev.Started))
+    steps = [e.loss for e in seen if isinstance(e, ev.StepEnd)]
+    events = [json.loads(line) for line in open(Path(result.run_dir) / "metrics.jsonl", encoding="utf-8")]
+    failed = [e for e in events if e.get("type") == "event" and e.get("kind") == "cuda_graphs_failed"]
+    off = [w for w in started.warnings if "CUDA graphs are off" in w]
+    return load_file(result.files[-1]), torch.tensor(steps), off, failed
+
+
+def main() -> int:
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    work = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/options_graph_check")
+    shutil.rmtree(work, ignore_errors=True)
+    bad = False
+    for family, options in JOBS:
+        root = dataset(work / family)
+        checkpoint = save_single_file(build_tiny_components(family, seed=0), root / "tiny.safetensors", family)
+        (wa, la, _, _), (we, le, _, _), (wg, lg, off, failed) = [
+            one_run(checkpoint, root, name, graphs, options)
+            for name, graphs in (("eager1", False), ("eager2", False), ("graph", True))]
+
+        def dist(x, y):
+            return sum((x[k].float() - y[k].float()).pow(2).sum().item() for k in x) ** 0.5
+        noise, diff = dist(wa, we), dist(wa, wg)
+        scale = sum(t.float().pow(2).sum().item() for t in wa.values()) ** 0.5
+        ok = not off and not failed and diff <= 3 * noise + 1e-4 * scale and torch.allclose(la, lg, rtol=1e-3, atol=1e-5)
+        bad |= not ok
+        print(f"{family} {options}: {'OK' if ok else 'MISMATCH'} |w_eager - w_graph| {diff:.3g}, "
+              f"|w_eager - w_eager2| {noise:.3g}, |w| {scale:.3g}; losses eager {la.tolist()}, graph {lg.tolist()}"
+              f"{'; graphs off: ' + str(off) if off else ''}{'; capture failed: ' + str(failed) if failed else ''}",
+              flush=True)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The checks of the caption-length, mask, augmentation and noise settings (part of ``schema.validate``).
+
+A value that cannot work is a problem that names the setting and the fix; a setting that changes how
+another one works, or changes nothing, is a warning. Torch-free.
+"""
+from __future__ import annotations
+
+import os
+
+TOKEN_LIMITS = (75, 150, 225)          # kohya's max_token_length: chunks of 75 tokens
+MULTIRES_DISCOUNT_DEFAULT = 0.3
+
+
+def check_options(cfg, problems: list[str], warnings: list[str], *, need_paths: bool = True) -> None:
+    """Append what is wrong with ``cfg``'s options to ``problems`` and what is worth knowing to ``warnings``."""
+    _token_length(cfg, problems)
+    _masks(cfg, problems, need_paths)
+    _augmentation(cfg, warnings)
+    _noise(cfg, warnings)
+
+
+def _token_length(cfg, problems: list[str]) -> None:
+    if cfg.max_token_length not in TOKEN_LIMITS:
+        nearest = min(TOKEN_LIMITS, key=lambda limit: abs(limit - cfg.max_token_length))
+        problems.append(f"max_token_length is {cfg.max_token_length}, but it must be 75, 150 or 225 (captions are "
+                        f"encoded in chunks of 75 tokens); use {nearest}")
+
+
+def _masks(cfg, problems: list[str], need_paths: bool) -> None:
+    folder = cfg.conditioning_data_dir
+    if cfg.masked_loss and not folder and not cfg.alpha_mask:
+        problems.append("masked_loss is on, but no masks are named: choose the mask folder (conditioning_data_dir), "
+                        "or turn on alpha_mask to use the images' transparency as the mask")
+    if folder and not cfg.masked_loss:
+        problems.append(f"conditioning_data_dir names a mask folder ({folder}), but masked_loss is off: turn "
+                        f"masked_loss on, or leave the mask folder empty")
+    if folder and cfg.alpha_mask:
+        problems.append("alpha_mask and a mask folder (conditioning_data_dir) are both set, and the loss takes one "
+                        "mask: turn alpha_mask off to use the mask folder, or empty the mask folder to use the "
+                        "images' transparency")
+    if need_paths and folder and not os.path.isdir(folder):
+        problems.append(f"conditioning_data_dir: mask folder not found: {folder} (leave it empty for none)")
+
+
+def _augmentation(cfg, warnings: list[str]) -> None:
+    if cfg.cache_latents and not cfg.latents_cacheable:
+        which = " and ".join(name for name in ("color_aug", "random_crop") if getattr(cfg, name))
+        warnings.append(f"{which} change the pixels at every step, so the latents are not cached (cache_latents is "
+                        f"set aside): the VAE encodes each batch, which is slower and needs the VAE's memory")
+
+
+def _noise(cfg, warnings: list[str]) -> None:
+    if not cfg.multires_noise_iterations and cfg.multires_noise_discount != MULTIRES_DISCOUNT_DEFAULT:
+        warnings.append("multires_noise_discount does nothing without multires_noise_iterations (6–10 is usual)")
+    if cfg.debiased_estimation_loss and cfg.min_snr_gamma:
+        warnings.append("debiased_estimation_loss and min_snr_gamma both weight the loss by the timestep's SNR and "
+                        "multiply; most runs use one of them")
