@@ -39,11 +39,6 @@ class NetworkFile:
     def dora(self) -> bool:
         return any("dora_scale" in p for p in self.modules.values())
 
-    @property
-    def has_conv3x3(self) -> bool:
-        return any(p.get(part) is not None and p[part].dim() == 4 and p[part].shape[2:] != (1, 1)
-                   for p in self.modules.values() for part in ("lora_down.weight", "lokr_w2"))
-
     def prefixes(self) -> set[str]:
         return {key.split("_")[0] + "_" + key.split("_")[1] for key in self.modules}
 
@@ -159,7 +154,8 @@ def _messages(nf: NetworkFile, found: dict[str, list[str]], layers: dict, family
                    and nf.modules[k]["lora_down.weight"].shape[2:] != (1, 1) for k in keys)
         fix = "set conv_dim to the file's conv rank, or " if conv else ""
         out.append(f"network_weights: {nf.name} trains layers these settings do not ({_example(keys)}): "
-                   f"{fix}turn on dim_from_weights to train the file's layers")
+                   f"{fix}turn on dim_from_weights to train the file's layers (layers outside kohya's attention, "
+                   f"feed-forward and ResNet sets are not trained here)")
     if "rank" in found:
         key = found["rank"][0]
         file_rank, ours = module_rank(nf.modules[key]), layers[key].r[L.ADAPTER]

@@ -47,7 +47,7 @@ def build_run_network(cfg: TrainConfig, base) -> tuple[LoraNetwork, Optional[Cal
         if problems:
             raise ConfigError(problems)
         if cfg.dim_from_weights:
-            spec.with_conv = source.has_conv3x3 or spec.conv_rank is not None
+            spec.with_conv = True   # the file's layers decide; its 3×3 layers may be LoHa / LoKr factors
             spec.choose = file_choice(source, cfg.network_dim)
             if cfg.train_text_encoder and not any(not k.startswith("lora_unet_") for k in source.modules):
                 notes.append(f"network_weights: {source.name} has no text-encoder layers, so with dim_from_weights "
