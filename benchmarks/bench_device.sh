@@ -19,6 +19,8 @@
 #   profile: the SDXL batch-4 profile of train's default step, eager and captured
 #   preset-train: each SDXL VRAM preset as a whole `train` run under its memory cap, and one after
 #            the character preset (shuffled captions); with graph equivalence first (text encoders too)
+#   fp8-presets: the fp8 tiers (sd1-4gb at 512², sdxl-6gb at 1024²) as whole `train` runs under their
+#            caps, then each job again without the cap, fp8_base on and off (same seed), for the loss
 set -uo pipefail
 OUT=${1:?OUT_DIR}
 PART=${2:-steps}
@@ -136,5 +138,25 @@ if [[ $PART == preset-train ]]; then
       --output_name m --mixed_precision bf16 --max_train_epochs none --max_train_steps 30 --save_state false \
       --save_every_n_epochs none >"$OUT/preset_train_${presets/,/_}.log" 2>&1
     tail -1 "$OUT/preset_train_${presets/,/_}.log" | cut -c1-500
+  done
+fi
+if [[ $PART == fp8-presets ]]; then
+  W=/tmp/fp8_presets
+  timeout 240 python3 benchmarks/kohya_prepare.py "$W" sd15 sdxl 2>>"$OUT/bench.log" | tail -2
+  for job in "sd1-4gb sd15 512" "sdxl-6gb sdxl 1024"; do
+    read -r preset model size <<<"$job"
+    tier=${preset##*-}; tier=${tier%gb}
+    common=(--pretrained_model_name_or_path "$W/models/$model" --train_data_dir "$W/data/$size" --output_name m
+            --mixed_precision bf16 --max_train_epochs none --max_train_steps 60 --save_state false
+            --save_every_n_epochs none --seed 0)
+    # the cap the benchmark's check uses: the card's GiB less 0.5 GiB of CUDA context
+    timeout 200 python3 benchmarks/train_memory.py "$OUT/fp8_presets.jsonl" "$preset" --preset "$preset" \
+      --cap-gib "$((tier - 1)).5" -- "${common[@]}" --output_dir "$W/out_$preset" >"$OUT/fp8_$preset.log" 2>&1
+    tail -1 "$OUT/fp8_$preset.log" | cut -c1-500
+    for fp8 in true false; do
+      timeout 200 python3 benchmarks/train_memory.py "$OUT/fp8_presets.jsonl" "$preset-fp8-$fp8" --preset "$preset" \
+        -- "${common[@]}" --fp8_base "$fp8" --output_dir "$W/out_${preset}_$fp8" >"$OUT/fp8_${preset}_$fp8.log" 2>&1
+      tail -1 "$OUT/fp8_${preset}_$fp8.log" | cut -c1-500
+    done
   done
 fi
