@@ -279,7 +279,7 @@ class LoraNetwork:
             for weight, params in sorted(by_weight.items(), key=lambda kv: -kv[0]):
                 if weight > 0:
                     groups.append({"params": params, "lr": unet_lr * weight,
-                                   "name": "unet" if weight == 1.0 else f"unet×{weight:g}"})
+                                   "name": "unet" if weight == 1.0 else f"unet_x{weight:g}"})
         if te:
             groups.append({"params": te, "lr": text_encoder_lr, "name": "text_encoder"})
         return groups
