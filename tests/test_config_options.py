@@ -65,11 +65,13 @@ def test_a_plain_lora_writes_what_kohya_writes():
 
 def test_network_args_a_field_disagrees_with_or_this_trainer_does_not_use_are_named():
     found = problems(TrainConfig(algo="loha", network_args=["algo=lokr", "use_tucker=True", "bogus=1",
-                                                            "preset=full", "conv_dim=x"]))
+                                                            "preset=attn-only", "conv_dim=x"]))
     text = "\n".join(found)
     assert "algo is 'loha', but network_args says algo='lokr'" in text
     assert "'use_tucker=True' is not supported" in text and "'bogus=1' is not a setting" in text
-    assert "'preset=full' is not supported" in text and "'conv_dim=x': not a number" in text
+    assert "'preset=attn-only' is not supported" in text and "'conv_dim=x': not a number" in text
+    warnings = validate(TrainConfig(algo="loha", network_args=["preset=full"]), need_paths=False)
+    assert any("preset=full" in w and "conv_dim" in w for w in warnings)   # as kohya_ss writes it: taken, explained
     assert "algo 'dylora'" in "\n".join(problems(TrainConfig(network_args=["algo=dylora"])))
     # the same value twice is fine; a field at its default takes the string's value
     assert TrainConfig(algo="loha", network_args=["algo=loha"]).network_settings()["algo"] == "loha"

@@ -27,10 +27,12 @@ _READERS = {"conv_dim": lambda t: int(float(t)), "conv_alpha": float, "rank_drop
             "factor": lambda t: int(float(t)), **{k: lambda t: t.strip() for k in BLOCK_KEYS}}
 FIELD_DEFAULTS = {"conv_dim": None, "conv_alpha": None, "rank_dropout": None, "module_dropout": None,
                   "algo": "lora", "dora_wd": False, "factor": -1, **{k: "" for k in BLOCK_KEYS}}
+# LyCORIS presets whose UNet layers are kohya's: attn-mlp exactly; full also the ResNets (with conv_dim)
+PRESETS_TRAINED = ("attn-mlp", "attn_mlp", "full")
 # LyCORIS and kohya network_args this trainer does not use, and why
 UNSUPPORTED = {
     "preset": "the trained layers are kohya's (attention and feed-forward; with conv_dim also the ResNet "
-              "convolutions): leave preset out, or use preset=attn-mlp (the same layers)",
+              "convolutions): leave preset out, or use preset=attn-mlp or preset=full",
     "use_tucker": "Tucker (CP) decomposition of 3×3 convolutions is not trained here", "use_cp": "see use_tucker",
     "use_scalar": "the LyCORIS scalar is not trained here",
     "decompose_both": "LoKr decomposes only its second factor here (LyCORIS's default)",
@@ -71,8 +73,8 @@ def parse_network_args(args: list) -> tuple[dict[str, Any], list[str]]:
         key = key.strip()
         if not key:
             continue
-        if key == "preset" and text.strip().lower() in ("attn-mlp", "attn_mlp"):
-            continue   # the layers trained anyway
+        if key == "preset" and text.strip().lower() in PRESETS_TRAINED:
+            continue   # the layers trained anyway (option_checks says what "full" means here)
         if key in UNSUPPORTED:
             problems.append(f"network_args '{str(raw).strip()}' is not supported: {UNSUPPORTED[key]}")
             continue

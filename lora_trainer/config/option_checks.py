@@ -36,6 +36,9 @@ def options_problems(cfg, warnings: list[str]) -> list[str]:
     if cfg.network_weights and cfg.resume:
         problems.append("network_weights and resume are both set: resume continues a run with its own weights "
                         "and optimizer state; network_weights starts a new run from a LoRA file. Clear one")
+    if any(str(a).replace(" ", "").lower() == "preset=full" for a in cfg.network_args) and settings["conv_dim"] is None:
+        warnings.append("network_args preset=full: LyCORIS's 'full' also trains the ResNet convolutions; here they "
+                        "train only with conv_dim set (attention and feed-forward layers train either way)")
     if cfg.fp8_base and cfg.mixed_precision == "no":
         warnings.append("fp8_base with mixed_precision 'no': the layers compute in fp32 (bf16 is faster and what "
                         "kohya uses)")
