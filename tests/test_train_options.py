@@ -19,7 +19,6 @@ from lora_trainer.models.loading import load_base_model  # noqa: E402
 def first_run(tiny_checkpoints, tmp_path_factory):
     """A short LoCon run on SD1 whose final file the continuation tests start from: (file, dataset)."""
     import shutil
-    from pathlib import Path
 
     from test_train import DEMO
     root = tmp_path_factory.mktemp("first")

@@ -31,7 +31,8 @@ def a1111_updown(w: dict, orig: torch.Tensor) -> torch.Tensor:
         dim = down.shape[0]
     elif "hada_w1_a" in w:
         out_shape = [w["hada_w1_a"].size(0), w["hada_w1_b"].size(1)]
-        updown = (w["hada_w1_a"] @ w["hada_w1_b"]).reshape(out_shape) * (w["hada_w2_a"] @ w["hada_w2_b"]).reshape(out_shape)
+        updown = ((w["hada_w1_a"] @ w["hada_w1_b"]).reshape(out_shape)
+                  * (w["hada_w2_a"] @ w["hada_w2_b"]).reshape(out_shape))
         dim = w["hada_w1_b"].shape[0]
     else:
         w1 = w["lokr_w1"] if "lokr_w1" in w else w["lokr_w1_a"] @ w["lokr_w1_b"]
@@ -61,7 +62,8 @@ def forge_merged(w: dict, weight: torch.Tensor, strength: float = 1.0) -> torch.
         diff = torch.mm(mat1.flatten(start_dim=1), mat2.flatten(start_dim=1)).reshape(weight.shape)
     elif "hada_w1_a" in w:
         alpha = float(w["alpha"]) / w["hada_w1_b"].shape[0] if "alpha" in w else 1.0
-        diff = (torch.mm(w["hada_w1_a"], w["hada_w1_b"]) * torch.mm(w["hada_w2_a"], w["hada_w2_b"])).reshape(weight.shape)
+        diff = (torch.mm(w["hada_w1_a"], w["hada_w1_b"])
+                * torch.mm(w["hada_w2_a"], w["hada_w2_b"])).reshape(weight.shape)
     else:
         dim = None
         if "lokr_w1" in w:
@@ -83,7 +85,8 @@ def forge_merged(w: dict, weight: torch.Tensor, strength: float = 1.0) -> torch.
     dora_scale = w["dora_scale"]   # weight_decompose
     calc = weight + diff * alpha
     if dora_scale.shape[0] == calc.shape[0]:
-        norm = weight.reshape(weight.shape[0], -1).norm(dim=1, keepdim=True).reshape(weight.shape[0], *[1] * (weight.dim() - 1))
+        norm = (weight.reshape(weight.shape[0], -1).norm(dim=1, keepdim=True)
+                .reshape(weight.shape[0], *[1] * (weight.dim() - 1)))
     else:
         norm = (calc.transpose(0, 1).reshape(calc.shape[1], -1).norm(dim=1, keepdim=True)
                 .reshape(calc.shape[1], *[1] * (calc.dim() - 1)).transpose(0, 1))

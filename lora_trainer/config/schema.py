@@ -165,9 +165,9 @@ class TrainConfig:
                                         "continue from, instead of network_dim / network_alpha.",
                                  label="Rank from that file", section="network")
     # --- per-block learning rates and ranks (kohya network_args) ---------------------------------
-    down_lr_weight: str = opt("", "Learning-rate multiplier per input block (IN00…): numbers separated by commas, or a "
-                                  "curve (cosine, sine, linear, reverse_linear, zeros; +0.5 adds 0.5). 0: not trained.",
-                              section="blocks")
+    down_lr_weight: str = opt(
+        "", "Learning-rate multiplier per input block (IN00…): numbers separated by commas, or a curve (cosine, "
+            "sine, linear, reverse_linear, zeros; +0.5 adds 0.5). 0: not trained.", section="blocks")
     mid_lr_weight: str = opt("", "Learning-rate multiplier of the middle block(s).", section="blocks")
     up_lr_weight: str = opt("", "Learning-rate multiplier per output block (OUT00…), as down_lr_weight.",
                             section="blocks")
@@ -343,7 +343,8 @@ class TrainConfig:
         return network_settings(self)
 
     def network_kwargs(self) -> dict[str, Any]:
-        """What ``ss_network_args`` records: conv_dim/conv_alpha/dropouts, LyCORIS's algo, DoRA, blocks (None: unset)."""
+        """What ``ss_network_args`` records: conv_dim/conv_alpha/dropouts, LyCORIS's algo, DoRA, blocks
+        (None: unset)."""
         from .network_args import metadata_args
 
         return metadata_args(self)
