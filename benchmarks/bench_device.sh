@@ -19,6 +19,10 @@
 #   profile: the SDXL batch-4 profile of train's default step, eager and captured
 #   preset-train: each SDXL VRAM preset as a whole `train` run under its memory cap, and one after
 #            the character preset (shuffled captions); with graph equivalence first (text encoders too)
+#   new-types: the demo dataset on the GPU (bf16, CUDA graphs on) as LoHa + DoRA, LoKr + LoCon, fp8 base with
+#            block weights, DoRA + fp8 + checkpointing: loss, whether the graph capture fell back, the file check
+#   fp8-presets: the fp8 tiers (sd1-4gb at 512², sdxl-6gb at 1024²) as whole `train` runs under their
+#            caps, then each job again without the cap, fp8_base on and off (same seed), for the loss
 set -uo pipefail
 OUT=${1:?OUT_DIR}
 PART=${2:-steps}
@@ -136,5 +140,46 @@ if [[ $PART == preset-train ]]; then
       --output_name m --mixed_precision bf16 --max_train_epochs none --max_train_steps 30 --save_state false \
       --save_every_n_epochs none >"$OUT/preset_train_${presets/,/_}.log" 2>&1
     tail -1 "$OUT/preset_train_${presets/,/_}.log" | cut -c1-500
+  done
+fi
+if [[ $PART == fp8-presets ]]; then
+  W=/tmp/fp8_presets
+  timeout 240 python3 benchmarks/kohya_prepare.py "$W" sd15 sdxl 2>>"$OUT/bench.log" | tail -2
+  for job in "sd1-4gb sd15 512" "sdxl-6gb sdxl 1024"; do
+    read -r preset model size <<<"$job"
+    tier=${preset##*-}; tier=${tier%gb}
+    common=(--pretrained_model_name_or_path "$W/models/$model" --train_data_dir "$W/data/$size" --output_name m
+            --mixed_precision bf16 --max_train_epochs none --max_train_steps 60 --save_state false
+            --save_every_n_epochs none --seed 0)
+    # the cap the benchmark's check uses: the card's GiB less 0.5 GiB of CUDA context
+    timeout 200 python3 benchmarks/train_memory.py "$OUT/fp8_presets.jsonl" "$preset" --preset "$preset" \
+      --cap-gib "$((tier - 1)).5" -- "${common[@]}" --output_dir "$W/out_$preset" >"$OUT/fp8_$preset.log" 2>&1
+    tail -1 "$OUT/fp8_$preset.log" | cut -c1-500
+    for fp8 in true false; do
+      timeout 200 python3 benchmarks/train_memory.py "$OUT/fp8_presets.jsonl" "$preset-fp8-$fp8" --preset "$preset" \
+        -- "${common[@]}" --fp8_base "$fp8" --output_dir "$W/out_${preset}_$fp8" >"$OUT/fp8_${preset}_$fp8.log" 2>&1
+      tail -1 "$OUT/fp8_${preset}_$fp8.log" | cut -c1-500
+    done
+  done
+fi
+if [[ $PART == new-types ]]; then
+  BASE=$(python3 -c "from lora_trainer.cli.demo import write_demo_base; print(write_demo_base('/tmp/new_types'))" | tail -1)
+  for extra in "--algo loha --dora_wd true" "--algo lokr --conv_dim 4" "--fp8_base true --down_lr_weight 0,1,1 --weight_decay 0.05" \
+               "--dora_wd true --fp8_base true --gradient_checkpointing true"; do
+    name=$(echo "$extra" | tr -cd 'a-z0-9_' | cut -c1-40)
+    timeout 150 python3 -m lora_trainer train --pretrained_model_name_or_path "$BASE" --train_data_dir lora_trainer/demo_data/train \
+      --output_dir "/tmp/new_types/$name" --output_name g --resolution 64 --min_bucket_reso 64 --max_bucket_reso 128 \
+      --max_train_epochs 4 --train_batch_size 4 --mixed_precision bf16 --learning_rate 1e-2 --network_dim 8 --network_alpha 8 \
+      $extra >"$OUT/new_types_$name.log" 2>&1
+    echo "rc=$? $extra"
+    python3 - "/tmp/new_types/$name" <<'PY'
+import glob, json, sys
+rows = [json.loads(line) for line in open(glob.glob(sys.argv[1] + "/logs/*/metrics.jsonl")[0])]
+loss = [r["loss"] for r in rows if r.get("type") == "step"]
+failed = [r for r in rows if r.get("kind") == "cuda_graphs_failed"]
+print(f"  steps {len(loss)}, loss {sum(loss[:8]) / 8:.3f} -> {sum(loss[-8:]) / 8:.3f}, graph capture failed: {failed or 'no'}")
+PY
+    grep -h "CUDA graphs are off" "$OUT/new_types_$name.log" | head -1
+    python3 -m lora_trainer inspect "/tmp/new_types/$name/g.safetensors" | grep -E "type:|check:"
   done
 fi

@@ -1,6 +1,7 @@
 """Peak GPU memory of a whole ``train`` run, setup included: runs the CLI in this process, then
 appends one JSON line with PyTorch's peak allocated / reserved memory (GB) for the process, and
-(where the run logged them) the setup's peak and the training steps' peak from ``metrics.jsonl``.
+(where the run logged them) the setup's peak and the training steps' peak from ``metrics.jsonl``, and the
+mean loss of the first and the last ten steps.
 ``lora_trainer`` comes from PYTHONPATH, so two versions of it can be compared on one job.
 Usage: python benchmarks/train_memory.py RESULT.jsonl LABEL [--preset NAMES] [--cap-gib G] -- <train arguments>
   --preset NAMES: the presets (presets.py; comma-separated, applied in order, e.g.
@@ -56,6 +57,9 @@ for path in glob.glob(os.path.join(output_dir, "logs", "*", "metrics.jsonl")):
     if steps and "peak_reserved_gb" in steps[-1]:
         record["steps_peak_reserved_gb"] = steps[-1]["peak_reserved_gb"] * 2**30 / 1e9
         record["steps_peak_allocated_gb"] = steps[-1]["peak_mem_gb"] * 2**30 / 1e9
+    if len(steps) >= 10:   # the loss, to compare two runs of one job (e.g. fp8_base on and off)
+        record["first_losses_mean"] = sum(r["loss"] for r in steps[:10]) / 10
+        record["last_losses_mean"] = sum(r["loss"] for r in steps[-10:]) / 10
     later = [r for r in steps if r["step"] >= 20]   # after the warm-up and the graph capture
     if len(later) > 1 and later[-1]["step"] > later[0]["step"]:
         record["ms_per_step"] = 1000 * (later[-1]["time"] - later[0]["time"]) / (later[-1]["step"] - later[0]["step"])

@@ -20,7 +20,14 @@ from lora_trainer.lora.network import build_network  # noqa: E402
 from lora_trainer.models.loading import load_base_model  # noqa: E402
 from lora_trainer.train.state import load_state  # noqa: E402
 
-CASES = {"sd1": dict(conv_dim=4, conv_alpha=2), "sd2": {}, "sdxl": {}}
+CASES = {"sd1": dict(conv_dim=4, conv_alpha=2), "sd2": {}, "sdxl": {},
+         # continued from the sd1 run's file with another optimizer: a plain LoCon file again
+         "sd1-continued": dict(conv_dim=4, conv_alpha=2, optimizer_type="Prodigy", learning_rate=1.0,
+                               text_encoder_lr=None, max_train_epochs=1)}
+
+
+def family_of(case: str) -> str:
+    return case.split("-")[0]
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +37,18 @@ def trained(tiny_checkpoints, tmp_path_factory):
 
     from test_train import DEMO
     out = {}
-    for family, extra in CASES.items():
-        root = tmp_path_factory.mktemp(f"compat_{family}")
+    for case, extra in CASES.items():
+        family = family_of(case)
+        root = tmp_path_factory.mktemp(f"compat_{case}")
         data = root / "data" / "2_zkz"
         shutil.copytree(next(DEMO.iterdir()), data)
-        cfg = make_config(tiny_checkpoints[family], str(data.parent), root / "out", max_train_epochs=2,
-                          learning_rate=1e-2, text_encoder_lr=1e-2, **extra)
+        if case.endswith("-continued"):
+            extra = dict(extra, network_weights=out[family][0])
+        cfg = make_config(tiny_checkpoints[family], str(data.parent), root / "out",
+                          **{"max_train_epochs": 2, "learning_rate": 1e-2, "text_encoder_lr": 1e-2, **extra})
         result, _ = run(cfg)
         final = result.files[-1]
-        out[family] = (final, os.path.join(result.run_dir, "测试 lora-state"), tiny_checkpoints[family])
+        out[case] = (final, os.path.join(result.run_dir, "测试 lora-state"), tiny_checkpoints[family])
     return out
 
 
@@ -78,10 +88,11 @@ def assert_close(a, b):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("family", list(CASES))
-def test_webui_style_merge_reproduces_training(family, trained):
-    path, state_dir, checkpoint = trained[family]
-    want_unet, want_te = reference(family, state_dir, checkpoint, CASES[family])
+@pytest.mark.parametrize("case", list(CASES))
+def test_webui_style_merge_reproduces_training(case, trained):
+    family = family_of(case)
+    path, state_dir, checkpoint = trained[case]
+    want_unet, want_te = reference(family, state_dir, checkpoint, CASES[case])
 
     base = load_base_model(checkpoint)
     before_unet, _ = outputs(base)
@@ -114,15 +125,16 @@ def test_webui_style_merge_reproduces_training(family, trained):
         assert_close(got, want)
 
 
-@pytest.mark.parametrize("family", list(CASES))
-def test_diffusers_load_lora_weights_reproduces_training(family, trained):
+@pytest.mark.parametrize("case", list(CASES))
+def test_diffusers_load_lora_weights_reproduces_training(case, trained):
     from diffusers.utils import USE_PEFT_BACKEND
     if not USE_PEFT_BACKEND:
         pytest.skip("diffusers' LoRA loader needs transformers >= 4.34 (the A1111 stack has 4.30.2)")
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    path, state_dir, checkpoint = trained[family]
-    want_unet, want_te = reference(family, state_dir, checkpoint, CASES[family])
+    family = family_of(case)
+    path, state_dir, checkpoint = trained[case]
+    want_unet, want_te = reference(family, state_dir, checkpoint, CASES[case])
     base = load_base_model(checkpoint)
     if family == "sdxl":
         pipe = StableDiffusionXLPipeline(vae=base.vae, text_encoder=base.text_encoders[0],

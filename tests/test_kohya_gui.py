@@ -80,8 +80,25 @@ def test_locon_keeps_conv_rank_and_lycoris_only_types_are_refused():
     cfg = import_kohya_gui(dict(KOHYA_GUI_SAMPLE, LoRA_type="Kohya LoCon", conv_dim=8, conv_alpha=4)).config
     assert (cfg.conv_dim, cfg.conv_alpha) == (8, 4.0)
     with pytest.raises(ConfigError) as err:
-        import_kohya_gui(dict(KOHYA_GUI_SAMPLE, LoRA_type="LyCORIS/LoHa"))
-    assert "LoHa" in str(err.value) and "Standard" in err.value.advice
+        import_kohya_gui(dict(KOHYA_GUI_SAMPLE, LoRA_type="LyCORIS/iA3"))
+    assert "iA3" in str(err.value) and "LyCORIS/LoHa" in err.value.advice
+
+
+def test_lycoris_types_carry_algo_dora_factor_and_name_what_does_not_apply():
+    loha = import_kohya_gui(dict(KOHYA_GUI_SAMPLE, LoRA_type="LyCORIS/LoHa", conv_dim=4, conv_alpha=2, dora_wd=True,
+                                 factor=8, down_lr_weight="1,0.5", use_tucker=True))
+    cfg = loha.config
+    assert (cfg.algo, cfg.dora_wd, cfg.factor, cfg.conv_dim) == ("loha", True, -1, 4)   # factor: LoKr's only
+    assert cfg.network_module_text == "lycoris.kohya" and cfg.down_lr_weight == ""
+    assert {"use_tucker", "down_lr_weight"} <= set(loha.ignored)   # kohya_ss passes block weights to LoRA only
+    assert any("LyCORIS_preset 'full'" in n for n in loha.notes)
+    lokr = import_kohya_gui(dict(KOHYA_GUI_SAMPLE, LoRA_type="LyCORIS/LoKr", factor=8, LyCORIS_preset="attn-only"))
+    assert (lokr.config.algo, lokr.config.factor) == ("lokr", 8) and "LyCORIS_preset" in lokr.ignored
+    standard = import_kohya_gui(dict(KOHYA_GUI_SAMPLE, up_lr_weight="0,0,1", dora_wd=True, fp8_base=True,
+                                     lora_network_weights="D:/lora/old.safetensors", dim_from_weights=True))
+    cfg = standard.config
+    assert cfg.algo == "lora" and cfg.up_lr_weight == "0,0,1" and not cfg.dora_wd and "dora_wd" in standard.ignored
+    assert cfg.fp8_base and cfg.network_weights == "D:/lora/old.safetensors" and cfg.dim_from_weights
 
 
 def test_gui_epochs_box_wins_over_epoch_and_options_named_when_on():

@@ -6,8 +6,8 @@ import pytest
 
 from lora_trainer.config.schema import TrainConfig, validate
 from lora_trainer.errors import ConfigError
-from lora_trainer.config.presets import (FAMILIES, PRESETS, SUBJECT, VRAM, VRAM_TIERS_GB, apply_preset,
-                                  estimated_peak_gb, get_preset, preset_changes, preset_names, vram_tier)
+from lora_trainer.config.presets import (FAMILIES, PRESETS, SUBJECT, VRAM, apply_preset, estimated_peak_gb,
+                                         get_preset, preset_changes, preset_names, tiers_gb, vram_tier)
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -24,7 +24,7 @@ def test_subject_presets_and_one_tier_per_family_and_size():
     assert preset_names(SUBJECT) == ["character", "style", "concept"]
     for family in FAMILIES:
         tiers = [PRESETS[n] for n in preset_names(VRAM, family)]
-        assert [t.vram_gb for t in tiers] == list(VRAM_TIERS_GB)
+        assert [t.vram_gb for t in tiers] == list(tiers_gb(family))
         batches = [t.values["train_batch_size"] for t in tiers]
         assert batches == sorted(batches), "more memory never means a smaller batch"
 
@@ -32,8 +32,9 @@ def test_subject_presets_and_one_tier_per_family_and_size():
 @pytest.mark.parametrize("name", preset_names(VRAM))
 def test_tiers_fit_their_card_by_the_memory_model(name):
     tier = PRESETS[name]
-    peak = estimated_peak_gb(tier.family, tier.values["train_batch_size"], tier.values["gradient_checkpointing"])
-    assert peak <= tier.vram_gb * (0.85 if tier.vram_gb == 8 else 2 / 3)
+    peak = estimated_peak_gb(tier.family, tier.values["train_batch_size"], tier.values["gradient_checkpointing"],
+                             tier.values.get("fp8_base", False))
+    assert peak <= tier.vram_gb * (0.85 if tier.vram_gb <= 8 else 2 / 3)
 
 
 def measured_sdxl_presets() -> dict:
@@ -83,7 +84,15 @@ def test_vram_tier_picks_the_largest_that_fits():
     assert vram_tier("sdxl", 12).name == "sdxl-12gb"
     assert vram_tier("sd1", 11.5).name == "sd1-8gb"
     assert vram_tier("sd2", 80).name == "sd1-24gb"
-    assert vram_tier(None, 4).name == "sd1-8gb"
+    assert vram_tier(None, 4).name == "sd1-4gb" and vram_tier(None, 2).name == "sd1-4gb"
+    assert vram_tier("sdxl", 6).name == "sdxl-6gb" and vram_tier("sdxl", 7.9).name == "sdxl-6gb"
+
+
+def test_the_smallest_tiers_store_the_base_in_fp8():
+    for name, peak in (("sd1-4gb", 1.2), ("sdxl-6gb", 3.9)):
+        tier = PRESETS[name]
+        assert tier.values["fp8_base"] and tier.values["gradient_checkpointing"] and tier.estimated_peak_gb == peak
+    assert not any(PRESETS[n].values.get("fp8_base") for n in preset_names(VRAM) if n not in ("sd1-4gb", "sdxl-6gb"))
 
 
 def test_unknown_preset_says_which_exist():

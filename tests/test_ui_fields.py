@@ -13,7 +13,9 @@ NON_DEFAULT = TrainConfig(
     network_alpha=8.0, conv_dim=4, network_args=["module_dropout=0.1"], optimizer_type="Lion",
     optimizer_args=["weight_decay=0.01", "betas=0.9,0.99"], learning_rate=2e-5, unet_lr=3e-4,
     text_encoder_lr=5e-5, lr_scheduler="cosine", lr_warmup_steps=0.05, train_batch_size=3, max_train_epochs=None,
-    max_train_steps=900, mixed_precision="fp16", min_snr_gamma=5.0, noise_offset=0.05, seed=7)
+    max_train_steps=900, mixed_precision="fp16", min_snr_gamma=5.0, noise_offset=0.05, seed=7,
+    algo="loha", dora_wd=True, fp8_base=True, weight_decay=0.05, betas="0.9,0.99", safeguard_warmup=False,
+    up_lr_weight="0,0,0.5,1,1,1,1,1,1,1,1,1", mid_lr_weight="0.5", block_dims=",".join(["8"] * 25))
 
 
 def test_every_field_gets_a_component_and_the_basic_view_is_the_tutorials_set():
@@ -59,3 +61,25 @@ def test_bad_values_name_the_field_as_the_form_labels_it():
     unlabelled = "min_snr_gamma is -1, but it cannot be below 0"
     assert with_label(unlabelled) == unlabelled
     assert with_label("base model not found: x") == "base model not found: x"
+
+
+def test_the_per_block_table_stands_for_kohyas_seven_block_settings():
+    from lora_trainer.ui.block_table import TABLE, fields_from_rows, table_rows
+
+    assert spec_map()["block_dims"].widget == "block_table"
+    sdxl = TrainConfig(down_lr_weight="cosine", mid_lr_weight="1,0.5,1", block_dims=",".join(["8"] * 23))
+    rows = widget_values(sdxl, [TABLE])[0]
+    assert len(rows) == 23 and [r[0] for r in rows[:2]] == ["BASE", "IN00"] and rows[-1][0] == "OUT"
+    assert rows[0][1] == "" and rows[1][1] == "1" and rows[11][1] == "0.5" and rows[5][2] == "8"  # MID01, a rank
+    cfg, _ = config_from_widgets([TABLE], [rows])
+    assert cfg.mid_lr_weight == "1,0.5,1" and cfg.block_dims == sdxl.block_dims and cfg.up_lr_weight == ""
+    assert cfg.down_lr_weight.startswith("1,0.9808,") and cfg.down_lr_weight.endswith(",0")  # the curve's values
+    sd1 = table_rows({}, "sd1")
+    assert len(sd1) == 25 and sd1[12][0] == "MID" and fields_from_rows(sd1)["down_lr_weight"] == ""
+    sd1[14][1] = "0"                        # OUT01 not trained; empty cells are weight 1
+    sd1[3][2] = "16"                        # a rank for one block only
+    with pytest.raises(ConfigError) as err:
+        config_from_widgets([TABLE], [sd1])
+    assert "block_dims" in str(err.value) and "1 of 25" in str(err.value)
+    sd1[3][2] = ""
+    assert config_from_widgets([TABLE], [sd1])[0].up_lr_weight == "1,0,1,1,1,1,1,1,1,1,1,1"

@@ -205,7 +205,9 @@ def test_the_tab_is_generated_from_the_config_with_the_basic_view_first(webui):
     twice = sorted({label for label in labels if labels.count(label) > 1})
     assert not twice, f"a label twice in one tab collides in the WebUI's ui-config.json: {twice}"
     for spec in field_specs():
-        if spec.name != "pretrained_model_name_or_path":
+        if spec.widget == "block_table":   # kohya's seven per-block settings: one table
+            assert page.block("lora_trainer_block_table").headers[:3] == ["Block", "LR weight", "Rank"]
+        elif spec.name != "pretrained_model_name_or_path":
             assert page.block(f"lora_trainer_{spec.name}").label == spec.label
     assert all(getattr(b, "do_not_save_to_config", False) for b in page.demo.blocks.values()
                if getattr(b, "label", None) and b.label != "LoRA Trainer")
@@ -221,7 +223,9 @@ def test_form_values_survive_the_browser_round_trip(webui):
     from lora_trainer.ui.fields import widget_values
     from test_ui_fields import NON_DEFAULT
 
-    names = [s.name for s in field_specs() if s.name != "pretrained_model_name_or_path"]
+    from lora_trainer.ui.block_table import TABLE
+    names = [s.name for s in field_specs() if s.name != "pretrained_model_name_or_path"
+             and s.widget != "block_table"] + [TABLE]
     sent = []
     for name, shown in zip(names, widget_values(NON_DEFAULT, names)):
         component = page.block(f"lora_trainer_{name}")

@@ -33,6 +33,12 @@ def describe(path: str, show_all_metadata: bool = False) -> str:
     tensors, metadata = read_lora(path)
     info = summarize(tensors)
     lines = [f"{path}", f"  size: {os.path.getsize(path) / 2**20:.2f} MiB, {len(tensors)} tensors"]
+    kinds = " / ".join(info["kinds"]) or "none"
+    if info["conv3x3_modules"]:
+        kinds += " (LoCon)"
+    if info["dora_modules"]:
+        kinds += f" + DoRA ({info['dora_modules']} modules)"
+    lines.append(f"  type: {kinds}")
     for prefix, count in sorted(info["modules"].items()):
         lines.append(f"  {prefix}: {count} modules")
     lines.append("  rank: " + ", ".join(f"{r} ({n} modules)" for r, n in sorted(info["ranks"].items())))
@@ -40,7 +46,8 @@ def describe(path: str, show_all_metadata: bool = False) -> str:
     if info["conv3x3_modules"]:
         lines.append(f"  conv 3×3 (LoCon) modules: {info['conv3x3_modules']}")
     keys = sorted(metadata) if show_all_metadata else [k for k in (
-        "ss_output_name", "ss_base_model_version", "modelspec.architecture", "ss_sd_model_name", "ss_network_dim",
+        "ss_output_name", "ss_base_model_version", "modelspec.architecture", "ss_sd_model_name", "ss_network_module",
+        "ss_network_dim",
         "ss_network_alpha", "ss_network_args", "ss_resolution", "ss_num_train_images", "ss_num_reg_images",
         "ss_epoch", "ss_steps", "ss_learning_rate", "ss_unet_lr", "ss_text_encoder_lr", "ss_optimizer",
         "ss_lr_scheduler", "ss_clip_skip", "ss_training_started_at") if k in metadata]

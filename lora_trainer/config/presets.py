@@ -18,6 +18,12 @@ Two kinds, applied in this order (a later one wins where both set a field):
   recipe (UNet only, checkpointing, rank 4–8) but keeps plain AdamW. The 8-bit optimizer of that
   recipe saves 0.13 GB for a rank-8 LoRA's states, fails on many Windows setups, and cannot
   be captured as a CUDA graph (its step is eager: several times slower).
+* fp8 tiers — SD1.5 on 4 GB and SDXL on 6 GB: the smallest tiers, with the frozen UNet stored in fp8
+  (``fp8_base``, as kohya's low-VRAM recipes), which saves half of its bf16 weights: 0.86 GB for SD1.5's
+  860 M parameters, 2.57 GB for SDXL's 2.57 G. Checkpointing, batch 1; SDXL trains the UNet only (its
+  text encoders' outputs are cached and leave the card) at rank 8. Their figures come from the memory
+  model less that saving until measured as whole ``train`` runs under a cap (benchmarks/bench_device.sh,
+  part fp8-presets).
 
 Torch-free: the form and the benchmark's memory check read these tables.
 """
@@ -32,7 +38,13 @@ from .schema import TrainConfig
 SUBJECT = "subject"
 VRAM = "vram"
 FAMILIES = ("sd1", "sdxl")
-VRAM_TIERS_GB = (8, 12, 16, 24)
+VRAM_TIERS_GB = (8, 12, 16, 24)                      # every family
+SMALLEST_TIER_GB = {"sd1": 4, "sdxl": 6}            # with fp8_base
+FP8_SAVING_GB = {"sd1": 0.86, "sdxl": 2.57}         # half the UNet's bf16 weights
+
+
+def tiers_gb(family: str) -> tuple[int, ...]:
+    return (SMALLEST_TIER_GB["sdxl" if family == "sdxl" else "sd1"],) + VRAM_TIERS_GB
 
 
 @dataclass(frozen=True)
@@ -75,11 +87,15 @@ _MEMORY = {"sd1": ((3.1, 1.3), (2.1, 0.3)), "sdxl": ((13.5, 8.8), (6.5, 0.86))}
 
 # (family, GB, batch, gradient checkpointing, extra values, description)
 _TIERS = (
+    ("sd1", 4, 1, True, {"fp8_base": True},
+     "SD 1.5 on 4 GB: batch 1, gradient checkpointing, the base model stored in fp8 (fp8_base)."),
     ("sd1", 8, 2, True, {}, "SD 1.5 on 8 GB: batch 2 with gradient checkpointing (slower, leaves room "
                             "for the desktop)."),
     ("sd1", 12, 4, False, {}, "SD 1.5 on 12 GB: batch 4, full speed."),
     ("sd1", 16, 6, False, {}, "SD 1.5 on 16 GB: batch 6, full speed."),
     ("sd1", 24, 8, False, {}, "SD 1.5 on 24 GB: batch 8, full speed."),
+    ("sdxl", 6, 1, True, {"fp8_base": True, "network_train_unet_only": True, "network_dim": 8, "network_alpha": 4.0},
+     "SDXL on 6 GB: UNet only, rank 8, gradient checkpointing, the base model stored in fp8 (fp8_base)."),
     ("sdxl", 8, 1, True, {"network_train_unet_only": True, "network_dim": 8, "network_alpha": 4.0},
      "SDXL on 8 GB: UNet only, rank 8, gradient checkpointing."),
     ("sdxl", 12, 2, True, {}, "SDXL on 12 GB: batch 2 with gradient checkpointing."),
@@ -88,10 +104,11 @@ _TIERS = (
 )
 
 
-def estimated_peak_gb(family: str, batch: int, checkpointing: bool) -> float:
+def estimated_peak_gb(family: str, batch: int, checkpointing: bool, fp8: bool = False) -> float:
     """Training peak at the family's native resolution, from the memory model above."""
-    first, per_image = _MEMORY["sdxl" if family == "sdxl" else "sd1"][bool(checkpointing)]
-    return round(first + per_image * (batch - 1), 1)
+    key = "sdxl" if family == "sdxl" else "sd1"
+    first, per_image = _MEMORY[key][bool(checkpointing)]
+    return round(first + per_image * (batch - 1) - (FP8_SAVING_GB[key] if fp8 else 0.0), 1)
 
 
 _FAMILY_TITLES = {"sd1": "SD 1.5", "sdxl": "SDXL"}
@@ -103,7 +120,7 @@ def _tier(family: str, gb: int, batch: int, checkpointing: bool, extra: dict, de
     values.update(extra)
     return Preset(f"{family}-{gb}gb", f"{_FAMILY_TITLES[family]} · {gb} GB", description, values,
                   kind=VRAM, family=family, vram_gb=gb,
-                  estimated_peak_gb=estimated_peak_gb(family, batch, checkpointing))
+                  estimated_peak_gb=estimated_peak_gb(family, batch, checkpointing, bool(extra.get("fp8_base"))))
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in _SUBJECTS}
@@ -126,7 +143,8 @@ def get_preset(name: str) -> Preset:
 def vram_tier(family: str | None, vram_gb: float) -> Preset:
     """The largest tier of ``family`` (SD2 counts as sd1, unknown as sd1) that fits ``vram_gb``."""
     family = "sdxl" if family == "sdxl" else "sd1"
-    fitting = [gb for gb in VRAM_TIERS_GB if gb <= vram_gb] or [VRAM_TIERS_GB[0]]
+    tiers = tiers_gb(family)
+    fitting = [gb for gb in tiers if gb <= vram_gb] or [tiers[0]]
     return PRESETS[f"{family}-{max(fitting)}gb"]
 
 

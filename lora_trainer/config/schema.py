@@ -17,6 +17,8 @@ from typing import Any, Optional
 from ..errors import ConfigError
 from .checks import MAX_RESOLUTION, output_name_problems, path_problems, resolution_problems, round_to, type_problem
 from .option_checks import check_options
+from .network_args import ALGOS
+from .option_checks import options_problems
 
 BASIC = "basic"
 ADVANCED = "advanced"
@@ -181,16 +183,59 @@ class TrainConfig:
                                         ss="ss_network_train_unet_only", ss_form="bool")
     network_train_text_encoder_only: bool = opt(False, "Train only the text encoder(s).", section="network",
                                                 ss="ss_network_train_text_encoder_only", ss_form="bool")
-    network_module: str = opt("networks.lora", "kohya network module; only networks.lora (LoRA/LoCon) is "
-                                               "supported.", section="network",
-                                               ss="ss_network_module", ss_form="network_module")
+    network_module: str = opt("networks.lora", "kohya network module: networks.lora (LoRA, LoCon) or lycoris.kohya "
+                                               "(set by the network type; kept for kohya configs).", section="network",
+                                               ss="ss_network_module", ss_form="network_module",
+                                               ss_value="network_module_text")
+    algo: str = opt("lora", "Network type. lora: kohya's LoRA (LoCon with conv_dim); loha / lokr: LyCORIS's LoHa and "
+                            "LoKr, which A1111 and Forge load without extensions.", label="Network type",
+                    choices=ALGOS, section="network")
+    dora_wd: bool = opt(False, "DoRA: also train a magnitude per input column of each layer (LyCORIS's dora_wd). "
+                               "For A1111 and Forge, which apply it exactly as trained; diffusers applies DoRA "
+                               "differently.", label="DoRA", section="network")
+    factor: int = opt(-1, "LoKr only: split each layer's size by this factor (-1: as evenly as possible).",
+                      minimum=-1, section="network")
+    network_weights: str = opt("", "Continue from this LoRA file (ours, kohya's or one from the Lora folder, same base "
+                                   "model family), with a new optimizer, learning rate and dataset: often 1/3 to 1/10 "
+                                   "of the first learning rate.", label="Continue from LoRA file", section="network",
+                               path="file")
+    dim_from_weights: bool = opt(False, "Take rank and alpha (per layer) and the trained layers from the file to "
+                                        "continue from, instead of network_dim / network_alpha.",
+                                 label="Rank from that file", section="network")
+    # --- per-block learning rates and ranks (kohya network_args) ---------------------------------
+    down_lr_weight: str = opt(
+        "", "Learning-rate multiplier per input block (IN00…): numbers separated by commas, or a curve (cosine, "
+            "sine, linear, reverse_linear, zeros; +0.5 adds 0.5). 0: not trained.", section="blocks")
+    mid_lr_weight: str = opt("", "Learning-rate multiplier of the middle block(s).", section="blocks")
+    up_lr_weight: str = opt("", "Learning-rate multiplier per output block (OUT00…), as down_lr_weight.",
+                            section="blocks")
+    block_dims: str = opt("", "Rank per block, one number per block (25 for SD1/SD2, 23 for SDXL).",
+                          section="blocks")
+    block_alphas: str = opt("", "Alpha per block, one number per block.", section="blocks")
+    conv_block_dims: str = opt("", "Rank of the 3×3 convolutions per block (LoCon), one number per block.",
+                               section="blocks")
+    conv_block_alphas: str = opt("", "Alpha of the 3×3 convolutions per block.", section="blocks")
     # --- optimizer ---------------------------------------------------------------------
     optimizer_type: str = opt("AdamW", "Optimizer. AdamW8bit saves memory on NVIDIA GPUs; Prodigy and "
                                        "DAdaptAdam find the learning rate themselves (use learning rate 1).",
                               group=BASIC, label="Optimizer", choices=OPTIMIZER_TYPES, section="optimizer",
                               ss="ss_optimizer", ss_value="optimizer_text")
-    optimizer_args: list = opt([], "Extra optimizer arguments as key=value (e.g. weight_decay=0.01).",
+    optimizer_args: list = opt([], "Other optimizer arguments as key=value (e.g. decouple=True).",
                                section="optimizer")
+    weight_decay: Optional[float] = opt(None, "Weight decay (empty: the optimizer's default; AdamW 0.01).",
+                                        minimum=0.0, section="optimizer")
+    betas: str = opt("", "The optimizer's betas, two numbers such as 0.9,0.999 (Adam, Lion, Prodigy; empty: "
+                         "default).", section="optimizer")
+    eps: Optional[float] = opt(None, "The optimizer's epsilon (Adam-type and Prodigy; empty: default).",
+                               minimum=0.0, section="optimizer")
+    d_coef: Optional[float] = opt(None, "Prodigy: multiplier of the step size it finds (below 1: gentler).",
+                                  minimum=0.0, section="optimizer")
+    safeguard_warmup: Optional[bool] = opt(None, "Prodigy: steadier step-size estimate during warm-up (on with a "
+                                                 "warm-up).", section="optimizer")
+    relative_step: Optional[bool] = opt(None, "Adafactor: find the step size itself and ignore the learning rate.",
+                                        section="optimizer")
+    scale_parameter: Optional[bool] = opt(None, "Adafactor: scale the step by the size of each weight.",
+                                          section="optimizer")
     learning_rate: float = opt(1e-4, "Base learning rate (1e-4 is a safe start).", group=BASIC,
                                label="Learning rate", minimum=0.0, section="optimizer",
                                ss="ss_learning_rate", ss_form="number")
@@ -234,6 +279,9 @@ class TrainConfig:
     mixed_precision: str = opt("bf16", "Compute precision. bf16 on RTX 30xx and newer, fp16 on older GPUs, "
                                        "no for CPU.", choices=MIXED_PRECISIONS, section="training",
                                        ss="ss_mixed_precision")
+    fp8_base: bool = opt(False, "Store the frozen base model in 8-bit floats (fp8) and compute in the mixed precision: "
+                                "about half the memory of the UNet's weights, for low-VRAM cards.",
+                         label="fp8 base model", section="training", ss="ss_fp8_base", ss_form="bool")
     min_snr_gamma: Optional[float] = opt(None, "Min-SNR loss weighting (5 is the usual value; steadier "
                                                "training).", minimum=0.0, section="training",
                                                ss="ss_min_snr_gamma", ss_form="optional_number")
@@ -313,7 +361,17 @@ class TrainConfig:
     @property
     def optimizer_text(self) -> str:
         """The optimizer and its arguments as kohya writes them: ``AdamW8bit(weight_decay=0.1)``."""
-        return self.optimizer_type + (f"({','.join(self.optimizer_args)})" if self.optimizer_args else "")
+        from .optimizer_fields import describe
+
+        args = [*describe(self), *self.optimizer_args]
+        return self.optimizer_type + (f"({','.join(args)})" if args else "")
+
+    @property
+    def network_module_text(self) -> str:
+        """``ss_network_module``: lycoris.kohya for LoHa, LoKr and DoRA, else this field."""
+        from .network_args import module_name
+
+        return module_name(self)
 
     @property
     def kohya_max_token_length(self) -> Optional[int]:
@@ -345,18 +403,19 @@ class TrainConfig:
     def effective_logging_dir(self) -> str:
         return self.logging_dir or os.path.join(self.output_dir, "logs")
 
+    def network_settings(self) -> dict[str, Any]:
+        """The network settings a run uses: the fields, or kohya's ``network_args`` strings where a field is left
+        at its default (``config.network_args``; ConfigError on a conflict or an unknown key)."""
+        from .network_args import network_settings
+
+        return network_settings(self)
+
     def network_kwargs(self) -> dict[str, Any]:
-        """conv_dim/conv_alpha/dropouts, from fields or kohya's ``network_args`` strings."""
-        values = {"conv_dim": self.conv_dim, "conv_alpha": self.conv_alpha,
-                  "rank_dropout": self.rank_dropout, "module_dropout": self.module_dropout}
-        for raw in self.network_args:
-            key, _, value = str(raw).partition("=")
-            key = key.strip()
-            if key in values and values[key] is None and value.strip():
-                values[key] = float(value) if key != "conv_dim" else int(float(value))
-        if values["conv_dim"] is not None and values["conv_alpha"] is None:
-            values["conv_alpha"] = float(values["conv_dim"])
-        return values
+        """What ``ss_network_args`` records: conv_dim/conv_alpha/dropouts, LyCORIS's algo, DoRA, blocks
+        (None: unset)."""
+        from .network_args import metadata_args
+
+        return metadata_args(self)
 
 
 def parse_resolution(value: Any) -> tuple[int, int]:
@@ -438,18 +497,7 @@ def validate(cfg: TrainConfig, *, need_paths: bool = True) -> list[str]:
     if cfg.network_alpha > cfg.network_dim:
         warnings.append(f"network_alpha ({cfg.network_alpha:g}) is larger than network_dim "
                         f"({cfg.network_dim}): the LoRA's updates are amplified; usually alpha ≤ dim")
-    if cfg.network_module not in ("networks.lora", ""):
-        problems.append(f"network_module '{cfg.network_module}' is not supported; only networks.lora "
-                        f"(LoRA and LoCon via conv_dim) is, so that the WebUI can load the file")
-    try:
-        net = cfg.network_kwargs()
-    except ValueError:
-        problems.append(f"network_args {cfg.network_args} has a value that is not a number; "
-                        f"write e.g. conv_dim=8")
-    else:
-        for key in ("rank_dropout", "module_dropout"):
-            if net[key] is not None and not 0.0 <= net[key] <= 1.0:
-                problems.append(f"{key} is {net[key]}, but it must be between 0 and 1")
+    problems += options_problems(cfg, warnings)
     if cfg.lr_warmup_steps and cfg.lr_scheduler == "constant":
         warnings.append("lr_warmup_steps is set but lr_scheduler is 'constant': using "
                         "constant_with_warmup")
@@ -463,6 +511,9 @@ def validate(cfg: TrainConfig, *, need_paths: bool = True) -> list[str]:
 
     if need_paths:
         problems += path_problems(cfg)
+        if cfg.network_weights and not os.path.isfile(cfg.network_weights):
+            problems.append(f"network_weights file not found: {cfg.network_weights} (choose the LoRA file to continue "
+                            f"from, or leave it empty)")
     check_options(cfg, problems, warnings, need_paths=need_paths)
     if problems:
         raise ConfigError(problems)

@@ -1,8 +1,9 @@
 """A kohya-format LoRA file applied to a model as forward hooks, without changing the model.
 
-Each layer the file names gets ``multiplier · alpha/rank · up(down(x))`` added to its output: the
-base model is never modified (no weight backup in memory), and any kohya-format file applies, not
-only ours. Used to score saved files (validation loss) on a base model loaded once.
+Each layer the file names gets ``multiplier · alpha/rank · up(down(x))`` added to its output (LoHa, LoKr
+and DoRA layers: ``ΔW·x`` with the ΔW the hosts compute, ``file_kinds.host_delta``): the base model is
+never modified (no weight backup in memory), and any kohya-format file applies, not only ours. Used to
+score saved files (validation loss) on a base model loaded once.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import TrainerError
+from .file_kinds import host_delta, module_kind
 from .kohya_format import KEY_RE, module_key, sdxl_unet_namer
 
 
@@ -33,7 +35,8 @@ def module_table(family: str, unet, text_encoders: Sequence, unet_config=None) -
 
 
 def read_lora_modules(path: str) -> dict[str, dict[str, torch.Tensor]]:
-    """{module key: {"down", "up", "alpha"}} of a kohya-format file (``safe_open``: never a pickle)."""
+    """{module key: {file part: tensor}} of a kohya-format file (``safe_open``: never a pickle); only modules
+    the hosts would read (LoRA, LoHa, LoKr)."""
     from safetensors import safe_open
 
     modules: dict[str, dict[str, torch.Tensor]] = {}
@@ -41,14 +44,18 @@ def read_lora_modules(path: str) -> dict[str, dict[str, torch.Tensor]]:
         with safe_open(path, framework="pt") as fh:
             for key in fh.keys():
                 match = KEY_RE.match(key)
-                if not match:
-                    continue
-                part = {"lora_down.weight": "down", "lora_up.weight": "up", "alpha": "alpha"}[match.group(3)]
-                modules.setdefault(f"{match.group(1)}_{match.group(2)}", {})[part] = fh.get_tensor(key)
+                if match:
+                    modules.setdefault(f"{match.group(1)}_{match.group(2)}", {})[match.group(3)] = fh.get_tensor(key)
     except Exception as err:  # safetensors raises its own error types
         raise TrainerError(f"{path} is not a readable .safetensors file ({err})",
                            "the file may be incomplete; use another epoch") from None
-    return {k: v for k, v in modules.items() if "down" in v and "up" in v}
+    return {k: v for k, v in modules.items() if module_kind(v) is not None}
+
+
+def _conv_args(layer) -> dict | None:
+    if isinstance(layer, torch.nn.Conv2d):
+        return {"stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation}
+    return None
 
 
 def _hook(down: torch.Tensor, up: torch.Tensor, scale: float, conv: dict | None):
@@ -60,6 +67,14 @@ def _hook(down: torch.Tensor, up: torch.Tensor, scale: float, conv: dict | None)
         else:
             delta = F.conv2d(F.conv2d(x, d, **conv), u)
         return output + scale * delta
+    return hook
+
+
+def _weight_hook(delta: torch.Tensor, conv: dict | None):
+    def hook(module, inputs, output):
+        x = inputs[0]
+        d = delta.to(x.device, x.dtype)
+        return output + (F.linear(x, d) if conv is None else F.conv2d(x, d, **conv, groups=module.groups))
     return hook
 
 
@@ -76,13 +91,15 @@ def lora_applied(table: dict[str, torch.nn.Module], path: str, multiplier: float
     try:
         for key in matched:
             layer, parts = table[key], modules[key]
-            down, up = parts["down"].float(), parts["up"].float()
+            conv = _conv_args(layer)
+            if module_kind(parts) != "lora" or "dora_scale" in parts:
+                delta = host_delta(parts, layer.weight.detach(), multiplier)
+                handles.append(layer.register_forward_hook(_weight_hook(delta, conv)))
+                continue
+            down, up = parts["lora_down.weight"].float(), parts["lora_up.weight"].float()
             rank = down.shape[0]
             alpha = float(parts["alpha"]) if "alpha" in parts else float(rank)
-            conv = None
-            if isinstance(layer, torch.nn.Conv2d):
-                conv = {"stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation}
-            elif down.dim() == 4:
+            if conv is None and down.dim() == 4:
                 down, up = down.flatten(1), up.flatten(1)
             handles.append(layer.register_forward_hook(_hook(down, up, multiplier * alpha / rank, conv)))
         yield len(modules) - len(matched)

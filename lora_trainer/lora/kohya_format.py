@@ -1,6 +1,7 @@
 """kohya-format LoRA files: the keys and metadata A1111, Forge, ComfyUI and diffusers load.
 
-Keys: ``<prefix>_<module path with "_">.lora_down.weight`` / ``.lora_up.weight`` / ``.alpha``; the
+Keys: ``<prefix>_<module path with "_">.lora_down.weight`` / ``.lora_up.weight`` / ``.alpha`` for LoRA,
+``.hada_w1_a`` … for LoHa, ``.lokr_w1`` … for LoKr, ``.dora_scale`` with DoRA (``file_kinds.py``); the
 ``ss_*`` metadata is written from the settings' schema (``config.metadata``).
 SD1.x/SD2.x UNet paths use diffusers' names (as kohya writes them); SDXL UNet paths use
 the original SGM names (``input_blocks_4_1_…``), as kohya's SDXL trainer writes them.
@@ -13,32 +14,19 @@ from typing import Any
 
 import torch
 
-from .network import ADAPTER, LoraNetwork
+from . import layers as L
+from .file_kinds import ALL_PARTS, FILE_PART, KIND_NAMES, module_kind, module_rank
+from .network import ADAPTER, LoraNetwork  # noqa: F401  (ADAPTER: re-exported)
+from .targets import module_key, sdxl_unet_namer  # noqa: F401  (the names files use, re-exported)
 
-KEY_RE = re.compile(r"^(lora_unet|lora_te|lora_te1|lora_te2)_([A-Za-z0-9_]+)\.(lora_down\.weight|lora_up\.weight|alpha)$")
+KEY_RE = re.compile(r"^(lora_unet|lora_te|lora_te1|lora_te2)_([A-Za-z0-9_]+)\.("
+                    + "|".join(re.escape(p) for p in ALL_PARTS) + r")$")
 SAVE_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "float": torch.float32}
 REQUIRED_METADATA = ("ss_output_name", "ss_base_model_version", "ss_v2", "modelspec.architecture",
                      "ss_network_module", "ss_network_dim", "ss_network_alpha", "ss_sd_model_name",
                      "ss_resolution", "ss_num_train_images", "ss_num_reg_images", "ss_epoch", "ss_steps",
                      "ss_learning_rate", "ss_unet_lr", "ss_text_encoder_lr", "ss_optimizer",
                      "ss_lr_scheduler", "ss_training_started_at", "ss_tag_frequency", "ss_clip_skip")
-
-
-def sdxl_unet_namer(unet_config: Any):
-    """diffusers UNet module path → SGM module path (``down_blocks.1.attentions.0`` → ``input_blocks.4.1``)."""
-    from ..models.ldm_keys import rename_key, unet_module_map
-
-    table = unet_module_map(unet_config)
-    return lambda name: rename_key(name + ".weight", table)[: -len(".weight")]
-
-
-def module_key(prefix: str, module_name: str, sdxl_namer=None) -> str:
-    """kohya module key for a module of the UNet or a text encoder."""
-    if prefix == "lora_unet" and sdxl_namer is not None:
-        module_name = sdxl_namer(module_name)
-    elif prefix != "lora_unet" and not module_name.startswith("text_model."):
-        module_name = "text_model." + module_name  # transformers 5 dropped the text_model level
-    return f"{prefix}_{module_name.replace('.', '_')}"
 
 
 def kohya_state_dict(network: LoraNetwork, family: str, save_precision: str = "fp16",
@@ -51,10 +39,9 @@ def kohya_state_dict(network: LoraNetwork, family: str, save_precision: str = "f
         key = module_key(comp.prefix, name, namer)
         if key + ".alpha" in out:
             raise ValueError(f"two LoRA modules map to the same key {key}")
-        down, up = network.master(layer.lora_A[ADAPTER].weight), network.master(layer.lora_B[ADAPTER].weight)
-        out[key + ".lora_down.weight"] = down.detach().to("cpu", dtype).contiguous()
-        out[key + ".lora_up.weight"] = up.detach().to("cpu", dtype).contiguous()
-        out[key + ".alpha"] = torch.tensor(float(layer.lora_alpha[ADAPTER]), dtype=dtype)
+        for part, param in L.layer_params(layer):
+            out[f"{key}.{FILE_PART[part]}"] = network.master(param).detach().to("cpu", dtype).contiguous()
+        out[key + ".alpha"] = torch.tensor(L.saved_alpha(layer), dtype=dtype)
     return out
 
 
@@ -77,22 +64,19 @@ def check_lora_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str] 
         modules.setdefault(f"{match.group(1)}_{match.group(2)}", {})[match.group(3)] = value
     ranks = set()
     for name, parts in modules.items():
-        missing = {"lora_down.weight", "lora_up.weight", "alpha"} - set(parts)
-        if missing:
-            problems.append(f"{name} lacks {', '.join(sorted(missing))}")
+        kind = module_kind(parts)
+        if kind is None:
+            problems.append(f"{name} holds {', '.join(sorted(parts))}: no LoRA, LoHa or LoKr the hosts read")
             continue
-        down, up, alpha = parts["lora_down.weight"], parts["lora_up.weight"], parts["alpha"]
-        rank = down.shape[0]
-        ranks.add(rank)
-        if alpha.numel() != 1:
+        if "alpha" not in parts:
+            problems.append(f"{name} lacks alpha")
+        elif parts["alpha"].numel() != 1:
             problems.append(f"{name}.alpha is not a single number")
-        if up.shape[1] != rank:
-            problems.append(f"{name}: lora_up has rank {up.shape[1]}, lora_down {rank}")
-        if down.dim() == 4 and up.shape[2:] != (1, 1):
-            problems.append(f"{name}: conv lora_up must be 1×1")
-        if down.dim() not in (2, 4) or down.dim() != up.dim():
-            problems.append(f"{name}: lora_down {tuple(down.shape)} and lora_up {tuple(up.shape)} do not fit")
-        if not (torch.isfinite(down.float()).all() and torch.isfinite(up.float()).all()):
+        problems += _shape_problems(name, kind, parts)
+        rank = module_rank(parts)
+        if rank is not None:
+            ranks.add(rank)
+        if not all(torch.isfinite(v.float()).all() for v in parts.values()):
             problems.append(f"{name} holds NaN or infinite values")
     if not modules:
         problems.append("the file holds no LoRA modules")
@@ -109,21 +93,54 @@ def check_lora_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str] 
     return problems
 
 
+def _shape_problems(name: str, kind: str, parts: dict) -> list[str]:
+    problems = []
+    if kind == "lora":
+        down, up = parts["lora_down.weight"], parts["lora_up.weight"]
+        if up.shape[1] != down.shape[0]:
+            problems.append(f"{name}: lora_up has rank {up.shape[1]}, lora_down {down.shape[0]}")
+        if down.dim() == 4 and up.shape[2:] != (1, 1):
+            problems.append(f"{name}: conv lora_up must be 1×1")
+        if down.dim() not in (2, 4) or down.dim() != up.dim():
+            problems.append(f"{name}: lora_down {tuple(down.shape)} and lora_up {tuple(up.shape)} do not fit")
+    elif kind == "loha":
+        w1a, w1b, w2a, w2b = (parts[p] for p in ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b"))
+        if w1a.shape[1] != w1b.shape[0] or w2a.shape[1] != w2b.shape[0] or w1a.shape[0] != w2a.shape[0] \
+                or w1b.shape[1:] != w2b.shape[1:]:
+            problems.append(f"{name}: the LoHa factors {[tuple(p.shape) for p in (w1a, w1b, w2a, w2b)]} do not fit")
+    dora = parts.get("dora_scale")
+    if dora is not None and (dora.dim() not in (2, 4) or dora.shape[0] != 1):
+        problems.append(f"{name}: dora_scale {tuple(dora.shape)} is not one value per input column (1 × in)")
+    return problems
+
+
 def summarize(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """Modules per prefix, ranks and alphas: what ``inspect`` prints."""
-    per_prefix: dict[str, int] = {}
-    ranks: dict[int, int] = {}
-    alphas: dict[float, int] = {}
-    conv = 0
+    """Modules per prefix, types, ranks and alphas: what ``inspect`` prints."""
+    modules: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         match = KEY_RE.match(key)
-        if not match:
+        if match:
+            modules.setdefault(f"{match.group(1)}_{match.group(2)}", {})[match.group(3)] = value
+    per_prefix: dict[str, int] = {}
+    kinds: dict[str, int] = {}
+    ranks: dict[int, int] = {}
+    alphas: dict[float, int] = {}
+    conv = dora = 0
+    for name, parts in modules.items():
+        kind = module_kind(parts)
+        if kind is None:
             continue
-        if match.group(3) == "lora_down.weight":
-            per_prefix[match.group(1)] = per_prefix.get(match.group(1), 0) + 1
-            ranks[value.shape[0]] = ranks.get(value.shape[0], 0) + 1
-            conv += int(value.dim() == 4 and value.shape[2:] != (1, 1))
-        elif match.group(3) == "alpha":
-            a = round(float(value), 4)
+        prefix = KEY_RE.match(f"{name}.alpha").group(1)
+        per_prefix[prefix] = per_prefix.get(prefix, 0) + 1
+        kinds[KIND_NAMES[kind]] = kinds.get(KIND_NAMES[kind], 0) + 1
+        rank = module_rank(parts)
+        if rank is not None:
+            ranks[rank] = ranks.get(rank, 0) + 1
+        if "alpha" in parts:
+            a = round(float(parts["alpha"]), 4)
             alphas[a] = alphas.get(a, 0) + 1
-    return {"modules": per_prefix, "ranks": ranks, "alphas": alphas, "conv3x3_modules": conv}
+        down = parts.get("lora_down.weight")
+        conv += int(down is not None and down.dim() == 4 and down.shape[2:] != (1, 1))
+        dora += int("dora_scale" in parts)
+    return {"modules": per_prefix, "kinds": kinds, "ranks": ranks, "alphas": alphas, "conv3x3_modules": conv,
+            "dora_modules": dora}

@@ -1,37 +1,41 @@
-"""Inject LoRA layers with peft and give them kohya's training behaviour.
+"""Inject the trained layers with peft and give them kohya's training behaviour.
 
-peft supplies the layers; kohya's extras are added here: dropout on the LoRA's inner
-neurons, rank dropout and module dropout (as a forward hook on ``lora_A``, since peft's
-own ``lora_dropout`` acts on the input instead), and max-norm regularisation
-(``scale_weight_norms``). LoRA weights are kept in fp32 whatever the base precision.
+peft supplies the layers (LoRA, LoHa, LoKr); ``layers.py`` their forward and weight change, DoRA's
+magnitude included. kohya's extras are added here: dropout on the LoRA's inner neurons, rank dropout
+and module dropout (as a forward hook on ``lora_A``, since peft's own ``lora_dropout`` acts on the input
+instead; LoHa / LoKr in their forward), and max-norm regularisation (``scale_weight_norms``). Trained
+weights are kept in fp32 whatever the base precision. ``NetworkSpec`` says what is injected where:
+the type, the default rank and alpha, and per layer (kohya key) another rank and alpha or none.
 """
 from __future__ import annotations
 
-import types
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .targets import Target, text_encoder_targets, unet_targets
+from . import layers as L
+from .layers import ADAPTER
+from .targets import Target, module_key, sdxl_unet_namer, text_encoder_targets, unet_targets
 
-ADAPTER = "default"
+# (kohya key, target) → (rank, alpha) for that layer, or None: the layer is not trained
+LayerChoice = Callable[[str, Target], Optional[tuple]]
 
 
 @dataclass
 class LoraComponent:
-    """One model carrying LoRA layers, and the kohya prefix its keys are saved under."""
+    """One model carrying trained layers, and the kohya prefix its keys are saved under."""
     prefix: str                 # lora_unet / lora_te / lora_te1 / lora_te2
     model: nn.Module
     targets: list[Target]
     hooks: list = field(default_factory=list)
+    keys: dict = field(default_factory=dict)   # module name → kohya key
 
     def lora_layers(self) -> Iterator[tuple[str, nn.Module]]:
         for name, module in self.model.named_modules():
-            lora_a = getattr(module, "lora_A", None)
-            if isinstance(lora_a, nn.ModuleDict) and ADAPTER in lora_a:
+            if L.is_trained_layer(module):
                 yield name, module
 
 
@@ -46,43 +50,73 @@ class DropoutSettings:
         return any(v for v in (self.network_dropout, self.rank_dropout, self.module_dropout))
 
 
-def _lora_config(targets: list[Target], rank: int, alpha: float, conv_rank: int | None,
-                 conv_alpha: float | None):
+@dataclass
+class NetworkSpec:
+    """What ``build_network`` injects: type (lora / loha / lokr), DoRA, default ranks, per-layer choices."""
+    rank: int
+    alpha: float
+    conv_rank: int | None = None
+    conv_alpha: float | None = None
+    algo: str = "lora"
+    dora: bool = False
+    factor: int = -1
+    with_conv: bool | None = None            # 3×3 layers as targets (default: when conv_rank is set)
+    choose: LayerChoice | None = None        # per-layer rank/alpha (block_dims, a file's ranks)
+
+    def default_for(self, target: Target) -> tuple[int, float]:
+        if target.is_conv3x3:
+            return int(self.conv_rank or self.rank), float(self.conv_alpha if self.conv_alpha is not None
+                                                            else (self.conv_rank or self.alpha))
+        return int(self.rank), float(self.alpha)
+
+
+def _peft_config(spec: NetworkSpec, chosen: dict[str, tuple[int, float]]):
+    """peft's config for the chosen layers: the most common rank/alpha as default, the rest by full name."""
+    counts: dict[tuple[int, float], int] = {}
+    for value in chosen.values():
+        counts[value] = counts.get(value, 0) + 1
+    rank, alpha = max(counts, key=counts.get)
+    rank_pattern = {name: r for name, (r, a) in chosen.items() if r != rank}
+    alpha_pattern = {name: a for name, (r, a) in chosen.items() if a != alpha}
+    common = dict(target_modules=sorted(chosen), rank_pattern=rank_pattern, alpha_pattern=alpha_pattern)
+    if spec.algo == "loha":
+        from peft import LoHaConfig
+        return LoHaConfig(r=rank, alpha=alpha, rank_dropout=0.0, module_dropout=0.0, init_weights=True,
+                          use_effective_conv2d=False, **common)
+    if spec.algo == "lokr":
+        from peft import LoKrConfig
+        return LoKrConfig(r=rank, alpha=alpha, rank_dropout=0.0, module_dropout=0.0, init_weights=True,
+                          use_effective_conv2d=False, decompose_both=False, decompose_factor=int(spec.factor),
+                          **common)
     from peft import LoraConfig
-
-    rank_pattern, alpha_pattern = {}, {}
-    for t in targets:
-        if t.is_conv3x3:
-            leaf = t.name.rsplit(".", 1)[-1]
-            rank_pattern[leaf] = int(conv_rank)
-            alpha_pattern[leaf] = float(conv_alpha if conv_alpha is not None else conv_rank)
-    return LoraConfig(r=int(rank), lora_alpha=float(alpha), lora_dropout=0.0, bias="none",
-                      init_lora_weights=True, target_modules=[t.name for t in targets],
-                      rank_pattern=rank_pattern, alpha_pattern=alpha_pattern)
+    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, bias="none", init_lora_weights=True, **common)
 
 
-def inject(model: nn.Module, prefix: str, targets: list[Target], rank: int, alpha: float,
-           conv_rank: int | None = None, conv_alpha: float | None = None) -> LoraComponent:
-    """Add LoRA layers to ``model`` (frozen); LoRA parameters are fp32 and trainable."""
+def inject(model: nn.Module, prefix: str, targets: list[Target], spec: NetworkSpec,
+           namer=None) -> LoraComponent:
+    """Add the trained layers to ``model`` (frozen); their parameters are fp32 and trainable."""
     from peft import inject_adapter_in_model
 
     model.requires_grad_(False)
-    if not targets:
+    chosen: dict[str, tuple[int, float]] = {}
+    keys: dict[str, str] = {}
+    for target in targets:
+        key = module_key(prefix, target.name, namer)
+        value = spec.choose(key, target) if spec.choose is not None else spec.default_for(target)
+        if value is not None and int(value[0]) > 0:
+            chosen[target.name] = (int(value[0]), float(value[1]))
+            keys[target.name] = key
+    if not chosen:
         raise ValueError(f"no LoRA target layers found in {type(model).__name__}")
-    inject_adapter_in_model(_lora_config(targets, rank, alpha, conv_rank, conv_alpha), model, ADAPTER)
-    component = LoraComponent(prefix, model, targets)
+    inject_adapter_in_model(_peft_config(spec, chosen), model, ADAPTER)
+    component = LoraComponent(prefix, model, [t for t in targets if t.name in chosen], keys=keys)
     for _, layer in component.lora_layers():
-        for sub in (layer.lora_A[ADAPTER], layer.lora_B[ADAPTER]):
-            sub.to(torch.float32)
-            sub.requires_grad_(True)
+        if spec.dora:
+            L.add_dora(layer)
+        for _, param in L.layer_params(layer):
+            param.data = param.data.to(torch.float32)
+            param.requires_grad_(True)
     return component
-
-
-def _autocast_on(device_type: str) -> bool:
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except TypeError:  # torch < 2.4 takes no argument (CUDA only)
-        return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
 
 
 def _lean_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
@@ -93,7 +127,7 @@ def _lean_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     is added in place: the frozen base layer's backward does not need its own output."""
     result = self.base_layer(x, *args, **kwargs)
     lora_a = self.lora_A[ADAPTER]
-    if x.dtype != lora_a.weight.dtype and not _autocast_on(x.device.type):
+    if x.dtype != lora_a.weight.dtype and not L._autocast_on(x.device.type):
         x = x.to(lora_a.weight.dtype)
     return result.add_(self.lora_B[ADAPTER](lora_a(x)), alpha=self.scaling[ADAPTER])
 
@@ -120,24 +154,34 @@ def _dropout_hook(settings: DropoutSettings, rank: int):
 
 
 class LoraNetwork:
-    """All LoRA components of a run (UNet and/or text encoders)."""
+    """All trained components of a run (UNet and/or text encoders)."""
 
     def __init__(self, components: list[LoraComponent], dropout: DropoutSettings | None = None) -> None:
         self.components = components
         self.dropout = dropout or DropoutSettings()
         self.masters: dict[nn.Parameter, nn.Parameter] = {}  # compute weight → fp32 master (if split)
-        if self.dropout.active:
-            for comp in components:
-                for _, layer in comp.lora_layers():
-                    lora_a = layer.lora_A[ADAPTER]
-                    comp.hooks.append(lora_a.register_forward_hook(_dropout_hook(self.dropout, layer.r[ADAPTER])))
+        self.notes: list[str] = []   # what the user should know about how it was built (network_setup)
+        for comp, _, layer in self.modules():
+            if L.layer_algo(layer) != "lora" or getattr(layer, L.DORA, None) is not None:
+                layer.lora_trainer_dropout = self.dropout   # applied in their forward
+            elif self.dropout.active:
+                lora_a = layer.lora_A[ADAPTER]
+                comp.hooks.append(lora_a.register_forward_hook(_dropout_hook(self.dropout, layer.r[ADAPTER])))
         self.set_lean_forward(True)
 
+    @property
+    def algo(self) -> str:
+        return next((L.layer_algo(layer) for _, _, layer in self.modules()), "lora")
+
+    @property
+    def dora(self) -> bool:
+        return any(getattr(layer, L.DORA, None) is not None for _, _, layer in self.modules())
+
     def set_lean_forward(self, enabled: bool) -> None:
-        """Use the lean LoRA forward (default) or peft's own (the benchmark's baseline)."""
+        """Use our forward (default) or, for plain LoRA layers, peft's own (the benchmark's baseline)."""
         for _, _, layer in self.modules():
-            if enabled:
-                layer.forward = types.MethodType(_lean_forward, layer)
+            if enabled or L.layer_algo(layer) != "lora" or getattr(layer, L.DORA, None) is not None:
+                L.set_forward(layer, _lean_forward)
             elif "forward" in layer.__dict__:
                 del layer.forward
 
@@ -149,8 +193,11 @@ class LoraNetwork:
         for comp in self.components:
             if prefixes is None or comp.prefix in prefixes:
                 for _, layer in comp.lora_layers():
-                    params += [layer.lora_A[ADAPTER].weight, layer.lora_B[ADAPTER].weight]
+                    params += [p for _, p in L.layer_params(layer)]
         return params
+
+    def layer_key(self, comp: LoraComponent, name: str) -> str:
+        return comp.keys.get(name) or module_key(comp.prefix, name)
 
     # --- fp32 masters for bf16/fp16 compute weights ---------------------------------------
     def use_compute_dtype(self, dtype: torch.dtype) -> None:
@@ -213,12 +260,26 @@ class LoraNetwork:
         if self.masters:
             torch._foreach_copy_(list(self.masters.keys()), list(self.masters.values()))
 
-    def param_groups(self, unet_lr: float, text_encoder_lr: float) -> list[dict]:
+    def param_groups(self, unet_lr: float, text_encoder_lr: float,
+                     block_weight: Callable[[str], float] | None = None) -> list[dict]:
+        """Optimizer groups: the UNet's (by kohya block when ``block_weight`` gives a layer key's learning-rate
+        weight; weight 0: left out) and the text encoders'."""
         groups = []
-        unet = self.optimizer_parameters(("lora_unet",))
         te = self.optimizer_parameters(("lora_te", "lora_te1", "lora_te2"))
-        if unet:
-            groups.append({"params": unet, "lr": unet_lr, "name": "unet"})
+        if block_weight is None:
+            unet = self.optimizer_parameters(("lora_unet",))
+            if unet:
+                groups.append({"params": unet, "lr": unet_lr, "name": "unet"})
+        else:
+            by_weight: dict[float, list] = {}
+            for comp, name, layer in self.modules():
+                if comp.prefix == "lora_unet":
+                    weight = float(block_weight(self.layer_key(comp, name)))
+                    by_weight.setdefault(weight, []).extend(self.masters.get(p, p) for _, p in L.layer_params(layer))
+            for weight, params in sorted(by_weight.items(), key=lambda kv: -kv[0]):
+                if weight > 0:
+                    groups.append({"params": params, "lr": unet_lr * weight,
+                                   "name": "unet" if weight == 1.0 else f"unet_x{weight:g}"})
         if te:
             groups.append({"params": te, "lr": text_encoder_lr, "name": "text_encoder"})
         return groups
@@ -235,16 +296,15 @@ class LoraNetwork:
     def trainable_state(self) -> dict[str, torch.Tensor]:
         out = {}
         for comp, name, layer in self.modules():
-            out[f"{comp.prefix}/{name}.lora_A"] = self.master(layer.lora_A[ADAPTER].weight).detach().clone()
-            out[f"{comp.prefix}/{name}.lora_B"] = self.master(layer.lora_B[ADAPTER].weight).detach().clone()
+            for part, param in L.layer_params(layer):
+                out[f"{comp.prefix}/{name}.{part}"] = self.master(param).detach().clone()
         return out
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         expected = set()
         with torch.no_grad():
             for comp, name, layer in self.modules():
-                for part, weight in (("lora_A", layer.lora_A[ADAPTER].weight),
-                                     ("lora_B", layer.lora_B[ADAPTER].weight)):
+                for part, weight in L.layer_params(layer):
                     key = f"{comp.prefix}/{name}.{part}"
                     expected.add(key)
                     if key not in state or state[key].shape != weight.shape:
@@ -265,18 +325,13 @@ class LoraNetwork:
         caller's choice (a host sync)."""
         norms, scaled = [], []
         for _, _, layer in self.modules():
-            down = self.master(layer.lora_A[ADAPTER].weight)
-            up = self.master(layer.lora_B[ADAPTER].weight)
-            scale = layer.scaling[ADAPTER]
-            if down.dim() == 4 and down.shape[2:] != (1, 1):
-                delta = F.conv2d(down.permute(1, 0, 2, 3), up).permute(1, 0, 2, 3)
-            else:
-                delta = up.flatten(1) @ down.flatten(1)
-            norm = (delta * scale).norm().clamp(min=max_norm / 2)
+            masters = {part: self.master(param) for part, param in L.layer_params(layer)}
+            delta = L.delta_weight(layer, masters.__getitem__)
+            norm = delta.norm().clamp(min=max_norm / 2)
             ratio = norm.clamp(max=max_norm) / norm
             factor = ratio.sqrt()
-            down.mul_(factor)
-            up.mul_(factor)
+            for part in L.max_norm_parts(layer):
+                masters[part].mul_(factor)
             norms.append(norm * ratio)
             scaled.append(ratio < 1 - 1e-6)  # a module already at the cap is not "scaled"
         self.masters_to_compute()
@@ -287,16 +342,24 @@ class LoraNetwork:
         return torch.stack(scaled).sum(), stacked.mean(), stacked.max()
 
 
-def build_network(family: str, unet: nn.Module | None, text_encoders: list[nn.Module], *, rank: int,
-                  alpha: float, conv_rank: int | None = None, conv_alpha: float | None = None,
-                  dropout: DropoutSettings | None = None) -> LoraNetwork:
-    """Inject LoRA into the UNet (if given) and each text encoder (if given), with kohya prefixes."""
+def build_network(family: str, unet: nn.Module | None, text_encoders: list[nn.Module],
+                  spec: NetworkSpec | None = None, dropout: DropoutSettings | None = None, *, rank: int = 4,
+                  alpha: float = 4.0, conv_rank: int | None = None, conv_alpha: float | None = None,
+                  unet_config=None) -> LoraNetwork:
+    """Inject the trained layers into the UNet (if given) and each text encoder (if given), with kohya prefixes.
+    Without ``spec``: a LoRA of ``rank`` / ``alpha`` (LoCon with ``conv_rank``)."""
+    spec = spec or NetworkSpec(rank, alpha, conv_rank, conv_alpha)
     components = []
     if unet is not None:
-        components.append(inject(unet, "lora_unet", unet_targets(unet, conv_rank is not None), rank, alpha,
-                                 conv_rank, conv_alpha))
+        with_conv = spec.conv_rank is not None if spec.with_conv is None else spec.with_conv
+        namer = sdxl_unet_namer(unet_config if unet_config is not None else unet.config) if family == "sdxl" else None
+        components.append(inject(unet, "lora_unet", unet_targets(unet, with_conv), spec, namer))
     if text_encoders:
         prefixes = ["lora_te1", "lora_te2"] if family == "sdxl" else ["lora_te"]
         for prefix, te in zip(prefixes, text_encoders):
-            components.append(inject(te, prefix, text_encoder_targets(te), rank, alpha))
+            try:
+                components.append(inject(te, prefix, text_encoder_targets(te), spec))
+            except ValueError:
+                if spec.choose is None:
+                    raise   # a chosen set (a file's layers) may leave an encoder out
     return LoraNetwork(components, dropout)

@@ -128,7 +128,9 @@ class _Trainer:
         mismatches = resume_mismatches(state.config, self.cfg.to_dict())
         if mismatches:
             raise TrainerError(f"the state in {state_dir} was saved with other settings: " + "; ".join(mismatches),
-                               "resume with the same settings as the run that saved it")
+                               "resume with the same settings as the run that saved it; to go on with another "
+                               "optimizer, learning rate or dataset, start a new run from its LoRA file instead "
+                               "(network_weights, resume empty)")
         try:
             self.run.network.load_trainable_state(state.lora)
         except KeyError as err:

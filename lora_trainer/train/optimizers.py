@@ -186,15 +186,22 @@ def _all_cuda(groups: list[dict]) -> bool:
 
 
 def build_optimizer(optimizer_type: str, param_groups: list[dict], learning_rate: float,
-                    optimizer_args: list[str] | dict | None = None) -> torch.optim.Optimizer:
+                    optimizer_args: list[str] | dict | None = None,
+                    field_kwargs: dict | None = None) -> torch.optim.Optimizer:
     """The optimizer kohya's ``--optimizer_type`` names, over ``param_groups``.
 
     Each group may carry its own ``"lr"`` (UNet vs text encoder); ``learning_rate`` is the
-    default. Adafactor with ``relative_step=True`` finds its own step size: learning rates
-    are dropped then and a note says so (pair it with the ``adafactor`` scheduler).
+    default. ``field_kwargs`` are the optimizer settings made as fields (weight_decay, betas, …;
+    ``config.optimizer_fields``), on top of ``optimizer_args``. Adafactor with ``relative_step=True``
+    finds its own step size: learning rates are dropped then and a note says so (pair it with the
+    ``adafactor`` scheduler).
     """
     name = canonical_optimizer_type(optimizer_type)
     kwargs = parse_optimizer_args(optimizer_args)
+    for key, value in (field_kwargs or {}).items():
+        if key in kwargs:
+            raise ConfigError(f"{key} is set both as a field and in optimizer_args: keep one")
+        kwargs[key] = value
     groups = _normalize_groups(param_groups)
     notes: list[str] = []
     lr: float | None = learning_rate

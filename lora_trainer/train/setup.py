@@ -117,12 +117,28 @@ def place_vae(cfg: TrainConfig, base, device) -> torch.dtype:
 
 
 def place_models(cfg: TrainConfig, base, device, *, vae: bool = True) -> torch.dtype:
-    """Frozen base on the training device (the VAE too unless ``vae`` is false); returns the VAE dtype."""
+    """Frozen base on the training device (the VAE too unless ``vae`` is false); returns the VAE dtype.
+    With ``fp8_base`` the UNet (and the text encoders when they are not trained) go there in fp8."""
     vae_dtype = place_vae(cfg, base, device) if vae else (torch.bfloat16 if cfg.mixed_precision == "bf16"
                                                            else torch.float32)
-    base.unet.to(device, WEIGHT_DTYPES[cfg.mixed_precision]).requires_grad_(False)
-    for te in base.text_encoders:
-        te.to(device, WEIGHT_DTYPES[cfg.mixed_precision]).requires_grad_(False).eval()
+    dtype = WEIGHT_DTYPES[cfg.mixed_precision]
+    if cfg.fp8_base:
+        from .fp8 import store_in_fp8, to_device_keeping_fp8
+
+        frozen = [base.unet] + ([] if cfg.train_text_encoder else list(base.text_encoders))
+        for model in [base.unet, *base.text_encoders]:
+            model.requires_grad_(False)
+            if model in frozen:
+                store_in_fp8(model.to(dtype), dtype)   # on the CPU: the device never holds the wider copy
+                to_device_keeping_fp8(model, device, dtype)
+            else:
+                model.to(device, dtype)
+        for te in base.text_encoders:
+            te.eval()
+    else:
+        base.unet.to(device, dtype).requires_grad_(False)
+        for te in base.text_encoders:
+            te.to(device, dtype).requires_grad_(False).eval()
     if cfg.gradient_checkpointing:
         base.unet.enable_gradient_checkpointing()
         if not dropout_active(cfg):  # nothing random inside the blocks: no RNG state to keep
@@ -146,17 +162,13 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
     """LoRA network, optimizer, LR schedule and the step's models, ready for ``compute_loss``.
 
     Shared by ``train`` and ``bench`` so that both time the same step."""
-    from ..lora.network import DropoutSettings, build_network
+    from ..config.optimizer_fields import field_kwargs
+    from .network_setup import build_run_network
     from .optimizers import build_optimizer
     from .schedulers import build_scheduler
 
     device = accelerator.device
-    net = cfg.network_kwargs()
-    network = build_network(
-        base.family, base.unet if cfg.train_unet else None,
-        base.text_encoders if cfg.train_text_encoder else [],
-        rank=cfg.network_dim, alpha=cfg.network_alpha, conv_rank=net["conv_dim"], conv_alpha=net["conv_alpha"],
-        dropout=DropoutSettings(cfg.network_dropout, net["rank_dropout"], net["module_dropout"]))
+    network, block_weight = build_run_network(cfg, base)
     if cfg.train_unet:
         base.unet.train()
     if cfg.train_text_encoder:
@@ -169,8 +181,9 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
         from .compile import compile_unet_blocks
         compile_unet_blocks(base.unet)
 
-    groups = network.param_groups(cfg.effective_unet_lr, cfg.effective_text_encoder_lr)
-    optimizer = build_optimizer(cfg.optimizer_type, groups, cfg.learning_rate, cfg.optimizer_args)
+    groups = network.param_groups(cfg.effective_unet_lr, cfg.effective_text_encoder_lr, block_weight)
+    optimizer = build_optimizer(cfg.optimizer_type, groups, cfg.learning_rate, cfg.optimizer_args,
+                                field_kwargs(cfg))
     scheduler_name = cfg.lr_scheduler
     if scheduler_name == "constant" and cfg.lr_warmup_steps:
         scheduler_name = "constant_with_warmup"
@@ -300,6 +313,7 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     place_models(cfg, base, device, vae=latent_cache is None)
 
     network, optimizer, scheduler, step_models = attach_training(cfg, base, accelerator, plan.total_steps)
+    warnings += network.notes
     if step_models.prompt_cache is not None:
         from ..data.captions import process_caption
         fixed = [process_caption(it.image.caption, shuffle_caption=False, keep_tokens=cfg.keep_tokens,

@@ -30,7 +30,9 @@ INFO_FILE = "state.json"
 # settings that must match for a resumed run to be the same run
 RESUME_KEYS = ("network_dim", "network_alpha", "conv_dim", "conv_alpha", "network_args",
                "network_train_unet_only", "network_train_text_encoder_only", "train_batch_size",
-               "gradient_accumulation_steps", "seed", "optimizer_type", "validation_split")
+               "gradient_accumulation_steps", "seed", "optimizer_type", "validation_split", "algo", "dora_wd",
+               "factor", "down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_dims", "block_alphas",
+               "conv_block_dims", "conv_block_alphas", "dim_from_weights")
 
 
 @dataclass

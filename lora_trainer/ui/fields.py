@@ -5,7 +5,8 @@ component for a field follows from its type and metadata: bool → checkbox, opt
 auto/on/off, choices → dropdown, a rate between 0 and 1 → slider, other numbers → number box with
 the field's limits, numbers that may stay empty → text box (a number box cannot show "empty" on
 gradio 3.41: it shows 0, which would silently train with a learning rate of 0), lists and text →
-text box. Values go back through ``config_io.config_from_dict`` so that every check is the core's.
+text box, kohya's seven per-block settings → one table (``block_table.py``; the form names it
+``block_table``). Values go back through ``config_io.config_from_dict`` so that every check is the core's.
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from typing import Any
 
 from ..config.files import config_from_dict
 from ..config.schema import BASIC, TrainConfig, field_type
+from .block_table import BLOCK_FIELDS, TABLE, fields_from_rows, table_rows
 
 SECTION_TITLES = {"model": "Model", "data": "Images and captions", "output": "Saving", "network": "Network",
                   "optimizer": "Optimizer and learning rate", "training": "Training",
-                  "validation": "Validation loss"}
+                  "validation": "Validation loss", "blocks": "Per-block learning rates and ranks"}
 TRISTATE = {"auto": None, "on": True, "off": False}
 EMPTY_HINT = "empty = not used / automatic"
 
@@ -28,7 +30,7 @@ class FieldSpec:
     name: str
     label: str
     help: str
-    widget: str   # checkbox | tristate | dropdown | slider | number | optional_number | list | textbox
+    widget: str   # checkbox | tristate | dropdown | slider | number | optional_number | list | textbox | block_table
     group: str
     section: str
     choices: tuple = ()
@@ -42,7 +44,9 @@ class FieldSpec:
         return self.group == BASIC
 
 
-def _widget(base: type, optional: bool, meta: dict) -> str:
+def _widget(name: str, base: type, optional: bool, meta: dict) -> str:
+    if name in BLOCK_FIELDS:
+        return "block_table"
     if base is bool:
         return "tristate" if optional else "checkbox"
     if meta.get("choices"):
@@ -64,7 +68,7 @@ def field_specs() -> list[FieldSpec]:
         base, optional = field_type(f)
         specs.append(FieldSpec(
             name=f.name, label=meta.get("label") or f.name, help=meta.get("help", ""),
-            widget=_widget(base, optional, meta), group=meta.get("group", ""), section=meta.get("section", ""),
+            widget=_widget(f.name, base, optional, meta), group=meta.get("group", ""), section=meta.get("section", ""),
             choices=tuple(meta.get("choices") or ()), minimum=meta.get("minimum"), maximum=meta.get("maximum"),
             optional=optional, integer=base is int))
     return specs
@@ -80,7 +84,7 @@ def to_widget(spec: FieldSpec, value: Any) -> Any:
         return {None: "auto", True: "on", False: "off"}[value]
     if spec.widget == "list":
         return " ".join(str(v) for v in value or [])
-    if spec.widget in ("textbox", "optional_number"):
+    if spec.widget in ("textbox", "optional_number", "block_table"):
         return "" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
     return value
 
@@ -98,7 +102,8 @@ def from_widget(spec: FieldSpec, value: Any) -> Any:
 
 def widget_values(cfg: TrainConfig, names: list[str]) -> list[Any]:
     specs = spec_map()
-    return [to_widget(specs[n], getattr(cfg, n)) for n in names]
+    blocks = {k: getattr(cfg, k) for k in BLOCK_FIELDS}
+    return [table_rows(blocks) if n == TABLE else to_widget(specs[n], getattr(cfg, n)) for n in names]
 
 
 def config_from_widgets(names: list[str], values: list[Any], base: TrainConfig | None = None
@@ -107,8 +112,10 @@ def config_from_widgets(names: list[str], values: list[Any], base: TrainConfig |
     from ..errors import ConfigError
 
     specs = spec_map()
-    data = {n: from_widget(specs[n], v) for n, v in zip(names, values)}
     try:
+        data = {}
+        for n, v in zip(names, values):
+            data.update(fields_from_rows(v) if n == TABLE else {n: from_widget(specs[n], v)})
         return config_from_dict(data, base=base, source="the form")
     except ConfigError as err:
         raise ConfigError([with_label(p) for p in err.problems], err.advice) from None

@@ -11,8 +11,13 @@ from typing import Any, Iterable
 import gradio as gr
 
 from ..config.schema import TrainConfig
+from .block_table import BLOCK_FIELDS, HEADERS, LAYOUTS, TABLE, fields_from_rows, layout_of, table_rows
 from .compat import dropdown, info_kw, keep_out_of_ui_config
 from .fields import EMPTY_HINT, SECTION_TITLES, FieldSpec, config_from_widgets, field_specs, to_widget, widget_values
+
+BLOCK_TABLE_HELP = ("One row per block of the UNet (kohya's network_args). LR weight multiplies the UNet learning "
+                    "rate (empty: 1, 0: the block is not trained); Rank and Alpha (and Conv ones for the 3×3 layers) "
+                    "give every block its own, filled for all blocks or none.")
 
 
 def make_component(spec: FieldSpec, value: Any) -> Any:
@@ -56,11 +61,40 @@ class ConfigForm:
     def render(self, names: Iterable[str]) -> list[Any]:
         made = []
         for name in names:
+            if name in BLOCK_FIELDS:
+                if TABLE not in self.components:
+                    made.append(self.render_block_table())
+                continue
             if name in self.components:
                 continue
             self.components[name] = make_component(self.specs[name], getattr(self.defaults, name))
             made.append(self.components[name])
         return made
+
+    def render_block_table(self) -> Any:
+        """The seven per-block settings as one table, with the block layout (SD1/SD2 or SDXL) to show."""
+        values = {k: getattr(self.defaults, k) for k in BLOCK_FIELDS}
+        family = layout_of(values)
+        layout = gr.Radio(choices=list(LAYOUTS), value=next(k for k, v in LAYOUTS.items() if v == family),
+                          label="Block layout", elem_id="lora_trainer_block_layout")
+        gr.HTML(f'<p class="lora_trainer_hint">{BLOCK_TABLE_HELP}</p>')   # a Dataframe takes no info= on 4.x
+        table = gr.Dataframe(value=table_rows(values, family), headers=HEADERS, type="array",
+                             datatype=["str"] * len(HEADERS), row_count=(len(table_rows(values, family)), "dynamic"),
+                             col_count=(len(HEADERS), "fixed"), interactive=True, label="Per-block values",
+                             elem_id="lora_trainer_block_table")
+        keep_out_of_ui_config(layout, table)
+
+        def switch(choice, rows):
+            try:
+                current = fields_from_rows(rows)
+            except Exception:   # a half-filled column: start the new layout empty
+                current = {}
+            family = LAYOUTS.get(choice, "sd1")
+            same = layout_of(current) == family
+            return gr.update(value=table_rows(current if same else {}, family))
+        layout.change(switch, [layout, table], [table])
+        self.components[TABLE] = table
+        return table
 
     def render_basic(self, skip: Iterable[str] = ()) -> None:
         """The basic fields not placed elsewhere, two per row."""

@@ -17,22 +17,28 @@ from ..config.schema import TrainConfig
 from ..errors import ConfigError
 
 # GUI key → our field, where the names differ.
-RENAMED = {"epoch": "max_train_epochs", "max_resolution": "resolution", "optimizer": "optimizer_type"}
+RENAMED = {"epoch": "max_train_epochs", "max_resolution": "resolution", "optimizer": "optimizer_type",
+           "lora_network_weights": "network_weights"}
 # Optional features the GUI switches off with 0 (ours: empty).
 ZERO_IS_OFF = ("min_snr_gamma", "noise_offset", "network_dropout", "rank_dropout", "module_dropout",
                "scale_weight_norms", "max_train_steps", "max_train_epochs", "clip_skip",
                "lr_scheduler_num_cycles", "lr_scheduler_power", "multires_noise_iterations", "ip_noise_gamma")
 # The GUI's noise type picks which of its noise settings it passes on: the other kind's are left behind.
 NOISE_SETTINGS = {"Original": ("noise_offset",), "Multires": ("multires_noise_iterations", "multires_noise_discount")}
-# Network types that train as kohya LoRA / LoCon (the kinds the WebUI loads natively).
-LORA_TYPES = {"Standard": False, "Kohya LoCon": True, "LoCon": True, "LyCORIS/LoCon": True}
+# Network types the WebUI loads natively: (algo, uses conv_dim, LyCORIS).
+LORA_TYPES = {"Standard": ("lora", False, False), "Kohya LoCon": ("lora", True, False), "LoCon": ("lora", True, False),
+              "LyCORIS/LoCon": ("lora", True, True), "LyCORIS/LoHa": ("loha", True, True),
+              "LyCORIS/LoKr": ("lokr", True, True)}
+# Settings the GUI passes only for some network types: read here, not by the generic loop.
+BY_TYPE = {"dora_wd", "factor", "LyCORIS_preset", "down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_dims",
+           "block_alphas", "conv_block_dims", "conv_block_alphas"}
 # GUI-only keys: how the GUI runs things, nothing a training result depends on.
 GUI_ONLY = {"model_list", "training_preset", "num_cpu_threads_per_process", "num_processes", "num_machines",
             "multi_gpu", "gpu_ids", "main_process_port", "dynamo_backend", "dynamo_mode", "dynamo_use_fullgraph",
             "dynamo_use_dynamic", "extra_accelerate_launch_args", "mixed_precision_accelerate", "use_wandb",
             "wandb_api_key", "wandb_run_name", "log_tracker_name", "log_tracker_config", "log_config",
             "save_as_bool", "sample_every_n_steps", "sample_every_n_epochs", "sample_sampler", "sample_prompts",
-            "LyCORIS_preset", "headless", "print_only", "stop_text_encoder_training", "lr_warmup",
+            "headless", "print_only", "stop_text_encoder_training", "lr_warmup",
             "LoRA_type", "conv_dim", "conv_alpha", "text_encoder_lr", "unet_lr", "v_parameterization", "seed",
             "keep_tokens", "additional_parameters", "max_train_epochs", "sdxl_no_half_vae",
             "sdxl_cache_text_encoder_outputs", "noise_offset_type"}
@@ -68,14 +74,16 @@ def _translate(data: dict) -> tuple[dict, list[str], list[str]]:
     lora_type = str(data.get("LoRA_type") or "Standard")
     if lora_type not in LORA_TYPES:
         raise ConfigError(f"the kohya_ss settings train a '{lora_type}' network, which this trainer does not make",
-                          "choose LoRA_type 'Standard' or 'Kohya LoCon' in kohya_ss and save again, "
-                          "or set the values here by hand")
-    if LORA_TYPES[lora_type] and (_number(data.get("conv_dim")) or 0) > 0:
+                          "choose LoRA_type 'Standard', 'Kohya LoCon', 'LyCORIS/LoHa' or 'LyCORIS/LoKr' in kohya_ss "
+                          "and save again, or set the values here by hand")
+    algo, uses_conv, lycoris = LORA_TYPES[lora_type]
+    if uses_conv and (_number(data.get("conv_dim")) or 0) > 0:
         out["conv_dim"] = int(_number(data["conv_dim"]))
         if _number(data.get("conv_alpha")):
             out["conv_alpha"] = _number(data["conv_alpha"])
-        if lora_type != "Kohya LoCon":
+        if algo == "lora" and lora_type != "Kohya LoCon":
             notes.append(f"LoRA_type '{lora_type}' is trained as a kohya LoCon (same layers, kohya file format)")
+    out.update(_by_type(data, algo, lycoris, notes, ignored))
 
     unet_lr, te_lr = _number(data.get("unet_lr")), _number(data.get("text_encoder_lr"))
     if unet_lr and te_lr:
@@ -111,7 +119,7 @@ def _translate(data: dict) -> tuple[dict, list[str], list[str]]:
         ignored.append("noise_offset_type")
     for key, value in data.items():
         target = RENAMED.get(key, key)
-        if key in GUI_ONLY or key in HANDLED_KOHYA_KEYS or key in unused_noise:
+        if key in GUI_ONLY or key in HANDLED_KOHYA_KEYS or key in BY_TYPE or key in unused_noise:
             continue
         if target in names:
             if target in ZERO_IS_OFF and _number(value) == 0:
@@ -126,6 +134,36 @@ def _translate(data: dict) -> tuple[dict, list[str], list[str]]:
     if data.get("max_train_epochs") not in OFF_VALUES:   # the GUI's own epochs box wins over "epoch"
         out["max_train_epochs"] = data["max_train_epochs"]
     return out, notes, sorted(set(ignored))
+
+
+def _by_type(data: dict, algo: str, lycoris: bool, notes: list[str], ignored: list[str]) -> dict:
+    """The settings kohya_ss passes only for some network types: LyCORIS's algo, DoRA, LoKr's factor and
+    preset; kohya's per-block values for its own LoRA types. Left-over values of another type are named."""
+    out: dict[str, Any] = {}
+    if lycoris:
+        out["network_module"] = "lycoris.kohya"
+        if algo != "lora":
+            out["algo"] = algo
+        if data.get("dora_wd") in (True, "true", "True"):
+            out["dora_wd"] = True
+        if algo == "lokr" and _number(data.get("factor")) not in (None, -1):
+            out["factor"] = int(_number(data["factor"]))
+        preset = str(data.get("LyCORIS_preset") or "full")
+        if preset == "full":
+            notes.append("LyCORIS_preset 'full': trained on kohya's layers (attention, feed-forward, and the ResNet "
+                         "convolutions when conv_dim is set), which is what 'full' trains in the UNet")
+        elif preset not in ("attn-mlp",):
+            ignored.append("LyCORIS_preset")
+    elif data.get("dora_wd") in (True, "true", "True"):
+        ignored.append("dora_wd")
+    blocks = [k for k in ("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_dims", "block_alphas",
+                          "conv_block_dims", "conv_block_alphas") if str(data.get(k) or "").strip()]
+    for key in blocks:
+        if lycoris:
+            ignored.append(key)   # kohya_ss passes them to kohya's LoRA only
+        else:
+            out[key] = str(data[key]).strip()
+    return out
 
 
 def import_kohya_gui(data: dict, base: TrainConfig | None = None) -> KohyaGuiImport:

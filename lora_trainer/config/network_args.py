@@ -1,0 +1,175 @@
+"""kohya's ``network_args`` strings and the network fields they duplicate, read as one set of settings.
+
+A kohya or LyCORIS TOML carries LoCon, LyCORIS, DoRA and per-block settings as ``network_args``
+(``["conv_dim=4", "algo=loha", "dora_wd=True", "down_lr_weight=1,1,0.5"]``); this trainer has a
+``TrainConfig`` field for each. ``network_settings`` merges both: a field left at its default takes the
+string's value, a field set to another value than the string is refused, and a key this trainer does
+not use is refused by name with the reason. ``metadata_args`` is what ``ss_network_args`` records (the
+settings a run used, as kohya writes them: strings), ``module_name`` the ``ss_network_module``.
+Torch-free.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigError
+
+ALGOS = ("lora", "loha", "lokr")
+ALGO_NAMES = {"lora": "LoRA", "loha": "LoHa", "lokr": "LoKr"}
+_ALGO_ALIASES = {"lora": "lora", "locon": "lora", "loha": "loha", "lokr": "lokr"}
+LYCORIS_MODULE = "lycoris.kohya"
+KOHYA_MODULE = "networks.lora"
+BLOCK_KEYS = ("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_dims", "block_alphas", "conv_block_dims",
+              "conv_block_alphas")
+# network_args keys with a field of the same name, and how the string is read
+_READERS = {"conv_dim": lambda t: int(float(t)), "conv_alpha": float, "rank_dropout": float,
+            "module_dropout": float, "algo": lambda t: _algo(t), "dora_wd": lambda t: _bool(t),
+            "factor": lambda t: int(float(t)), **{k: lambda t: t.strip() for k in BLOCK_KEYS}}
+FIELD_DEFAULTS = {"conv_dim": None, "conv_alpha": None, "rank_dropout": None, "module_dropout": None,
+                  "algo": "lora", "dora_wd": False, "factor": -1, **{k: "" for k in BLOCK_KEYS}}
+# LyCORIS presets whose UNet layers are kohya's: attn-mlp exactly; full also the ResNets (with conv_dim)
+PRESETS_TRAINED = ("attn-mlp", "attn_mlp", "full")
+# LyCORIS and kohya network_args this trainer does not use, and why
+UNSUPPORTED = {
+    "preset": "the trained layers are kohya's (attention and feed-forward; with conv_dim also the ResNet "
+              "convolutions): leave preset out, or use preset=attn-mlp or preset=full",
+    "use_tucker": "Tucker (CP) decomposition of 3×3 convolutions is not trained here", "use_cp": "see use_tucker",
+    "use_scalar": "the LyCORIS scalar is not trained here",
+    "decompose_both": "LoKr decomposes only its second factor here (LyCORIS's default)",
+    "rank_dropout_scale": "rank dropout here always rescales the kept ranks",
+    "train_norm": "normalisation layers are not trained here",
+    "bypass_mode": "the layers are trained with their weights merged (LyCORIS's default)",
+    "wd_on_out": "DoRA here normalises per input column, the only form both A1111 and Forge apply as trained",
+    "block_lr_zero_threshold": "write 0 in down_lr_weight / mid_lr_weight / up_lr_weight for the blocks "
+                               "that should not train",
+    "loraplus_lr_ratio": "LoRA+ is not supported", "loraplus_unet_lr_ratio": "LoRA+ is not supported",
+    "loraplus_text_encoder_lr_ratio": "LoRA+ is not supported",
+}
+
+
+def _algo(text: str) -> str:
+    key = str(text).strip().lower()
+    if key not in _ALGO_ALIASES:
+        raise ValueError(f"algo '{text}' is not one this trainer makes; choose one of: {', '.join(ALGOS)}")
+    return _ALGO_ALIASES[key]
+
+
+def _bool(text: str) -> bool:
+    key = str(text).strip().lower()
+    if key in ("true", "1", "yes", "on"):
+        return True
+    if key in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"'{text}' is not True or False")
+
+
+def parse_network_args(args: list) -> tuple[dict[str, Any], list[str]]:
+    """``["key=value", ...]`` → ({key: typed value}, problems) for the keys with a field; the rest are
+    problems that name the key and why it is not used."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for raw in args or []:
+        key, sep, text = str(raw).partition("=")
+        key = key.strip()
+        if not key:
+            continue
+        if key == "preset" and text.strip().lower() in PRESETS_TRAINED:
+            continue   # the layers trained anyway (option_checks says what "full" means here)
+        if key in UNSUPPORTED:
+            problems.append(f"network_args '{str(raw).strip()}' is not supported: {UNSUPPORTED[key]}")
+            continue
+        if key not in _READERS:
+            problems.append(f"network_args '{str(raw).strip()}' is not a setting this trainer knows; it takes: "
+                            f"{', '.join(_READERS)}")
+            continue
+        if not sep or not text.strip():
+            problems.append(f"network_args '{str(raw).strip()}' has no value; write {key}=<value>")
+            continue
+        try:
+            values[key] = _READERS[key](text)
+        except ValueError as err:
+            detail = str(err) if "algo" in str(err) or "True or False" in str(err) else "not a number"
+            problems.append(f"network_args '{str(raw).strip()}': {detail}")
+    return values, problems
+
+
+def network_settings(cfg) -> dict[str, Any]:
+    """The network settings a run uses: each field, or its ``network_args`` string where the field is left at
+    its default. ``conv_alpha`` defaults to ``conv_dim``. Raises ConfigError naming each conflict or unknown key."""
+    strings, problems = parse_network_args(cfg.network_args)
+    values: dict[str, Any] = {}
+    for key, default in FIELD_DEFAULTS.items():
+        own = getattr(cfg, key)
+        if key in strings:
+            if own != default and own != strings[key]:
+                problems.append(f"{key} is {own!r}, but network_args says {key}={strings[key]!r}: remove it from "
+                                f"network_args or make the two agree")
+            values[key] = own if own != default else strings[key]
+        else:
+            values[key] = own
+    try:
+        values["algo"] = _algo(values["algo"] or "lora")
+    except ValueError as err:
+        problems.append(str(err))
+    if problems:
+        raise ConfigError(problems)
+    if values["conv_dim"] is not None and values["conv_alpha"] is None:
+        values["conv_alpha"] = float(values["conv_dim"])
+    return values
+
+
+def is_lycoris(cfg, settings: dict[str, Any] | None = None) -> bool:
+    settings = settings if settings is not None else network_settings(cfg)
+    return settings["algo"] != "lora" or bool(settings["dora_wd"]) or cfg.network_module == LYCORIS_MODULE
+
+
+def module_name(cfg) -> str:
+    """``ss_network_module`` as kohya / LyCORIS write it."""
+    try:
+        return LYCORIS_MODULE if is_lycoris(cfg) else (cfg.network_module or KOHYA_MODULE)
+    except ConfigError:
+        return cfg.network_module or KOHYA_MODULE
+
+
+def metadata_args(cfg) -> dict[str, Any]:
+    """What ``ss_network_args`` records: the settings that differ from a plain LoRA (None: left out)."""
+    try:
+        s = network_settings(cfg)
+    except ConfigError:   # a config that never trains; the metadata shows its fields
+        s = {k: getattr(cfg, k) for k in FIELD_DEFAULTS}
+    lycoris = s["algo"] != "lora" or bool(s["dora_wd"]) or cfg.network_module == LYCORIS_MODULE
+    out = {"conv_dim": s["conv_dim"], "conv_alpha": s["conv_alpha"] if s["conv_dim"] is not None else None,
+           "rank_dropout": s["rank_dropout"], "module_dropout": s["module_dropout"],
+           "algo": s["algo"] if lycoris else None, "dora_wd": True if s["dora_wd"] else None,
+           "factor": s["factor"] if s["algo"] == "lokr" else None}
+    out.update({k: (s[k] or None) for k in BLOCK_KEYS})
+    return out
+
+
+def check_network(cfg, s: dict[str, Any]) -> list[str]:
+    """What the chosen network type cannot use: each problem names the setting, the reason and the fix."""
+    problems = []
+    for key in ("rank_dropout", "module_dropout"):
+        if s[key] is not None and not 0.0 <= s[key] <= 1.0:
+            problems.append(f"{key} is {s[key]}, but it must be between 0 and 1")
+    algo, name = s["algo"], ALGO_NAMES[s["algo"]]
+    if cfg.network_module not in (KOHYA_MODULE, LYCORIS_MODULE, ""):
+        problems.append(f"network_module '{cfg.network_module}' is not supported; use {KOHYA_MODULE} (LoRA, LoCon) or "
+                        f"{LYCORIS_MODULE} with algo loha / lokr, the types A1111 and Forge load")
+    if algo != "lora" and cfg.network_dropout:
+        problems.append(f"network_dropout drops a LoRA's inner neurons, which a {name} does not have: clear it, or "
+                        f"use rank_dropout / module_dropout")
+    if algo != "lokr" and s["factor"] not in (-1, None):
+        problems.append(f"factor ({s['factor']}) only shapes a LoKr: clear it (-1) or choose algo lokr")
+    if s["factor"] is not None and (s["factor"] == 0 or s["factor"] < -1):
+        problems.append(f"factor is {s['factor']}: use -1 (automatic) or a positive number such as 8")
+    if s["dora_wd"]:
+        dropped = [k for k in ("network_dropout", "rank_dropout", "module_dropout")
+                   if (getattr(cfg, k) if k == "network_dropout" else s[k])]
+        if dropped:
+            problems.append(f"{', '.join(dropped)} cannot be used with DoRA (dora_wd), which rescales whole weight "
+                            f"columns: turn the dropout or DoRA off")
+        if cfg.scale_weight_norms:
+            problems.append("scale_weight_norms caps the weight change, but with DoRA (dora_wd) the magnitude sets "
+                            "each column's size: clear scale_weight_norms or turn DoRA off")
+    return problems

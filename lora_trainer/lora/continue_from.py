@@ -1,0 +1,201 @@
+"""Continue training from a kohya-format file (``network_weights``, ``dim_from_weights``).
+
+Any LoRA, LoHa or LoKr file of the base model's family (ours, kohya's, LyCORIS's, one from the WebUI's
+Lora folder) is a starting point: its layers are loaded into a new network, which then trains with its
+own optimizer, learning rate and dataset. With ``dim_from_weights`` the network is built from the file
+(its layers, each with its rank and alpha); without, the settings build it and the file must fit it.
+Whatever does not fit is listed by kind, with a count, an example layer and the setting that fixes it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import TrainerError
+from . import layers as L
+from .file_hooks import read_lora_modules
+from .file_kinds import KIND_NAMES, PEFT_PART, describe_kinds, module_alpha, module_kind, module_rank
+
+FAMILY_NAMES = {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL"}
+
+
+@dataclass
+class NetworkFile:
+    path: str
+    modules: dict[str, dict[str, torch.Tensor]]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+    @property
+    def kinds(self) -> set[str]:
+        return {module_kind(p) for p in self.modules.values()}
+
+    @property
+    def dora(self) -> bool:
+        return any("dora_scale" in p for p in self.modules.values())
+
+    def prefixes(self) -> set[str]:
+        return {key.split("_")[0] + "_" + key.split("_")[1] for key in self.modules}
+
+
+def read_network_file(path: str) -> NetworkFile:
+    from safetensors import safe_open
+
+    modules = read_lora_modules(path)
+    try:
+        with safe_open(path, framework="pt") as fh:
+            metadata = fh.metadata() or {}
+    except Exception:  # read_lora_modules has already said why a file is unreadable
+        metadata = {}
+    if not modules:
+        raise TrainerError(f"network_weights: {os.path.basename(path)} holds no LoRA, LoHa or LoKr layers",
+                           "choose a kohya-format LoRA file (.safetensors) to continue from")
+    return NetworkFile(path, modules, metadata)
+
+
+def check_kind(nf: NetworkFile, algo: str, dora: bool) -> list[str]:
+    """The file's type against the chosen network type."""
+    problems = []
+    kinds = nf.kinds
+    if len(kinds) > 1:
+        problems.append(f"network_weights: {nf.name} mixes {describe_kinds(nf.modules)} layers, which cannot "
+                        f"continue as one network type")
+    elif kinds != {algo}:
+        found = next(iter(kinds))
+        problems.append(f"network_weights: {nf.name} is a {KIND_NAMES[found]}, but the network type (algo) is "
+                        f"{algo}: set algo {found} to continue it")
+    if nf.dora != dora:
+        problems.append(f"network_weights: {nf.name} {'has' if nf.dora else 'has no'} DoRA magnitudes (dora_scale), "
+                        f"but DoRA is {'on' if dora else 'off'}: turn DoRA {'on' if nf.dora else 'off'}")
+    return problems
+
+
+def check_parts(nf: NetworkFile, train_unet: bool, train_text_encoder: bool) -> list[str]:
+    """What the run would drop: the file's text-encoder (or UNet) layers when that part is not trained."""
+    problems = []
+    te = [k for k in nf.modules if not k.startswith("lora_unet_")]
+    unet = [k for k in nf.modules if k.startswith("lora_unet_")]
+    if te and not train_text_encoder:
+        problems.append(f"network_weights: {nf.name} also changes the text encoder ({len(te)} layers), but only the "
+                        f"UNet is trained, so those layers would be missing from the continued file: turn off "
+                        f"network_train_unet_only (the text encoder then trains at text_encoder_lr)")
+    if unet and not train_unet:
+        problems.append(f"network_weights: {nf.name} changes the UNet ({len(unet)} layers), but only the text encoder "
+                        f"is trained: turn off network_train_text_encoder_only")
+    return problems
+
+
+def file_choice(nf: NetworkFile, default_rank: int):
+    """dim_from_weights: each layer of the file with its rank and alpha; layers the file lacks are left out."""
+    def choose(key, target):
+        parts = nf.modules.get(key)
+        if parts is None:
+            return None
+        rank = module_rank(parts) or int(default_rank)   # a LoKr of whole factors: any rank keeps them whole
+        alpha = module_alpha(parts)
+        return rank, float(alpha if alpha is not None and module_rank(parts) else rank)
+    return choose
+
+
+def _group(problems: dict[str, list[str]], kind: str, key: str) -> None:
+    problems.setdefault(kind, []).append(key)
+
+
+def fit_problems(nf: NetworkFile, network, model_keys: set[str], family: str,
+                 file_family: str | None) -> tuple[list[str], list[str]]:
+    """(problems, notes): the file's layers against the network's, grouped by what differs."""
+    if file_family and file_family != family:
+        return [f"network_weights: {nf.name} was trained for {FAMILY_NAMES.get(file_family, file_family)}, but the "
+                f"base model is {FAMILY_NAMES.get(family, family)}: choose a LoRA of the same family, or that base "
+                f"model"], []
+    layers = {network.layer_key(comp, name): layer for comp, name, layer in network.modules()}
+    found: dict[str, list[str]] = {}
+    for key, parts in nf.modules.items():
+        layer = layers.get(key)
+        if layer is None:
+            _group(found, "model" if key not in model_keys else "untrained", key)
+            continue
+        params = dict(L.layer_params(layer))
+        for part, value in parts.items():
+            name = PEFT_PART.get(part)
+            if name is None:
+                continue
+            if name not in params:
+                _group(found, "structure", key)
+                break
+            if params[name].numel() != value.numel():
+                _group(found, "rank" if module_rank(parts) != layer.r[L.ADAPTER] else "structure", key)
+                break
+        else:
+            alpha = module_alpha(parts)
+            if alpha is not None and module_rank(parts) and abs(alpha - L.saved_alpha(layer)) > 1e-3 * max(1.0, alpha):
+                _group(found, "alpha", key)
+    return _messages(nf, found, layers, family), _notes(nf, layers)
+
+
+def _example(keys: list[str]) -> str:
+    return f"{len(keys)} layer{'s' if len(keys) > 1 else ''}, e.g. {keys[0]}"
+
+
+def _messages(nf: NetworkFile, found: dict[str, list[str]], layers: dict, family: str) -> list[str]:
+    out = []
+    if "model" in found:
+        out.append(f"network_weights: {nf.name} has layers this base model lacks ({_example(found['model'])}): it "
+                   f"was made for another model family than {FAMILY_NAMES.get(family, family)}; choose a LoRA of the "
+                   f"same family")
+    if "untrained" in found:
+        keys = found["untrained"]
+        conv = any(nf.modules[k].get("lora_down.weight") is not None and nf.modules[k]["lora_down.weight"].dim() == 4
+                   and nf.modules[k]["lora_down.weight"].shape[2:] != (1, 1) for k in keys)
+        fix = "set conv_dim to the file's conv rank, or " if conv else ""
+        out.append(f"network_weights: {nf.name} trains layers these settings do not ({_example(keys)}): "
+                   f"{fix}turn on dim_from_weights to train the file's layers (layers outside kohya's attention, "
+                   f"feed-forward and ResNet sets are not trained here)")
+    if "rank" in found:
+        key = found["rank"][0]
+        file_rank, ours = module_rank(nf.modules[key]), layers[key].r[L.ADAPTER]
+        out.append(f"network_weights: the file's rank is {file_rank} where these settings give {ours} "
+                   f"({_example(found['rank'])}): set network_dim (conv_dim for 3×3 layers) to {file_rank}, or "
+                   f"turn on dim_from_weights")
+    if "alpha" in found:
+        key = found["alpha"][0]
+        out.append(f"network_weights: the file's alpha is {module_alpha(nf.modules[key]):g} where these settings give "
+                   f"{L.saved_alpha(layers[key]):g} ({_example(found['alpha'])}): set network_alpha (conv_alpha) to "
+                   f"the file's, or turn on dim_from_weights")
+    if "structure" in found:
+        out.append(f"network_weights: {nf.name} splits its factors differently from these settings "
+                   f"({_example(found['structure'])}): for a LoKr, set factor and network_dim as it was trained, "
+                   f"or turn on dim_from_weights")
+    return out
+
+
+def _notes(nf: NetworkFile, layers: dict) -> list[str]:
+    fresh = [k for k in layers if k not in nf.modules]
+    if not fresh:
+        return []
+    return [f"network_weights: {len(fresh)} trained layers are not in {nf.name} and start from zero, e.g. {fresh[0]}"]
+
+
+@torch.no_grad()
+def load_into(nf: NetworkFile, network) -> int:
+    """Copy the file's values into the network's layers (masters too); returns the number of layers loaded."""
+    loaded = 0
+    for comp, name, layer in network.modules():
+        parts = nf.modules.get(network.layer_key(comp, name))
+        if parts is None:
+            continue
+        params = dict(L.layer_params(layer))
+        for part, value in parts.items():
+            target = params.get(PEFT_PART.get(part, ""))
+            if target is None:
+                continue
+            value = value.to(target.device, torch.float32).reshape(target.shape)
+            network.master(target).copy_(value)
+            target.copy_(value.to(target.dtype))
+        loaded += 1
+    return loaded
