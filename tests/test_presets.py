@@ -48,9 +48,18 @@ def measured_sdxl_presets() -> dict:
     return rows
 
 
+def measured_fp8_tiers() -> dict:
+    """docs/BENCHMARKS.md's fp8-base tiers: name → (cap GB, setup peak reserved, steps' peak reserved)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md").read_text(encoding="utf-8")
+    return {m[1]: (float(m[2]), float(m[3]), float(m[4])) for m in re.finditer(
+        r"^\| (sd1-4gb|sdxl-6gb) \(fp8 base[^|]*\| ([\d.]+) \| ([\d.]+) \| [\d.]+ / ([\d.]+) \| [\d.]+ \| yes \|$",
+        text, re.MULTILINE)}
+
+
 def test_sdxl_tiers_fit_their_card_as_measured():
     measured = measured_sdxl_presets()
-    assert set(measured) == set(preset_names(VRAM, "sdxl"))
+    fp8 = {name for name in preset_names(VRAM) if PRESETS[name].values.get("fp8_base")}
+    assert set(measured) == set(preset_names(VRAM, "sdxl")) - fp8
     for name, (cap, setup, _alloc, reserved) in measured.items():
         assert cap == pytest.approx((PRESETS[name].vram_gb - 0.5) * 2**30 / 1e9, abs=0.01)   # the card less 0.5 GiB
         assert max(setup, reserved) <= cap
@@ -59,6 +68,12 @@ def test_sdxl_tiers_fit_their_card_as_measured():
     assert alloc * 0.95 <= PRESETS["sdxl-8gb"].estimated_peak_gb <= reserved * 1.05
 
 
+def test_fp8_tiers_fit_their_card_as_measured():
+    measured = measured_fp8_tiers()
+    assert set(measured) == {name for name in preset_names(VRAM) if PRESETS[name].values.get("fp8_base")}
+    for name, (cap, setup, reserved) in measured.items():
+        assert cap == pytest.approx((PRESETS[name].vram_gb - 0.5) * 2**30 / 1e9, abs=0.01)
+        assert max(setup, reserved) <= cap
 def test_style_has_more_capacity_than_character_than_concept():
     dims = [PRESETS[n].values["network_dim"] for n in ("style", "character", "concept")]
     assert dims == sorted(dims, reverse=True)

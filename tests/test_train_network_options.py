@@ -46,7 +46,7 @@ def _first_step_losses(cfg):
 
     prepared = prepare_run(cfg, log=lambda *_: None)
     trainer = _Trainer(prepared, None, ev.StopRequest())
-    batch = trainer.make_batch(epoch_batches(prepared.items, cfg.train_batch_size, cfg.seed, 0)[0])
+    batch = trainer.batches.make(epoch_batches(prepared.items, cfg.train_batch_size, cfg.seed, 0)[0])
     for model in [prepared.step_models.unet, *prepared.step_models.text_encoders]:
         model.eval()
     with torch.no_grad():
@@ -126,7 +126,7 @@ def _saved_weight_copies(run_prepared) -> list:
         if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)) and not m.weight.requires_grad:
             weights.setdefault(tuple(m.weight.shape), []).append(m.weight.detach().float())
     trainer = _Trainer(run_prepared, None, ev.StopRequest())
-    batch = trainer.make_batch(epoch_batches(run_prepared.items, 2, 0, 0)[0])
+    batch = trainer.batches.make(epoch_batches(run_prepared.items, 2, 0, 0)[0])
     kept = []
 
     def pack(tensor):
