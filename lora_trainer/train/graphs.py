@@ -82,7 +82,7 @@ class GraphedStep:
         self.warmup = max(1, warmup)
         self.max_shapes = max_shapes
         self.device = accelerator.device
-        self.stream = torch.cuda.Stream(self.device)
+        self.stream = capture_stream(self.device)
         self.pool = None
         self.graphs: dict[tuple, _Captured] = {}
         self.seen: dict[tuple, int] = {}
@@ -204,6 +204,20 @@ def checkpoint_policy(ctx, op, *args, lora_rank: Optional[int] = None, **kwargs)
         if weight.dim() == 2 and weight.shape[1] == lora_rank and weight.shape[0] > lora_rank:
             return CheckpointPolicy.MUST_SAVE
     return CheckpointPolicy.PREFER_RECOMPUTE
+
+
+@functools.lru_cache(maxsize=None)
+def _capture_stream(device_index: int):
+    return torch.cuda.Stream(torch.device("cuda", device_index))
+
+
+def capture_stream(device) -> "torch.cuda.Stream":
+    """The one side stream every run of this process captures on. A new ``torch.cuda.Stream`` comes from
+    torch's round-robin pool of 32, and cuBLAS keeps a workspace for each stream it has run on (64 MB on
+    Hopper), so a new stream per run held up to 32 × 64 MB of GPU memory in a WebUI that trains many
+    times (benchmarks/long_runs.py)."""
+    device = torch.device(device)
+    return _capture_stream(device.index if device.index is not None else torch.cuda.current_device())
 
 
 @functools.lru_cache(maxsize=1)
