@@ -178,6 +178,8 @@ def test_train_in_the_browser_reload_and_find_the_run(server):
         before = wait_for_text(page, "lora_trainer_progress", r"Step\s*[1-9]\d* / 6")
         wait_for_text(page, "lora_trainer_progress", r"Loss\s*\d+\.\d{4}")
         page.wait_for_selector("#lora_trainer_chart svg polyline")
+        shown = page.evaluate("window.titlesShown")   # while it trains: its progress in the window title
+        assert any(re.fullmatch(r"\[LoRA \d+%\] LoRA Trainer", t) for t in shown), shown
 
         page.reload()   # the run lives in the server, not in the page
         page.wait_for_selector("#lora_trainer_train_data_dir")
@@ -190,8 +192,6 @@ def test_train_in_the_browser_reload_and_find_the_run(server):
 
         wait_for_text(page, "lora_trainer_progress", r"Finished", timeout=100)
         assert wait_for_title(page, r"^LoRA Trainer$", timeout=10) == "LoRA Trainer"   # restored after the run
-        shown = page.evaluate("window.titlesShown")   # while it trained: its progress in the window title
-        assert any(re.fullmatch(r"\[LoRA \d+%\] LoRA Trainer", t) for t in shown), shown
         page.wait_for_timeout(500)
         assert page.evaluate("window.notesShown") == [["LoRA Trainer", "shapes_browser: Finished"]]
         assert page.evaluate("window.soundsPlayed") == 1
