@@ -8,7 +8,8 @@ Two messages come from gradio 4.40 itself, whatever an app does, and are counted
   "Too many arguments provided for the endpoint." for every event that sends a value: the tab's page load
   and polls send none, so only a user's own actions may cause it, one per event that sent values;
 - its Tabs component warns "Attempted to select a non-interactive or hidden tab." as it mounts, before its
-  first tab registers (Forge's own page logs 32): at most once per set of tabs.
+  first tab registers (Forge's own page logs 32): once per set of tabs that names its selected tab (one that
+  names none warns twice, so ours name theirs).
 Anything else fails the test, on both gradio versions.
 """
 from __future__ import annotations

@@ -56,8 +56,9 @@ def build_workbench(ctx) -> Workbench:
         refresh = gr.Button("↻", elem_id="lora_trainer_ds_refresh", scale=1, min_width=40)
         handoff = gr.Button("Use for training", variant="primary", elem_id="lora_trainer_ds_handoff", scale=2)
     project_box = gr.HTML("", elem_id="lora_trainer_ds_project_box")
-    with gr.Tabs(elem_id="lora_trainer_ds_steps"):
-        with gr.Tab("Import", elem_id="lora_trainer_ds_step_import"):
+    # a set of tabs without a selected one makes gradio 4 warn in the console twice as it mounts, not once
+    with gr.Tabs(elem_id="lora_trainer_ds_steps", selected="import"):
+        with gr.Tab("Import", id="import", elem_id="lora_trainer_ds_step_import"):
             with gr.Row(equal_height=False):
                 source = gr.Textbox("", label="Pictures folder", info="Your pictures are only read, never changed.",
                                     elem_id="lora_trainer_ds_source", scale=3)
