@@ -1,6 +1,6 @@
 """Presets a user saves: one TOML file each with settings only, listed, applied as the built-in ones are (paths and
 names kept), replaced and deleted by name; built-in names and names that cannot be files refused in both
-languages; a broken file listed with its reason, never raised (torch-free)."""
+languages; a broken file listed with its reason, never raised; the command line's --preset (torch-free)."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,8 @@ from lora_trainer.config import files
 from lora_trainer.config.presets import USER, apply_preset, preset_changes
 from lora_trainer.config.schema import TrainConfig
 from lora_trainer.config.user_presets import (RUN_FIELDS, SETTINGS, PresetError, check_name, delete_preset,
-                                              find_preset, list_presets, presets_dir, read_preset, save_preset)
+                                              find_preset, list_presets, presets_dir, read_preset, resolve_preset,
+                                              save_preset)
 
 FORM = TrainConfig(pretrained_model_name_or_path="/models/base.safetensors", train_data_dir="/data/train",
                    reg_data_dir="/data/reg", output_dir="/out", output_name="mine-v1", resume="/out/state",
@@ -151,3 +152,22 @@ def test_the_folder_is_the_hosts_own_else_the_standalone_one(tmp_path, monkeypat
     monkeypatch.setenv("LORA_TRAINER_PRESETS_DIR", str(tmp_path / "chosen"))
     assert presets_dir(host) == str(tmp_path / "chosen")
 
+
+def test_the_command_line_takes_built_in_and_saved_presets(tmp_path, monkeypatch):
+    from lora_trainer.cli.main import build_parser, train_config
+
+    monkeypatch.setenv("LORA_TRAINER_PRESETS_DIR", str(tmp_path))
+    save_preset(FORM, "mine", str(tmp_path))
+    assert resolve_preset("style", str(tmp_path)).values["network_dim"] == 64
+    config = tmp_path / "run.toml"
+    files.save_config(OTHER, str(config))
+    args = build_parser().parse_args(["train", "--config", str(config), "--preset", "Mine", "--preset", "sdxl-12gb",
+                                      "--network_dim", "20"])
+    cfg, _ = train_config(args)
+    assert cfg.output_name == "other" and cfg.train_data_dir == "/d/other", "the file's paths are kept"
+    assert cfg.max_train_steps == 1200 and cfg.seed == 7, "the saved preset's settings"
+    assert cfg.optimizer_type == "AdamW" and cfg.train_batch_size == 2, "the tier goes over the saved preset"
+    assert cfg.network_dim == 20, "a flag goes over the presets"
+    with pytest.raises(PresetError) as err:
+        train_config(build_parser().parse_args(["train", "--preset", "nothing"]))
+    assert "character" in err.value.advice and "mine" in err.value.advice
