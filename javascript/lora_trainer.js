@@ -15,7 +15,9 @@
     ];
     const HINTS = {
         lora_trainer_scan: "Read the training and regularization folders again and redraw the step maths.",
-        lora_trainer_apply_preset: "Fill the settings for what you train and your graphics card; the message lists what changed.",
+        lora_trainer_apply_preset: "Fill the settings from your preset, for what you train and for your graphics card; the message lists what changed.",
+        lora_trainer_save_preset: "Keep the form's settings under this name (paths and names are left out).",
+        lora_trainer_delete_preset: "Delete the preset chosen in 'Your presets'; the built-in presets stay.",
         lora_trainer_refresh_models: "Read the WebUI's checkpoint list again.",
         lora_trainer_start: "Check the settings and the images, then train (or wait in the queue behind the run that trains).",
         lora_trainer_stop: "Stop the run after the current step; it saves an -interrupted file and state to resume from.",

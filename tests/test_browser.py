@@ -49,7 +49,8 @@ def standalone_server(tmp_path: Path, models: str, output_dir: str, extra_args=(
     """``python -m lora_trainer.ui`` on a free port, stopped afterwards; yields (url, log path)."""
     port = free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", LORA_TRAINER_JOBS_DIR=str(tmp_path / "jobs"),
-               PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")
+               LORA_TRAINER_PRESETS_DIR=str(tmp_path / "presets"), PYTHONPATH=str(ROOT),
+               GRADIO_ANALYTICS_ENABLED="False")
     log_path = tmp_path / "server.log"
     log = open(log_path, "w+", encoding="utf-8")
     process = subprocess.Popen([sys.executable, "-m", "lora_trainer.ui", "--models", models, "--output-dir",

@@ -119,7 +119,8 @@ def test_the_console_stays_quiet_on_load_while_polling_and_opening_sections(serv
         for name in ("Train", "Evaluate", "Dataset", "Train"):
             open_subtab(page, name)
             page.wait_for_timeout(700)
-        for section in ("lora_trainer_previews", "lora_trainer_advanced", "lora_trainer_queue"):
+        for section in ("lora_trainer_user_presets", "lora_trainer_previews", "lora_trainer_advanced",
+                        "lora_trainer_queue"):
             page.locator(f"#{section}").first.click()
             page.wait_for_timeout(300)
         page.wait_for_timeout(2000)
@@ -139,6 +140,11 @@ def test_the_console_stays_quiet_on_load_while_polling_and_opening_sections(serv
         open_subtab(page, "Train")
         page.locator("#lora_trainer_apply_preset").click()   # "Choose a preset first": the form's values sent
         page.wait_for_timeout(2000)
+        type_into(page, "lora_trainer_preset_name", "browser preset")
+        page.locator("#lora_trainer_save_preset").click()      # saved into the server's own folder, listed
+        page.wait_for_function("() => (document.querySelector('#lora_trainer_preset_message') || {}).innerText"
+                               "?.includes('browser preset')", timeout=15000)
+        page.wait_for_timeout(1000)
         acted = console.since(mark)
         assert not problems(acted, 0), "\n".join(problems(acted, 0))
         if page_gradio_major() == "3":

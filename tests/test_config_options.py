@@ -87,6 +87,21 @@ def test_what_changes_another_setting_is_said():
     assert validate(TrainConfig(flip_aug=True, alpha_mask=True, max_token_length=150), need_paths=False) == []
 
 
+@pytest.mark.parametrize("optimizer", ["Lion", "Lion8bit", "PagedLion8bit", "lion8bit"])
+def test_lion_with_regularization_images_is_warned_not_refused(optimizer):
+    from lora_trainer.config.option_checks import LION_WITH_REGULARIZATION
+    from lora_trainer.ui.fields import with_label
+
+    warnings = validate(TrainConfig(optimizer_type=optimizer, reg_data_dir="/data/reg"), need_paths=False)
+    assert LION_WITH_REGULARIZATION in warnings
+    assert "use AdamW or AdamW8bit with regularization images, or clear reg_data_dir" in LION_WITH_REGULARIZATION
+    assert with_label(LION_WITH_REGULARIZATION) == LION_WITH_REGULARIZATION, "one fixed text, translated as it is"
+    assert LION_WITH_REGULARIZATION not in validate(TrainConfig(optimizer_type=optimizer), need_paths=False)
+    for other in ("AdamW", "AdamW8bit", "DAdaptAdam"):
+        assert LION_WITH_REGULARIZATION not in validate(TrainConfig(optimizer_type=other, reg_data_dir="/data/reg",
+                                                                    learning_rate=1.0), need_paths=False)
+
+
 def test_the_dataset_checks_use_the_training_token_limit(tmp_path):
     from lora_trainer.dataset.checks import CheckSettings, check_dataset
     from lora_trainer.ui.dataset.check_actions import check_settings

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import string
 
+import lora_trainer.config.user_presets  # noqa: F401  (registers the user presets' sentences)
 import lora_trainer.dataset.checks  # noqa: F401  (registers the workbench's sentences)
 import lora_trainer.evaluate.messages  # noqa: F401  (registers the evaluation's sentences)
 import lora_trainer.ui.dataset.messages  # noqa: F401  (registers the workbench UI's sentences)

@@ -146,6 +146,12 @@ def test_the_scripts_hints_are_translated_and_name_elements_of_the_tab():
     assert not unknown, f"hints for elements the tab does not have: {unknown}"
 
 
+def test_the_settings_warnings_written_as_fixed_texts_are_translated():
+    from lora_trainer.config.option_checks import LION_WITH_REGULARIZATION
+
+    assert LION_WITH_REGULARIZATION in ZH_CN_TEXTS
+
+
 def test_the_notification_settings_are_translated():
     from lora_trainer.hosts.webui import NOTIFY_SETTINGS
 

@@ -9,20 +9,35 @@ import sys
 from pathlib import Path
 
 from ..config.files import add_config_flags, config_from_dict, load_config, overrides_from_args
+from ..config.presets import apply_preset
+from ..config.schema import TrainConfig
+from ..config.user_presets import presets_dir, resolve_preset
 from ..errors import TrainerError
 from .dataset_cmd import add_dataset_parser
 from .progress import ProgressPrinter
+
+
+def train_config(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
+    """The settings of ``train``: the config file, then each ``--preset`` (a built-in one or one saved in the
+    Train tab), then the other flags; with the warnings about what was not used."""
+    if args.config:
+        cfg, warnings = load_config(args.config)
+    else:
+        cfg, warnings = TrainConfig(), []
+    for name in args.preset or []:
+        cfg = apply_preset(cfg, resolve_preset(name, presets_dir()))
+    overrides = overrides_from_args(args)
+    if overrides:
+        cfg, more = config_from_dict(overrides, base=cfg, source="command line")
+        warnings += more
+    return cfg, warnings
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..train.events import StopRequest
     from ..train.loop import train
 
-    overrides = overrides_from_args(args)
-    if args.config:
-        cfg, warnings = load_config(args.config, overrides)
-    else:
-        cfg, warnings = config_from_dict(overrides, source="command line")
+    cfg, warnings = train_config(args)
     for warning in warnings:
         print(f"warning: {warning}")
     stop = StopRequest()
@@ -80,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train a LoRA from a config file and/or flags")
     p_train.add_argument("--config", help="TOML config (this trainer's or kohya sd-scripts')")
+    p_train.add_argument("--preset", action="append", metavar="NAME",
+                         help="start from a preset, over the config file and under the other flags: character, "
+                              "style, concept, a graphics card tier (sd1-8gb … sdxl-24gb) or one saved in the "
+                              "Train tab (in $LORA_TRAINER_PRESETS_DIR, else the standalone server's folder); "
+                              "repeat for more")
     add_config_flags(p_train)
     p_train.set_defaults(func=cmd_train)
     p_demo = sub.add_parser("demo", help="train a tiny demo LoRA on CPU in a few minutes")

@@ -198,12 +198,19 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
-def to_toml(cfg: TrainConfig) -> str:
+SETTINGS_HEADER = "# LoRA training settings (kohya sd-scripts compatible names)"
+
+
+def to_toml(cfg: TrainConfig, names: Iterable[str] | None = None, header: str = SETTINGS_HEADER) -> str:
     """Flat TOML that both this trainer and kohya's sd-scripts read. Empty values are left out, except
-    where this trainer's default is not empty (``"none"``: kohya's default there is empty too)."""
-    lines = ["# LoRA training settings (kohya sd-scripts compatible names)"]
+    where this trainer's default is not empty (``"none"``: kohya's default there is empty too). ``names``:
+    only these fields (a preset leaves the paths out)."""
+    lines = [header]
     section = None
+    wanted = None if names is None else set(names)
     for f in TrainConfig.fields():
+        if wanted is not None and f.name not in wanted:
+            continue
         value = getattr(cfg, f.name)
         if f.metadata.get("section") != section:
             section = f.metadata.get("section")
@@ -220,11 +227,13 @@ def to_toml(cfg: TrainConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_config(cfg: TrainConfig, path: str) -> None:
+def save_config(cfg: TrainConfig, path: str, names: Iterable[str] | None = None,
+                header: str = SETTINGS_HEADER) -> None:
+    """``to_toml`` written atomically (the previous file stays whole if the write fails)."""
     from ..io.atomic import atomic_write
     with atomic_write(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(to_toml(cfg))
+            fh.write(to_toml(cfg, names, header))
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,8 @@
 """The settings' checks beyond a field's range (part of ``schema.validate``): caption length, masks,
-augmentation and noise; network type, per-block, optimizer, fp8 and continue-from-a-file options, and the
-ones across them. A value that cannot work is a problem that names the setting and the fix, never ignored;
-a setting that changes how another one works, or changes nothing, is a warning. Torch-free.
+augmentation, noise, Lion with regularization images; network type, per-block, optimizer, fp8 and
+continue-from-a-file options, and the ones across them. A value that cannot work is a problem that names the
+setting and the fix, never ignored; a setting that changes how another one works, or changes nothing, or works
+worse with another one, is a warning. Torch-free.
 """
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from .network_args import check_network, network_settings
 TOKEN_LIMITS = (75, 150, 225)          # kohya's max_token_length: chunks of 75 tokens
 MULTIRES_DISCOUNT_DEFAULT = 0.3
 ADAPTIVE_OPTIMIZERS = ("prodigy", "dadaptadam", "dadaptation", "dadaptlion")
+LION_OPTIMIZERS = ("lion", "lion8bit", "pagedlion8bit")
+# one fixed sentence, so that the WebUI's localization (localizations/zh_CN.json) puts it into Chinese
+LION_WITH_REGULARIZATION = ("Lion optimizers (Lion, Lion8bit, PagedLion8bit) with regularization images "
+                            "(reg_data_dir) tend to over-fit or give worse pictures, the tutorials find: use AdamW "
+                            "or AdamW8bit with regularization images, or clear reg_data_dir to train without them")
 
 
 def check_options(cfg, problems: list[str], warnings: list[str], *, need_paths: bool = True) -> None:
@@ -22,6 +28,7 @@ def check_options(cfg, problems: list[str], warnings: list[str], *, need_paths: 
     _masks(cfg, problems, need_paths)
     _augmentation(cfg, warnings)
     _noise(cfg, warnings)
+    _optimizer(cfg, warnings)
 
 
 def _token_length(cfg, problems: list[str]) -> None:
@@ -60,6 +67,11 @@ def _noise(cfg, warnings: list[str]) -> None:
     if cfg.debiased_estimation_loss and cfg.min_snr_gamma:
         warnings.append("debiased_estimation_loss and min_snr_gamma both weight the loss by the timestep's SNR and "
                         "multiply; most runs use one of them")
+
+
+def _optimizer(cfg, warnings: list[str]) -> None:
+    if cfg.optimizer_type.lower() in LION_OPTIMIZERS and cfg.reg_data_dir.strip():
+        warnings.append(LION_WITH_REGULARIZATION)
 
 
 def options_problems(cfg, warnings: list[str]) -> list[str]:

@@ -37,6 +37,7 @@ from .schema import TrainConfig
 
 SUBJECT = "subject"
 VRAM = "vram"
+USER = "user"                                        # saved from the form (config/user_presets.py)
 FAMILIES = ("sd1", "sdxl")
 VRAM_TIERS_GB = (8, 12, 16, 24)                      # every family
 SMALLEST_TIER_GB = {"sd1": 4, "sdxl": 6}            # with fp8_base
@@ -148,12 +149,17 @@ def vram_tier(family: str | None, vram_gb: float) -> Preset:
     return PRESETS[f"{family}-{max(fitting)}gb"]
 
 
-def apply_preset(cfg: TrainConfig, name: str) -> TrainConfig:
-    """``cfg`` with the preset's values; every other setting (paths, names) is kept."""
-    return cfg.replace(**get_preset(name).values)
+def _preset(preset: Preset | str) -> Preset:
+    return preset if isinstance(preset, Preset) else get_preset(preset)
 
 
-def preset_changes(cfg: TrainConfig, name: str) -> list[tuple[str, Any, Any]]:
+def apply_preset(cfg: TrainConfig, preset: Preset | str) -> TrainConfig:
+    """``cfg`` with the preset's values (a built-in one by name, or a ``Preset``); every other setting (paths,
+    names) is kept."""
+    return cfg.replace(**_preset(preset).values)
+
+
+def preset_changes(cfg: TrainConfig, preset: Preset | str) -> list[tuple[str, Any, Any]]:
     """(field, old, new) for each value the preset would change: shown so nothing changes unseen."""
-    return [(key, getattr(cfg, key), value) for key, value in get_preset(name).values.items()
+    return [(key, getattr(cfg, key), value) for key, value in _preset(preset).values.items()
             if getattr(cfg, key) != value]

@@ -171,6 +171,10 @@ class HostAdapter:
         """Where this host keeps its job records ("" for the trainer's cache folder)."""
         return ""
 
+    def presets_dir(self) -> str:
+        """Where this host keeps the presets its users save ("" for the trainer's cache folder)."""
+        return ""
+
     def free_vram(self) -> None:
         """Before training: the host's model leaves the GPU."""
 

@@ -104,6 +104,11 @@ class WebUIAdapter(HostAdapter):
         """``<data>/lora_trainer/jobs``: each WebUI install lists the runs it trained, not another's."""
         return os.path.join(self.data_dir(), "lora_trainer", "jobs")
 
+    def presets_dir(self) -> str:
+        """``<data>/lora_trainer/presets``: the presets saved in this install (a caller names a preset, never
+        the folder)."""
+        return os.path.join(self.data_dir(), "lora_trainer", "presets")
+
     # --- GPU memory ------------------------------------------------------------------------------
     def free_vram(self) -> None:
         with self._lock(), self._guard:

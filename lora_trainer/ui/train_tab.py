@@ -1,5 +1,6 @@
-"""The Train sub-tab: presets, the base model, the settings form, preview settings, Start / Stop, and the
-live view of the runner's jobs (progress, loss chart, previews, files, queue), polled every few seconds."""
+"""The Train sub-tab: presets (built-in and the user's own), the base model, the settings form, preview settings,
+Start / Stop, and the live view of the runner's jobs (progress, loss chart, previews, files, queue), polled every
+few seconds."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,9 +8,9 @@ from typing import Any
 
 import gradio as gr
 
-from ..config.presets import PRESETS, SUBJECT, VRAM, apply_preset, preset_changes, preset_names
+from ..config.presets import SUBJECT, VRAM
 from ..errors import ConfigError, TrainerError
-from . import actions
+from . import actions, preset_actions
 from ..evaluate.loss_chart import loss_chart_svg
 from .compat import QUIET_INPUTS, PageMemory, as_path, dropdown, picker, poll
 from .dataset_tab import DATASET_FIELDS
@@ -20,7 +21,7 @@ from .status import (ACTIVE, error_html, files_html, job_choices, job_id_of, mes
 from .tab import install_banner
 
 PLACED_ELSEWHERE = ("pretrained_model_name_or_path",) + DATASET_FIELDS
-NO_PRESET = "—"
+NO_PRESET = preset_actions.NO_PRESET
 QUIET = {"show_progress": "hidden"}   # redraws run every few seconds: no loading overlay
 
 
@@ -40,17 +41,30 @@ def build_train(ctx) -> TrainTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             with gr.Row(equal_height=False):
-                subject = dropdown([NO_PRESET] + [PRESETS[n].title for n in preset_names(SUBJECT)],
-                                   NO_PRESET, label="What you train",
+                subject = dropdown(preset_actions.builtin_choices(SUBJECT), NO_PRESET, label="What you train",
                                    info="Fills rank, learning rates and caption settings for this "
                                         "kind of subject.", elem_id="lora_trainer_preset_subject")
-                vram = dropdown([NO_PRESET] + [PRESETS[n].title for n in preset_names(VRAM)],
-                                NO_PRESET, label="Graphics card memory",
+                vram = dropdown(preset_actions.builtin_choices(VRAM), NO_PRESET, label="Graphics card memory",
                                 info="Fills batch size and memory savers for the model type and "
                                      "your GPU's memory.", elem_id="lora_trainer_preset_vram")
+                user_choices, broken = preset_actions.listing(host)
+                mine = picker(user_choices, NO_PRESET, label="Your presets",
+                              info="Saved from this form; applied first, the other two on top.",
+                              elem_id="lora_trainer_preset_user")
                 apply_button = gr.Button("Apply preset", elem_id="lora_trainer_apply_preset", scale=0,
                                          min_width=160)
             preset_box = gr.HTML("", elem_id="lora_trainer_preset_message")
+            with gr.Accordion("Save the form as a preset", open=False, elem_id="lora_trainer_user_presets"):
+                with gr.Row(equal_height=False):
+                    preset_name = gr.Textbox("", label="Preset name", max_lines=1, scale=3,
+                                             info="Every setting except the base model, the folders, the output "
+                                                  "name and a file to continue from. The name of one of your "
+                                                  "presets replaces it.", elem_id="lora_trainer_preset_name")
+                    save_preset = gr.Button("Save as preset", elem_id="lora_trainer_save_preset", scale=0,
+                                            min_width=160)
+                    delete_preset = gr.Button("Delete the preset chosen in 'Your presets'", scale=0, min_width=160,
+                                              elem_id="lora_trainer_delete_preset")
+                presets_box = gr.HTML(broken, elem_id="lora_trainer_preset_list")
             with gr.Row(equal_height=False):
                 base_model = dropdown(actions.checkpoint_titles(host), base_title, label="Base model",
                                       info=form.specs["pretrained_model_name_or_path"].help,
@@ -117,25 +131,40 @@ def build_train(ctx) -> TrainTab:
 
     # ---- handlers ------------------------------------------------------------------------------------
     n_form = len(form.inputs)
-    by_title = {p.title: p.name for p in PRESETS.values()}
 
-    def apply_presets(subject_title: str, vram_title: str, *values: Any):
-        names = [by_title[t] for t in (subject_title, vram_title) if t in by_title]
-        if not names:
+    def apply_presets(subject_title: str, vram_title: str, mine_name: str, *values: Any):
+        if not preset_actions.chosen(subject_title, vram_title, mine_name):
             return [message_html("info", "Choose a preset first")] + [gr.update() for _ in range(n_form)]
         try:
             cfg = ctx.current_config(list(values))
         except ConfigError as err:
             return [message_html("error", "Fix these settings first", err.problems)] + \
                 [gr.update() for _ in range(n_form)]
-        lines = []
-        for name in names:
-            lines += [f"{field}: {old} → {new}" for field, old, new in preset_changes(cfg, name)]
-            cfg = apply_preset(cfg, name)
-        titles = " + ".join(PRESETS[n].title for n in names)
-        box = message_html("ok", "Preset applied", [titles] + [PRESETS[n].description for n in names]
-                           + (lines or ["Nothing needed to change."]))
-        return [box] + form.updates(cfg)
+        box, cfg = preset_actions.apply(cfg, subject_title, vram_title, mine_name, host)
+        return [box] + (form.updates(cfg) if cfg is not None else [gr.update() for _ in range(n_form)])
+
+    def save_user_preset(name: str, *values: Any):
+        """The form's settings under ``name`` (no path is stored, so paths a shared WebUI refuses do not
+        matter here, and half-filled settings save as they are, as a settings file does)."""
+        try:
+            cfg, _ = form.to_config(list(values), base=ctx.defaults)
+        except ConfigError as err:
+            return message_html("error", "Fix these settings first", err.problems), gr.update(), gr.update()
+        box, choices, chosen_name, broken_box = preset_actions.save(cfg, name, host)
+        if choices is None:
+            return box, gr.update(), gr.update()
+        return box, gr.update(choices=choices, value=chosen_name), broken_box
+
+    def delete_user_preset(name: str):
+        box, choices, broken_box = preset_actions.delete(name, host)
+        if choices is None:
+            return box, gr.update(), gr.update()
+        return box, gr.update(choices=choices, value=NO_PRESET), broken_box
+
+    def list_user_presets():
+        """A page opens: the presets saved since the tab was built (by this or another page)."""
+        choices, broken_box = preset_actions.listing(host)
+        return gr.update(choices=choices, value=NO_PRESET), broken_box
 
     def refresh_checkpoints(choice: str):
         titles = actions.checkpoint_titles(host, refresh=True)
@@ -294,7 +323,10 @@ def build_train(ctx) -> TrainTab:
 
     # ---- events --------------------------------------------------------------------------------------
     form_inputs = form.inputs
-    applied = apply_button.click(apply_presets, [subject, vram] + form_inputs, [preset_box] + form_inputs)
+    applied = apply_button.click(apply_presets, [subject, vram, mine] + form_inputs, [preset_box] + form_inputs)
+    save_preset.click(save_user_preset, [preset_name] + form_inputs, [preset_box, mine, presets_box])
+    delete_preset.click(delete_user_preset, [mine], [preset_box, mine, presets_box])
+    ctx.blocks.load(list_user_presets, None, [mine, presets_box], **QUIET)
     refresh_models.click(refresh_checkpoints, [base_model], [base_model])
     output_name = form.components["output_name"]
     output_name.blur(tidy_output_name, [output_name], [output_name, start_box])
