@@ -83,14 +83,35 @@
     }
 
     // a notification when a run this page saw queued or training ends (the progress box and the queue's rows
-    // say each run's status: the box moves on to the next run of a queue at once)
-    const lastStatus = {};
+    // say each run's status: the box moves on to the next run of a queue at once); what the page saw is kept
+    // in the browser tab's session, so a run that ends while the page reloads still gets its notification
+    const SEEN_KEY = "lora_trainer_seen_status";
+    const lastStatus = readSeen();
+
+    function readSeen() {
+        try {
+            return JSON.parse(window.sessionStorage.getItem(SEEN_KEY)) || {};
+        } catch (error) {   // storage disabled or unreadable: this page's own memory only
+            return {};
+        }
+    }
+
+    function remember(job, now) {
+        if (lastStatus[job] === now) return;
+        delete lastStatus[job];   // newest last, so the oldest are dropped first
+        lastStatus[job] = now;
+        const jobs = Object.keys(lastStatus);
+        jobs.slice(0, Math.max(0, jobs.length - 100)).forEach(old => delete lastStatus[old]);
+        try {
+            window.sessionStorage.setItem(SEEN_KEY, JSON.stringify(lastStatus));
+        } catch (error) { /* storage full or disabled */ }
+    }
 
     function notify(status) {
         const job = status.dataset.job;
         const now = status.dataset.status;
         const before = lastStatus[job];
-        lastStatus[job] = now;
+        remember(job, now);
         if (!before || !ACTIVE.includes(before) || !ENDED.includes(now)) return;
         const badge = status.querySelector(".lt-badge");
         const name = status.querySelector(".lt-name") || status.querySelector("td");   // the box, or a queue row
