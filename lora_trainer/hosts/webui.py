@@ -390,9 +390,13 @@ class WebUIAdapter(HostAdapter):
             return AllowedFolders.anywhere()
         paths = host_module("modules.paths_internal")
         extra = str(getattr(getattr(shared, "opts", None), "data", {}).get(ALLOWED_FOLDERS_OPTION) or "")
+        try:   # the checkpoints the WebUI lists, also those linked into its folder from elsewhere
+            listed = [info.filename for info in host_module("modules.sd_models").checkpoints_list.values()]
+        except Exception:
+            listed = []
         return AllowedFolders.only([self.lora_dir(), paths.models_path, getattr(cmd_opts, "ckpt_dir", None),
                                     os.path.join(paths.data_path, "lora_trainer"),
-                                    *[line.strip() for line in extra.splitlines() if line.strip()]])
+                                    *[line.strip() for line in extra.splitlines() if line.strip()]], listed)
 
 
 def serves_other_computers(cmd_opts) -> bool:
