@@ -234,6 +234,59 @@ def test_refresh_and_interrogators_hold_the_queue_lock(root):
     assert "clip, deepbooru" in err.value.advice
 
 
+def test_interrogators_that_cannot_load_their_models_stop_the_run_with_one_message(root, tmp_path, monkeypatch):
+    """Offline the WebUI cannot download its interrogators' models. Its DeepBooru then fails on the first picture
+    (IndexError) and tags every later one with the untrained network it built before failing; its CLIP
+    interrogator logs the error and returns "<error>" as the caption. Seen in A1111 1.10.1: "Tagged 7 of 8" and
+    "Tagged 8 of 8" with "<error>" in every caption. Both must stop before any caption is written."""
+    fake_host.activate("a1111", root=root, loaded=ckpt(root))
+    from PIL import Image
+    import modules.deepbooru as deepbooru
+    import modules.shared as shared
+    from lora_trainer.dataset.autotag import tag_folder
+    from lora_trainer.dataset.tagging import host_taggers
+
+    class OfflineDeepBooru:          # modules/deepbooru.py's holder when the download failed
+        model = None
+
+        def load(self):
+            if self.model is None:
+                files = []           # modelloader.load_models swallows the download error
+                self.model = "untrained network"
+                self.weights = files[0]
+
+        def tag(self, image):
+            self.load()
+            return ""
+
+    class OfflineClip:               # modules/interrogate.py's Interrogator when the download failed
+        def load(self):
+            return [][0]
+
+        def interrogate(self, image):
+            return "<error>"
+
+    monkeypatch.setattr(deepbooru, "model", OfflineDeepBooru())
+    monkeypatch.setattr(shared, "interrogator", OfflineClip())
+    adapter = detect_host()
+    folder = tmp_path / "1_zkz"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (16, 16)).save(folder / name)
+    taggers = {t.name: t for t in host_taggers(adapter.interrogators(), adapter.interrogate,
+                                               adapter.prepare_interrogator)}
+    with pytest.raises(TrainerError) as err:
+        tag_folder(folder, taggers["deepbooru"])
+    assert "model-resnet_custom_v3.pt" in str(err.value) and "torch_deepdanbooru" in str(err.value)
+    assert deepbooru.model.model is None          # the next try loads again instead of using the untrained one
+    with pytest.raises(TrainerError) as err:
+        tag_folder(folder, taggers["clip"])
+    assert "CLIP interrogator could not load" in str(err.value) and "internet" in err.value.advice
+    assert not list(folder.glob("*.txt"))
+    with pytest.raises(TrainerError):             # a failure after loading is no caption either
+        adapter.interrogate(Image.new("RGB", (16, 16)), "clip")
+
+
 def test_adapter_calls_never_take_the_lock_twice(root):
     """Every adapter call from a second thread while the first renders: none may deadlock."""
     fake = fake_host.activate("a1111", root=root, loaded=ckpt(root))

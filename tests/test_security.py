@@ -123,6 +123,27 @@ def test_the_owner_allows_more_folders_in_settings(shared_webui):
     assert world.host.allowed_folders().allows("/anything")   # a local WebUI allows any path
 
 
+def test_a_checkpoint_the_webui_lists_through_a_symbolic_link_is_allowed(shared_webui):
+    """A models folder often links checkpoints kept elsewhere (one copy for several WebUIs): in a shared A1111
+    the Train tab refused the loaded checkpoint, models/Stable-diffusion/x.safetensors, because the link
+    resolves outside the allowed folders. The files the WebUI lists are allowed; their neighbours are not."""
+    world = shared_webui
+    elsewhere = world.tmp / "one copy for all"
+    target = fake_host.write_checkpoint(elsewhere / "linked.safetensors", "sd1")
+    fake_host.write_checkpoint(elsewhere / "not listed.safetensors", "sd1")
+    link = world.root / "models" / "Stable-diffusion" / "linked.safetensors"
+    link.symlink_to(target)
+    assert not world.host.allowed_folders().allows(str(link))     # not listed yet
+    world.host.list_checkpoints(refresh=True)
+    allowed = world.host.allowed_folders()
+    assert allowed.allows(str(link)) and allowed.allows(str(target))
+    assert allowed.check(str(link), "pretrained_model_name_or_path") == os.path.realpath(target)
+    assert not allowed.allows(str(elsewhere / "not listed.safetensors")) and not allowed.allows(str(elsewhere))
+    world.script.pause_at = 0
+    assert world.runner.submit(job_config(world, pretrained_model_name_or_path=str(link))).status == "queued"
+    world.script.resume.set()
+
+
 def test_a_job_never_writes_where_a_running_job_writes(shared_webui):
     world = shared_webui
     world.shared.cmd_opts.listen = False

@@ -200,3 +200,18 @@ def test_the_workbench_speaks_chinese(world, tmp_path):
     assert "已处理 5 张图片" in boxes["prepare"] and "（1 张失败）" in boxes["prepare"]
     assert "已用 " in boxes["tagged"] and "已有标注（跳过）" in boxes["tagged again"]
     assert "把「zkz」放在最前" in boxes["fix"]
+
+
+def test_checks_use_the_projects_trigger_when_the_box_is_empty(world):
+    """A page opened after the import has an empty Trigger word box: the checks still find the captions without
+    the project's trigger word (seen in A1111: a caption without 'zkz' passed the checks)."""
+    host, src, tmp = world
+    look = pa.look_at_pictures("one concept", str(src), [], "character", host)
+    pa.run_import("one concept", look.plan, "zkz", "girl", "character", 10, False, host)
+    assert cka.checks_trigger("one concept", ca.ALL, "", host, ca.ALL) == "zkz"
+    assert cka.checks_trigger("one concept", ca.ALL, " mine ", host, ca.ALL) == "mine"
+    assert cka.checks_trigger("", ca.ALL, "", host, ca.ALL) == ""
+    project = pa.open_project("one concept", host, create=False)
+    word = cka.checks_trigger("one concept", ca.ALL, "", host, ca.ALL)
+    _, findings = cka.run_checks(str(project.img_dir), TrainConfig(), "character", word, host)
+    assert "no_trigger" in [f.key for f in findings]

@@ -76,24 +76,28 @@ def path_fields() -> list[dataclasses.Field]:
 
 @dataclass(frozen=True)
 class AllowedFolders:
-    """``confined``: only paths inside ``roots`` may be named; otherwise any path may."""
+    """``confined``: only paths inside ``roots``, or one of the ``files``, may be named; otherwise any path may."""
     roots: tuple[str, ...] = field(default_factory=tuple)
     confined: bool = False
+    files: tuple[str, ...] = field(default_factory=tuple)   # single files allowed wherever they lie (resolved)
 
     @classmethod
     def anywhere(cls) -> "AllowedFolders":
         return cls((), False)
 
     @classmethod
-    def only(cls, roots) -> "AllowedFolders":
+    def only(cls, roots, files=()) -> "AllowedFolders":
+        """Paths inside ``roots``, and the ``files`` themselves (the checkpoints a WebUI lists, which may be
+        symbolic links to a folder elsewhere)."""
         unique: list[str] = []
         for root in roots:
             if root and resolved(root) not in unique:
                 unique.append(resolved(root))
-        return cls(tuple(unique), True)
+        return cls(tuple(unique), True, tuple(sorted({_key(resolved(f)) for f in files if f})))
 
     def allows(self, path: str | os.PathLike) -> bool:
-        return not self.confined or any(inside(path, root) for root in self.roots)
+        return (not self.confined or any(inside(path, root) for root in self.roots)
+                or _key(resolved(path)) in self.files)
 
     def check(self, path: str | os.PathLike, setting: str) -> str:
         """``path`` resolved, or ``ConfigError`` when it lies outside the allowed folders."""

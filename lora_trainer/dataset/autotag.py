@@ -165,6 +165,9 @@ def tag_image(image, tagger: Tagger, options: TagOptions | None = None, *, exist
     """Tag one picture without writing anything: a path (its caption file read, the trigger of its concept
     folder used) or a PIL image (``existing`` given by the caller)."""
     options = (options or TagOptions()).checked()
+    load = getattr(tagger, "load", None)
+    if callable(load):
+        load()                                    # a tagger that cannot start says so once
     path = ""
     trigger = options.trigger or ""
     if not isinstance(image, Image.Image):

@@ -235,18 +235,29 @@ HOST_LABELS = {"deepbooru": "DeepBooru (WebUI)", "clip": "CLIP (WebUI)"}
 class HostTagger(Tagger):
     """One of the WebUI's interrogators, given as ``fn(image) -> str``."""
 
-    def __init__(self, name: str, fn: Callable[[object], str], label: str | None = None, kind: str | None = None):
+    def __init__(self, name: str, fn: Callable[[object], str], label: str | None = None, kind: str | None = None,
+                 prepare: Callable[[], None] | None = None):
         if not callable(fn):
             raise TypeError(f"the interrogator for '{name}' must be callable")
         self.name = name
         self.fn = fn
+        self.prepare = prepare
         self.label = label or HOST_LABELS.get(name, f"{name} (WebUI)")
         self.kind = kind or ("sentence" if name == "clip" else "tags")
+
+    def load(self) -> None:
+        """The host loads the interrogator's models: one that cannot run fails here, before any picture."""
+        if self.prepare is not None:
+            self.prepare()
 
     def tag(self, image, options: TagOptions | None = None) -> TagScores:
         return parse_interrogation(self.fn(image.convert("RGB") if image.mode != "RGB" else image))
 
 
-def host_taggers(names: Iterable[str], interrogate: Callable[[object, str], str]) -> list[HostTagger]:
-    """Taggers for the interrogators the host has (``host.interrogators()``, ``host.interrogate``)."""
-    return [HostTagger(name, (lambda image, _name=name: interrogate(image, _name))) for name in names]
+def host_taggers(names: Iterable[str], interrogate: Callable[[object, str], str],
+                 prepare: Callable[[str], None] | None = None) -> list[HostTagger]:
+    """Taggers for the interrogators the host has (``host.interrogators()``, ``host.interrogate``,
+    ``host.prepare_interrogator``)."""
+    return [HostTagger(name, (lambda image, _name=name: interrogate(image, _name)),
+                       prepare=(lambda _name=name: prepare(_name)) if prepare is not None else None)
+            for name in names]

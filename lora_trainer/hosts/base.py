@@ -209,6 +209,12 @@ class HostAdapter:
         raise TrainerError(f"the tagging helper '{name}' is not available here",
                            f"choose one of: {', '.join(self.interrogators()) or 'none (tag by hand)'}")
 
+    def prepare_interrogator(self, name: str) -> None:
+        """Load ``name``'s model before a run tags anything; ``TrainerError`` saying why it cannot run (the
+        WebUI downloads the models on first use, which fails offline)."""
+        if name not in self.interrogators():
+            self.interrogate(None, name)
+
     def allowed_folders(self) -> AllowedFolders:
         """Where a caller may name files and folders: anywhere, unless the host serves other computers."""
         return AllowedFolders.anywhere()

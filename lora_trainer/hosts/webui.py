@@ -16,6 +16,7 @@ import threading
 from typing import Iterator, Optional
 
 from ..config.allowed_folders import AllowedFolders
+from ..errors import TrainerError
 from ..text.messages import normalize_language
 from .base import (Checkpoint, HostAdapter, PreviewRequest, PreviewUnavailable, basic_auth_dependencies,
                    checkpoint_family, is_inside, lora_family, with_lora_tag)
@@ -23,6 +24,10 @@ from .base import (Checkpoint, HostAdapter, PreviewRequest, PreviewUnavailable, 
 ALLOWED_FOLDERS_OPTION = "lora_trainer_allowed_folders"
 PREVIEW_JOB = "lora_trainer_preview"
 PREVIEW_COPY_DIR = "lora_trainer_preview"   # under the LoRA folder, only while a preview renders
+INTERROGATE_FAILED = "<error>"               # what the WebUI's CLIP interrogator returns when it failed
+DEEPBOORU_FILE = "model-resnet_custom_v3.pt"
+CLIP_ADVICE = ("the WebUI downloads its BLIP and CLIP models on first use: connect to the internet once (or put them "
+               "in models/BLIP and models/clip-interrogator by hand); or tag with another tagger or by hand")
 
 
 def host_module(name: str):
@@ -321,8 +326,44 @@ class WebUIAdapter(HostAdapter):
         image = image.convert("RGB")
         with self._lock():
             if name == "clip":
-                return str(host_module("modules.shared").interrogator.interrogate(image))
+                text = str(host_module("modules.shared").interrogator.interrogate(image))
+                if INTERROGATE_FAILED in text:   # the WebUI logs the error and returns it as a caption
+                    raise TrainerError("the WebUI's CLIP interrogator failed (its console shows the error)",
+                                       CLIP_ADVICE)
+                return text
             return str(host_module("modules.deepbooru").model.tag(image))
+
+    def prepare_interrogator(self, name: str) -> None:
+        """Load the interrogator's models under the lock. Offline the WebUI cannot download them: its DeepBooru
+        then fails on the first picture and tags every later one with an untrained network, its CLIP
+        interrogator writes "<error>" as the caption; both become one ``TrainerError`` here."""
+        if name not in self.interrogators():
+            return super().prepare_interrogator(name)
+        with self._lock():
+            if name == "clip":
+                interrogator = host_module("modules.shared").interrogator
+                load = getattr(interrogator, "load", None)
+                if callable(load):
+                    try:
+                        load()
+                    except Exception as err:
+                        raise TrainerError(f"the WebUI's CLIP interrogator could not load its models "
+                                           f"({type(err).__name__}: {err})", CLIP_ADVICE) from None
+                return
+            holder = host_module("modules.deepbooru").model
+            load = getattr(holder, "load", None)
+            if not callable(load) or getattr(holder, "model", None) is not None:
+                return
+            try:
+                load()
+            except Exception as err:
+                holder.model = None     # else the WebUI keeps the untrained network it built before failing
+                folder = os.path.join(self.models_dir(), "torch_deepdanbooru")
+                raise TrainerError(f"the WebUI's DeepBooru could not load its model ({type(err).__name__}: {err}): "
+                                   f"{DEEPBOORU_FILE} is not in {folder}, and the WebUI downloads it on first use",
+                                   f"connect to the internet once, or put {DEEPBOORU_FILE} (AUTOMATIC1111/"
+                                   f"TorchDeepDanbooru's releases) in {folder}; or tag with another tagger or by "
+                                   "hand") from None
 
     def api_auth_dependencies(self) -> list:
         cmd_opts = getattr(host_module("modules.shared"), "cmd_opts", None)
@@ -349,9 +390,13 @@ class WebUIAdapter(HostAdapter):
             return AllowedFolders.anywhere()
         paths = host_module("modules.paths_internal")
         extra = str(getattr(getattr(shared, "opts", None), "data", {}).get(ALLOWED_FOLDERS_OPTION) or "")
+        try:   # the checkpoints the WebUI lists, also those linked into its folder from elsewhere
+            listed = [info.filename for info in host_module("modules.sd_models").checkpoints_list.values()]
+        except Exception:
+            listed = []
         return AllowedFolders.only([self.lora_dir(), paths.models_path, getattr(cmd_opts, "ckpt_dir", None),
                                     os.path.join(paths.data_path, "lora_trainer"),
-                                    *[line.strip() for line in extra.splitlines() if line.strip()]])
+                                    *[line.strip() for line in extra.splitlines() if line.strip()]], listed)
 
 
 def serves_other_computers(cmd_opts) -> bool:

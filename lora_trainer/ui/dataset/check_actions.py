@@ -53,6 +53,23 @@ def fix_choices(findings: list[Finding], language: str = "en") -> list[str]:
     return [f"{n}. {f.fix.label.format(language)}" for n, f in enumerate(findings, start=1) if f.fix]
 
 
+def checks_trigger(choice: str, concept: str, typed: str, host: Any, all_concepts: str = "") -> str:
+    """The trigger word the checks and fixes use: the one typed, else the chosen concept's, else the project's
+    when it has one concept (the Trigger word box is empty on a page opened after the import)."""
+    if (typed or "").strip():
+        return typed.strip()
+    if concept and concept != all_concepts:
+        return concept
+    if choice:
+        try:
+            concepts = open_project(choice, host, create=False).concepts
+        except Exception:
+            return ""
+        if len(concepts) == 1:
+            return concepts[0].trigger
+    return ""
+
+
 def run_checks(train_dir: str, cfg: TrainConfig, goal: str, trigger: str, host: Any,
                language: str | None = None) -> tuple[str, list]:
     """The findings as message boxes (in ``language``, by default the host's) and as a list."""

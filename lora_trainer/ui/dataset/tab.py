@@ -244,7 +244,7 @@ def build_workbench(ctx) -> Workbench:
                 folder = str(pa.open_project(choice, host, create=False).img_dir)
         except Exception as err:
             return pa.error_box("The checks could not run", err), [], gr.update()
-        word = trigger_word or (concept_value if concept_value and concept_value != ca.ALL else "")
+        word = cka.checks_trigger(choice, concept_value, trigger_word, host, ca.ALL)
         language = pa.language(host)
         box, findings = cka.run_checks(folder, cfg, goal_value, word, host, language)
         return box, findings, gr.update(choices=cka.fix_choices(findings, language), value=None)
@@ -255,7 +255,7 @@ def build_workbench(ctx) -> Workbench:
             folder = str(pa.open_project(choice, host, create=False).img_dir) if choice else cfg.train_data_dir
         except Exception as err:
             return [pa.error_box("The fix was not applied", err)] + [gr.update() for _ in values]
-        word = trigger_word or (concept_value if concept_value and concept_value != ca.ALL else "")
+        word = cka.checks_trigger(choice, concept_value, trigger_word, host, ca.ALL)
         box, setting = cka.run_fix(folder, findings, picked, word, cfg, host, pa.language(host))
         if not setting:
             return [box] + [gr.update() for _ in values]

@@ -31,7 +31,7 @@ def models_dir(host: Any) -> str:
 
 def taggers(host: Any) -> list:
     try:
-        found = host_taggers(host.interrogators(), host.interrogate)
+        found = host_taggers(host.interrogators(), host.interrogate, getattr(host, "prepare_interrogator", None))
     except Exception:
         found = []
     return available_taggers(found, [wd14_dir(models_dir(host))] if models_dir(host) else [])
