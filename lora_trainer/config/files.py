@@ -13,7 +13,8 @@ import os
 from typing import Any, Iterable
 
 from ..errors import ConfigError
-from .schema import TrainConfig, field_type
+from .schema import TrainConfig
+from .validation import field_type
 
 # kohya keys we accept without warning because we handle the matter ourselves
 # (attention backend, data loading, model family detection) or they only concern kohya's GUI.

@@ -1,4 +1,4 @@
-"""The settings' checks beyond a field's range (part of ``schema.validate``): caption length, masks,
+"""The settings' checks beyond a field's range (part of ``validation.validate``): caption length, masks,
 augmentation, noise, Lion with regularization images; network type, per-block, optimizer, fp8 and
 continue-from-a-file options, and the ones across them. A value that cannot work is a problem that names the
 setting and the fix, never ignored; a setting that changes how another one works, or changes nothing, or works

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from ..config.allowed_folders import same_output
-from ..config.schema import TrainConfig, validate
+from ..config.schema import TrainConfig
+from ..config.validation import validate
 from ..errors import ConfigError, TrainerError
 from ..hosts.base import HostAdapter, PreviewRequest, PreviewUnavailable, checkpoint_family, is_inside, lora_family
 from ..train import events as ev

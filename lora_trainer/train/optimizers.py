@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..config.schema import OPTIMIZER_TYPES
+from ..config.option import OPTIMIZER_TYPES
 from ..errors import ConfigError, MissingDependency, TrainerError
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import math
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from ..config.schema import LR_SCHEDULERS
+from ..config.option import LR_SCHEDULERS
 from ..errors import ConfigError
 from .optimizers import initial_lr, uses_relative_step
 

@@ -13,7 +13,8 @@ from typing import Optional
 
 import torch
 
-from ..config.schema import TrainConfig, validate
+from ..config.schema import TrainConfig
+from ..config.validation import validate
 from ..config.steps import StepPlan, plan_items, scan_and_plan
 from ..data.dataset import TrainItem, unreadable_images, without_images
 from ..data.folders import DatasetScan

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..config.allowed_folders import AllowedFolders, same_output
 from ..config.files import config_from_dict, read_toml, save_config
-from ..config.schema import TrainConfig, parse_resolution, validate
+from ..config.schema import TrainConfig, parse_resolution
+from ..config.validation import validate
 from ..config.steps import scan_and_plan
 from ..errors import ConfigError, TrainerError
 from ..hosts.base import MAX_RENDER_SIDE, MIN_RENDER_SIDE

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from html import escape
 
-from ..config.schema import TrainConfig, validate
+from ..config.schema import TrainConfig
+from ..config.validation import validate
 from ..config.steps import format_plan, scan_and_plan
 from ..errors import ConfigError, TrainerError
 from .fields import with_label

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.files import config_from_dict
-from ..config.schema import BASIC, TrainConfig, field_type
+from ..config.option import BASIC
+from ..config.schema import TrainConfig
+from ..config.validation import field_type
 from .block_table import BLOCK_FIELDS, TABLE, fields_from_rows, table_rows
 
 SECTION_TITLES = {"model": "Model", "data": "Images and captions", "output": "Saving", "network": "Network",
