@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..errors import ConfigError
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
 from .checks import MAX_RESOLUTION
 from .network_args import ALGOS
 from .option import (BASIC, LR_SCHEDULERS, MAX_EPOCHS, MAX_SEED, MAX_STEPS, MIXED_PRECISIONS, OPTIMIZER_TYPES,
@@ -392,9 +394,9 @@ def parse_resolution(value: Any) -> tuple[int, int]:
     try:
         nums = [int(float(p)) for p in parts]
     except (ValueError, OverflowError):
-        raise ConfigError(f"resolution '{value}' is not a number; write 512 or 768,512") from None
+        raise ConfigError(msg("config.resolution_nan", value=value)) from None
     if len(nums) == 1:
         return nums[0], nums[0]
     if len(nums) == 2:
         return nums[0], nums[1]
-    raise ConfigError(f"resolution '{value}' must be one number or width,height (e.g. 768,512)")
+    raise ConfigError(msg("config.resolution_parts", value=value))

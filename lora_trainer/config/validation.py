@@ -7,6 +7,8 @@ import os
 import typing
 
 from ..errors import ConfigError
+from ..text.messages import sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from .checks import output_name_problems, path_problems, resolution_problems, round_to, type_problem
 from .option_checks import check_options, options_problems
 from .schema import TrainConfig, parse_resolution
@@ -39,14 +41,14 @@ def validate(cfg: TrainConfig, *, need_paths: bool = True) -> list[str]:
             continue
         lo, hi = f.metadata.get("minimum"), f.metadata.get("maximum")
         if lo is not None and value < lo:
-            problems.append(f"{f.name} is {value}, but it cannot be below {lo}")
+            problems.append(sentence("config.below_minimum", name=f.name, value=value, limit=lo))
         if hi is not None and value > hi:
-            problems.append(f"{f.name} is {value}, but it cannot be above {hi}")
+            problems.append(sentence("config.above_maximum", name=f.name, value=value, limit=hi))
     for name in ("optimizer_type", "lr_scheduler", "mixed_precision", "save_precision"):
         choices = next(f for f in dataclasses.fields(cfg) if f.name == name).metadata["choices"]
         value = getattr(cfg, name)
         if isinstance(value, str) and value.lower() not in [c.lower() for c in choices]:
-            problems.append(f"{name} '{value}' is not known; choose one of: {', '.join(choices)}")
+            problems.append(sentence("config.unknown_choice", name=name, value=value, choices=", ".join(choices)))
 
     try:
         width, height = parse_resolution(cfg.resolution)
@@ -56,41 +58,35 @@ def validate(cfg: TrainConfig, *, need_paths: bool = True) -> list[str]:
         problems += resolution_problems((width, height))
     if cfg.enable_bucket:
         if cfg.min_bucket_reso > cfg.max_bucket_reso:
-            problems.append(f"min_bucket_reso ({cfg.min_bucket_reso}) is larger than max_bucket_reso "
-                            f"({cfg.max_bucket_reso})")
+            problems.append(sentence("config.bucket_order", low=cfg.min_bucket_reso, high=cfg.max_bucket_reso))
         for name in ("min_bucket_reso", "max_bucket_reso"):
             value = getattr(cfg, name)
             if value % cfg.bucket_reso_steps:
-                problems.append(f"{name} {value} is not a multiple of bucket_reso_steps "
-                                f"({cfg.bucket_reso_steps}); use {round_to(value, cfg.bucket_reso_steps)}")
+                problems.append(sentence("config.bucket_multiple", name=name, value=value, step=cfg.bucket_reso_steps,
+                                         fixed=round_to(value, cfg.bucket_reso_steps)))
         if cfg.bucket_reso_steps % 8:
-            problems.append(f"bucket_reso_steps {cfg.bucket_reso_steps} must be a multiple of 8; use 64")
+            problems.append(sentence("config.bucket_step", value=cfg.bucket_reso_steps))
 
     if cfg.max_train_epochs is None and cfg.max_train_steps is None:
-        problems.append("set max_train_epochs (e.g. 10) or max_train_steps")
+        problems.append(sentence("config.no_length"))
     if cfg.network_train_unet_only and cfg.network_train_text_encoder_only:
-        problems.append("network_train_unet_only and network_train_text_encoder_only are both on: "
-                        "nothing would be trained; turn one off")
+        problems.append(sentence("config.nothing_trained"))
     if cfg.network_alpha > cfg.network_dim:
-        warnings.append(f"network_alpha ({cfg.network_alpha:g}) is larger than network_dim "
-                        f"({cfg.network_dim}): the LoRA's updates are amplified; usually alpha ≤ dim")
+        warnings.append(sentence("config.alpha_above_dim", alpha=f"{cfg.network_alpha:g}", dim=cfg.network_dim))
     problems += options_problems(cfg, warnings)
     if cfg.lr_warmup_steps and cfg.lr_scheduler == "constant":
-        warnings.append("lr_warmup_steps is set but lr_scheduler is 'constant': using "
-                        "constant_with_warmup")
+        warnings.append(sentence("config.warmup_constant"))
     if cfg.keep_tokens and not (cfg.shuffle_caption or cfg.caption_tag_dropout_rate):
-        warnings.append("keep_tokens only matters with shuffle_caption or caption_tag_dropout_rate")
+        warnings.append(sentence("config.keep_tokens_unused"))
     if cfg.optimizer_type.lower() in ("prodigy", "dadaptadam", "dadaptation", "dadaptlion") \
             and cfg.effective_unet_lr < 0.1:
-        warnings.append(f"{cfg.optimizer_type} finds its own step size: learning rates are multipliers and "
-                        f"should be about 1.0 (now {cfg.effective_unet_lr:g})")
+        warnings.append(sentence("config.adaptive_lr", optimizer=cfg.optimizer_type, lr=f"{cfg.effective_unet_lr:g}"))
     problems += output_name_problems(cfg.output_name)
 
     if need_paths:
         problems += path_problems(cfg)
         if cfg.network_weights and not os.path.isfile(cfg.network_weights):
-            problems.append(f"network_weights file not found: {cfg.network_weights} (choose the LoRA file to continue "
-                            f"from, or leave it empty)")
+            problems.append(sentence("config.no_network_weights", path=cfg.network_weights))
     check_options(cfg, problems, warnings, need_paths=need_paths)
     if problems:
         raise ConfigError(problems)

@@ -3,7 +3,8 @@
 Each package registers its English templates (``register``); ``Message.format(language)`` fills the
 template of that language (``<language>.json`` beside this module, same keys and placeholders) and
 falls back to English. The WebUI's own localization translates fixed texts by their exact English
-wording; sentences with numbers in them need this.
+wording; sentences with numbers in them need this. A ``Sentence`` is a message's English text that still
+is a ``str`` (lists of problems and warnings stay strings) and keeps its message for other languages.
 """
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ class Message:
         that is itself a ``Message`` (a word such as a goal) is put in the same language."""
         table = language if isinstance(language, Mapping) else translations(language or "en")
         template = table.get(self.key) or ENGLISH[self.key]
-        params = {k: v.format(language) if isinstance(v, Message) else v for k, v in self.params.items()}
+        params = {k: localized(v, language) if isinstance(v, (Message, Sentence)) else v
+                  for k, v in self.params.items()}
         try:
             return template.format(**params)
         except (KeyError, ValueError, IndexError):
@@ -74,3 +76,38 @@ def msg(key: str, **params: Any) -> Message:
     if key not in ENGLISH:
         raise KeyError(f"unknown message key {key!r}")
     return Message(key, params)
+
+
+class Sentence(str):
+    """A message's English text as a ``str``; ``message`` keeps its key and values for other languages."""
+
+    message: Message
+
+    def __new__(cls, message: Message) -> "Sentence":
+        text = super().__new__(cls, message.format("en"))
+        text.message = message
+        return text
+
+    @property
+    def key(self) -> str:
+        return self.message.key
+
+    def __reduce__(self) -> tuple:
+        return Sentence, (self.message,)
+
+
+def sentence(key: str, **params: Any) -> Sentence:
+    """The English text of ``msg(key, **params)`` that ``localized`` puts into another language."""
+    return Sentence(msg(key, **params))
+
+
+def localized(value: Any, language: str | None = "en") -> str:
+    """A ``Message`` or ``Sentence`` in ``language``; any other value as its text."""
+    if isinstance(value, Sentence):
+        return value.message.format(language)
+    return value.format(language) if isinstance(value, Message) else str(value)
+
+
+def key_of(value: Any) -> str | None:
+    """The message key of a ``Message`` or ``Sentence``; None for plain text."""
+    return value.key if isinstance(value, (Message, Sentence)) else None

@@ -1,0 +1,110 @@
+"""The settings' sentences by key (English; Chinese in ``text/zh_CN.json``): validation problems and
+warnings, path and type checks, the options' checks and the step maths. Each problem starts with the
+setting's name (the tab puts its label there)."""
+from __future__ import annotations
+
+from ..text.messages import register
+
+LION_WITH_REGULARIZATION = ("Lion optimizers (Lion, Lion8bit, PagedLion8bit) with regularization images "
+                            "(reg_data_dir) tend to over-fit or give worse pictures, the tutorials find: use AdamW "
+                            "or AdamW8bit with regularization images, or clear reg_data_dir to train without them")
+
+register({
+    # validation
+    "config.below_minimum": "{name} is {value}, but it cannot be below {limit}",
+    "config.above_maximum": "{name} is {value}, but it cannot be above {limit}",
+    "config.unknown_choice": "{name} '{value}' is not known; choose one of: {choices}",
+    "config.bucket_order": "min_bucket_reso ({low}) is larger than max_bucket_reso ({high})",
+    "config.bucket_multiple": "{name} {value} is not a multiple of bucket_reso_steps ({step}); use {fixed}",
+    "config.bucket_step": "bucket_reso_steps {value} must be a multiple of 8; use 64",
+    "config.no_length": "set max_train_epochs (e.g. 10) or max_train_steps",
+    "config.nothing_trained": "network_train_unet_only and network_train_text_encoder_only are both on: "
+                              "nothing would be trained; turn one off",
+    "config.alpha_above_dim": "network_alpha ({alpha}) is larger than network_dim ({dim}): the LoRA's updates are "
+                              "amplified; usually alpha ≤ dim",
+    "config.warmup_constant": "lr_warmup_steps is set but lr_scheduler is 'constant': using constant_with_warmup",
+    "config.keep_tokens_unused": "keep_tokens only matters with shuffle_caption or caption_tag_dropout_rate",
+    "config.adaptive_lr": "{optimizer} finds its own step size: learning rates are multipliers and should be about "
+                          "1.0 (now {lr})",
+    "config.no_network_weights": "network_weights file not found: {path} (choose the LoRA file to continue from, "
+                                 "or leave it empty)",
+    "config.resolution_nan": "resolution '{value}' is not a number; write 512 or 768,512",
+    "config.resolution_parts": "resolution '{value}' must be one number or width,height (e.g. 768,512)",
+    # checks.py
+    "config.resolution_small": "resolution {side} is too small; use at least {limit} (512 for SD1.5, 768 for SD2, "
+                               "1024 for SDXL)",
+    "config.resolution_large": "resolution {side} is too large; use at most {limit} (512 for SD1.5, 768 for SD2, "
+                               "1024 for SDXL)",
+    "config.resolution_step": "resolution {side} is not a multiple of {step}; use {fixed}",
+    "config.name_folders": "output_name '{name}' must be a plain file name without folders",
+    "config.name_control": "output_name {name} holds control characters (such as a NUL byte or a line break), "
+                           "which file names cannot hold; use letters, digits, spaces, - and _",
+    "config.name_long": "output_name is {size} bytes long (UTF-8); the files of a run add to it and a file name "
+                        "holds at most 255 bytes: use a name of at most {limit} bytes (about {chinese} Chinese "
+                        "characters or {limit} Latin letters)",
+    "config.folder_is_file": "{name} {path} is a file, not a folder; choose the {what} folder{tail}",
+    "config.folder_missing": "{name}: the {what} folder {path} was not found; check the path{tail}",
+    "config.tail": " ({advice})",
+    "config.output_is_file": "{name} {path} is a file, not a folder; choose a folder, or remove or rename the file",
+    "config.output_in_file": "{name} {path} cannot be created: {existing} is a file, not a folder; choose another "
+                             "folder",
+    "config.output_denied": "{name} {path} cannot be written{where}: permission denied; choose a folder you may "
+                            "write to, or change the folder's permissions",
+    "config.output_where": " (it would be created in {existing})",
+    "config.file_missing": "{name}: the {what} {path} was not found; check the path",
+    "config.needs_value": "{name} needs a value",
+    "config.wrong_type": "{name} = {value} is not {kind}",
+    "config.not_finite": "{name} is {value}; it must be a finite number",
+    "config.kind.bool": "true or false",
+    "config.kind.int": "a whole number",
+    "config.kind.float": "a number",
+    "config.kind.str": "text",
+    "config.kind.list": "a list",
+    "config.what.base_model": "base model",
+    "config.what.training": "training images",
+    "config.what.regularization": "regularization",
+    "config.what.validation": "validation images",
+    "config.what.state": "training state",
+    "config.advice.concepts": "the folder that holds the <repeats>_<name> folders",
+    "config.advice.or_empty": "or leave it empty",
+    "config.advice.state": "pick a '-state' folder of a run",
+    "config.no_base_model": "pretrained_model_name_or_path is empty: choose the base model checkpoint",
+    "config.no_train_dir": "train_data_dir is empty: choose the folder with your training images",
+    "config.no_output_dir": "output_dir is empty: choose where the LoRA files go",
+    # option_checks.py
+    "config.token_limit": "max_token_length is {value}, but it must be 75, 150 or 225 (captions are encoded in "
+                          "chunks of 75 tokens); use {nearest}",
+    "config.masked_no_masks": "masked_loss is on, but no masks are named: choose the mask folder "
+                              "(conditioning_data_dir), or turn on alpha_mask to use the images' transparency as "
+                              "the mask",
+    "config.mask_folder_unused": "conditioning_data_dir names a mask folder ({folder}), but masked_loss is off: turn "
+                                 "masked_loss on, or leave the mask folder empty",
+    "config.two_masks": "alpha_mask and a mask folder (conditioning_data_dir) are both set, and the loss takes one "
+                        "mask: turn alpha_mask off to use the mask folder, or empty the mask folder to use the "
+                        "images' transparency",
+    "config.mask_folder_missing": "conditioning_data_dir: mask folder not found: {folder} (leave it empty for none)",
+    "config.and": "{first} and {second}",
+    "config.not_cached": "{which} change the pixels at every step, so the latents are not cached (cache_latents is "
+                         "set aside): the VAE encodes each batch, which is slower and needs the VAE's memory",
+    "config.discount_unused": "multires_noise_discount does nothing without multires_noise_iterations (6–10 is "
+                              "usual)",
+    "config.two_snr_weights": "debiased_estimation_loss and min_snr_gamma both weight the loss by the timestep's "
+                              "SNR and multiply; most runs use one of them",
+    "config.lion_regularization": LION_WITH_REGULARIZATION,
+    "config.block_lr_adaptive": "{names} give blocks learning rates of their own, but {optimizer} uses one step "
+                                "size for all: clear them (block_dims still works) or choose AdamW",
+    "config.block_lr_no_unet": "{names} weight the UNet's blocks, but only the text encoder is trained: clear them "
+                               "or train the UNet",
+    "config.dim_from_nothing": "dim_from_weights takes the ranks from network_weights, which is empty: choose the "
+                               "LoRA file to continue from, or turn dim_from_weights off",
+    "config.dim_from_and_blocks": "dim_from_weights takes every layer's rank from the file, so block_dims / "
+                                  "block_alphas / conv_block_dims / conv_block_alphas cannot also set them: clear "
+                                  "one of the two",
+    "config.weights_and_resume": "network_weights and resume are both set: resume continues a run with its own "
+                                 "weights and optimizer state; network_weights starts a new run from a LoRA file. "
+                                 "Clear one",
+    "config.preset_full": "network_args preset=full: LyCORIS's 'full' also trains the ResNet convolutions; here "
+                          "they train only with conv_dim set (attention and feed-forward layers train either way)",
+    "config.fp8_fp32": "fp8_base with mixed_precision 'no': the layers compute in fp32 (bf16 is faster and what "
+                       "kohya uses)",
+})
