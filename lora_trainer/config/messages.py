@@ -105,6 +105,37 @@ register({
                                  "Clear one",
     "config.preset_full": "network_args preset=full: LyCORIS's 'full' also trains the ResNet convolutions; here "
                           "they train only with conv_dim set (attention and feed-forward layers train either way)",
+    # steps.py: the step maths
+    "steps.title": "Step maths:",
+    "steps.header": "  concept folder{pad}  images × repeats = samples",
+    "steps.row": "  {row}",
+    "steps.row_reg": "  {row} (regularization)",
+    "steps.reg_matched": "  regularization samples are matched to training samples: {train} train + {reg} "
+                         "regularization = {samples} samples per epoch",
+    "steps.batches_processes": "  {samples} samples ÷ batch {batch} ÷ {processes} processes = {batches} batches "
+                               "per epoch on each process",
+    "steps.batches": "  {samples} samples ÷ batch {batch} = {batches} batches per epoch",
+    "steps.accumulation": "  {batches} ÷ accumulation {accumulation} = {steps} steps per epoch",
+    "steps.total": "  {per_epoch} steps per epoch × {epochs} epochs = {steps} steps",
+    "steps.total_by_steps": "  {steps} steps (max_train_steps) ≈ {epochs} epochs",
+    "steps.note": "  note: {note}",
+    "steps.epochs_decide": "max_train_epochs ({epochs}) decides the length; max_train_steps ({steps}) is ignored",
+    "steps.reg_fewer": "regularization images × repeats ({available}) are fewer than training images × repeats "
+                       "({train}): they are repeated to {train} samples per epoch",
+    "steps.reg_more": "regularization images × repeats ({available}) exceed training images × repeats ({train}): "
+                      "only the first {train} are used each epoch",
+    "steps.bucket_batches": "aspect-ratio buckets add {count} partly filled batch(es) per epoch (each batch holds "
+                            "one image shape)",
+    "steps.no_images": "no usable training images in {folder}",
+    "steps.no_images.advice": "put images in sub-folders named <repeats>_<name>, e.g. 10_mychar/",
+    "steps.held_out": "{count} training image(s) are held out for the validation loss (validation_split {split}) "
+                      "and not trained on",
+    "steps.processes": "{processes} processes share each epoch's batches",
+    "steps.processes_dropped": "{processes} processes share each epoch's batches; {dropped} batch(es) per epoch "
+                               "are left out so each gets the same number",
+    "steps.warmup_long": "lr_warmup_steps ({warmup}) is not shorter than the whole run ({steps} steps): the "
+                         "learning rate never reaches its value; use fewer warm-up steps or a fraction such as "
+                         "0.05 (5% of the steps)",
     "config.fp8_fp32": "fp8_base with mixed_precision 'no': the layers compute in fp32 (bf16 is faster and what "
                        "kohya uses)",
 })

@@ -61,7 +61,7 @@ class Message:
         that is itself a ``Message`` (a word such as a goal) is put in the same language."""
         table = language if isinstance(language, Mapping) else translations(language or "en")
         template = table.get(self.key) or ENGLISH[self.key]
-        params = {k: localized(v, language) if isinstance(v, (Message, Sentence)) else v
+        params = {k: localized(v, language) if isinstance(v, (Message, Sentence, Joined)) else v
                   for k, v in self.params.items()}
         try:
             return template.format(**params)
@@ -101,13 +101,35 @@ def sentence(key: str, **params: Any) -> Sentence:
     return Sentence(msg(key, **params))
 
 
+class Joined(str):
+    """Several sentences (or texts) as one English ``str``, joined by ``separator`` (text or a ``Message`` such as
+    ``SEMICOLON``); ``localized`` joins them in another language (a table of lines, a list of tips)."""
+
+    items: tuple
+
+    def __new__(cls, items: Any, separator: Any = "\n") -> "Joined":
+        items = tuple(items)
+        text = super().__new__(cls, localized(separator, "en").join(localized(item, "en") for item in items))
+        text.items, text.separator = items, separator
+        return text
+
+    def __reduce__(self) -> tuple:
+        return Joined, (self.items, self.separator)
+
+
 def localized(value: Any, language: str | None = "en") -> str:
-    """A ``Message`` or ``Sentence`` in ``language``; any other value as its text."""
+    """A ``Message``, ``Sentence`` or ``Joined`` in ``language``; any other value as its text."""
     if isinstance(value, Sentence):
         return value.message.format(language)
+    if isinstance(value, Joined):
+        return localized(value.separator, language).join(localized(item, language) for item in value.items)
     return value.format(language) if isinstance(value, Message) else str(value)
 
 
 def key_of(value: Any) -> str | None:
     """The message key of a ``Message`` or ``Sentence``; None for plain text."""
     return value.key if isinstance(value, (Message, Sentence)) else None
+
+
+register({"text.semicolon": "; "})
+SEMICOLON = Message("text.semicolon")

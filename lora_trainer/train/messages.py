@@ -1,0 +1,59 @@
+"""A failed run's sentences by key (English; Chinese in ``text/zh_CN.json``): the loss turned NaN, the GPU ran
+out of memory, the logs could not be written; and the advice for each, built from the run's own settings."""
+from __future__ import annotations
+
+from ..text.messages import SEMICOLON, Joined, msg, register
+
+ADAPTIVE = ("prodigy", "dadaptadam", "dadaptation", "dadaptlion")
+
+register({
+    "train.nan": "the loss became {value} at step {step} (epoch {epoch}); training stopped and nothing was saved "
+                 "from this state. Files saved before it are kept: {files}",
+    "train.none_yet": "none yet",
+    "train.nan.lower_lr": "lower unet_lr/text_encoder_lr (now {unet}/{text}), e.g. by a factor of 2–10",
+    "train.nan.bf16": "use mixed_precision bf16 (fp16 overflows more easily)",
+    "train.nan.bf16_sdxl": "use mixed_precision bf16 (fp16 overflows more easily, and SDXL's VAE produces NaN in "
+                           "fp16)",
+    "train.nan.grad_norm": "set max_grad_norm 1.0",
+    "train.nan.adaptive": "{optimizer} expects learning rates near 1.0; or switch to AdamW",
+    "train.nan.resume": "resume from the last good -state folder once a setting is changed",
+    "train.oom.preparing": "the GPU ran out of memory while preparing the model",
+    "train.oom.training": "the GPU ran out of memory during training",
+    "train.oom.batch": "lower train_batch_size (now {batch})",
+    "train.oom.checkpointing": "turn on gradient_checkpointing",
+    "train.oom.cache": "turn on cache_latents",
+    "train.oom.8bit": "use optimizer AdamW8bit",
+    "train.oom.size": "lower the resolution (now {resolution}) or network_dim (now {dim})",
+    "train.oom.preset": "or pick the preset for your GPU's memory",
+    "train.write_failed": "could not write to {folder}: {reason}",
+    "train.graphs_off": "CUDA graphs are off for this run: {reasons}",
+})
+
+
+def nan_advice(cfg, family: str) -> Joined:
+    """What to change after the loss turned NaN or infinite, from the run's settings."""
+    tips = [msg("train.nan.lower_lr", unet=f"{cfg.effective_unet_lr:g}", text=f"{cfg.effective_text_encoder_lr:g}")]
+    if cfg.mixed_precision == "fp16":
+        tips.append(msg("train.nan.bf16_sdxl" if family == "sdxl" else "train.nan.bf16"))
+    if not cfg.max_grad_norm:
+        tips.append(msg("train.nan.grad_norm"))
+    if cfg.optimizer_type.lower() in ADAPTIVE:
+        tips.append(msg("train.nan.adaptive", optimizer=cfg.optimizer_type))
+    tips.append(msg("train.nan.resume"))
+    return Joined(tips, SEMICOLON)
+
+
+def oom_advice(cfg) -> Joined:
+    """What to change after the GPU ran out of memory, from the run's settings."""
+    tips = []
+    if cfg.train_batch_size > 1:
+        tips.append(msg("train.oom.batch", batch=cfg.train_batch_size))
+    if not cfg.gradient_checkpointing:
+        tips.append(msg("train.oom.checkpointing"))
+    if not cfg.cache_latents:
+        tips.append(msg("train.oom.cache"))
+    if "8bit" not in cfg.optimizer_type.lower():
+        tips.append(msg("train.oom.8bit"))
+    tips.append(msg("train.oom.size", resolution=cfg.resolution, dim=cfg.network_dim))
+    tips.append(msg("train.oom.preset"))
+    return Joined(tips, SEMICOLON)
