@@ -105,6 +105,24 @@ register({
                                  "Clear one",
     "config.preset_full": "network_args preset=full: LyCORIS's 'full' also trains the ResNet convolutions; here "
                           "they train only with conv_dim set (attention and feed-forward layers train either way)",
+    # files.py: reading settings
+    "files.no_toml_reader": "cannot read {source}: no TOML reader is installed",
+    "files.bad_toml": "{source} is not valid TOML: {reason}",
+    "files.bad_toml.advice": "check quotes around paths and text values (\"...\"), then try again",
+    "files.unreadable": "cannot read config file {path}: {reason}",
+    "files.not_finite": "{name} = {value} is not a finite number; write e.g. 1e-4",
+    "files.kind.list": "a list of text values",
+    "files.kind.str": "text (write it in quotes)",
+    "files.in_source": "{problem} (in {source})",
+    "files.ignored": "{source}: ignored setting(s) this trainer does not use: {names}",
+    "files.command_line": "command line",
+    # allowed_folders.py
+    "folders.nul": "{setting} holds a NUL character",
+    "folders.nul.advice": "type the path again",
+    "folders.outside": "{setting} names a place outside the folders this shared WebUI allows: {path}",
+    "folders.outside.advice": "use a folder inside {roots} (the WebUI's owner can allow more folders: Settings → "
+                              "LoRA Trainer, or --allow-path on the standalone server)",
+    "folders.use_inside": "use folders inside {roots}",
     # steps.py: the step maths
     "steps.title": "Step maths:",
     "steps.header": "  concept folder{pad}  images × repeats = samples",
