@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .text.messages import Message, Sentence, key_of, localized, register, sentence
+from .text.messages import Joined, Message, Sentence, key_of, localized, msg, register, sentence
 
 register({
     "error.what_to_do": "{message}\n  What to do: {advice}",
     "error.settings": "Some settings need fixing:\n{lines}",
+    "error.settings_line": "  - {problem}",
     "error.missing_package": "The package '{package}' is needed for {needed_for} but is not installed.",
     "error.missing_package.advice": "install it into the Python environment that runs the trainer: "
                                     "python -m pip install {pip_name}  (or choose another setting)",
@@ -70,14 +71,9 @@ class ConfigError(TrainerError):
         if len(self.problems) == 1:
             message = self.problems[0]
         else:
-            message = sentence("error.settings", lines="\n".join(f"  - {p}" for p in self.problems))
+            lines = Joined([msg("error.settings_line", problem=p) for p in self.problems])
+            message = sentence("error.settings", lines=lines)
         super().__init__(message, advice)
-
-    def message_in(self, language: str | None = "en") -> str:
-        if len(self.problems) == 1:
-            return localized(self.problems[0], language)
-        lines = "\n".join(f"  - {localized(p, language)}" for p in self.problems)
-        return sentence("error.settings", lines=lines).message.format(language)
 
     def problems_in(self, language: str | None = "en") -> list[str]:
         return [localized(p, language) for p in self.problems]
