@@ -61,7 +61,7 @@ class Message:
         that is itself a ``Message`` (a word such as a goal) is put in the same language."""
         table = language if isinstance(language, Mapping) else translations(language or "en")
         template = table.get(self.key) or ENGLISH[self.key]
-        params = {k: localized(v, language) if isinstance(v, (Message, Sentence, Joined)) else v
+        params = {k: localized(v, language) if isinstance(v, Message) or hasattr(v, "in_language") else v
                   for k, v in self.params.items()}
         try:
             return template.format(**params)
@@ -92,6 +92,9 @@ class Sentence(str):
     def key(self) -> str:
         return self.message.key
 
+    def in_language(self, language: str | None) -> str:
+        return self.message.format(language)
+
     def __reduce__(self) -> tuple:
         return Sentence, (self.message,)
 
@@ -113,17 +116,20 @@ class Joined(str):
         text.items, text.separator = items, separator
         return text
 
+    def in_language(self, language: str | None) -> str:
+        return localized(self.separator, language).join(localized(item, language) for item in self.items)
+
     def __reduce__(self) -> tuple:
         return Joined, (self.items, self.separator)
 
 
 def localized(value: Any, language: str | None = "en") -> str:
-    """A ``Message``, ``Sentence`` or ``Joined`` in ``language``; any other value as its text."""
-    if isinstance(value, Sentence):
-        return value.message.format(language)
-    if isinstance(value, Joined):
-        return localized(value.separator, language).join(localized(item, language) for item in value.items)
-    return value.format(language) if isinstance(value, Message) else str(value)
+    """A ``Message``, or a text that knows its other languages (``in_language``: ``Sentence``, ``Joined``), in
+    ``language``; any other value as its text."""
+    if isinstance(value, Message):
+        return value.format(language)
+    in_language = getattr(value, "in_language", None)
+    return in_language(language) if callable(in_language) else str(value)
 
 
 def key_of(value: Any) -> str | None:
