@@ -105,6 +105,40 @@ register({
                                  "Clear one",
     "config.preset_full": "network_args preset=full: LyCORIS's 'full' also trains the ResNet convolutions; here "
                           "they train only with conv_dim set (attention and feed-forward layers train either way)",
+    # network_args.py, blocks.py, optimizer_fields.py
+    "net.unsupported": "network_args '{arg}' is not supported: {reason}",
+    "net.unknown": "network_args '{arg}' is not a setting this trainer knows; it takes: {names}",
+    "net.no_value": "network_args '{arg}' has no value; write {setting}=<value>",
+    "net.not_a_number": "not a number",
+    "net.bad_value": "network_args '{arg}': {detail}",
+    "net.conflict": "{setting} is {own}, but network_args says {setting}={other}: remove it from network_args or make the "
+                    "two agree",
+    "net.between_0_1": "{setting} is {value}, but it must be between 0 and 1",
+    "net.module": "network_module '{module}' is not supported; use {kohya} (LoRA, LoCon) or {lycoris} with algo "
+                  "loha / lokr, the types A1111 and Forge load",
+    "net.dropout": "network_dropout drops a LoRA's inner neurons, which a {name} does not have: clear it, or use "
+                   "rank_dropout / module_dropout",
+    "net.factor_lokr": "factor ({factor}) only shapes a LoKr: clear it (-1) or choose algo lokr",
+    "net.factor_value": "factor is {factor}: use -1 (automatic) or a positive number such as 8",
+    "net.dora_dropout": "{names} cannot be used with DoRA (dora_wd), which rescales whole weight columns: turn the "
+                        "dropout or DoRA off",
+    "net.dora_norms": "scale_weight_norms caps the weight change, but with DoRA (dora_wd) the magnitude sets each "
+                      "column's size: clear scale_weight_norms or turn DoRA off",
+    "blocks.or_curves": ", or one of {curves}",
+    "blocks.numbers": "{name} '{text}' must be numbers separated by commas{curves}",
+    "blocks.not_curve": "{name} '{text}' is not a list of numbers or a curve ({curves}, optionally with +0.5 added)",
+    "blocks.too_many": "{name} has {count} values, but the model has {blocks} such blocks",
+    "blocks.one_per_block": "give one value per block (the table in the form shows them)",
+    "blocks.too_few": "{name} has {count} of {blocks} values: the other blocks keep weight 1.0 (as kohya)",
+    "blocks.count": "{setting} has {count} values: kohya's blocks are 25 for SD1/SD2 and 23 for SDXL",
+    "blocks.negative": "{setting} has a negative value",
+    "blocks.alphas_alone": "conv_block_alphas is set without conv_block_dims: set both, or neither",
+    "blocks.layout": "{setting} has {count} values (the {layout} layout), but the base model is {model} with {blocks} "
+                     "blocks",
+    "blocks.model": "{setting} has {count} values, but the base model has {blocks} blocks",
+    "opt.not_taken": "{name} is set, but the {optimizer} optimizer has no such setting (it is used by {users}): "
+                     "clear {name} or choose one of those optimizers",
+    "opt.twice": "{name} is set both as a field and in optimizer_args: keep one",
     # files.py: reading settings
     "files.no_toml_reader": "cannot read {source}: no TOML reader is installed",
     "files.bad_toml": "{source} is not valid TOML: {reason}",
