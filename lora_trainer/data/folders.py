@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DatasetError
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from .captions import normalize_extension, read_caption, split_tags, tag_frequency
 from .images import IMAGE_EXTENSIONS, UNSUPPORTED_IMAGE_EXTENSIONS, ImageLoadError, image_size, is_image_file
 
@@ -120,19 +122,11 @@ def _scan_concept(
     nested = [p for p in entries if p.is_dir() and any(is_image_file(q) for q in _safe_iter(p))]
 
     if unsupported:
-        warnings.append(
-            f"{len(unsupported)} file(s) in {folder} are not used because their format is not "
-            f"supported ({_names(unsupported)}). Convert them to PNG or JPEG to train on them."
-        )
+        warnings.append(sentence("data.unsupported", count=len(unsupported), folder=folder, names=_names(unsupported)))
     if nested:
-        warnings.append(
-            f"Subfolder(s) inside {folder} are not searched ({_names(nested)}). Move their images "
-            f"directly into {folder}, or make them separate concept folders next to it."
-        )
+        warnings.append(sentence("data.nested", folder=folder, names=_names(nested)))
     if not image_paths:
-        warnings.append(
-            f"Concept folder {folder} has no images ({', '.join(IMAGE_EXTENSIONS)}); it is ignored."
-        )
+        warnings.append(sentence("data.no_images", folder=folder, extensions=", ".join(IMAGE_EXTENSIONS)))
         return None
 
     concept = ConceptFolder(path=folder, name=name, repeats=repeats, is_reg=is_reg)
@@ -160,9 +154,8 @@ def _scan_concept(
     if missing and not is_reg:  # class images without captions are the normal case for reg folders
         warnings.append(_missing_caption_warning(folder, name, missing, len(image_paths), caption_extension))
     if no_tags:
-        warnings.append(f"{len(no_tags)} caption file(s) in {folder} hold only commas, no tags: {_names(no_tags)}. "
-                        f"They are trained with the concept name '{name}' as caption; write the tags into them, "
-                        f"separated by commas.")
+        warnings.append(sentence("data.only_commas", count=len(no_tags), folder=folder, names=_names(no_tags),
+                                 name=name))
     return concept
 
 
@@ -170,16 +163,12 @@ def _missing_caption_warning(
     folder: Path, name: str, missing: list[Path], total: int, caption_extension: str
 ) -> str:
     ext = normalize_extension(caption_extension)
-    text = (
-        f"{len(missing)} of {total} images in {folder} have no caption file ({ext}) or an empty one: "
-        f"{_names(missing)}. They are trained with the concept name '{name}' as caption."
-    )
     others = sorted(
         {e for p in missing for e in (".txt", ".caption") if e != ext and p.with_name(p.stem + e).is_file()}
     )
-    if others:
-        text += f" Caption files with {'/'.join(others)} exist: set caption_extension to {others[0]}."
-    return text
+    hint = msg("data.other_extension", others="/".join(others), first=others[0]) if others else ""
+    return sentence("data.no_caption", count=len(missing), total=total, folder=folder, ext=ext,
+                    names=_names(missing), name=name, hint=hint)
 
 
 def _scan_root(

@@ -9,10 +9,13 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DatasetError
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -24,7 +27,7 @@ WHITE = (255, 255, 255)
 _ANIMATED_FORMATS = ("PNG", "WEBP", "GIF")
 
 _EXIF_ORIENTATION = 0x0112
-_CONVERT_ADVICE = "open it in an image editor and save it again as PNG or JPEG, or remove it from the folder"
+_CONVERT_ADVICE = msg("data.convert")
 
 _OPEN_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
 OPEN_ERRORS = _OPEN_ERRORS   # what opening or decoding a bad file raises (for callers that open pictures)
@@ -33,10 +36,10 @@ OPEN_ERRORS = _OPEN_ERRORS   # what opening or decoding a bad file raises (for c
 class ImageLoadError(DatasetError):
     """One image cannot be read; callers skip it and report ``path``."""
 
-    def __init__(self, path: str | os.PathLike, reason: str, advice: str = _CONVERT_ADVICE) -> None:
+    def __init__(self, path: str | os.PathLike, reason: str, advice: Any = _CONVERT_ADVICE) -> None:
         self.path = Path(path)
         self.reason = reason
-        super().__init__(f"Cannot read image {self.path}: {reason}", advice)
+        super().__init__(msg("data.unreadable", path=self.path, reason=reason), advice)
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
