@@ -26,6 +26,11 @@ register({
     "train.oom.size": "lower the resolution (now {resolution}) or network_dim (now {dim})",
     "train.oom.preset": "or pick the preset for your GPU's memory",
     "train.write_failed": "could not write to {folder}: {reason}",
+    "train.for_optimizer": "the {name} optimizer",
+    "train.for_optimizer_attr": "the {name} optimizer (no {attr} in the installed version)",
+    "train.package_broken": "The package '{package}' needed for the {name} optimizer is installed but failed to "
+                            "load: {error}",
+    "train.package_broken.advice": "reinstall it, or choose AdamW or another optimizer",
     "train.graphs_off": "CUDA graphs are off for this run: {reasons}",
 })
 

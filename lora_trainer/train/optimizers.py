@@ -18,6 +18,8 @@ import torch
 
 from ..config.option import OPTIMIZER_TYPES
 from ..errors import ConfigError, MissingDependency, TrainerError
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
 
 log = logging.getLogger(__name__)
 
@@ -144,15 +146,14 @@ def _import_class(name: str) -> type:
     try:
         module = importlib.import_module(module_name)
     except ImportError:
-        raise MissingDependency(module_name.split(".")[0], f"the {name} optimizer", pip_name) from None
+        raise MissingDependency(module_name.split(".")[0], msg("train.for_optimizer", name=name), pip_name) from None
     except Exception as err:  # e.g. bitsandbytes installed without a usable native library
-        raise TrainerError(f"The package '{module_name.split('.')[0]}' needed for the {name} optimizer is "
-                           f"installed but failed to load: {err}",
-                           "reinstall it, or choose AdamW or another optimizer") from err
+        raise TrainerError(msg("train.package_broken", package=module_name.split(".")[0], name=name, error=err),
+                           msg("train.package_broken.advice")) from err
     cls = getattr(module, attr, None)
     if cls is None:
-        raise MissingDependency(module_name.split(".")[0], f"the {name} optimizer (no {attr} in the installed "
-                                f"version)", f"-U {pip_name}")
+        raise MissingDependency(module_name.split(".")[0], msg("train.for_optimizer_attr", name=name, attr=attr),
+                                f"-U {pip_name}")
     return cls
 
 
