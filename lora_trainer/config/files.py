@@ -55,7 +55,7 @@ def load_toml_text(text: str, source: str) -> dict:
                 import toml  # type: ignore
                 return toml.loads(text)
             except ModuleNotFoundError:
-                raise ConfigError(msg("files.no_toml_reader", source=source), "python -m pip install tomli") from None
+                raise ConfigError(msg("files.no_toml_reader", source=source), msg("files.install_tomli")) from None
     try:
         return tomllib.loads(text)
     except Exception as err:  # tomllib.TOMLDecodeError and toml's equivalent

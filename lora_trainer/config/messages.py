@@ -138,9 +138,15 @@ register({
     "blocks.model": "{setting} has {count} values, but the base model has {blocks} blocks",
     "opt.not_taken": "{name} is set, but the {optimizer} optimizer has no such setting (it is used by {users}): "
                      "clear {name} or choose one of those optimizers",
+    "opt.betas_numbers": "betas '{text}' must be two numbers such as 0.9,0.999",
+    "opt.betas_count": "betas '{text}' must be two numbers such as 0.9,0.999 (got {count})",
+    "opt.betas_range": "betas '{text}' must each be at least 0 and below 1",
+    "net.algo": "algo '{text}' is not one this trainer makes; choose one of: {algos}",
+    "net.not_bool": "'{text}' is not True or False",
     "opt.twice": "{name} is set both as a field and in optimizer_args: keep one",
     # files.py: reading settings
     "files.no_toml_reader": "cannot read {source}: no TOML reader is installed",
+    "files.install_tomli": "python -m pip install tomli",
     "files.bad_toml": "{source} is not valid TOML: {reason}",
     "files.bad_toml.advice": "check quotes around paths and text values (\"...\"), then try again",
     "files.unreadable": "cannot read config file {path}: {reason}",

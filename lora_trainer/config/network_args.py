@@ -52,7 +52,7 @@ UNSUPPORTED = {
 def _algo(text: str) -> str:
     key = str(text).strip().lower()
     if key not in _ALGO_ALIASES:
-        raise ValueError(f"algo '{text}' is not one this trainer makes; choose one of: {', '.join(ALGOS)}")
+        raise ValueError(sentence("net.algo", text=text, algos=", ".join(ALGOS)))
     return _ALGO_ALIASES[key]
 
 
@@ -62,7 +62,7 @@ def _bool(text: str) -> bool:
         return True
     if key in ("false", "0", "no", "off"):
         return False
-    raise ValueError(f"'{text}' is not True or False")
+    raise ValueError(sentence("net.not_bool", text=text))
 
 
 def parse_network_args(args: list) -> tuple[dict[str, Any], list[str]]:
@@ -89,7 +89,7 @@ def parse_network_args(args: list) -> tuple[dict[str, Any], list[str]]:
         try:
             values[key] = _READERS[key](text)
         except ValueError as err:
-            detail = str(err) if "algo" in str(err) or "True or False" in str(err) else msg("net.not_a_number")
+            detail = err.args[0] if err.args and hasattr(err.args[0], "key") else msg("net.not_a_number")
             problems.append(sentence("net.bad_value", arg=str(raw).strip(), detail=detail))
     return values, problems
 
@@ -110,7 +110,7 @@ def network_settings(cfg) -> dict[str, Any]:
     try:
         values["algo"] = _algo(values["algo"] or "lora")
     except ValueError as err:
-        problems.append(str(err))
+        problems.append(err.args[0])
     if problems:
         raise ConfigError(problems)
     if values["conv_dim"] is not None and values["conv_alpha"] is None:

@@ -41,11 +41,11 @@ def parse_betas(text: str) -> tuple[float, float]:
     try:
         values = tuple(float(p) for p in parts)
     except ValueError:
-        raise ValueError(f"betas '{text}' must be two numbers such as 0.9,0.999") from None
+        raise ValueError(sentence("opt.betas_numbers", text=text)) from None
     if len(values) != 2:
-        raise ValueError(f"betas '{text}' must be two numbers such as 0.9,0.999 (got {len(values)})")
+        raise ValueError(sentence("opt.betas_count", text=text, count=len(values)))
     if not all(0.0 <= v < 1.0 for v in values):
-        raise ValueError(f"betas '{text}' must each be at least 0 and below 1")
+        raise ValueError(sentence("opt.betas_range", text=text))
     return values
 
 
@@ -79,7 +79,7 @@ def check(cfg) -> list[str]:
             try:
                 parse_betas(value)
             except ValueError as err:
-                problems.append(str(err))
+                problems.append(err.args[0])
         if name not in ACCEPTED_BY[field_name]:
             users = sorted(ACCEPTED_BY[field_name] - {"DAdaptation"})
             problems.append(sentence("opt.not_taken", name=field_name, optimizer=cfg.optimizer_type,

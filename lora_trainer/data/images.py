@@ -14,7 +14,7 @@ from typing import Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DatasetError
-from ..text.messages import msg
+from ..text.messages import msg, sentence
 from . import messages  # noqa: F401  (registers the sentences)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -92,10 +92,9 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     except _OPEN_ERRORS as exc:
         raise ImageLoadError(path, _reason(exc)) from exc
     if frames > 1:   # an animated WebP or PNG would train as its first frame only
-        raise ImageLoadError(path, f"it is animated ({frames} frames); only still pictures are trained",
-                             "save the frame to train on as a PNG or JPEG, or remove the file from the folder")
+        raise ImageLoadError(path, sentence("data.animated", frames=frames), msg("data.animated.advice"))
     if width < 1 or height < 1:
-        raise ImageLoadError(path, f"it has an empty size {width}x{height}")
+        raise ImageLoadError(path, sentence("data.empty_size", width=width, height=height))
     # Orientations 5-8 swap width and height.
     if orientation in (5, 6, 7, 8):
         return height, width
@@ -122,8 +121,7 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
     """The header facts of ``path``; ``ImageLoadError`` for an empty, corrupt or bomb-sized file."""
     try:
         if os.path.getsize(path) == 0:
-            raise ImageLoadError(path, "the file is empty (0 bytes)",
-                                 "copy it again from where it came from (an empty file holds no picture), or remove it")
+            raise ImageLoadError(path, sentence("data.empty_file"), msg("data.empty_file.advice"))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", Image.DecompressionBombWarning)
             with Image.open(path) as img:
@@ -135,7 +133,7 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
     except _OPEN_ERRORS as exc:
         raise ImageLoadError(path, _reason(exc)) from exc
     if width < 1 or height < 1:
-        raise ImageLoadError(path, f"it has an empty size {width}x{height}")
+        raise ImageLoadError(path, sentence("data.empty_size", width=width, height=height))
     over = any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
@@ -170,8 +168,7 @@ def _to_rgb(img: Image.Image, sixteen_bit: bool, background: tuple = WHITE, keep
         rgba = img.convert("RGBA")
         rgba = img.convert("RGBA")
         if path is not None and rgba.getchannel("A").getextrema()[1] == 0:
-            raise ImageLoadError(path, "it is fully transparent: it would train as a blank white picture",
-                                 "save it again with its picture visible (or remove it from the folder)")
+            raise ImageLoadError(path, sentence("data.transparent"), msg("data.transparent.advice"))
         base = Image.new("RGBA", rgba.size, tuple(background)[:3] + (255,))
         return Image.alpha_composite(base, rgba).convert("RGB"), rgba.getchannel("A") if keep_alpha else None
     if img.mode != "RGB":

@@ -14,6 +14,13 @@ register({
     "data.tags": "{name} ({count} tag(s))",
     "data.unreadable": "Cannot read image {path}: {reason}",
     "data.convert": "open it in an image editor and save it again as PNG or JPEG, or remove it from the folder",
+    "data.animated": "it is animated ({frames} frames); only still pictures are trained",
+    "data.animated.advice": "save the frame to train on as a PNG or JPEG, or remove the file from the folder",
+    "data.empty_size": "it has an empty size {width}x{height}",
+    "data.empty_file": "the file is empty (0 bytes)",
+    "data.empty_file.advice": "copy it again from where it came from (an empty file holds no picture), or remove it",
+    "data.transparent": "it is fully transparent: it would train as a blank white picture",
+    "data.transparent.advice": "save it again with its picture visible (or remove it from the folder)",
     "data.unsupported": "{count} file(s) in {folder} are not used because their format is not supported ({names}). "
                         "Convert them to PNG or JPEG to train on them.",
     "data.nested": "Subfolder(s) inside {folder} are not searched ({names}). Move their images directly into "

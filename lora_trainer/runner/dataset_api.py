@@ -65,7 +65,7 @@ def dataset_fix(body: dict, allowed: AllowedFolders) -> dict:
     findings = check_dataset(folder, CheckSettings(trigger=trigger), cache_dir=workbench_folder(folder) / "scan")
     finding = next((f for f in findings if f.key == key and f.fix), None)
     if finding is None:
-        raise ConfigError(f"there is no finding '{key}' with a fix now", f"POST {PREFIX}/check and pick a key")
+        raise ConfigError(msg("api.no_finding", key_name=key), msg("api.no_finding.advice", prefix=PREFIX))
     result = apply_fix(finding.fix, folder, trigger)
     language = _field(body, "language", str, "en")
     return {"done": result.done, "problems": [said(p, language) for p in result.problems], "setting": result.setting}
@@ -99,7 +99,8 @@ def dataset_edit(body: dict, allowed: AllowedFolders) -> dict:
     operation = _field(body, "operation", str, required=True)
     tags = [str(t) for t in _field(body, "tags", list, [])]
     if operation not in OPERATIONS:
-        raise ConfigError(f"\"operation\" '{operation}' is not known", "use one of: " + ", ".join(OPERATIONS))
+        raise ConfigError(msg("api.operation", operation=operation), msg("api.operation.advice",
+                                                                          names=", ".join(OPERATIONS)))
     edit = {"add": lambda: ce.add_tags(tags, front=_field(body, "front", bool, False)),
             "remove": lambda: ce.remove_tags(tags),
             "replace": lambda: ce.replace_tag(tags[0] if tags else "", _field(body, "replacement", str, "")),

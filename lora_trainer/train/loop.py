@@ -100,15 +100,13 @@ class _Trainer:
         state = load_state(state_dir)
         mismatches = resume_mismatches(state.config, self.cfg.to_dict())
         if mismatches:
-            raise TrainerError(f"the state in {state_dir} was saved with other settings: " + "; ".join(mismatches),
-                               "resume with the same settings as the run that saved it; to go on with another "
-                               "optimizer, learning rate or dataset, start a new run from its LoRA file instead "
-                               "(network_weights, resume empty)")
+            raise TrainerError(msg("train.resume_settings", folder=state_dir, changes="; ".join(mismatches)),
+                               msg("train.resume_settings.advice"))
         try:
             self.run.network.load_trainable_state(state.lora)
         except KeyError as err:
-            raise TrainerError(f"the state in {state_dir} does not fit this model/network ({err})",
-                               "resume with the same base model and network settings") from None
+            raise TrainerError(msg("train.resume_network", folder=state_dir, error=err),
+                               msg("train.resume_network.advice")) from None
         self.run.optimizer.load_state_dict(state.optimizer)
         host_learning_rates(self.run.optimizer)  # a captured run saves device-side learning rates
         self.run.scheduler.load_state_dict(state.scheduler)

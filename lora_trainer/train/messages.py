@@ -31,6 +31,12 @@ register({
     "train.package_broken": "The package '{package}' needed for the {name} optimizer is installed but failed to "
                             "load: {error}",
     "train.package_broken.advice": "reinstall it, or choose AdamW or another optimizer",
+    "train.resume_settings": "the state in {folder} was saved with other settings: {changes}",
+    "train.resume_settings.advice": "resume with the same settings as the run that saved it; to go on with another "
+                                    "optimizer, learning rate or dataset, start a new run from its LoRA file instead "
+                                    "(network_weights, resume empty)",
+    "train.resume_network": "the state in {folder} does not fit this model/network ({error})",
+    "train.resume_network.advice": "resume with the same base model and network settings",
     "train.graphs_off": "CUDA graphs are off for this run: {reasons}",
 })
 
