@@ -25,7 +25,7 @@ KEYED_MODULES = (
     "config/validation.py", "config/schema.py", "config/checks.py", "config/option_checks.py",
     "config/network_args.py", "config/blocks.py", "config/optimizer_fields.py", "config/steps.py",
     "config/files.py", "config/allowed_folders.py",
-    "data/checks.py", "data/images.py",
+    "data/checks.py", "data/images.py", "data/folders.py",
     "train/loop.py", "train/messages.py",
     "runner/api.py", "runner/dataset_api.py", "runner/history.py", "runner/messages.py",
     "cli/main.py", "cli/progress.py", "cli/messages.py",

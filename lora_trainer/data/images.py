@@ -54,16 +54,16 @@ def open_error_reason(exc: BaseException) -> str:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, Image.DecompressionBombError):
-        return "it is too large to open safely (decompression bomb guard)"
+        return sentence("data.too_large")
     if isinstance(exc, UnidentifiedImageError):
-        return "not a valid image file (unknown format or corrupt)"
+        return sentence("data.not_image")
     if isinstance(exc, FileNotFoundError):
-        return "the file does not exist"
+        return sentence("data.no_file")
     if isinstance(exc, PermissionError):
-        return "permission denied"
+        return sentence("data.denied")
     if "truncated" in str(exc).lower():
-        return "the file is truncated (incomplete download or copy?)"
-    return f"corrupt or unreadable ({exc})"
+        return sentence("data.truncated")
+    return sentence("data.corrupt", error=exc)
 
 
 def _orientation(img: Image.Image) -> int:
