@@ -29,7 +29,7 @@ KEYED_MODULES = (
     "train/loop.py", "train/messages.py",
     "runner/api.py", "runner/dataset_api.py", "runner/history.py", "runner/messages.py",
     "cli/main.py", "cli/progress.py", "cli/messages.py",
-    "ui/dataset_view.py",
+    "ui/dataset_view.py", "ui/actions.py", "ui/names.py",
 )
 # every module that registers templates (imported so that ENGLISH holds every key)
 REGISTERING = (
