@@ -26,8 +26,8 @@ KEYED_MODULES = (
     "config/network_args.py", "config/blocks.py", "config/optimizer_fields.py", "config/steps.py",
     "config/files.py", "config/allowed_folders.py",
     "data/checks.py", "data/images.py", "data/folders.py",
-    "train/loop.py", "train/messages.py",
-    "runner/api.py", "runner/dataset_api.py", "runner/history.py", "runner/messages.py",
+    "train/loop.py", "train/messages.py", "train/setup.py", "models/loading.py",
+    "runner/api.py", "runner/dataset_api.py", "runner/history.py", "runner/messages.py", "runner/runner.py",
     "cli/main.py", "cli/progress.py", "cli/messages.py",
     "ui/dataset_view.py", "ui/actions.py", "ui/names.py",
 )

@@ -15,6 +15,10 @@ register({
     "runner.unexpected.advice": "this was not expected; the full error is in the console window. Files saved before "
                                 "it are kept, and a run with save_state on can be resumed from its newest -state "
                                 "folder",
+    "runner.closing": "the trainer is shutting down",
+    "runner.closing.advice": "start the job again after the restart",
+    "runner.same_output": "job {job_id} ({status}) already writes {name} in {folder}",
+    "runner.same_output.advice": "choose another output name, or stop that job first",
     "runner.ended": "the job ended unexpectedly",
     "runner.lost": "the WebUI stopped while this job was training",
     "runner.lost.advice": "start it again; to continue where it stopped, set resume to the newest -state folder in "

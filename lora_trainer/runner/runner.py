@@ -95,13 +95,12 @@ class Runner:
         entry = _Entry(job, cfg, previews)
         with self._cond:
             if self._closed:
-                raise TrainerError("the trainer is shutting down", "start the job again after the restart")
+                raise TrainerError(msg("runner.closing"), msg("runner.closing.advice"))
             for other in self._entries.values():
                 if other.job.active and same_output(other.cfg.output_dir, other.cfg.output_name, cfg.output_dir,
                                                     cfg.output_name):
-                    raise ConfigError(f"job {other.job.id} ({other.job.status}) already writes "
-                                      f"{cfg.output_name} in {cfg.output_dir}",
-                                      "choose another output name, or stop that job first")
+                    raise ConfigError(msg("runner.same_output", job_id=other.job.id, status=other.job.status,
+                                          name=cfg.output_name, folder=cfg.output_dir), msg("runner.same_output.advice"))
             self._entries[job.id] = entry
             self._start_worker()
             self._cond.notify_all()

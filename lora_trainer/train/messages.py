@@ -37,6 +37,16 @@ register({
                                     "(network_weights, resume empty)",
     "train.resume_network": "the state in {folder} does not fit this model/network ({error})",
     "train.resume_network.advice": "resume with the same base model and network settings",
+    "train.fp16_cpu": "mixed_precision fp16 needs an NVIDIA GPU, and none is available",
+    "train.fp16_cpu.advice": "use mixed_precision bf16 or no",
+    "train.skipped": "skipped {path}: {why}",
+    "train.none_readable": "none of the training images in {folder} could be read",
+    "train.none_readable.advice": "see the skipped files above; re-save them as PNG or JPEG",
+    "train.no_steps": "the dataset in {folder} gives no training steps",
+    "train.no_steps.advice": "check the repeats in the folder names and the batch size",
+    "train.zero_snr_eps": "zero_terminal_snr is meant for v-prediction models, and this model predicts the noise "
+                          "(epsilon): at the last timestep its input is the very noise it is to predict; turn "
+                          "zero_terminal_snr off unless the model was made for it",
     "train.graphs_off": "CUDA graphs are off for this run: {reasons}",
 })
 
