@@ -26,7 +26,8 @@ KEYED_MODULES = (
     "config/network_args.py", "config/blocks.py", "config/optimizer_fields.py", "config/steps.py",
     "config/files.py", "config/allowed_folders.py",
     "data/checks.py", "data/images.py", "data/folders.py",
-    "train/loop.py", "train/messages.py", "train/setup.py", "models/loading.py",
+    "train/loop.py", "train/messages.py", "train/setup.py", "train/state.py", "train/network_setup.py",
+    "models/loading.py", "lora/continue_from.py", "runner/job.py",
     "runner/api.py", "runner/dataset_api.py", "runner/history.py", "runner/messages.py", "runner/runner.py",
     "cli/main.py", "cli/progress.py", "cli/messages.py",
     "ui/dataset_view.py", "ui/actions.py", "ui/names.py",
@@ -36,10 +37,13 @@ REGISTERING = (
     "lora_trainer.errors", "lora_trainer.io.disk", "lora_trainer.config.messages", "lora_trainer.config.user_presets",
     "lora_trainer.data.messages", "lora_trainer.dataset.messages", "lora_trainer.train.messages",
     "lora_trainer.evaluate.messages", "lora_trainer.runner.messages", "lora_trainer.cli.messages",
-    "lora_trainer.ui.messages", "lora_trainer.ui.dataset.messages",
+    "lora_trainer.ui.messages", "lora_trainer.ui.dataset.messages", "lora_trainer.models.messages",
+    "lora_trainer.lora.messages",
 )
 # calls that hand a sentence to the user: a refusal, a warning, a note, a problem, a printed line
 SENTENCE_LISTS = {"warnings", "problems", "notes", "tips"}
+# raised for a bug in the calling code, never shown as a refusal
+PROGRAMMING_ERRORS = {"TypeError", "NotImplementedError", "AssertionError"}
 
 
 def _plain_text(node: ast.AST) -> bool:
@@ -60,7 +64,7 @@ def _unkeyed(path: Path, label: str = "") -> list[str]:
         args: list[ast.AST] = []
         if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
             name = getattr(node.exc.func, "id", getattr(node.exc.func, "attr", ""))
-            if name.endswith(("Error", "Full", "Dependency", "Diverged")):
+            if name.endswith(("Error", "Full", "Dependency", "Diverged")) and name not in PROGRAMMING_ERRORS:
                 args = list(node.exc.args) + [k.value for k in node.exc.keywords]
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                 and node.func.attr in ("append", "extend", "insert"):

@@ -47,6 +47,15 @@ register({
     "train.zero_snr_eps": "zero_terminal_snr is meant for v-prediction models, and this model predicts the noise "
                           "(epsilon): at the last timestep its input is the very noise it is to predict; turn "
                           "zero_terminal_snr off unless the model was made for it",
+    "train.weights_unet_only": "network_weights: {name} has no text-encoder layers, so with dim_from_weights only "
+                               "the UNet trains",
+    "state.pickle": "{folder}/{name}.pt holds more than tensors and numbers, so it is not loaded",
+    "state.pickle.advice": "resume from a state this version saved, or start the run again",
+    "state.not_state": "{folder} is not a training state folder ({file} is missing)",
+    "state.not_state.advice": "choose a folder ending in -state that a run saved next to its LoRA files",
+    "state.not_object": "{file} is not a JSON object",
+    "state.unreadable": "the training state in {folder} cannot be read: {error}",
+    "state.unreadable.advice": "resume from an earlier -state folder of the same run",
     "train.graphs_off": "CUDA graphs are off for this run: {reasons}",
 })
 
