@@ -27,6 +27,7 @@ KEYED_MODULES = (
     "config/files.py", "config/allowed_folders.py",
     "data/checks.py", "data/images.py", "data/folders.py",
     "train/loop.py", "train/messages.py", "train/setup.py", "train/state.py", "train/network_setup.py",
+    "train/schedulers.py",
     "models/loading.py", "lora/continue_from.py", "runner/job.py",
     "runner/api.py", "runner/dataset_api.py", "runner/history.py", "runner/messages.py", "runner/runner.py",
     "cli/main.py", "cli/progress.py", "cli/messages.py",

@@ -56,6 +56,46 @@ register({
     "state.not_object": "{file} is not a JSON object",
     "state.unreadable": "the training state in {folder} cannot be read: {error}",
     "state.unreadable.advice": "resume from an earlier -state folder of the same run",
+    "optim.bad_value": "optimizer_args: cannot read the value of '{key_name}' in '{arg}'",
+    "optim.bad_value.advice": "write numbers like 0.01, lists like betas=0.9,0.99, and True/False",
+    "optim.not_pair": "optimizer_args: '{arg}' is not in the form key=value",
+    "optim.not_pair.advice": "write e.g. weight_decay=0.01",
+    "optim.bad_name": "optimizer_args: '{key_name}' in '{arg}' is not a valid argument name",
+    "optim.reserved": "optimizer_args: '{arg}' cannot be set here",
+    "optim.reserved.advice": "set the learning rate with learning_rate / unet_lr / text_encoder_lr",
+    "optim.no_setting": "optimizer_args: {name} has no setting '{key_name}'; it accepts: {accepted}",
+    "optim.nothing": "there are no trainable parameters to optimize",
+    "optim.nothing.advice": "train at least the UNet or the text encoder",
+    "optim.warmup_init": "Adafactor: warmup_init=True needs relative_step=True, so relative_step was turned on",
+    "optim.relative_step": "Adafactor with relative_step=True finds its own step size: the learning rate is ignored; "
+                           "the 'adafactor' scheduler is used",
+    "optim.relative_step_groups": "Adafactor with relative_step=True finds its own step size: the learning rate and "
+                                  "the UNet / text-encoder learning rates are ignored; the 'adafactor' scheduler is "
+                                  "used",
+    "optim.one_lr": "{name} needs one learning rate for all parts, but got {lrs} (UNet and text encoder)",
+    "optim.one_lr.advice": "set unet_lr and text_encoder_lr to the same value (about 1.0), or leave them empty",
+    "optim.adaptive_lr": "{name} finds its own step size; its learning rate is a multiplier and is usually about 1.0 "
+                         "(now {lr})",
+    "optim.paged_cpu": "{name}: paging needs an NVIDIA GPU; it behaves like the non-paged version here",
+    "optim.lr_positive": "learning_rate must be a number above 0 for {name} (got {lr})",
+    "optim.refused": "optimizer_args for {name} were not accepted: {error}",
+    "optim.refused.advice": "check the values in optimizer_args",
+    "sched.warmup_kind": "lr_warmup_steps must be a number of steps (e.g. 100) or a fraction below 1 (e.g. 0.05), "
+                         "not {value}",
+    "sched.warmup_value": "lr_warmup_steps {value} is neither a whole number of steps nor a fraction below 1",
+    "sched.warmup_value.advice": "write e.g. 100 (steps) or 0.05 (5% of the steps)",
+    "sched.not_number": "lr_scheduler '{name}': '{text}' is not a number",
+    "sched.steps": "the number of training steps must be a whole number of at least 1, not {value}",
+    "sched.cycles": "lr_scheduler_num_cycles must be a whole number of at least 1, not {value}",
+    "sched.power": "lr_scheduler_power must be a number of at least 0, not {value}",
+    "sched.replaced": "Adafactor with relative_step=True sets its own step size: lr_scheduler '{name}' is replaced by "
+                      "'adafactor'",
+    "sched.adafactor_only": "lr_scheduler 'adafactor' only works with optimizer_type Adafactor and optimizer_args "
+                            "relative_step=True",
+    "sched.adafactor_only.advice": "choose another scheduler, e.g. constant_with_warmup",
+    "sched.constant_warmup": "lr_warmup_steps is {warmup} but lr_scheduler is 'constant': using "
+                             "'constant_with_warmup'",
+    "sched.refused": "lr_scheduler '{name}' cannot be used with these settings: {error}",
     "train.graphs_off": "CUDA graphs are off for this run: {reasons}",
 })
 
