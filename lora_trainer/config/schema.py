@@ -15,7 +15,6 @@ from typing import Any, Optional
 
 from ..errors import ConfigError
 from ..text.messages import msg
-from . import messages  # noqa: F401  (registers the sentences)
 from .checks import MAX_RESOLUTION
 from .network_args import ALGOS
 from .option import (BASIC, LR_SCHEDULERS, MAX_EPOCHS, MAX_SEED, MAX_STEPS, MIXED_PRECISIONS, OPTIMIZER_TYPES,
