@@ -204,7 +204,8 @@ def test_unknown_routes_and_methods_answer_with_error_and_advice(world):
     assert client.get(PREFIX).status_code == 404 and "error" in client.get(PREFIX).json()
     wrong = client.request("DELETE", f"{PREFIX}/jobs")
     assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, POST"
-    assert wrong.json() == {"error": f"{PREFIX}/jobs does not answer DELETE", "advice": f"use GET or POST for {PREFIX}/jobs"}
+    assert wrong.json() == {"error": f"{PREFIX}/jobs does not answer DELETE", "advice": f"use GET or POST for {PREFIX}/jobs",
+                            "key": "api.wrong_method"}
     assert client.get(f"{PREFIX}/jobs/x/stop").status_code == 405
     # a route that other code adds under the prefix afterwards still answers
     app = FastAPI()

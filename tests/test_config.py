@@ -3,7 +3,8 @@ import argparse
 
 import pytest
 
-from lora_trainer.config.schema import TrainConfig, parse_resolution, validate
+from lora_trainer.config.schema import TrainConfig, parse_resolution
+from lora_trainer.config.validation import validate
 from lora_trainer.config.files import (add_config_flags, config_from_dict, load_config, overrides_from_args,
                                     to_toml, load_toml_text)
 from lora_trainer.errors import ConfigError

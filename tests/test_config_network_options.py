@@ -8,7 +8,8 @@ from lora_trainer.config.blocks import block_names, block_plan
 from lora_trainer.config.files import load_toml_text, config_from_dict
 from lora_trainer.config.metadata import RunFacts, read_training_metadata, training_metadata
 from lora_trainer.config.optimizer_fields import field_kwargs
-from lora_trainer.config.schema import TrainConfig, validate
+from lora_trainer.config.schema import TrainConfig
+from lora_trainer.config.validation import validate
 from lora_trainer.errors import ConfigError
 
 LYCORIS_TOML = '''

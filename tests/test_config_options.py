@@ -6,7 +6,8 @@ import pytest
 
 from lora_trainer.config.files import config_from_dict, load_toml_text
 from lora_trainer.config.metadata import RunFacts, read_training_metadata, training_metadata
-from lora_trainer.config.schema import TrainConfig, validate
+from lora_trainer.config.schema import TrainConfig
+from lora_trainer.config.validation import validate
 from lora_trainer.errors import ConfigError
 
 KOHYA_TOML = """

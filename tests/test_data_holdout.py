@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from lora_trainer.config.schema import TrainConfig, validate
+from lora_trainer.config.schema import TrainConfig
+from lora_trainer.config.validation import validate
 from lora_trainer.data.folders import scan_dataset
 from lora_trainer.data.holdout import holdout_count, split_validation
 from lora_trainer.errors import ConfigError, DatasetError

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from lora_trainer.config.schema import TrainConfig, validate
+from lora_trainer.config.schema import TrainConfig
+from lora_trainer.config.validation import validate
 from lora_trainer.errors import ConfigError
 from lora_trainer.config.presets import (FAMILIES, PRESETS, SUBJECT, VRAM, apply_preset, estimated_peak_gb,
                                          get_preset, preset_changes, preset_names, tiers_gb, vram_tier)

@@ -1,7 +1,8 @@
 """The form's rules, without gradio: which component each config field gets, and values ⇄ config."""
 import pytest
 
-from lora_trainer.config.schema import BASIC, TrainConfig
+from lora_trainer.config.option import BASIC
+from lora_trainer.config.schema import TrainConfig
 from lora_trainer.errors import ConfigError
 from lora_trainer.ui.fields import (config_from_widgets, field_specs, from_widget, spec_map, to_widget,
                                     widget_values, with_label)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import TrainerError
+from .messages import language, said
 
 
 def _tags(text: str | None) -> list[str]:
@@ -11,11 +12,12 @@ def _tags(text: str | None) -> list[str]:
 
 
 def _print_findings(findings) -> None:
+    lang = language()
     if not findings:
-        print("No problems found.")
+        print(said("cli.no_problems"))
     for f in findings:
-        print(f"{f.level}: {f.text()}\n  What to do: {f.advice}"
-              + (f"\n  A fix the Dataset tab does in one click: {f.fix.label}" if f.fix else ""))
+        print(said("cli.finding", level=f.level, text=f.text(lang), advice=f.advice.format(lang))
+              + (said("cli.finding_fix", label=f.fix.label.format(lang)) if f.fix else ""))
 
 
 def cmd_import(args) -> int:

@@ -13,7 +13,9 @@ from ..config.presets import apply_preset
 from ..config.schema import TrainConfig
 from ..config.user_presets import presets_dir, resolve_preset
 from ..errors import TrainerError
+from ..text.messages import msg, sentence
 from .dataset_cmd import add_dataset_parser
+from .messages import error_text, said, text_in_language
 from .progress import ProgressPrinter
 
 
@@ -28,7 +30,7 @@ def train_config(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
         cfg = apply_preset(cfg, resolve_preset(name, presets_dir()))
     overrides = overrides_from_args(args)
     if overrides:
-        cfg, more = config_from_dict(overrides, base=cfg, source="command line")
+        cfg, more = config_from_dict(overrides, base=cfg, source=sentence("files.command_line"))
         warnings += more
     return cfg, warnings
 
@@ -39,7 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, warnings = train_config(args)
     for warning in warnings:
-        print(f"warning: {warning}")
+        print(said("cli.warning", text=text_in_language(warning)))
     stop = StopRequest()
     previous = None
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # several processes must stop together: not via Ctrl+C
@@ -47,8 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if stop.requested:
                 raise KeyboardInterrupt
             stop.request()
-            print("\nStopping: the -interrupted file and state are saved next (Ctrl+C again to quit now).",
-                  file=sys.stderr)
+            print(said("cli.stopping"), file=sys.stderr)
         previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         result = train(cfg, listener=ProgressPrinter(), stop=stop)
@@ -57,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, previous)
     if os.environ.get("RANK", "0") != "0":  # under accelerate launch only the main process reports
         return 0
-    print(("Stopped. " if result.stopped else "Done. ") + f"{result.steps} steps; files:")
+    print(said("cli.stopped" if result.stopped else "cli.done", steps=result.steps))
     for path in result.files:
         print(f"  {path}")
     return 0
@@ -82,8 +83,7 @@ def run_bench(bench_args: list[str]) -> int:
     with every option passed on as given."""
     root = Path(__file__).resolve().parents[2]
     if not (root / "benchmarks" / "bench.py").is_file():
-        raise TrainerError("the benchmark is not installed with the package",
-                           "run it from a clone of the repository: python -m benchmarks.bench --help")
+        raise TrainerError(msg("cli.no_bench"), msg("cli.no_bench.advice"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     return subprocess.call([sys.executable, "-m", "benchmarks.bench", *bench_args], cwd=root, env=env)
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return run_bench(argv[first + 1:])
         except TrainerError as err:
-            print(f"\nerror: {err}", file=sys.stderr)
+            print(error_text(err), file=sys.stderr)
             return 2
     args = build_parser().parse_args(argv)
     if not args.verbose:
@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except TrainerError as err:
-        print(f"\nerror: {err}", file=sys.stderr)
+        print(error_text(err), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        print(said("cli.interrupted"), file=sys.stderr)
         return 130

@@ -1,6 +1,8 @@
 """Training events as a tqdm bar and a few plain lines (the CLI and the demo print them)."""
 from __future__ import annotations
 
+from ..text.messages import msg
+
 
 class ProgressPrinter:
     """Turns training events into a tqdm bar and a few plain lines."""
@@ -12,26 +14,28 @@ class ProgressPrinter:
         from tqdm.auto import tqdm
 
         from ..train import events as ev
+        from .messages import said, text_in_language
         if isinstance(event, ev.Started):
-            print(event.plan_text)
+            print(text_in_language(event.plan_text))
             for warning in event.warnings:
-                print(f"warning: {warning}")
+                print(said("cli.warning", text=text_in_language(warning)))
             self.bar = tqdm(total=event.total_steps, initial=event.start_step, unit="step", dynamic_ncols=True)
         elif isinstance(event, ev.StepEnd) and self.bar is not None:
             self.bar.update(event.step - self.bar.n)
             if event.loss is not None:
                 self.bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.4f}", refresh=False)
         elif isinstance(event, ev.EpochEnd) and self.bar is not None:
-            self.bar.write(f"epoch {event.epoch}: mean loss {event.mean_loss:.4f} (step {event.step})")
+            self.bar.write(said("cli.epoch_loss", epoch=event.epoch, loss=event.mean_loss, step=event.step))
         elif isinstance(event, ev.Validated) and self.bar is not None:
-            what = "held-out" if event.source == "holdout" else "training"
-            self.bar.write(f"epoch {event.epoch}: validation loss {event.loss:.4f} ({event.images} {what} images)")
+            what = msg("cli.held_out" if event.source == "holdout" else "cli.training")
+            self.bar.write(said("cli.validation_loss", epoch=event.epoch, loss=event.loss, images=event.images,
+                                what=what))
         elif isinstance(event, ev.FileSaved) and self.bar is not None:
-            self.bar.write(f"saved {event.path}")
+            self.bar.write(said("cli.saved", path=event.path))
         elif isinstance(event, (ev.Finished, ev.Failed)):
             if self.bar is not None:
                 self.bar.close()
             if isinstance(event, ev.Failed) and event.files:   # what is on disk, before the error is printed
-                print("Files saved before it stopped:")
+                print(said("cli.files_before"))
                 for path in event.files:
                     print(f"  {path}")

@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from ..text.messages import msg
 from .schema import TrainConfig
 
 
@@ -104,12 +105,11 @@ class AllowedFolders:
         if not self.confined:
             return os.fspath(path)
         if "\0" in os.fspath(path):
-            raise ConfigError(f"{setting} holds a NUL character", "type the path again")
+            raise ConfigError(msg("folders.nul", setting=setting), msg("folders.nul.advice"))
         if self.allows(path):
             return resolved(path)
-        raise ConfigError(f"{setting} names a place outside the folders this shared WebUI allows: {path}",
-                          "use a folder inside " + ", ".join(self.roots) + " (the WebUI's owner can allow more "
-                          "folders: Settings → LoRA Trainer, or --allow-path on the standalone server)")
+        raise ConfigError(msg("folders.outside", setting=setting, path=path),
+                          msg("folders.outside.advice", roots=", ".join(self.roots)))
 
     def check_config(self, cfg: TrainConfig) -> TrainConfig:
         """``cfg`` with every path setting resolved; ``ConfigError`` naming each one outside the allowed folders."""
@@ -125,5 +125,5 @@ class AllowedFolders:
             except ConfigError as err:
                 problems += err.problems
         if problems:
-            raise ConfigError(problems, "use folders inside " + ", ".join(self.roots))
+            raise ConfigError(problems, msg("folders.use_inside", roots=", ".join(self.roots)))
         return cfg.replace(**changes)

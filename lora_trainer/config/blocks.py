@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 
 LR_KEYS = ("down_lr_weight", "mid_lr_weight", "up_lr_weight")
 DIM_KEYS = ("block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas")
@@ -59,8 +61,9 @@ def _numbers(name: str, text: str, cast=float) -> list:
     try:
         return [cast(float(part)) if part.strip() else cast(0) for part in text.split(",")]
     except ValueError:
-        curves = f", or one of {', '.join(CURVES)}" if name in ("down_lr_weight", "up_lr_weight") else ""
-        raise ConfigError(f"{name} '{text}' must be numbers separated by commas{curves}") from None
+        curves = msg("blocks.or_curves", curves=", ".join(CURVES)) if name in ("down_lr_weight", "up_lr_weight") \
+            else ""
+        raise ConfigError(msg("blocks.numbers", name=name, text=text, curves=curves)) from None
 
 
 def _lr_list(name: str, text: str, count: int, notes: list[str]) -> list[float]:
@@ -70,15 +73,14 @@ def _lr_list(name: str, text: str, count: int, notes: list[str]) -> list[float]:
         except ValueError:
             curve = _curve(text, count)
             if curve is None:
-                raise ConfigError(f"{name} '{text}' is not a list of numbers or a curve ({', '.join(CURVES)}, "
-                                  f"optionally with +0.5 added)") from None
+                raise ConfigError(msg("blocks.not_curve", name=name, text=text, curves=", ".join(CURVES))) from None
             return curve
     values = _numbers(name, text)
     if len(values) > count:
-        raise ConfigError(f"{name} has {len(values)} values, but the model has {count} such blocks",
-                          "give one value per block (the table in the form shows them)")
+        raise ConfigError(msg("blocks.too_many", name=name, count=len(values), blocks=count),
+                          msg("blocks.one_per_block"))
     if len(values) < count:
-        notes.append(f"{name} has {len(values)} of {count} values: the other blocks keep weight 1.0 (as kohya)")
+        notes.append(sentence("blocks.too_few", name=name, count=len(values), blocks=count))
         values += [1.0] * (count - len(values))
     return [v if v > 0 else 0.0 for v in values]
 
@@ -138,11 +140,11 @@ def check_syntax(settings: dict) -> list[str]:
             problems.extend(err.problems)
             continue
         if family_of_block_count(len(values)) is None:
-            problems.append(f"{key} has {len(values)} values: kohya's blocks are 25 for SD1/SD2 and 23 for SDXL")
+            problems.append(sentence("blocks.count", setting=key, count=len(values)))
         if any(v < 0 for v in values):
-            problems.append(f"{key} has a negative value")
+            problems.append(sentence("blocks.negative", setting=key))
     if settings.get("conv_block_alphas") and not settings.get("conv_block_dims"):
-        problems.append("conv_block_alphas is set without conv_block_dims: set both, or neither")
+        problems.append(sentence("blocks.alphas_alone"))
     return problems
 
 
@@ -167,10 +169,11 @@ def block_plan(settings: dict, family: str, network_dim: int, network_alpha: flo
         found = _numbers(key, settings[key], cast)
         if len(found) != n:
             other = family_of_block_count(len(found))
-            raise ConfigError(f"{key} has {len(found)} values ({'the SDXL' if other == 'sdxl' else 'the SD1/SD2'} "
-                              f"layout), but the base model is {'SDXL' if n == 23 else 'SD1/SD2'} with {n} blocks"
-                              if other else f"{key} has {len(found)} values, but the base model has {n} blocks",
-                              "give one value per block (the table in the form shows them)")
+            layouts = {"sdxl": "SDXL"}
+            raise ConfigError(msg("blocks.layout", setting=key, count=len(found), layout=layouts.get(other, "SD1/SD2"),
+                                  model="SDXL" if n == 23 else "SD1/SD2", blocks=n)
+                              if other else msg("blocks.model", setting=key, count=len(found), blocks=n),
+                              msg("blocks.one_per_block"))
         return found
 
     dims = values("block_dims", int(network_dim), int)

@@ -10,6 +10,9 @@ import math
 import os
 from typing import Any
 
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
+
 # The training size per side: the VAE halves it three times (multiples of 64 keep the UNet's levels whole);
 # beyond 4096 a single latent does not fit any GPU's memory.
 MIN_RESOLUTION = 64
@@ -18,9 +21,6 @@ RESOLUTION_STEP = 64
 # A file name holds 255 bytes on the common file systems; the trainer adds up to ~60 characters to the name
 # (-000001-w0.75-15.png and a temporary .tmp-<pid>-<random> suffix while writing).
 MAX_OUTPUT_NAME_BYTES = 180
-
-_RESOLUTION_HINT = "512 for SD1.5, 768 for SD2, 1024 for SDXL"
-
 
 def round_to(value: int, step: int) -> int:
     return max(step, int(round(value / step)) * step)
@@ -31,26 +31,23 @@ def resolution_problems(sides: tuple[int, int]) -> list[str]:
     problems = []
     for side in dict.fromkeys(sides):
         if side < MIN_RESOLUTION:
-            problems.append(f"resolution {side} is too small; use at least {MIN_RESOLUTION} ({_RESOLUTION_HINT})")
+            problems.append(sentence("config.resolution_small", side=side, limit=MIN_RESOLUTION))
         elif side > MAX_RESOLUTION:
-            problems.append(f"resolution {side} is too large; use at most {MAX_RESOLUTION} ({_RESOLUTION_HINT})")
+            problems.append(sentence("config.resolution_large", side=side, limit=MAX_RESOLUTION))
         elif side % RESOLUTION_STEP:
-            problems.append(f"resolution {side} is not a multiple of {RESOLUTION_STEP}; "
-                            f"use {round_to(side, RESOLUTION_STEP)}")
+            problems.append(sentence("config.resolution_step", side=side, step=RESOLUTION_STEP,
+                                     fixed=round_to(side, RESOLUTION_STEP)))
     return problems
 
 
 def output_name_problems(name: str) -> list[str]:
     if "/" in name or "\\" in name or name in ("", ".", ".."):
-        return [f"output_name '{name}' must be a plain file name without folders"]
+        return [sentence("config.name_folders", name=name)]
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        return [f"output_name {name!r} holds control characters (such as a NUL byte or a line break), which "
-                f"file names cannot hold; use letters, digits, spaces, - and _"]
+        return [sentence("config.name_control", name=repr(name))]
     size = len(name.encode("utf-8", errors="surrogatepass"))
     if size > MAX_OUTPUT_NAME_BYTES:
-        return [f"output_name is {size} bytes long (UTF-8); the files of a run add to it and a file name holds "
-                f"at most 255 bytes: use a name of at most {MAX_OUTPUT_NAME_BYTES} bytes (about "
-                f"{MAX_OUTPUT_NAME_BYTES // 3} Chinese characters or {MAX_OUTPUT_NAME_BYTES} Latin letters)"]
+        return [sentence("config.name_long", size=size, limit=MAX_OUTPUT_NAME_BYTES, chinese=MAX_OUTPUT_NAME_BYTES // 3)]
     return []
 
 
@@ -66,13 +63,13 @@ def _nearest_existing(path: str) -> str:
 
 
 def folder_problems(name: str, path: str, what: str, advice: str = "") -> list[str]:
-    """A folder the run reads: missing, or a file in its place."""
+    """A folder the run reads: missing, or a file in its place (``what``, ``advice``: ``config.what.*`` and
+    ``config.advice.*`` keys)."""
     if os.path.isdir(path):
         return []
-    tail = f" ({advice})" if advice else ""
-    if os.path.lexists(path):
-        return [f"{name} {path} is a file, not a folder; choose the {what} folder{tail}"]
-    return [f"{name}: the {what} folder {path} was not found; check the path{tail}"]
+    tail = msg("config.tail", advice=msg(advice)) if advice else ""
+    key = "config.folder_is_file" if os.path.lexists(path) else "config.folder_missing"
+    return [sentence(key, name=name, path=path, what=msg(what), tail=tail)]
 
 
 def output_folder_problems(name: str, path: str) -> list[str]:
@@ -80,12 +77,11 @@ def output_folder_problems(name: str, path: str) -> list[str]:
     existing = _nearest_existing(path)
     if not os.path.isdir(existing):
         if os.path.abspath(path) == existing:
-            return [f"{name} {path} is a file, not a folder; choose a folder, or remove or rename the file"]
-        return [f"{name} {path} cannot be created: {existing} is a file, not a folder; choose another folder"]
+            return [sentence("config.output_is_file", name=name, path=path)]
+        return [sentence("config.output_in_file", name=name, path=path, existing=existing)]
     if not os.access(existing, os.W_OK | os.X_OK):
-        where = "" if existing == os.path.abspath(path) else f" (it would be created in {existing})"
-        return [f"{name} {path} cannot be written{where}: permission denied; choose a folder you may write to, "
-                f"or change the folder's permissions"]
+        where = "" if existing == os.path.abspath(path) else msg("config.output_where", existing=existing)
+        return [sentence("config.output_denied", name=name, path=path, where=where)]
     return []
 
 
@@ -93,16 +89,17 @@ def file_problems(name: str, path: str, what: str) -> list[str]:
     """A file or folder that must exist (the base model: a checkpoint file or a diffusers folder)."""
     if os.path.exists(path):
         return []
-    return [f"{name}: the {what} {path} was not found; check the path"]
+    return [sentence("config.file_missing", name=name, path=path, what=msg(what))]
 
 
-_KIND = {bool: "true or false", int: "a whole number", float: "a number", str: "text", list: "a list"}
+_KIND = {bool: "config.kind.bool", int: "config.kind.int", float: "config.kind.float", str: "config.kind.str",
+         list: "config.kind.list"}
 
 
 def type_problem(name: str, base: type, optional: bool, value: Any) -> str | None:
     """A setting's value of the wrong type (set in code or a form rather than read by ``files.coerce``)."""
     if value is None:
-        return None if optional else f"{name} needs a value"
+        return None if optional else sentence("config.needs_value", name=name)
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return None
     if base is list:
@@ -112,9 +109,10 @@ def type_problem(name: str, base: type, optional: bool, value: Any) -> str | Non
     else:
         ok = isinstance(value, base) and not isinstance(value, bool)
     if not ok:
-        return f"{name} = {value!r} is not {_KIND.get(base, base.__name__)}"
+        kind = msg(_KIND[base]) if base in _KIND else base.__name__
+        return sentence("config.wrong_type", name=name, value=repr(value), kind=kind)
     if base is float and not math.isfinite(value):
-        return f"{name} is {value}; it must be a finite number"
+        return sentence("config.not_finite", name=name, value=value)
     return None
 
 
@@ -122,26 +120,27 @@ def path_problems(cfg) -> list[str]:
     """The paths of a run: what it reads exists, where it writes can be written."""
     problems: list[str] = []
     if not cfg.pretrained_model_name_or_path:
-        problems.append("pretrained_model_name_or_path is empty: choose the base model checkpoint")
+        problems.append(sentence("config.no_base_model"))
     else:
         problems += file_problems("pretrained_model_name_or_path", cfg.pretrained_model_name_or_path,
-                                  "base model")
+                                  "config.what.base_model")
     if not cfg.train_data_dir:
-        problems.append("train_data_dir is empty: choose the folder with your training images")
+        problems.append(sentence("config.no_train_dir"))
     else:
-        problems += folder_problems("train_data_dir", cfg.train_data_dir, "training images",
-                                    "the folder that holds the <repeats>_<name> folders")
+        problems += folder_problems("train_data_dir", cfg.train_data_dir, "config.what.training",
+                                    "config.advice.concepts")
     if cfg.reg_data_dir:
-        problems += folder_problems("reg_data_dir", cfg.reg_data_dir, "regularization", "or leave it empty")
+        problems += folder_problems("reg_data_dir", cfg.reg_data_dir, "config.what.regularization",
+                                    "config.advice.or_empty")
     if not cfg.output_dir:
-        problems.append("output_dir is empty: choose where the LoRA files go")
+        problems.append(sentence("config.no_output_dir"))
     else:
         problems += output_folder_problems("output_dir", cfg.output_dir)
     if cfg.logging_dir:
         problems += output_folder_problems("logging_dir", cfg.logging_dir)
     if cfg.validation_data_dir:
-        problems += folder_problems("validation_data_dir", cfg.validation_data_dir, "validation images",
-                                    "or leave it empty")
+        problems += folder_problems("validation_data_dir", cfg.validation_data_dir, "config.what.validation",
+                                    "config.advice.or_empty")
     if cfg.resume:
-        problems += folder_problems("resume", cfg.resume, "training state", "pick a '-state' folder of a run")
+        problems += folder_problems("resume", cfg.resume, "config.what.state", "config.advice.state")
     return problems

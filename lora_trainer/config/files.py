@@ -13,7 +13,9 @@ import os
 from typing import Any, Iterable
 
 from ..errors import ConfigError
-from .schema import TrainConfig, field_type
+from ..text.messages import msg, sentence
+from .schema import TrainConfig
+from .validation import field_type
 
 # kohya keys we accept without warning because we handle the matter ourselves
 # (attention backend, data loading, model family detection) or they only concern kohya's GUI.
@@ -36,6 +38,8 @@ HANDLED_KOHYA_KEYS = {
 }
 
 # Older kohya spellings mapped onto today's fields.
+KINDS = {bool: "config.kind.bool", int: "config.kind.int", float: "config.kind.float", list: "files.kind.list",
+         str: "files.kind.str"}
 LEGACY_KEYS = {"use_8bit_adam": ("optimizer_type", "AdamW8bit"),
                "use_lion_optimizer": ("optimizer_type", "Lion")}
 
@@ -51,13 +55,11 @@ def load_toml_text(text: str, source: str) -> dict:
                 import toml  # type: ignore
                 return toml.loads(text)
             except ModuleNotFoundError:
-                raise ConfigError(f"cannot read {source}: no TOML reader is installed",
-                                  "python -m pip install tomli") from None
+                raise ConfigError(msg("files.no_toml_reader", source=source), msg("files.install_tomli")) from None
     try:
         return tomllib.loads(text)
     except Exception as err:  # tomllib.TOMLDecodeError and toml's equivalent
-        raise ConfigError(f"{source} is not valid TOML: {err}",
-                          "check quotes around paths and text values (\"...\"), then try again") from None
+        raise ConfigError(msg("files.bad_toml", source=source, reason=err), msg("files.bad_toml.advice")) from None
 
 
 def read_toml(path: str) -> dict:
@@ -65,7 +67,7 @@ def read_toml(path: str) -> dict:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+        raise ConfigError(msg("files.unreadable", path=path, reason=err.strerror)) from None
     text = raw.decode("utf-8-sig", errors="replace")
     return load_toml_text(text, path)
 
@@ -91,13 +93,12 @@ def coerce(name: str, value: Any) -> Any:
                          and base is not str):
         if optional or base is str:
             return None if optional else ""
-        raise ConfigError(f"{name} needs a value")
+        raise ConfigError(msg("config.needs_value", name=name))
     if isinstance(value, str) and value.strip() == "" and optional:
         return None
-    kind = {bool: "true or false", int: "a whole number", float: "a number", list: "a list of text values",
-            str: "text (write it in quotes)"}.get(base, base.__name__)
+    kind = msg(KINDS[base]) if base in KINDS else base.__name__
     if isinstance(value, (dict, set)) or (isinstance(value, bool) and base is not bool):
-        raise ConfigError(f"{name} = {value!r} is not {kind}")
+        raise ConfigError(msg("config.wrong_type", name=name, value=repr(value), kind=kind))
     try:
         if base is bool:
             if isinstance(value, bool):
@@ -118,7 +119,7 @@ def coerce(name: str, value: Any) -> Any:
         if base is float:
             number = float(value)
             if not math.isfinite(number):
-                raise ConfigError(f"{name} = {value!r} is not a finite number; write e.g. 1e-4")
+                raise ConfigError(msg("files.not_finite", name=name, value=repr(value)))
             return number
         if base is list:
             if isinstance(value, str):
@@ -141,7 +142,7 @@ def coerce(name: str, value: Any) -> Any:
                 raise ValueError
             return value
     except (ValueError, TypeError, OverflowError, json.JSONDecodeError):
-        raise ConfigError(f"{name} = {value!r} is not {kind}") from None
+        raise ConfigError(msg("config.wrong_type", name=name, value=repr(value), kind=kind)) from None
     return value
 
 
@@ -169,9 +170,9 @@ def config_from_dict(data: dict, *, base: TrainConfig | None = None,
         else:
             unknown.append(key)
     if problems:
-        raise ConfigError([f"{p} (in {source})" for p in problems])
+        raise ConfigError([msg("files.in_source", problem=p, source=source) for p in problems])
     if unknown:
-        warnings.append(f"{source}: ignored setting(s) this trainer does not use: {', '.join(sorted(unknown))}")
+        warnings.append(sentence("files.ignored", source=source, names=", ".join(sorted(unknown))))
     return dataclasses.replace(cfg, **changes), warnings
 
 
@@ -183,7 +184,7 @@ def load_config(path: str, overrides: dict | None = None) -> tuple[TrainConfig, 
     """Load a TOML file (ours or kohya's) and apply overrides (e.g. from CLI flags)."""
     cfg, warnings = config_from_dict(read_toml(path), source=os.path.basename(path))
     if overrides:
-        cfg, more = config_from_dict(overrides, base=cfg, source="command line")
+        cfg, more = config_from_dict(overrides, base=cfg, source=sentence("files.command_line"))
         warnings += more
     return cfg, warnings
 

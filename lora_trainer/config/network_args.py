@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 
 ALGOS = ("lora", "loha", "lokr")
 ALGO_NAMES = {"lora": "LoRA", "loha": "LoHa", "lokr": "LoKr"}
@@ -50,7 +52,7 @@ UNSUPPORTED = {
 def _algo(text: str) -> str:
     key = str(text).strip().lower()
     if key not in _ALGO_ALIASES:
-        raise ValueError(f"algo '{text}' is not one this trainer makes; choose one of: {', '.join(ALGOS)}")
+        raise ValueError(sentence("net.algo", text=text, algos=", ".join(ALGOS)))
     return _ALGO_ALIASES[key]
 
 
@@ -60,7 +62,7 @@ def _bool(text: str) -> bool:
         return True
     if key in ("false", "0", "no", "off"):
         return False
-    raise ValueError(f"'{text}' is not True or False")
+    raise ValueError(sentence("net.not_bool", text=text))
 
 
 def parse_network_args(args: list) -> tuple[dict[str, Any], list[str]]:
@@ -76,20 +78,19 @@ def parse_network_args(args: list) -> tuple[dict[str, Any], list[str]]:
         if key == "preset" and text.strip().lower() in PRESETS_TRAINED:
             continue   # the layers trained anyway (option_checks says what "full" means here)
         if key in UNSUPPORTED:
-            problems.append(f"network_args '{str(raw).strip()}' is not supported: {UNSUPPORTED[key]}")
+            problems.append(sentence("net.unsupported", arg=str(raw).strip(), reason=UNSUPPORTED[key]))
             continue
         if key not in _READERS:
-            problems.append(f"network_args '{str(raw).strip()}' is not a setting this trainer knows; it takes: "
-                            f"{', '.join(_READERS)}")
+            problems.append(sentence("net.unknown", arg=str(raw).strip(), names=", ".join(_READERS)))
             continue
         if not sep or not text.strip():
-            problems.append(f"network_args '{str(raw).strip()}' has no value; write {key}=<value>")
+            problems.append(sentence("net.no_value", arg=str(raw).strip(), setting=key))
             continue
         try:
             values[key] = _READERS[key](text)
         except ValueError as err:
-            detail = str(err) if "algo" in str(err) or "True or False" in str(err) else "not a number"
-            problems.append(f"network_args '{str(raw).strip()}': {detail}")
+            detail = err.args[0] if err.args and hasattr(err.args[0], "key") else msg("net.not_a_number")
+            problems.append(sentence("net.bad_value", arg=str(raw).strip(), detail=detail))
     return values, problems
 
 
@@ -102,15 +103,14 @@ def network_settings(cfg) -> dict[str, Any]:
         own = getattr(cfg, key)
         if key in strings:
             if own != default and own != strings[key]:
-                problems.append(f"{key} is {own!r}, but network_args says {key}={strings[key]!r}: remove it from "
-                                f"network_args or make the two agree")
+                problems.append(sentence("net.conflict", setting=key, own=repr(own), other=repr(strings[key])))
             values[key] = own if own != default else strings[key]
         else:
             values[key] = own
     try:
         values["algo"] = _algo(values["algo"] or "lora")
     except ValueError as err:
-        problems.append(str(err))
+        problems.append(err.args[0])
     if problems:
         raise ConfigError(problems)
     if values["conv_dim"] is not None and values["conv_alpha"] is None:
@@ -151,25 +151,21 @@ def check_network(cfg, s: dict[str, Any]) -> list[str]:
     problems = []
     for key in ("rank_dropout", "module_dropout"):
         if s[key] is not None and not 0.0 <= s[key] <= 1.0:
-            problems.append(f"{key} is {s[key]}, but it must be between 0 and 1")
+            problems.append(sentence("net.between_0_1", setting=key, value=s[key]))
     algo, name = s["algo"], ALGO_NAMES[s["algo"]]
     if cfg.network_module not in (KOHYA_MODULE, LYCORIS_MODULE, ""):
-        problems.append(f"network_module '{cfg.network_module}' is not supported; use {KOHYA_MODULE} (LoRA, LoCon) or "
-                        f"{LYCORIS_MODULE} with algo loha / lokr, the types A1111 and Forge load")
+        problems.append(sentence("net.module", module=cfg.network_module, kohya=KOHYA_MODULE, lycoris=LYCORIS_MODULE))
     if algo != "lora" and cfg.network_dropout:
-        problems.append(f"network_dropout drops a LoRA's inner neurons, which a {name} does not have: clear it, or "
-                        f"use rank_dropout / module_dropout")
+        problems.append(sentence("net.dropout", name=name))
     if algo != "lokr" and s["factor"] not in (-1, None):
-        problems.append(f"factor ({s['factor']}) only shapes a LoKr: clear it (-1) or choose algo lokr")
+        problems.append(sentence("net.factor_lokr", factor=s["factor"]))
     if s["factor"] is not None and (s["factor"] == 0 or s["factor"] < -1):
-        problems.append(f"factor is {s['factor']}: use -1 (automatic) or a positive number such as 8")
+        problems.append(sentence("net.factor_value", factor=s["factor"]))
     if s["dora_wd"]:
         dropped = [k for k in ("network_dropout", "rank_dropout", "module_dropout")
                    if (getattr(cfg, k) if k == "network_dropout" else s[k])]
         if dropped:
-            problems.append(f"{', '.join(dropped)} cannot be used with DoRA (dora_wd), which rescales whole weight "
-                            f"columns: turn the dropout or DoRA off")
+            problems.append(sentence("net.dora_dropout", names=", ".join(dropped)))
         if cfg.scale_weight_norms:
-            problems.append("scale_weight_norms caps the weight change, but with DoRA (dora_wd) the magnitude sets "
-                            "each column's size: clear scale_weight_norms or turn DoRA off")
+            problems.append(sentence("net.dora_norms"))
     return problems

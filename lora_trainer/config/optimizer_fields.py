@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..text.messages import sentence
+from . import messages  # noqa: F401  (registers the sentences)
+
 _ADAM_LIKE = {"AdamW", "AdamW8bit", "PagedAdamW8bit", "Prodigy", "DAdaptAdam", "DAdaptation"}
 _LION_LIKE = {"Lion", "Lion8bit", "PagedLion8bit", "DAdaptLion"}
 _SGD = {"SGDNesterov", "SGDNesterov8bit"}
@@ -38,11 +41,11 @@ def parse_betas(text: str) -> tuple[float, float]:
     try:
         values = tuple(float(p) for p in parts)
     except ValueError:
-        raise ValueError(f"betas '{text}' must be two numbers such as 0.9,0.999") from None
+        raise ValueError(sentence("opt.betas_numbers", text=text)) from None
     if len(values) != 2:
-        raise ValueError(f"betas '{text}' must be two numbers such as 0.9,0.999 (got {len(values)})")
+        raise ValueError(sentence("opt.betas_count", text=text, count=len(values)))
     if not all(0.0 <= v < 1.0 for v in values):
-        raise ValueError(f"betas '{text}' must each be at least 0 and below 1")
+        raise ValueError(sentence("opt.betas_range", text=text))
     return values
 
 
@@ -76,15 +79,15 @@ def check(cfg) -> list[str]:
             try:
                 parse_betas(value)
             except ValueError as err:
-                problems.append(str(err))
+                problems.append(err.args[0])
         if name not in ACCEPTED_BY[field_name]:
             users = sorted(ACCEPTED_BY[field_name] - {"DAdaptation"})
-            problems.append(f"{field_name} is set, but the {cfg.optimizer_type} optimizer has no such setting (it is "
-                            f"used by {', '.join(users)}): clear {field_name} or choose one of those optimizers")
+            problems.append(sentence("opt.not_taken", name=field_name, optimizer=cfg.optimizer_type,
+                                     users=", ".join(users)))
         if field_name in in_args:
-            problems.append(f"{field_name} is set both as a field and in optimizer_args: keep one")
+            problems.append(sentence("opt.twice", name=field_name))
     if cfg.weight_decay is not None and cfg.weight_decay < 0:
-        problems.append(f"weight_decay is {cfg.weight_decay}, but it cannot be below 0")
+        problems.append(sentence("config.below_minimum", name="weight_decay", value=cfg.weight_decay, limit=0))
     return problems
 
 

@@ -1,4 +1,4 @@
-"""The settings' checks beyond a field's range (part of ``schema.validate``): caption length, masks,
+"""The settings' checks beyond a field's range (part of ``validation.validate``): caption length, masks,
 augmentation, noise, Lion with regularization images; network type, per-block, optimizer, fp8 and
 continue-from-a-file options, and the ones across them. A value that cannot work is a problem that names the
 setting and the fix, never ignored; a setting that changes how another one works, or changes nothing, or works
@@ -9,17 +9,15 @@ from __future__ import annotations
 import os
 
 from ..errors import ConfigError
+from ..text.messages import msg, sentence
 from . import blocks, optimizer_fields
+from .messages import LION_WITH_REGULARIZATION  # noqa: F401  (one fixed sentence the WebUI's localization knows)
 from .network_args import check_network, network_settings
 
 TOKEN_LIMITS = (75, 150, 225)          # kohya's max_token_length: chunks of 75 tokens
 MULTIRES_DISCOUNT_DEFAULT = 0.3
 ADAPTIVE_OPTIMIZERS = ("prodigy", "dadaptadam", "dadaptation", "dadaptlion")
 LION_OPTIMIZERS = ("lion", "lion8bit", "pagedlion8bit")
-# one fixed sentence, so that the WebUI's localization (localizations/zh_CN.json) puts it into Chinese
-LION_WITH_REGULARIZATION = ("Lion optimizers (Lion, Lion8bit, PagedLion8bit) with regularization images "
-                            "(reg_data_dir) tend to over-fit or give worse pictures, the tutorials find: use AdamW "
-                            "or AdamW8bit with regularization images, or clear reg_data_dir to train without them")
 
 
 def check_options(cfg, problems: list[str], warnings: list[str], *, need_paths: bool = True) -> None:
@@ -34,44 +32,38 @@ def check_options(cfg, problems: list[str], warnings: list[str], *, need_paths: 
 def _token_length(cfg, problems: list[str]) -> None:
     if cfg.max_token_length not in TOKEN_LIMITS:
         nearest = min(TOKEN_LIMITS, key=lambda limit: abs(limit - cfg.max_token_length))
-        problems.append(f"max_token_length is {cfg.max_token_length}, but it must be 75, 150 or 225 (captions are "
-                        f"encoded in chunks of 75 tokens); use {nearest}")
+        problems.append(sentence("config.token_limit", value=cfg.max_token_length, nearest=nearest))
 
 
 def _masks(cfg, problems: list[str], need_paths: bool) -> None:
     folder = cfg.conditioning_data_dir
     if cfg.masked_loss and not folder and not cfg.alpha_mask:
-        problems.append("masked_loss is on, but no masks are named: choose the mask folder (conditioning_data_dir), "
-                        "or turn on alpha_mask to use the images' transparency as the mask")
+        problems.append(sentence("config.masked_no_masks"))
     if folder and not cfg.masked_loss:
-        problems.append(f"conditioning_data_dir names a mask folder ({folder}), but masked_loss is off: turn "
-                        f"masked_loss on, or leave the mask folder empty")
+        problems.append(sentence("config.mask_folder_unused", folder=folder))
     if folder and cfg.alpha_mask:
-        problems.append("alpha_mask and a mask folder (conditioning_data_dir) are both set, and the loss takes one "
-                        "mask: turn alpha_mask off to use the mask folder, or empty the mask folder to use the "
-                        "images' transparency")
+        problems.append(sentence("config.two_masks"))
     if need_paths and folder and not os.path.isdir(folder):
-        problems.append(f"conditioning_data_dir: mask folder not found: {folder} (leave it empty for none)")
+        problems.append(sentence("config.mask_folder_missing", folder=folder))
 
 
 def _augmentation(cfg, warnings: list[str]) -> None:
     if cfg.cache_latents and not cfg.latents_cacheable:
-        which = " and ".join(name for name in ("color_aug", "random_crop") if getattr(cfg, name))
-        warnings.append(f"{which} change the pixels at every step, so the latents are not cached (cache_latents is "
-                        f"set aside): the VAE encodes each batch, which is slower and needs the VAE's memory")
+        names = [name for name in ("color_aug", "random_crop") if getattr(cfg, name)]
+        which = msg("config.and", first=names[0], second=names[1]) if len(names) == 2 else names[0]
+        warnings.append(sentence("config.not_cached", which=which))
 
 
 def _noise(cfg, warnings: list[str]) -> None:
     if not cfg.multires_noise_iterations and cfg.multires_noise_discount != MULTIRES_DISCOUNT_DEFAULT:
-        warnings.append("multires_noise_discount does nothing without multires_noise_iterations (6–10 is usual)")
+        warnings.append(sentence("config.discount_unused"))
     if cfg.debiased_estimation_loss and cfg.min_snr_gamma:
-        warnings.append("debiased_estimation_loss and min_snr_gamma both weight the loss by the timestep's SNR and "
-                        "multiply; most runs use one of them")
+        warnings.append(sentence("config.two_snr_weights"))
 
 
 def _optimizer(cfg, warnings: list[str]) -> None:
     if cfg.optimizer_type.lower() in LION_OPTIMIZERS and cfg.reg_data_dir.strip():
-        warnings.append(LION_WITH_REGULARIZATION)
+        warnings.append(sentence("config.lion_regularization"))
 
 
 def options_problems(cfg, warnings: list[str]) -> list[str]:
@@ -85,24 +77,17 @@ def options_problems(cfg, warnings: list[str]) -> list[str]:
     problems += blocks.check_syntax(settings)
     lr_blocks = [k for k in blocks.LR_KEYS if settings[k]]
     if lr_blocks and cfg.optimizer_type.lower() in ADAPTIVE_OPTIMIZERS:
-        problems.append(f"{', '.join(lr_blocks)} give blocks learning rates of their own, but {cfg.optimizer_type} "
-                        f"uses one step size for all: clear them (block_dims still works) or choose AdamW")
+        problems.append(sentence("config.block_lr_adaptive", names=", ".join(lr_blocks), optimizer=cfg.optimizer_type))
     if lr_blocks and not cfg.train_unet:
-        problems.append(f"{', '.join(lr_blocks)} weight the UNet's blocks, but only the text encoder is trained: "
-                        f"clear them or train the UNet")
+        problems.append(sentence("config.block_lr_no_unet", names=", ".join(lr_blocks)))
     if cfg.dim_from_weights and not cfg.network_weights:
-        problems.append("dim_from_weights takes the ranks from network_weights, which is empty: choose the LoRA "
-                        "file to continue from, or turn dim_from_weights off")
+        problems.append(sentence("config.dim_from_nothing"))
     if cfg.dim_from_weights and any(settings[k] for k in blocks.DIM_KEYS):
-        problems.append("dim_from_weights takes every layer's rank from the file, so block_dims / block_alphas / "
-                        "conv_block_dims / conv_block_alphas cannot also set them: clear one of the two")
+        problems.append(sentence("config.dim_from_and_blocks"))
     if cfg.network_weights and cfg.resume:
-        problems.append("network_weights and resume are both set: resume continues a run with its own weights "
-                        "and optimizer state; network_weights starts a new run from a LoRA file. Clear one")
+        problems.append(sentence("config.weights_and_resume"))
     if any(str(a).replace(" ", "").lower() == "preset=full" for a in cfg.network_args) and settings["conv_dim"] is None:
-        warnings.append("network_args preset=full: LyCORIS's 'full' also trains the ResNet convolutions; here they "
-                        "train only with conv_dim set (attention and feed-forward layers train either way)")
+        warnings.append(sentence("config.preset_full"))
     if cfg.fp8_base and cfg.mixed_precision == "no":
-        warnings.append("fp8_base with mixed_precision 'no': the layers compute in fp32 (bf16 is faster and what "
-                        "kohya uses)")
+        warnings.append(sentence("config.fp8_fp32"))
     return problems

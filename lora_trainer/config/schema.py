@@ -10,49 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..errors import ConfigError
-from .checks import MAX_RESOLUTION, output_name_problems, path_problems, resolution_problems, round_to, type_problem
-from .option_checks import check_options
+from ..text.messages import msg
+from .checks import MAX_RESOLUTION
 from .network_args import ALGOS
-from .option_checks import options_problems
-
-BASIC = "basic"
-ADVANCED = "advanced"
-
-OPTIMIZER_TYPES = (
-    "AdamW", "AdamW8bit", "PagedAdamW8bit", "Lion", "Lion8bit", "PagedLion8bit",
-    "SGDNesterov", "SGDNesterov8bit", "Prodigy", "DAdaptAdam", "DAdaptation", "DAdaptLion", "Adafactor",
-)
-LR_SCHEDULERS = (
-    "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial", "adafactor",
-)
-MIXED_PRECISIONS = ("no", "fp16", "bf16")
-MAX_SEED = 2**32 - 1          # the WebUIs' seed range
-MAX_EPOCHS = 10_000
-MAX_STEPS = 10_000_000
-SAVE_PRECISIONS = ("fp16", "bf16", "float")
-
-
-def opt(default: Any, help: str, *, group: str = ADVANCED, label: str = "", choices: tuple = (),
-        minimum: float | None = None, maximum: float | None = None, section: str = "", ss: str = "",
-        ss_form: str = "text", ss_value: str = "", path: str = "") -> Any:
-    """A config field with the metadata the CLI, TOML, UI and the saved file's metadata are generated from.
-
-    ``ss``: the ``ss_*`` key a saved LoRA file stores the field under, ``ss_form`` its text form (a
-    ``config.metadata.FORMS`` name), ``ss_value`` the attribute or method written instead of the field
-    itself (a derived value, e.g. the effective UNet learning rate). ``path``: "file" or "folder" when the
-    field names a place on disk (a shared WebUI confines those to the allowed folders)."""
-    meta = {"help": help, "group": group, "label": label, "choices": choices,
-            "minimum": minimum, "maximum": maximum, "section": section, "ss": ss, "ss_form": ss_form,
-            "ss_value": ss_value, "path": path}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
+from .option import (BASIC, LR_SCHEDULERS, MAX_EPOCHS, MAX_SEED, MAX_STEPS, MIXED_PRECISIONS, OPTIMIZER_TYPES,
+                     SAVE_PRECISIONS, opt)
 
 @dataclass
 class TrainConfig:
@@ -427,94 +393,9 @@ def parse_resolution(value: Any) -> tuple[int, int]:
     try:
         nums = [int(float(p)) for p in parts]
     except (ValueError, OverflowError):
-        raise ConfigError(f"resolution '{value}' is not a number; write 512 or 768,512") from None
+        raise ConfigError(msg("config.resolution_nan", value=value)) from None
     if len(nums) == 1:
         return nums[0], nums[0]
     if len(nums) == 2:
         return nums[0], nums[1]
-    raise ConfigError(f"resolution '{value}' must be one number or width,height (e.g. 768,512)")
-
-
-def field_type(f: dataclasses.Field) -> tuple[type, bool]:
-    """(base type, optional) of a config field."""
-    hint = typing.get_type_hints(TrainConfig)[f.name]
-    optional = False
-    if typing.get_origin(hint) is typing.Union:
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        optional = True
-        hint = args[0]
-    if hint is list or typing.get_origin(hint) is list:
-        return list, optional
-    return hint, optional
-
-
-def validate(cfg: TrainConfig, *, need_paths: bool = True) -> list[str]:
-    """Return warnings; raise ConfigError listing every bad value in plain words."""
-    problems: list[str] = []
-    warnings: list[str] = []
-    wrong_types = [problem for f in dataclasses.fields(cfg)
-                   if (problem := type_problem(f.name, *field_type(f), getattr(cfg, f.name)))]
-    if wrong_types:   # the checks below compare values, which needs their types
-        raise ConfigError(wrong_types)
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if value is None or isinstance(value, (bool, str, list)):
-            continue
-        lo, hi = f.metadata.get("minimum"), f.metadata.get("maximum")
-        if lo is not None and value < lo:
-            problems.append(f"{f.name} is {value}, but it cannot be below {lo}")
-        if hi is not None and value > hi:
-            problems.append(f"{f.name} is {value}, but it cannot be above {hi}")
-    for name in ("optimizer_type", "lr_scheduler", "mixed_precision", "save_precision"):
-        choices = next(f for f in dataclasses.fields(cfg) if f.name == name).metadata["choices"]
-        value = getattr(cfg, name)
-        if isinstance(value, str) and value.lower() not in [c.lower() for c in choices]:
-            problems.append(f"{name} '{value}' is not known; choose one of: {', '.join(choices)}")
-
-    try:
-        width, height = parse_resolution(cfg.resolution)
-    except ConfigError as err:
-        problems.extend(err.problems)
-    else:
-        problems += resolution_problems((width, height))
-    if cfg.enable_bucket:
-        if cfg.min_bucket_reso > cfg.max_bucket_reso:
-            problems.append(f"min_bucket_reso ({cfg.min_bucket_reso}) is larger than max_bucket_reso "
-                            f"({cfg.max_bucket_reso})")
-        for name in ("min_bucket_reso", "max_bucket_reso"):
-            value = getattr(cfg, name)
-            if value % cfg.bucket_reso_steps:
-                problems.append(f"{name} {value} is not a multiple of bucket_reso_steps "
-                                f"({cfg.bucket_reso_steps}); use {round_to(value, cfg.bucket_reso_steps)}")
-        if cfg.bucket_reso_steps % 8:
-            problems.append(f"bucket_reso_steps {cfg.bucket_reso_steps} must be a multiple of 8; use 64")
-
-    if cfg.max_train_epochs is None and cfg.max_train_steps is None:
-        problems.append("set max_train_epochs (e.g. 10) or max_train_steps")
-    if cfg.network_train_unet_only and cfg.network_train_text_encoder_only:
-        problems.append("network_train_unet_only and network_train_text_encoder_only are both on: "
-                        "nothing would be trained; turn one off")
-    if cfg.network_alpha > cfg.network_dim:
-        warnings.append(f"network_alpha ({cfg.network_alpha:g}) is larger than network_dim "
-                        f"({cfg.network_dim}): the LoRA's updates are amplified; usually alpha ≤ dim")
-    problems += options_problems(cfg, warnings)
-    if cfg.lr_warmup_steps and cfg.lr_scheduler == "constant":
-        warnings.append("lr_warmup_steps is set but lr_scheduler is 'constant': using "
-                        "constant_with_warmup")
-    if cfg.keep_tokens and not (cfg.shuffle_caption or cfg.caption_tag_dropout_rate):
-        warnings.append("keep_tokens only matters with shuffle_caption or caption_tag_dropout_rate")
-    if cfg.optimizer_type.lower() in ("prodigy", "dadaptadam", "dadaptation", "dadaptlion") \
-            and cfg.effective_unet_lr < 0.1:
-        warnings.append(f"{cfg.optimizer_type} finds its own step size: learning rates are multipliers and "
-                        f"should be about 1.0 (now {cfg.effective_unet_lr:g})")
-    problems += output_name_problems(cfg.output_name)
-
-    if need_paths:
-        problems += path_problems(cfg)
-        if cfg.network_weights and not os.path.isfile(cfg.network_weights):
-            problems.append(f"network_weights file not found: {cfg.network_weights} (choose the LoRA file to continue "
-                            f"from, or leave it empty)")
-    check_options(cfg, problems, warnings, need_paths=need_paths)
-    if problems:
-        raise ConfigError(problems)
-    return warnings
+    raise ConfigError(msg("config.resolution_parts", value=value))

@@ -16,6 +16,8 @@ from ..data.dataset import build_items, count_steps_per_epoch
 from ..data.folders import scan_dataset
 from ..data.holdout import split_validation
 from ..errors import DatasetError
+from ..text.messages import Joined, msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 
 
 @dataclass
@@ -78,62 +80,56 @@ def plan_steps(rows: list[ConceptRow], *, batch_size: int, gradient_accumulation
         plan.epochs = max_train_epochs
         plan.total_steps = per_epoch * max_train_epochs
         if max_train_steps and max_train_steps != plan.total_steps:
-            plan.notes.append(f"max_train_epochs ({max_train_epochs}) decides the length; "
-                              f"max_train_steps ({max_train_steps}) is ignored")
+            plan.notes.append(sentence("steps.epochs_decide", epochs=max_train_epochs, steps=max_train_steps))
     elif max_train_steps:
         plan.total_steps = max_train_steps
         plan.epochs = math.ceil(max_train_steps / per_epoch) if per_epoch else 0
     available, train = plan.reg_samples_available, plan.train_samples
     if available and available < train:
-        plan.notes.append(f"regularization images × repeats ({available}) are fewer than training images × "
-                          f"repeats ({train}): they are repeated to {train} samples per epoch")
+        plan.notes.append(sentence("steps.reg_fewer", available=available, train=train))
     elif available > train:
-        plan.notes.append(f"regularization images × repeats ({available}) exceed training images × repeats "
-                          f"({train}): only the first {train} are used each epoch")
+        plan.notes.append(sentence("steps.reg_more", available=available, train=train))
     plain = math.ceil(plan.samples_per_epoch / batch_size) if batch_size else 0
     if num_processes > 1:
         plain //= num_processes
     if batches_per_epoch > plain:
-        plan.notes.append(f"aspect-ratio buckets add {batches_per_epoch - plain} partly filled batch(es) "
-                          f"per epoch (each batch holds one image shape)")
+        plan.notes.append(sentence("steps.bucket_batches", count=batches_per_epoch - plain))
     return plan
 
 
-def format_plan(plan: StepPlan) -> str:
-    """The step maths as a small table a user can check by hand."""
-    lines = ["Step maths:"]
+def format_plan(plan: StepPlan) -> Joined:
+    """The step maths as a small table a user can check by hand (English; ``localized`` in another language)."""
+    lines: list = [msg("steps.title")]
     width = max([len(r.folder) for r in plan.rows] + [14])
-    lines.append(f"  {'concept folder':<{width}}  images × repeats = samples")
+    lines.append(msg("steps.header", pad=" " * (width - 14)))
     for r in plan.rows:
-        tag = " (regularization)" if r.is_reg else ""
-        lines.append(f"  {r.folder:<{width}}  {r.images:>6} × {r.repeats:>7} = {r.samples:>7}{tag}")
+        row = f"{r.folder:<{width}}  {r.images:>6} × {r.repeats:>7} = {r.samples:>7}"
+        lines.append(msg("steps.row_reg" if r.is_reg else "steps.row", row=row))
     if plan.reg_samples_available:
-        lines.append(f"  regularization samples are matched to training samples: "
-                     f"{plan.train_samples} train + {plan.reg_samples} regularization = "
-                     f"{plan.samples_per_epoch} samples per epoch")
+        lines.append(msg("steps.reg_matched", train=plan.train_samples, reg=plan.reg_samples,
+                         samples=plan.samples_per_epoch))
     if plan.num_processes > 1:
-        lines.append(f"  {plan.samples_per_epoch} samples ÷ batch {plan.batch_size} ÷ {plan.num_processes} processes = "
-                     f"{plan.batches_per_epoch} batches per epoch on each process")
+        lines.append(msg("steps.batches_processes", samples=plan.samples_per_epoch, batch=plan.batch_size,
+                         processes=plan.num_processes, batches=plan.batches_per_epoch))
     else:
-        lines.append(f"  {plan.samples_per_epoch} samples ÷ batch {plan.batch_size} = "
-                     f"{plan.batches_per_epoch} batches per epoch")
+        lines.append(msg("steps.batches", samples=plan.samples_per_epoch, batch=plan.batch_size,
+                         batches=plan.batches_per_epoch))
     if plan.gradient_accumulation_steps > 1:
-        lines.append(f"  {plan.batches_per_epoch} ÷ accumulation {plan.gradient_accumulation_steps} = "
-                     f"{plan.steps_per_epoch} steps per epoch")
-    lines.append(f"  {plan.steps_per_epoch} steps per epoch × {plan.epochs} epochs = {plan.total_steps} steps"
+        lines.append(msg("steps.accumulation", batches=plan.batches_per_epoch,
+                         accumulation=plan.gradient_accumulation_steps, steps=plan.steps_per_epoch))
+    lines.append(msg("steps.total", per_epoch=plan.steps_per_epoch, epochs=plan.epochs, steps=plan.total_steps)
                  if plan.total_steps == plan.steps_per_epoch * plan.epochs else
-                 f"  {plan.total_steps} steps (max_train_steps) ≈ {plan.epochs} epochs")
+                 msg("steps.total_by_steps", steps=plan.total_steps, epochs=plan.epochs))
     for note in plan.notes:
-        lines.append(f"  note: {note}")
-    return "\n".join(lines)
+        lines.append(msg("steps.note", note=note))
+    return Joined(lines)
 
 
 def scan_and_plan(cfg, num_processes: int = 1) -> tuple:
     """Dataset scan, bucketed items and the step plan for ``cfg`` (torch-free: the UI calls it live)."""
     scan = scan_dataset(cfg.train_data_dir, cfg.reg_data_dir or None, cfg.caption_extension)
     if not scan.train_concepts or scan.num_train_images == 0:
-        raise DatasetError(f"no usable training images in {cfg.train_data_dir}",
-                           "put images in sub-folders named <repeats>_<name>, e.g. 10_mychar/")
+        raise DatasetError(msg("steps.no_images", folder=cfg.train_data_dir), msg("steps.no_images.advice"))
     fraction = float(getattr(cfg, "validation_split", 0.0) or 0.0)
     if fraction > 0:
         scan = split_validation(scan, fraction, cfg.effective_validation_seed)
@@ -160,16 +156,12 @@ def plan_items(cfg, scan, items, num_processes: int = 1) -> StepPlan:
                       max_train_epochs=cfg.max_train_epochs, max_train_steps=cfg.max_train_steps,
                       num_processes=num_processes)
     if scan.held_out:
-        plan.notes.append(f"{len(scan.held_out)} training image(s) are held out for the validation loss "
-                          f"(validation_split {cfg.validation_split:g}) and not trained on")
+        plan.notes.append(sentence("steps.held_out", count=len(scan.held_out), split=f"{cfg.validation_split:g}"))
     if num_processes > 1:
         dropped = batches % num_processes
-        plan.notes.append(f"{num_processes} processes share each epoch's batches"
-                          + (f"; {dropped} batch(es) per epoch are left out so each gets the same number"
-                             if dropped else ""))
+        plan.notes.append(sentence("steps.processes_dropped" if dropped else "steps.processes",
+                                   processes=num_processes, dropped=dropped))
     warmup = cfg.lr_warmup_steps or 0
     if warmup >= 1 and plan.total_steps and warmup >= plan.total_steps:
-        plan.notes.append(f"lr_warmup_steps ({warmup:g}) is not shorter than the whole run ({plan.total_steps} "
-                          f"steps): the learning rate never reaches its value; use fewer warm-up steps or a "
-                          f"fraction such as 0.05 (5% of the steps)")
+        plan.notes.append(sentence("steps.warmup_long", warmup=f"{warmup:g}", steps=plan.total_steps))
     return plan

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
+from ..text.messages import Joined, msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from .captions import split_tags
 from .dataset import TrainItem
 
@@ -13,9 +16,9 @@ MAX_UPSCALE = 2.0
 _SHOWN = 3
 
 
-def _files(paths: Sequence[str]) -> str:
-    shown = ", ".join(paths[:_SHOWN])
-    return shown + (f" and {len(paths) - _SHOWN} more" if len(paths) > _SHOWN else "")
+def _files(names: Sequence[Any]) -> Any:
+    shown = Joined(names[:_SHOWN], ", ")
+    return msg("data.more", shown=shown, count=len(names) - _SHOWN) if len(names) > _SHOWN else shown
 
 
 def upscale_warning(items: Sequence[TrainItem]) -> list[str]:
@@ -28,8 +31,8 @@ def upscale_warning(items: Sequence[TrainItem]) -> list[str]:
     if not enlarged:
         return []
     enlarged.sort(key=lambda e: -e[0])
-    return [f"{len(enlarged)} image(s) are enlarged more than {MAX_UPSCALE:g}× to their training size and train "
-            f"blurred: {_files([text for _, text in enlarged])}. Use larger images, or a smaller resolution"]
+    return [sentence("data.enlarged", count=len(enlarged), limit=f"{MAX_UPSCALE:g}",
+                     names=_files([text for _, text in enlarged]))]
 
 
 def keep_tokens_warning(items: Sequence[TrainItem], keep_tokens: int) -> list[str]:
@@ -39,12 +42,11 @@ def keep_tokens_warning(items: Sequence[TrainItem], keep_tokens: int) -> list[st
     for item in items:
         tags = len(split_tags(item.image.caption))
         if tags < keep_tokens and str(item.image.path) not in short:
-            short[str(item.image.path)] = f"{os.path.basename(str(item.image.path))} ({tags} tag(s))"
+            short[str(item.image.path)] = msg("data.tags", name=os.path.basename(str(item.image.path)), count=tags)
     if not short:
         return []
-    return [f"keep_tokens is {keep_tokens}, but {len(short)} caption(s) have fewer tags, so none of their tags is "
-            f"ever shuffled or dropped: {_files(list(short.values()))}. Lower keep_tokens (the trigger word is "
-            f"usually 1) or add tags to those captions"]
+    return [sentence("data.short_captions", keep_tokens=keep_tokens, count=len(short),
+                     names=_files(list(short.values())))]
 
 
 def settings_warnings(items: Sequence[TrainItem], keep_tokens: int = 0) -> list[str]:

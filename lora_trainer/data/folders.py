@@ -9,8 +9,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import DatasetError
+from ..text.messages import Joined, msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from .captions import normalize_extension, read_caption, split_tags, tag_frequency
 from .images import IMAGE_EXTENSIONS, UNSUPPORTED_IMAGE_EXTENSIONS, ImageLoadError, image_size, is_image_file
 
@@ -18,7 +21,7 @@ CACHE_DIR_NAME = ".lora_trainer_cache"  # latent cache folder; ignored by the sc
 _IGNORED_NAMES = {"__macosx", "thumbs.db", "desktop.ini", "@eadir", "$recycle.bin"}
 _CONCEPT_RE = re.compile(r"^(\d+)_(.*)$", re.DOTALL)
 _LIST_MAX = 5
-_LAYOUT = "<repeats>_<concept name>, for example '10_mychar' (10 = repeats per epoch)"
+_LAYOUT = msg("data.layout")
 
 
 @dataclass(frozen=True)
@@ -82,19 +85,17 @@ def _is_ignored(path: Path) -> bool:
     return name.startswith(".") or name.lower() in _IGNORED_NAMES or name == CACHE_DIR_NAME
 
 
-def _names(paths: list[Path]) -> str:
+def _names(paths: list[Path]) -> Any:
     shown = ", ".join(p.name for p in paths[:_LIST_MAX])
-    return shown + (f", … ({len(paths) - _LIST_MAX} more)" if len(paths) > _LIST_MAX else "")
+    return msg("data.names_more", shown=shown, count=len(paths) - _LIST_MAX) if len(paths) > _LIST_MAX else shown
 
 
 def _list_dir(folder: Path) -> list[Path]:
     try:
         entries = list(folder.iterdir())
     except OSError as exc:
-        raise DatasetError(
-            f"Cannot list the folder {folder}: {exc.strerror or exc}.",
-            "check that the folder exists and that you have permission to read it.",
-        ) from exc
+        raise DatasetError(msg("data.cannot_list", folder=folder, reason=exc.strerror or exc),
+                           msg("data.cannot_list.advice")) from exc
     return sorted((p for p in entries if not _is_ignored(p)), key=lambda p: p.name)
 
 
@@ -120,19 +121,11 @@ def _scan_concept(
     nested = [p for p in entries if p.is_dir() and any(is_image_file(q) for q in _safe_iter(p))]
 
     if unsupported:
-        warnings.append(
-            f"{len(unsupported)} file(s) in {folder} are not used because their format is not "
-            f"supported ({_names(unsupported)}). Convert them to PNG or JPEG to train on them."
-        )
+        warnings.append(sentence("data.unsupported", count=len(unsupported), folder=folder, names=_names(unsupported)))
     if nested:
-        warnings.append(
-            f"Subfolder(s) inside {folder} are not searched ({_names(nested)}). Move their images "
-            f"directly into {folder}, or make them separate concept folders next to it."
-        )
+        warnings.append(sentence("data.nested", folder=folder, names=_names(nested)))
     if not image_paths:
-        warnings.append(
-            f"Concept folder {folder} has no images ({', '.join(IMAGE_EXTENSIONS)}); it is ignored."
-        )
+        warnings.append(sentence("data.no_images", folder=folder, extensions=", ".join(IMAGE_EXTENSIONS)))
         return None
 
     concept = ConceptFolder(path=folder, name=name, repeats=repeats, is_reg=is_reg)
@@ -147,7 +140,7 @@ def _scan_concept(
         try:
             caption = read_caption(path, caption_extension)
         except DatasetError as exc:
-            skipped.append((path, f"{exc.message} Fix: {exc.advice}"))
+            skipped.append((path, sentence("data.caption_skipped", message=exc.message, advice=exc.advice)))
             continue
         if caption and not split_tags(caption):   # only commas and spaces: no tag to train on
             no_tags.append(path)
@@ -160,9 +153,8 @@ def _scan_concept(
     if missing and not is_reg:  # class images without captions are the normal case for reg folders
         warnings.append(_missing_caption_warning(folder, name, missing, len(image_paths), caption_extension))
     if no_tags:
-        warnings.append(f"{len(no_tags)} caption file(s) in {folder} hold only commas, no tags: {_names(no_tags)}. "
-                        f"They are trained with the concept name '{name}' as caption; write the tags into them, "
-                        f"separated by commas.")
+        warnings.append(sentence("data.only_commas", count=len(no_tags), folder=folder, names=_names(no_tags),
+                                 name=name))
     return concept
 
 
@@ -170,16 +162,12 @@ def _missing_caption_warning(
     folder: Path, name: str, missing: list[Path], total: int, caption_extension: str
 ) -> str:
     ext = normalize_extension(caption_extension)
-    text = (
-        f"{len(missing)} of {total} images in {folder} have no caption file ({ext}) or an empty one: "
-        f"{_names(missing)}. They are trained with the concept name '{name}' as caption."
-    )
     others = sorted(
         {e for p in missing for e in (".txt", ".caption") if e != ext and p.with_name(p.stem + e).is_file()}
     )
-    if others:
-        text += f" Caption files with {'/'.join(others)} exist: set caption_extension to {others[0]}."
-    return text
+    hint = msg("data.other_extension", others="/".join(others), first=others[0]) if others else ""
+    return sentence("data.no_caption", count=len(missing), total=total, folder=folder, ext=ext,
+                    names=_names(missing), name=name, hint=hint)
 
 
 def _scan_root(
@@ -188,14 +176,12 @@ def _scan_root(
 ) -> list[ConceptFolder]:
     setting = "reg_data_dir" if is_reg else "train_data_dir"
     example = root / ("1_person" if is_reg else "10_mychar")
-    layout_advice = (
-        f"{setting} must be the folder that CONTAINS concept folders named {_LAYOUT}, "
-        f"e.g. {example}{os.sep} holding the images and their caption files."
-    )
+    layout_advice = msg("data.layout.advice", setting=setting, layout=_LAYOUT, example=f"{example}{os.sep}")
     if not root.exists():
-        raise DatasetError(f"The {setting} folder {root} does not exist.", f"check the path. {layout_advice}")
+        raise DatasetError(msg("data.root_missing", setting=setting, root=root),
+                           msg("data.check_path", advice=layout_advice))
     if not root.is_dir():
-        raise DatasetError(f"The {setting} path {root} is a file, not a folder.", layout_advice)
+        raise DatasetError(msg("data.root_is_file", setting=setting, root=root), layout_advice)
 
     concepts: list[ConceptFolder] = []
     bad_names: list[Path] = []
@@ -205,8 +191,8 @@ def _scan_root(
         parsed = parse_concept_folder_name(sub.name)
         if parsed is None or parsed[0] < 1 or not parsed[1].strip():
             bad_names.append(sub)
-            why = "repeats must be 1 or more" if parsed and parsed[0] < 1 else f"expected {_LAYOUT}"
-            warnings.append(f"Folder {sub} is ignored: its name does not fit the layout ({why}).")
+            why = msg("data.repeats_1") if parsed and parsed[0] < 1 else msg("data.expected", layout=_LAYOUT)
+            warnings.append(sentence("data.bad_folder_name", folder=sub, why=why))
             continue
         valid_folders += 1
         concept = _scan_concept(sub, parsed[0], parsed[1], is_reg, caption_extension, warnings, skipped)
@@ -215,38 +201,29 @@ def _scan_root(
 
     loose = [p for p in entries if p.is_file() and is_image_file(p)]
     if valid_folders and loose:
-        warnings.append(
-            f"{len(loose)} image(s) lie directly in {root} and are ignored ({_names(loose)}). "
-            f"Move them into a concept folder such as {example}{os.sep}."
-        )
+        warnings.append(sentence("data.loose", count=len(loose), root=root, names=_names(loose),
+                                 example=f"{example}{os.sep}"))
     if not valid_folders:
         _raise_no_concepts(root, setting, loose, bad_names, layout_advice)
     return concepts
 
 
 def _raise_no_concepts(
-    root: Path, setting: str, loose: list[Path], bad_names: list[Path], layout_advice: str
+    root: Path, setting: str, loose: list[Path], bad_names: list[Path], layout_advice: Any
 ) -> None:
     parsed = parse_concept_folder_name(root.name)
     if loose and parsed and parsed[0] >= 1:
-        raise DatasetError(
-            f"{setting} points at the concept folder {root} itself.",
-            f"set {setting} to its parent folder {root.parent} (the folder that contains '{root.name}').",
-        )
+        raise DatasetError(msg("data.is_concept", setting=setting, root=root),
+                           msg("data.is_concept.advice", setting=setting, parent=root.parent, name=root.name))
     if loose:
-        raise DatasetError(
-            f"The images in {setting} {root} lie directly in it ({len(loose)}: {_names(loose)}), "
-            "but they must be inside a concept folder.",
-            f"create the folder {root / '10_mychar'}{os.sep} (10 = repeats per epoch, 'mychar' = your "
-            f"trigger word/concept name), move the images and caption files into it, and keep {setting} = {root}.",
-        )
+        raise DatasetError(msg("data.images_in_root", setting=setting, root=root, count=len(loose), names=_names(loose)),
+                           msg("data.images_in_root.advice", folder=f"{root / '10_mychar'}{os.sep}", setting=setting,
+                               root=root))
     if bad_names:
-        raise DatasetError(
-            f"No usable concept folder in {setting} {root}: the folders found ({_names(bad_names)}) "
-            f"are not named {_LAYOUT}.",
-            f"rename them, e.g. '{bad_names[0].name}' → '10_{bad_names[0].name}'.",
-        )
-    raise DatasetError(f"The {setting} folder {root} contains no concept folders.", layout_advice)
+        raise DatasetError(msg("data.no_concept_names", setting=setting, root=root, names=_names(bad_names),
+                               layout=_LAYOUT),
+                           msg("data.rename", name=bad_names[0].name))
+    raise DatasetError(msg("data.no_concepts", setting=setting, root=root), layout_advice)
 
 
 def _absolute(path: str | os.PathLike) -> Path:
@@ -272,12 +249,11 @@ def scan_dataset(
                                  (reg_root, scan.num_reg_images, "reg_data_dir")):
         if root is not None and count == 0:
             unreadable = [(p, r) for p, r in skipped if root in p.parents]
-            detail = "; ".join(f"{p}: {r}" for p, r in unreadable[:3])
+            detail = Joined([msg("data.path_reason", path=p, reason=r) for p, r in unreadable[:3]], "; ")
             raise DatasetError(
-                f"No usable images in the concept folders of {setting} {root}"
-                + (f" ({len(unreadable)} could not be read, e.g. {detail})." if unreadable else "."),
-                f"put {', '.join(IMAGE_EXTENSIONS)} images (with caption files) into the concept "
-                f"folders, e.g. {root / '10_mychar'}{os.sep}"
-                + (", or leave reg_data_dir empty to train without regularization." if setting == "reg_data_dir" else "."),
+                msg("data.no_usable_unreadable" if unreadable else "data.no_usable", setting=setting, root=root,
+                    count=len(unreadable), detail=detail),
+                msg("data.no_usable_reg.advice" if setting == "reg_data_dir" else "data.no_usable.advice",
+                    extensions=", ".join(IMAGE_EXTENSIONS), folder=f"{root / '10_mychar'}{os.sep}"),
             )
     return scan

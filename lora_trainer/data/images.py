@@ -9,10 +9,13 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DatasetError
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -24,7 +27,7 @@ WHITE = (255, 255, 255)
 _ANIMATED_FORMATS = ("PNG", "WEBP", "GIF")
 
 _EXIF_ORIENTATION = 0x0112
-_CONVERT_ADVICE = "open it in an image editor and save it again as PNG or JPEG, or remove it from the folder"
+_CONVERT_ADVICE = msg("data.convert")
 
 _OPEN_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
 OPEN_ERRORS = _OPEN_ERRORS   # what opening or decoding a bad file raises (for callers that open pictures)
@@ -33,10 +36,10 @@ OPEN_ERRORS = _OPEN_ERRORS   # what opening or decoding a bad file raises (for c
 class ImageLoadError(DatasetError):
     """One image cannot be read; callers skip it and report ``path``."""
 
-    def __init__(self, path: str | os.PathLike, reason: str, advice: str = _CONVERT_ADVICE) -> None:
+    def __init__(self, path: str | os.PathLike, reason: str, advice: Any = _CONVERT_ADVICE) -> None:
         self.path = Path(path)
         self.reason = reason
-        super().__init__(f"Cannot read image {self.path}: {reason}", advice)
+        super().__init__(msg("data.unreadable", path=self.path, reason=reason), advice)
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -51,16 +54,16 @@ def open_error_reason(exc: BaseException) -> str:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, Image.DecompressionBombError):
-        return "it is too large to open safely (decompression bomb guard)"
+        return sentence("data.too_large")
     if isinstance(exc, UnidentifiedImageError):
-        return "not a valid image file (unknown format or corrupt)"
+        return sentence("data.not_image")
     if isinstance(exc, FileNotFoundError):
-        return "the file does not exist"
+        return sentence("data.no_file")
     if isinstance(exc, PermissionError):
-        return "permission denied"
+        return sentence("data.denied")
     if "truncated" in str(exc).lower():
-        return "the file is truncated (incomplete download or copy?)"
-    return f"corrupt or unreadable ({exc})"
+        return sentence("data.truncated")
+    return sentence("data.corrupt", error=exc)
 
 
 def _orientation(img: Image.Image) -> int:
@@ -89,10 +92,9 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     except _OPEN_ERRORS as exc:
         raise ImageLoadError(path, _reason(exc)) from exc
     if frames > 1:   # an animated WebP or PNG would train as its first frame only
-        raise ImageLoadError(path, f"it is animated ({frames} frames); only still pictures are trained",
-                             "save the frame to train on as a PNG or JPEG, or remove the file from the folder")
+        raise ImageLoadError(path, sentence("data.animated", frames=frames), msg("data.animated.advice"))
     if width < 1 or height < 1:
-        raise ImageLoadError(path, f"it has an empty size {width}x{height}")
+        raise ImageLoadError(path, sentence("data.empty_size", width=width, height=height))
     # Orientations 5-8 swap width and height.
     if orientation in (5, 6, 7, 8):
         return height, width
@@ -119,8 +121,7 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
     """The header facts of ``path``; ``ImageLoadError`` for an empty, corrupt or bomb-sized file."""
     try:
         if os.path.getsize(path) == 0:
-            raise ImageLoadError(path, "the file is empty (0 bytes)",
-                                 "copy it again from where it came from (an empty file holds no picture), or remove it")
+            raise ImageLoadError(path, sentence("data.empty_file"), msg("data.empty_file.advice"))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", Image.DecompressionBombWarning)
             with Image.open(path) as img:
@@ -132,7 +133,7 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
     except _OPEN_ERRORS as exc:
         raise ImageLoadError(path, _reason(exc)) from exc
     if width < 1 or height < 1:
-        raise ImageLoadError(path, f"it has an empty size {width}x{height}")
+        raise ImageLoadError(path, sentence("data.empty_size", width=width, height=height))
     over = any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
@@ -167,8 +168,7 @@ def _to_rgb(img: Image.Image, sixteen_bit: bool, background: tuple = WHITE, keep
         rgba = img.convert("RGBA")
         rgba = img.convert("RGBA")
         if path is not None and rgba.getchannel("A").getextrema()[1] == 0:
-            raise ImageLoadError(path, "it is fully transparent: it would train as a blank white picture",
-                                 "save it again with its picture visible (or remove it from the folder)")
+            raise ImageLoadError(path, sentence("data.transparent"), msg("data.transparent.advice"))
         base = Image.new("RGBA", rgba.size, tuple(background)[:3] + (255,))
         return Image.alpha_composite(base, rgba).convert("RGB"), rgba.getchannel("A") if keep_alpha else None
     if img.mode != "RGB":

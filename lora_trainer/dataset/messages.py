@@ -11,6 +11,8 @@ from typing import Any, Iterable
 from ..text.messages import Message, msg, normalize_language, register
 
 TEMPLATES = {
+    "dep.wd14_tagger": "the WD14 tagger",
+    "dep.wd14_download": "downloading a WD14 model",
     "check.no_folder": "The training folder {folder} does not exist.",
     "check.no_folder.advice": "Choose the folder that holds the <repeats>_<name> concept folders.",
     "check.folder_prefix": "{count} folder(s) lack the repeats prefix and are not trained: {names}.",

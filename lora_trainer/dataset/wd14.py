@@ -22,6 +22,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DatasetError, MissingDependency
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
 from .tagging import TagOptions, Tagger, TagScores
 
 MODEL_FILE = "model.onnx"
@@ -50,7 +52,7 @@ def import_onnxruntime():
     except ModuleNotFoundError as err:
         if err.name not in (None, "onnxruntime"):
             raise _broken_onnxruntime(err) from None
-        missing = MissingDependency("onnxruntime", "the WD14 tagger")
+        missing = MissingDependency("onnxruntime", msg("dep.wd14_tagger"))
         missing.advice = INSTALL_ADVICE
         raise missing from None
     except Exception as err:  # a broken install: a DLL that does not load, a numpy it was not built for

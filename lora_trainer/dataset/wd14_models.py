@@ -17,6 +17,8 @@ import shutil
 from pathlib import Path
 
 from ..errors import DatasetError, MissingDependency
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
 from ..io.atomic import atomic_write, temp_path_for
 from .wd14 import MODEL_FILE, TAGS_FILE, model_folder_problem, read_labels
 
@@ -75,7 +77,7 @@ def _import_hub():
     try:
         return importlib.import_module("huggingface_hub")
     except ImportError:
-        raise MissingDependency("huggingface_hub", "downloading a WD14 model") from None
+        raise MissingDependency("huggingface_hub", msg("dep.wd14_download")) from None
 
 
 def download_model(repo_id: str, models_dir, *, revision: str | None = None, force: bool = False) -> Path:

@@ -15,7 +15,18 @@ from ..config.allowed_folders import AllowedFolders
 from ..config.metadata import family_from_metadata
 from ..errors import TrainerError
 from ..io.safetensors_header import read_metadata, tensor_names
-from ..text.messages import normalize_language
+from ..text.messages import normalize_language, register, sentence
+
+register({
+    "render.side": "{name} is {value}; use a multiple of 8 from {low} to {high}",
+    "render.steps": "{name} is {value}; use 1 to 150",
+    "render.seed": "{name} is {value}; use 0 to {high} (the WebUIs' seed range)",
+    "render.no_prompts": "{name} is empty; give at least one prompt, e.g. \"{{trigger}}\"",
+    "render.many_prompts": "{name} holds {count} prompts; use at most {high} (each is rendered for every saved file)",
+    "render.hires_scale": "{name} is {value}; use 1 (off) to 4",
+    "render.hires_steps": "{name} is {value}; use 0 (as many as steps) to 150",
+    "render.denoising": "{name} is {value}; use 0 to 1",
+})
 
 
 @dataclass
@@ -65,23 +76,24 @@ class RenderSettings:
         for side in ("width", "height"):
             value = getattr(self, side)
             if not MIN_RENDER_SIDE <= value <= MAX_RENDER_SIDE or value % 8:
-                problems.append(f"{prefix}{side} is {value}; use a multiple of 8 from {MIN_RENDER_SIDE} to "
-                                f"{MAX_RENDER_SIDE}")
+                problems.append(sentence("render.side", name=prefix + side, value=value, low=MIN_RENDER_SIDE,
+                                         high=MAX_RENDER_SIDE))
         if not 1 <= self.steps <= 150:
-            problems.append(f"{prefix}steps is {self.steps}; use 1 to 150")
+            problems.append(sentence("render.steps", name=prefix + "steps", value=self.steps))
         if not 0 <= self.seed <= MAX_RENDER_SEED:
-            problems.append(f"{prefix}seed is {self.seed}; use 0 to {MAX_RENDER_SEED} (the WebUIs' seed range)")
+            problems.append(sentence("render.seed", name=prefix + "seed", value=self.seed, high=MAX_RENDER_SEED))
         if not self.prompts:
-            problems.append(f"{prefix}prompts is empty; give at least one prompt, e.g. \"{{trigger}}\"")
+            problems.append(sentence("render.no_prompts", name=prefix + "prompts"))
         elif len(self.prompts) > MAX_RENDER_PROMPTS:
-            problems.append(f"{prefix}prompts holds {len(self.prompts)} prompts; use at most {MAX_RENDER_PROMPTS} "
-                            f"(each is rendered for every saved file)")
+            problems.append(sentence("render.many_prompts", name=prefix + "prompts", count=len(self.prompts),
+                                     high=MAX_RENDER_PROMPTS))
         if not 1.0 <= self.hires_scale <= 4.0:
-            problems.append(f"{prefix}hires_scale is {self.hires_scale:g}; use 1 (off) to 4")
+            problems.append(sentence("render.hires_scale", name=prefix + "hires_scale", value=f"{self.hires_scale:g}"))
         if not 0 <= self.hires_steps <= 150:
-            problems.append(f"{prefix}hires_steps is {self.hires_steps}; use 0 (as many as steps) to 150")
+            problems.append(sentence("render.hires_steps", name=prefix + "hires_steps", value=self.hires_steps))
         if not 0.0 <= self.denoising_strength <= 1.0:
-            problems.append(f"{prefix}denoising_strength is {self.denoising_strength:g}; use 0 to 1")
+            problems.append(sentence("render.denoising", name=prefix + "denoising_strength",
+                                     value=f"{self.denoising_strength:g}"))
         return problems
 
 

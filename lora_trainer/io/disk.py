@@ -13,6 +13,23 @@ import secrets
 import shutil
 
 from ..errors import DiskFull, OutputError
+from ..text.messages import msg, register
+
+register({
+    "disk.full": "disk full while saving {name} in {folder}; {size}{free} MB are free",
+    "disk.needs": "it needs about {needed} MB and ",
+    "disk.full.advice": "free {short} MB or more, or choose another output folder (output_dir); files saved before "
+                        "are kept, and a run with save_state resumes from its newest -state folder",
+    "disk.denied": "permission denied",
+    "disk.in_the_way": "a file is in the way of the folder",
+    "disk.save_failed": "could not save {name} in {folder}: {reason}",
+    "disk.save_failed.advice": "check that the output folder (output_dir) can be written and is not full, or choose "
+                               "another one; files saved before are kept",
+    "disk.folder_full": "{setting} {folder} is on a full disk ({free} MB free)",
+    "disk.folder_full.advice": "free some space there, or choose another folder for {setting}",
+    "disk.unwritable": "{setting} {folder} cannot be written: {reason}",
+    "disk.unwritable.advice": "choose a folder you may write to for {setting}, or fix the folder's permissions",
+})
 
 MB = 2**20
 _FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -63,20 +80,17 @@ def write_error(err: BaseException, path: str, needed: int, what: str = "") -> O
     folder = os.path.dirname(os.path.abspath(path))
     if _is_full(err, path, needed):
         free = free_bytes(path) or 0
-        size = f"it needs about {math.ceil(needed / MB)} MB and " if needed > 0 else ""
+        size = msg("disk.needs", needed=math.ceil(needed / MB)) if needed > 0 else ""
         short = max(1, math.ceil((needed * 1.1 - free) / MB)) if needed > 0 else 100
-        return DiskFull(f"disk full while saving {name} in {folder}; {size}{free // MB} MB are free",
-                        f"free {short} MB or more, or choose another output folder (output_dir); files saved before "
-                        f"are kept, and a run with save_state resumes from its newest -state folder")
+        return DiskFull(msg("disk.full", name=name, folder=folder, size=size, free=free // MB),
+                        msg("disk.full.advice", short=short))
     if isinstance(err, PermissionError):
-        reason = "permission denied"
+        reason = msg("disk.denied")
     elif isinstance(err, OSError):
         reason = err.strerror or str(err)
     else:
         reason = str(err)
-    return OutputError(f"could not save {name} in {folder}: {reason}",
-                       "check that the output folder (output_dir) can be written and is not full, or choose "
-                       "another one; files saved before are kept")
+    return OutputError(msg("disk.save_failed", name=name, folder=folder, reason=reason), msg("disk.save_failed.advice"))
 
 
 def check_writable(folder: str, setting: str) -> None:
@@ -91,16 +105,16 @@ def check_writable(folder: str, setting: str) -> None:
             os.fsync(fh.fileno())
     except OSError as err:
         if err.errno in _FULL_ERRNOS:
-            raise DiskFull(f"{setting} {folder} is on a full disk ({(free_bytes(folder) or 0) // MB} MB free)",
-                           f"free some space there, or choose another folder for {setting}") from None
+            raise DiskFull(msg("disk.folder_full", setting=setting, folder=folder, free=(free_bytes(folder) or 0) // MB),
+                           msg("disk.folder_full.advice", setting=setting)) from None
         if isinstance(err, (NotADirectoryError, FileExistsError)):
-            reason = "a file is in the way of the folder"
+            reason = msg("disk.in_the_way")
         elif isinstance(err, PermissionError):
-            reason = "permission denied"
+            reason = msg("disk.denied")
         else:
             reason = err.strerror or str(err)
-        raise OutputError(f"{setting} {folder} cannot be written: {reason}",
-                          f"choose a folder you may write to for {setting}, or fix the folder's permissions") from None
+        raise OutputError(msg("disk.unwritable", setting=setting, folder=folder, reason=reason),
+                          msg("disk.unwritable.advice", setting=setting)) from None
     finally:
         try:
             os.remove(probe)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import TrainerError
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from . import layers as L
 from .file_hooks import read_lora_modules
 from .file_kinds import KIND_NAMES, PEFT_PART, describe_kinds, module_alpha, module_kind, module_rank
@@ -53,8 +55,7 @@ def read_network_file(path: str) -> NetworkFile:
     except Exception:  # read_lora_modules has already said why a file is unreadable
         metadata = {}
     if not modules:
-        raise TrainerError(f"network_weights: {os.path.basename(path)} holds no LoRA, LoHa or LoKr layers",
-                           "choose a kohya-format LoRA file (.safetensors) to continue from")
+        raise TrainerError(msg("weights.empty", name=os.path.basename(path)), msg("weights.empty.advice"))
     return NetworkFile(path, modules, metadata)
 
 
@@ -63,15 +64,12 @@ def check_kind(nf: NetworkFile, algo: str, dora: bool) -> list[str]:
     problems = []
     kinds = nf.kinds
     if len(kinds) > 1:
-        problems.append(f"network_weights: {nf.name} mixes {describe_kinds(nf.modules)} layers, which cannot "
-                        f"continue as one network type")
+        problems.append(sentence("weights.mixed", name=nf.name, kinds=describe_kinds(nf.modules)))
     elif kinds != {algo}:
         found = next(iter(kinds))
-        problems.append(f"network_weights: {nf.name} is a {KIND_NAMES[found]}, but the network type (algo) is "
-                        f"{algo}: set algo {found} to continue it")
+        problems.append(sentence("weights.kind", name=nf.name, kind=KIND_NAMES[found], algo=algo, found=found))
     if nf.dora != dora:
-        problems.append(f"network_weights: {nf.name} {'has' if nf.dora else 'has no'} DoRA magnitudes (dora_scale), "
-                        f"but DoRA is {'on' if dora else 'off'}: turn DoRA {'on' if nf.dora else 'off'}")
+        problems.append(sentence("weights.dora" if nf.dora else "weights.no_dora", name=nf.name))
     return problems
 
 
@@ -81,12 +79,9 @@ def check_parts(nf: NetworkFile, train_unet: bool, train_text_encoder: bool) -> 
     te = [k for k in nf.modules if not k.startswith("lora_unet_")]
     unet = [k for k in nf.modules if k.startswith("lora_unet_")]
     if te and not train_text_encoder:
-        problems.append(f"network_weights: {nf.name} also changes the text encoder ({len(te)} layers), but only the "
-                        f"UNet is trained, so those layers would be missing from the continued file: turn off "
-                        f"network_train_unet_only (the text encoder then trains at text_encoder_lr)")
+        problems.append(sentence("weights.te_dropped", name=nf.name, count=len(te)))
     if unet and not train_unet:
-        problems.append(f"network_weights: {nf.name} changes the UNet ({len(unet)} layers), but only the text encoder "
-                        f"is trained: turn off network_train_text_encoder_only")
+        problems.append(sentence("weights.unet_dropped", name=nf.name, count=len(unet)))
     return problems
 
 

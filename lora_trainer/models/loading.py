@@ -17,6 +17,8 @@ from typing import Any
 import torch
 
 from ..errors import ModelLoadError
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
 from .family import (IN_CONV, TORCH_PICKLE_EXTS, detect_diffusers_folder, detect_family, load_torch_checkpoint,
                      read_checkpoint_keys, state_dict_of)
 from .tiny import CONFIG_DIRS, CONFIG_FILES, METADATA_KEY, SHIPPED_CONFIGS, write_config_dir
@@ -140,13 +142,11 @@ def _from_single_file(p: Path, config_dir: Path, family: str, dtype, tokenizers)
         raise
     except Exception as exc:
         text = str(exc)
-        what = ("its tensor shapes do not match a standard " + family.upper() + " model"
-                if "shape" in text or "size mismatch" in text else "diffusers could not build the model from it")
-        raise ModelLoadError(
-            f"{p}: detected as {family.upper()}, but {what} ({type(exc).__name__}: {text[:500]}).",
-            "the file may be damaged or an architecture variant the trainer does not support; "
-            "try re-downloading it, or another checkpoint of the same model",
-        ) from exc
+        what = (msg("model.shapes", family=family.upper())
+                if "shape" in text or "size mismatch" in text else msg("model.not_built"))
+        raise ModelLoadError(msg("model.detected_but", path=p, family=family.upper(), what=what,
+                                 kind=type(exc).__name__, error=text[:500]),
+                             msg("model.detected_but.advice")) from exc
     tes = [pipe.text_encoder] + ([pipe.text_encoder_2] if family == "sdxl" else [])
     return pipe.unet, pipe.vae, tes, sched_cfg
 
@@ -157,8 +157,7 @@ def _load_diffusers_folder(p: Path, dtype, v_parameterization) -> BaseModel:
 
     family = detect_diffusers_folder(p)
     if family is None:
-        raise ModelLoadError(f"{p}: this folder is not a diffusers model (no model_index.json).",
-                             "select a .safetensors/.ckpt file, or a diffusers folder containing model_index.json")
+        raise ModelLoadError(msg("model.not_diffusers", path=p), msg("model.not_diffusers.advice"))
     sched_cfg = _read_json(p / "scheduler" / "scheduler_config.json")
     te_specs = [("text_encoder", CLIPTextModel)] + ([("text_encoder_2", CLIPTextModelWithProjection)]
                                                   if family == "sdxl" else [])
@@ -170,8 +169,8 @@ def _load_diffusers_folder(p: Path, dtype, v_parameterization) -> BaseModel:
         tes = [cls.from_pretrained(p, subfolder=sub, torch_dtype=dtype, local_files_only=True, **_variant(p / sub))
                for sub, cls in te_specs]
     except Exception as exc:
-        raise ModelLoadError(f"{p}: the diffusers model folder could not be loaded ({type(exc).__name__}: {exc}).",
-                             "check that unet/, vae/ and text_encoder/ hold their weights (re-download if not)") from exc
+        raise ModelLoadError(msg("model.folder_failed", path=p, kind=type(exc).__name__, error=exc),
+                             msg("model.folder_failed.advice")) from exc
     tokenizers = load_clip_tokenizers(family, diffusers_dir=p)
     if v_parameterization is None:
         v_parameterization = sched_cfg.get("prediction_type") == "v_prediction"
@@ -228,4 +227,4 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: missing or unreadable ({exc}).", "repair or re-download the model") from exc
+        raise ModelLoadError(msg("model.unreadable", path=path, error=exc), msg("model.unreadable.advice")) from exc

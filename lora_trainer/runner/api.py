@@ -2,7 +2,8 @@
 
 Bodies are read as plain JSON (no pydantic models of our own), so the same code runs on
 pydantic 1 (A1111's fastapi 0.94) and pydantic 2 (Forge's fastapi 0.104). Settings are checked by
-the trainer core, and every refusal answers ``{"error": what, "advice": how to fix}``.
+the trainer core, and every refusal answers ``{"error": what, "advice": how to fix, "key": its message key}`` in
+the caller's language: a ``language`` field of the body or the query ("zh_CN", "en"), else Accept-Language.
 """
 
 import os
@@ -10,33 +11,42 @@ from typing import Optional
 
 from ..config.files import config_from_dict, load_toml_text
 from ..errors import ConfigError, TrainerError
+from ..text.messages import Joined, key_of, localized, msg, sentence
 from .job import PreviewSettings
+from .messages import error_in, request_language
 from .runner import Runner
 
 PREFIX = "/lora-trainer/v1"
-FIX_SETTINGS = "correct the settings named above and send the request again"
-BODY_HELP = 'send {"config": {...settings...}} or {"toml": "...settings file text..."}, optionally with "previews"'
+FIX_SETTINGS = msg("api.fix_settings")
+BODY_HELP = msg("api.body_help")
+
+
+def job_in(job, language: str) -> dict:
+    """A job as JSON, its error in ``language``."""
+    data = job.to_dict()
+    data["error"] = error_in(data.get("error"), language)
+    return data
 
 
 def config_from_body(body) -> tuple:
     """(TrainConfig, warnings, PreviewSettings) from a request body; ``ConfigError`` when unusable."""
     if not isinstance(body, dict):
-        raise ConfigError("the request body must be a JSON object", BODY_HELP)
+        raise ConfigError(msg("api.not_object"), BODY_HELP)
     has_config, has_toml = body.get("config") is not None, body.get("toml") is not None
     if has_config == has_toml:
-        raise ConfigError("the request must hold exactly one of \"config\" and \"toml\"", BODY_HELP)
-    unknown = sorted(set(body) - {"config", "toml", "previews"})
+        raise ConfigError(msg("api.one_of"), BODY_HELP)
+    unknown = sorted(set(body) - {"config", "toml", "previews", "language"})
     if unknown:
-        raise ConfigError(f"unknown field(s) in the request: {', '.join(unknown)}", BODY_HELP)
+        raise ConfigError(msg("api.unknown_fields", names=", ".join(unknown)), BODY_HELP)
     if has_config:
         if not isinstance(body["config"], dict):
-            raise ConfigError("\"config\" must be an object of settings", BODY_HELP)
-        cfg, warnings = config_from_dict(body["config"], source="the request's config")
+            raise ConfigError(msg("api.config_object"), BODY_HELP)
+        cfg, warnings = config_from_dict(body["config"], source=sentence("api.request_config"))
     else:
         if not isinstance(body["toml"], str):
-            raise ConfigError("\"toml\" must be the text of a settings file", BODY_HELP)
-        cfg, warnings = config_from_dict(load_toml_text(body["toml"], "the request's toml"),
-                                         source="the request's toml")
+            raise ConfigError(msg("api.toml_text"), BODY_HELP)
+        source = sentence("api.request_toml")
+        cfg, warnings = config_from_dict(load_toml_text(body["toml"], source), source=source)
     return cfg, warnings, PreviewSettings.from_dict(body.get("previews"))
 
 
@@ -53,44 +63,56 @@ def register_api(app, runner: Runner, dependencies: Optional[list] = None) -> No
 
     deps = list(dependencies or [])
 
-    def error(status: int, message: str, advice: str = "") -> JSONResponse:
-        return JSONResponse(status_code=status, content={"error": message, "advice": advice})
+    def error(status: int, message, advice, language: str) -> JSONResponse:
+        """``{"error", "advice", "key"}``: a ``TrainerError`` (``message`` None: ``advice`` is the error) or
+        keyed sentences, in ``language``."""
+        if isinstance(advice, TrainerError):
+            err = advice
+            content = {"error": err.message_in(language), "advice": err.advice_in(language) or
+                       localized(FIX_SETTINGS, language), "key": err.key}
+        else:
+            content = {"error": localized(message, language), "advice": localized(advice, language),
+                       "key": key_of(message)}
+        return JSONResponse(status_code=status, content=content)
 
-    def unknown(job_id: str) -> JSONResponse:
-        return error(404, f"there is no job with id {job_id}", f"list the jobs with GET {PREFIX}/jobs")
+    def unknown(job_id: str, language: str) -> JSONResponse:
+        return error(404, msg("api.no_job", job_id=job_id), msg("api.no_job.advice", prefix=PREFIX), language)
 
     async def start_job(request: Request):
         try:
             body = await request.json()
         except Exception:
-            return error(400, "the request body is not valid JSON", BODY_HELP)
+            return error(400, msg("api.bad_json"), BODY_HELP, request_language(request))
+        language = request_language(request, body)
         try:
             cfg, warnings, previews = config_from_body(body)
-            job = runner.submit(cfg, previews, notes=[f"Warning: {w}" for w in warnings])
+            job = runner.submit(cfg, previews, notes=[sentence("api.warning", text=w) for w in warnings])
         except TrainerError as err:
-            return error(400, err.message, err.advice or FIX_SETTINGS)
-        return JSONResponse(status_code=201, content=job.to_dict())
+            return error(400, None, err, language)
+        return JSONResponse(status_code=201, content=job_in(job, language))
 
-    def list_jobs():
-        return JSONResponse(content=[job.to_dict() for job in runner.jobs()])
+    def list_jobs(request: Request):
+        language = request_language(request)
+        return JSONResponse(content=[job_in(job, language) for job in runner.jobs()])
 
-    def get_job(job_id: str):
-        job = runner.get(job_id)
-        return JSONResponse(content=job.to_dict()) if job else unknown(job_id)
+    def get_job(job_id: str, request: Request):
+        job, language = runner.get(job_id), request_language(request)
+        return JSONResponse(content=job_in(job, language)) if job else unknown(job_id, language)
 
-    def stop_job(job_id: str):
-        job = runner.get(job_id)
+    def stop_job(job_id: str, request: Request):
+        job, language = runner.get(job_id), request_language(request)
         if job is None:
-            return unknown(job_id)
+            return unknown(job_id, language)
         if job.done:
-            return error(409, f"job {job_id} is already {job.status}", "nothing to stop")
+            return error(409, msg("api.already_done", job_id=job_id, status=job.status), msg("api.nothing_to_stop"),
+                         language)
         runner.stop(job_id)
-        return JSONResponse(content=runner.get(job_id).to_dict())
+        return JSONResponse(content=job_in(runner.get(job_id), language))
 
-    def job_files(job_id: str):
+    def job_files(job_id: str, request: Request):
         job = runner.get(job_id)
         if job is None:
-            return unknown(job_id)
+            return unknown(job_id, request_language(request))
         return JSONResponse(content={"id": job.id, "output_dir": job.output_dir, "run_dir": job.run_dir,
                                      "files": [_file_info(f) for f in job.files],
                                      "previews": [_file_info(p) for p in job.previews]})
@@ -149,13 +171,16 @@ def add_fallback_route(app, listed: list, deps: list) -> None:
 
     async def fallback(request: Request, rest: str = ""):
         allowed = sorted({m for route, _ in ours(request.scope) for m in getattr(route, "methods", ()) or ()})
+        language, path = request_language(request), request.url.path
         if allowed:
+            methods = Joined(allowed, msg("api.or"))
             return JSONResponse(status_code=405, headers={"Allow": ", ".join(allowed)}, content={
-                "error": f"{request.url.path} does not answer {request.method}",
-                "advice": f"use {' or '.join(allowed)} for {request.url.path}"})
+                "error": msg("api.wrong_method", path=path, method=request.method).format(language),
+                "advice": msg("api.use_methods", methods=methods, path=path).format(language),
+                "key": "api.wrong_method"})
         return JSONResponse(status_code=404, content={
-            "error": f"there is no route {request.method} {request.url.path}",
-            "advice": "the routes are: " + ", ".join(listed)})
+            "error": msg("api.no_route", method=request.method, path=path).format(language),
+            "advice": msg("api.routes", routes=", ".join(listed)).format(language), "key": "api.no_route"})
 
     app.router.add_api_route(PREFIX + "{rest:path}", fallback, dependencies=deps, route_class_override=Fallback,
                              methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False)

@@ -4,7 +4,7 @@ No ``from __future__ import annotations``: FastAPI reads the endpoint's ``Reques
 
 Bodies are plain JSON; every path is checked against the host's allowed folders; every refusal answers
 ``{"error": what, "advice": how to fix}`` with status 400. A body may ask for its sentences in another language
-(``"language": "zh_CN"``; English by default); the refusals stay English.
+(``"language": "zh_CN"``; else the caller's Accept-Language, English by default), the refusals too.
 """
 
 import os
@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 from ..config.allowed_folders import AllowedFolders
 from ..errors import ConfigError, TrainerError
+from ..text.messages import msg
+from .messages import request_language
 
 PREFIX = "/lora-trainer/v1/dataset"
 OPERATIONS = ("add", "remove", "replace", "move_to_front", "fold")
@@ -20,13 +22,14 @@ OPERATIONS = ("add", "remove", "replace", "move_to_front", "fold")
 def _field(body: dict, name: str, kind: type, default: Any = None, required: bool = False) -> Any:
     if name not in body or body[name] is None:
         if required:
-            raise ConfigError(f"the request lacks \"{name}\"", f"send {{\"{name}\": ...}} in the body")
+            raise ConfigError(msg("api.lacks", name=name), msg("api.lacks.advice", name=name))
         return default
     value = body[name]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"\"{name}\" must be a {kind.__name__}", f"send a {kind.__name__} for \"{name}\"")
+        raise ConfigError(msg("api.wrong_kind", name=name, kind=kind.__name__),
+                          msg("api.wrong_kind.advice", name=name, kind=kind.__name__))
     return value
 
 
@@ -62,7 +65,7 @@ def dataset_fix(body: dict, allowed: AllowedFolders) -> dict:
     findings = check_dataset(folder, CheckSettings(trigger=trigger), cache_dir=workbench_folder(folder) / "scan")
     finding = next((f for f in findings if f.key == key and f.fix), None)
     if finding is None:
-        raise ConfigError(f"there is no finding '{key}' with a fix now", f"POST {PREFIX}/check and pick a key")
+        raise ConfigError(msg("api.no_finding", key_name=key), msg("api.no_finding.advice", prefix=PREFIX))
     result = apply_fix(finding.fix, folder, trigger)
     language = _field(body, "language", str, "en")
     return {"done": result.done, "problems": [said(p, language) for p in result.problems], "setting": result.setting}
@@ -96,7 +99,8 @@ def dataset_edit(body: dict, allowed: AllowedFolders) -> dict:
     operation = _field(body, "operation", str, required=True)
     tags = [str(t) for t in _field(body, "tags", list, [])]
     if operation not in OPERATIONS:
-        raise ConfigError(f"\"operation\" '{operation}' is not known", "use one of: " + ", ".join(OPERATIONS))
+        raise ConfigError(msg("api.operation", operation=operation), msg("api.operation.advice",
+                                                                          names=", ".join(OPERATIONS)))
     edit = {"add": lambda: ce.add_tags(tags, front=_field(body, "front", bool, False)),
             "remove": lambda: ce.remove_tags(tags),
             "replace": lambda: ce.replace_tag(tags[0] if tags else "", _field(body, "replacement", str, "")),
@@ -139,21 +143,26 @@ def register_dataset_api(app, host, dependencies: list) -> None:
 
     def route(handler):
         async def endpoint(request: Request):
+            def refused(message, advice) -> JSONResponse:
+                return JSONResponse(status_code=400, content={"error": message.format(language),
+                                                              "advice": advice.format(language), "key": message.key})
+
+            language = request_language(request)
             try:
                 body = await request.json()
             except Exception:
-                return JSONResponse(status_code=400, content={"error": "the request body is not valid JSON",
-                                                              "advice": "send a JSON object"})
+                return refused(msg("api.bad_json"), msg("api.send_object"))
             if not isinstance(body, dict):
-                return JSONResponse(status_code=400, content={"error": "the request body must be a JSON object",
-                                                              "advice": "send a JSON object"})
+                return refused(msg("api.not_object"), msg("api.send_object"))
+            language = request_language(request, body)
+            body = {**body, "language": language}
             try:
                 return JSONResponse(content=await run_in_threadpool(handler, body, host.allowed_folders()))
             except TrainerError as err:
-                return JSONResponse(status_code=400, content={"error": err.message, "advice": err.advice})
+                return JSONResponse(status_code=400, content={"error": err.message_in(language),
+                                                              "advice": err.advice_in(language), "key": err.key})
             except OSError as err:
-                return JSONResponse(status_code=400, content={"error": f"a file could not be used: {err}",
-                                                              "advice": "check the folder and its permissions"})
+                return refused(msg("api.file_error", error=err), msg("api.file_error.advice"))
         return endpoint
 
     for path, handler in ROUTES.items():

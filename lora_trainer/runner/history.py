@@ -8,7 +8,9 @@ import os
 import time
 from typing import Optional
 
+from ..text.messages import msg
 from .job import ACTIVE, Job
+from .messages import error_record
 
 KEEP = 100   # newest records loaded at start
 
@@ -89,7 +91,6 @@ def _mark_lost(job: Job) -> None:
         job.add_log("The WebUI stopped before this job started.")
     else:
         job.status = "failed"
-        job.error = {"message": "the WebUI stopped while this job was training",
-                     "advice": "start it again; to continue where it stopped, set resume to the newest "
-                               f"-state folder in {job.run_dir or job.output_dir or 'the run folder beside its logs'}"}
+        folder = job.run_dir or job.output_dir or msg("runner.run_folder")
+        job.error = error_record(msg("runner.lost"), msg("runner.lost.advice", folder=folder))
     job.finished_at = job.finished_at or time.time()

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import ConfigError
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from ..hosts.base import RenderSettings
 
 ACTIVE = ("queued", "preparing", "training", "stopping")
@@ -34,17 +36,17 @@ class PreviewSettings(RenderSettings):
         if data is None:
             return cls()
         if not isinstance(data, dict):
-            raise ConfigError("previews must be an object such as {\"prompts\": [\"{trigger}, smiling\"]}")
+            raise ConfigError(msg("previews.not_object"))
         known = {f.name: f for f in dataclasses.fields(cls)}
         values, problems = {}, []
         for key, value in data.items():
             if key not in known:
-                problems.append(f"previews.{key} is not a preview setting (known: {', '.join(known)})")
+                problems.append(sentence("previews.unknown", name=key, known=", ".join(known)))
                 continue
             try:
                 values[key] = _coerce(key, value)
             except (TypeError, ValueError, OverflowError):
-                problems.append(f"previews.{key} = {value!r} is not a valid {_KINDS[key]}")
+                problems.append(sentence("previews.invalid", name=key, value=repr(value), kind=_KINDS[key]))
         if problems:
             raise ConfigError(problems)
         settings = cls(**values)
@@ -55,11 +57,11 @@ class PreviewSettings(RenderSettings):
         return settings
 
 
-_KINDS = {"prompts": "list of prompts", "weight": "number", "negative_prompt": "text", "seed": "whole number",
-          "width": "whole number", "height": "whole number", "steps": "whole number", "cfg_scale": "number",
-          "sampler_name": "sampler name", "scheduler": "schedule type", "hires_scale": "number",
-          "hires_upscaler": "upscaler name", "hires_steps": "whole number", "denoising_strength": "number",
-          "enabled": "true/false value"}
+_KINDS = {name: msg(f"previews.kind.{kind}") for name, kind in {
+    "prompts": "prompts", "weight": "number", "negative_prompt": "text", "seed": "int", "width": "int",
+    "height": "int", "steps": "int", "cfg_scale": "number", "sampler_name": "sampler", "scheduler": "schedule",
+    "hires_scale": "number", "hires_upscaler": "upscaler", "hires_steps": "int", "denoising_strength": "number",
+    "enabled": "bool"}.items()}
 _TEXTS = ("negative_prompt", "sampler_name", "scheduler", "hires_upscaler")
 _NUMBERS = ("weight", "cfg_scale", "hires_scale", "denoising_strength")
 

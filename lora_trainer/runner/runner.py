@@ -13,25 +13,27 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from ..config.allowed_folders import same_output
-from ..config.schema import TrainConfig, validate
+from ..config.schema import TrainConfig
+from ..config.validation import validate
 from ..errors import ConfigError, TrainerError
 from ..hosts.base import HostAdapter, PreviewRequest, PreviewUnavailable, checkpoint_family, is_inside, lora_family
+from ..text.messages import msg
 from ..train import events as ev
 from . import outputs
 from .history import JobHistory, beyond_keep, default_dir
 from .job import ACTIVE, Job, PreviewSettings, new_job_id
 from .memory import release_memory
+from .messages import error_record
 from .previews import preview_model, save_previews
 
 # A1111 takes the extension folder off sys.path once the tab script is imported; the worker
 # thread imports torch-heavy modules later, so it remembers where the package lives.
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-UNEXPECTED_ADVICE = ("this was not expected; the full error is in the console window. Files saved before it "
-                     "are kept, and a run with save_state on can be resumed from its newest -state folder")
+UNEXPECTED_ADVICE = msg("runner.unexpected.advice")
 
 
 @dataclass
@@ -93,13 +95,12 @@ class Runner:
         entry = _Entry(job, cfg, previews)
         with self._cond:
             if self._closed:
-                raise TrainerError("the trainer is shutting down", "start the job again after the restart")
+                raise TrainerError(msg("runner.closing"), msg("runner.closing.advice"))
             for other in self._entries.values():
                 if other.job.active and same_output(other.cfg.output_dir, other.cfg.output_name, cfg.output_dir,
                                                     cfg.output_name):
-                    raise ConfigError(f"job {other.job.id} ({other.job.status}) already writes "
-                                      f"{cfg.output_name} in {cfg.output_dir}",
-                                      "choose another output name, or stop that job first")
+                    raise ConfigError(msg("runner.same_output", job_id=other.job.id, status=other.job.status,
+                                          name=cfg.output_name, folder=cfg.output_dir), msg("runner.same_output.advice"))
             self._entries[job.id] = entry
             self._start_worker()
             self._cond.notify_all()
@@ -210,7 +211,7 @@ class Runner:
                 traceback.print_exc()
                 with self._cond:
                     if not entry.job.done:
-                        self._fail(entry, "the job ended unexpectedly", UNEXPECTED_ADVICE)
+                        self._fail(entry, msg("runner.ended"), UNEXPECTED_ADVICE)
                         self._persist_locked(entry)
             with self._cond:
                 self._cond.notify_all()
@@ -232,12 +233,10 @@ class Runner:
         except TrainerError as err:
             error = (err.message, err.advice)
         except ImportError as err:
-            error = (f"a library the trainer needs could not be imported: {err}",
-                     "see the install status in the LoRA Trainer tab; install what it names into the WebUI's "
-                     "Python environment and restart the WebUI")
+            error = (msg("runner.import_failed", error=err), msg("runner.import_failed.advice"))
         except BaseException as err:
             traceback.print_exc()
-            error = (f"{type(err).__name__}: {err}", UNEXPECTED_ADVICE)
+            error = (msg("runner.unexpected", kind=type(err).__name__, error=err), UNEXPECTED_ADVICE)
         release_memory()   # before the host's model returns to the GPU
         if result is not None and not result.stopped:
             self._write_sidecar(entry, result)
@@ -260,11 +259,12 @@ class Runner:
                 del self._entries[job_id]
             self._cond.notify_all()
 
-    def _fail(self, entry: _Entry, message: str, advice: str) -> None:
+    def _fail(self, entry: _Entry, message: Any, advice: Any) -> None:
         """Record a failure (the lock is held)."""
         job = entry.job
         job.status, job.finished_at = "failed", time.time()
-        job.error = {"message": message, "advice": advice}
+        job.error = error_record(message, advice)
+        message, advice = job.error["message"], job.error["advice"]
         job.add_log(f"Failed: {message}" + (f" — What to do: {advice}" if advice else ""))
 
     # --- events from the training loop (worker thread) ------------------------------------------

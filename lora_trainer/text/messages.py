@@ -3,7 +3,8 @@
 Each package registers its English templates (``register``); ``Message.format(language)`` fills the
 template of that language (``<language>.json`` beside this module, same keys and placeholders) and
 falls back to English. The WebUI's own localization translates fixed texts by their exact English
-wording; sentences with numbers in them need this.
+wording; sentences with numbers in them need this. A ``Sentence`` is a message's English text that still
+is a ``str`` (lists of problems and warnings stay strings) and keeps its message for other languages.
 """
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ class Message:
         that is itself a ``Message`` (a word such as a goal) is put in the same language."""
         table = language if isinstance(language, Mapping) else translations(language or "en")
         template = table.get(self.key) or ENGLISH[self.key]
-        params = {k: v.format(language) if isinstance(v, Message) else v for k, v in self.params.items()}
+        params = {k: localized(v, language) if isinstance(v, Message) or hasattr(v, "in_language") else v
+                  for k, v in self.params.items()}
         try:
             return template.format(**params)
         except (KeyError, ValueError, IndexError):
@@ -74,3 +76,66 @@ def msg(key: str, **params: Any) -> Message:
     if key not in ENGLISH:
         raise KeyError(f"unknown message key {key!r}")
     return Message(key, params)
+
+
+class Sentence(str):
+    """A message's English text as a ``str``; ``message`` keeps its key and values for other languages."""
+
+    message: Message
+
+    def __new__(cls, message: Message) -> "Sentence":
+        text = super().__new__(cls, message.format("en"))
+        text.message = message
+        return text
+
+    @property
+    def key(self) -> str:
+        return self.message.key
+
+    def in_language(self, language: str | None) -> str:
+        return self.message.format(language)
+
+    def __reduce__(self) -> tuple:
+        return Sentence, (self.message,)
+
+
+def sentence(key: str, **params: Any) -> Sentence:
+    """The English text of ``msg(key, **params)`` that ``localized`` puts into another language."""
+    return Sentence(msg(key, **params))
+
+
+class Joined(str):
+    """Several sentences (or texts) as one English ``str``, joined by ``separator`` (text or a ``Message`` such as
+    ``SEMICOLON``); ``localized`` joins them in another language (a table of lines, a list of tips)."""
+
+    items: tuple
+
+    def __new__(cls, items: Any, separator: Any = "\n") -> "Joined":
+        items = tuple(items)
+        text = super().__new__(cls, localized(separator, "en").join(localized(item, "en") for item in items))
+        text.items, text.separator = items, separator
+        return text
+
+    def in_language(self, language: str | None) -> str:
+        return localized(self.separator, language).join(localized(item, language) for item in self.items)
+
+    def __reduce__(self) -> tuple:
+        return Joined, (self.items, self.separator)
+
+
+def localized(value: Any, language: str | None = "en") -> str:
+    """A ``Message``, or a text that knows its other languages (``in_language``: ``Sentence``, ``Joined``), in
+    ``language``; any other value as its text."""
+    if isinstance(value, Message):
+        return value.format(language)
+    in_language = getattr(value, "in_language", None)
+    return in_language(language) if callable(in_language) else str(value)
+
+
+def key_of(value: Any) -> str | None:
+    """The message key of a ``Message`` or ``Sentence``; None for plain text."""
+    return value.key if isinstance(value, (Message, Sentence)) else None
+
+
+register({"text.semicolon": "; "})
+SEMICOLON = Message("text.semicolon")

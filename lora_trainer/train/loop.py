@@ -19,9 +19,11 @@ from ..config.schema import TrainConfig
 from ..config.steps import format_plan
 from ..data.dataset import epoch_batches
 from ..errors import OutputError, TrainerError, TrainingDiverged
+from ..text.messages import msg, sentence
 from . import events as ev
 from .batches import BatchMaker
 from .cpu_threads import CpuThreads, cpu_training_threads
+from .messages import nan_advice, oom_advice
 from .graphs import GraphedStep, gradient_checkpointing_without_rng, graph_blockers, host_learning_rates
 from .saving import StateKeeper, save_checkpoint
 from .setup import Run, prepare_run
@@ -36,35 +38,6 @@ class TrainResult:
     steps: int = 0
     epoch_losses: list[float] = field(default_factory=list)
     run_dir: str = ""
-
-
-def _advice_for_nan(cfg: TrainConfig, family: str) -> str:
-    tips = [f"lower unet_lr/text_encoder_lr (now {cfg.effective_unet_lr:g}/{cfg.effective_text_encoder_lr:g}), "
-            f"e.g. by a factor of 2–10"]
-    if cfg.mixed_precision == "fp16":
-        tips.append("use mixed_precision bf16 (fp16 overflows more easily" +
-                    (", and SDXL's VAE produces NaN in fp16)" if family == "sdxl" else ")"))
-    if not cfg.max_grad_norm:
-        tips.append("set max_grad_norm 1.0")
-    if cfg.optimizer_type.lower() in ("prodigy", "dadaptadam", "dadaptation", "dadaptlion"):
-        tips.append(f"{cfg.optimizer_type} expects learning rates near 1.0; or switch to AdamW")
-    tips.append("resume from the last good -state folder once a setting is changed")
-    return "; ".join(tips)
-
-
-def _oom_advice(cfg: TrainConfig) -> str:
-    tips = []
-    if cfg.train_batch_size > 1:
-        tips.append(f"lower train_batch_size (now {cfg.train_batch_size})")
-    if not cfg.gradient_checkpointing:
-        tips.append("turn on gradient_checkpointing")
-    if not cfg.cache_latents:
-        tips.append("turn on cache_latents")
-    if "8bit" not in cfg.optimizer_type.lower():
-        tips.append("use optimizer AdamW8bit")
-    tips.append(f"lower the resolution (now {cfg.resolution}) or network_dim (now {cfg.network_dim})")
-    tips.append("or pick the preset for your GPU's memory")
-    return "; ".join(tips)
 
 
 class _Trainer:
@@ -127,15 +100,13 @@ class _Trainer:
         state = load_state(state_dir)
         mismatches = resume_mismatches(state.config, self.cfg.to_dict())
         if mismatches:
-            raise TrainerError(f"the state in {state_dir} was saved with other settings: " + "; ".join(mismatches),
-                               "resume with the same settings as the run that saved it; to go on with another "
-                               "optimizer, learning rate or dataset, start a new run from its LoRA file instead "
-                               "(network_weights, resume empty)")
+            raise TrainerError(msg("train.resume_settings", folder=state_dir, changes="; ".join(mismatches)),
+                               msg("train.resume_settings.advice"))
         try:
             self.run.network.load_trainable_state(state.lora)
         except KeyError as err:
-            raise TrainerError(f"the state in {state_dir} does not fit this model/network ({err})",
-                               "resume with the same base model and network settings") from None
+            raise TrainerError(msg("train.resume_network", folder=state_dir, error=err),
+                               msg("train.resume_network.advice")) from None
         self.run.optimizer.load_state_dict(state.optimizer)
         host_learning_rates(self.run.optimizer)  # a captured run saves device-side learning rates
         self.run.scheduler.load_state_dict(state.scheduler)
@@ -158,11 +129,9 @@ class _Trainer:
         for (step, epoch, _), value in zip(self.pending, values):
             if value != value or value in (float("inf"), float("-inf")):
                 self.pending = []
-                raise TrainingDiverged(
-                    f"the loss became {value} at step {step} (epoch {epoch}); training stopped and nothing was "
-                    f"saved from this state. Files saved before it are kept: "
-                    f"{', '.join(os.path.basename(f) for f in self.files) or 'none yet'}",
-                    _advice_for_nan(self.cfg, self.run.base.family))
+                files = ", ".join(os.path.basename(f) for f in self.files) or msg("train.none_yet")
+                raise TrainingDiverged(msg("train.nan", value=value, step=step, epoch=epoch, files=files),
+                                       nan_advice(self.cfg, self.run.base.family))
             self.epoch_losses.append(value)
             if self.metrics:
                 self.metrics.log_step(step, epoch, value, lrs, it_per_s=it_per_s, peak_mem_gb=peak,
@@ -303,7 +272,7 @@ class _Trainer:
             return None
         blockers = graph_blockers(cfg, run.accelerator, run.optimizer)
         if blockers:
-            run.warnings.append("CUDA graphs are off for this run: " + "; ".join(blockers))
+            run.warnings.append(sentence("train.graphs_off", reasons="; ".join(blockers)))
             return None
         if cfg.gradient_checkpointing and cfg.train_unet:   # no dropout here: graph_blockers says so
             gradient_checkpointing_without_rng(run.base.unet, keep_attention=True, lora_rank=cfg.network_dim)
@@ -340,7 +309,7 @@ def _train(cfg: TrainConfig, listener, stop, log, cpu: Optional[CpuThreads]) -> 
     try:
         run = prepare_run(cfg, log=log)
     except torch.cuda.OutOfMemoryError:
-        err = TrainerError("the GPU ran out of memory while preparing the model", _oom_advice(cfg))
+        err = TrainerError(msg("train.oom.preparing"), oom_advice(cfg))
         _notify(listener, ev.Failed(err, []))
         raise err from None
     except Exception as err:
@@ -357,7 +326,7 @@ def _train(cfg: TrainConfig, listener, stop, log, cpu: Optional[CpuThreads]) -> 
             trainer.resume(cfg.resume)
         return trainer.train()
     except torch.cuda.OutOfMemoryError:
-        err = TrainerError("the GPU ran out of memory during training", _oom_advice(cfg))
+        err = TrainerError(msg("train.oom.training"), oom_advice(cfg))
         trainer.fail(err)
         raise err from None
     except OSError as os_err:   # the logs (the LoRA files and states fail as OutputError)
@@ -379,4 +348,4 @@ def _write_failure(err: OSError, cfg: TrainConfig) -> TrainerError:
     from ..io.disk import write_error
 
     path = err.filename if isinstance(err.filename, str) else cfg.effective_logging_dir
-    return write_error(err, path, 0) or TrainerError(f"could not write to {cfg.output_dir}: {err}")
+    return write_error(err, path, 0) or TrainerError(msg("train.write_failed", folder=cfg.output_dir, reason=err))

@@ -17,6 +17,8 @@ from ..lora.continue_from import (check_kind, check_parts, file_choice, fit_prob
 from ..lora.file_hooks import module_table
 from ..lora.network import DropoutSettings, LoraNetwork, NetworkSpec, build_network
 from ..lora.targets import block_index
+from ..text.messages import sentence
+from . import messages  # noqa: F401  (registers the sentences)
 
 
 def build_run_network(cfg: TrainConfig, base) -> tuple[LoraNetwork, Optional[Callable[[str], float]]]:
@@ -50,8 +52,7 @@ def build_run_network(cfg: TrainConfig, base) -> tuple[LoraNetwork, Optional[Cal
             spec.with_conv = True   # the file's layers decide; its 3×3 layers may be LoHa / LoKr factors
             spec.choose = file_choice(source, cfg.network_dim)
             if cfg.train_text_encoder and not any(not k.startswith("lora_unet_") for k in source.modules):
-                notes.append(f"network_weights: {source.name} has no text-encoder layers, so with dim_from_weights "
-                             f"only the UNet trains")
+                notes.append(sentence("train.weights_unet_only", name=source.name))
         model_keys = set(module_table(family, base.unet, base.text_encoders))
 
     network = build_network(

@@ -16,8 +16,11 @@ from typing import Any, Callable
 
 import torch
 
-from ..config.schema import OPTIMIZER_TYPES
+from ..config import messages as config_messages  # noqa: F401  (the settings' sentences used here)
+from ..config.option import OPTIMIZER_TYPES
 from ..errors import ConfigError, MissingDependency, TrainerError
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,8 @@ def canonical_optimizer_type(optimizer_type: str) -> str:
     for name in _SOURCES:
         if name.lower() == key:
             return name
-    raise ConfigError(f"optimizer_type '{optimizer_type}' is not known; choose one of: "
-                      f"{', '.join(OPTIMIZER_TYPES)}")
+    raise ConfigError(msg("config.unknown_choice", name="optimizer_type", value=optimizer_type,
+                          choices=", ".join(OPTIMIZER_TYPES)))
 
 
 def optimizer_needs(optimizer_type: str) -> tuple[str, str] | None:
@@ -93,8 +96,7 @@ def _parse_value(key: str, text: str, arg: str) -> Any:
     except (ValueError, SyntaxError):
         if text and _WORD.match(text):
             return text  # a bare word such as a mode name
-        raise ConfigError(f"optimizer_args: cannot read the value of '{key}' in '{arg}'",
-                          "write numbers like 0.01, lists like betas=0.9,0.99, and True/False") from None
+        raise ConfigError(msg("optim.bad_value", key_name=key, arg=arg), msg("optim.bad_value.advice")) from None
     if isinstance(value, list):
         value = tuple(value)
     return value
@@ -123,16 +125,14 @@ def parse_optimizer_args(optimizer_args: list[str] | dict | None) -> dict[str, A
             key, sep, text = arg.partition("=")
             key = key.strip()
             if not sep or not text.strip():
-                raise ConfigError(f"optimizer_args: '{arg}' is not in the form key=value",
-                                  "write e.g. weight_decay=0.01")
+                raise ConfigError(msg("optim.not_pair", arg=arg), msg("optim.not_pair.advice"))
             items.append((key, _parse_value(key, text, arg), arg))
     kwargs: dict[str, Any] = {}
     for key, value, arg in items:
         if not _KEY.match(key):
-            raise ConfigError(f"optimizer_args: '{key}' in '{arg}' is not a valid argument name")
+            raise ConfigError(msg("optim.bad_name", key_name=key, arg=arg))
         if key in ("lr", "params"):
-            raise ConfigError(f"optimizer_args: '{arg}' cannot be set here",
-                              "set the learning rate with learning_rate / unet_lr / text_encoder_lr")
+            raise ConfigError(msg("optim.reserved", arg=arg), msg("optim.reserved.advice"))
         kwargs[key] = value
     return kwargs
 
@@ -144,15 +144,14 @@ def _import_class(name: str) -> type:
     try:
         module = importlib.import_module(module_name)
     except ImportError:
-        raise MissingDependency(module_name.split(".")[0], f"the {name} optimizer", pip_name) from None
+        raise MissingDependency(module_name.split(".")[0], msg("train.for_optimizer", name=name), pip_name) from None
     except Exception as err:  # e.g. bitsandbytes installed without a usable native library
-        raise TrainerError(f"The package '{module_name.split('.')[0]}' needed for the {name} optimizer is "
-                           f"installed but failed to load: {err}",
-                           "reinstall it, or choose AdamW or another optimizer") from err
+        raise TrainerError(msg("train.package_broken", package=module_name.split(".")[0], name=name, error=err),
+                           msg("train.package_broken.advice")) from err
     cls = getattr(module, attr, None)
     if cls is None:
-        raise MissingDependency(module_name.split(".")[0], f"the {name} optimizer (no {attr} in the installed "
-                                f"version)", f"-U {pip_name}")
+        raise MissingDependency(module_name.split(".")[0], msg("train.for_optimizer_attr", name=name, attr=attr),
+                                f"-U {pip_name}")
     return cls
 
 
@@ -163,7 +162,7 @@ def _check_kwargs(name: str, cls: type, kwargs: dict[str, Any]) -> None:
     accepted = [p for p in params if p not in ("self", "params", "lr")]
     for key in kwargs:
         if key not in accepted:
-            raise ConfigError(f"optimizer_args: {name} has no setting '{key}'; it accepts: {', '.join(accepted)}")
+            raise ConfigError(msg("optim.no_setting", name=name, key_name=key, accepted=", ".join(accepted)))
 
 
 def _normalize_groups(param_groups: list[dict]) -> list[dict]:
@@ -176,8 +175,7 @@ def _normalize_groups(param_groups: list[dict]) -> list[dict]:
         group["params"] = [params] if isinstance(params, torch.Tensor) else list(params)
         groups.append(group)
     if not any(g["params"] for g in groups):
-        raise ConfigError("there are no trainable parameters to optimize",
-                          "train at least the UNet or the text encoder")
+        raise ConfigError(msg("optim.nothing"), msg("optim.nothing.advice"))
     return groups
 
 
@@ -200,7 +198,7 @@ def build_optimizer(optimizer_type: str, param_groups: list[dict], learning_rate
     kwargs = parse_optimizer_args(optimizer_args)
     for key, value in (field_kwargs or {}).items():
         if key in kwargs:
-            raise ConfigError(f"{key} is set both as a field and in optimizer_args: keep one")
+            raise ConfigError(msg("opt.twice", name=key))
         kwargs[key] = value
     groups = _normalize_groups(param_groups)
     notes: list[str] = []
@@ -218,36 +216,30 @@ def build_optimizer(optimizer_type: str, param_groups: list[dict], learning_rate
         kwargs.setdefault("warmup_init", False)
         if kwargs["warmup_init"] and not kwargs["relative_step"]:
             kwargs["relative_step"] = True
-            notes.append("Adafactor: warmup_init=True needs relative_step=True, so relative_step was turned on")
+            notes.append(sentence("optim.warmup_init"))
         if kwargs["relative_step"]:
             start_lr = learning_rate or 0.0  # what the adafactor schedule reports before step 1 (kohya)
             had_group_lr = any([g.pop("lr", None) is not None for g in groups])  # pop from every group
             lr = None
-            notes.append("Adafactor with relative_step=True finds its own step size: the learning rate"
-                         + (" and the UNet / text-encoder learning rates are" if had_group_lr else " is")
-                         + " ignored; the 'adafactor' scheduler is used")
+            notes.append(sentence("optim.relative_step_groups" if had_group_lr else "optim.relative_step"))
     elif name in ADAPTIVE_TYPES:
         lrs = {g.get("lr", learning_rate) for g in groups} - {0.0, 0}
         if len(lrs) > 1:
-            raise ConfigError(f"{name} needs one learning rate for all parts, but got {sorted(lrs)} "
-                              f"(UNet and text encoder)",
-                              "set unet_lr and text_encoder_lr to the same value (about 1.0), or leave them empty")
+            raise ConfigError(msg("optim.one_lr", name=name, lrs=sorted(lrs)), msg("optim.one_lr.advice"))
         if lrs and max(lrs) <= 0.1:
-            notes.append(f"{name} finds its own step size; its learning rate is a multiplier and is usually "
-                         f"about 1.0 (now {max(lrs):g})")
+            notes.append(sentence("optim.adaptive_lr", name=name, lr=f"{max(lrs):g}"))
     if name.startswith("Paged") and not _all_cuda(groups):
-        notes.append(f"{name}: paging needs an NVIDIA GPU; it behaves like the non-paged version here")
+        notes.append(sentence("optim.paged_cpu", name=name))
 
     if lr is not None and not (isinstance(lr, (int, float)) and lr > 0):
-        raise ConfigError(f"learning_rate must be a number above 0 for {name} (got {lr!r})")
+        raise ConfigError(msg("optim.lr_positive", name=name, lr=repr(lr)))
 
     cls = _import_class(name)
     _check_kwargs(name, cls, kwargs)
     try:
         optimizer = cls(groups, lr=lr, **kwargs)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"optimizer_args for {name} were not accepted: {err}",
-                          "check the values in optimizer_args") from err
+        raise ConfigError(msg("optim.refused", name=name, error=err), msg("optim.refused.advice")) from err
     for note in notes:
         log.info(note)
     setattr(optimizer, _NOTES_ATTR, notes)

@@ -14,8 +14,10 @@ import math
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from ..config.schema import LR_SCHEDULERS
+from ..config import messages as config_messages  # noqa: F401  (the settings' sentences used here)
+from ..config.option import LR_SCHEDULERS
 from ..errors import ConfigError
+from ..text.messages import msg, sentence
 from .optimizers import initial_lr, uses_relative_step
 
 log = logging.getLogger(__name__)
@@ -33,14 +35,12 @@ def resolve_warmup_steps(lr_warmup_steps: int | float | None, num_training_steps
     """Warm-up in steps: an int is steps, a float in (0, 1) a fraction of ``num_training_steps``."""
     value = lr_warmup_steps or 0
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or math.isnan(value):
-        raise ConfigError(f"lr_warmup_steps must be a number of steps (e.g. 100) or a fraction below 1 "
-                          f"(e.g. 0.05), not {lr_warmup_steps!r}")
+        raise ConfigError(msg("sched.warmup_kind", value=repr(lr_warmup_steps)))
     if isinstance(value, float):
         if 0 < value < 1:
             return int(value * num_training_steps)  # kohya truncates too
         if not value.is_integer():
-            raise ConfigError(f"lr_warmup_steps {value:g} is neither a whole number of steps nor a fraction "
-                              f"below 1", "write e.g. 100 (steps) or 0.05 (5% of the steps)")
+            raise ConfigError(msg("sched.warmup_value", value=f"{value:g}"), msg("sched.warmup_value.advice"))
     return int(value)
 
 
@@ -63,33 +63,29 @@ def build_scheduler(name: str, optimizer: torch.optim.Optimizer, num_training_st
         try:
             start_lr = float(text)
         except ValueError:
-            raise ConfigError(f"lr_scheduler '{name}': '{text}' is not a number") from None
+            raise ConfigError(msg("sched.not_number", name=name, text=text)) from None
     if key not in SCHEDULER_TYPES:
-        raise ConfigError(f"lr_scheduler '{name}' is not known; choose one of: {', '.join(SCHEDULER_TYPES)}")
+        raise ConfigError(msg("config.unknown_choice", name="lr_scheduler", value=name,
+                              choices=", ".join(SCHEDULER_TYPES)))
     if isinstance(num_training_steps, bool) or not isinstance(num_training_steps, int) or num_training_steps < 1:
-        raise ConfigError(f"the number of training steps must be a whole number of at least 1, "
-                          f"not {num_training_steps!r}")
+        raise ConfigError(msg("sched.steps", value=repr(num_training_steps)))
     if isinstance(num_cycles, float) and num_cycles.is_integer():
         num_cycles = int(num_cycles)
     if isinstance(num_cycles, bool) or not isinstance(num_cycles, int) or num_cycles < 1:
-        raise ConfigError(f"lr_scheduler_num_cycles must be a whole number of at least 1, not {num_cycles!r}")
+        raise ConfigError(msg("sched.cycles", value=repr(num_cycles)))
     if isinstance(power, bool) or not isinstance(power, (int, float)) or not power >= 0:
-        raise ConfigError(f"lr_scheduler_power must be a number of at least 0, not {power!r}")
+        raise ConfigError(msg("sched.power", value=repr(power)))
     warmup = resolve_warmup_steps(lr_warmup_steps, num_training_steps)
     notes: list[str] = []
 
     relative = uses_relative_step(optimizer)
     if relative and key != "adafactor":
-        notes.append(f"Adafactor with relative_step=True sets its own step size: lr_scheduler '{name}' is "
-                     f"replaced by 'adafactor'")
+        notes.append(sentence("sched.replaced", name=name))
         key = "adafactor"
     elif key == "adafactor" and not relative:
-        raise ConfigError("lr_scheduler 'adafactor' only works with optimizer_type Adafactor and "
-                          "optimizer_args relative_step=True",
-                          "choose another scheduler, e.g. constant_with_warmup")
+        raise ConfigError(msg("sched.adafactor_only"), msg("sched.adafactor_only.advice"))
     if key == "constant" and warmup > 0:
-        notes.append(f"lr_warmup_steps is {warmup} but lr_scheduler is 'constant': using "
-                     f"'constant_with_warmup'")
+        notes.append(sentence("sched.constant_warmup", warmup=warmup))
         key = "constant_with_warmup"
 
     if key == "adafactor":
@@ -101,7 +97,7 @@ def build_scheduler(name: str, optimizer: torch.optim.Optimizer, num_training_st
                                       num_training_steps=num_training_steps, num_cycles=num_cycles,
                                       power=float(power))
         except ValueError as err:  # e.g. polynomial with a learning rate below its end value
-            raise ConfigError(f"lr_scheduler '{key}' cannot be used with these settings: {err}") from err
+            raise ConfigError(msg("sched.refused", name=key, error=err)) from err
     for note in notes:
         log.info(note)
     setattr(scheduler, _NOTES_ATTR, notes)

@@ -13,13 +13,16 @@ from typing import Optional
 
 import torch
 
-from ..config.schema import TrainConfig, validate
+from ..config.schema import TrainConfig
+from ..config.validation import validate
 from ..config.steps import StepPlan, plan_items, scan_and_plan
 from ..data.dataset import TrainItem, unreadable_images, without_images
 from ..data.folders import DatasetScan
 from ..data.masks import mask_set
 from ..errors import ConfigError, DatasetError
 from ..io.disk import check_writable
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from .graphs import dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing, torch_older_than
 from .step import StepModels
 
@@ -56,8 +59,7 @@ def make_accelerator(cfg: TrainConfig):
     from accelerate import Accelerator
 
     if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise ConfigError("mixed_precision fp16 needs an NVIDIA GPU, and none is available",
-                          "use mixed_precision bf16 or no")
+        raise ConfigError(msg("train.fp16_cpu"), msg("train.fp16_cpu.advice"))
     # accelerate keeps its settings in a process-wide singleton and refuses a second Accelerator
     # with another precision; the WebUI runs many jobs in one process, so each run starts afresh
     # (the process-group part, PartialState, is kept).
@@ -246,11 +248,10 @@ def _drop_unreadable(cfg: TrainConfig, scan, items: list, plan: StepPlan, failed
     """Images that could not be decoded leave the run, each with a warning, and the steps are counted again."""
     if not failed:
         return items, plan
-    warnings += [f"skipped {path}: {why}" for path, why in failed.items()]
+    warnings += [sentence("train.skipped", path=path, why=why) for path, why in failed.items()]
     items = without_images(scan, items, failed)
     if not any(not it.is_reg for it in items):
-        raise DatasetError(f"none of the training images in {cfg.train_data_dir} could be read",
-                           "see the skipped files above; re-save them as PNG or JPEG")
+        raise DatasetError(msg("train.none_readable", folder=cfg.train_data_dir), msg("train.none_readable.advice"))
     return items, plan_items(cfg, scan, items, num_processes)
 
 
@@ -265,14 +266,13 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     if not accelerator.is_main_process:
         log = _quiet
     scan, items, plan = scan_and_plan(cfg, accelerator.num_processes)
-    warnings += list(scan.warnings) + [f"skipped {p}: {why}" for p, why in scan.skipped]
+    warnings += list(scan.warnings) + [sentence("train.skipped", path=p, why=why) for p, why in scan.skipped]
     if not cfg.cache_latents:   # each image is decoded now, so that the step maths count only what trains
         log(f"Checking that {len(items)} images can be read…")
         items, plan = _drop_unreadable(cfg, scan, items, plan, unreadable_images(items), warnings,
                                        accelerator.num_processes)
     if plan.total_steps <= 0:
-        raise DatasetError(f"the dataset in {cfg.train_data_dir} gives no training steps",
-                           "check the repeats in the folder names and the batch size")
+        raise DatasetError(msg("train.no_steps", folder=cfg.train_data_dir), msg("train.no_steps.advice"))
 
     device = accelerator.device
     if device.type == "cuda":
@@ -342,7 +342,5 @@ def option_notes(cfg: TrainConfig, base, items: list[TrainItem]) -> list[str]:
     if cut:
         notes.append(cut)
     if cfg.zero_terminal_snr and not base.v_prediction:
-        notes.append("zero_terminal_snr is meant for v-prediction models, and this model predicts the noise "
-                     "(epsilon): at the last timestep its input is the very noise it is to predict; turn "
-                     "zero_terminal_snr off unless the model was made for it")
+        notes.append(sentence("train.zero_snr_eps"))
     return notes

@@ -23,6 +23,8 @@ import torch
 
 from ..errors import TrainerError
 from ..io.atomic import temp_path_for
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 
 STATE_VERSION = 2
 TENSORS_FILE = "state.tensors"
@@ -145,8 +147,7 @@ def _load_version_1(state_dir: str, info: dict) -> dict:
         try:
             parts[name] = torch.load(os.path.join(state_dir, f"{name}.pt"), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
-            raise TrainerError(f"{state_dir}/{name}.pt holds more than tensors and numbers, so it is not loaded",
-                               "resume from a state this version saved, or start the run again") from None
+            raise TrainerError(msg("state.pickle", folder=state_dir, name=name), msg("state.pickle.advice")) from None
     return {**info, **parts}
 
 
@@ -155,13 +156,12 @@ def load_state(state_dir: str) -> TrainingState:
 
     info_path = os.path.join(state_dir, INFO_FILE)
     if not os.path.isfile(info_path):
-        raise TrainerError(f"{state_dir} is not a training state folder ({INFO_FILE} is missing)",
-                           "choose a folder ending in -state that a run saved next to its LoRA files")
+        raise TrainerError(msg("state.not_state", folder=state_dir, file=INFO_FILE), msg("state.not_state.advice"))
     try:
         with open(info_path, encoding="utf-8") as fh:
             info = json.load(fh)
         if not isinstance(info, dict):
-            raise ValueError(f"{INFO_FILE} is not a JSON object")
+            raise ValueError(sentence("state.not_object", file=INFO_FILE))
         if info.get("version", 1) < 2:
             values = _load_version_1(state_dir, info)
         else:
@@ -175,8 +175,7 @@ def load_state(state_dir: str) -> TrainingState:
     except TrainerError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
-        raise TrainerError(f"the training state in {state_dir} cannot be read: {err}",
-                           "resume from an earlier -state folder of the same run") from None
+        raise TrainerError(msg("state.unreadable", folder=state_dir, error=err), msg("state.unreadable.advice")) from None
 
 
 def resume_mismatches(saved: dict, current: dict) -> list[str]:

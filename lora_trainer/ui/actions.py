@@ -13,10 +13,13 @@ from typing import Any
 
 from ..config.allowed_folders import AllowedFolders, same_output
 from ..config.files import config_from_dict, read_toml, save_config
-from ..config.schema import TrainConfig, parse_resolution, validate
+from ..config.schema import TrainConfig, parse_resolution
+from ..config.validation import validate
 from ..config.steps import scan_and_plan
 from ..errors import ConfigError, TrainerError
 from ..hosts.base import MAX_RENDER_SIDE, MIN_RENDER_SIDE
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
 from .fields import with_label
 from .kohya_gui import import_kohya_gui, looks_like_kohya_gui
 from .names import files_to_overwrite, sanitize_output_name
@@ -46,17 +49,14 @@ def resolve_base_model(choice: str, host: Any) -> str:
     """A checkpoint title from the list, or a path typed by hand, as a file path."""
     choice = (choice or "").strip()
     if not choice:
-        raise ConfigError("no base model is chosen",
-                          "choose the checkpoint to train on in 'Base model' (press ↻ if the list is empty)")
+        raise ConfigError(msg("ui.no_choice"), msg("ui.no_choice.advice"))
     for checkpoint in host.list_checkpoints():
         if choice in (checkpoint.title, checkpoint.path):
             return checkpoint.path
     path = os.path.expanduser(choice.strip('"'))
     if os.path.exists(path):
         return os.path.abspath(path)
-    raise ConfigError(f"the base model '{choice}' was not found",
-                      "choose one from the list (press ↻ to read the models folder again) or enter the full "
-                      "path of a .safetensors file")
+    raise ConfigError(msg("ui.no_base_model", choice=choice), msg("ui.no_base_model.advice"))
 
 
 def title_for_path(path: str, host: Any) -> str:
@@ -132,13 +132,13 @@ def check_start(cfg: TrainConfig, runner: Any, confirmed: bool) -> StartCheck:
     busy = [j for j in runner.jobs() if getattr(j, "status", "") in ACTIVE and _same_output(j, cfg)]
     if busy:
         return StartCheck(cfg, message=message_html(
-            "error", "A run in the queue already writes these files", [f"{cfg.output_name} in {cfg.output_dir}"],
+            "error", "A run in the queue already writes these files", [msg("ui.name_in_folder", name=cfg.output_name, folder=cfg.output_dir)],
             "Choose another output name, or stop that run first."))
     clashes = files_to_overwrite(cfg.output_dir, cfg.output_name)
     if clashes and not confirmed:
         shown = [os.path.basename(c) for c in clashes[:8]]
         if len(clashes) > 8:
-            shown.append(f"… {len(clashes) - 8} more")
+            shown.append(msg("ui.and_more", count=len(clashes) - 8))
         return StartCheck(cfg, confirm_needed=True, warnings=warnings, plan=plan, message=message_html(
             "warning", "These files would be replaced", shown,
             "Tick 'Replace the existing files' and press Start again, or change the output name."))
@@ -163,13 +163,11 @@ def load_settings_file(path: str, base: TrainConfig) -> tuple[TrainConfig, str]:
             with open(path, "rb") as fh:
                 data = json.loads(fh.read().decode("utf-8-sig", errors="replace"))
         except (OSError, ValueError) as err:
-            raise ConfigError(f"{source} cannot be read as JSON ({err})",
-                              "load a file saved by kohya_ss's 'Save' button, or a .toml settings file") from None
+            raise ConfigError(msg("ui.not_json", source=source, error=err), msg("ui.kohya_file.advice")) from None
         if not looks_like_kohya_gui(data):
-            raise ConfigError(f"{source} is not a kohya_ss GUI settings file",
-                              "load a file saved by kohya_ss's 'Save' button, or a .toml settings file")
+            raise ConfigError(msg("ui.not_kohya", source=source), msg("ui.kohya_file.advice"))
         result = import_kohya_gui(data, base)
-        lines = result.notes + ([f"not used here: {', '.join(result.ignored)}"] if result.ignored else [])
+        lines = result.notes + ([msg("ui.not_used", names=", ".join(result.ignored))] if result.ignored else [])
         return result.config, message_html("ok", "kohya_ss settings loaded", lines)
     cfg, warnings = config_from_dict(read_toml(path), base=base, source=source)
     return cfg, message_html("ok", "Settings loaded", warnings)

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from html import escape
 
-from ..config.schema import TrainConfig, validate
+from ..config.schema import TrainConfig
+from ..config.validation import validate
 from ..config.steps import format_plan, scan_and_plan
 from ..errors import ConfigError, TrainerError
+from ..text.messages import localized, msg
+from . import messages  # noqa: F401  (registers the sentences)
 from .fields import with_label
-from .status import message_html
+from .status import message_html, tab_language
 
 SKIPPED_SHOWN = 8
 
@@ -19,18 +22,19 @@ def plan_line(plan) -> str:
     """images × repeats × epochs ÷ batch = steps, in one line (the full table is in the Dataset tab)."""
     train = [r for r in plan.rows if not r.is_reg]
     if len(train) == 1 and not plan.reg_samples:
-        samples = f"{train[0].images} images × {train[0].repeats} repeats"
+        samples = msg("ui.plan.one_concept", images=train[0].images, repeats=train[0].repeats)
     else:
-        samples = f"{plan.samples_per_epoch} (images × repeats)"
+        samples = msg("ui.plan.samples", samples=plan.samples_per_epoch)
     if plan.total_steps == plan.steps_per_epoch * plan.epochs:
-        text = (f"{samples} × {plan.epochs} epochs ÷ batch {plan.batch_size}"
-                + (f" ÷ accumulation {plan.gradient_accumulation_steps}" if plan.gradient_accumulation_steps > 1
-                   else "") + f" = {plan.total_steps} steps")
-        if plan.steps_per_epoch * plan.batch_size * plan.gradient_accumulation_steps > plan.samples_per_epoch \
-                and plan.batch_size > 1:
-            text += " (partly filled batches included)"
+        accumulation = msg("ui.plan.accumulation", count=plan.gradient_accumulation_steps) \
+            if plan.gradient_accumulation_steps > 1 else ""
+        partly = msg("ui.plan.partly") if plan.batch_size > 1 and plan.samples_per_epoch < \
+            plan.steps_per_epoch * plan.batch_size * plan.gradient_accumulation_steps else ""
+        text = msg("ui.plan.epochs", samples=samples, epochs=plan.epochs, batch=plan.batch_size,
+                   accumulation=accumulation, steps=plan.total_steps, partly=partly)
     else:
-        text = f"{plan.total_steps} steps (max_train_steps) ≈ {plan.epochs} epochs of {samples}"
+        text = msg("ui.plan.by_steps", steps=plan.total_steps, epochs=plan.epochs, samples=samples)
+    text = text.format(tab_language())
     return f'<div class="lt-plan-line"><span class="lt-label">Step maths</span> <code>{escape(text)}</code></div>'
 
 
@@ -65,11 +69,12 @@ def dataset_summary(cfg: TrainConfig) -> tuple[str, str]:
     except ConfigError as err:
         warnings = [with_label(p) for p in err.problems]
     notes = list(scan.warnings) + [with_label(w) for w in warnings]
-    skipped = [f"{path}: {reason}" for path, reason in scan.skipped[:SKIPPED_SHOWN]]
+    skipped = [msg("ui.skipped", path=path, reason=reason) for path, reason in scan.skipped[:SKIPPED_SHOWN]]
     if len(scan.skipped) > SKIPPED_SHOWN:
-        skipped.append(f"… and {len(scan.skipped) - SKIPPED_SHOWN} more")
+        skipped.append(msg("ui.and_more", count=len(scan.skipped) - SKIPPED_SHOWN))
     # the step maths once: the Train tab's one line is the last line of this table
-    parts = [_concepts_table(scan), f'<pre class="lt-plan">{escape(format_plan(plan))}</pre>']
+    table = localized(format_plan(plan), tab_language())
+    parts = [_concepts_table(scan), f'<pre class="lt-plan">{escape(table)}</pre>']
     if notes:
         parts.append(message_html("warning", "Check before training", notes))
     if skipped:

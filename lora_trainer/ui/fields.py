@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.files import config_from_dict
-from ..config.schema import BASIC, TrainConfig, field_type
+from ..config.option import BASIC
+from ..config.schema import TrainConfig
+from ..config.validation import field_type
+from ..text.messages import localized, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from .block_table import BLOCK_FIELDS, TABLE, fields_from_rows, table_rows
 
 SECTION_TITLES = {"model": "Model", "data": "Images and captions", "output": "Saving", "network": "Network",
@@ -116,7 +120,7 @@ def config_from_widgets(names: list[str], values: list[Any], base: TrainConfig |
         data = {}
         for n, v in zip(names, values):
             data.update(fields_from_rows(v) if n == TABLE else {n: from_widget(specs[n], v)})
-        return config_from_dict(data, base=base, source="the form")
+        return config_from_dict(data, base=base, source=sentence("ui.the_form"))
     except ConfigError as err:
         raise ConfigError([with_label(p) for p in err.problems], err.advice) from None
 
@@ -125,10 +129,34 @@ _FIELD_AT_START = re.compile(r"^([a-z][a-z0-9_]+)\b")
 
 
 def with_label(problem: str) -> str:
-    """'train_batch_size is 0, …' → 'Batch size (train_batch_size) is 0, …' so the user finds the field."""
+    """'train_batch_size is 0, …' → 'Batch size (train_batch_size) is 0, …' so the user finds the field; a keyed
+    problem stays keyed (``Labelled``: the label put before its text in any language)."""
+    text = _labelled(str(problem))
+    if text == str(problem):
+        return problem
+    return Labelled(problem, text) if hasattr(problem, "in_language") else text
+
+
+def _labelled(problem: str) -> str:
     match = _FIELD_AT_START.match(problem)
     if match:
         spec = spec_map().get(match.group(1))
         if spec and spec.label != spec.name:
             return f"{spec.label} ({spec.name}){problem[match.end():]}"
     return problem
+
+
+class Labelled(str):
+    """A keyed problem with the form's label before the setting's name: English as a str, ``in_language`` the
+    same in another language (the name stays first in every language's text)."""
+
+    def __new__(cls, problem: Any, text: str) -> "Labelled":
+        labelled = super().__new__(cls, text)
+        labelled.problem = problem
+        return labelled
+
+    def in_language(self, language: str | None) -> str:
+        return _labelled(localized(self.problem, language))
+
+    def __reduce__(self) -> tuple:
+        return Labelled, (self.problem, str(self))

@@ -9,6 +9,9 @@ import os
 import re
 import unicodedata
 
+from ..text.messages import sentence
+from . import messages  # noqa: F401  (registers the sentences)
+
 DEFAULT_NAME = "lora"
 MAX_LENGTH = 100
 _FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
@@ -25,27 +28,25 @@ def sanitize_output_name(text: str | None) -> tuple[str, list[str]]:
     for suffix in _LORA_SUFFIXES:
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
-            notes.append(f"the extension {suffix} is added by the trainer, so it was left out of the name")
+            notes.append(sentence("name.extension", suffix=suffix))
             break
     if "/" in name or "\\" in name:
-        notes.append("an output name cannot contain folders (/ or \\); choose the folder with "
-                     "'Output folder' instead")
+        notes.append(sentence("name.folders"))
     cleaned = _FORBIDDEN.sub("_", name)
     if cleaned != name and not any("folders" in n for n in notes):
-        notes.append('characters that file systems refuse (< > : " | ? *) were replaced by _')
+        notes.append(sentence("name.characters"))
     trimmed = cleaned.strip().lstrip(".").rstrip(". ")
     if trimmed != cleaned.strip():
-        notes.append("dots at the start (hidden files) and dots or spaces at the end (refused by Windows) "
-                     "were removed")
+        notes.append(sentence("name.dots"))
     cleaned = trimmed
     if cleaned.lower().split(".")[0] in _WINDOWS_RESERVED:
         cleaned = f"{cleaned}_"
-        notes.append("Windows reserves this name for a device, so _ was added")
+        notes.append(sentence("name.reserved"))
     if len(cleaned) > MAX_LENGTH:
         cleaned = cleaned[:MAX_LENGTH].rstrip(". ")
-        notes.append(f"the name was shortened to {MAX_LENGTH} characters")
+        notes.append(sentence("name.shortened", length=MAX_LENGTH))
     if not cleaned.strip("_ "):
-        notes = [f"the output name was empty, so '{DEFAULT_NAME}' is used"]
+        notes = [sentence("name.empty", name=DEFAULT_NAME)]
         cleaned = DEFAULT_NAME
     return cleaned, notes
 

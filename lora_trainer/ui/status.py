@@ -9,7 +9,12 @@ from __future__ import annotations
 import os
 import time
 from html import escape
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
+
+from ..runner.messages import error_in
+from ..text.messages import localized
+
+_language_source: Callable[[], str] = lambda: "en"   # noqa: E731
 
 STATUS_TEXT = {"queued": "Waiting in the queue", "preparing": "Preparing", "training": "Training",
                "stopping": "Stopping", "finished": "Finished", "stopped": "Stopped", "failed": "Failed",
@@ -91,13 +96,33 @@ def error_html(job: Any) -> str:
     error = _attr(job, "error")
     if not error:
         return ""
+    error = error_in(error, tab_language())
     message = escape(str(error.get("message", ""))).replace("\n", "<br>")
     advice = escape(str(error.get("advice", ""))).replace("\n", "<br>")
     return message_html("error", "Training failed", [message], advice, escaped=True)
 
 
+def use_language(source: Callable[[], str]) -> None:
+    """Where the tab's boxes take their language from (the host's UI language)."""
+    global _language_source
+    _language_source = source
+
+
+def tab_language() -> str:
+    """The language the tab's keyed sentences are shown in: "zh_CN" or "en"."""
+    try:
+        return _language_source()
+    except Exception:   # a host that is still starting up
+        return "en"
+
+
 def message_html(kind: str, title: str, lines: Iterable[str] = (), advice: str = "", *, escaped: bool = False) -> str:
-    """A box with a title, lines of detail and what to do. ``kind``: error | warning | info | ok."""
+    """A box with a title, lines of detail and what to do. ``kind``: error | warning | info | ok. Keyed lines and
+    advice (``Sentence``, ``Message``, a ``TrainerError``'s parts) are put in the tab's language; the fixed title
+    is translated by the WebUI's localization."""
+    language = tab_language()
+    lines = [localized(line, language) for line in lines if line]
+    advice = localized(advice, language) if advice else ""
     items = [line if escaped else escape(str(line)) for line in lines if line]
     body = "".join(f"<li>{item}</li>" for item in items)
     parts = [f'<div class="lt-msg lt-msg-{escape(kind)}"><div class="lt-msg-title">{escape(title)}</div>']

@@ -16,7 +16,7 @@ from ..config.schema import TrainConfig
 from . import actions
 from .compat import keep_out_of_ui_config
 from .form import ConfigForm
-from .status import message_html
+from .status import message_html, use_language
 
 
 @dataclass
@@ -69,6 +69,9 @@ def build_tab(runner: Any, host: Any, install: dict | None = None) -> gr.Blocks:
     from .evaluate.tab import build_evaluate
     from .train_tab import build_train
 
+    language = getattr(host, "language", None)
+    if callable(language):
+        use_language(language)   # the boxes show keyed sentences in the host's UI language
     _, base_path = actions.default_checkpoint(host)
     defaults = default_config(host, base_path)
     ctx = TabContext(runner, host, install, defaults, ConfigForm(defaults), actions.JobsSnapshot(runner))

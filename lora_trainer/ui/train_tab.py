@@ -10,6 +10,7 @@ import gradio as gr
 
 from ..config.presets import SUBJECT, VRAM
 from ..errors import ConfigError, TrainerError
+from ..text.messages import msg
 from . import actions, preset_actions
 from ..evaluate.loss_chart import loss_chart_svg
 from .compat import QUIET_INPUTS, PageMemory, as_path, dropdown, picker, poll
@@ -209,9 +210,9 @@ def build_train(ctx) -> TrainTab:
                 hidden_confirm, gr.update()
         jobs.forget()
         ahead = [j for j in runner.jobs() if j.id != job.id and getattr(j, "status", "") in ACTIVE]
-        lines = [f"{check.plan.total_steps} steps, {check.plan.epochs} epochs"] + check.warnings
+        lines = [msg("ui.steps_epochs", steps=check.plan.total_steps, epochs=check.plan.epochs)] + check.warnings
         if ahead:
-            lines.insert(0, f"{len(ahead)} run(s) before it")
+            lines.insert(0, msg("ui.runs_before", count=len(ahead)))
         title = "Added to the queue" if ahead else "Training starts"
         return message_html("ok", title, lines), hidden_confirm, gr.update(value=check.cfg.output_name)
 

@@ -1,0 +1,94 @@
+"""The job queue's and the HTTP API's sentences by key (English; Chinese in ``text/zh_CN.json``); a job's error
+is kept in every language, so that a caller reads it in its own after a restart too."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..text.language import language_from_accept
+from ..text.messages import LANGUAGES, key_of, localized, normalize_language, register
+
+register({
+    "runner.import_failed": "a library the trainer needs could not be imported: {error}",
+    "runner.import_failed.advice": "see the install status in the LoRA Trainer tab; install what it names into the "
+                                   "WebUI's Python environment and restart the WebUI",
+    "runner.unexpected": "{kind}: {error}",
+    "runner.unexpected.advice": "this was not expected; the full error is in the console window. Files saved before "
+                                "it are kept, and a run with save_state on can be resumed from its newest -state "
+                                "folder",
+    "runner.closing": "the trainer is shutting down",
+    "runner.closing.advice": "start the job again after the restart",
+    "runner.same_output": "job {job_id} ({status}) already writes {name} in {folder}",
+    "runner.same_output.advice": "choose another output name, or stop that job first",
+    "previews.not_object": "previews must be an object such as {{\"prompts\": [\"{{trigger}}, smiling\"]}}",
+    "previews.unknown": "previews.{name} is not a preview setting (known: {known})",
+    "previews.invalid": "previews.{name} = {value} is not a valid {kind}",
+    "previews.kind.prompts": "list of prompts",
+    "previews.kind.number": "number",
+    "previews.kind.text": "text",
+    "previews.kind.int": "whole number",
+    "previews.kind.sampler": "sampler name",
+    "previews.kind.schedule": "schedule type",
+    "previews.kind.upscaler": "upscaler name",
+    "previews.kind.bool": "true/false value",
+    "runner.ended": "the job ended unexpectedly",
+    "runner.lost": "the WebUI stopped while this job was training",
+    "runner.lost.advice": "start it again; to continue where it stopped, set resume to the newest -state folder in "
+                          "{folder}",
+    "runner.run_folder": "the run folder beside its logs",
+    "api.no_job": "there is no job with id {job_id}",
+    "api.no_job.advice": "list the jobs with GET {prefix}/jobs",
+    "api.bad_json": "the request body is not valid JSON",
+    "api.body_help": "send {{\"config\": {{...settings...}}}} or {{\"toml\": \"...settings file text...\"}}, "
+                     "optionally with \"previews\"",
+    "api.not_object": "the request body must be a JSON object",
+    "api.one_of": "the request must hold exactly one of \"config\" and \"toml\"",
+    "api.unknown_fields": "unknown field(s) in the request: {names}",
+    "api.config_object": "\"config\" must be an object of settings",
+    "api.toml_text": "\"toml\" must be the text of a settings file",
+    "api.request_config": "the request's config",
+    "api.request_toml": "the request's toml",
+    "api.fix_settings": "correct the settings named above and send the request again",
+    "api.already_done": "job {job_id} is already {status}",
+    "api.nothing_to_stop": "nothing to stop",
+    "api.warning": "Warning: {text}",
+    "api.lacks": "the request lacks \"{name}\"",
+    "api.lacks.advice": "send {{\"{name}\": ...}} in the body",
+    "api.wrong_kind": "\"{name}\" must be a {kind}",
+    "api.wrong_kind.advice": "send a {kind} for \"{name}\"",
+    "api.send_object": "send a JSON object",
+    "api.file_error": "a file could not be used: {error}",
+    "api.file_error.advice": "check the folder and its permissions",
+    "api.no_finding": "there is no finding '{key_name}' with a fix now",
+    "api.no_finding.advice": "POST {prefix}/check and pick a key",
+    "api.operation": "\"operation\" '{operation}' is not known",
+    "api.operation.advice": "use one of: {names}",
+    "api.wrong_method": "{path} does not answer {method}",
+    "api.use_methods": "use {methods} for {path}",
+    "api.or": " or ",
+    "api.no_route": "there is no route {method} {path}",
+    "api.routes": "the routes are: {routes}",
+})
+
+
+def error_record(message: Any, advice: Any = "") -> dict:
+    """A job's error: the English text, its key, and the same in each other language (kept across restarts)."""
+    record = {"message": str(message), "advice": str(advice or ""), "key": key_of(message)}
+    for language in LANGUAGES[1:]:
+        record[language] = {"message": localized(message, language), "advice": localized(advice or "", language)}
+    return record
+
+
+def error_in(record: dict | None, language: str) -> dict | None:
+    """A job's error record with its message and advice in ``language`` (English where it has none)."""
+    if not record or not isinstance(record.get(language), dict):
+        return record
+    return {**record, **record[language]}
+
+
+def request_language(request, body=None) -> str:
+    """The caller's language: ``language`` in the body or the query, else its Accept-Language header."""
+    chosen = body.get("language") if isinstance(body, dict) else None
+    chosen = chosen or request.query_params.get("language")
+    if isinstance(chosen, str) and chosen.strip():
+        return normalize_language(chosen)
+    return language_from_accept(request.headers.get("accept-language"))
