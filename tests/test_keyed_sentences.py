@@ -19,19 +19,72 @@ from lora_trainer.text.messages import ENGLISH, localized
 
 ROOT = Path(__file__).resolve().parents[1] / "lora_trainer"
 
-# the modules whose user-facing sentences are all keyed (the scan keeps them so)
-KEYED_MODULES = (
-    "errors.py", "io/disk.py",
-    "config/validation.py", "config/schema.py", "config/checks.py", "config/option_checks.py",
-    "config/network_args.py", "config/blocks.py", "config/optimizer_fields.py", "config/steps.py",
-    "config/files.py", "config/allowed_folders.py",
-    "data/checks.py", "data/images.py", "data/folders.py",
-    "train/loop.py", "train/messages.py", "train/setup.py", "train/state.py", "train/network_setup.py",
-    "train/schedulers.py",
-    "models/loading.py", "lora/continue_from.py", "runner/job.py",
-    "runner/api.py", "runner/dataset_api.py", "runner/history.py", "runner/messages.py", "runner/runner.py",
-    "cli/main.py", "cli/progress.py", "cli/messages.py",
-    "ui/dataset_view.py", "ui/actions.py", "ui/names.py",
+# Every module of the package is scanned except these, whose sentences are still being given keys (the list
+# only shrinks). A raise for a bug in the calling code that no user meets carries "# internal: <why>".
+PENDING = (
+    "cli/dataset_cmd.py",
+    "cli/demo.py",
+    "cli/inspect_lora.py",
+    "config/presets.py",
+    "data/buckets.py",
+    "data/captions.py",
+    "data/dataset.py",
+    "data/holdout.py",
+    "data/latent_cache.py",
+    "data/masks.py",
+    "dataset/autotag.py",
+    "dataset/caption_edit.py",
+    "dataset/crop.py",
+    "dataset/fixes.py",
+    "dataset/focus.py",
+    "dataset/importing.py",
+    "dataset/plan.py",
+    "dataset/prepare.py",
+    "dataset/project.py",
+    "dataset/regularization.py",
+    "dataset/scan.py",
+    "dataset/tagging.py",
+    "dataset/wd14.py",
+    "dataset/wd14_models.py",
+    "evaluate/grid_axes.py",
+    "evaluate/keep.py",
+    "evaluate/report.py",
+    "evaluate/runs.py",
+    "evaluate/scores.py",
+    "evaluate/tb_reader.py",
+    "evaluate/xyz_api.py",
+    "hosts/base.py",
+    "hosts/webui.py",
+    "install/gate.py",
+    "install/on_request.py",
+    "install/policy.py",
+    "install/run.py",
+    "io/atomic.py",
+    "io/safetensors_header.py",
+    "io/tb_events.py",
+    "lora/file_hooks.py",
+    "lora/file_kinds.py",
+    "lora/kohya_format.py",
+    "lora/network.py",
+    "models/family.py",
+    "models/ldm_keys.py",
+    "models/tiny.py",
+    "models/tokenizers.py",
+    "runner/history.py",
+    "runner/runner.py",
+    "text/messages.py",
+    "train/batches.py",
+    "train/fp8.py",
+    "train/metrics.py",
+    "train/optimizers.py",
+    "train/validation_loss.py",
+    "ui/__main__.py",
+    "ui/block_table.py",
+    "ui/dataset/project_actions.py",
+    "ui/entry.py",
+    "ui/evaluate/grid.py",
+    "ui/evaluate/validation.py",
+    "ui/kohya_gui.py",
 )
 # every module that registers templates (imported so that ENGLISH holds every key)
 REGISTERING = (
@@ -43,6 +96,9 @@ REGISTERING = (
 )
 # calls that hand a sentence to the user: a refusal, a warning, a note, a problem, a printed line
 SENTENCE_LISTS = {"warnings", "problems", "notes", "tips"}
+# a job's log lines (the HTTP API shows them)
+LOG_CALLS = {"add_log", "_log", "_note_once"}
+INTERNAL = "# internal:"
 # raised for a bug in the calling code, never shown as a refusal
 PROGRAMMING_ERRORS = {"TypeError", "NotImplementedError", "AssertionError"}
 
@@ -60,7 +116,8 @@ def _plain_text(node: ast.AST) -> bool:
 
 def _unkeyed(path: Path, label: str = "") -> list[str]:
     found, label = [], label or str(path.relative_to(ROOT))
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    source = path.read_text(encoding="utf-8")
+    tree, lines = ast.parse(source), source.splitlines()
     for node in ast.walk(tree):
         args: list[ast.AST] = []
         if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
@@ -75,6 +132,10 @@ def _unkeyed(path: Path, label: str = "") -> list[str]:
                 args = list(node.args[-1:])
         elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "print":
             args = list(node.args)
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in LOG_CALLS:
+            args = list(node.args[-1:])
+        if args and INTERNAL in lines[node.lineno - 1]:
+            continue
         found += [f"{label}:{node.lineno}" for arg in args if _plain_text(arg)]
     return found
 
@@ -90,16 +151,26 @@ def chinese() -> dict:
     return json.loads((ROOT / "text" / "zh_CN.json").read_text(encoding="utf-8"))
 
 
-def test_the_keyed_modules_build_no_sentence_from_plain_text():
-    found = [hit for module in KEYED_MODULES for hit in _unkeyed(ROOT / module)]
+def _scanned() -> list[Path]:
+    return [p for p in sorted(ROOT.rglob("*.py")) if str(p.relative_to(ROOT)) not in PENDING]
+
+
+def test_the_package_builds_no_sentence_from_plain_text():
+    found = [hit for path in _scanned() for hit in _unkeyed(path)]
     assert sorted(set(found)) == [], "give these sentences a key (a template in a messages module, Chinese in zh_CN.json)"
 
 
 def test_the_scan_finds_a_sentence_without_a_key(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text('def f(x, warnings):\n    warnings.append(f"{x} is wrong")\n'
-                      '    raise ConfigError("plain words", "a fix")\n', encoding="utf-8")
-    assert sorted(set(_unkeyed(sample, "sample.py"))) == ["sample.py:2", "sample.py:3"]
+    sample.write_text('def f(x, warnings, job):\n    warnings.append(f"{x} is wrong")\n'
+                      '    raise ConfigError("plain words", "a fix")\n    job.add_log("Saved " + x)\n'
+                      '    raise ValueError("not a mode")  # internal: only the code passes a mode\n', encoding="utf-8")
+    assert sorted(set(_unkeyed(sample, "sample.py"))) == ["sample.py:2", "sample.py:3", "sample.py:4"]
+
+
+def test_the_pending_list_names_only_modules_that_still_need_keys():
+    done = [m for m in PENDING if not (ROOT / m).is_file() or not _unkeyed(ROOT / m)]
+    assert done == [], "take these modules off PENDING: the scan covers them now"
 
 
 def test_every_key_has_chinese_with_the_same_placeholders(chinese):
