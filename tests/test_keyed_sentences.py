@@ -70,8 +70,6 @@ PENDING = (
     "models/ldm_keys.py",
     "models/tiny.py",
     "models/tokenizers.py",
-    "runner/history.py",
-    "runner/runner.py",
     "text/messages.py",
     "train/batches.py",
     "train/fp8.py",

@@ -256,6 +256,19 @@ def test_job_records_survive_a_restart(world, script):
     assert again.current() is None
 
 
+def test_a_jobs_log_reads_in_each_language_also_after_a_restart(world, script):
+    done = world.runner.wait(world.runner.submit(config(world), PREVIEWS).id, WAIT)
+    english = done.in_language("en")["log"]
+    assert english[0] == f"Started cat on {world.host.name}." and any(line.startswith("Epoch 1: mean loss")
+                                                                      for line in english)
+    chinese = done.in_language("zh_CN")
+    assert chinese["log"][0] == f"已在 {world.host.name} 上开始训练 cat。" and "translations" not in chinese
+    assert any(line.startswith("第 1 轮：平均损失") for line in chinese["log"])
+    assert chinese["log"][-1] == f"训练完成，共 {done.step} 步。"
+    again = {j.id: j for j in Runner(world.host, state_dir=str(world.tmp / "jobs")).jobs()}[done.id]
+    assert again.log == done.log and again.in_language("zh_CN")["log"] == chinese["log"]
+
+
 def test_shutdown_stops_the_running_job_and_cancels_the_queue(world, script):
     script.pause_at = 1
     running = world.runner.submit(config(world, "a"))

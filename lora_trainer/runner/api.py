@@ -22,8 +22,8 @@ BODY_HELP = msg("api.body_help")
 
 
 def job_in(job, language: str) -> dict:
-    """A job as JSON, its error in ``language``."""
-    data = job.to_dict()
+    """A job as JSON, its error, log, warnings and plan in ``language``."""
+    data = job.in_language(language)
     data["error"] = error_in(data.get("error"), language)
     return data
 

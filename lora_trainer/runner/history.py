@@ -8,7 +8,7 @@ import os
 import time
 from typing import Optional
 
-from ..text.messages import msg
+from ..text.messages import msg, sentence
 from .job import ACTIVE, Job
 from .messages import error_record
 
@@ -50,7 +50,7 @@ class JobHistory:
                 with open(tmp, "w", encoding="utf-8") as fh:
                     json.dump(job.to_dict(), fh, ensure_ascii=False)
         except OSError as err:
-            return f"could not save the job record in {self.folder}: {err.strerror or err}"
+            return sentence("job.record_unsaved", folder=self.folder, error=err.strerror or err)
         return None
 
     def delete(self, job_id: str) -> None:
@@ -88,7 +88,7 @@ def beyond_keep(jobs: list[Job]) -> list[str]:
 def _mark_lost(job: Job) -> None:
     if job.status == "queued":
         job.status = "cancelled"
-        job.add_log("The WebUI stopped before this job started.")
+        job.add_log(sentence("job.lost_queued"))
     else:
         job.status = "failed"
         folder = job.run_dir or job.output_dir or msg("runner.run_folder")

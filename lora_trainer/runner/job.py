@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import ConfigError
-from ..text.messages import msg, sentence
+from ..text.messages import LANGUAGES, localized, msg, read_back, sentence, translations_of
 from . import messages  # noqa: F401  (registers the sentences)
 from ..hosts.base import RenderSettings
 
@@ -146,13 +146,36 @@ class Job:
             del self.log[: len(self.log) - MAX_LOG_LINES]
 
     def to_dict(self) -> dict:
-        """JSON-ready: tuples become lists, NaN/infinite numbers become null."""
-        return _clean(dataclasses.asdict(self))
+        """JSON-ready: tuples become lists, NaN/infinite numbers become null; the log, warnings and plan also in
+        each other language (``translations``), so a record read back after a restart keeps them."""
+        data = _clean(dataclasses.asdict(self))
+        data["translations"] = {code: {"log": translations_of(self.log, code),
+                                       "warnings": translations_of(self.warnings, code),
+                                       "plan_text": localized(self.plan_text, code)} for code in LANGUAGES[1:]}
+        return data
+
+    def in_language(self, language: str) -> dict:
+        """``to_dict`` with the log, warnings and plan in ``language`` (the HTTP API's caller's)."""
+        data = self.to_dict()
+        del data["translations"]
+        data["log"], data["warnings"] = translations_of(self.log, language), translations_of(self.warnings, language)
+        data["plan_text"] = localized(self.plan_text, language)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "Job":
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        job = cls(**{k: v for k, v in data.items() if k in names})
+        others = data.get("translations") if isinstance(data.get("translations"), dict) else {}
+        others = {code: value for code, value in others.items() if isinstance(value, dict)}
+        if isinstance(job.log, list):
+            job.log = read_back(job.log, {code: value.get("log") for code, value in others.items()})
+        if isinstance(job.warnings, list):
+            job.warnings = read_back(job.warnings, {code: value.get("warnings") for code, value in others.items()})
+        if isinstance(job.plan_text, str):
+            job.plan_text = read_back([job.plan_text], {code: [value.get("plan_text")]
+                                                        for code, value in others.items()})[0]
+        return job
 
 
 def _clean(value: Any) -> Any:

@@ -69,6 +69,47 @@ register({
     "api.routes": "the routes are: {routes}",
 })
 
+# a job's log lines (the HTTP API's "log", in the caller's language)
+register({
+    "job.replaces": "Note: {path} exists and will be replaced when this run finishes.",
+    "job.outside_lora_dir": "Note: the output folder is outside the WebUI's LoRA folder ({folder}): the Lora tab "
+                            "will not list the result until it is moved there.",
+    "job.cancelled": "Cancelled before it started.",
+    "job.stopping": "Stopping: the -interrupted file and state are saved at the next step.",
+    "job.started": "Started {name} on {host}.",
+    "job.finished": "Finished after {steps} steps.",
+    "job.stopped": "Stopped after {steps} steps.",
+    "job.failed": "Failed: {message}",
+    "job.failed_advice": "Failed: {message} — What to do: {advice}",
+    "job.not_recorded": "(could not record a progress update: {error})",
+    "job.warning": "Warning: {text}",
+    "job.epoch_loss": "Epoch {epoch}: mean loss {loss:.4f} (step {step}).",
+    "job.validation_loss": "Epoch {epoch}: validation loss {loss:.4f} ({images}).",
+    "job.images.holdout": "{count} held-out images",
+    "job.images.training": "{count} training images",
+    "job.saved": "Saved {path}",
+    "job.no_cards": "Could not write the Lora tab's card files beside {path}: {error}",
+    "job.host_failed": "The WebUI could not {action}: {kind}: {error}",
+    "job.host.free_vram": "free vram",
+    "job.host.restore_vram": "restore vram",
+    "job.host.refresh_loras": "refresh loras",
+    "job.host.interrupt": "interrupt",
+    "job.lost_queued": "The WebUI stopped before this job started.",
+    "job.record_unsaved": "could not save the job record in {folder}: {error}",
+    "job.previews_skipped": "Previews skipped: {message}",
+    "job.previews_skipped_advice": "Previews skipped: {message} ({advice})",
+    "job.previews_oom": "Previews ran out of GPU memory next to the training; training goes on. To see previews, "
+                        "make them smaller (width, height) or train with less memory (see the presets for your GPU).",
+    "job.previews_failed": "Previews failed ({kind}: {error}); training goes on.",
+    "job.previews_saved": "Previews of {name}: {count} image(s).",
+    "job.previews_unsaved": "Could not save preview images in {folder}: {error}",
+    "job.previews_other_model": "Previews render on {model}, the model the WebUI has loaded: the LoRA is trained on "
+                                "{base}, which the WebUI does not list. Put that file in the WebUI's models folder to "
+                                "see previews on it.",
+    "job.previews_trained_model": "Previews render on {model}, the model this LoRA is trained on; the WebUI's own "
+                                  "choice, {loaded}, is loaded again for its next image.",
+})
+
 
 def error_record(message: Any, advice: Any = "") -> dict:
     """A job's error: the English text, its key, and the same in each other language (kept across restarts)."""

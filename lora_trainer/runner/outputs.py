@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from typing import Optional
 
 from ..config.metadata import SD_VERSION_LABEL
@@ -63,3 +64,33 @@ def write_cover(final_path: str, image_path: str) -> str:
     with atomic_write(path) as tmp:
         shutil.copyfile(image_path, tmp)
     return path
+
+
+def write_cards(job, cfg, weight: float, steps: int, family: Optional[str]) -> tuple[list[dict], Optional[str]]:
+    """The Lora tab's card files beside a finished job's final LoRA (its description, trigger and weight, and its
+    first preview as the card image): (file records for the job, a log line when they could not be written)."""
+    from ..text.messages import sentence
+
+    final = next((f["path"] for f in job.files if f["kind"] == "final"), None)
+    if final is None:
+        return [], None
+    last_loss = job.epoch_losses[-1][2] if job.epoch_losses else None
+    model = os.path.basename(cfg.pretrained_model_name_or_path)
+    try:   # the card's own text stays English, like the file's ss_* metadata
+        path = write_sidecar(
+            final, trigger=job.trigger, weight=weight, family=family or job.family,
+            description=f"{job.output_name}: LoRA trained on {model} ({steps} steps, "
+                        f"{job.epochs or cfg.max_train_epochs} epochs).",
+            notes=f"Trained {time.strftime('%Y-%m-%d %H:%M')} with LoRA Trainer: rank {cfg.network_dim}, "
+                  f"alpha {cfg.network_alpha:g}, learning rate {cfg.learning_rate:g}, optimizer "
+                  f"{cfg.optimizer_type}, resolution {cfg.resolution}"
+                  + (f", final mean loss {last_loss:.4f}" if isinstance(last_loss, float) else "") + ".")
+        files = [{"path": path, "epoch": job.epoch, "step": job.step, "kind": "sidecar", "state_dir": None}]
+        step = next((f["step"] for f in job.files if f["path"] == final), None)
+        cover = next((p["path"] for p in job.previews if p["file"] == final or p["step"] == step), None)
+        if cover:
+            files.append({"path": write_cover(final, cover), "epoch": job.epoch, "step": job.step,
+                          "kind": "cover", "state_dir": None})
+    except OSError as err:
+        return [], sentence("job.no_cards", path=final, error=err)
+    return files, None

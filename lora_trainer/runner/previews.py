@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+from ..hosts.base import PreviewUnavailable
+from ..text.messages import Sentence, sentence
 from . import outputs
 
 
@@ -26,12 +28,10 @@ def preview_model(host: Any, req: Any) -> tuple[Optional[str], Optional[str]]:
     if model is None:
         return None, None
     if not same_path(model.path, req.base_model_path):
-        return model.title, (f"Previews render on {model.title}, the model the WebUI has loaded: the LoRA is trained "
-                             f"on {os.path.basename(req.base_model_path)}, which the WebUI does not list. Put that "
-                             f"file in the WebUI's models folder to see previews on it.")
+        return model.title, sentence("job.previews_other_model", model=model.title,
+                                     base=os.path.basename(req.base_model_path))
     if loaded is not None and not same_path(loaded.path, model.path):
-        return model.title, (f"Previews render on {model.title}, the model this LoRA is trained on; the WebUI's own "
-                             f"choice, {loaded.title}, is loaded again for its next image.")
+        return model.title, sentence("job.previews_trained_model", model=model.title, loaded=loaded.title)
     return model.title, None
 
 
@@ -45,9 +45,19 @@ def save_previews(images: list, run_dir: str, event: Any, settings: Any, trigger
         try:
             outputs.save_image(image, path)
         except OSError as err:
-            return records, f"Could not save preview images in {os.path.dirname(path)}: {err}"
+            return records, sentence("job.previews_unsaved", folder=os.path.dirname(path), error=err)
         prompt = settings.prompts[index] if index < len(settings.prompts) else ""
         records.append({"epoch": event.epoch, "step": event.step, "weight": settings.weight,
                         "prompt": prompt.replace("{trigger}", trigger), "path": path, "file": event.lora_path,
                         "model": model, "seconds": round(seconds / max(1, len(images)), 2)})
     return records, None
+
+
+def preview_failure(err: BaseException) -> Sentence:
+    """The job's log line when a preview could not be rendered (training goes on)."""
+    if isinstance(err, PreviewUnavailable):
+        return sentence("job.previews_skipped_advice", message=err.message, advice=err.advice) if err.advice \
+            else sentence("job.previews_skipped", message=err.message)
+    if "out of memory" in str(err).lower():
+        return sentence("job.previews_oom")
+    return sentence("job.previews_failed", kind=type(err).__name__, error=err)

@@ -20,14 +20,15 @@ from ..config.schema import TrainConfig
 from ..config.validation import validate
 from ..errors import ConfigError, TrainerError
 from ..hosts.base import HostAdapter, PreviewRequest, PreviewUnavailable, checkpoint_family, is_inside, lora_family
-from ..text.messages import msg
+from ..text.messages import msg, sentence
 from ..train import events as ev
 from . import outputs
 from .history import JobHistory, beyond_keep, default_dir
 from .job import ACTIVE, Job, PreviewSettings, new_job_id
 from .memory import release_memory
 from .messages import error_record
-from .previews import preview_model, save_previews
+from .previews import preview_failure, preview_model, save_previews
+from .progress import apply_event
 
 # A1111 takes the extension folder off sys.path once the tab script is imported; the worker
 # thread imports torch-heavy modules later, so it remembers where the package lives.
@@ -84,12 +85,11 @@ class Runner:
         for note in notes:
             job.add_log(note)
         if os.path.exists(final):
-            job.add_log(f"Note: {final} exists and will be replaced when this run finishes.")
+            job.add_log(sentence("job.replaces", path=final))
         if self.host.name != "standalone":
             try:
                 if not is_inside(cfg.output_dir, self.host.lora_dir()):
-                    job.add_log(f"Note: the output folder is outside the WebUI's LoRA folder ({self.host.lora_dir()}): "
-                                f"the Lora tab will not list the result until it is moved there.")
+                    job.add_log(sentence("job.outside_lora_dir", folder=self.host.lora_dir()))
             except Exception:
                 pass
         entry = _Entry(job, cfg, previews)
@@ -136,12 +136,12 @@ class Runner:
             job = entry.job
             if job.status == "queued":
                 job.status, job.finished_at = "cancelled", time.time()
-                job.add_log("Cancelled before it started.")
+                job.add_log(sentence("job.cancelled"))
                 rendering = False
             else:
                 if job.status != "stopping":
                     job.status = "stopping"
-                    job.add_log("Stopping: the -interrupted file and state are saved at the next step.")
+                    job.add_log(sentence("job.stopping"))
                 entry.stop.request()
                 rendering = entry.rendering
             self._persist_locked(entry)
@@ -222,14 +222,15 @@ class Runner:
 
     def _run(self, entry: _Entry) -> None:
         job = entry.job
-        self._log(entry, f"Started {job.output_name} on {self.host.name}.")
+        self._log(entry, sentence("job.started", name=job.output_name, host=self.host.name))
         self._persist(entry)
         result, error = None, None
         try:
             self._host_call(entry, "free_vram")
             from ..train.loop import train
             result = train(entry.cfg, listener=lambda event: self._on_event(entry, event), stop=entry.stop,
-                           log=lambda *parts: self._log(entry, " ".join(str(p) for p in parts)))
+                           log=lambda *parts: self._log(entry, parts[0] if len(parts) == 1 else
+                                                        " ".join(str(p) for p in parts)))
         except TrainerError as err:
             error = (err.message, err.advice)
         except ImportError as err:
@@ -253,7 +254,7 @@ class Runner:
                 job.status = "stopped" if result.stopped else "finished"
                 job.finished_at = time.time()
                 job.run_dir = result.run_dir
-                job.add_log(("Stopped" if result.stopped else "Finished") + f" after {result.steps} steps.")
+                job.add_log(sentence("job.stopped" if result.stopped else "job.finished", steps=result.steps))
             self._persist_locked(entry)
             for job_id in beyond_keep([e.job for e in self._entries.values()]):   # as many as a restart loads
                 del self._entries[job_id]
@@ -264,8 +265,8 @@ class Runner:
         job = entry.job
         job.status, job.finished_at = "failed", time.time()
         job.error = error_record(message, advice)
-        message, advice = job.error["message"], job.error["advice"]
-        job.add_log(f"Failed: {message}" + (f" — What to do: {advice}" if advice else ""))
+        job.add_log(sentence("job.failed_advice", message=message, advice=advice) if advice
+                    else sentence("job.failed", message=message))
 
     # --- events from the training loop (worker thread) ------------------------------------------
     def _on_event(self, entry: _Entry, event) -> None:
@@ -273,50 +274,11 @@ class Runner:
             self._apply_event(entry, event)
         except Exception as err:   # a listener error must never end the training
             traceback.print_exc()
-            self._log(entry, f"(could not record a progress update: {err})")
+            self._log(entry, sentence("job.not_recorded", error=err))
 
     def _apply_event(self, entry: _Entry, event) -> None:
-        job = entry.job
-        persist = False
         with self._cond:
-            if isinstance(event, ev.Started):
-                if job.status == "preparing":
-                    job.status = "training"
-                job.total_steps, job.epochs, job.step = event.total_steps, event.epochs, event.start_step
-                job.run_dir = event.run_dir or job.run_dir
-                job.plan_text, job.warnings = event.plan_text, list(event.warnings)
-                job.add_log(event.plan_text)
-                for warning in event.warnings:
-                    job.add_log(f"Warning: {warning}")
-            elif isinstance(event, ev.StepEnd):
-                job.step, job.total_steps, job.epoch = event.step, event.total_steps, event.epoch
-                if event.loss is not None:
-                    job.losses.append([event.step, event.loss])
-                job.lr = dict(event.lrs)
-                job.it_per_s = event.it_per_s
-                job.eta_s = (event.total_steps - event.step) / event.it_per_s if event.it_per_s else None
-                if event.peak_memory_gb is not None:
-                    job.vram_gb = event.peak_memory_gb
-            elif isinstance(event, ev.EpochEnd):
-                job.epoch = event.epoch
-                job.epoch_losses.append([event.epoch, event.step, event.mean_loss])
-                job.add_log(f"Epoch {event.epoch}: mean loss {event.mean_loss:.4f} (step {event.step}).")
-                persist = True
-            elif isinstance(event, ev.Validated):
-                job.validation.append([event.epoch, event.step, event.loss])
-                what = "held-out" if event.source == "holdout" else "training"
-                job.add_log(f"Epoch {event.epoch}: validation loss {event.loss:.4f} ({event.images} {what} images).")
-                persist = True
-            elif isinstance(event, ev.FileSaved):
-                gone = {os.path.normcase(os.path.abspath(p)) for p in event.removed_states}
-                for record in job.files:   # states the run deleted (only the newest are kept)
-                    if record.get("state_dir") and os.path.normcase(os.path.abspath(record["state_dir"])) in gone:
-                        record["state_dir"] = None
-                job.files.append({"path": event.path, "epoch": event.epoch, "step": event.step, "kind": event.kind,
-                                  "state_dir": event.state_dir})
-                entry.kinds[event.path] = event.kind
-                job.add_log(f"Saved {event.path}")
-                persist = True
+            persist = apply_event(entry.job, entry.kinds, event)
         if isinstance(event, ev.SampleWanted):
             self._previews(entry, event)
         if persist:
@@ -342,17 +304,10 @@ class Runner:
             images = self.host.generate_previews(req)
             seconds = time.monotonic() - started
             self.host.render_clock.record(req, len(images), seconds)   # the grid's time estimate
-        except PreviewUnavailable as err:
-            self._note_once(entry, f"Previews skipped: {err.message}" + (f" ({err.advice})" if err.advice else ""))
-            return
         except Exception as err:
-            traceback.print_exc()
-            if "out of memory" in str(err).lower():
-                self._note_once(entry, "Previews ran out of GPU memory next to the training; training goes on. "
-                                       "To see previews, make them smaller (width, height) or train with less "
-                                       "memory (see the presets for your GPU).")
-            else:
-                self._note_once(entry, f"Previews failed ({type(err).__name__}: {err}); training goes on.")
+            if not isinstance(err, PreviewUnavailable):
+                traceback.print_exc()
+            self._note_once(entry, preview_failure(err))
             return
         finally:
             with self._cond:
@@ -365,37 +320,18 @@ class Runner:
         with self._cond:
             entry.job.previews.extend(records)
             if records:
-                entry.job.add_log(f"Previews of {os.path.basename(event.lora_path)}: {len(records)} image(s).")
+                entry.job.add_log(sentence("job.previews_saved", name=os.path.basename(event.lora_path),
+                                           count=len(records)))
 
     # --- after the run ---------------------------------------------------------------------------
     def _write_sidecar(self, entry: _Entry, result) -> None:
         final = next((f["path"] for f in entry.job.files if f["kind"] == "final"), None)
-        if final is None:
-            return
-        cfg, job = entry.cfg, entry.job
-        last_loss = job.epoch_losses[-1][2] if job.epoch_losses else None
-        model = os.path.basename(cfg.pretrained_model_name_or_path)
-        try:
-            path = outputs.write_sidecar(
-                final, trigger=job.trigger, weight=entry.previews.weight,
-                family=lora_family(final) or job.family,
-                description=f"{job.output_name}: LoRA trained on {model} ({result.steps} steps, "
-                            f"{job.epochs or cfg.max_train_epochs} epochs).",
-                notes=f"Trained {time.strftime('%Y-%m-%d %H:%M')} with LoRA Trainer: rank {cfg.network_dim}, "
-                      f"alpha {cfg.network_alpha:g}, learning rate {cfg.learning_rate:g}, optimizer "
-                      f"{cfg.optimizer_type}, resolution {cfg.resolution}"
-                      + (f", final mean loss {last_loss:.4f}" if isinstance(last_loss, float) else "") + ".")
-            files = [{"path": path, "epoch": job.epoch, "step": job.step, "kind": "sidecar", "state_dir": None}]
-            step = next((f["step"] for f in job.files if f["path"] == final), None)
-            cover = next((p["path"] for p in job.previews if p["file"] == final or p["step"] == step), None)
-            if cover:
-                files.append({"path": outputs.write_cover(final, cover), "epoch": job.epoch, "step": job.step,
-                              "kind": "cover", "state_dir": None})
-        except OSError as err:
-            self._log(entry, f"Could not write the Lora tab's card files beside {final}: {err}")
-            return
+        family = lora_family(final) if final else None
+        files, problem = outputs.write_cards(entry.job, entry.cfg, entry.previews.weight, result.steps, family)
+        if problem:
+            self._log(entry, problem)
         with self._cond:
-            job.files.extend(files)
+            entry.job.files.extend(files)
 
     # --- helpers ---------------------------------------------------------------------------------
     def _host_call(self, entry: _Entry, method: str) -> None:
@@ -404,7 +340,8 @@ class Runner:
             getattr(self.host, method)()
         except Exception as err:
             traceback.print_exc()
-            self._note_once(entry, f"The WebUI could not {method.replace('_', ' ')}: {type(err).__name__}: {err}")
+            self._note_once(entry, sentence("job.host_failed", action=msg(f"job.host.{method}"),
+                                            kind=type(err).__name__, error=err))
 
     def _log(self, entry: _Entry, line: str) -> None:
         with self._cond:

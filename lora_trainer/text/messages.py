@@ -123,6 +123,35 @@ class Joined(str):
         return Joined, (self.items, self.separator)
 
 
+class Translated(str):
+    """A text read back from a record: English as the ``str``, ``others`` by language code."""
+
+    others: dict
+
+    def __new__(cls, text: str, others: Mapping[str, str]) -> "Translated":
+        value = super().__new__(cls, text)
+        value.others = {code: str(t) for code, t in others.items() if t}
+        return value
+
+    def in_language(self, language: str | None) -> str:
+        return self.others.get(normalize_language(language), str(self))
+
+    def __reduce__(self) -> tuple:
+        return Translated, (str(self), self.others)
+
+
+def translations_of(texts: list, language: str) -> list[str]:
+    """``texts`` in ``language`` (kept in a record beside the English, so a restart keeps both)."""
+    return [localized(text, language) for text in texts]
+
+
+def read_back(texts: list, others: Mapping[str, list]) -> list:
+    """English ``texts`` of a record with their other languages (``{"zh_CN": [...]}``, same order)."""
+    return [Translated(text, {code: lines[i] for code, lines in others.items()
+                              if isinstance(lines, list) and i < len(lines) and isinstance(lines[i], str)})
+            if isinstance(text, str) else text for i, text in enumerate(texts)]
+
+
 def localized(value: Any, language: str | None = "en") -> str:
     """A ``Message``, or a text that knows its other languages (``in_language``: ``Sentence``, ``Joined``), in
     ``language``; any other value as its text."""
