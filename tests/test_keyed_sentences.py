@@ -128,7 +128,7 @@ def _unkeyed(path: Path, label: str = "") -> list[str]:
             owner_name = getattr(owner, "id", getattr(owner, "attr", ""))
             if owner_name in SENTENCE_LISTS:
                 args = list(node.args[-1:])
-        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "print":
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("print", "log"):
             args = list(node.args)
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in LOG_CALLS:
             args = list(node.args[-1:])

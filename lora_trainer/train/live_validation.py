@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..text.messages import sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from .graphs import dropout_active
 from .validation_loss import (DEFAULT_MAX_IMAGES, ValidationSet, build_validation_set, items_from_entries,
                               items_from_folder, items_from_training_items, validation_loss)
@@ -74,7 +76,8 @@ def prepare_validation(cfg, scan, items, vae, device, vae_dtype, num_train_times
     source = "holdout"
     if not chosen:
         chosen, source = items_from_training_items(items, cfg, DEFAULT_MAX_IMAGES), "training"
-    log(f"Validation loss on {len(chosen)} {'held-out' if source == 'holdout' else 'training'} image(s)…")
+    log(sentence("train.log.validation_holdout" if source == "holdout" else "train.log.validation_training",
+                 count=len(chosen)))
     vset = build_validation_set(vae, chosen, seed=cfg.effective_validation_seed,
                                 num_train_timesteps=num_train_timesteps, device=device, source=source,
                                 vae_dtype=vae_dtype)

@@ -7,6 +7,13 @@ from ..text.messages import SEMICOLON, Joined, msg, register
 ADAPTIVE = ("prodigy", "dadaptadam", "dadaptation", "dadaptlion")
 
 register({
+    "train.log.reading": "Checking that {count} images can be read…",
+    "train.log.caching_disk": "Caching latents of {count} images (disk)…",
+    "train.log.caching_memory": "Caching latents of {count} images (memory)…",
+    "train.log.validation_holdout": "Validation loss on {count} held-out image(s)…",
+    "train.log.validation_training": "Validation loss on {count} training image(s)…",
+})
+register({
     "train.nan": "the loss became {value} at step {step} (epoch {epoch}); training stopped and nothing was saved "
                  "from this state. Files saved before it are kept: {files}",
     "train.none_yet": "none yet",

@@ -268,7 +268,7 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     scan, items, plan = scan_and_plan(cfg, accelerator.num_processes)
     warnings += list(scan.warnings) + [sentence("train.skipped", path=p, why=why) for p, why in scan.skipped]
     if not cfg.cache_latents:   # each image is decoded now, so that the step maths count only what trains
-        log(f"Checking that {len(items)} images can be read…")
+        log(sentence("train.log.reading", count=len(items)))
         items, plan = _drop_unreadable(cfg, scan, items, plan, unreadable_images(items), warnings,
                                        accelerator.num_processes)
     if plan.total_steps <= 0:
@@ -303,7 +303,7 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
         latent_cache = LatentCache(encode, mode=mode,
                                    cache_dir=os.path.join(cfg.output_dir, ".cache", "latents"),
                                    settings_key=settings_key, flip=cfg.flip_aug, masks=masks)
-        log(f"Caching latents of {len(items)} images ({mode})…")
+        log(sentence("train.log.caching_disk" if mode == "disk" else "train.log.caching_memory", count=len(items)))
         latent_cache.prepare(items, cfg.train_batch_size)
         items, plan = _drop_unreadable(cfg, scan, items, plan, latent_cache.failed, warnings,
                                        accelerator.num_processes)
