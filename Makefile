@@ -65,11 +65,21 @@ test-py310: env-py310
 		.venv-py310/bin/python -m pytest $(PYTEST_ARGS) tests; \
 	fi
 
-# Every stack runs and reports, then the target fails if any of them did.
-test: env env-host env-forge env-py310 wheelhouse
-	@failed=""; for stack in current host forge py310; do \
-		$(MAKE) --no-print-directory test-$$stack || failed="$$failed $$stack"; done; \
-	if [ -n "$$failed" ]; then echo "tests failed on:$$failed"; exit 1; fi
+# Every stack runs and reports, then the target fails if any of them did. The tests use one thread each, so
+# two lanes run side by side (TEST_LANES=1: one after another): the newest stack with the installer's wheels
+# and Python 3.10, beside the two WebUI stacks. Each stack's output is printed whole when it ends.
+TEST_LANES ?= 2
+LANE_A = wheelhouse test-current test-py310
+LANE_B = test-host test-forge
+test: env env-host env-forge env-py310
+	@rm -rf .test-logs && mkdir -p .test-logs; \
+	lane() { for target in "$$@"; do start=$$(date +%s); \
+		$(MAKE) --no-print-directory $$target > .test-logs/$$target.log 2>&1 || echo $$target >> .test-logs/failed; \
+		echo "== $$target: $$(( $$(date +%s) - start )) s" >> .test-logs/$$target.log; \
+		cat .test-logs/$$target.log; done; }; \
+	if [ "$(TEST_LANES)" = 1 ]; then lane $(LANE_A) $(LANE_B); \
+	else lane $(LANE_A) & lane $(LANE_B) & wait; fi; \
+	if [ -s .test-logs/failed ]; then echo "tests failed on:" $$(cat .test-logs/failed); exit 1; fi
 
 clean:
-	rm -rf .venv .venv-host .venv-forge .venv-py310 $(DEMO_DIR)
+	rm -rf .venv .venv-host .venv-forge .venv-py310 .test-logs $(DEMO_DIR)
