@@ -162,7 +162,8 @@ def pick_option(page, elem_id: str, text: str, timeout: float = 20) -> None:
 
 def test_a_run_trained_while_the_page_is_open_is_listed_and_can_be_picked(server, tmp_path):
     """Runs were read once, when the WebUI built the page: a run trained since was missing until ↻, and on
-    gradio 4 picking it after ↻ kept analysing the previous one (the list ticked the entry at the old index)."""
+    gradio 4 picking it after ↻ kept analysing the previous one (the list ticked the entry at the old index).
+    A run picked from the list is read at once, without Analyse."""
     from lora_trainer.config.schema import TrainConfig
     from lora_trainer.train.loop import train
 
@@ -183,14 +184,21 @@ def test_a_run_trained_while_the_page_is_open_is_listed_and_can_be_picked(server
         open_subtab(page, "Evaluate")   # no ↻: choosing the sub-tab reads the runs again
         pick_option(page, "lora_trainer_eval_run", "second (")
         assert picked.input_value().startswith("second ("), picked.input_value()
-        page.locator("#lora_trainer_eval_analyse").click()
         assert "second: epoch" in wait_for_text(page, "lora_trainer_eval_message", r"Run read")
 
-        pick_option(page, "lora_trainer_eval_run", "tiny (")
+        type_into(page, "lora_trainer_eval_path", str(server["loras"] / "tiny-000001.safetensors"))
+        field(page, "lora_trainer_eval_path").press("Enter")
+        wait_for_text(page, "lora_trainer_eval_message", r"tiny: epoch")
+        type_into(page, "lora_trainer_eval_path", str(server["loras"] / "second.safetensors"))
+        pick_option(page, "lora_trainer_eval_run", "tiny (")   # the pick is read, not the typed path
+        wait_for_text(page, "lora_trainer_eval_message", r"tiny: epoch")
+        page.wait_for_timeout(500)
+        assert "tiny: epoch" in text_of(page, "lora_trainer_eval_message")
+        assert field(page, "lora_trainer_eval_path").input_value() == ""
+
         page.locator("#lora_trainer_eval_refresh").click()
         page.wait_for_timeout(1000)
         pick_option(page, "lora_trainer_eval_run", "second (")
         assert picked.input_value().startswith("second ("), picked.input_value()
-        page.locator("#lora_trainer_eval_analyse").click()
         wait_for_text(page, "lora_trainer_eval_message", r"second: epoch")
         browser.close()

@@ -184,6 +184,9 @@ def build_evaluate(runner: Any, host: Any, sub_tab: Any = None, page: Any = None
                         epochs, weights, base_model, training_dir, xyz_text, keep_pick, keep_name, validation_box] \
         + list(render_fields.values()) + [estimate_box]
 
+    def pick_run(choice, kind_value, lang):
+        return analyse(choice, "", kind_value, lang) + [""]
+
     def analyse(choice, path, kind_value, lang):
         try:
             a = ea.analyse(choice, path, kind_value, host, runner, _templates(lang))
@@ -303,6 +306,10 @@ def build_evaluate(runner: Any, host: Any, sub_tab: Any = None, page: Any = None
         sub_tab.select(*((runs_again, None) if QUIET_INPUTS else (refresh_runs, [run_pick])), [run_pick],
                        show_progress="hidden")
     analyse_button.click(analyse, [run_pick, typed, kind, language], analysis_outputs)
+    # a run picked from the list is read at once (the typed path is cleared: the pick is what is read);
+    # a typed path is read on Enter
+    run_pick.input(pick_run, [run_pick, kind, language], analysis_outputs + [typed])
+    typed.submit(analyse, [run_pick, typed, kind, language], analysis_outputs)
     validate_button.click(validate, [report_state, holdout, base_model, training_dir, language],
                           [validation_box, chart_box, report_state])
     render_button.click(render, [report_state, prompts, negative, epochs, weights, seed, width, height, steps,
