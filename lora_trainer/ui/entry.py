@@ -112,7 +112,7 @@ def register_xyz_axes() -> None:
         from ..hosts.xyz_axes import register_axes
 
         host = detect_host()
-        register_axes(host.lora_dir)
+        register_axes(host.lora_dir, host.language)
     except Exception as err:
         print(f"[LoRA Trainer] the X/Y/Z plot axes could not be added: {type(err).__name__}: {err}")
 

@@ -1,0 +1,73 @@
+"""The evaluation's refusals and notes in Chinese: the X/Y/Z axes, the runs, keeping an epoch, the grid's settings.
+
+English stays what it was (the other tests assert it); here the same sentences are read in zh_CN.
+"""
+from __future__ import annotations
+
+import pytest
+
+from lora_trainer.errors import TrainerError
+from lora_trainer.evaluate.grid_axes import AxisError, EpochAxis, WeightAxis
+from lora_trainer.evaluate.keep import delete_files, validate_name
+from lora_trainer.evaluate.runs import find_runs, open_run, split_epoch_values
+
+
+@pytest.fixture
+def lora_dir(tmp_path):
+    folder = tmp_path / "Lora"
+    folder.mkdir()
+    for name in ("dreamgirl-000001", "dreamgirl-000002", "dreamgirl"):
+        (folder / f"{name}.safetensors").write_bytes(b"")
+    return folder
+
+
+def test_an_unknown_epoch_on_the_xyz_axis_is_refused_in_the_webuis_language(lora_dir):
+    axis = EpochAxis(lambda: str(lora_dir), language=lambda: "zh_CN")
+    with pytest.raises(AxisError) as caught:
+        axis.resolve("a photo <lora:dreamgirl:0.7>", ["7"])
+    text = str(caught.value)
+    assert text.startswith("“7”不对应训练 “dreamgirl”（位于 ") and "（现有：第 1, 2 轮，最终版）。请使用上面列出的轮次编号" in text
+    english = caught.value.format("en")
+    assert "'7' names no saved file of the run 'dreamgirl'" in english and "(it has epochs 1, 2, final). Use one" in english
+    with pytest.raises(AxisError, match="LoRA 轮次：“nosuch”不是 .* 中任何训练保存的文件"):
+        axis.resolve("a photo", ["nosuch"])
+
+
+def test_the_weight_axis_refuses_in_chinese_and_a_failing_language_source_means_english(lora_dir):
+    class P:
+        prompt = "a photo"
+
+    with pytest.raises(AxisError) as caught:
+        WeightAxis(lambda: str(lora_dir), language=lambda: "zh_CN").apply(P(), 0.5, [0.5])
+    assert str(caught.value).startswith("LoRA 权重：提示词中没有可修改的 <lora:NAME:weight> 标签")
+
+    def starting():
+        raise RuntimeError("the WebUI is still starting")
+
+    with pytest.raises(AxisError, match=r"^LoRA weight: 'x' is not a number"):
+        WeightAxis(lambda: str(lora_dir), language=starting).confirm(P(), ["x"])
+
+
+def test_runs_and_epoch_ranges_in_chinese(lora_dir, tmp_path):
+    run = find_runs(lora_dir)[0]
+    assert run.describe_saved() == "epochs 1, 2, final"
+    assert run.describe_saved().in_language("zh_CN") == "第 1, 2 轮，最终版"
+    with pytest.raises(TrainerError) as caught:
+        split_epoch_values("5-3")
+    assert caught.value.format("zh_CN") == "轮次范围 '5-3' 是倒序的\n  解决方法：请写成 3-5"
+    with pytest.raises(TrainerError) as caught:
+        open_run(tmp_path, "nobody")
+    assert caught.value.message_in("zh_CN") == f"{tmp_path} 中没有名为 'nobody' 的训练记录"
+    assert str(caught.value.message) == f"no run named 'nobody' in {tmp_path}"
+
+
+def test_keeping_and_deleting_refuse_in_chinese(lora_dir):
+    with pytest.raises(TrainerError) as caught:
+        validate_name("dream:girl")
+    assert caught.value.message_in("zh_CN") == "最终名称 'dream:girl' 含有 ':'"
+    assert caught.value.advice_in("zh_CN").startswith("只用字母、数字、空格")
+    run = find_runs(lora_dir)[0]
+    with pytest.raises(TrainerError) as caught:
+        delete_files(run, [], confirm=False)
+    assert caught.value.format("zh_CN") == ("没有删除任何文件：删除文件需要确认\n"
+                                            "  解决方法：勾选“是的，删除这些文件”，然后再按一次删除")
