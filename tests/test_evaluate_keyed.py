@@ -71,3 +71,29 @@ def test_keeping_and_deleting_refuse_in_chinese(lora_dir):
         delete_files(run, [], confirm=False)
     assert caught.value.format("zh_CN") == ("没有删除任何文件：删除文件需要确认\n"
                                             "  解决方法：勾选“是的，删除这些文件”，然后再按一次删除")
+
+
+def test_the_grids_settings_and_its_xyz_help_in_chinese(lora_dir):
+    from lora_trainer.evaluate.report import evaluate_run
+    from lora_trainer.hosts.base import RenderSettings
+    from lora_trainer.ui import status
+    from lora_trainer.ui.evaluate import grid as eg
+    from lora_trainer.ui.evaluate.grid_settings import estimate_lines
+
+    with pytest.raises(TrainerError) as caught:
+        eg.parse_weights("0.5, heavy")
+    assert caught.value.format("zh_CN") == ("权重 'heavy' 不是数字\n"
+                                            "  解决方法：权重请写成 0, 0.5, 0.6, 0.8, 1 或范围 0.5-1 [6]")
+    report = evaluate_run(str(lora_dir / "dreamgirl-000002.safetensors"))
+    help_zh = eg.xyz_help(report, "1, 2, final", [0.6, 1.0], language="zh_CN")
+    assert "X 轴类型：LoRA epoch\nX 轴值：dreamgirl-000001, dreamgirl-000002, dreamgirl" in help_zh
+    assert help_zh.endswith("Prompt S/R 无法选中最终版文件（它的文件名里没有编号）：请用 LoRA epoch 轴来选它。")
+    assert eg.xyz_help(report, "7", [1.0], language="zh_CN").startswith("“7”不对应训练 “dreamgirl”")
+    try:
+        status.use_language(lambda: "zh_CN")
+        assert "X type" not in eg.xyz_help(report, "1", [1.0])
+        box = status.message_html("info", "Rendering", estimate_lines(4, RenderSettings(hires_scale=2.0), 2.0))
+    finally:
+        status.use_language(lambda: "en")
+    assert "4 张图，尺寸 512 × 512，高清修复 × 2，20 步" in box and "（每张图 " in box
+    assert "X type: LoRA epoch" in eg.xyz_help(report, "1", [1.0])

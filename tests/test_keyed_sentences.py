@@ -75,8 +75,6 @@ PENDING = (
     "ui/block_table.py",
     "ui/dataset/project_actions.py",
     "ui/entry.py",
-    "ui/evaluate/grid.py",
-    "ui/evaluate/validation.py",
     "ui/kohya_gui.py",
 )
 # every module that registers templates (imported so that ENGLISH holds every key)

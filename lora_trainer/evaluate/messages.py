@@ -110,6 +110,7 @@ TEMPLATES: dict[str, str] = {
     "eval.saved.epoch": "epoch {epochs}",
     "eval.saved.epochs": "epochs {epochs}",
     "eval.saved.none": "no files",
+    "eval.file.epoch": "epoch {epoch}",
     "eval.kind.final": "final",
     "eval.kind.interrupted": "interrupted",
     "eval.cannot_list": "cannot list the folder {folder}: {reason}",

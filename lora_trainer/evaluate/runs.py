@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import TrainerError
 from ..io.safetensors_header import read_metadata
-from ..text.messages import Joined, sentence
+from ..text.messages import ENGLISH, Joined, sentence
 from .messages import msg
 
 LORA_SUFFIX = ".safetensors"
@@ -27,6 +27,11 @@ INTERRUPTED_SUFFIX = "-interrupted"
 METRICS_FILE = "metrics.jsonl"
 _RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*(?:\(\s*\+?\s*(\d+)\s*\))?\s*$")
 _EPOCH_WORD_RE = re.compile(r"^(?:epoch\s*|e)?0*(\d+)$", re.IGNORECASE)
+
+
+def kind_word(kind: str) -> str:
+    """"final", "interrupted" as a keyed word; another kind as it is."""
+    return sentence(f"eval.kind.{kind}") if f"eval.kind.{kind}" in ENGLISH else kind
 
 
 @dataclass
@@ -42,8 +47,10 @@ class RunFile:
 
     @property
     def label(self) -> str:
-        """What a grid legend shows: "epoch 5", "final", "interrupted"."""
-        return f"epoch {self.epoch}" if self.kind == "epoch" else self.kind
+        """What a grid legend shows: "epoch 5", "final", "interrupted" (a ``str`` that ``localized`` translates)."""
+        if self.kind == "epoch":
+            return sentence("eval.file.epoch", epoch=self.epoch)
+        return kind_word(self.kind)
 
     def metadata(self) -> dict[str, str]:
         """The file's safetensors metadata (read once, header only)."""
@@ -103,7 +110,7 @@ class RunInfo:
         """"epochs 2, 4, 6, final" — for messages (a ``str`` that ``localized`` puts into another language)."""
         epochs = ", ".join(str(f.epoch) for f in self.epoch_files)
         parts = ([msg("eval.saved.epochs" if len(self.epoch_files) > 1 else "eval.saved.epoch", epochs=epochs)]
-                 if epochs else []) + [msg(f"eval.kind.{f.kind}") for f in self.files if f.kind != "epoch"]
+                 if epochs else []) + [kind_word(f.kind) for f in self.files if f.kind != "epoch"]
         return Joined(parts, msg("eval.comma")) if parts else sentence("eval.saved.none")
 
 
