@@ -97,3 +97,34 @@ def test_the_grids_settings_and_its_xyz_help_in_chinese(lora_dir):
         status.use_language(lambda: "en")
     assert "4 张图，尺寸 512 × 512，高清修复 × 2，20 步" in box and "（每张图 " in box
     assert "X type: LoRA epoch" in eg.xyz_help(report, "1", [1.0])
+
+
+def test_the_kohya_import_and_the_block_table_refuse_in_chinese():
+    from lora_trainer.config.schema import TrainConfig
+    from lora_trainer.errors import ConfigError
+    from lora_trainer.ui.block_table import fields_from_rows
+    from lora_trainer.ui.kohya_gui import import_kohya_gui
+
+    with pytest.raises(ConfigError) as caught:
+        import_kohya_gui({"LoRA_type": "LyCORIS/GLoRA"}, TrainConfig())
+    assert caught.value.message_in("zh_CN") == "kohya_ss 设置训练的是“LyCORIS/GLoRA”网络，本训练器不支持这种网络"
+    notes = import_kohya_gui({"LoRA_type": "Standard", "lr_warmup": 10, "unet_lr": 1e-4, "text_encoder_lr": 0}).notes
+    assert [n.in_language("zh_CN") for n in notes] == ["text_encoder_lr 为 0 表示不训练文本编码器：已开启“只训练 UNet”",
+                                                       "预热占总步数的 10 % → lr_warmup_steps 0.1"]
+    assert notes[1] == "warm-up of 10 % of the steps → lr_warmup_steps 0.1"
+    rows = [["IN00", "", "8", "", "", ""]] + [[f"B{i}", "", "", "", "", ""] for i in range(1, 25)]
+    with pytest.raises(ConfigError) as caught:
+        fields_from_rows(rows)
+    assert "block_dims：表格的 Rank 列只填了 25 个块中的 1 个；请全部填写或全部留空" in caught.value.problems_in("zh_CN")[0]
+
+
+def test_the_page_without_a_webui_speaks_the_environments_language(monkeypatch, capsys):
+    import sys
+
+    from lora_trainer.ui.__main__ import main
+
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    monkeypatch.setenv("LORA_TRAINER_LANGUAGE", "zh_CN")
+    assert main(["--output-dir", "never-created"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"错误：LoRA Trainer 页面需要 gradio，但这个 Python（{sys.executable}）中没有安装。")

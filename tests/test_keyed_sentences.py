@@ -71,11 +71,7 @@ PENDING = (
     "train/metrics.py",
     "train/optimizers.py",
     "train/validation_loss.py",
-    "ui/__main__.py",
-    "ui/block_table.py",
     "ui/dataset/project_actions.py",
-    "ui/entry.py",
-    "ui/kohya_gui.py",
 )
 # every module that registers templates (imported so that ENGLISH holds every key)
 REGISTERING = (

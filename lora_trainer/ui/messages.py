@@ -84,4 +84,36 @@ register({
     "ui.eval.cannot_read": "cannot read {path}: {reason}",
     "ui.eval.cannot_read.advice": "check the path and that you may read the folder",
     "ui.eval.run_files": "{run}: {files}",
+    # --- importing kohya_ss GUI settings, the per-block table ---------------------------------------------
+    "ui.kohya.network": "the kohya_ss settings train a '{lora_type}' network, which this trainer does not make",
+    "ui.kohya.network.advice": "choose LoRA_type 'Standard', 'Kohya LoCon', 'LyCORIS/LoHa' or 'LyCORIS/LoKr' in "
+                               "kohya_ss and save again, or set the values here by hand",
+    "ui.kohya.as_locon": "LoRA_type '{lora_type}' is trained as a kohya LoCon (same layers, kohya file format)",
+    "ui.kohya.unet_only": "text_encoder_lr 0 means the text encoder is not trained: 'UNet only' is on",
+    "ui.kohya.text_encoder_only": "unet_lr 0 means the UNet is not trained: only the text encoder is",
+    "ui.kohya.warmup": "warm-up of {percent:g} % of the steps → lr_warmup_steps {steps:g}",
+    "ui.kohya.full_preset": "LyCORIS_preset 'full': trained on kohya's layers (attention, feed-forward, and the ResNet "
+                            "convolutions when conv_dim is set), which is what 'full' trains in the UNet",
+    "ui.kohya.not_an_object": "this file does not hold kohya_ss settings (expected a JSON object of names and values)",
+    "ui.kohya.cannot_read": "cannot read {path}: {reason}",
+    "ui.kohya.bad_json": "{path} is not a valid JSON file ({error}, line {line})",
+    "ui.kohya.bad_json.advice": "save the settings again from kohya_ss, or load a .toml file",
+    "ui.kohya.not_gui.advice": "load a file saved with kohya_ss's 'Save' button, or a .toml settings file",
+    "ui.blocks.partly_filled": "{name}: the table's {column} column has values for {filled} of {count} blocks; fill "
+                               "every block or none",
+    # --- starting the tab, its API and settings; the page without a WebUI --------------------------------
+    "ui.start.tab": "[LoRA Trainer] the tab could not be built: {error}",
+    "ui.start.api": "[LoRA Trainer] the HTTP API could not be added: {error}",
+    "ui.start.settings": "[LoRA Trainer] its settings could not be added: {error}",
+    "ui.start.axes": "[LoRA Trainer] the X/Y/Z plot axes could not be added: {error}",
+    "ui.start.no_model": "--models {entry}: no such file or folder",
+    "ui.start.gradio_missing": "error: the LoRA Trainer page needs gradio, which is not installed in this Python "
+                               "({python}).\n  What to do: start it with the environment that holds the A1111 "
+                               "WebUI's gradio ('make env-host' builds it; 'make test' does too):\n    "
+                               ".venv-host/bin/python -m lora_trainer.ui\n  or install a WebUI's gradio into this "
+                               "environment (3.41 as in A1111, 4.40 as in Forge):\n    {python} -m pip install "
+                               "gradio==4.40.0",
+    "ui.start.open_to_all": "Warning: --listen without --api-auth: anyone who can reach this computer can train, read "
+                            "and delete LoRA files in the allowed folders",
+    "ui.start.running": "LoRA Trainer running at {url}  (LoRAs go to {folder}; Ctrl+C to quit)",
 })
