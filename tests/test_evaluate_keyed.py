@@ -128,3 +128,16 @@ def test_the_page_without_a_webui_speaks_the_environments_language(monkeypatch, 
     assert main(["--output-dir", "never-created"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"错误：LoRA Trainer 页面需要 gradio，但这个 Python（{sys.executable}）中没有安装。")
+
+
+def test_a_host_without_previews_or_taggers_refuses_in_chinese():
+    from lora_trainer.hosts.base import HostAdapter, PreviewUnavailable
+
+    with pytest.raises(PreviewUnavailable) as caught:
+        HostAdapter().generate_image("a", "", 1, 64, 64)
+    assert caught.value.format("zh_CN") == ("只有在 WebUI 中、用它已加载的模型才能生成图片\n"
+                                            "  解决方法：在 WebUI 中生成正则化图片，或者导入一个正则化图片文件夹")
+    with pytest.raises(TrainerError) as caught:
+        HostAdapter().interrogate(None, "wd14")
+    assert caught.value.advice_in("zh_CN") == "请从以下选择一个：无（手动打标）"
+    assert caught.value.advice == "choose one of: none (tag by hand)"

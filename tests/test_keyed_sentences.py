@@ -46,8 +46,6 @@ PENDING = (
     "dataset/tagging.py",
     "dataset/wd14.py",
     "dataset/wd14_models.py",
-    "hosts/base.py",
-    "hosts/webui.py",
     "install/gate.py",
     "install/on_request.py",
     "install/policy.py",
