@@ -116,4 +116,14 @@ register({
     "ui.start.open_to_all": "Warning: --listen without --api-auth: anyone who can reach this computer can train, read "
                             "and delete LoRA files in the allowed folders",
     "ui.start.running": "LoRA Trainer running at {url}  (LoRAs go to {folder}; Ctrl+C to quit)",
+    # --- the queue and the run's previews --------------------------------------------------------------
+    "ui.status.queued": "Waiting in the queue",
+    "ui.status.preparing": "Preparing",
+    "ui.status.training": "Training",
+    "ui.status.stopping": "Stopping",
+    "ui.status.finished": "Finished",
+    "ui.status.stopped": "Stopped",
+    "ui.status.failed": "Failed",
+    "ui.status.cancelled": "Cancelled",
+    "ui.status.preview": "epoch {epoch} · ×{weight:g} · {prompt}",
 })
