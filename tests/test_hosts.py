@@ -282,6 +282,8 @@ def test_interrogators_that_cannot_load_their_models_stop_the_run_with_one_messa
     with pytest.raises(TrainerError) as err:
         tag_folder(folder, taggers["clip"])
     assert "CLIP interrogator could not load" in str(err.value) and "internet" in err.value.advice
+    assert err.value.format("zh_CN").startswith("WebUI 的 CLIP 反推无法加载它的模型（")
+    assert "解决方法：WebUI 会在第一次使用时下载 BLIP 和 CLIP 模型" in err.value.format("zh_CN")
     assert not list(folder.glob("*.txt"))
     with pytest.raises(TrainerError):             # a failure after loading is no caption either
         adapter.interrogate(Image.new("RGB", (16, 16)), "clip")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lora_trainer.config.schema import TrainConfig
 from lora_trainer.runner.job import Job
-from lora_trainer.ui import actions
+from lora_trainer.ui import actions, status
 from lora_trainer.evaluate.loss_chart import loss_chart_svg, nice_ticks, smooth_live
 from lora_trainer.ui.dataset_view import dataset_summary
 from lora_trainer.ui.status import (duration, error_html, files_html, job_choices, job_id_of, preview_items,
@@ -65,6 +65,14 @@ def test_files_queue_picker_and_previews(tmp_path):
     assert "Waiting in the queue" in queue_html([queued, job]) and "The queue is empty" in queue_html([])
     assert job_choices([queued]) == ["next · Waiting in the queue · 2"] and job_id_of(job_choices([job])[0]) == job.id
     assert view_stamp(job, [job]) != view_stamp(training_job(step=31), [job])
+    try:
+        status.use_language(lambda: "zh_CN")
+        captions = [caption for _, caption in preview_items(job)]
+        chosen = job_choices([queued])
+    finally:
+        status.use_language(lambda: "en")
+    assert captions == ["第 1 轮 · ×1 · a", "第 2 轮 · ×1 · b"]
+    assert chosen == ["next · 排队等待中 · 2"] and job_id_of(chosen[0]) == "2"
 
 
 def test_loss_chart_marks_each_epoch_and_smooths_without_a_start_bias():

@@ -189,7 +189,7 @@ def test_the_script_registers_each_callback_once_even_when_run_twice(webui, monk
     monkeypatch.setattr(webui.callbacks, "remove_callbacks_for_function", remove, raising=False)
     from lora_trainer.hosts import xyz_axes
     axes = []
-    monkeypatch.setattr(xyz_axes, "register_axes", lambda get_lora_dir: axes.append(get_lora_dir()))
+    monkeypatch.setattr(xyz_axes, "register_axes", lambda get_lora_dir, language=None: axes.append(get_lora_dir()))
     run_tab_script()
     run_tab_script()
     counts = {k: len(v) for k, v in webui.callbacks.callbacks.items()}

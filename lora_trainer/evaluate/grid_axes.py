@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import TrainerError
+from ..text.messages import Message, localized, msg
 from .prompt_tags import add_lora, find_lora_tags, format_weight, set_last_lora_weight, set_lora
 from .runs import LORA_SUFFIX, RunFile, RunInfo, find_runs, is_epoch_number, resolve_epoch_value
 from .summary import summary_from_metadata
@@ -37,14 +38,48 @@ P_LABEL_RUNS = "lora_trainer_label_runs"
 
 
 class AxisError(RuntimeError):
-    """Raised by ``confirm``/``apply``: the X/Y/Z script stops and shows this text."""
+    """Raised by ``confirm``/``apply``: the X/Y/Z script stops and shows this text, in the WebUI's language;
+    ``message`` keeps the keyed sentence (``format(language)`` for another language)."""
+
+    def __init__(self, message: Message | str, language: str = "en") -> None:
+        super().__init__(localized(message, language))
+        self.message = message
+
+    def format(self, language: str | None = "en") -> str:
+        return localized(self.message, language)
 
 
-def _fail(err: TrainerError) -> AxisError:
+class _Capitalized:
+    """A sentence that starts with a capital letter in every language (advice written to follow "What to do:"
+    becomes a sentence of its own)."""
+
+    def __init__(self, text) -> None:
+        self.text = text
+
+    def in_language(self, language: str | None) -> str:
+        text = localized(self.text, language)
+        return text[:1].upper() + text[1:]
+
+    def __str__(self) -> str:
+        return self.in_language("en")
+
+
+def _english() -> str:
+    return "en"
+
+
+def _language_of(source: Callable[[], str]) -> str:
+    try:
+        return source()
+    except Exception:   # a host that is still starting up
+        return "en"
+
+
+def _fail(err: TrainerError, language: str = "en") -> AxisError:
     """The core's message and advice as two sentences (the advice is written to follow "What to do:")."""
     if not err.advice:
-        return AxisError(err.message)
-    return AxisError(f"{err.message}. {err.advice[:1].upper()}{err.advice[1:]}")
+        return AxisError(err.message, language)
+    return AxisError(msg("xyz.with_advice", message=err.message, advice=_Capitalized(err.advice)), language)
 
 
 @dataclass(frozen=True)
@@ -79,8 +114,12 @@ class EpochAxis:
     label = EPOCH_LABEL
     cost = 0.5  # iterate epochs in the outer loop: each new file is a load, a new weight only a re-merge
 
-    def __init__(self, get_lora_dir: Callable[[], str]) -> None:
+    def __init__(self, get_lora_dir: Callable[[], str], language: Callable[[], str] | None = None) -> None:
         self.get_lora_dir = get_lora_dir
+        self.language = language or _english   # the WebUI's language, for the refusals
+
+    def _error(self, key: str, **params) -> AxisError:
+        return AxisError(msg(key, **params), _language_of(self.language))
 
     def runs(self) -> list[RunInfo]:
         return find_runs(self.get_lora_dir())
@@ -98,14 +137,14 @@ class EpochAxis:
         try:
             return split_epoch_values(text)
         except TrainerError as err:
-            raise _fail(err) from None
+            raise _fail(err, _language_of(self.language)) from None
 
     def resolve(self, prompt: str, values: list[str]) -> dict[str, EpochChoice]:
         """Each value's file; raises ``AxisError`` naming the first value without one."""
         try:
             runs = self.runs()
         except TrainerError as err:
-            raise _fail(err) from None
+            raise _fail(err, _language_of(self.language)) from None
         folder = self.get_lora_dir()
         by_stem: dict[str, list[tuple[RunInfo, RunFile]]] = {}
         for run in runs:
@@ -119,25 +158,22 @@ class EpochAxis:
             if stem in by_stem:
                 if len(by_stem[stem]) > 1:
                     places = ", ".join(os.path.dirname(f.path) for _, f in by_stem[stem])
-                    raise AxisError(f"LoRA epoch: '{stem}' exists more than once ({places}); the WebUI can "
-                                    f"use only one of them. Rename or remove the copies.")
+                    raise self._error("xyz.epoch.twice", stem=stem, places=places)
                 run, f = by_stem[stem][0]
             elif is_epoch_number(token) or token.lower() in ("final", "interrupted", "last"):
                 run = tagged or (runs[0] if len(runs) == 1 else None)
                 if run is None:
-                    names = ", ".join(r.name for r in runs) or "none"
-                    raise AxisError(f"LoRA epoch: '{token}' does not say which run is meant (runs in {folder}: "
-                                    f"{names}). Put the run's tag in the prompt, e.g. <lora:{runs[0].name if runs else 'NAME'}"
-                                    f":0.6>, or pick file names from the list.")
+                    names = ", ".join(r.name for r in runs) or msg("xyz.no_runs")
+                    raise self._error("xyz.epoch.which_run", token=token, folder=folder, names=names,
+                                      name=runs[0].name if runs else "NAME")
                 try:
                     f = resolve_epoch_value(run, token)
                 except TrainerError as err:
-                    raise _fail(err) from None
+                    raise _fail(err, _language_of(self.language)) from None
             else:
-                raise AxisError(f"LoRA epoch: '{token}' is not a saved file of a training run in {folder}. "
-                                f"Use epoch numbers (1-10, 4,6,8), 'final', or names from the list (📒 fills it).")
+                raise self._error("xyz.epoch.unknown", token=token, folder=folder)
             if not os.path.isfile(f.path):
-                raise AxisError(f"LoRA epoch: {f.path} no longer exists. Refresh the list of values.")
+                raise self._error("xyz.epoch.gone", path=f.path)
             out[token] = EpochChoice(f.stem, run.name, f.label, tuple(run.stems) + (run.name,), _trigger(run, f))
         return out
 
@@ -181,14 +217,17 @@ class WeightAxis:
     label = WEIGHT_LABEL
     cost = 0.0
 
-    def __init__(self, get_lora_dir: Callable[[], str]) -> None:
+    def __init__(self, get_lora_dir: Callable[[], str], language: Callable[[], str] | None = None) -> None:
         self.get_lora_dir = get_lora_dir
+        self.language = language or _english   # the WebUI's language, for the refusals
+
+    def _error(self, key: str, **params) -> AxisError:
+        return AxisError(msg(key, **params), _language_of(self.language))
 
     def confirm(self, p, xs) -> None:
         bad = [x for x in xs if not isinstance(x, (int, float)) or not math.isfinite(float(x))]
         if bad:
-            raise AxisError(f"LoRA weight: {bad[0]!r} is not a number. Write weights like 0.4, 0.6, 0.8 or a range "
-                            f"0.4-1 [4].")
+            raise self._error("xyz.weight.not_number", value=repr(bad[0]))
         try:
             stems = {s for run in find_runs(self.get_lora_dir()) for s in run.stems + [run.name]}
         except TrainerError:
@@ -208,8 +247,7 @@ class WeightAxis:
             if not found:
                 text, found = set_last_lora_weight(text, weight)
             if not found and attr == "prompt" and not epoch_axis:
-                raise AxisError("LoRA weight: the prompt has no <lora:NAME:weight> tag to change. Add one, e.g. "
-                                "<lora:mylora:1>, or add a \"LoRA epoch\" axis that adds it.")
+                raise self._error("xyz.weight.no_tag")
             setattr(p, attr, text)
 
     def format_value(self, p, opt, x) -> str:

@@ -20,6 +20,8 @@ from typing import Any
 from ..errors import TrainerError
 from ..io.atomic import atomic_write
 from ..io.safetensors_header import copy_with_metadata, read_header, read_metadata
+from ..text.messages import sentence
+from .messages import msg
 from .prompt_tags import format_weight
 from .runs import LORA_SUFFIX, RunFile, RunInfo
 from .summary import summary_from_metadata
@@ -50,14 +52,13 @@ def validate_name(name: str) -> str:
     if stem.lower().endswith(LORA_SUFFIX):
         stem = stem[: -len(LORA_SUFFIX)].rstrip()
     if not stem:
-        raise TrainerError("the final name is empty", "type a name, e.g. dreamgirl")
+        raise TrainerError(msg("keep.empty_name"), msg("keep.empty_name.advice"))
     bad = sorted({c for c in stem if c in FORBIDDEN_CHARS or ord(c) < 32})
     if bad:
-        raise TrainerError(f"the final name {stem!r} contains {' '.join(repr(c) for c in bad)}",
-                           "use letters, digits, spaces, '-' or '_': the WebUI reads <lora:NAME:weight> "
-                           "and cannot find names with these characters")
+        raise TrainerError(msg("keep.bad_characters", name=repr(stem), characters=' '.join(repr(c) for c in bad)),
+                           msg("keep.bad_characters.advice"))
     if stem.startswith(".") or stem.endswith(".") or stem.lower() in _RESERVED:
-        raise TrainerError(f"{stem!r} cannot be used as a file name", "choose another name, e.g. dreamgirl")
+        raise TrainerError(msg("keep.reserved_name", name=repr(stem)), msg("keep.reserved_name.advice"))
     return stem
 
 
@@ -103,8 +104,7 @@ def _write_preview(path: str, preview) -> None:
 
     img = load_image(preview) if isinstance(preview, (str, os.PathLike)) else preview
     if not isinstance(img, Image.Image):
-        raise TrainerError("the preview must be an image or an image file",
-                           "pass the grid cell you chose (a PIL image) or the path of a PNG/JPEG")
+        raise TrainerError(msg("keep.bad_preview"), msg("keep.bad_preview.advice"))
     img = img.convert("RGB")
     img.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
     with atomic_write(path) as tmp:
@@ -113,7 +113,7 @@ def _write_preview(path: str, preview) -> None:
 
 def _notes(source: RunFile, meta: dict[str, str], extra: str) -> str:
     summary = summary_from_metadata(meta)
-    lines = [f"kept from {source.stem} ({source.label})"] + summary.lines()
+    lines = [str(msg("keep.kept_from", stem=source.stem, label=source.label))] + summary.lines()
     if extra:
         lines += ["", extra.strip()]
     return "\n".join(lines)
@@ -137,8 +137,7 @@ def keep_epoch(source: RunFile | str, name: str, *, dest_dir: str | None = None,
         source = RunFile(src_path, stem, "final", None)
     stem = validate_name(name)
     if not os.path.isfile(source.path):
-        raise TrainerError(f"the chosen file {source.path} no longer exists",
-                           "refresh the run; the file may have been moved or deleted")
+        raise TrainerError(msg("keep.source_gone", path=source.path), msg("keep.source_gone.advice"))
     dest_dir = dest_dir or os.path.dirname(os.path.abspath(source.path))
     os.makedirs(dest_dir, exist_ok=True)
     dest = os.path.join(dest_dir, stem + LORA_SUFFIX)
@@ -148,19 +147,16 @@ def keep_epoch(source: RunFile | str, name: str, *, dest_dir: str | None = None,
     taken = [] if same else ([dest] if os.path.exists(dest) else [])
     taken += _stem_elsewhere(lora_root, stem, dest)
     if taken and not overwrite:
-        raise TrainerError(f"the name '{stem}' is already used by {', '.join(taken)}",
-                           "choose another final name, or tick 'overwrite' to replace the file")
+        raise TrainerError(msg("keep.name_taken", name=stem, paths=', '.join(taken)), msg("keep.name_taken.advice"))
     if taken:
-        warnings.append(f"replaced {', '.join(taken)}; the WebUI may keep using the old weights until you "
-                        f"generate once without this LoRA or restart it")
+        warnings.append(sentence("keep.replaced", paths=', '.join(taken)))
     if not same:
         updates = {"ss_output_name": stem, "modelspec.title": stem}
         with atomic_write(dest) as tmp:
             copy_with_metadata(source.path, tmp, updates)
             expected = len(read_header(source.path)[0])
             if len(read_header(tmp)[0]) != expected:
-                raise TrainerError(f"copying {source.path} produced a different file",
-                                   "check the free disk space and try again")
+                raise TrainerError(msg("keep.copy_differs", path=source.path), msg("keep.copy_differs.advice"))
     summary = summary_from_metadata(meta)
     if activation_text is None:
         activation_text = ", ".join(summary.trigger_words())
@@ -172,7 +168,7 @@ def keep_epoch(source: RunFile | str, name: str, *, dest_dir: str | None = None,
                 loaded = json.load(fh)
             data = loaded if isinstance(loaded, dict) else {}
         except (OSError, ValueError):
-            warnings.append(f"{sidecar} was not valid JSON and was rewritten")
+            warnings.append(sentence("keep.sidecar_rewritten", path=sidecar))
     data.update(sidecar_data(activation_text=activation_text, preferred_weight=preferred_weight,
                              notes=_notes(source, meta, notes), description=description or data.get("description", ""),
                              sd_version=summary.sd_version, negative_text=negative_text))
@@ -216,14 +212,12 @@ def delete_files(run: RunInfo, paths: list[str], *, confirm: bool, keep: list[st
     """Delete ``paths`` (as listed by ``deletion_plan``); refuses without ``confirm`` and refuses any
     path the plan does not list. Returns what was deleted."""
     if not confirm:
-        raise TrainerError("nothing was deleted: deleting files needs a confirmation",
-                           "tick 'yes, delete these files' and press delete again")
+        raise TrainerError(msg("keep.delete_unconfirmed"), msg("keep.delete_unconfirmed.advice"))
     allowed = {os.path.normcase(os.path.abspath(p)) for p in deletion_plan(run, list(keep), include_states)}
     foreign = [p for p in paths if os.path.normcase(os.path.abspath(p)) not in allowed]
     if foreign:
-        raise TrainerError(f"refusing to delete files that are not other epochs of the run '{run.name}': "
-                           f"{', '.join(foreign[:3])}",
-                           "only files of the run shown can be deleted here; delete others by hand")
+        raise TrainerError(msg("keep.delete_foreign", run=run.name, paths=', '.join(foreign[:3])),
+                           msg("keep.delete_foreign.advice"))
     deleted = []
     for path in paths:
         try:
@@ -234,9 +228,8 @@ def delete_files(run: RunInfo, paths: list[str], *, confirm: bool, keep: list[st
             else:
                 continue
         except OSError as err:
-            raise TrainerError(f"could not delete {path}: {err.strerror or err}",
-                               "close programs that use the file (an image viewer, the WebUI generating "
-                               f"with it) and try again; already deleted: {len(deleted)} file(s)") from None
+            raise TrainerError(msg("keep.delete_failed", path=path, reason=err.strerror or err),
+                               msg("keep.delete_failed.advice", count=len(deleted))) from None
         deleted.append(path)
     run.files = [f for f in run.files if os.path.exists(f.path)]
     return deleted

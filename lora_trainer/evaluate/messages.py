@@ -105,6 +105,87 @@ TEMPLATES: dict[str, str] = {
     "diag.scores.weak": "{count} of {total} grid images show little effect of the LoRA.",
     "diag.scores.overfit": "{count} of {total} grid images nearly copy a training image.",
     "diag.rule_of_thumb": "(rule of thumb)",
+    # --- runs, keeping an epoch, the X/Y/Z axes ---------------------------------------------------------
+    "eval.comma": ", ",
+    "eval.saved.epoch": "epoch {epochs}",
+    "eval.saved.epochs": "epochs {epochs}",
+    "eval.saved.none": "no files",
+    "eval.file.epoch": "epoch {epoch}",
+    "eval.kind.final": "final",
+    "eval.kind.interrupted": "interrupted",
+    "eval.cannot_list": "cannot list the folder {folder}: {reason}",
+    "eval.cannot_list.advice": "check that the folder exists and that you may read it",
+    "eval.no_lora_folder": "the LoRA folder {folder} does not exist",
+    "eval.no_lora_folder.advice": "choose the folder your LoRA files are saved in (the WebUI's models/Lora)",
+    "eval.log_without_files": "the log in {folder} lists no saved file that still exists",
+    "eval.log_without_files.advice": "the run saved nothing yet, or its files were moved: open the folder that "
+                                     "holds the .safetensors files instead",
+    "eval.not_safetensors": "{path} is not a .safetensors LoRA file",
+    "eval.not_safetensors.advice": "pick a .safetensors file of the run",
+    "eval.no_run": "no run in {folder}",
+    "eval.no_run_named": "no run named {name} in {folder}",
+    "eval.no_run.advice": "a run needs files named <name>-000001.safetensors (saved epochs) or our training log; "
+                          "check the folder and the name",
+    "eval.several_runs": "{folder} holds several runs: {names}",
+    "eval.several_runs.advice": "choose one of them by name",
+    "eval.range_step": "the epoch range {range} has step {step}",
+    "eval.range_step.advice": "use a positive step, e.g. 2-10 (+2)",
+    "eval.range_backwards": "the epoch range {range} runs backwards",
+    "eval.range_backwards.advice": "write it as {end}-{start}",
+    "eval.no_such_file": "'{token}' names no saved file of the run '{run}' in {folder} (it has {saved})",
+    "eval.no_such_file.advice": "use one of those epoch numbers, 'final', or a file name from the list; a range like "
+                                "2-10 (+2) skips epochs that were not saved",
+    "eval.no_loss_log": "no loss log found for '{run}' (for a kohya run, choose its logging folder to see the loss "
+                        "curve)",
+    "eval.no_loss_log_given": "no loss log found for '{run}'",
+    "keep.empty_name": "the final name is empty",
+    "keep.empty_name.advice": "type a name, e.g. dreamgirl",
+    "keep.bad_characters": "the final name {name} contains {characters}",
+    "keep.bad_characters.advice": "use letters, digits, spaces, '-' or '_': the WebUI reads <lora:NAME:weight> and "
+                                  "cannot find names with these characters",
+    "keep.reserved_name": "{name} cannot be used as a file name",
+    "keep.reserved_name.advice": "choose another name, e.g. dreamgirl",
+    "keep.bad_preview": "the preview must be an image or an image file",
+    "keep.bad_preview.advice": "pass the grid cell you chose (a PIL image) or the path of a PNG/JPEG",
+    "keep.kept_from": "kept from {stem} ({label})",
+    "keep.source_gone": "the chosen file {path} no longer exists",
+    "keep.source_gone.advice": "refresh the run; the file may have been moved or deleted",
+    "keep.name_taken": "the name '{name}' is already used by {paths}",
+    "keep.name_taken.advice": "choose another final name, or tick 'overwrite' to replace the file",
+    "keep.replaced": "replaced {paths}; the WebUI may keep using the old weights until you generate once without "
+                     "this LoRA or restart it",
+    "keep.copy_differs": "copying {path} produced a different file",
+    "keep.copy_differs.advice": "check the free disk space and try again",
+    "keep.sidecar_rewritten": "{path} was not valid JSON and was rewritten",
+    "keep.delete_unconfirmed": "nothing was deleted: deleting files needs a confirmation",
+    "keep.delete_unconfirmed.advice": "tick 'yes, delete these files' and press delete again",
+    "keep.delete_foreign": "refusing to delete files that are not other epochs of the run '{run}': {paths}",
+    "keep.delete_foreign.advice": "only files of the run shown can be deleted here; delete others by hand",
+    "keep.delete_failed": "could not delete {path}: {reason}",
+    "keep.delete_failed.advice": "close programs that use the file (an image viewer, the WebUI generating with it) "
+                                 "and try again; already deleted: {count} file(s)",
+    "xyz.with_advice": "{message}. {advice}",
+    "xyz.no_runs": "none",
+    "xyz.epoch.twice": "LoRA epoch: '{stem}' exists more than once ({places}); the WebUI can use only one of them. "
+                       "Rename or remove the copies.",
+    "xyz.epoch.which_run": "LoRA epoch: '{token}' does not say which run is meant (runs in {folder}: {names}). Put "
+                           "the run's tag in the prompt, e.g. <lora:{name}:0.6>, or pick file names from the list.",
+    "xyz.epoch.unknown": "LoRA epoch: '{token}' is not a saved file of a training run in {folder}. Use epoch numbers "
+                         "(1-10, 4,6,8), 'final', or names from the list (📒 fills it).",
+    "xyz.epoch.gone": "LoRA epoch: {path} no longer exists. Refresh the list of values.",
+    "xyz.weight.not_number": "LoRA weight: {value} is not a number. Write weights like 0.4, 0.6, 0.8 or a range "
+                             "0.4-1 [4].",
+    "xyz.weight.no_tag": "LoRA weight: the prompt has no <lora:NAME:weight> tag to change. Add one, e.g. "
+                         "<lora:mylora:1>, or add a \"LoRA epoch\" axis that adds it.",
+    "xyz.no_script": "the WebUI has no X/Y/Z plot script",
+    "xyz.no_script_img2img": "the WebUI has no X/Y/Z plot script for img2img",
+    "xyz.no_script.advice": "check that scripts/xyz_grid.py exists in the WebUI folder and restart it",
+    "xyz.no_axis": "the X/Y/Z plot script has no axis '{label}'",
+    "xyz.no_axis.advice": "the LoRA Trainer extension adds 'LoRA epoch' and 'LoRA weight' when the WebUI starts; "
+                          "restart the WebUI (or Reload UI) after installing or updating it",
+    "xyz.unexpected_args": "the X/Y/Z plot script's arguments are not the expected ones",
+    "xyz.unexpected_args.advice": "this WebUI version is not supported for grids through the API; render the grid "
+                                  "in the tab",
 }
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..errors import TrainerError
+from ..text.messages import sentence
 from .diagnosis import Finding, diagnose
 from .loss_analysis import LossAnalysis, analyze_run
 from .loss_chart import loss_chart_svg
@@ -56,12 +57,12 @@ def evaluate_run(path: str | os.PathLike, *, name: str | None = None, kind: str 
         try:
             meta = latest.metadata()
         except TrainerError as err:
-            warnings.append(str(err))
+            warnings.append(sentence("error.what_to_do", message=err.message, advice=err.advice) if err.advice
+                            else err.message)
     summary = summary_from_metadata(meta)
     log = read_loss_log(run, log_dir)
     if log.empty:
-        warnings.append(f"no loss log found for '{run.name}'" + ("" if log_dir else
-                        " (for a kohya run, choose its logging folder to see the loss curve)"))
+        warnings.append(sentence("eval.no_loss_log_given" if log_dir else "eval.no_loss_log", run=run.name))
     loss = analyze_run(run, log, kind=kind)
     findings = diagnose(summary, loss, kind=kind, image_sizes=image_sizes)
     return RunReport(run, summary, log, loss, findings, suggest_grid(run, loss), kind, warnings)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from ..errors import TrainerError
 from ..io.safetensors_header import read_metadata
+from ..text.messages import ENGLISH, Joined, sentence
+from .messages import msg
 
 LORA_SUFFIX = ".safetensors"
 EPOCH_RE = re.compile(r"^(?P<name>.+)-(?P<epoch>\d{6})$")
@@ -25,6 +27,11 @@ INTERRUPTED_SUFFIX = "-interrupted"
 METRICS_FILE = "metrics.jsonl"
 _RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*(?:\(\s*\+?\s*(\d+)\s*\))?\s*$")
 _EPOCH_WORD_RE = re.compile(r"^(?:epoch\s*|e)?0*(\d+)$", re.IGNORECASE)
+
+
+def kind_word(kind: str) -> str:
+    """"final", "interrupted" as a keyed word; another kind as it is."""
+    return sentence(f"eval.kind.{kind}") if f"eval.kind.{kind}" in ENGLISH else kind
 
 
 @dataclass
@@ -40,8 +47,10 @@ class RunFile:
 
     @property
     def label(self) -> str:
-        """What a grid legend shows: "epoch 5", "final", "interrupted"."""
-        return f"epoch {self.epoch}" if self.kind == "epoch" else self.kind
+        """What a grid legend shows: "epoch 5", "final", "interrupted" (a ``str`` that ``localized`` translates)."""
+        if self.kind == "epoch":
+            return sentence("eval.file.epoch", epoch=self.epoch)
+        return kind_word(self.kind)
 
     def metadata(self) -> dict[str, str]:
         """The file's safetensors metadata (read once, header only)."""
@@ -98,11 +107,11 @@ class RunInfo:
         return max(times, default=0.0)
 
     def describe_saved(self) -> str:
-        """"epochs 2, 4, 6, final" — for messages."""
-        epochs = [str(f.epoch) for f in self.epoch_files]
-        parts = ([("epochs " if len(epochs) > 1 else "epoch ") + ", ".join(epochs)] if epochs else []) + \
-            [f.kind for f in self.files if f.kind != "epoch"]
-        return ", ".join(parts) or "no files"
+        """"epochs 2, 4, 6, final" — for messages (a ``str`` that ``localized`` puts into another language)."""
+        epochs = ", ".join(str(f.epoch) for f in self.epoch_files)
+        parts = ([msg("eval.saved.epochs" if len(self.epoch_files) > 1 else "eval.saved.epoch", epochs=epochs)]
+                 if epochs else []) + [kind_word(f.kind) for f in self.files if f.kind != "epoch"]
+        return Joined(parts, msg("eval.comma")) if parts else sentence("eval.saved.none")
 
 
 def classify_stem(stem: str) -> tuple[str, str, int | None]:
@@ -125,8 +134,8 @@ def _lora_files(folder: Path, recursive: bool) -> list[Path]:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as err:
-        raise TrainerError(f"cannot list the folder {folder}: {err.strerror or err}",
-                           "check that the folder exists and that you may read it") from None
+        raise TrainerError(msg("eval.cannot_list", folder=folder, reason=err.strerror or err),
+                           msg("eval.cannot_list.advice")) from None
     for entry in entries:
         if entry.name.startswith("."):
             continue
@@ -200,8 +209,7 @@ def find_runs(lora_dir: str | os.PathLike, *, log_dirs: list[str | os.PathLike] 
     folder of them); a name without a log counts as a run once it has an epoch file."""
     root = Path(lora_dir)
     if not root.is_dir():
-        raise TrainerError(f"the LoRA folder {root} does not exist",
-                           "choose the folder your LoRA files are saved in (the WebUI's models/Lora)")
+        raise TrainerError(msg("eval.no_lora_folder", folder=root), msg("eval.no_lora_folder.advice"))
     groups: dict[tuple[str, str], list[RunFile]] = {}
     for path in _lora_files(root, recursive):
         stem = path.name[: -len(LORA_SUFFIX)]
@@ -240,13 +248,11 @@ def open_run(path: str | os.PathLike, name: str | None = None) -> RunInfo:
     if p.is_dir() and (p / METRICS_FILE).is_file():
         run_name, files = _read_log_files(p)
         if not files:
-            raise TrainerError(f"the log in {p} lists no saved file that still exists",
-                               "the run saved nothing yet, or its files were moved: open the folder "
-                               "that holds the .safetensors files instead")
+            raise TrainerError(msg("eval.log_without_files", folder=p), msg("eval.log_without_files.advice"))
         return RunInfo(run_name or files[0].stem, os.path.dirname(files[0].path), files, str(p), "ours")
     if p.is_file():
         if not p.name.lower().endswith(LORA_SUFFIX):
-            raise TrainerError(f"{p} is not a .safetensors LoRA file", "pick a .safetensors file of the run")
+            raise TrainerError(msg("eval.not_safetensors", path=p), msg("eval.not_safetensors.advice"))
         run_name, _, _ = classify_stem(p.name[: -len(LORA_SUFFIX)])
         runs = [r for r in find_runs(p.parent, recursive=False) if r.name == run_name]
         if runs:
@@ -259,11 +265,10 @@ def open_run(path: str | os.PathLike, name: str | None = None) -> RunInfo:
     if len(runs) == 1:
         return runs[0]
     if not runs:
-        raise TrainerError(f"no run {('named ' + repr(name) + ' ') if name else ''}in {p}",
-                           "a run needs files named <name>-000001.safetensors (saved epochs) or our "
-                           "training log; check the folder and the name")
+        raise TrainerError(msg("eval.no_run_named", name=repr(name), folder=p) if name
+                           else msg("eval.no_run", folder=p), msg("eval.no_run.advice"))
     names = ", ".join(sorted({r.name for r in runs}))
-    raise TrainerError(f"{p} holds several runs: {names}", "choose one of them by name")
+    raise TrainerError(msg("eval.several_runs", folder=p, names=names), msg("eval.several_runs.advice"))
 
 
 # --- X/Y/Z epoch values ----------------------------------------------------------------------------
@@ -281,9 +286,10 @@ def split_epoch_values(text: str) -> list[str]:
         if match:
             start, end, step = int(match[1]), int(match[2]), int(match[3] or 1)
             if step <= 0:
-                raise TrainerError(f"the epoch range {token!r} has step {step}", "use a positive step, e.g. 2-10 (+2)")
+                raise TrainerError(msg("eval.range_step", range=repr(token), step=step), msg("eval.range_step.advice"))
             if end < start:
-                raise TrainerError(f"the epoch range {token!r} runs backwards", f"write it as {end}-{start}")
+                raise TrainerError(msg("eval.range_backwards", range=repr(token)),
+                                   msg("eval.range_backwards.advice", start=start, end=end))
             out += [str(e) for e in range(start, end + 1, step)]
         else:
             out.append(token)
@@ -315,11 +321,8 @@ def resolve_epoch_value(run: RunInfo, token: str) -> RunFile:
             found = next((f for f in run.epoch_files if f.epoch == number), None)
     if found:
         return found
-    raise TrainerError(
-        f"'{token}' names no saved file of the run '{run.name}' in {run.folder} "
-        f"(it has {run.describe_saved()})",
-        "use one of those epoch numbers, 'final', or a file name from the list; a range like 2-10 (+2) "
-        "skips epochs that were not saved")
+    raise TrainerError(msg("eval.no_such_file", token=token, run=run.name, folder=run.folder,
+                           saved=run.describe_saved()), msg("eval.no_such_file.advice"))
 
 
 def resolve_epoch_values(run: RunInfo, values: list[str] | str) -> list[RunFile]:

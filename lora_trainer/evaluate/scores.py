@@ -38,7 +38,7 @@ def to_array(image: ImageLike) -> np.ndarray:
     if arr.ndim == 2:
         arr = np.stack([arr] * 3, axis=-1)
     if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
-        raise ValueError(f"expected an RGB image, got an array of shape {arr.shape}")
+        raise ValueError(f"expected an RGB image, got an array of shape {arr.shape}")  # internal: code passes arrays
     arr = arr[..., :3]
     if arr.dtype == np.uint8:
         return arr.astype(np.float64) / 255.0
@@ -170,7 +170,7 @@ class References:
 
     def __init__(self, images: Sequence[ImageLike], names: Sequence[str] | None = None) -> None:
         if not images:
-            raise ValueError("no training images to compare with")
+            raise ValueError("no training images to compare with")  # internal: evaluate_grid passes some
         self.arrays = [np.nan_to_num(to_array(i)) for i in images]
         self.names = list(names) if names is not None else [
             os.path.basename(str(i)) if isinstance(i, (str, os.PathLike)) else f"image {n + 1}"

@@ -18,7 +18,7 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if pos >= len(buf):
-            raise ValueError("truncated varint")
+            raise ValueError("truncated varint")  # internal: read_event_file skips the damaged frame
         byte = buf[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
@@ -26,7 +26,7 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
             return result, pos
         shift += 7
         if shift > 63:
-            raise ValueError("varint too long")
+            raise ValueError("varint too long")  # internal: read_event_file skips the damaged frame
 
 
 def _fields(buf: bytes):
@@ -45,9 +45,9 @@ def _fields(buf: bytes):
         elif wire == 5:
             value, pos = buf[pos:pos + 4], pos + 4
         else:
-            raise ValueError(f"unsupported wire type {wire}")
+            raise ValueError(f"unsupported wire type {wire}")  # internal: read_event_file skips the damaged frame
         if pos > len(buf):
-            raise ValueError("truncated field")
+            raise ValueError("truncated field")  # internal: read_event_file skips the damaged frame
         yield field, wire, value
 
 

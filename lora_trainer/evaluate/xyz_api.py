@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..errors import TrainerError
+from .messages import msg
 
 XYZ_SCRIPT_NAME = "x/y/z plot"
 NOTHING = "Nothing"
@@ -21,8 +22,7 @@ def xyz_script_info(script_info: Sequence[dict], is_img2img: bool = False) -> di
     for entry in script_info:
         if str(entry.get("name", "")).lower() == XYZ_SCRIPT_NAME and bool(entry.get("is_img2img")) == is_img2img:
             return entry
-    raise TrainerError("the WebUI has no X/Y/Z plot script" + (" for img2img" if is_img2img else ""),
-                       "check that scripts/xyz_grid.py exists in the WebUI folder and restart it")
+    raise TrainerError(msg("xyz.no_script_img2img" if is_img2img else "xyz.no_script"), msg("xyz.no_script.advice"))
 
 
 def axis_index(script_info: Sequence[dict], label: str, is_img2img: bool = False) -> int:
@@ -30,9 +30,7 @@ def axis_index(script_info: Sequence[dict], label: str, is_img2img: bool = False
     entry = xyz_script_info(script_info, is_img2img)
     choices = list((entry.get("args") or [{}])[0].get("choices") or [])
     if label not in choices:
-        raise TrainerError(f"the X/Y/Z plot script has no axis '{label}'",
-                           "the LoRA Trainer extension adds 'LoRA epoch' and 'LoRA weight' when the WebUI starts; "
-                           "restart the WebUI (or Reload UI) after installing or updating it")
+        raise TrainerError(msg("xyz.no_axis", label=label), msg("xyz.no_axis.advice"))
     return choices.index(label)
 
 
@@ -55,8 +53,7 @@ def xyz_script_args(script_info: Sequence[dict], x: tuple[str, Any], y: tuple[st
     entry = xyz_script_info(script_info, is_img2img)
     args_info = list(entry.get("args") or [])
     if len(args_info) < AXIS_SLOTS:
-        raise TrainerError("the X/Y/Z plot script's arguments are not the expected ones",
-                           "this WebUI version is not supported for grids through the API; render the grid in the tab")
+        raise TrainerError(msg("xyz.unexpected_args"), msg("xyz.unexpected_args.advice"))
     args: list = [a.get("value") for a in args_info]
     for slot, axis in enumerate((x, y, z)):
         label, values = axis if axis is not None else (NOTHING, "")

@@ -15,7 +15,7 @@ from ..config.allowed_folders import AllowedFolders
 from ..config.metadata import family_from_metadata
 from ..errors import TrainerError
 from ..io.safetensors_header import read_metadata, tensor_names
-from ..text.messages import normalize_language, register, sentence
+from ..text.messages import msg, normalize_language, register, sentence
 
 register({
     "render.side": "{name} is {value}; use a multiple of 8 from {low} to {high}",
@@ -26,6 +26,28 @@ register({
     "render.hires_scale": "{name} is {value}; use 1 (off) to 4",
     "render.hires_steps": "{name} is {value}; use 0 (as many as steps) to 150",
     "render.denoising": "{name} is {value}; use 0 to 1",
+    "host.no_previews": "this host cannot render previews",
+    "host.generate_outside": "images can only be generated inside the WebUI, with its loaded model",
+    "host.generate_outside.advice": "generate the regularization images in the WebUI, or import a folder of them",
+    "host.no_tagger": "the tagging helper '{name}' is not available here",
+    "host.no_tagger.advice": "choose one of: {names}",
+    "host.no_tagger.none": "none (tag by hand)",
+    "host.no_checkpoint": "no checkpoint is selected in the WebUI, so previews cannot be rendered",
+    "host.no_checkpoint.advice": "select the model the LoRA was trained on in the checkpoint list",
+    "host.other_family": "the WebUI has a {loaded} model loaded ({title}) but the LoRA is for {wanted}; previews "
+                         "were skipped",
+    "host.other_family.advice": "select a checkpoint of the family the LoRA was trained on to see previews",
+    "host.no_checkpoint_image": "no checkpoint is selected in the WebUI, so no image can be generated",
+    "host.no_checkpoint_image.advice": "select the base model you will train on in the checkpoint list",
+    "host.clip_failed": "the WebUI's CLIP interrogator failed (its console shows the error)",
+    "host.clip_load": "the WebUI's CLIP interrogator could not load its models ({error})",
+    "host.clip.advice": "the WebUI downloads its BLIP and CLIP models on first use: connect to the internet once (or "
+                        "put them in models/BLIP and models/clip-interrogator by hand); or tag with another tagger or "
+                        "by hand",
+    "host.deepbooru_load": "the WebUI's DeepBooru could not load its model ({error}): {file} is not in {folder}, and "
+                           "the WebUI downloads it on first use",
+    "host.deepbooru_load.advice": "connect to the internet once, or put {file} (AUTOMATIC1111/TorchDeepDanbooru's "
+                                  "releases) in {folder}; or tag with another tagger or by hand",
 })
 
 
@@ -145,7 +167,7 @@ class PreviewRequest(RenderSettings):
 
     def __post_init__(self) -> None:
         if not self.lora_path:
-            raise ValueError("a preview request needs lora_path")
+            raise ValueError("a preview request needs lora_path")  # internal: the runner and the tab always set it
 
 
 class PreviewUnavailable(TrainerError):
@@ -194,12 +216,11 @@ class HostAdapter:
         """After training (no-op where the host reloads on demand)."""
 
     def generate_previews(self, req: PreviewRequest) -> list:
-        raise PreviewUnavailable("this host cannot render previews")
+        raise PreviewUnavailable(msg("host.no_previews"))
 
     def generate_image(self, prompt: str, negative_prompt: str, seed: int, width: int, height: int):
         """One picture of the host's loaded model without any LoRA (regularization images)."""
-        raise PreviewUnavailable("images can only be generated inside the WebUI, with its loaded model",
-                                 "generate the regularization images in the WebUI, or import a folder of them")
+        raise PreviewUnavailable(msg("host.generate_outside"), msg("host.generate_outside.advice"))
     def preview_checkpoint(self, req: PreviewRequest) -> Optional[Checkpoint]:
         """The model ``generate_previews`` renders ``req`` with (None when unknown)."""
         return None
@@ -218,8 +239,9 @@ class HostAdapter:
         return []
 
     def interrogate(self, image, name: str) -> str:
-        raise TrainerError(f"the tagging helper '{name}' is not available here",
-                           f"choose one of: {', '.join(self.interrogators()) or 'none (tag by hand)'}")
+        raise TrainerError(msg("host.no_tagger", name=name),
+                           msg("host.no_tagger.advice",
+                               names=", ".join(self.interrogators()) or msg("host.no_tagger.none")))
 
     def prepare_interrogator(self, name: str) -> None:
         """Load ``name``'s model before a run tags anything; ``TrainerError`` saying why it cannot run (the

@@ -1,5 +1,5 @@
-"""What A1111 and Forge share: the queue lock, ``shared.state``, txt2img previews, LoRA refresh,
-interrogators and ``--api-auth``.
+"""What A1111 and Forge share: the queue lock, ``shared.state``, txt2img previews, LoRA refresh
+and ``--api-auth``; their taggers are in ``webui_tagging.py``.
 
 Host modules are looked up when used, never at import: this module is imported outside the host
 too (tests, standalone), and Reload UI replaces some host objects.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import os
 import shutil
 import sys
@@ -16,18 +15,14 @@ import threading
 from typing import Iterator, Optional
 
 from ..config.allowed_folders import AllowedFolders
-from ..errors import TrainerError
-from ..text.messages import normalize_language
+from ..text.messages import msg, normalize_language
 from .base import (Checkpoint, HostAdapter, PreviewRequest, PreviewUnavailable, basic_auth_dependencies,
                    checkpoint_family, is_inside, lora_family, with_lora_tag)
+from .webui_tagging import WebUITagging
 
 ALLOWED_FOLDERS_OPTION = "lora_trainer_allowed_folders"
 PREVIEW_JOB = "lora_trainer_preview"
 PREVIEW_COPY_DIR = "lora_trainer_preview"   # under the LoRA folder, only while a preview renders
-INTERROGATE_FAILED = "<error>"               # what the WebUI's CLIP interrogator returns when it failed
-DEEPBOORU_FILE = "model-resnet_custom_v3.pt"
-CLIP_ADVICE = ("the WebUI downloads its BLIP and CLIP models on first use: connect to the internet once (or put them "
-               "in models/BLIP and models/clip-interrogator by hand); or tag with another tagger or by hand")
 
 
 def host_module(name: str):
@@ -44,7 +39,7 @@ def family_from_flags(model) -> Optional[str]:
     return None
 
 
-class WebUIAdapter(HostAdapter):
+class WebUIAdapter(WebUITagging, HostAdapter):
     """Common part of the A1111 and Forge adapters; subclasses say how the host model leaves the
     GPU (``_offload``) and comes back (``_bring_back``), and where the loaded checkpoint is."""
 
@@ -194,16 +189,13 @@ class WebUIAdapter(HostAdapter):
     def generate_previews(self, req: PreviewRequest) -> list:
         loaded = self.loaded_checkpoint()
         if loaded is None:
-            raise PreviewUnavailable("no checkpoint is selected in the WebUI, so previews cannot be rendered",
-                                     "select the model the LoRA was trained on in the checkpoint list")
+            raise PreviewUnavailable(msg("host.no_checkpoint"), msg("host.no_checkpoint.advice"))
         base = self._listed(req.base_model_path)   # rendered on the model the LoRA was trained on
         model = base or loaded
         wanted = lora_family(req.lora_path)
         if wanted and model.family and wanted != model.family:
-            raise PreviewUnavailable(
-                f"the WebUI has a {model.family.upper()} model loaded ({model.title}) but the LoRA is for "
-                f"{wanted.upper()}; previews were skipped",
-                "select a checkpoint of the family the LoRA was trained on to see previews")
+            raise PreviewUnavailable(msg("host.other_family", loaded=model.family.upper(), title=model.title,
+                                         wanted=wanted.upper()), msg("host.other_family.advice"))
         processing = host_module("modules.processing")
         images = []
         with self._visible(req.lora_path) as name, self._lock():
@@ -267,8 +259,7 @@ class WebUIAdapter(HostAdapter):
     def generate_image(self, prompt: str, negative_prompt: str, seed: int, width: int, height: int):
         """One picture of the loaded model, no LoRA (regularization images); None when interrupted."""
         if self.loaded_checkpoint() is None:
-            raise PreviewUnavailable("no checkpoint is selected in the WebUI, so no image can be generated",
-                                     "select the base model you will train on in the checkpoint list")
+            raise PreviewUnavailable(msg("host.no_checkpoint_image"), msg("host.no_checkpoint_image.advice"))
         processing = host_module("modules.processing")
         with self._lock():
             state = self._state()
@@ -307,63 +298,6 @@ class WebUIAdapter(HostAdapter):
 
     def _forget_cached_loras(self, networks) -> None:
         """Host caches that would keep serving an overwritten file's old weights."""
-
-    # --- tagging ---------------------------------------------------------------------------------
-    def interrogators(self) -> list[str]:
-        names = []
-        if getattr(host_module("modules.shared"), "interrogator", None) is not None:
-            names.append("clip")
-        try:
-            if importlib.util.find_spec("modules.deepbooru") is not None:
-                names.append("deepbooru")
-        except (ImportError, ValueError):
-            pass
-        return names
-
-    def interrogate(self, image, name: str) -> str:
-        if name not in self.interrogators():
-            return super().interrogate(image, name)
-        image = image.convert("RGB")
-        with self._lock():
-            if name == "clip":
-                text = str(host_module("modules.shared").interrogator.interrogate(image))
-                if INTERROGATE_FAILED in text:   # the WebUI logs the error and returns it as a caption
-                    raise TrainerError("the WebUI's CLIP interrogator failed (its console shows the error)",
-                                       CLIP_ADVICE)
-                return text
-            return str(host_module("modules.deepbooru").model.tag(image))
-
-    def prepare_interrogator(self, name: str) -> None:
-        """Load the interrogator's models under the lock. Offline the WebUI cannot download them: its DeepBooru
-        then fails on the first picture and tags every later one with an untrained network, its CLIP
-        interrogator writes "<error>" as the caption; both become one ``TrainerError`` here."""
-        if name not in self.interrogators():
-            return super().prepare_interrogator(name)
-        with self._lock():
-            if name == "clip":
-                interrogator = host_module("modules.shared").interrogator
-                load = getattr(interrogator, "load", None)
-                if callable(load):
-                    try:
-                        load()
-                    except Exception as err:
-                        raise TrainerError(f"the WebUI's CLIP interrogator could not load its models "
-                                           f"({type(err).__name__}: {err})", CLIP_ADVICE) from None
-                return
-            holder = host_module("modules.deepbooru").model
-            load = getattr(holder, "load", None)
-            if not callable(load) or getattr(holder, "model", None) is not None:
-                return
-            try:
-                load()
-            except Exception as err:
-                holder.model = None     # else the WebUI keeps the untrained network it built before failing
-                folder = os.path.join(self.models_dir(), "torch_deepdanbooru")
-                raise TrainerError(f"the WebUI's DeepBooru could not load its model ({type(err).__name__}: {err}): "
-                                   f"{DEEPBOORU_FILE} is not in {folder}, and the WebUI downloads it on first use",
-                                   f"connect to the internet once, or put {DEEPBOORU_FILE} (AUTOMATIC1111/"
-                                   f"TorchDeepDanbooru's releases) in {folder}; or tag with another tagger or by "
-                                   "hand") from None
 
     def api_auth_dependencies(self) -> list:
         cmd_opts = getattr(host_module("modules.shared"), "cmd_opts", None)

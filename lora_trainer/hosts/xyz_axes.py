@@ -37,9 +37,11 @@ def find_xyz_module():
     return None
 
 
-def build_axes(xyz, get_lora_dir: Callable[[], str], with_prepare: bool = True) -> list:
-    """The two ``xyz.AxisOption`` objects (``with_prepare``: our epoch-range parser for text values)."""
-    epoch, weight = EpochAxis(get_lora_dir), WeightAxis(get_lora_dir)
+def build_axes(xyz, get_lora_dir: Callable[[], str], with_prepare: bool = True,
+               language: Callable[[], str] | None = None) -> list:
+    """The two ``xyz.AxisOption`` objects (``with_prepare``: our epoch-range parser for text values;
+    ``language``: the WebUI's language, which their refusals are written in)."""
+    epoch, weight = EpochAxis(get_lora_dir, language), WeightAxis(get_lora_dir, language)
     extra = {"prepare": epoch.prepare} if with_prepare else {}
     return [
         xyz.AxisOption(epoch.label, str, epoch.apply, format_value=epoch.format_value, confirm=epoch.confirm,
@@ -49,19 +51,20 @@ def build_axes(xyz, get_lora_dir: Callable[[], str], with_prepare: bool = True) 
     ]
 
 
-def register_axes(get_lora_dir: Callable[[], str]) -> bool:
+def register_axes(get_lora_dir: Callable[[], str], language: Callable[[], str] | None = None) -> bool:
     """Add (or replace, by label) our two axes in the X/Y/Z plot script; True when it was found.
 
-    ``get_lora_dir`` returns the host's LoRA folder (``--lora-dir`` or ``models/Lora``) at call time.
+    ``get_lora_dir`` returns the host's LoRA folder (``--lora-dir`` or ``models/Lora``) at call time,
+    ``language`` the host's UI language ("zh_CN" or "en"), also at call time.
     Safe to call any number of times."""
     xyz = find_xyz_module()
     if xyz is None:
         log.info("LoRA Trainer: the X/Y/Z plot script is not loaded; the LoRA epoch/weight axes are not added")
         return False
     try:
-        options = build_axes(xyz, get_lora_dir)
+        options = build_axes(xyz, get_lora_dir, language=language)
     except TypeError:  # an AxisOption without prepare= (older hosts): values are then plain CSV
-        options = build_axes(xyz, get_lora_dir, with_prepare=False)
+        options = build_axes(xyz, get_lora_dir, with_prepare=False, language=language)
     for option in options:
         index = next((i for i, o in enumerate(xyz.axis_options) if getattr(o, "label", None) == option.label), None)
         if index is None:

@@ -11,6 +11,10 @@ import os
 import sys
 from pathlib import Path
 
+from ..text.language import language_from_env
+from ..text.messages import localized, msg, sentence
+from . import messages  # noqa: F401  (registers the launcher's sentences)
+
 ROOT = Path(__file__).resolve().parents[2]   # the extension folder (style.css, install.py)
 MODEL_EXTS = (".safetensors", ".ckpt")
 
@@ -43,7 +47,7 @@ def split_models(entries: list[str]) -> tuple[list[str], str | None, list[str]]:
         elif os.path.isdir(path):
             files += [str(p) for p in sorted(Path(path).rglob("*")) if p.suffix.lower() in MODEL_EXTS]
         else:
-            problems.append(f"--models {entry}: no such file or folder")
+            problems.append(sentence("ui.start.no_model", entry=entry))
     return files, folder, problems
 
 
@@ -69,11 +73,9 @@ def build_app(runner, host, install: dict | None = None):
     return app
 
 
-GRADIO_MISSING = ("error: the LoRA Trainer page needs gradio, which is not installed in this Python ({python}).\n"
-                  "  What to do: start it with the environment that holds the A1111 WebUI's gradio ('make env-host' "
-                  "builds it; 'make test' does too):\n    .venv-host/bin/python -m lora_trainer.ui\n"
-                  "  or install a WebUI's gradio into this environment (3.41 as in A1111, 4.40 as in Forge):\n"
-                  "    {python} -m pip install gradio==4.40.0")
+def _said(key: str, **params) -> str:
+    """The sentence ``key`` in the environment's language (as the command line answers)."""
+    return localized(msg(key, **params), language_from_env())
 
 
 def gradio_missing() -> str | None:
@@ -81,7 +83,7 @@ def gradio_missing() -> str | None:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        return GRADIO_MISSING.format(python=sys.executable)
+        return _said("ui.start.gradio_missing", python=sys.executable)
     return None
 
 
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     files, folder, problems = split_models(args.models)
     for problem in problems:
-        print(problem, file=sys.stderr)
+        print(localized(problem, language_from_env()), file=sys.stderr)
     from ..hosts.base import parse_credentials
     from ..hosts.standalone import StandaloneAdapter
     from ..runner import get_runner
@@ -110,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                              shared=args.listen, allow_paths=args.allow_path)
     credentials = parse_credentials(args.api_auth)
     if args.listen and not credentials:
-        print("Warning: --listen without --api-auth: anyone who can reach this computer can train, read and "
-              "delete LoRA files in the allowed folders", file=sys.stderr)
+        print(_said("ui.start.open_to_all"), file=sys.stderr)
     os.makedirs(host.lora_dir(), exist_ok=True)
     runner = get_runner(host)
     app = build_app(runner, host, install_status(str(ROOT)))
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                                       allowed_paths=[host.lora_dir(), host.datasets_dir()], quiet=True,
                                       auth=credentials or None)
     register_api(server, runner, host.api_auth_dependencies())
-    print(f"LoRA Trainer running at {local_url}  (LoRAs go to {host.lora_dir()}; Ctrl+C to quit)", flush=True)
+    print(_said("ui.start.running", url=local_url, folder=host.lora_dir()), flush=True)
     try:
         app.block_thread()
     except KeyboardInterrupt:

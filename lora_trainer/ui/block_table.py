@@ -12,6 +12,8 @@ from typing import Any
 
 from ..config.blocks import _curve, block_names, family_of_block_count, lr_weight_counts
 from ..errors import ConfigError
+from ..text.messages import sentence
+from . import messages  # noqa: F401  (registers the table's sentence)
 
 BLOCK_FIELDS = ("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_dims", "block_alphas", "conv_block_dims",
                 "conv_block_alphas")
@@ -94,8 +96,8 @@ def fields_from_rows(rows: Any) -> dict[str, str]:
         cells = [row[column] for row in rows]
         filled = sum(1 for c in cells if c)
         if 0 < filled < len(cells):
-            problems.append(f"{key}: the table's {HEADERS[column]} column has values for {filled} of {len(cells)} "
-                            f"blocks; fill every block or none")
+            problems.append(sentence("ui.blocks.partly_filled", name=key, column=HEADERS[column], filled=filled,
+                                     count=len(cells)))
         out[key] = ",".join(cells) if filled == len(cells) else ""
     if problems:
         raise ConfigError(problems)

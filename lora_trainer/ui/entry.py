@@ -18,6 +18,15 @@ EXTENSION_ROOT: str = ""
 _tab_blocks: list = []   # the Blocks handed to the host, dropped when the scripts unload
 
 
+def _report(key: str, err: BaseException) -> None:
+    """A failed start-up step, on the WebUI's console in the environment's language."""
+    from ..text.language import language_from_env
+    from ..text.messages import localized, msg
+    from . import messages  # noqa: F401  (registers the sentence)
+
+    print(localized(msg(key, error=f"{type(err).__name__}: {err}"), language_from_env()))
+
+
 def install_status(extension_root: str) -> dict:
     """``install.py``'s verdict (re-checked when stale), or the plain library check as a fallback."""
     try:
@@ -63,7 +72,7 @@ def on_ui_tabs() -> list:
         host = detect_host()
         blocks = build_tab(get_runner(host), host, install)
     except Exception as err:   # never into the host: the tab explains instead
-        print(f"[LoRA Trainer] the tab could not be built: {type(err).__name__}: {err}")
+        _report("ui.start.tab", err)
         try:
             blocks = error_tab(err, install)
         except Exception:
@@ -88,7 +97,7 @@ def on_app_started(_demo: Any, app: Any) -> None:
         host = detect_host()
         register_api(app, get_runner(host), host.api_auth_dependencies())
     except Exception as err:
-        print(f"[LoRA Trainer] the HTTP API could not be added: {type(err).__name__}: {err}")
+        _report("ui.start.api", err)
 
 
 def on_ui_settings() -> None:
@@ -101,7 +110,7 @@ def on_ui_settings() -> None:
         register_settings(gr.Textbox)
         register_notification_settings()
     except Exception as err:
-        print(f"[LoRA Trainer] its settings could not be added: {type(err).__name__}: {err}")
+        _report("ui.start.settings", err)
 
 
 def register_xyz_axes() -> None:
@@ -112,9 +121,9 @@ def register_xyz_axes() -> None:
         from ..hosts.xyz_axes import register_axes
 
         host = detect_host()
-        register_axes(host.lora_dir)
+        register_axes(host.lora_dir, host.language)
     except Exception as err:
-        print(f"[LoRA Trainer] the X/Y/Z plot axes could not be added: {type(err).__name__}: {err}")
+        _report("ui.start.axes", err)
 
 
 def on_script_unloaded() -> None:

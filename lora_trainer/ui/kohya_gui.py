@@ -15,6 +15,8 @@ from typing import Any
 from ..config.files import HANDLED_KOHYA_KEYS, config_from_dict
 from ..config.schema import TrainConfig
 from ..errors import ConfigError
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the import's sentences)
 
 # GUI key → our field, where the names differ.
 RENAMED = {"epoch": "max_train_epochs", "max_resolution": "resolution", "optimizer": "optimizer_type",
@@ -73,16 +75,14 @@ def _translate(data: dict) -> tuple[dict, list[str], list[str]]:
 
     lora_type = str(data.get("LoRA_type") or "Standard")
     if lora_type not in LORA_TYPES:
-        raise ConfigError(f"the kohya_ss settings train a '{lora_type}' network, which this trainer does not make",
-                          "choose LoRA_type 'Standard', 'Kohya LoCon', 'LyCORIS/LoHa' or 'LyCORIS/LoKr' in kohya_ss "
-                          "and save again, or set the values here by hand")
+        raise ConfigError(msg("ui.kohya.network", lora_type=lora_type), msg("ui.kohya.network.advice"))
     algo, uses_conv, lycoris = LORA_TYPES[lora_type]
     if uses_conv and (_number(data.get("conv_dim")) or 0) > 0:
         out["conv_dim"] = int(_number(data["conv_dim"]))
         if _number(data.get("conv_alpha")):
             out["conv_alpha"] = _number(data["conv_alpha"])
         if algo == "lora" and lora_type != "Kohya LoCon":
-            notes.append(f"LoRA_type '{lora_type}' is trained as a kohya LoCon (same layers, kohya file format)")
+            notes.append(sentence("ui.kohya.as_locon", lora_type=lora_type))
     out.update(_by_type(data, algo, lycoris, notes, ignored))
 
     unet_lr, te_lr = _number(data.get("unet_lr")), _number(data.get("text_encoder_lr"))
@@ -90,15 +90,15 @@ def _translate(data: dict) -> tuple[dict, list[str], list[str]]:
         out.update(unet_lr=unet_lr, text_encoder_lr=te_lr)
     elif unet_lr and te_lr == 0:
         out.update(unet_lr=unet_lr, network_train_unet_only=True)
-        notes.append("text_encoder_lr 0 means the text encoder is not trained: 'UNet only' is on")
+        notes.append(sentence("ui.kohya.unet_only"))
     elif te_lr and unet_lr == 0:
         out.update(text_encoder_lr=te_lr, network_train_text_encoder_only=True)
-        notes.append("unet_lr 0 means the UNet is not trained: only the text encoder is")
+        notes.append(sentence("ui.kohya.text_encoder_only"))
 
     warmup = _number(data.get("lr_warmup"))
     if warmup:
         out["lr_warmup_steps"] = warmup / 100.0 if warmup < 100 else 0.99
-        notes.append(f"warm-up of {warmup:g} % of the steps → lr_warmup_steps {out['lr_warmup_steps']:g}")
+        notes.append(sentence("ui.kohya.warmup", percent=warmup, steps=out["lr_warmup_steps"]))
 
     if data.get("v_parameterization") is True:
         out["v_parameterization"] = True
@@ -150,8 +150,7 @@ def _by_type(data: dict, algo: str, lycoris: bool, notes: list[str], ignored: li
             out["factor"] = int(_number(data["factor"]))
         preset = str(data.get("LyCORIS_preset") or "full")
         if preset == "full":
-            notes.append("LyCORIS_preset 'full': trained on kohya's layers (attention, feed-forward, and the ResNet "
-                         "convolutions when conv_dim is set), which is what 'full' trains in the UNet")
+            notes.append(sentence("ui.kohya.full_preset"))
         elif preset not in ("attn-mlp",):
             ignored.append("LyCORIS_preset")
     elif data.get("dora_wd") in (True, "true", "True"):
@@ -169,7 +168,7 @@ def _by_type(data: dict, algo: str, lycoris: bool, notes: list[str], ignored: li
 def import_kohya_gui(data: dict, base: TrainConfig | None = None) -> KohyaGuiImport:
     """Map a kohya_ss GUI settings dict onto ``base`` (default settings when None)."""
     if not isinstance(data, dict):
-        raise ConfigError("this file does not hold kohya_ss settings (expected a JSON object of names and values)")
+        raise ConfigError(msg("ui.kohya.not_an_object"))
     values, notes, ignored = _translate(data)
     cfg, _warnings = config_from_dict(values, base=base, source="kohya_ss settings")
     return KohyaGuiImport(cfg, notes, ignored)
@@ -184,13 +183,12 @@ def read_kohya_gui_file(path: str, base: TrainConfig | None = None) -> KohyaGuiI
         with open(path, "rb") as fh:
             text = fh.read().decode("utf-8-sig", errors="replace")
     except OSError as err:
-        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+        raise ConfigError(msg("ui.kohya.cannot_read", path=path, reason=err.strerror)) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ConfigError(f"{path} is not a valid JSON file ({err.msg}, line {err.lineno})",
-                          "save the settings again from kohya_ss, or load a .toml file") from None
+        raise ConfigError(msg("ui.kohya.bad_json", path=path, error=err.msg, line=err.lineno),
+                          msg("ui.kohya.bad_json.advice")) from None
     if not looks_like_kohya_gui(data):
-        raise ConfigError(f"{path} is not a kohya_ss GUI settings file",
-                          "load a file saved with kohya_ss's 'Save' button, or a .toml settings file")
+        raise ConfigError(msg("ui.not_kohya", source=path), msg("ui.kohya.not_gui.advice"))
     return import_kohya_gui(data, base)

@@ -12,7 +12,8 @@ from html import escape
 from typing import Any, Callable, Iterable
 
 from ..runner.messages import error_in
-from ..text.messages import localized
+from ..text.messages import ENGLISH, localized, msg
+from . import messages  # noqa: F401  (registers the status words and captions)
 
 _language_source: Callable[[], str] = lambda: "en"   # noqa: E731
 
@@ -188,8 +189,15 @@ def queue_html(jobs: list[Any]) -> str:
 def job_choices(jobs: list[Any]) -> list[str]:
     """Entries of the queue's run picker, newest first: "name · status · id" (gradio 3.41's dropdowns
     take plain strings only, so the id rides at the end; ``job_id_of`` reads it back)."""
-    return [f"{_attr(job, 'output_name', '')} · {STATUS_TEXT.get(_attr(job, 'status', ''), '')} · "
+    language = tab_language()
+    return [f"{_attr(job, 'output_name', '')} · {status_word(_attr(job, 'status', ''), language)} · "
             f"{_attr(job, 'id', '')}" for job in jobs]
+
+
+def status_word(status: str, language: str = "en") -> str:
+    """A job's status as a word in ``language`` (the badge's words, which the WebUI translates on its own)."""
+    key = f"ui.status.{status}"
+    return localized(msg(key), language) if key in ENGLISH else STATUS_TEXT.get(status, "")
 
 
 def job_id_of(choice: str | None) -> str | None:
@@ -207,8 +215,10 @@ def preview_items(job: Any) -> list[tuple[str, str]]:
             seen.add(path)
             previews.append(p)
     previews.sort(key=lambda p: (p.get("epoch") or 0, p.get("weight") or 0, str(p.get("prompt", ""))))
-    return [(str(p["path"]), f"epoch {p.get('epoch', '')} · ×{float(p.get('weight') or 0):g} · "
-                             f"{p.get('prompt', '')}") for p in previews]
+    language = tab_language()
+    return [(str(p["path"]), localized(msg("ui.status.preview", epoch=p.get("epoch", ""),
+                                           weight=float(p.get("weight") or 0), prompt=p.get("prompt", "")), language))
+            for p in previews]
 
 
 def view_stamp(job: Any, jobs: list[Any]) -> str:

@@ -18,6 +18,8 @@ from ...evaluate.messages import Message
 from ...evaluate.report import RunReport, evaluate_run
 from ...evaluate.runs import METRICS_FILE, find_runs
 from ...evaluate.prompt_tags import format_weight
+from ...text.messages import msg
+from .. import messages  # noqa: F401  (registers the tab's sentences)
 from ..status import message_html
 from .grid_settings import grid_defaults, stored_settings
 
@@ -249,7 +251,7 @@ def analyse(choice: str | None, typed: str | None, kind: str | None, host: Any =
         return Analysis(message=error_box("The run could not be read", err))
     except OSError as err:
         return Analysis(message=error_box("The run could not be read", TrainerError(
-            f"cannot read {path}: {err.strerror or err}", "check the path and that you may read the folder")))
+            msg("ui.eval.cannot_read", path=path, reason=err.strerror or err), msg("ui.eval.cannot_read.advice"))))
     job = job_for(runner, report)
     config = attr(job, "config", {}) or {}
     trigger = attr(job, "trigger", "") or trigger_of(report)
@@ -263,7 +265,7 @@ def analyse(choice: str | None, typed: str | None, kind: str | None, host: Any =
                  base_model=str(config.get("pretrained_model_name_or_path") or "")
                  or checkpoint_named(host, report.summary.base_model),
                  training_dir=str(config.get("train_data_dir") or ""), render=render, job=job)
-    a.message = message_html("ok", "Run read", [f"{report.run.name}: {report.run.describe_saved()}"] + lines)
+    a.message = message_html("ok", "Run read", [msg("ui.eval.run_files", run=report.run.name, files=report.run.describe_saved())] + lines)
     a.chart = report.chart_html()
     a.findings = list_html("What the loss curve says", report.loss.sentences(templates))
     a.diagnosis = diagnosis_html(report.findings, templates)

@@ -16,8 +16,11 @@ from ...evaluate.report import GridReport, RunReport, evaluate_grid
 from ...evaluate.runs import RunFile, resolve_epoch_values
 from ...evaluate.scores import GridCell
 from ...hosts.base import PreviewRequest, RenderSettings
-from ..status import message_html
+from ...text.messages import SEMICOLON, Joined, localized, msg, sentence
+from .. import messages  # noqa: F401  (registers the grid's sentences)
+from ..status import message_html, tab_language
 from .actions import error_box, list_html, trigger_of
+from .actions import sentence as in_findings_language
 from .grid_settings import save_settings
 
 VERDICT_TEXT = {"good": "usable", "broken": "broken", "weak": "weak", "overfit": "over-fitted",
@@ -43,17 +46,16 @@ def parse_weights(text: str) -> list[float]:
             else:
                 values = [float(token)]
         except ValueError:
-            raise TrainerError(f"the weight {token!r} is not a number",
-                               "write weights like 0, 0.5, 0.6, 0.8, 1 or a range 0.5-1 [6]") from None
+            raise TrainerError(msg("grid.weight_not_number", weight=repr(token)),
+                               msg("grid.weight_not_number.advice")) from None
         for v in values:
             v = round(v, 4)
             if not -4 <= v <= 4:
-                raise TrainerError(f"the weight {token!r} is far outside the usual 0–1",
-                                   "use weights between 0 and 1.5")
+                raise TrainerError(msg("grid.weight_far", weight=repr(token)), msg("grid.weight_far.advice"))
             if v not in out:
                 out.append(v)
     if not out:
-        raise TrainerError("no LoRA weights were given", "write weights like 0, 0.5, 0.6, 0.8, 1")
+        raise TrainerError(msg("grid.no_weights"), msg("grid.no_weights.advice"))
     return out
 
 
@@ -79,19 +81,18 @@ class GridSettings(RenderSettings):
             try:
                 extra[key] = type(getattr(defaults, key))(value)
             except (TypeError, ValueError):
-                raise TrainerError(f"{key} {value!r} is not a valid value", "e.g. CFG scale 7, hires fix 1 (off) "
-                                                                            "to 2, denoising 0.5") from None
+                raise TrainerError(msg("grid.bad_value", name=key, value=repr(value)),
+                                   msg("grid.bad_value.advice")) from None
         try:
             settings = cls(prompts=lines, epochs=str(epochs or ""), weights=parse_weights(weights),
                            seed=int(seed if seed not in (None, "") else 1234), width=int(width or 512),
                            height=int(height or 512), steps=int(steps or 20), negative_prompt=str(negative or ""),
                            base_model=base_model or "", trigger=trigger or "", **extra)
         except (TypeError, ValueError):
-            raise TrainerError("the seed, size and steps must be whole numbers",
-                               "e.g. seed 1234, size 512 × 512, 20 steps") from None
+            raise TrainerError(msg("grid.whole_numbers"), msg("grid.render.advice")) from None
         problems = settings.render_problems()
         if problems:
-            raise TrainerError("; ".join(problems), "e.g. seed 1234, size 512 × 512, 20 steps")
+            raise TrainerError(Joined(problems, SEMICOLON), msg("grid.render.advice"))
         return settings
 
 
@@ -104,14 +105,15 @@ class PlannedCell:
 
     @property
     def label(self) -> str:
-        return f"{self.file.label}, w {format_weight(self.weight)}"
+        return sentence("grid.cell", file=self.file.label, weight=format_weight(self.weight))
 
 
 def plan_grid(report: RunReport, settings: GridSettings) -> list[PlannedCell]:
     """Each image to render: every epoch × weight × prompt, weight 0 only once per prompt (without the
     LoRA every epoch gives the same picture)."""
     if not settings.epochs.strip():
-        raise TrainerError("no epochs were given", f"write epochs like {report.grid.epoch_text or '2-10 (+2)'}")
+        raise TrainerError(msg("grid.no_epochs"),
+                           msg("grid.no_epochs.advice", epochs=report.grid.epoch_text or "2-10 (+2)"))
     files = resolve_epoch_values(report.run, settings.epochs)
     unique: list[RunFile] = []
     for f in files:
@@ -124,8 +126,7 @@ def plan_grid(report: RunReport, settings: GridSettings) -> list[PlannedCell]:
         for f in unique:
             cells += [PlannedCell(f, w, index, prompt) for w in settings.weights if w != 0]
     if len(cells) > MAX_CELLS:
-        raise TrainerError(f"the grid would have {len(cells)} images",
-                           f"choose fewer epochs, weights or prompts (at most {MAX_CELLS} images)")
+        raise TrainerError(msg("grid.too_many", count=len(cells)), msg("grid.too_many.advice", limit=MAX_CELLS))
     return cells
 
 
@@ -273,8 +274,7 @@ def render_grid(host: Any, report: RunReport, settings: GridSettings, should_sto
             result.folder = folder
         except OSError as err:
             message = message or error_box("The grid could not be saved", TrainerError(
-                f"cannot write to {folder}: {err.strerror or err}", "check the free disk space and the folder's "
-                                                                      "permissions"))
+                msg("grid.cannot_write", folder=folder, reason=err.strerror or err), msg("grid.disk.advice")))
     yield GridProgress(len(images), total, "", message, result)
 
 
@@ -311,7 +311,7 @@ def recommendation_html(judged: GridReport, templates: dict[str, str] | None = N
     head = "".join(f"<th>{escape(t)}</th>" for t in ("Epoch", "Weight", "Verdict", "Effect", "Likeness to training"))
     rows = []
     for g in rec.groups:
-        label = f"epoch {g.epoch}" if g.epoch is not None else g.key
+        label = in_findings_language(msg("eval.file.epoch", epoch=g.epoch), templates) if g.epoch is not None else g.key
         effect = "–" if g.effect is None else f"{g.effect:.2f}"
         sim = "–" if g.max_ssim is None else f"{g.max_ssim:.2f}"
         rows.append(f"<tr><td>{escape(label)}</td><td>{format_weight(g.weight)}</td>"
@@ -320,29 +320,33 @@ def recommendation_html(judged: GridReport, templates: dict[str, str] | None = N
     return reasons + f'<table class="lt-eval-table"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
-def xyz_help(report: RunReport, epochs: str, weights: Sequence[float], prompt: str = "") -> str:
-    """How to render the same grid with txt2img's X/Y/Z plot script: our axes, and Prompt S/R."""
+def xyz_help(report: RunReport, epochs: str, weights: Sequence[float], prompt: str = "",
+             language: str | None = None) -> str:
+    """How to render the same grid with txt2img's X/Y/Z plot script: our axes, and Prompt S/R (in the tab's
+    language unless ``language`` is given)."""
+    language = language or tab_language()
     try:
         resolved = resolve_epoch_values(report.run, epochs) if epochs.strip() else []
         files = [f for n, f in enumerate(resolved) if f.stem not in {g.stem for g in resolved[:n]}]
     except TrainerError as err:
-        return f"{err.message}\n{err.advice}"
+        return f"{err.message_in(language)}\n{err.advice_in(language)}"
     name = report.run.name
     trigger = trigger_of(report)
     text_prompt = (prompt or trigger or "").replace("{trigger}", trigger).strip()
     weight_text = ", ".join(format_weight(w) for w in weights)
     epoch_text = ", ".join(f.stem for f in files)
-    lines = ["Script: X/Y/Z plot",
-             f"Prompt: {text_prompt} <lora:{name}:1>" if text_prompt else f"Prompt: <lora:{name}:1>",
-             "X type: LoRA epoch", f"X values: {epoch_text}",
-             "Y type: LoRA weight", f"Y values: {weight_text}", "",
-             "Or with Prompt S/R, as in the tutorials:"]
+    lines = [msg("grid.xyz.script"),
+             msg("grid.xyz.prompt", prompt=f"{text_prompt} <lora:{name}:1>" if text_prompt else f"<lora:{name}:1>"),
+             msg("grid.xyz.x_type", axis="LoRA epoch"), msg("grid.xyz.x_values", values=epoch_text),
+             msg("grid.xyz.y_type", axis="LoRA weight"), msg("grid.xyz.y_values", values=weight_text), "",
+             msg("grid.xyz.prompt_sr")]
     numbered = [f for f in files if f.kind == "epoch" and f.stem.startswith(name + "-")]
     if numbered:
         suffixes = ",".join(f.stem[len(name) + 1:] for f in numbered)
-        lines += [f"Prompt: {text_prompt + ', ' if text_prompt else ''}<lora:{name}-NUM:WEIG>",
-                  "X type: Prompt S/R", f"X values: NUM,{suffixes}",
-                  "Y type: Prompt S/R", f"Y values: WEIG,{','.join(format_weight(w) for w in weights)}"]
+        lines += [msg("grid.xyz.prompt", prompt=f"{text_prompt + ', ' if text_prompt else ''}<lora:{name}-NUM:WEIG>"),
+                  msg("grid.xyz.x_type", axis="Prompt S/R"), msg("grid.xyz.x_values", values=f"NUM,{suffixes}"),
+                  msg("grid.xyz.y_type", axis="Prompt S/R"),
+                  msg("grid.xyz.y_values", values=f"WEIG,{','.join(format_weight(w) for w in weights)}")]
     if any(f.kind != "epoch" for f in files):
-        lines.append("Prompt S/R cannot reach the final file (it has no number): use the LoRA epoch axis for it.")
-    return "\n".join(lines)
+        lines.append(msg("grid.xyz.no_final"))
+    return "\n".join(localized(line, language) for line in lines)

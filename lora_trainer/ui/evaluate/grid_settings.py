@@ -13,6 +13,8 @@ from typing import Any
 
 from ...evaluate.report import RunReport
 from ...hosts.base import RenderSettings, render_work
+from ...text.messages import msg, sentence
+from .. import messages  # noqa: F401  (registers the tab's sentences)
 from ..status import duration
 
 SETTINGS_FILE = "grid.json"
@@ -128,11 +130,12 @@ def seconds_per_work(clock: Any, job: Any = None) -> float | None:
 
 def estimate_lines(images: int, settings: RenderSettings, rate: float | None) -> list[str]:
     """The grid's size and, once the host's speed is known, its render time, as lines for a message."""
-    size = f"{settings.width} × {settings.height}" + (f", hires × {settings.hires_scale:g}" if settings.hires else "")
-    lines = [f"{images} images at {size}, {settings.steps} steps"]
+    size = msg("grid.size_hires", width=settings.width, height=settings.height, scale=settings.hires_scale) \
+        if settings.hires else msg("grid.size", width=settings.width, height=settings.height)
+    lines = [sentence("grid.estimate", images=images, size=size, steps=settings.steps)]
     if rate is None:
         lines.append("The time shows after the first image: nothing was rendered here yet to measure it.")
     else:
-        lines.append(f"About {duration(rate * render_work(settings) * images)} "
-                     f"({rate * render_work(settings):.1f} s per image, measured on this computer).")
+        lines.append(sentence("grid.estimate_time", time=duration(rate * render_work(settings) * images),
+                              seconds=rate * render_work(settings)))
     return lines

@@ -7,6 +7,8 @@ from typing import Any
 from ...errors import TrainerError
 from ...evaluate.keep import KeepResult, delete_files, deletion_plan, keep_epoch
 from ...evaluate.report import RunReport
+from ...text.messages import msg
+from .. import messages  # noqa: F401  (registers the tab's sentences)
 from ..status import message_html
 from .actions import error_box
 from .grid import GridRun
@@ -27,7 +29,7 @@ def keep(report: RunReport | None, stem: str, name: str, weight: Any, notes: str
         return None, message_html("info", "Analyse a run first")
     chosen = report.run.file_by_stem(stem or "")
     if chosen is None:
-        return None, message_html("error", "Choose the epoch to keep", [f"{stem or '–'}: not a file of {report.run.name}"],
+        return None, message_html("error", "Choose the epoch to keep", [msg("ui.eval.not_a_file", stem=stem or "–", run=report.run.name)],
                                   "Pick one of the run's files in the list.")
     try:
         w = float(weight if weight not in (None, "") else 0.6)
@@ -36,8 +38,8 @@ def keep(report: RunReport | None, stem: str, name: str, weight: Any, notes: str
     except TrainerError as err:
         return None, error_box("Not kept", err)
     except (OSError, ValueError) as err:
-        return None, error_box("Not kept", TrainerError(f"could not write the files: {err}",
-                                                        "check the free disk space and the folder's permissions"))
+        return None, error_box("Not kept", TrainerError(msg("ui.eval.write_failed", error=err),
+                                                        msg("grid.disk.advice")))
     lines = [result.path, result.prompt_tag] + list(result.warnings)
     return result, message_html("ok", "Kept", lines, "Refresh the Lora tab of txt2img to see it.")
 

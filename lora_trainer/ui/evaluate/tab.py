@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from ...errors import TrainerError
+from ...text.messages import sentence
 from ..compat import QUIET_INPUTS, dropdown, picker
 from ..status import duration, message_html
 from . import actions as ea
@@ -247,7 +248,9 @@ def build_evaluate(runner: Any, host: Any, sub_tab: Any = None, page: Any = None
                 if p.result is None:
                     clock = getattr(host, "render_clock", None)
                     left = clock.estimate(settings, p.total - p.done) if clock is not None else None
-                    line = f"{p.done + 1} / {p.total}: {p.label}" + (f" · {duration(left)}" if left else "")
+                    line = sentence("grid.rendering_left", done=p.done + 1, total=p.total, label=p.label,
+                                    left=duration(left)) if left else \
+                        sentence("grid.rendering", done=p.done + 1, total=p.total, label=p.label)
                     yield [message_html("info", "Rendering", [line]), gr.update(), gr.update(), None] + keep_same
                     continue
                 grid = p.result

@@ -14,6 +14,7 @@ from ...errors import TrainerError
 from ...evaluate.messages import Message, msg
 from ...evaluate.report import RunReport, evaluate_run
 from ...evaluate.runs import RunFile
+from .. import messages  # noqa: F401  (registers the tab's sentences)
 from ..status import message_html
 from .actions import attr, checkpoint_named, confine, error_box, job_for, sentence
 
@@ -61,24 +62,21 @@ def validation_config(report: RunReport, job_config: dict | None = None, base_mo
         values["pretrained_model_name_or_path"] = checkpoint_named(host, s.base_model)
     model = values.get("pretrained_model_name_or_path") or ""
     if not model:
-        raise TrainerError(f"the base model '{s.base_model or 'unknown'}' that {report.run.name} was trained on "
-                           "was not found", "fill in 'Base model file' (under More) with that checkpoint")
+        raise TrainerError(msg("ui.eval.no_base_model", model=s.base_model or msg("ui.eval.unknown"),
+                               run=report.run.name), msg("ui.eval.no_base_model.advice"))
     if not os.path.exists(model):
-        raise TrainerError(f"the base model {model} does not exist",
-                           "fill in 'Base model file' (under More) with the checkpoint the LoRA was trained on")
+        raise TrainerError(msg("ui.eval.base_model_missing", model=model), msg("ui.eval.base_model_missing.advice"))
     if not (holdout_dir or "").strip():
         data = values.get("train_data_dir") or ""
         if not data:
-            raise TrainerError(f"the training images of {report.run.name} are not known",
-                               "fill in 'Training images folder' (under More), or choose a held-out images folder")
+            raise TrainerError(msg("ui.eval.images_unknown", run=report.run.name), msg("ui.eval.images.advice"))
         if not os.path.isdir(data):
-            raise TrainerError(f"the training images folder {data} does not exist",
-                               "fill in 'Training images folder' (under More), or choose a held-out images folder")
+            raise TrainerError(msg("ui.eval.images_missing", folder=data), msg("ui.eval.images.advice"))
     try:
         return TrainConfig(**values)
     except (TypeError, ValueError) as err:
-        raise TrainerError(f"the run's settings could not be read ({err})",
-                           "fill in 'Base model file' and 'Training images folder' under More") from None
+        raise TrainerError(msg("ui.eval.settings_unreadable", error=err),
+                           msg("ui.eval.settings_unreadable.advice")) from None
 
 
 def validation_trend(points: Sequence[tuple[int, float]]) -> Message | None:
@@ -132,7 +130,7 @@ def compute_validation(report: RunReport | None, holdout_dir: str = "", base_mod
     files = validation_files(report)
     if not files:
         return ValidationView(error_box("No validation loss", TrainerError(
-            f"no saved epoch of {report.run.name} is numbered", "save every epoch (Save every N epochs: 1)")))
+            msg("ui.eval.no_numbered_epoch", run=report.run.name), msg("ui.eval.no_numbered_epoch.advice"))))
     try:
         cfg = validation_config(report, attr(job_for(runner, report), "config", {}) or {}, base_model,
                                 training_dir, holdout, host)
@@ -164,7 +162,7 @@ def compute_validation(report: RunReport | None, holdout_dir: str = "", base_mod
             log_validation(report.run.log_dir, results)
             report = evaluate_run(report.run.log_dir, kind=report.kind)
         except (TrainerError, OSError) as err:
-            lines.append(f"not saved in the run's log: {err}")
+            lines.append(msg("ui.eval.not_logged", error=err))
     if not any(e == r.epoch for e, _, _ in report.log.validation for r in results):
         log = dataclasses.replace(report.log, validation=[(r.epoch, r.step, r.loss) for r in results],
                                   validation_source=source)
