@@ -119,12 +119,16 @@ def wait_for_text(page, elem_id: str, pattern: str, timeout: float = 90) -> str:
 
 
 # javascript/lora_trainer.js meets a browser whose notifications are allowed and a WebUI page with its
-# notification.mp3 element, and the page is in the background: both are recorded instead of shown and played
+# notification.mp3 element, and the page is in the background: both are recorded instead of shown and played,
+# for the browser tab's session (a run may end just before a reload: its one notification is on the old page)
 NOTIFICATIONS = """
-window.notesShown = [];
-window.soundsPlayed = 0;
+window.notesShown = JSON.parse(sessionStorage.getItem("test_notes") || "[]");
+window.soundsPlayed = Number(sessionStorage.getItem("test_sounds") || 0);
 window.Notification = class {
-    constructor(title, options) { window.notesShown.push([title, options.body]); }
+    constructor(title, options) {
+        window.notesShown.push([title, options.body]);
+        sessionStorage.setItem("test_notes", JSON.stringify(window.notesShown));
+    }
     static get permission() { return "granted"; }
     static requestPermission() { return Promise.resolve("granted"); }
 };
@@ -135,7 +139,11 @@ document.addEventListener("DOMContentLoaded", () => {
     const box = document.createElement("div");
     box.id = "audio_notification";
     const audio = document.createElement("audio");
-    audio.play = () => { window.soundsPlayed += 1; return Promise.resolve(); };
+    audio.play = () => {
+        window.soundsPlayed += 1;
+        sessionStorage.setItem("test_sounds", String(window.soundsPlayed));
+        return Promise.resolve();
+    };
     box.appendChild(audio);
     document.body.appendChild(box);
 });

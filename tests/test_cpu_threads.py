@@ -133,7 +133,7 @@ def test_omp_num_threads_pins_the_count(tiny_checkpoints, small_dataset_dir, tmp
     torch.set_num_threads(2)
     try:
         cfg = make_config(tiny_checkpoints["sd1"], small_dataset_dir, tmp_path / "out", train_batch_size=1,
-                          max_train_epochs=6, save_every_n_epochs=None, network_train_unet_only=True)
+                          max_train_steps=3, save_every_n_epochs=None, network_train_unet_only=True)
         train(cfg, listener=lambda e: isinstance(e, ev.StepEnd) and seen.append(torch.get_num_threads()),
               log=lambda *a: None)
     finally:
