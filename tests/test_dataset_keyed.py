@@ -148,3 +148,45 @@ def test_the_tab_shows_the_workbenchs_refusals_in_the_webuis_language(tmp_path):
     with pytest.raises(TrainerError) as err:
         project_path(" ", host)
     assert str(err.value) == "no project is chosen\n  What to do: type a name for a new project, or pick one in the list"
+
+
+def test_a_tagging_run_reports_its_failures_in_the_language_asked(tmp_path):
+    from test_dataset_tagging import FakeTagger
+
+    textured(tmp_path / "a.png", seed=1)
+    (tmp_path / "b.png").write_bytes(b"")
+    textured(tmp_path / "c.png", size=(64, 48), seed=2)
+    report = autotag.tag_folder(tmp_path, FakeTagger(fail_on_size=(64, 48)), TagOptions(trigger=""))
+    reasons = {f["path"]: f for f in report.as_dict("zh_CN")["failed"]}
+    assert reasons[str(tmp_path / "b.png")]["reason"] == "文件是空的（0 字节）"
+    failed = reasons[str(tmp_path / "c.png")]
+    assert failed["reason"] == "打标器 Fake tagger 处理 c.png 时出错（RuntimeError: the model ran out of memory）"
+    assert failed["advice"] == "请换一个打标器；如果每张图片都出错，请重启 WebUI"
+    assert "\n  b.png：文件是空的（0 字节）" in report.summary("zh_CN")
+    assert "\n  b.png: the file is empty (0 bytes)" in report.summary()
+
+
+def test_the_http_api_says_why_a_picture_is_not_imported_in_the_callers_language(tmp_path):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from lora_trainer.hosts.standalone import StandaloneAdapter
+    from lora_trainer.runner.dataset_api import PREFIX, register_dataset_api
+
+    app = FastAPI()
+    register_dataset_api(app, StandaloneAdapter(lora_dir=str(tmp_path / "loras")), [])
+    try:
+        api = TestClient(app)
+    except TypeError:   # starlette < 0.28 with httpx 0.28
+        pytest.skip("this starlette's TestClient does not run with this httpx")
+    src = tmp_path / "src"
+    _pictures(src)
+    body = {"project": str(tmp_path / "proj"), "source": str(src), "trigger": "zkz", "language": "zh_CN"}
+    done = api.post(PREFIX + "/import", json=body).json()
+    assert done["unreadable"] == [{"path": str(src / "empty.png"), "why": "文件是空的（0 字节）"}]
+    refused = api.post(PREFIX + "/import", json={**body, "trigger": "a/b"})
+    assert refused.status_code == 400 and refused.json()["error"] == "触发词「a/b」含有文件夹名称中不能使用的字符"
+    english = api.post(PREFIX + "/import", json={**body, "trigger": "a/b", "language": "en"}).json()
+    assert english["error"] == "the trigger word 'a/b' holds a character a folder name cannot have"

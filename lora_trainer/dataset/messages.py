@@ -2,13 +2,15 @@
 edits): English templates by key; Chinese in ``text/zh_CN.json``.
 
 A field that holds a sentence holds a ``Message`` (English with ``str()``); where a reason comes from an error
-(``TrainerError``, ``ImageLoadError``) it is that error's English text. ``said`` puts either in a language.
+(``TrainerError``, ``ImageLoadError``) it is that error's text, a ``Sentence`` that keeps its key. ``said`` puts
+either in a language. The project's, the import's and the other steps' refusals are in ``REFUSALS``; the
+tagger's in ``messages_tagging.py``.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ..text.messages import Message, msg, normalize_language, register
+from ..text.messages import Message, localized, msg, normalize_language, register
 
 TEMPLATES = {
     "dep.wd14_tagger": "the WD14 tagger",
@@ -252,8 +254,9 @@ def duplicate_kind(kind: str) -> Message | str:
 
 
 def said(value: Any, language: str | None = "en") -> str:
-    """A ``Message`` in ``language``; anything else (an error's English reason, a name) as it is."""
-    return value.format(language) if isinstance(value, Message) else str(value)
+    """A ``Message`` or ``Sentence`` (an image loader's reason) in ``language``; anything else (an error's English
+    text, a name) as it is."""
+    return localized(value, language)
 
 
 def joined(items: Iterable[Any], key: str = "list.comma") -> Any:

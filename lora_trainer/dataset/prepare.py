@@ -49,7 +49,11 @@ class PrepareFailure:
     advice: Message | str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}" + (f"\n  What to do: {self.advice}" if self.advice else "")
+        return self.in_language("en")
+
+    def in_language(self, language: str | None) -> str:
+        what = msg("dataset.named", name=self.path, text=self.reason)
+        return (msg("error.what_to_do", message=what, advice=self.advice) if self.advice else what).format(language)
 
 
 @dataclass
