@@ -2,7 +2,6 @@
 the environment like the rest of the command line (``messages.py``)."""
 from __future__ import annotations
 
-from ..dataset import messages  # noqa: F401  (the words and reasons the lines are filled with)
 from ..text.messages import register
 
 register({
