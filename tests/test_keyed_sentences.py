@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[1] / "lora_trainer"
 # Every module of the package is scanned except these, whose sentences are still being given keys (the list
 # only shrinks). A raise for a bug in the calling code that no user meets carries "# internal: <why>".
 PENDING = (
-    "cli/dataset_cmd.py",
     "cli/demo.py",
     "cli/inspect_lora.py",
     "config/presets.py",
@@ -32,20 +31,6 @@ PENDING = (
     "data/holdout.py",
     "data/latent_cache.py",
     "data/masks.py",
-    "dataset/autotag.py",
-    "dataset/caption_edit.py",
-    "dataset/crop.py",
-    "dataset/fixes.py",
-    "dataset/focus.py",
-    "dataset/importing.py",
-    "dataset/plan.py",
-    "dataset/prepare.py",
-    "dataset/project.py",
-    "dataset/regularization.py",
-    "dataset/scan.py",
-    "dataset/tagging.py",
-    "dataset/wd14.py",
-    "dataset/wd14_models.py",
     "install/gate.py",
     "install/on_request.py",
     "install/policy.py",
@@ -67,13 +52,14 @@ PENDING = (
     "train/metrics.py",
     "train/optimizers.py",
     "train/validation_loss.py",
-    "ui/dataset/project_actions.py",
 )
 # every module that registers templates (imported so that ENGLISH holds every key)
 REGISTERING = (
     "lora_trainer.errors", "lora_trainer.io.disk", "lora_trainer.config.messages", "lora_trainer.config.user_presets",
-    "lora_trainer.data.messages", "lora_trainer.dataset.messages", "lora_trainer.train.messages",
+    "lora_trainer.data.messages", "lora_trainer.dataset.messages", "lora_trainer.dataset.messages_tagging",
+    "lora_trainer.train.messages",
     "lora_trainer.evaluate.messages", "lora_trainer.runner.messages", "lora_trainer.cli.messages",
+    "lora_trainer.cli.messages_dataset",
     "lora_trainer.ui.messages", "lora_trainer.ui.dataset.messages", "lora_trainer.models.messages",
     "lora_trainer.lora.messages", "lora_trainer.hosts.base",
 )

@@ -3,8 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..dataset.messages import duplicate_kind
 from ..errors import TrainerError
+from ..text.messages import msg
+from . import messages_dataset  # noqa: F401  (registers the sentences)
 from .messages import language, said
+
+LEVELS = ("error", "warning", "info")
 
 
 def _tags(text: str | None) -> list[str]:
@@ -16,7 +21,8 @@ def _print_findings(findings) -> None:
     if not findings:
         print(said("cli.no_problems"))
     for f in findings:
-        print(said("cli.finding", level=f.level, text=f.text(lang), advice=f.advice.format(lang))
+        level = msg(f"cli.level.{f.level}") if f.level in LEVELS else f.level
+        print(said("cli.finding", level=level, text=f.text(lang), advice=f.advice.format(lang))
               + (said("cli.finding_fix", label=f.fix.label.format(lang)) if f.fix else ""))
 
 
@@ -27,18 +33,19 @@ def cmd_import(args) -> int:
     project = Project.create(args.project)
     plan = plan_import(project, args.source, recursive=args.recursive)
     for picture in plan.unreadable:
-        print(f"cannot be read, not imported: {picture.path} ({picture.error})")
+        print(said("cli.dataset.unreadable", path=picture.path, why=picture.error))
     for path in plan.unsupported:
-        print(f"format not read, not imported: {path}")
+        print(said("cli.dataset.unsupported", path=path))
     for group in plan.duplicates:
-        print(f"{group.kind}: " + " = ".join(Path(p).name for p in group.paths) + " (the first is imported)")
+        print(said("cli.dataset.duplicates", kind=duplicate_kind(group.kind),
+                   names=" = ".join(Path(p).name for p in group.paths)))
     result = import_pictures(project, plan, args.trigger, args.repeats or None, args.class_word, args.goal,
                              leave_out=set() if args.keep_duplicates else None)
     concept = project.concept(args.trigger)
-    print(f"Imported {len(result.imported)} picture(s) and {result.captions} caption(s) into "
-          f"{project.concept_dir(concept)} (repeats {concept.repeats}).")
+    print(said("cli.dataset.imported", count=len(result.imported), captions=result.captions,
+               folder=project.concept_dir(concept), repeats=concept.repeats))
     for path, why in result.caption_problems:
-        print(f"caption not imported: {path} ({why})")
+        print(said("cli.dataset.caption_not_imported", path=path, why=why))
     return 0
 
 
@@ -62,14 +69,14 @@ def _edit(args, edit, label) -> int:
     for change in changes[: args.show]:
         print(f"{Path(change.image).name}: {change.before!r} → {change.after!r}")
     if len(changes) > args.show:
-        print(f"… and {len(changes) - args.show} more")
+        print(said("cli.dataset.more", count=len(changes) - args.show))
     if not args.apply:
-        print(f"{len(changes)} caption(s) would change; add --apply to write them.")
+        print(said("cli.dataset.would_change", count=len(changes)))
         return 0
     applied = history_for(folder).apply(changes, label)
     for path, why in applied.conflicts:
-        print(f"left alone: {path} ({why})")
-    print(f"{len(applied.written)} caption(s) written; 'python -m lora_trainer dataset undo {folder}' undoes it.")
+        print(said("cli.dataset.left_alone", path=path, why=why))
+    print(said("cli.dataset.written", count=len(applied.written), folder=folder))
     return 0
 
 
@@ -96,7 +103,7 @@ def cmd_edit(args) -> int:
         edit, label = ce.move_to_front(_tags(args.move_to_front)), ce.edit_label("move_to_front",
                                                                                   _tags(args.move_to_front))
     else:
-        raise TrainerError("say what to change", "use --add, --remove, --replace OLD=NEW or --move-to-front TAGS")
+        raise TrainerError(msg("cli.dataset.no_edit"), msg("cli.dataset.no_edit.advice"))
     return _edit(args, edit, label)
 
 
@@ -104,11 +111,11 @@ def cmd_undo(args) -> int:
     from ..dataset.fixes import history_for
 
     history = history_for(args.folder)
-    label = history.last_label()
+    label = history.last_label(language())
     applied = history.undo()
     for path, why in applied.conflicts:
-        print(f"left alone: {path} ({why})")
-    print(f"Undone: {label} ({len(applied.written)} caption(s)).")
+        print(said("cli.dataset.left_alone", path=path, why=why))
+    print(said("cli.dataset.undone", label=label, count=len(applied.written)))
     return 0
 
 

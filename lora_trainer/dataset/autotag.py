@@ -25,7 +25,8 @@ from ..data.folders import parse_concept_folder_name
 from ..data.images import IMAGE_EXTENSIONS, ImageLoadError, load_image
 from ..errors import DatasetError, TrainerError
 from ..io.atomic import atomic_write
-from ..text.messages import Message, msg
+from ..text.messages import Message, msg, sentence
+from . import messages_tagging  # noqa: F401  (registers the sentences)
 from .caption_edit import Change, EditHistory
 from .messages import joined, said, sentences
 from .project import PROJECT_FILE, Project
@@ -69,12 +70,10 @@ def available_taggers(host: Iterable[Tagger] = (), model_folders: Iterable = ())
 def wd14_status(model_folders: Iterable = ()) -> str:
     """Why the WD14 tagger cannot be used now, in a sentence ("" when it can)."""
     if not onnxruntime_available():
-        return f"The WD14 tagger needs onnxruntime, which is not installed: {INSTALL_ADVICE}."
+        return sentence("tag.no_runtime", advice=INSTALL_ADVICE)
     folders = [str(f) for f in model_folders if f]
     if not find_models(*folders):
-        where = " or ".join(folders) or "the models folder"
-        return (f"No WD14 model found in {where}: download one (e.g. SmilingWolf/wd-swinv2-tagger-v3) or choose a "
-                "folder holding model.onnx and selected_tags.csv.")
+        return sentence("tag.no_model", where=joined(folders, "list.or") or msg("tag.models_folder"))
     return ""
 
 
@@ -87,9 +86,8 @@ def find_tagger(name: str, taggers: Iterable[Tagger]) -> Tagger:
             return tagger
     if wanted and Path(wanted).is_dir():
         return wd14_tagger(wanted)
-    raise DatasetError(f"there is no tagger '{wanted}'",
-                       "choose one of: " + (", ".join(t.label for t in taggers) or
-                                            "none available: the WebUI's DeepBooru/CLIP, or a WD14 model folder"))
+    raise DatasetError(msg("tag.no_tagger", name=wanted),
+                       msg("dataset.choose_one", names=joined([t.label for t in taggers]) or msg("tag.no_tagger.none")))
 
 
 # --- captions --------------------------------------------------------------------------------------
@@ -101,15 +99,14 @@ def read_caption_text(path: Path) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as err:
-        raise DatasetError(f"cannot read caption file {path} ({err.strerror or err})",
-                           "check that you may read it and that no other program holds it") from None
+        raise DatasetError(msg("tag.caption_unreadable", path=path, why=str(err.strerror or err)),
+                           msg("tag.caption_unreadable.advice")) from None
     encoding = "utf-16" if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as err:
-        raise DatasetError(f"caption file {path} is not UTF-8 text (undecodable byte at position {err.start}), "
-                           "so it was left as it is",
-                           "save it as UTF-8 in a text editor (or delete it), then tag again") from None
+        raise DatasetError(msg("tag.caption_not_utf8", path=path, position=err.start),
+                           msg("tag.caption_not_utf8.advice")) from None
 
 
 def caption_tags_text(text: str | None) -> str | None:
@@ -177,7 +174,7 @@ def tag_image(image, tagger: Tagger, options: TagOptions | None = None, *, exist
         if options.trigger is None:
             trigger = concept_trigger(Path(path).parent)
         image = _load(Path(path))
-    tags = clean_tags(_run_tagger(tagger, image, options, path or "the picture"), options)
+    tags = clean_tags(_run_tagger(tagger, image, options, path or msg("tag.the_picture")), options)
     caption = merge_caption(existing, [t for t, _ in tags], options.existing, trigger)
     return TagPreview(tags, caption, existing, path)
 
@@ -185,25 +182,25 @@ def tag_image(image, tagger: Tagger, options: TagOptions | None = None, *, exist
 def _load(path: Path) -> Image.Image:
     try:
         if path.stat().st_size == 0:
-            raise ImageLoadError(path, "the file is empty (0 bytes)")
+            raise ImageLoadError(path, sentence("data.empty_file"))
     except OSError as err:
-        raise ImageLoadError(path, f"it cannot be read ({err.strerror or err})") from None
+        raise ImageLoadError(path, sentence("tag.picture_unreadable", why=str(err.strerror or err))) from None
     try:
         return load_image(path)
     except ImageLoadError:
         raise
     except Exception as err:  # Pillow meets odd files with odd errors (struct.error, EOFError, MemoryError …)
-        raise ImageLoadError(path, f"corrupt or unreadable ({type(err).__name__}: {err})") from None
+        raise ImageLoadError(path, sentence("tag.picture_corrupt", error=f"{type(err).__name__}: {err}")) from None
 
 
-def _run_tagger(tagger: Tagger, image: Image.Image, options: TagOptions, what: str) -> TagScores:
+def _run_tagger(tagger: Tagger, image: Image.Image, options: TagOptions, what: str | Message) -> TagScores:
     try:
         return list(tagger.tag(image, options))
     except TrainerError:
         raise
     except Exception as err:  # a tagger is outside code (a model, the WebUI): its error becomes ours
-        raise DatasetError(f"the tagger {tagger.label} failed on {what} ({type(err).__name__}: {err})",
-                           "try another tagger; if it fails on every picture, restart the WebUI") from None
+        raise DatasetError(msg("tag.tagger_failed", tagger=tagger.label, what=what,
+                               error=f"{type(err).__name__}: {err}"), msg("tag.tagger_failed.advice")) from None
 
 
 # --- a folder --------------------------------------------------------------------------------------
@@ -275,13 +272,13 @@ def tag_folder(folder, tagger: Tagger, options: TagOptions | None = None, *, pro
     options = (options or TagOptions()).checked()
     folder = Path(folder)
     if not folder.is_dir():
-        raise DatasetError(f"{folder} is not a folder", "choose the folder of pictures to tag "
-                                                        "(a project's concept folder: <project>/img/<N>_<trigger>)")
+        raise DatasetError(msg("dataset.not_folder", folder=folder), msg("tag.not_folder.advice"))
     images, unsupported = picture_files(folder)
     if not images:
-        found = f" (found only {', '.join(p.name for p in unsupported[:3])}, which are not read)" if unsupported else ""
-        raise DatasetError(f"{folder} holds no pictures to tag{found}",
-                           f"put {', '.join(IMAGE_EXTENSIONS)} files there, or choose another folder")
+        names = ", ".join(p.name for p in unsupported[:3])
+        raise DatasetError(msg("tag.no_pictures.found", folder=folder, names=names) if unsupported else
+                           msg("tag.no_pictures", folder=folder),
+                           msg("tag.no_pictures.advice", extensions=", ".join(IMAGE_EXTENSIONS)))
     load = getattr(tagger, "load", None)
     if callable(load):
         load()                                    # a tagger that cannot start fails here, not once per picture

@@ -134,7 +134,7 @@ def fold_traits(trigger: str, traits: Iterable[str]) -> Edit:
     trigger word) and the trigger word stands first."""
     trigger = trigger.strip()
     if not trigger:
-        raise DatasetError("there is no trigger word to fold the traits into", "type the concept's trigger word")
+        raise DatasetError(msg("edit.no_trigger"), msg("edit.no_trigger.advice"))
     drop = remove_tags([t for t in traits if _key(t) != _key(trigger)])
     return lambda tags: trigger_first(trigger)(drop(tags))
 
@@ -291,13 +291,13 @@ class EditHistory:
     def undo(self) -> Applied:
         entries = self.entries()
         if not entries:
-            raise DatasetError("there is nothing to undo", "the edits of this project have all been undone")
+            raise DatasetError(msg("edit.nothing_to_undo"), msg("edit.nothing_to_undo.advice"))
         try:
             data = json.loads(entries[-1].read_text(encoding="utf-8"))
             changes = [Change(**c) for c in data["changes"]]
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise DatasetError(f"the edit history {entries[-1]} cannot be read: {err}",
-                               "delete that file to undo the edit before it") from None
+            raise DatasetError(msg("edit.bad_history", path=entries[-1], error=str(err)),
+                               msg("edit.bad_history.advice")) from None
         result = _write(changes, lambda c: c.after, lambda c: c.before)
         result.entry = str(entries[-1])
         if not result.conflicts:

@@ -17,18 +17,19 @@ from PIL import Image, ImageColor, ImageDraw
 
 from ..data.images import OPEN_ERRORS, ImageHeader, ImageLoadError, image_to_rgb, open_error_reason
 from ..errors import DatasetError
+from ..text.messages import Message, msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 
 Box = tuple[float, float, float, float]      # left, top, right, bottom
 Size = tuple[int, int]                       # width, height
 
 MIN_SIDE = 64          # a picture with a shorter side is refused: nothing to train on
 HUGE_SIDE = 8192       # a picture with a longer side is downscaled with a note (bigger exports only cost time)
-_TOO_LARGE_ADVICE = ("shrink it in an image editor (under 8192 px a side is plenty for training) "
-                     "and import it again, or remove it")
 
 
-def parse_colour(value, setting: str = "background colour") -> tuple[int, int, int]:
-    """``"#fff"``, ``"#ffffff"``, ``"ffffff"``, ``"white"``, ``"rgb(255,255,255)"`` or (r, g, b) → (r, g, b)."""
+def parse_colour(value, setting: str | Message | None = None) -> tuple[int, int, int]:
+    """``"#fff"``, ``"#ffffff"``, ``"ffffff"``, ``"white"``, ``"rgb(255,255,255)"`` or (r, g, b) → (r, g, b);
+    ``setting`` names it in a refusal (the background colour by default)."""
     if isinstance(value, (tuple, list)) and len(value) in (3, 4):
         try:
             rgb = tuple(int(v) for v in value[:3])
@@ -44,8 +45,8 @@ def parse_colour(value, setting: str = "background colour") -> tuple[int, int, i
             return ImageColor.getrgb(text)[:3]
         except ValueError:
             pass
-    raise DatasetError(f"the {setting} {value!r} is not a colour",
-                       "use a hex colour like #ffffff (white), #000000 (black) or a name like 'white'")
+    raise DatasetError(msg("crop.not_colour", setting=setting or msg("crop.background"), value=repr(value)),
+                       msg("crop.not_colour.advice"))
 
 
 def colour_hex(rgb: tuple[int, int, int]) -> str:
@@ -105,13 +106,13 @@ def decode(path: str | os.PathLike, header: ImageHeader, scale: float = 1.0,
                 _draft(img, scale)
                 limit = Image.MAX_IMAGE_PIXELS
                 if header.over_pixel_limit and limit and img.size[0] * img.size[1] > limit:
-                    raise ImageLoadError(path, f"it is too large to decode safely ({header.width}×{header.height} "
-                                               f"px, over {limit / 1e6:.0f} megapixels)", _TOO_LARGE_ADVICE)
+                    raise ImageLoadError(path, sentence("plan.too_large", size=f"{header.width}×{header.height}",
+                                                        megapixels=limit / 1e6), msg("crop.too_large.advice"))
                 rgb, alpha = image_to_rgb(img, background, keep_alpha=header.has_alpha)
     except ImageLoadError:
         raise
     except MemoryError as exc:
-        raise ImageLoadError(path, "there is not enough memory to decode it", _TOO_LARGE_ADVICE) from exc
+        raise ImageLoadError(path, sentence("crop.no_memory"), msg("crop.too_large.advice")) from exc
     except OPEN_ERRORS as exc:
         raise ImageLoadError(path, open_error_reason(exc)) from exc
     return Decoded(rgb, alpha, (rgb.width / header.width, rgb.height / header.height))

@@ -82,7 +82,7 @@ def apply_fix(fix: Fix, train_dir: str | os.PathLike, trigger: str = "", caption
         rename_folders(fix.paths, result)
     elif fix.kind in ("add_trigger", "fill_trigger"):
         if not trigger:
-            raise DatasetError("this fix needs the trigger word", "type the concept's trigger word first")
+            raise DatasetError(msg("fix.no_trigger"), msg("fix.no_trigger.advice"))
         folders = {str(Path(p).parent) for p in fix.paths}
         captions = read_captions(folders, caption_extension)
         edit = trigger_first(trigger) if fix.kind == "add_trigger" else set_caption(trigger)
@@ -94,5 +94,5 @@ def apply_fix(fix: Fix, train_dir: str | os.PathLike, trigger: str = "", caption
     elif fix.kind == "fold":
         result.setting = {"fold": list(fix.paths)}
     else:
-        raise DatasetError(f"there is no fix called {fix.kind}", "run the checks again")
+        raise DatasetError(msg("fix.unknown", kind=fix.kind), msg("fix.unknown.advice"))
     return result

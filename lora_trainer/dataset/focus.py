@@ -20,7 +20,7 @@ from typing import Callable
 
 from PIL import Image
 
-from ..text.messages import Message, msg
+from ..text.messages import Message, msg, sentence
 from . import messages  # noqa: F401  (registers the sentences)
 
 FACE = "face"
@@ -201,7 +201,7 @@ def propose_focal_points(project, concepts: list[str] | None = None, only_missin
             view = small_view(picture.source, picture.header, DETECT_SIDE)
             found = propose_focal_point(view.image, view.alpha)
         except ImageLoadError as err:
-            scan.failed[picture.key] = f"{err.reason} ({err.advice})"
+            scan.failed[picture.key] = sentence("dataset.reason_advice", reason=err.reason, advice=err.advice)
             found = None
         if found is not None:
             scan.proposals[picture.key] = found
@@ -235,9 +235,8 @@ def set_focal_point(project, key: str, x: float | None, y: float | None = None) 
     try:
         x, y = float(x), float(y)
     except (TypeError, ValueError):
-        raise DatasetError(f"the focal point ({x!r}, {y!r}) of {key} is not two numbers",
-                           "click on the picture to set it") from None
+        raise DatasetError(msg("focus.not_numbers", x=repr(x), y=repr(y), picture=key),
+                           msg("focus.not_numbers.advice")) from None
     if not (0 <= x <= 1 and 0 <= y <= 1):
-        raise DatasetError(f"the focal point ({x:g}, {y:g}) of {key} lies outside the picture",
-                           "use x and y between 0 and 1 (a click on the picture gives them)")
+        raise DatasetError(msg("focus.outside", x=x, y=y, picture=key), msg("focus.outside.advice"))
     points[key] = [round(x, 4), round(y, 4)]

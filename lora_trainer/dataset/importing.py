@@ -61,11 +61,9 @@ def plan_import(project: Project, source: str | os.PathLike | None = None,
     if source:
         folder = Path(source)
         if not folder.is_dir():
-            raise DatasetError(f"the source folder {folder} does not exist or is not a folder",
-                               "choose the folder that holds your pictures")
+            raise DatasetError(msg("import.no_source", folder=folder), msg("import.no_source.advice"))
         if inside(folder, project.root) or inside(project.root, folder):
-            raise DatasetError(f"the source folder {folder} and the project folder {project.root} overlap",
-                               "keep the project in a folder of its own, outside the pictures' folder")
+            raise DatasetError(msg("import.overlap", folder=folder, project=project.root), msg("import.overlap.advice"))
         paths, unsupported = picture_files(folder, recursive=recursive)
     for path, name in files:
         names[str(path)] = os.path.basename(name or path)
@@ -123,8 +121,8 @@ def import_pictures(project: Project, plan: ImportPlan, trigger: str, repeats: i
             _copy(src, originals / name)
             _copy(src, training / name)
         except OSError as err:
-            raise DatasetError(f"{name} could not be copied into {training}: {err.strerror or err}",
-                               "check that the project folder is writable and the disk has space") from None
+            raise DatasetError(msg("import.cannot_copy", name=name, folder=training, why=str(err.strerror or err)),
+                               msg("dataset.writable.advice")) from None
         try:
             caption = read_caption(src, caption_extension)
         except TrainerError as err:   # the picture came; its caption did not

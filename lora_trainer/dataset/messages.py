@@ -2,13 +2,15 @@
 edits): English templates by key; Chinese in ``text/zh_CN.json``.
 
 A field that holds a sentence holds a ``Message`` (English with ``str()``); where a reason comes from an error
-(``TrainerError``, ``ImageLoadError``) it is that error's English text. ``said`` puts either in a language.
+(``TrainerError``, ``ImageLoadError``) it is that error's text, a ``Sentence`` that keeps its key. ``said`` puts
+either in a language. The project's, the import's and the other steps' refusals are in ``REFUSALS``; the
+tagger's in ``messages_tagging.py``.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ..text.messages import Message, msg, normalize_language, register
+from ..text.messages import Message, localized, msg, normalize_language, register
 
 TEMPLATES = {
     "dep.wd14_tagger": "the WD14 tagger",
@@ -171,15 +173,90 @@ LIBRARY = {
     "edit.autotag": "auto-tagging with {tagger}",
     "fix.gone": "{path} is not in the training folder any more",
     "fix.exists": "{target} exists already: rename {folder} by hand",
+    "bench.dup.same_bytes": "same bytes",
+    "bench.dup.near": "near duplicate",
+}
+
+# refusals of the project, import, crop-and-resize, caption-edit and regularization steps
+REFUSALS = {
+    "dataset.choose_one": "choose one of: {names}",
+    "dataset.reason_advice": "{reason} ({advice})",
+    "dataset.not_folder": "{folder} is not a folder",
+    "dataset.writable.advice": "check that the project folder is writable and the disk has space",
+    "list.or": "{first} or {rest}",
+    "word.trigger": "trigger word",
+    "word.class": "class word",
+    "project.empty_word": "the {what} is empty",
+    "project.empty_word.advice": "type a {what}, e.g. a made-up word like 'zkz' for a character",
+    "project.bad_char": "the {what} '{word}' holds a character a folder name cannot have",
+    "project.bad_char.advice": "leave out \\ / : * ? \" < > |",
+    "project.no_concept": "the project has no concept '{trigger}'",
+    "project.no_concept.none": "none yet: import first",
+    "project.bad_goal": "'{goal}' is not a goal",
+    "project.bad_goal.advice": "choose character, style or concept",
+    "project.bad_repeats": "repeats {repeats} is out of range",
+    "project.bad_repeats.advice": "use 1 to 1000 (10 is common for 20–50 images)",
+    "project.is_file": "{root} is a file",
+    "project.is_file.advice": "choose a folder for the project",
+    "project.missing": "{root} is not a dataset project ({file} is missing)",
+    "project.missing.advice": "create a project there first (Import), or choose the project's folder",
+    "project.unreadable": "{path} cannot be read: {error}",
+    "project.unreadable.advice": "restore it from a backup, or delete it and import the pictures again",
+    "import.no_source": "the source folder {folder} does not exist or is not a folder",
+    "import.no_source.advice": "choose the folder that holds your pictures",
+    "import.overlap": "the source folder {folder} and the project folder {project} overlap",
+    "import.overlap.advice": "keep the project in a folder of its own, outside the pictures' folder",
+    "import.cannot_copy": "{name} could not be copied into {folder}: {why}",
+    "reg.count": "{count} regularization images is out of range",
+    "reg.count.advice": "ask for 1 to {most}",
+    "reg.cannot_write": "cannot write into {folder}: {why}",
+    "plan.bad_resolution": "the resolution {side} is not a multiple of 64 between 64 and 4096",
+    "plan.bad_resolution.advice": "use {good} (512 for SD 1.5, 1024 for SDXL)",
+    "plan.not_square": "the resolution {width}×{height} is not a square, but buckets are on",
+    "plan.not_square.advice": "use one number (e.g. 512): buckets then keep each picture's own shape",
+    "plan.no_picture": "no picture '{picture}' in the project",
+    "plan.no_picture.advice": "scan the project again: it may have been removed",
+    "crop.background": "background colour",
+    "crop.not_colour": "the {setting} {value} is not a colour",
+    "crop.not_colour.advice": "use a hex colour like #ffffff (white), #000000 (black) or a name like 'white'",
+    "crop.no_memory": "there is not enough memory to decode it",
+    "crop.too_large.advice": "shrink it in an image editor (under 8192 px a side is plenty for training) and import "
+                             "it again, or remove it",
+    "prepare.cannot_write_folder": "cannot write to the folder {folder}: {why}",
+    "prepare.cannot_write_folder.advice": "make the folder writable (its permissions, or a drive that is not "
+                                          "read-only or full), or put the project in another folder",
+    "focus.not_numbers": "the focal point ({x}, {y}) of {picture} is not two numbers",
+    "focus.not_numbers.advice": "click on the picture to set it",
+    "focus.outside": "the focal point ({x:g}, {y:g}) of {picture} lies outside the picture",
+    "focus.outside.advice": "use x and y between 0 and 1 (a click on the picture gives them)",
+    "fix.no_trigger": "this fix needs the trigger word",
+    "fix.no_trigger.advice": "type the concept's trigger word first",
+    "fix.unknown": "there is no fix called {kind}",
+    "fix.unknown.advice": "run the checks again",
+    "edit.no_trigger": "there is no trigger word to fold the traits into",
+    "edit.no_trigger.advice": "type the concept's trigger word",
+    "edit.nothing_to_undo": "there is nothing to undo",
+    "edit.nothing_to_undo.advice": "the edits of this project have all been undone",
+    "edit.bad_history": "the edit history {path} cannot be read: {error}",
+    "edit.bad_history.advice": "delete that file to undo the edit before it",
 }
 register(TEMPLATES)
 register(PREPARE)
 register(LIBRARY)
+register(REFUSALS)
+
+DUPLICATE_KINDS = {"same bytes": "bench.dup.same_bytes", "near duplicate": "bench.dup.near"}
+
+
+def duplicate_kind(kind: str) -> Message | str:
+    """The scan's kind of duplicate group ("same bytes", "near duplicate") as words a user reads."""
+    return msg(DUPLICATE_KINDS[kind]) if kind in DUPLICATE_KINDS else kind
 
 
 def said(value: Any, language: str | None = "en") -> str:
-    """A ``Message`` in ``language``; anything else (an error's English reason, a name) as it is."""
-    return value.format(language) if isinstance(value, Message) else str(value)
+    """A ``Message`` or ``Sentence`` (an image loader's reason) in ``language``; anything else (an error's English
+    text, a name) as it is."""
+    return localized(value, language)
 
 
 def joined(items: Iterable[Any], key: str = "list.comma") -> Any:

@@ -81,11 +81,9 @@ class PrepareSettings:
         for side in {width, height}:
             if not 64 <= side <= 4096 or side % 64:
                 good = min(4096, max(64, round(side / 64) * 64))
-                raise DatasetError(f"the resolution {side} is not a multiple of 64 between 64 and 4096",
-                                   f"use {good} (512 for SD 1.5, 1024 for SDXL)")
+                raise DatasetError(msg("plan.bad_resolution", side=side), msg("plan.bad_resolution.advice", good=good))
         if self.buckets and width != height:
-            raise DatasetError(f"the resolution {width}×{height} is not a square, but buckets are on",
-                               "use one number (e.g. 512): buckets then keep each picture's own shape")
+            raise DatasetError(msg("plan.not_square", width=width, height=height), msg("plan.not_square.advice"))
         self.background_rgb  # noqa: B018  (raises for a bad colour)
         self.bucket_set()
 
@@ -176,7 +174,7 @@ class PreparePlan:
         for picture in self.pictures:
             if picture.key == key:
                 return picture
-        raise DatasetError(f"no picture '{key}' in the project", "scan the project again: it may have been removed")
+        raise DatasetError(msg("plan.no_picture", picture=key), msg("plan.no_picture.advice"))
 
 
 def _focal(project: Project, key: str, picture: PlannedPicture) -> tuple[float, float] | None:

@@ -49,7 +49,11 @@ class PrepareFailure:
     advice: Message | str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}" + (f"\n  What to do: {self.advice}" if self.advice else "")
+        return self.in_language("en")
+
+    def in_language(self, language: str | None) -> str:
+        what = msg("dataset.named", name=self.path, text=self.reason)
+        return (msg("error.what_to_do", message=what, advice=self.advice) if self.advice else what).format(language)
 
 
 @dataclass
@@ -99,9 +103,8 @@ def _check_writable(folder: Path) -> None:
         os.close(fd)
         os.remove(probe)
     except OSError as err:
-        raise DatasetError(f"cannot write to the folder {folder}: {err.strerror or err}",
-                           "make the folder writable (its permissions, or a drive that is not read-only or full), "
-                           "or put the project in another folder") from None
+        raise DatasetError(msg("prepare.cannot_write_folder", folder=folder, why=str(err.strerror or err)),
+                           msg("prepare.cannot_write_folder.advice")) from None
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -233,7 +236,7 @@ def prepare_project(project: Project, settings: PrepareSettings | None = None, c
 def _usable(plan: PreparePlan, picture: PlannedPicture | str) -> PlannedPicture:
     picture = plan.picture(picture) if isinstance(picture, str) else picture
     if not picture.ok:
-        raise DatasetError(f"{picture.source}: {picture.error}", str(picture.advice))
+        raise DatasetError(msg("dataset.named", name=picture.source, text=picture.error), picture.advice)
     return picture
 
 

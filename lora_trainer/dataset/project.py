@@ -20,6 +20,8 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from ..io.atomic import atomic_write
+from ..text.messages import Message, msg
+from .messages import joined
 
 PROJECT_FILE = "project.json"
 WORK_DIR = ".workbench"
@@ -27,6 +29,7 @@ GOALS = ("character", "style", "concept")
 # images × repeats per epoch the tutorials aim at (a character of 20–50 images trains 10 epochs of ~300)
 SAMPLES_PER_EPOCH = {"character": 300, "style": 400, "concept": 200}
 _BAD_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+WORDS = {"trigger word": "word.trigger", "class word": "word.class"}
 
 
 def suggest_repeats(images: int, goal: str = "character") -> int:
@@ -36,14 +39,15 @@ def suggest_repeats(images: int, goal: str = "character") -> int:
     return max(1, min(100, round(SAMPLES_PER_EPOCH.get(goal, 300) / images)))
 
 
-def check_word(word: str, what: str) -> str:
-    """A trigger or class word as a folder name can hold it; ``DatasetError`` naming the problem."""
+def check_word(word: str, what: str | Message) -> str:
+    """A trigger or class word as a folder name can hold it; ``DatasetError`` naming the problem. ``what``:
+    "trigger word" or "class word" (said in the user's language), or a ``Message``."""
     word = " ".join(str(word or "").split())
+    what = msg(WORDS[what]) if isinstance(what, str) and what in WORDS else what
     if not word:
-        raise DatasetError(f"the {what} is empty", f"type a {what}, e.g. a made-up word like 'zkz' for a character")
+        raise DatasetError(msg("project.empty_word", what=what), msg("project.empty_word.advice", what=what))
     if _BAD_NAME.search(word) or word in (".", ".."):
-        raise DatasetError(f"the {what} '{word}' holds a character a folder name cannot have",
-                           "leave out \\ / : * ? \" < > |")
+        raise DatasetError(msg("project.bad_char", what=what, word=word), msg("project.bad_char.advice"))
     return word
 
 
@@ -99,8 +103,9 @@ class Project:
         for concept in self.concepts:
             if concept.trigger == trigger:
                 return concept
-        raise DatasetError(f"the project has no concept '{trigger}'",
-                           "choose one of: " + (", ".join(c.trigger for c in self.concepts) or "none yet: import first"))
+        raise DatasetError(msg("project.no_concept", trigger=trigger),
+                           msg("dataset.choose_one", names=joined([c.trigger for c in self.concepts])
+                               or msg("project.no_concept.none")))
 
     def originals_dir(self, concept: Concept) -> Path:
         return self.root / "originals" / concept.trigger
@@ -117,9 +122,9 @@ class Project:
         if class_word:
             class_word = check_word(class_word, "class word")
         if goal not in GOALS:
-            raise DatasetError(f"'{goal}' is not a goal", "choose character, style or concept")
+            raise DatasetError(msg("project.bad_goal", goal=goal), msg("project.bad_goal.advice"))
         if not 1 <= int(repeats) <= 1000:
-            raise DatasetError(f"repeats {repeats} is out of range", "use 1 to 1000 (10 is common for 20–50 images)")
+            raise DatasetError(msg("project.bad_repeats", repeats=repeats), msg("project.bad_repeats.advice"))
         for concept in self.concepts:
             if concept.trigger.lower() == trigger.lower():
                 return concept
@@ -152,7 +157,7 @@ class Project:
         if (root / PROJECT_FILE).is_file():
             return cls.open(root)
         if root.exists() and not root.is_dir():
-            raise DatasetError(f"{root} is a file", "choose a folder for the project")
+            raise DatasetError(msg("project.is_file", root=root), msg("project.is_file.advice"))
         project = cls(root)
         project.save()
         return project
@@ -162,16 +167,15 @@ class Project:
         root = Path(root)
         path = root / PROJECT_FILE
         if not path.is_file():
-            raise DatasetError(f"{root} is not a dataset project ({PROJECT_FILE} is missing)",
-                               "create a project there first (Import), or choose the project's folder")
+            raise DatasetError(msg("project.missing", root=root, file=PROJECT_FILE), msg("project.missing.advice"))
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             return cls(root, [Concept(**c) for c in data.get("concepts", [])],
                        [Regularization(**r) for r in data.get("regularization", [])],
                        Preparation(**data.get("preparation", {})))
         except (ValueError, TypeError) as err:
-            raise DatasetError(f"{path} cannot be read: {err}",
-                               "restore it from a backup, or delete it and import the pictures again") from None
+            raise DatasetError(msg("project.unreadable", path=path, error=str(err)),
+                               msg("project.unreadable.advice")) from None
 
     def training_settings(self) -> dict:
         """What the Train tab needs: the folders, the trigger word (first concept), the size and buckets."""

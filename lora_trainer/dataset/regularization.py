@@ -13,6 +13,7 @@ from typing import Callable
 
 from ..errors import DatasetError, TrainerError
 from ..io.atomic import atomic_write
+from ..text.messages import msg
 from .importing import ImportPlan, plan_import
 from .project import Project, Regularization, check_word
 from .scan import picture_files
@@ -54,7 +55,7 @@ def generate_regularization(project: Project, class_word: str, count: int, gener
                             should_stop: Callable[[], bool] = lambda: False) -> RegResult:
     """Make ``reg/<repeats>_<class>/`` hold ``count`` pictures of ``prompt`` (default: the class word)."""
     if not 1 <= int(count) <= MAX_IMAGES:
-        raise DatasetError(f"{count} regularization images is out of range", f"ask for 1 to {MAX_IMAGES}")
+        raise DatasetError(msg("reg.count", count=count), msg("reg.count.advice", most=MAX_IMAGES))
     reg = reg_entry(project, class_word, repeats, prompt)
     project.save()
     folder = project.reg_concept_dir(reg)
@@ -86,8 +87,8 @@ def generate_regularization(project: Project, class_word: str, count: int, gener
             if len(result.failed) >= 3 and not result.made:   # the host cannot generate: say it once
                 break
         except OSError as err:
-            raise DatasetError(f"cannot write into {folder}: {err.strerror or err}",
-                               "check that the project folder is writable and the disk has space") from None
+            raise DatasetError(msg("reg.cannot_write", folder=folder, why=str(err.strerror or err)),
+                               msg("dataset.writable.advice")) from None
     if progress is not None:
         progress(len(wanted), len(wanted), "")
     return result

@@ -19,6 +19,8 @@ from PIL import Image, ImageOps
 
 from ..data.images import IMAGE_EXTENSIONS, UNSUPPORTED_IMAGE_EXTENSIONS, ImageLoadError, image_size
 from ..io.atomic import atomic_write
+from ..text.messages import ENGLISH, Message, Sentence, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 
 THUMB_SIDE = 256
 NEAR_BITS = 6          # of 64: at most this many different bits make a near duplicate
@@ -41,7 +43,7 @@ class Picture:
     animated: bool = False
     has_alpha: bool = False
     mode: str = ""
-    error: str = ""                # why it cannot be used ("" when fine)
+    error: str = ""                # why it cannot be used ("" when fine; a ``Sentence`` when keyed)
 
     @property
     def ok(self) -> bool:
@@ -105,6 +107,29 @@ def _thumbnail(path: Path, target: Path) -> tuple[Image.Image, dict]:
     return thumb, facts
 
 
+def _kept(message: Message) -> dict:
+    """A message as JSON: its key and values (a value that is a sentence itself kept the same way)."""
+    params = {}
+    for name, value in message.params.items():
+        value = value.message if isinstance(value, Sentence) else value
+        params[name] = _kept(value) if isinstance(value, Message) else \
+            value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+    return {"key": message.key, "params": params}
+
+
+def _restored(kept, text: str) -> str:
+    """The ``Sentence`` kept by ``_kept``; ``text`` as it is when there is none (or its key is gone)."""
+    def message(data: dict) -> Message:
+        if data["key"] not in ENGLISH:
+            raise KeyError(data["key"])
+        return Message(data["key"], {name: Sentence(message(value)) if isinstance(value, dict) else value
+                                     for name, value in data["params"].items()})
+    try:
+        return Sentence(message(kept)) if isinstance(kept, dict) else text
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return text
+
+
 class ScanCache:
     """Per-file facts kept in ``<folder>/scan.json`` and thumbnails beside it; entries of changed files
     (another size or modification time) are computed again."""
@@ -127,10 +152,17 @@ class ScanCache:
             return None
         if decode and not data.get("thumb") and not data.get("error"):
             return None
-        return Picture(**data)
+        data = dict(data)
+        keyed = data.pop("error_message", None)
+        picture = Picture(**data)
+        picture.error = _restored(keyed, picture.error)
+        return picture
 
     def put(self, picture: Picture) -> None:
-        self.entries[picture.path] = asdict(picture)
+        entry = asdict(picture)
+        if isinstance(picture.error, Sentence):     # kept by key, so a later look says it in any language
+            entry["error_message"] = _kept(picture.error.message)
+        self.entries[picture.path] = entry
         self.changed = True
 
     def thumb_path(self, path: Path, stat: os.stat_result) -> Path:
@@ -152,14 +184,14 @@ def read_picture(path: Path, cache: ScanCache, decode: bool = True) -> Picture:
     try:
         stat = path.stat()
     except OSError as err:
-        return Picture(str(path), error=f"cannot be read ({err.strerror or err})")
+        return Picture(str(path), error=sentence("plan.unreadable", why=str(err.strerror or err)))
     cached = cache.get(path, stat, decode)
     if cached is not None:
         return cached
     picture = Picture(str(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
     try:
         if stat.st_size == 0:
-            raise ImageLoadError(path, "the file is empty (0 bytes)")
+            raise ImageLoadError(path, sentence("data.empty_file"))
         picture.width, picture.height = image_size(path)
         if not decode:
             picture.digest = file_digest(path)
@@ -176,7 +208,7 @@ def read_picture(path: Path, cache: ScanCache, decode: bool = True) -> Picture:
         picture.error = err.reason
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         picture.error = ImageLoadError(path, str(err)).reason if not isinstance(err, Image.DecompressionBombError) \
-            else "it is too large to open safely (decompression bomb guard)"
+            else sentence("data.too_large")
     cache.put(picture)
     return picture
 

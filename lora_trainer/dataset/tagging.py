@@ -22,6 +22,9 @@ from typing import Callable, Iterable, Sequence
 
 from ..data.captions import normalize_extension, split_tags
 from ..errors import DatasetError
+from ..text.messages import msg
+from . import messages_tagging  # noqa: F401  (registers the sentences)
+from .messages import joined
 
 TagScores = list[tuple[str, float]]
 EXISTING_MODES = ("append", "replace", "skip")
@@ -76,22 +79,21 @@ class TagOptions:
             except (TypeError, ValueError):
                 number = math.nan
             if isinstance(value, bool) or not 0.0 <= number <= 1.0:
-                problems.append(f"{what.replace('_', ' ')} {value!r} is not a number from 0 to 1")
+                problems.append(msg("tag.bad_threshold", what=msg(f"tag.{what}"), value=repr(value)))
             thresholds[what] = number
         if self.existing not in EXISTING_MODES:
-            problems.append(f"'{self.existing}' is not a way to treat existing captions (append, replace or skip)")
+            problems.append(msg("tag.bad_mode", mode=self.existing))
         extension = normalize_extension(self.caption_extension)
         if not _EXTENSION.match(extension) or extension.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
-            problems.append(f"caption extension '{self.caption_extension}' cannot be used (e.g. .txt or .caption)")
+            problems.append(msg("tag.bad_extension", extension=self.caption_extension))
         trigger = self.trigger
         if trigger is not None:
             trigger = " ".join(str(trigger).split())
             if "," in trigger:
-                problems.append(f"trigger word '{trigger}' holds a comma, which would split it into two tags")
+                problems.append(msg("tag.comma_trigger", trigger=trigger))
         if problems:
-            raise DatasetError("the tagging settings need fixing: " + "; ".join(problems),
-                               "thresholds go from 0 to 1 (WD14: 0.35 general, 0.85 character are common); "
-                               "choose append, replace or skip; a trigger word is one tag without commas")
+            raise DatasetError(msg("tag.bad_settings", problems=joined(problems, "list.semicolon")),
+                               msg("tag.bad_settings.advice"))
         return replace(self, exclude=exclude_list(self.exclude), caption_extension=extension, trigger=trigger,
                        **thresholds)
 
@@ -173,7 +175,7 @@ def merge_caption(existing: str | None, tags: Sequence[str], mode: str = "append
     goes first, once.
     """
     if mode not in EXISTING_MODES:
-        raise DatasetError(f"'{mode}' is not a way to treat existing captions", "choose append, replace or skip")
+        raise DatasetError(msg("tag.unknown_mode", mode=mode), msg("tag.unknown_mode.advice"))
     current = split_tags(existing or "")
     if mode == "skip" and current:
         return None
@@ -194,8 +196,7 @@ def parse_interrogation(text: str) -> TagScores:
 
     A tag without a weight counts as certain (the WebUI already applied its own threshold)."""
     if not isinstance(text, str):
-        raise DatasetError(f"the tagger answered {type(text).__name__}, not text",
-                           "this is a fault of the tagger: try another one, or tell us which one it was")
+        raise DatasetError(msg("tag.not_text", kind=type(text).__name__), msg("tag.not_text.advice"))
     out: TagScores = []
     for item in _split_unescaped(text.replace("\r", "\n").replace("\n", ",")):
         item = item.strip()

@@ -22,8 +22,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DatasetError, MissingDependency
-from ..text.messages import msg
+from ..text.messages import msg, sentence
 from . import messages  # noqa: F401  (registers the sentences)
+from . import messages_tagging  # noqa: F401
 from .tagging import TagOptions, Tagger, TagScores
 
 MODEL_FILE = "model.onnx"
@@ -31,9 +32,7 @@ TAGS_FILE = "selected_tags.csv"
 GENERAL, CHARACTER, RATING = 0, 4, 9
 DEFAULT_INPUT_SIZE = 448
 PROVIDERS = ("CUDAExecutionProvider", "ROCMExecutionProvider", "DmlExecutionProvider", "CPUExecutionProvider")
-INSTALL_ADVICE = ("install it with the Dataset tab's 'Install onnxruntime' button (it installs only when nothing "
-                  "of the WebUI's own packages changes), or by hand into the WebUI's Python: python -m pip install "
-                  "onnxruntime; or tag with the WebUI's DeepBooru or CLIP instead")
+INSTALL_ADVICE = sentence("wd14.install.advice")
 _BICUBIC = getattr(getattr(Image, "Resampling", Image), "BICUBIC")
 
 
@@ -60,9 +59,7 @@ def import_onnxruntime():
 
 
 def _broken_onnxruntime(err: BaseException) -> DatasetError:
-    return DatasetError(f"onnxruntime is installed but cannot be loaded ({type(err).__name__}: {err})",
-                        "install it again into the WebUI's Python (python -m pip install --force-reinstall "
-                        "--no-deps onnxruntime); on Windows the Microsoft Visual C++ Redistributable may be missing")
+    return DatasetError(msg("wd14.broken", error=f"{type(err).__name__}: {err}"), msg("wd14.broken.advice"))
 
 
 # --- the model folder ------------------------------------------------------------------------------
@@ -70,19 +67,20 @@ def model_folder_problem(folder) -> str:
     """Why ``folder`` is not a WD14 model folder, or "" when it is one."""
     folder = Path(folder)
     if not folder.is_dir():
-        return f"{folder} is not a folder"
+        return sentence("dataset.not_folder", folder=folder)
     missing = [name for name in (MODEL_FILE, TAGS_FILE) if not (folder / name).is_file()]
+    if len(missing) == 1:
+        return sentence("wd14.no_file", folder=folder, name=missing[0])
     if missing:
-        return f"{folder} has no {' and no '.join(missing)}"
+        return sentence("wd14.no_files", folder=folder, first=missing[0], second=missing[1])
     return ""
 
 
 def check_model_folder(folder) -> Path:
     problem = model_folder_problem(folder)
     if problem:
-        raise DatasetError(f"WD14 model folder: {problem}",
-                           f"choose a folder holding {MODEL_FILE} and {TAGS_FILE} from the same Hugging Face "
-                           "repository (e.g. SmilingWolf/wd-swinv2-tagger-v3), or download one")
+        raise DatasetError(msg("wd14.bad_folder", problem=problem),
+                           msg("wd14.bad_folder.advice", model_file=MODEL_FILE, tags_file=TAGS_FILE))
     return Path(folder)
 
 
@@ -98,31 +96,31 @@ class Labels:
 def read_labels(path) -> Labels:
     """``selected_tags.csv``: its ``name`` and ``category`` columns, in file order."""
     path = Path(path)
-    advice = f"download {TAGS_FILE} again from the model's repository (it must match {MODEL_FILE})"
+    advice = msg("wd14.labels.advice", tags_file=TAGS_FILE, model_file=MODEL_FILE)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as err:
-        raise DatasetError(f"cannot read {path} ({err.strerror or err})", advice) from None
+        raise DatasetError(msg("wd14.cannot_read", path=path, why=str(err.strerror or err)), advice) from None
     except UnicodeDecodeError as err:
-        raise DatasetError(f"{path} is not UTF-8 text (byte {err.start})", advice) from None
+        raise DatasetError(msg("wd14.not_utf8", path=path, position=err.start), advice) from None
     reader = csv.DictReader(text.splitlines())
     if not reader.fieldnames or not {"name", "category"} <= {f.strip() for f in reader.fieldnames}:
-        raise DatasetError(f"{path} has no 'name' and 'category' columns (found: "
-                           f"{', '.join(reader.fieldnames or []) or 'nothing'})", advice)
+        found = ", ".join(reader.fieldnames or []) or msg("wd14.nothing")
+        raise DatasetError(msg("wd14.no_columns", path=path, found=found), advice)
     names, categories = [], []
     for row_number, row in enumerate(reader, start=2):
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
         try:
             category = int(row.get("category") or "")
         except ValueError:
-            raise DatasetError(f"{path}, line {row_number}: category '{row.get('category')}' is not a number",
+            raise DatasetError(msg("wd14.bad_category", path=path, line=row_number, value=row.get("category")),
                                advice) from None
         if not row.get("name"):
-            raise DatasetError(f"{path}, line {row_number}: the tag has no name", advice)
+            raise DatasetError(msg("wd14.no_name", path=path, line=row_number), advice)
         names.append(row["name"])
         categories.append(category)
     if not names:
-        raise DatasetError(f"{path} lists no tags", advice)
+        raise DatasetError(msg("wd14.no_tags", path=path), advice)
     return Labels(tuple(names), np.asarray(categories, dtype=np.int64))
 
 
@@ -183,9 +181,8 @@ class WD14Tagger(Tagger):
             session = ort.InferenceSession(str(model), sess_options=options, providers=providers)
         except Exception as err:  # onnxruntime raises its own classes (InvalidProtobuf, Fail, NoSuchFile …)
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise DatasetError(f"{model} cannot be loaded by onnxruntime ({reason})",
-                               "download the model again (the file may be incomplete), or choose another "
-                               "model folder") from None
+            raise DatasetError(msg("wd14.cannot_load", model=model, reason=reason),
+                               msg("wd14.cannot_load.advice")) from None
         self._input = self._check_input(session, model)
         self._output = self._check_output(session, model, labels)
         self._labels = labels
@@ -196,10 +193,8 @@ class WD14Tagger(Tagger):
         inputs = session.get_inputs()
         shape = list(inputs[0].shape) if inputs else []
         if len(inputs) != 1 or len(shape) != 4 or shape[3] != 3 or inputs[0].type != "tensor(float)":
-            found = ", ".join(f"{i.name} {i.type} {list(i.shape)}" for i in inputs) or "none"
-            raise DatasetError(f"{model} is not a WD14-style tagger: it takes {found}, not one float picture "
-                               "[batch, height, width, 3]",
-                               "choose a SmilingWolf wd-v1-4-*-tagger-v2 or wd-*-tagger-v3 model")
+            found = ", ".join(f"{i.name} {i.type} {list(i.shape)}" for i in inputs) or msg("wd14.none")
+            raise DatasetError(msg("wd14.bad_input", model=model, found=found), msg("wd14.bad_input.advice"))
         height = shape[1] if isinstance(shape[1], int) and shape[1] > 0 else None
         width = shape[2] if isinstance(shape[2], int) and shape[2] > 0 else None
         height = height or width or DEFAULT_INPUT_SIZE
@@ -211,9 +206,9 @@ class WD14Tagger(Tagger):
         shape = list(outputs[0].shape) if outputs else []
         size = shape[-1] if shape and isinstance(shape[-1], int) else None
         if not outputs or (size is not None and size != len(labels)):
-            raise DatasetError(f"{model} gives {size if outputs else 'no'} scores, but its {TAGS_FILE} lists "
-                               f"{len(labels)} tags",
-                               f"{MODEL_FILE} and {TAGS_FILE} must come from the same repository: download both again")
+            raise DatasetError(msg("wd14.bad_output", model=model, size=size, tags_file=TAGS_FILE, count=len(labels))
+                               if outputs else msg("wd14.no_output", model=model, tags_file=TAGS_FILE, count=len(labels)),
+                               msg("wd14.same_repo.advice", model_file=MODEL_FILE, tags_file=TAGS_FILE))
         return outputs[0].name
 
     @property
@@ -241,8 +236,9 @@ class WD14Tagger(Tagger):
         result = session.run([self._output], {name: prepare_image(image, width, height)})[0]
         scores = np.asarray(result, dtype=np.float64).reshape(-1)
         if scores.size != len(labels):
-            raise DatasetError(f"{self.folder / MODEL_FILE} gave {scores.size} scores for {len(labels)} tags",
-                               f"{MODEL_FILE} and {TAGS_FILE} must come from the same repository: download both again")
+            raise DatasetError(msg("wd14.wrong_scores", model=self.folder / MODEL_FILE, size=scores.size,
+                                   count=len(labels)),
+                               msg("wd14.same_repo.advice", model_file=MODEL_FILE, tags_file=TAGS_FILE))
         scores = np.nan_to_num(scores, nan=0.0, posinf=1.0, neginf=0.0)
         if scores.min() < 0.0 or scores.max() > 1.0:      # a model that answers logits
             scores = 1.0 / (1.0 + np.exp(-np.clip(scores, -60, 60)))

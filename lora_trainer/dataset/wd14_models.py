@@ -19,6 +19,7 @@ from pathlib import Path
 from ..errors import DatasetError, MissingDependency
 from ..text.messages import msg
 from . import messages  # noqa: F401  (registers the sentences)
+from . import messages_tagging  # noqa: F401
 from ..io.atomic import atomic_write, temp_path_for
 from .wd14 import MODEL_FILE, TAGS_FILE, model_folder_problem, read_labels
 
@@ -31,6 +32,7 @@ KNOWN_REPOS = ("SmilingWolf/wd-swinv2-tagger-v3", "SmilingWolf/wd-vit-tagger-v3"
                "SmilingWolf/wd-v1-4-convnextv2-tagger-v2", "SmilingWolf/wd-v1-4-convnext-tagger-v2",
                "SmilingWolf/wd-v1-4-vit-tagger-v2")
 DEFAULT_REPO = KNOWN_REPOS[0]
+HUB = "huggingface_hub"      # the package that downloads from Hugging Face
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
 
@@ -68,16 +70,15 @@ def model_source(folder) -> str:
 def check_repo_id(repo_id: str) -> str:
     repo_id = str(repo_id or "").strip().strip("/")
     if not _REPO_RE.match(repo_id) or ".." in repo_id:
-        raise DatasetError(f"'{repo_id}' is not a Hugging Face repository name",
-                           f"write it as owner/name, e.g. {DEFAULT_REPO}")
+        raise DatasetError(msg("wd14.bad_repo", repo=repo_id), msg("wd14.bad_repo.advice", example=DEFAULT_REPO))
     return repo_id
 
 
 def _import_hub():
     try:
-        return importlib.import_module("huggingface_hub")
+        return importlib.import_module(HUB)
     except ImportError:
-        raise MissingDependency("huggingface_hub", msg("dep.wd14_download")) from None
+        raise MissingDependency(HUB, msg("dep.wd14_download")) from None
 
 
 def download_model(repo_id: str, models_dir, *, revision: str | None = None, force: bool = False) -> Path:
@@ -92,8 +93,8 @@ def download_model(repo_id: str, models_dir, *, revision: str | None = None, for
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DatasetError(f"cannot create {target.parent} ({err.strerror or err})",
-                           "choose a models folder you may write to") from None
+        raise DatasetError(msg("wd14.cannot_create", folder=target.parent, why=str(err.strerror or err)),
+                           msg("wd14.cannot_create.advice")) from None
     staging = temp_path_for(target)
     try:
         staging.mkdir()
@@ -124,21 +125,21 @@ def _move_into_place(staging: Path, target: Path) -> None:
         for name in (SOURCE_FILE, MODEL_FILE, TAGS_FILE):
             os.replace(staging / name, target / name)
     except OSError as err:
-        raise DatasetError(f"cannot put the downloaded model into {target} ({err.strerror or err})",
-                           "check that the folder may be written and is not open in another program") from None
+        raise DatasetError(msg("wd14.cannot_place", folder=target, why=str(err.strerror or err)),
+                           msg("wd14.cannot_place.advice")) from None
 
 
 def _download_error(repo_id: str, name: str, target: Path, err: Exception) -> DatasetError:
     kind = type(err).__name__
     text = str(err).strip().splitlines()[0] if str(err).strip() else kind
     if "RepositoryNotFound" in kind or "GatedRepo" in kind:
-        why = f"the repository {repo_id} does not exist or may not be read without logging in"
+        why = msg("wd14.dl.not_found", repo=repo_id)
     elif "EntryNotFound" in kind:
-        why = f"the repository {repo_id} has no {name}"
+        why = msg("wd14.dl.no_file", repo=repo_id, name=name)
     elif "Offline" in kind or "LocalEntryNotFound" in kind or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
-        why = "the download was refused: Hugging Face is unreachable or offline mode (HF_HUB_OFFLINE) is on"
+        why = msg("wd14.dl.offline")
     else:
         why = f"{kind}: {text}"
-    return DatasetError(f"could not download {name} of {repo_id}: {why}",
-                        f"check the connection and the repository name, or download {MODEL_FILE} and {TAGS_FILE} "
-                        f"from huggingface.co/{repo_id} by hand into {target}")
+    return DatasetError(msg("wd14.dl.failed", name=name, repo=repo_id, why=why),
+                        msg("wd14.dl.failed.advice", model_file=MODEL_FILE, tags_file=TAGS_FILE, repo=repo_id,
+                            folder=target))

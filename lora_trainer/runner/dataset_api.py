@@ -86,7 +86,7 @@ def dataset_import(body: dict, allowed: AllowedFolders) -> dict:
     return {"project": str(project.root), "imported": result.imported, "captions": result.captions,
             "skipped": [{"path": p, "why": said(w, language)} for p, w in result.skipped],
             "duplicates": [{"kind": g.kind, "paths": g.paths} for g in plan.duplicates],
-            "unreadable": [{"path": p.path, "why": p.error} for p in plan.unreadable],
+            "unreadable": [{"path": p.path, "why": said(p.error, language)} for p in plan.unreadable],
             "training": project.training_settings()}
 
 

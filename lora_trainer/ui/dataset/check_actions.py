@@ -12,7 +12,7 @@ from ...dataset.fixes import apply_fix, workbench_folder
 from ...dataset.regularization import generate_regularization, import_regularization, plan_reg_import
 from ..actions import allowed_folders
 from ..status import message_html
-from .messages import lines_in, msg
+from .messages import lines_in, msg, sentence
 from .project_actions import error_box, open_project
 from .project_actions import language as host_language
 
@@ -150,7 +150,7 @@ def generate_reg(choice: str, class_word: str, prompt: str, negative: str, count
 def import_reg(choice: str, source: str, class_word: str, repeats: Any, host: Any) -> str:
     try:
         project = open_project(choice, host, create=False)
-        source = allowed_folders(host).check(source.strip(), "the regularization pictures' folder")
+        source = allowed_folders(host).check(source.strip(), sentence("bench.where.reg"))
         copied = import_regularization(project, plan_reg_import(project, source), class_word, int(repeats or 1))
     except Exception as err:
         return error_box("No regularization images were imported", err)

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ...dataset.messages import joined, said, sentences  # noqa: F401  (the UI modules take them from here)
-from ...text.messages import Message, msg, register
+from ...dataset.messages import duplicate_kind, joined, said, sentences  # noqa: F401  (the UI modules take them here)
+from ...text.messages import msg, register, sentence  # noqa: F401
 
 TEMPLATES = {
     "bench.to_import": "{count} picture(s) to import",
     "bench.duplicates": "{kind}: {names} — only the first is imported",
-    "bench.dup.same_bytes": "same bytes",
-    "bench.dup.near": "near duplicate",
     "bench.unreadable": "cannot be read: {name} ({why})",
     "bench.unsupported": "format not read: {name}",
     "bench.repeats": "Suggested repeats for a {goal}: {repeats} ({count} × {repeats} per epoch)",
@@ -37,15 +35,13 @@ TEMPLATES = {
     "bench.focal_found": "{stored} focal point(s) set, {kept} picture(s) keep the centre",
     "bench.tag_unchanged": "{name}: (unchanged)",
     "bench.tag_scores": "tags: {tags}",
+    "bench.no_project": "no project is chosen",
+    "bench.no_project.advice": "type a name for a new project, or pick one in the list",
+    "bench.where.project": "the project folder",
+    "bench.where.pictures": "the pictures' folder",
+    "bench.where.reg": "the regularization pictures' folder",
 }
 register(TEMPLATES)
-
-DUPLICATE_KINDS = {"same bytes": "bench.dup.same_bytes", "near duplicate": "bench.dup.near"}
-
-
-def duplicate_kind(kind: str) -> Message | str:
-    """The scan's kind of duplicate group ("same bytes", "near duplicate") as words a user reads."""
-    return msg(DUPLICATE_KINDS[kind]) if kind in DUPLICATE_KINDS else kind
 
 
 def lines_in(language: str, items: Iterable[Any]) -> list[str]:

@@ -21,7 +21,7 @@ from ...dataset.project import GOALS, PROJECT_FILE, Project
 from ...errors import TrainerError
 from ..actions import allowed_folders
 from ..status import message_html
-from .messages import duplicate_kind, lines_in, msg
+from .messages import duplicate_kind, lines_in, msg, sentence
 
 SHOWN = 10
 
@@ -59,9 +59,9 @@ def project_path(choice: str | None, host: Any) -> str:
     """A project chosen by name (in the datasets folder) or typed as a folder; checked for a shared host."""
     choice = (choice or "").strip().strip('"')
     if not choice:
-        raise TrainerError("no project is chosen", "type a name for a new project, or pick one in the list")
+        raise TrainerError(msg("bench.no_project"), msg("bench.no_project.advice"))
     path = choice if (os.sep in choice or "/" in choice) else os.path.join(datasets_dir(host), choice)
-    return allowed_folders(host).check(os.path.expanduser(path), "the project folder")
+    return allowed_folders(host).check(os.path.expanduser(path), sentence("bench.where.project"))
 
 
 def open_project(choice: str | None, host: Any, create: bool = True) -> Project:
@@ -104,7 +104,7 @@ def look_at_pictures(choice: str | None, source: str | None, uploads: list[tuple
             return Look(message_html("info", "Choose the pictures first",
                                      advice="Type the folder that holds them, or upload the files."))
         if source:
-            source = allowed_folders(host).check(os.path.expanduser(source), "the pictures' folder")
+            source = allowed_folders(host).check(os.path.expanduser(source), sentence("bench.where.pictures"))
         plan = plan_import(project, source or None, uploads)
     except Exception as err:   # never a traceback into the page
         return Look(error_box("The pictures could not be read", err))
