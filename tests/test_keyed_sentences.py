@@ -53,9 +53,6 @@ PENDING = (
     "install/on_request.py",
     "install/policy.py",
     "install/run.py",
-    "io/atomic.py",
-    "io/safetensors_header.py",
-    "io/tb_events.py",
     "lora/file_hooks.py",
     "lora/file_kinds.py",
     "lora/kohya_format.py",
@@ -82,7 +79,8 @@ PENDING = (
 )
 # every module that registers templates (imported so that ENGLISH holds every key)
 REGISTERING = (
-    "lora_trainer.errors", "lora_trainer.io.disk", "lora_trainer.config.messages", "lora_trainer.config.user_presets",
+    "lora_trainer.errors", "lora_trainer.io.disk", "lora_trainer.io.safetensors_header",
+    "lora_trainer.config.messages", "lora_trainer.config.user_presets",
     "lora_trainer.data.messages", "lora_trainer.dataset.messages", "lora_trainer.train.messages",
     "lora_trainer.evaluate.messages", "lora_trainer.runner.messages", "lora_trainer.cli.messages",
     "lora_trainer.ui.messages", "lora_trainer.ui.dataset.messages", "lora_trainer.models.messages",
