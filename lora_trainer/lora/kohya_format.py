@@ -61,7 +61,7 @@ def check_lora_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str] 
     for key, value in tensors.items():
         match = KEY_RE.match(key)
         if not match:
-            problems.append(sentence("lora.unexpected_key", key=key))
+            problems.append(sentence("lora.unexpected_key", name=key))
             continue
         modules.setdefault(f"{match.group(1)}_{match.group(2)}", {})[match.group(3)] = value
     ranks = set()
@@ -83,7 +83,7 @@ def check_lora_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str] 
     if not modules:
         problems.append(sentence("lora.no_modules"))
     if metadata is not None:
-        problems += [sentence("lora.metadata_lacks", key=key) for key in missing_metadata(metadata)]
+        problems += [sentence("lora.metadata_lacks", name=key) for key in missing_metadata(metadata)]
         if "ss_network_dim" in metadata and ranks and metadata["ss_network_dim"].isdigit() \
                 and int(metadata["ss_network_dim"]) not in ranks:
             problems.append(sentence("lora.dim_mismatch", dim=metadata["ss_network_dim"], ranks=sorted(ranks)))
