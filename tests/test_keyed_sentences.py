@@ -25,7 +25,6 @@ PENDING = (
     "cli/dataset_cmd.py",
     "cli/demo.py",
     "cli/inspect_lora.py",
-    "config/presets.py",
     "dataset/autotag.py",
     "dataset/caption_edit.py",
     "dataset/crop.py",
