@@ -23,8 +23,6 @@ ROOT = Path(__file__).resolve().parents[1] / "lora_trainer"
 # only shrinks). A raise for a bug in the calling code that no user meets carries "# internal: <why>".
 PENDING = (
     "cli/dataset_cmd.py",
-    "cli/demo.py",
-    "cli/inspect_lora.py",
     "dataset/autotag.py",
     "dataset/caption_edit.py",
     "dataset/crop.py",
