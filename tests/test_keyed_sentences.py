@@ -52,7 +52,6 @@ PENDING = (
     "install/run.py",
     "runner/history.py",
     "runner/runner.py",
-    "text/messages.py",
     "ui/__main__.py",
     "ui/block_table.py",
     "ui/dataset/project_actions.py",
