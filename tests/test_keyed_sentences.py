@@ -46,10 +46,6 @@ PENDING = (
     "evaluate/xyz_api.py",
     "hosts/base.py",
     "hosts/webui.py",
-    "install/gate.py",
-    "install/on_request.py",
-    "install/policy.py",
-    "install/run.py",
     "runner/history.py",
     "runner/runner.py",
     "ui/__main__.py",
@@ -67,7 +63,7 @@ REGISTERING = (
     "lora_trainer.data.messages", "lora_trainer.dataset.messages", "lora_trainer.train.messages",
     "lora_trainer.evaluate.messages", "lora_trainer.runner.messages", "lora_trainer.cli.messages",
     "lora_trainer.ui.messages", "lora_trainer.ui.dataset.messages", "lora_trainer.models.messages",
-    "lora_trainer.lora.messages", "lora_trainer.hosts.base",
+    "lora_trainer.lora.messages", "lora_trainer.hosts.base", "lora_trainer.install.messages",
 )
 # calls that hand a sentence to the user: a refusal, a warning, a note, a problem, a printed line
 SENTENCE_LISTS = {"warnings", "problems", "notes", "tips"}
