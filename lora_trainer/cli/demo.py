@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from ..config.schema import TrainConfig
+from .messages import said
 
 DEMO_DATA = Path(__file__).parent.parent / "demo_data" / "train"
 
@@ -46,16 +47,15 @@ def run_demo(output_dir: str, epochs: int = 10) -> list[str]:
     started = time.perf_counter()
     os.makedirs(output_dir, exist_ok=True)
     base = write_demo_base(output_dir)
-    print(f"Tiny base model written to {base}")
+    print(said("cli.demo.base", path=base))
     result = train(demo_config(output_dir, base, epochs), listener=ProgressPrinter())
-    print("\nLoss per epoch:")
-    print("  epoch  mean loss")
+    print(said("cli.demo.loss_per_epoch"))
+    print(said("cli.demo.loss_header"))
     for epoch, loss in enumerate(result.epoch_losses, start=1):
         print(f"  {epoch:>5}  {loss:.4f}")
-    print("\nFiles written:")
+    print(said("cli.demo.files"))
     for path in result.files:
-        print(f"  {path}  ({os.path.getsize(path) / 1024:.0f} KiB)")
-    print(f"  logs: {result.run_dir}")
-    print(f"\nDemo finished in {time.perf_counter() - started:.0f} s. Inspect a file with:\n"
-          f"  {_python()} -m lora_trainer inspect {result.files[-1]}")
+        print(said("cli.demo.file", path=path, size=os.path.getsize(path) / 1024))
+    print(said("cli.demo.logs", folder=result.run_dir))
+    print(said("cli.demo.finished", seconds=time.perf_counter() - started, python=_python(), file=result.files[-1]))
     return result.files

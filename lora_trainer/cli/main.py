@@ -74,7 +74,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .inspect_lora import describe
 
-    print(describe(args.file, show_all_metadata=args.all))
+    print(text_in_language(describe(args.file, show_all_metadata=args.all)))
     return 0
 
 

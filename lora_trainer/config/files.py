@@ -14,27 +14,26 @@ from typing import Any, Iterable
 
 from ..errors import ConfigError
 from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from .schema import TrainConfig
 from .validation import field_type
 
 # kohya keys we accept without warning because we handle the matter ourselves
-# (attention backend, data loading, model family detection) or they only concern kohya's GUI.
+# (attention backend, data loading, model family detection) or they only concern kohya's GUI; each with why,
+# as a keyed sentence.
 HANDLED_KOHYA_KEYS = {
-    "v2": "the model family is detected from the checkpoint",
-    "sdxl": "the model family is detected from the checkpoint",
-    "xformers": "PyTorch SDPA attention is always used",
-    "sdpa": "PyTorch SDPA attention is always used",
-    "mem_eff_attn": "PyTorch SDPA attention is always used",
-    "save_model_as": "LoRA files are always .safetensors",
-    "max_data_loader_n_workers": "images are loaded by the trainer itself",
-    "persistent_data_loader_workers": "images are loaded by the trainer itself",
-    "vae_batch_size": "the VAE batch follows the training batch size",
-    "lowram": "not needed", "highvram": "not needed",
-    "log_with": "logs are always written as JSON lines and TensorBoard files",
-    "log_prefix": "runs are named by output_name and time",
-    "console_log_simple": "not needed",
-    "huggingface_repo_id": "nothing is uploaded", "huggingface_token": "nothing is uploaded",
-    "cache_text_encoder_outputs": "decided automatically",
+    "v2": msg("files.handled.family"), "sdxl": msg("files.handled.family"),
+    "xformers": msg("files.handled.sdpa"), "sdpa": msg("files.handled.sdpa"), "mem_eff_attn": msg("files.handled.sdpa"),
+    "save_model_as": msg("files.handled.safetensors"),
+    "max_data_loader_n_workers": msg("files.handled.loader"),
+    "persistent_data_loader_workers": msg("files.handled.loader"),
+    "vae_batch_size": msg("files.handled.vae_batch"),
+    "lowram": msg("files.handled.not_needed"), "highvram": msg("files.handled.not_needed"),
+    "log_with": msg("files.handled.logs"),
+    "log_prefix": msg("files.handled.run_names"),
+    "console_log_simple": msg("files.handled.not_needed"),
+    "huggingface_repo_id": msg("files.handled.no_upload"), "huggingface_token": msg("files.handled.no_upload"),
+    "cache_text_encoder_outputs": msg("files.handled.automatic"),
 }
 
 # Older kohya spellings mapped onto today's fields.

@@ -196,4 +196,47 @@ register({
                          "0.05 (5% of the steps)",
     "config.fp8_fp32": "fp8_base with mixed_precision 'no': the layers compute in fp32 (bf16 is faster and what "
                        "kohya uses)",
+    "config.preset.character": "A person or figure: 20–50 varied images, repeats about 10, trigger word as the first "
+                               "tag.",
+    "config.preset.style": "A painting or drawing style: more images (50+), higher rank to hold the detail, no fixed "
+                           "first tag.",
+    "config.preset.concept": "An object, outfit or pose: a smaller LoRA that leaves the rest of the picture to the "
+                             "base model.",
+    "config.preset.sd1_4gb": "SD 1.5 on 4 GB: batch 1, gradient checkpointing, the base model stored in fp8 "
+                             "(fp8_base).",
+    "config.preset.sd1_8gb": "SD 1.5 on 8 GB: batch 2 with gradient checkpointing (slower, leaves room for the "
+                             "desktop).",
+    "config.preset.sd1_12gb": "SD 1.5 on 12 GB: batch 4, full speed.",
+    "config.preset.sd1_16gb": "SD 1.5 on 16 GB: batch 6, full speed.",
+    "config.preset.sd1_24gb": "SD 1.5 on 24 GB: batch 8, full speed.",
+    "config.preset.sdxl_6gb": "SDXL on 6 GB: UNet only, rank 8, gradient checkpointing, the base model stored in fp8 "
+                              "(fp8_base).",
+    "config.preset.sdxl_8gb": "SDXL on 8 GB: UNet only, rank 8, gradient checkpointing.",
+    "config.preset.sdxl_12gb": "SDXL on 12 GB: batch 2 with gradient checkpointing.",
+    "config.preset.sdxl_16gb": "SDXL on 16 GB: batch 4 with gradient checkpointing.",
+    "config.preset.sdxl_24gb": "SDXL on 24 GB: batch 8 with gradient checkpointing.",
+    "config.no_preset": "there is no preset called '{name}'",
+    "config.no_preset.advice": "choose one of: {names}",
+    "files.handled.family": "the model family is detected from the checkpoint",
+    "files.handled.sdpa": "PyTorch SDPA attention is always used",
+    "files.handled.safetensors": "LoRA files are always .safetensors",
+    "files.handled.loader": "images are loaded by the trainer itself",
+    "files.handled.vae_batch": "the VAE batch follows the training batch size",
+    "files.handled.not_needed": "not needed",
+    "files.handled.logs": "logs are always written as JSON lines and TensorBoard files",
+    "files.handled.run_names": "runs are named by output_name and time",
+    "files.handled.no_upload": "nothing is uploaded",
+    "files.handled.automatic": "decided automatically",
+    "net.why.preset": "the trained layers are kohya's (attention and feed-forward; with conv_dim also the ResNet "
+                      "convolutions): leave preset out, or use preset=attn-mlp or preset=full",
+    "net.why.tucker": "Tucker (CP) decomposition of 3×3 convolutions is not trained here",
+    "net.why.see_tucker": "see use_tucker",
+    "net.why.scalar": "the LyCORIS scalar is not trained here",
+    "net.why.decompose_both": "LoKr decomposes only its second factor here (LyCORIS's default)",
+    "net.why.rank_dropout_scale": "rank dropout here always rescales the kept ranks",
+    "net.why.train_norm": "normalisation layers are not trained here",
+    "net.why.bypass": "the layers are trained with their weights merged (LyCORIS's default)",
+    "net.why.wd_on_out": "DoRA here normalises per input column, the only form both A1111 and Forge apply as trained",
+    "net.why.lr_zero": "write 0 in down_lr_weight / mid_lr_weight / up_lr_weight for the blocks that should not train",
+    "net.why.loraplus": "LoRA+ is not supported",
 })

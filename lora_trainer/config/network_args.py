@@ -33,19 +33,17 @@ FIELD_DEFAULTS = {"conv_dim": None, "conv_alpha": None, "rank_dropout": None, "m
 PRESETS_TRAINED = ("attn-mlp", "attn_mlp", "full")
 # LyCORIS and kohya network_args this trainer does not use, and why
 UNSUPPORTED = {
-    "preset": "the trained layers are kohya's (attention and feed-forward; with conv_dim also the ResNet "
-              "convolutions): leave preset out, or use preset=attn-mlp or preset=full",
-    "use_tucker": "Tucker (CP) decomposition of 3×3 convolutions is not trained here", "use_cp": "see use_tucker",
-    "use_scalar": "the LyCORIS scalar is not trained here",
-    "decompose_both": "LoKr decomposes only its second factor here (LyCORIS's default)",
-    "rank_dropout_scale": "rank dropout here always rescales the kept ranks",
-    "train_norm": "normalisation layers are not trained here",
-    "bypass_mode": "the layers are trained with their weights merged (LyCORIS's default)",
-    "wd_on_out": "DoRA here normalises per input column, the only form both A1111 and Forge apply as trained",
-    "block_lr_zero_threshold": "write 0 in down_lr_weight / mid_lr_weight / up_lr_weight for the blocks "
-                               "that should not train",
-    "loraplus_lr_ratio": "LoRA+ is not supported", "loraplus_unet_lr_ratio": "LoRA+ is not supported",
-    "loraplus_text_encoder_lr_ratio": "LoRA+ is not supported",
+    "preset": msg("net.why.preset"),
+    "use_tucker": msg("net.why.tucker"), "use_cp": msg("net.why.see_tucker"),
+    "use_scalar": msg("net.why.scalar"),
+    "decompose_both": msg("net.why.decompose_both"),
+    "rank_dropout_scale": msg("net.why.rank_dropout_scale"),
+    "train_norm": msg("net.why.train_norm"),
+    "bypass_mode": msg("net.why.bypass"),
+    "wd_on_out": msg("net.why.wd_on_out"),
+    "block_lr_zero_threshold": msg("net.why.lr_zero"),
+    "loraplus_lr_ratio": msg("net.why.loraplus"), "loraplus_unet_lr_ratio": msg("net.why.loraplus"),
+    "loraplus_text_encoder_lr_ratio": msg("net.why.loraplus"),
 }
 
 

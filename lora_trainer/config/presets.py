@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from .schema import TrainConfig
 
 SUBJECT = "subject"
@@ -61,18 +63,15 @@ class Preset:
 
 
 _SUBJECTS = (
-    Preset("character", "Character",
-           "A person or figure: 20–50 varied images, repeats about 10, trigger word as the first tag.",
+    Preset("character", "Character", sentence("config.preset.character"),
            {"network_dim": 32, "network_alpha": 16.0, "learning_rate": 1e-4, "unet_lr": 1e-4,
             "text_encoder_lr": 5e-5, "lr_scheduler": "constant_with_warmup", "lr_warmup_steps": 0.05,
             "max_train_epochs": 10, "save_every_n_epochs": 1, "shuffle_caption": True, "keep_tokens": 1}),
-    Preset("style", "Style",
-           "A painting or drawing style: more images (50+), higher rank to hold the detail, no fixed first tag.",
+    Preset("style", "Style", sentence("config.preset.style"),
            {"network_dim": 64, "network_alpha": 32.0, "learning_rate": 1e-4, "unet_lr": 1e-4,
             "text_encoder_lr": 5e-5, "lr_scheduler": "constant_with_warmup", "lr_warmup_steps": 0.05,
             "max_train_epochs": 10, "save_every_n_epochs": 1, "shuffle_caption": True, "keep_tokens": 0}),
-    Preset("concept", "Concept",
-           "An object, outfit or pose: a smaller LoRA that leaves the rest of the picture to the base model.",
+    Preset("concept", "Concept", sentence("config.preset.concept"),
            {"network_dim": 16, "network_alpha": 8.0, "learning_rate": 1e-4, "unet_lr": 1e-4,
             "text_encoder_lr": 5e-5, "lr_scheduler": "constant_with_warmup", "lr_warmup_steps": 0.05,
             "max_train_epochs": 10, "save_every_n_epochs": 1, "shuffle_caption": True, "keep_tokens": 1}),
@@ -88,20 +87,18 @@ _MEMORY = {"sd1": ((3.1, 1.3), (2.1, 0.3)), "sdxl": ((13.5, 8.8), (6.5, 0.86))}
 
 # (family, GB, batch, gradient checkpointing, extra values, description)
 _TIERS = (
-    ("sd1", 4, 1, True, {"fp8_base": True},
-     "SD 1.5 on 4 GB: batch 1, gradient checkpointing, the base model stored in fp8 (fp8_base)."),
-    ("sd1", 8, 2, True, {}, "SD 1.5 on 8 GB: batch 2 with gradient checkpointing (slower, leaves room "
-                            "for the desktop)."),
-    ("sd1", 12, 4, False, {}, "SD 1.5 on 12 GB: batch 4, full speed."),
-    ("sd1", 16, 6, False, {}, "SD 1.5 on 16 GB: batch 6, full speed."),
-    ("sd1", 24, 8, False, {}, "SD 1.5 on 24 GB: batch 8, full speed."),
+    ("sd1", 4, 1, True, {"fp8_base": True}, sentence("config.preset.sd1_4gb")),
+    ("sd1", 8, 2, True, {}, sentence("config.preset.sd1_8gb")),
+    ("sd1", 12, 4, False, {}, sentence("config.preset.sd1_12gb")),
+    ("sd1", 16, 6, False, {}, sentence("config.preset.sd1_16gb")),
+    ("sd1", 24, 8, False, {}, sentence("config.preset.sd1_24gb")),
     ("sdxl", 6, 1, True, {"fp8_base": True, "network_train_unet_only": True, "network_dim": 8, "network_alpha": 4.0},
-     "SDXL on 6 GB: UNet only, rank 8, gradient checkpointing, the base model stored in fp8 (fp8_base)."),
+     sentence("config.preset.sdxl_6gb")),
     ("sdxl", 8, 1, True, {"network_train_unet_only": True, "network_dim": 8, "network_alpha": 4.0},
-     "SDXL on 8 GB: UNet only, rank 8, gradient checkpointing."),
-    ("sdxl", 12, 2, True, {}, "SDXL on 12 GB: batch 2 with gradient checkpointing."),
-    ("sdxl", 16, 4, True, {}, "SDXL on 16 GB: batch 4 with gradient checkpointing."),
-    ("sdxl", 24, 8, True, {}, "SDXL on 24 GB: batch 8 with gradient checkpointing."),
+     sentence("config.preset.sdxl_8gb")),
+    ("sdxl", 12, 2, True, {}, sentence("config.preset.sdxl_12gb")),
+    ("sdxl", 16, 4, True, {}, sentence("config.preset.sdxl_16gb")),
+    ("sdxl", 24, 8, True, {}, sentence("config.preset.sdxl_24gb")),
 )
 
 
@@ -137,8 +134,8 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ConfigError(f"there is no preset called '{name}'",
-                          f"choose one of: {', '.join(PRESETS)}") from None
+        raise ConfigError(msg("config.no_preset", name=name),
+                          msg("config.no_preset.advice", names=", ".join(PRESETS))) from None
 
 
 def vram_tier(family: str | None, vram_gb: float) -> Preset:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from PIL import Image
 
 from ..errors import ConfigError
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 
 Size = tuple[int, int]  # (width, height)
 
@@ -75,18 +77,15 @@ class BucketSet:
 def _validate(width: int, height: int, min_reso: int, max_reso: int, step: int) -> None:
     problems = []
     if step < 8 or step % 8:
-        problems.append(f"bucket_reso_steps is {step}; it must be a multiple of 8 (64 is usual).")
+        problems.append(sentence("data.bucket_step", step=step))
     elif min_reso % step or max_reso % step:
-        problems.append(
-            f"min_bucket_reso ({min_reso}) and max_bucket_reso ({max_reso}) must be multiples of "
-            f"bucket_reso_steps ({step})."
-        )
+        problems.append(sentence("data.bucket_multiple", min_reso=min_reso, max_reso=max_reso, step=step))
     if min_reso > max_reso:
-        problems.append(f"min_bucket_reso ({min_reso}) is larger than max_bucket_reso ({max_reso}).")
+        problems.append(sentence("data.bucket_order", min_reso=min_reso, max_reso=max_reso))
     if min(width, height) < max(step, 8):
-        problems.append(f"resolution {width}x{height} is smaller than bucket_reso_steps ({step}).")
+        problems.append(sentence("data.bucket_small", width=width, height=height, step=step))
     if problems:
-        raise ConfigError(problems, "fix the bucket settings (kohya defaults: 256, 1024, 64).")
+        raise ConfigError(problems, msg("data.bucket.advice"))
 
 
 def cover_geometry(width: int, height: int, bucket: Size) -> tuple[int, int, int, int]:

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import DatasetError
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
 
 
 def normalize_extension(caption_extension: str) -> str:
@@ -32,10 +34,8 @@ def _decode(raw: bytes, path: Path) -> str:
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise DatasetError(
-            f"Caption file {path} is not UTF-8 text (undecodable byte at position {exc.start}).",
-            "open it in a text editor and save it as UTF-8 (for example Notepad: Save As → Encoding: UTF-8).",
-        ) from exc
+        raise DatasetError(msg("data.caption_not_utf8", path=path, position=exc.start),
+                           msg("data.caption_not_utf8.advice")) from exc
 
 
 def read_caption(image_path: str | os.PathLike, caption_extension: str = ".txt") -> str | None:
@@ -55,10 +55,8 @@ def read_caption_file(path: str | os.PathLike) -> str:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DatasetError(
-            f"Cannot read caption file {path}: {exc.strerror or exc}.",
-            "check that the file is not locked by another program and that you may read it.",
-        ) from exc
+        raise DatasetError(msg("data.caption_unreadable", path=path, reason=exc.strerror or exc),
+                           msg("data.caption_unreadable.advice")) from exc
     for line in _decode(raw, path).splitlines():
         if line.strip():
             return line.strip()

@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
 from .buckets import BucketSet, Size, as_size, crop_conditioning
 from .folders import ConceptFolder, DatasetScan, ImageEntry
 
@@ -87,7 +89,7 @@ def epoch_sample_counts(items: list[TrainItem]) -> list[tuple[TrainItem, int]]:
 
 def _check_batch_size(batch_size: int) -> None:
     if int(batch_size) < 1:
-        raise ConfigError(f"train_batch_size is {batch_size}; it must be 1 or more.")
+        raise ConfigError(msg("data.batch_size", batch_size=batch_size))
 
 
 def epoch_batches(items: list[TrainItem], batch_size: int, seed: int, epoch: int) -> list[list[TrainItem]]:

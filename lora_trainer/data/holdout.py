@@ -11,6 +11,8 @@ import dataclasses
 import random
 
 from ..errors import DatasetError
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
 from .folders import ConceptFolder, DatasetScan, ImageEntry
 
 
@@ -31,11 +33,8 @@ def split_validation(scan: DatasetScan, fraction: float, seed: int) -> DatasetSc
     wanted = holdout_count(scan.num_train_images, fraction)
     spare = {id(c): len(c.images) - 1 for c in scan.train_concepts}
     if wanted > sum(spare.values()):
-        raise DatasetError(
-            f"validation_split {fraction:g} holds out {wanted} image(s), but the training folders have only "
-            f"{scan.num_train_images} image(s) and each concept folder must keep at least one",
-            "add images, lower validation_split, or put a few extra images into a validation images folder "
-            "instead")
+        raise DatasetError(msg("data.holdout", fraction=fraction, wanted=wanted, images=scan.num_train_images),
+                           msg("data.holdout.advice"))
     rng = random.Random(seed)
     # proportional share per concept (largest remainders), then capped by what the concept can spare
     shares = {id(c): wanted * len(c.images) / scan.num_train_images for c in scan.train_concepts}

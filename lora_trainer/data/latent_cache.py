@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, TrainerError
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from .augment import PLAIN, View, render, render_mask
 from .dataset import TrainItem
 from .images import ImageLoadError, load_image
@@ -63,7 +65,8 @@ def sample_for(item: TrainItem, view: View = PLAIN, masks: MaskSet | None = None
     try:
         raw = load_mask(masks, item, alpha)
     except ImageLoadError as exc:
-        raise ImageLoadError(item.image.path, f"its mask {exc.path.name} cannot be read ({exc.reason})") from exc
+        raise ImageLoadError(item.image.path, sentence("data.mask_unreadable", name=exc.path.name,
+                                                       reason=exc.reason)) from exc
     return pixels, (mask_tensor(render_mask(raw, item, view)) if raw is not None else None)
 
 
@@ -84,7 +87,7 @@ def _file_fingerprint(path: Path, memo: dict) -> dict[str, str]:
                     digest.update(chunk)
             memo[memo_key] = digest.hexdigest()
     except OSError as exc:
-        raise ImageLoadError(path, f"cannot read the file ({exc.strerror or exc})") from exc
+        raise ImageLoadError(path, sentence("data.file_unreadable", reason=exc.strerror or exc)) from exc
     return {"file_size": str(stat.st_size), "mtime_ns": str(stat.st_mtime_ns), "sha1": memo[memo_key]}
 
 
@@ -106,10 +109,9 @@ class LatentCache:
         masks: MaskSet | None = None,
     ) -> None:
         if mode not in ("memory", "disk"):
-            raise ConfigError(f"cache_latents mode '{mode}' is unknown; use 'memory' or 'disk'.")
+            raise ConfigError(msg("data.cache_mode", mode=mode))
         if mode == "disk" and not cache_dir:
-            raise ConfigError("Caching latents to disk needs a cache folder, but none was given.",
-                              "set the latent cache folder, or cache latents in memory instead.")
+            raise ConfigError(msg("data.cache_no_folder"), msg("data.cache_no_folder.advice"))
         self.encode_fn = encode_fn
         self.mode = mode
         self.cache_dir = Path(cache_dir) if cache_dir else None
@@ -192,10 +194,8 @@ class LatentCache:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as exc:
-            raise TrainerError(
-                f"Cannot write the latent cache file {file}: {exc.strerror or exc}.",
-                "free disk space or choose a writable cache folder, or cache latents in memory instead.",
-            ) from exc
+            raise TrainerError(msg("data.cache_write", file=file, reason=exc.strerror or exc),
+                               msg("data.cache_write.advice")) from exc
         self._valid_on_disk.add(self._key(item))
 
     def _encode(self, items: list[TrainItem], pixels: list[torch.Tensor], masks: list[torch.Tensor | None]) -> None:
@@ -220,11 +220,7 @@ class LatentCache:
         finite = torch.isfinite(latents.float()).flatten(1).all(dim=1)
         if not bool(finite.all()):
             bad = [str(it.image.path) for it, ok in zip(items, finite.tolist()) if not ok]
-            raise TrainerError(
-                f"The VAE produced NaN/infinite latents for {', '.join(bad[:3])}.",
-                "run the VAE in float32 (no_half_vae; SDXL's VAE overflows in float16) or use an "
-                "fp16-fixed VAE; then start again.",
-            )
+            raise TrainerError(msg("data.vae_nan", paths=", ".join(bad[:3])), msg("data.vae_nan.advice"))
         return latents
 
     def _load_pixels(self, items: list[TrainItem]

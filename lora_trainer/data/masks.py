@@ -18,6 +18,8 @@ from typing import Optional
 from PIL import Image
 
 from ..errors import DatasetError
+from ..text.messages import Joined, msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from .dataset import TrainItem
 from .images import IMAGE_EXTENSIONS, OPEN_ERRORS, ImageLoadError, image_size, image_to_rgb, load_image, \
     open_error_reason, read_header
@@ -49,8 +51,9 @@ class MaskSet:
         return f"file:{path}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def _listing(names: list[str]) -> str:
-    return ", ".join(names[:SHOWN]) + (f", … (+{len(names) - SHOWN})" if len(names) > SHOWN else "")
+def _listing(names: list[str]) -> Joined:
+    """The first names (sentences stay sentences, so the list reads in the user's language) and how many more."""
+    return Joined([Joined(names[:SHOWN], ", "), f", … (+{len(names) - SHOWN})" if len(names) > SHOWN else ""], "")
 
 
 def open_with_alpha(path) -> tuple[Image.Image, Optional[Image.Image]]:
@@ -84,8 +87,7 @@ def match_mask_folder(items: list[TrainItem], folder: str | os.PathLike) -> Mask
     with a mask of another size."""
     root = Path(folder)
     if not root.is_dir():
-        raise DatasetError(f"the mask folder (conditioning_data_dir) {root} does not exist",
-                           "choose the folder that holds the mask pictures, or leave it empty")
+        raise DatasetError(msg("data.mask_folder_missing", root=root), msg("data.mask_folder_missing.advice"))
     flat = _pictures_by_stem(root)
     nested: dict[str, dict[str, Path]] = {}
     files: dict[str, Path] = {}
@@ -104,27 +106,27 @@ def match_mask_folder(items: list[TrainItem], folder: str | os.PathLike) -> Mask
         try:
             size = image_size(mask)
         except ImageLoadError as err:
-            wrong.append(f"{mask.name} ({err.reason})")
+            wrong.append(sentence("data.mask_bad", name=mask.name, reason=err.reason))
             continue
         if size != (item.image.width, item.image.height):
-            wrong.append(f"{mask.name} is {size[0]}×{size[1]}, its image {item.image.width}×{item.image.height}")
+            wrong.append(sentence("data.mask_size", name=mask.name, width=size[0], height=size[1],
+                                  image_width=item.image.width, image_height=item.image.height))
             continue
         files[str(item.image.path)] = mask
     if missing:
-        raise DatasetError(f"masked_loss: {len(missing)} training image(s) have no mask in {root}: {_listing(missing)}",
-                           f"put a mask picture of the same name (e.g. {Path(missing[0]).stem}.png) in "
-                           f"{root / Path(missing[0]).parent} or in {root}, white where the image is trained")
+        raise DatasetError(msg("data.mask_missing", count=len(missing), root=root, names=_listing(missing)),
+                           msg("data.mask_missing.advice", name=Path(missing[0]).stem,
+                               folder=root / Path(missing[0]).parent, root=root))
     if wrong:
-        raise DatasetError(f"masked_loss: {len(wrong)} mask(s) in {root} do not fit their image: {_listing(wrong)}",
-                           "save each mask at its image's size (the mask is resized and cut with the image)")
+        raise DatasetError(msg("data.mask_wrong", count=len(wrong), root=root, names=_listing(wrong)),
+                           msg("data.mask_wrong.advice"))
     used = {p.resolve() for p in files.values()}
     extra = sorted(p.name for group in [flat, *nested.values()] for p in group.values() if p.resolve() not in used)
-    notes = [f"masked_loss: {len(files)} training image(s) train only where their mask is white"]
+    notes = [sentence("data.masked", count=len(files))]
     if extra:
-        notes.append(f"masked_loss: {len(extra)} picture(s) in the mask folder belong to no training image and are "
-                     f"not used: {_listing(extra)}")
+        notes.append(sentence("data.mask_extra", count=len(extra), names=_listing(extra)))
     if any(it.is_reg for it in items):
-        notes.append("masked_loss: regularization images have no masks and train on their whole picture")
+        notes.append(sentence("data.mask_reg"))
     return MaskSet("folder", files, notes)
 
 
@@ -141,8 +143,7 @@ def alpha_masks(items: list[TrainItem]) -> MaskSet:
     total = len({str(it.image.path) for it in items})
     notes = []
     if opaque:
-        notes.append(f"alpha_mask: {len(opaque)} of {total} image(s) have no transparency and train on their whole "
-                     f"picture: {_listing(opaque)}")
+        notes.append(sentence("data.opaque", count=len(opaque), total=total, names=_listing(opaque)))
     return MaskSet("alpha", {}, notes)
 
 

@@ -70,4 +70,46 @@ register({
     "data.no_caption": "{count} of {total} images in {folder} have no caption file ({ext}) or an empty one: "
                        "{names}. They are trained with the concept name '{name}' as caption.{hint}",
     "data.other_extension": " Caption files with {others} exist: set caption_extension to {first}.",
+    "data.bucket_step": "bucket_reso_steps is {step}; it must be a multiple of 8 (64 is usual).",
+    "data.bucket_multiple": "min_bucket_reso ({min_reso}) and max_bucket_reso ({max_reso}) must be multiples of "
+                            "bucket_reso_steps ({step}).",
+    "data.bucket_order": "min_bucket_reso ({min_reso}) is larger than max_bucket_reso ({max_reso}).",
+    "data.bucket_small": "resolution {width}x{height} is smaller than bucket_reso_steps ({step}).",
+    "data.bucket.advice": "fix the bucket settings (kohya defaults: 256, 1024, 64).",
+    "data.caption_not_utf8": "Caption file {path} is not UTF-8 text (undecodable byte at position {position}).",
+    "data.caption_not_utf8.advice": "open it in a text editor and save it as UTF-8 (for example Notepad: Save As → "
+                                    "Encoding: UTF-8).",
+    "data.caption_unreadable": "Cannot read caption file {path}: {reason}.",
+    "data.caption_unreadable.advice": "check that the file is not locked by another program and that you may read it.",
+    "data.batch_size": "train_batch_size is {batch_size}; it must be 1 or more.",
+    "data.holdout": "validation_split {fraction:g} holds out {wanted} image(s), but the training folders have only "
+                    "{images} image(s) and each concept folder must keep at least one",
+    "data.holdout.advice": "add images, lower validation_split, or put a few extra images into a validation images "
+                           "folder instead",
+    "data.mask_unreadable": "its mask {name} cannot be read ({reason})",
+    "data.file_unreadable": "cannot read the file ({reason})",
+    "data.cache_mode": "cache_latents mode '{mode}' is unknown; use 'memory' or 'disk'.",
+    "data.cache_no_folder": "Caching latents to disk needs a cache folder, but none was given.",
+    "data.cache_no_folder.advice": "set the latent cache folder, or cache latents in memory instead.",
+    "data.cache_write": "Cannot write the latent cache file {file}: {reason}.",
+    "data.cache_write.advice": "free disk space or choose a writable cache folder, or cache latents in memory "
+                               "instead.",
+    "data.vae_nan": "The VAE produced NaN/infinite latents for {paths}.",
+    "data.vae_nan.advice": "run the VAE in float32 (no_half_vae; SDXL's VAE overflows in float16) or use an "
+                           "fp16-fixed VAE; then start again.",
+    "data.mask_folder_missing": "the mask folder (conditioning_data_dir) {root} does not exist",
+    "data.mask_folder_missing.advice": "choose the folder that holds the mask pictures, or leave it empty",
+    "data.mask_missing": "masked_loss: {count} training image(s) have no mask in {root}: {names}",
+    "data.mask_missing.advice": "put a mask picture of the same name (e.g. {name}.png) in {folder} or in {root}, "
+                                "white where the image is trained",
+    "data.mask_bad": "{name} ({reason})",
+    "data.mask_size": "{name} is {width}×{height}, its image {image_width}×{image_height}",
+    "data.mask_wrong": "masked_loss: {count} mask(s) in {root} do not fit their image: {names}",
+    "data.mask_wrong.advice": "save each mask at its image's size (the mask is resized and cut with the image)",
+    "data.masked": "masked_loss: {count} training image(s) train only where their mask is white",
+    "data.mask_extra": "masked_loss: {count} picture(s) in the mask folder belong to no training image and are not "
+                       "used: {names}",
+    "data.mask_reg": "masked_loss: regularization images have no masks and train on their whole picture",
+    "data.opaque": "alpha_mask: {count} of {total} image(s) have no transparency and train on their whole picture: "
+                   "{names}",
 })

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..text.messages import Joined, sentence
 from .policy import NEVER_REQUESTED, is_protected
 from .versions import canonical, is_pep440
 
@@ -40,7 +41,7 @@ def extra_pip_args(env=None) -> list[str]:
         args = [a[1:-1] if len(a) > 1 and a[0] == a[-1] == '"' else a for a in args]
     bad = [a for a in args if a.split("=", 1)[0] in FORBIDDEN_ARGS]
     if bad:
-        raise PipArgsError(f"{PIP_ARGS_ENV} contains {' '.join(bad)}, which could change the WebUI's own packages")
+        raise PipArgsError(sentence("install.pip_args", env=PIP_ARGS_ENV, args=" ".join(bad)))
     return args
 
 
@@ -48,7 +49,7 @@ def requested(specs: dict[str, str]) -> list[str]:
     """'name' + spec for each package; refuses outright to name a package the host owns."""
     owned = [n for n in specs if canonical(n) in {canonical(x) for x in NEVER_REQUESTED}]
     if owned:
-        raise ValueError(f"refusing to request host-owned packages: {', '.join(owned)}")
+        raise ValueError(f"refusing to request host-owned packages: {', '.join(owned)}")  # internal: our specs
     return [f"{name}{spec}" for name, spec in specs.items()]
 
 
@@ -121,7 +122,7 @@ def dry_run(python: str, specs: dict[str, str], constraints: Path, extra=(), ind
             try:
                 result.plan, result.sources = parse_report(json.loads(report.read_text(encoding="utf-8")))
             except (OSError, ValueError) as err:
-                result.error = f"pip's dry-run report could not be read ({err})"
+                result.error = sentence("install.report_unreadable", error=err)
         else:
             result.plan = parse_would_install(text)
     return result
@@ -159,18 +160,18 @@ _NETWORK_SIGNS = ("NewConnectionError", "Max retries exceeded", "Could not fetch
 def classify_failure(text: str) -> tuple[str, str, list[str]]:
     """pip's output → (error, conflict, blockers). A conflict means: it would need a frozen package changed."""
     if re.search(r"No module named pip\b", text):
-        return "this Python has no pip", "", []
+        return sentence("install.no_pip"), "", []
     if re.search(r"no such option: --dry-run", text):
-        return "this pip is too old to check an install before doing it (pip 22.2 or newer can)", "", []
+        return sentence("install.old_pip"), "", []
     if "conflict is caused by" in text or "ResolutionImpossible" in text or "conflicting dependencies" in text:
         section = text.split("The conflict is caused by:", 1)[-1].split("\n\n", 1)[0]
         blockers = re.findall(r"\(constraint\)\s*([A-Za-z0-9_.\-]+)\s*==", section)
-        return "", _first_per_package(section) or "pip found no combination that fits", list(dict.fromkeys(blockers))
+        return "", _first_per_package(section) or sentence("install.no_combination"), list(dict.fromkeys(blockers))
     errors = [line[len("ERROR:"):].strip() for line in text.splitlines() if line.startswith("ERROR:")]
     last = errors[-1] if errors else next((l.strip() for l in reversed(text.splitlines()) if l.strip()), "")
     if any(sign in text for sign in _NETWORK_SIGNS):
-        return f"the package index could not be reached or has no matching files (pip: {last})", "", []
-    return f"pip: {last}" if last else "pip failed without a message", "", []
+        return sentence("install.unreachable", last=last), "", []
+    return sentence("install.pip_said", last=last) if last else sentence("install.pip_silent"), "", []
 
 
 def _first_per_package(section: str) -> str:
@@ -185,7 +186,9 @@ def _first_per_package(section: str) -> str:
                 more[package] = more.get(package, 0) + 1
             else:
                 first[package] = text
-    return "; ".join(text + (f" (and {more[p]} older version{'s' if more[p] > 1 else ''})" if more.get(p) else "") for p, text in first.items())
+    return Joined((Joined([text, sentence("install.older_versions" if more[p] > 1 else "install.older_version",
+                                          count=more[p]) if more.get(p) else ""], "")
+                   for p, text in first.items()), "; ") if first else ""
 
 
 def check_plan(plan: dict[str, tuple[str, str]], installed: dict[str, tuple[str, str]], pins: dict[str, str],
@@ -195,16 +198,16 @@ def check_plan(plan: dict[str, tuple[str, str]], installed: dict[str, tuple[str,
     for key, (name, version) in sorted(plan.items()):
         url = (sources or {}).get(key, "")
         if url and not url.split("#", 1)[0].endswith(".whl"):
-            problems.append(f"pip would build {name} {version} from source")
+            problems.append(sentence("install.from_source", name=name, version=version))
         if key in free:
             continue
         if key in installed:
-            problems.append(f"pip would change {installed[key][0]} {installed[key][1]} to {version}")
+            problems.append(sentence("install.would_change", name=installed[key][0], old=installed[key][1],
+                                     version=version))
         elif key in pins:
-            problems.append(f"pip would install {name} {version}, which this WebUI pins ({pins[key]}) "
-                            "and installs itself")
+            problems.append(sentence("install.would_pinned", name=name, version=version, pin=pins[key]))
         elif is_protected(name):
-            problems.append(f"pip would install {name} {version}, which belongs to the WebUI's own stack")
+            problems.append(sentence("install.would_protected", name=name, version=version))
     return problems
 
 
@@ -234,7 +237,7 @@ def install_with_launch(launch, args: list[str], desc: str) -> str:
 
 def _failure_line(text: str) -> str:
     error, conflict, _ = classify_failure(text)
-    return error or (f"no versions fit together ({conflict})" if conflict else "")
+    return error or (sentence("install.no_versions_fit", conflict=conflict) if conflict else "")
 
 
 def manual_command(python: str, specs: dict[str, str]) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
+from ..text.messages import sentence
+from .messages import names
 from .versions import at_least, canonical
 
 # What the trainer imports, with the floor below which it does not run at all.
@@ -43,10 +45,6 @@ WATCHED = tuple(dict.fromkeys(tuple(FLOORS) + ("torchvision", "xformers", "token
                                                 "bitsandbytes", "gradio", "pydantic", "protobuf", "tomli", "toml")))
 MIN_PYTHON = (3, 10)
 MIN_GRADIO = "3.41"
-
-
-def _names(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def is_protected(name: str) -> bool:
@@ -83,7 +81,8 @@ def wanted_ranges(versions: dict) -> dict[str, str]:
 def breakpoint_problem(name: str, version: str, versions: dict) -> str | None:
     for package, since, needs, minimum in IMPORT_BREAKPOINTS:
         if package == name and at_least(version, since) and not at_least(versions.get(needs), minimum):
-            return f"{name} {version} needs {needs} ≥ {minimum}, this WebUI has {versions.get(needs)}"
+            return sentence("install.breakpoint", name=name, version=version, needs=needs, minimum=minimum,
+                            has=versions.get(needs))
     return None
 
 
@@ -124,54 +123,53 @@ def decide(versions: dict, pins: dict | None = None, *, python=None, cuda: str |
     py_text = ".".join(map(str, python))
 
     if python[:2] < MIN_PYTHON:
-        out.blocked.append(f"the trainer needs Python {'.'.join(map(str, MIN_PYTHON))} or newer, "
-                           f"this WebUI runs Python {py_text}")
-        out.advice.append("run the WebUI with Python 3.10 (the version it is tested with)")
+        out.blocked.append(sentence("install.python", needed=".".join(map(str, MIN_PYTHON)), python=py_text))
+        out.advice.append(sentence("install.python.advice"))
     too_old = []
     absent = [name for name in HOST_OWNED if versions.get(name) is None]
     if absent:
-        out.blocked.append(f"{_names(absent)} {'is' if len(absent) == 1 else 'are'} not installed in this "
-                           "Python environment")
+        out.blocked.append(sentence("install.absent_one" if len(absent) == 1 else "install.absent_many",
+                                    names=names(absent)))
         too_old += [f"{name} ≥ {FLOORS[name]}" for name in absent]
     for name in HOST_OWNED:
         version = versions.get(name)
         if version is None:
             continue
         if not at_least(version, FLOORS[name]):
-            out.blocked.append(f"{name} {version} is older than {FLOORS[name]}, the oldest the trainer runs on")
+            out.blocked.append(sentence("install.older", name=name, version=version, floor=FLOORS[name]))
             too_old.append(f"{name} ≥ {FLOORS[name]}")
     gradio = versions.get("gradio")
     if gradio and not at_least(gradio, MIN_GRADIO):
-        out.blocked.append(f"gradio {gradio} is older than {MIN_GRADIO}, the oldest the trainer's tab runs on")
+        out.blocked.append(sentence("install.gradio_older", version=gradio, floor=MIN_GRADIO))
         too_old.append(f"gradio ≥ {MIN_GRADIO}")
     if too_old:
-        out.advice.append("update the WebUI and start it once so that it installs its own requirements "
-                          f"(the trainer needs {', '.join(too_old)})")
+        out.advice.append(sentence("install.update_webui", needs=", ".join(too_old)))
     if out.blocked:
         out.problems = list(out.blocked)
         return out
 
-    out.why = (f"transformers {versions.get('transformers')} and accelerate {versions.get('accelerate')}")
+    out.why = sentence("install.why", transformers=versions.get("transformers"),
+                       accelerate=versions.get("accelerate"))
     ranges = wanted_ranges(versions)
     for name in OURS:
         version, pin = versions.get(name), pins.get(canonical(name))
         if pin is not None:                      # the host's own: used as it is, never replaced
             if version is None:
-                out.blocked.append(f"{name} is missing, though this WebUI pins {name}=={pin}")
-                out.advice.append("start the WebUI once without --skip-install so that it installs its own "
-                                  "requirements" + (f" ({requirements_file})" if requirements_file else ""))
+                out.blocked.append(sentence("install.pinned_missing", name=name, pin=pin))
+                out.advice.append(sentence("install.no_skip_install",
+                                           file=f" ({requirements_file})" if requirements_file else ""))
                 continue
-            trouble = (f"{name} {version} is too old" if not at_least(version, FLOORS[name])
+            trouble = (sentence("install.too_old", name=name, version=version) if not at_least(version, FLOORS[name])
                        else breakpoint_problem(name, version, versions))
             if trouble:
-                out.blocked.append(f"{trouble} (this WebUI pins {name}=={pin})")
-                out.advice.append(f"update the WebUI: its {name} pin does not run with its own other packages")
+                out.blocked.append(sentence("install.pinned_trouble", trouble=trouble, name=name, pin=pin))
+                out.advice.append(sentence("install.update_pin", name=name))
             continue
         if version is None:
-            out.problems.append(f"{name} is missing")
+            out.problems.append(sentence("install.missing", name=name))
             out.required[name] = ranges[name]
         elif not at_least(version, FLOORS[name]):
-            out.problems.append(f"{name} {version} is too old")
+            out.problems.append(sentence("install.too_old", name=name, version=version))
             out.required[name] = ranges[name]
         else:
             trouble = breakpoint_problem(name, version, versions)
@@ -183,7 +181,7 @@ def decide(versions: dict, pins: dict | None = None, *, python=None, cuda: str |
     if bnb and not bnb_managed:
         trouble = breakpoint_problem("bitsandbytes", bnb, versions)
         if trouble:                              # someone else's install: reported, left alone
-            out.problems.append(f"{trouble}: 8-bit optimizers will not load")
+            out.problems.append(sentence("install.no_8bit", trouble=trouble))
     elif bnb is None and not bnb_managed and cuda:
         wanted = bitsandbytes_range(versions.get("torch"))
         if wanted and canonical("bitsandbytes") not in pins:

@@ -16,7 +16,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from ..text.language import language_from_env
+from ..text.messages import SEMICOLON, Joined, localized, msg, sentence
 from . import gate
+from .messages import names
 from .host import detect_host, torch_cuda
 from .policy import WATCHED, Decision, decide
 from .status import STATUS_FILE, fingerprint, load_status, make_status, write_status
@@ -24,14 +27,11 @@ from .versions import canonical, installed_distributions, installed_versions
 
 PREFIX = "[LoRA Trainer]"
 RETRY_FAILED_AFTER_S = 3600.0      # a failed install (e.g. offline) is retried at a start after this
-FEATURES = {"bitsandbytes": "8-bit optimizers", "tomli": "reading TOML config files"}
+FEATURES = {"bitsandbytes": msg("install.feature.8bit"), "tomli": msg("install.feature.toml")}
 
 
 def _names(items) -> str:
-    items = list(items)
-    if len(items) < 2:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
+    return names(items)
 
 
 def _listing(plan: dict[str, str]) -> str:
@@ -72,7 +72,8 @@ class Installer:
                       requirements_file=req)
 
     def say(self, line: str) -> str:
-        print(line, flush=True)
+        """Print ``line`` in the console's language (LANG and the like); the status file keeps it in English."""
+        print(localized(line, language_from_env(self.env)), flush=True)
         return line
 
     def record(self, status: str, *, ready: bool, problems, command: str = "", planned=None, advice: str = "",
@@ -85,10 +86,12 @@ class Installer:
         try:
             write_status(self.status_file, data, force=status != "ok")   # a retry's timing reads checked_at
         except OSError as err:
-            print(f"{PREFIX} could not write {self.status_file} ({err.strerror}); the tab will re-check by itself")
+            self.say(sentence("install.status_unwritable", prefix=PREFIX, file=self.status_file,
+                              reason=err.strerror))
 
     def what(self, specs: dict[str, str]) -> str:
-        return _names(f"{n} ({FEATURES[n]})" if n in FEATURES else n for n in specs)
+        return _names(sentence("install.with_feature", name=n, feature=FEATURES[n]) if n in FEATURES else n
+                      for n in specs)
 
     def repeat_previous(self, decision: Decision) -> bool:
         """Same environment as an attempt that was refused (or failed recently): don't run pip again."""
@@ -112,12 +115,12 @@ class Installer:
         if decision.status == "ok":
             self.record("ok", ready=True, problems=decision.problems)
             if self.dry_run:
-                self.say(f"{PREFIX} nothing to install: the trainer's libraries fit this WebUI (--dry-run)")
+                self.say(sentence("install.ok_dry", prefix=PREFIX))
             return
         if decision.status == "refused":
-            advice = "; ".join(decision.advice)
-            line = self.say(f"{PREFIX} training is not available: {'; '.join(decision.blocked)}. "
-                            f"Nothing was installed. To fix: {advice}")
+            advice = Joined(decision.advice, SEMICOLON)
+            line = self.say(sentence("install.refused", prefix=PREFIX, blocked=Joined(decision.blocked, SEMICOLON),
+                                     advice=advice))
             self.record("refused", ready=False, problems=decision.problems, advice=advice, message=line)
             return
         if not self.dry_run and self.repeat_previous(decision):
@@ -127,34 +130,30 @@ class Installer:
             command = gate.manual_command(self.python, decision.specs())
             line = ""
             if decision.required:
-                line = self.say(f"{PREFIX} training is not available: {'; '.join(decision.problems)}, and the "
-                                f"WebUI runs with --skip-install, so nothing was installed. To install: {command}")
+                line = self.say(sentence("install.skipped", prefix=PREFIX, command=command,
+                                         problems=Joined(decision.problems, SEMICOLON)))
             self.record("skipped", ready=decision.ready, problems=decision.problems, command=command, message=line)
             return
         try:
             extra = gate.extra_pip_args(self.env)
         except gate.PipArgsError as err:
-            self.fail(decision, decision.specs(), str(err))
+            self.fail(decision, decision.specs(), err.args[0])
             return
         self.install(decision, launch, extra)
 
     def fail(self, decision: Decision, specs: dict, error: str, planned=None) -> None:
         command = gate.manual_command(self.python, specs)
-        if decision.required:
-            line = (f"{PREFIX} training is not available: could not install {self.what(specs)}: {error}. "
-                    f"To install by hand: {command}")
-        else:
-            line = f"{PREFIX} could not install {self.what(specs)}: {error}. To install by hand: {command}"
+        line = sentence("install.failed_required" if decision.required else "install.failed", prefix=PREFIX,
+                        what=self.what(specs), error=error, command=command)
         self.say(line)
         self.record("failed", ready=decision.ready, problems=decision.problems + [error], command=command,
                     planned=planned, message=line)
 
     def refuse(self, decision: Decision, specs: dict, why: str) -> None:
         command = gate.manual_command(self.python, specs)
-        head = "training is not available: " if decision.required else ""
-        were = "was" if len(specs) == 1 else "were"
-        line = self.say(f"{PREFIX} {head}{self.what(specs)} {were} not installed, because {why}; this installer "
-                        f"never changes the WebUI's own packages. To install anyway (changing them): {command}")
+        head = msg("install.unavailable") if decision.required else ""
+        line = self.say(sentence("install.refused_one" if len(specs) == 1 else "install.refused_many", prefix=PREFIX,
+                                 head=head, what=self.what(specs), why=why, command=command))
         self.record("refused", ready=decision.ready, problems=decision.problems + [why], command=command,
                     message=line)
 
@@ -164,8 +163,8 @@ class Installer:
         frozen = [f"{installed[canonical(b)][0]} {installed[canonical(b)][1]}" if canonical(b) in installed
                   else b for b in dry.blockers]
         if frozen:
-            return f"pip finds no version that fits without changing {_names(frozen)} ({dry.conflict})"
-        return f"pip finds no versions that fit next to this WebUI's packages ({dry.conflict})"
+            return sentence("install.no_fit_without", frozen=_names(frozen), conflict=dry.conflict)
+        return sentence("install.no_fit_here", conflict=dry.conflict)
 
     def install(self, decision: Decision, launch, extra: list[str]) -> None:
         index_url = self.env.get("INDEX_URL") or None
@@ -183,7 +182,8 @@ class Installer:
 
             dry = attempt(specs)
             if not dry.ok and decision.required and decision.optional:   # the extras must not block training
-                note = f"{self.what(decision.optional)} not installed: {self.explain(dry, installed)}"
+                note = sentence("install.optional_skipped", what=self.what(decision.optional),
+                                why=self.explain(dry, installed))
                 specs = dict(decision.required)
                 dry = attempt(specs)
             if not dry.ok:
@@ -192,16 +192,16 @@ class Installer:
             free = {canonical(n) for n in specs}
             problems = gate.check_plan(dry.plan, installed, self.host.pins, free, dry.sources)
             if problems:
-                self.refuse(decision, specs, "; ".join(problems))
+                self.refuse(decision, specs, Joined(problems, SEMICOLON))
                 return
             planned = {name: version for name, version in dry.plan.values()}
             exact = {n: f"=={dry.plan[canonical(n)][1]}" for n in specs if canonical(n) in dry.plan}
             command = gate.manual_command(self.python, exact or specs)
-            why = (f"the versions that run with this WebUI's {decision.why}" if decision.required else
-                   "for " + _names(FEATURES.get(n, n) for n in specs))
+            why = (sentence("install.why_required", why=decision.why) if decision.required else
+                   sentence("install.why_features", features=_names(FEATURES.get(n, n) for n in specs)))
             if self.dry_run:
-                self.say(f"{PREFIX} would install {_listing(planned) or 'nothing'} ({why}); nothing was changed "
-                         f"(--dry-run). To install them: {command}")
+                self.say(sentence("install.would_install", prefix=PREFIX, planned=_listing(planned) or
+                                  msg("install.nothing"), why=why, command=command))
                 self.record("missing", ready=decision.ready, problems=decision.problems + ([note] if note else []),
                             command=command, planned=planned)
                 return
@@ -224,20 +224,23 @@ class Installer:
         self.versions = installed_versions(WATCHED)
         if moved:   # cannot happen with every installed package frozen; said plainly if it ever does
             restore = f'"{self.python}" -m pip install ' + " ".join(f'"{n}=={v}"' for n, v, _ in moved)
-            changes = ", ".join(f"{n} {v} → {new or 'removed'}" for n, v, new in moved)
-            line = self.say(f"{PREFIX} pip changed packages of the WebUI ({changes}). To restore them: {restore}")
-            self.record("failed", ready=False, problems=[f"pip changed {changes}"], command=restore,
-                        planned=planned, message=line)
+            changes = Joined((Joined([f"{n} {v} → ", new or msg("install.removed")], "") for n, v, new in moved),
+                             ", ")
+            line = self.say(sentence("install.prefixed", prefix=PREFIX,
+                                     text=msg("install.changed_host", changes=changes, restore=restore)))
+            self.record("failed", ready=False, problems=[sentence("install.pip_changed", changes=changes)],
+                        command=restore, planned=planned, message=line)
             return
         if error:
             self.fail(decision, {n: s for n, s in decision.specs().items()}, error, planned)
             return
         now = self.decide()
         if now.required or now.blocked:
-            self.fail(decision, decision.specs(), "installed, but " + "; ".join(now.problems), planned)
+            self.fail(decision, decision.specs(), sentence("install.installed_but",
+                                                           problems=Joined(now.problems, SEMICOLON)), planned)
             return
-        line = self.say(f"{PREFIX} installed {_listing(planned)} ({why}); the WebUI's own packages are unchanged"
-                        + (f". Note: {note}" if note else ""))
+        line = self.say(sentence("install.installed", prefix=PREFIX, planned=_listing(planned), why=why,
+                                 note=msg("install.note", note=note) if note else ""))
         self.record("installed", ready=True, problems=now.problems + ([note] if note else []),
                     command=command if note else "", planned=planned, message=line)
 

@@ -92,7 +92,7 @@ def atomic_write(path: str | os.PathLike, durable: bool = True) -> Iterator[Path
     try:
         yield tmp
         if not tmp.is_file():
-            raise FileNotFoundError(f"nothing was written to the temporary file for {path}")
+            raise FileNotFoundError(f"nothing was written to the temporary file for {path}")  # internal: writer bug
         _usual_mode(tmp)
         if durable:
             _fsync_file(tmp)

@@ -15,13 +15,29 @@ import struct
 from typing import Any, Mapping
 
 from ..errors import TrainerError
+from ..text.messages import Message, msg, register
+
+register({
+    "io.not_safetensors": "{path} is not a readable .safetensors file ({why})",
+    "io.not_safetensors.advice": "the file may be incomplete or damaged; use another epoch or train again",
+    "io.short_header": "shorter than a header",
+    "io.header_length": "header length {length} does not fit a {size}-byte file",
+    "io.header_not_json": "the header is not JSON",
+    "io.header_not_object": "the header is not a JSON object",
+    "io.no_offsets": "tensor {name!r} has no valid data_offsets",
+    "io.data_missing": "{count} bytes of tensor data are missing",
+    "io.not_found": "file not found: {path}",
+    "io.not_found.advice": "refresh the list of files; it may have been moved or deleted",
+    "io.cannot_read": "cannot read {path}: {reason}",
+    "io.cannot_read.advice": "check that the file is not open in another program and that the disk is reachable",
+})
 
 MAX_HEADER_BYTES = 100 * 2**20  # the safetensors library's own limit
 
 
-def _bad(path: str | os.PathLike, why: str) -> TrainerError:
-    return TrainerError(f"{path} is not a readable .safetensors file ({why})",
-                        "the file may be incomplete or damaged; use another epoch or train again")
+def _bad(path: str | os.PathLike, why: Message) -> TrainerError:
+    return TrainerError(msg("io.not_safetensors", path=path, why=why),
+                        msg("io.not_safetensors.advice"))
 
 
 def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:
@@ -31,24 +47,22 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:
         with open(path, "rb") as fh:
             raw = fh.read(8)
             if len(raw) < 8:
-                raise _bad(path, "shorter than a header")
+                raise _bad(path, msg("io.short_header"))
             (length,) = struct.unpack("<Q", raw)
             if length > MAX_HEADER_BYTES or 8 + length > size:
-                raise _bad(path, f"header length {length} does not fit a {size}-byte file")
+                raise _bad(path, msg("io.header_length", length=length, size=size))
             text = fh.read(length)
     except FileNotFoundError:
-        raise TrainerError(f"file not found: {path}", "refresh the list of files; it may have been moved "
-                           "or deleted") from None
+        raise TrainerError(msg("io.not_found", path=path), msg("io.not_found.advice")) from None
     except OSError as err:
-        raise TrainerError(f"cannot read {path}: {err.strerror or err}",
-                           "check that the file is not open in another program and that the disk is "
-                           "reachable") from None
+        raise TrainerError(msg("io.cannot_read", path=path, reason=err.strerror or err),
+                           msg("io.cannot_read.advice")) from None
     try:
         header = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise _bad(path, "the header is not JSON") from None
+        raise _bad(path, msg("io.header_not_json")) from None
     if not isinstance(header, dict):
-        raise _bad(path, "the header is not a JSON object")
+        raise _bad(path, msg("io.header_not_object"))
     data_start = 8 + length
     end = 0
     for name, info in header.items():
@@ -57,9 +71,9 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:
         try:
             end = max(end, int(info["data_offsets"][1]))
         except (TypeError, KeyError, IndexError, ValueError):
-            raise _bad(path, f"tensor {name!r} has no valid data_offsets") from None
+            raise _bad(path, msg("io.no_offsets", name=name)) from None
     if data_start + end > size:
-        raise _bad(path, f"{data_start + end - size} bytes of tensor data are missing")
+        raise _bad(path, msg("io.data_missing", count=data_start + end - size))
     return header, data_start
 
 

@@ -114,7 +114,7 @@ class EventFileWriter:
     def _write(self, event: bytes) -> None:
         with self._lock:
             if self._file is None:
-                raise ValueError(f"the event file {self.path} is closed")
+                raise ValueError(f"the event file {self.path} is closed")  # internal: written after close()
             self._file.write(tfrecord(event))
 
     def add_scalar(self, tag: str, value: float, step: int, wall_time: float | None = None) -> None:

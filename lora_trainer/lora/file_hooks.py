@@ -15,6 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import TrainerError
+from ..io import safetensors_header  # noqa: F401  (registers io.not_safetensors)
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
 from .file_kinds import host_delta, module_kind
 from .kohya_format import KEY_RE, module_key, sdxl_unet_namer
 
@@ -47,8 +50,7 @@ def read_lora_modules(path: str) -> dict[str, dict[str, torch.Tensor]]:
                 if match:
                     modules.setdefault(f"{match.group(1)}_{match.group(2)}", {})[match.group(3)] = fh.get_tensor(key)
     except Exception as err:  # safetensors raises its own error types
-        raise TrainerError(f"{path} is not a readable .safetensors file ({err})",
-                           "the file may be incomplete; use another epoch") from None
+        raise TrainerError(msg("io.not_safetensors", path=path, why=err), msg("lora.file_incomplete")) from None
     return {k: v for k, v in modules.items() if module_kind(v) is not None}
 
 
@@ -84,9 +86,8 @@ def lora_applied(table: dict[str, torch.nn.Module], path: str, multiplier: float
     modules = read_lora_modules(path)
     matched = [k for k in modules if k in table]
     if modules and not matched:
-        raise TrainerError(f"{os.path.basename(path)} does not fit this base model (none of its "
-                           f"{len(modules)} layers exist in it)",
-                           "choose the base model the LoRA was trained on (SD1 / SD2 / SDXL must match)")
+        raise TrainerError(msg("lora.no_fit", name=os.path.basename(path), count=len(modules)),
+                           msg("lora.no_fit.advice"))
     handles = []
     try:
         for key in matched:

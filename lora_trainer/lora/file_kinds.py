@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import TrainerError
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
 
 # peft part (layers.PARTS) → file part
 FILE_PART = {"lora_A": "lora_down.weight", "lora_B": "lora_up.weight", "dora_scale": "dora_scale",
@@ -75,8 +77,7 @@ def raw_delta(parts: dict, shape: torch.Size) -> torch.Tensor:
     """ΔW before scale and DoRA, shaped like the layer's weight (fp32)."""
     kind = module_kind(parts)
     if any(p in parts for p in ("lora_mid.weight", "hada_t1", "hada_t2", "lokr_t2")):
-        raise TrainerError("a layer of this file is Tucker (CP) decomposed, which is not read here",
-                           "apply it in the WebUI instead")
+        raise TrainerError(msg("lora.tucker"), msg("lora.tucker.advice"))
     f = {k: v.float() for k, v in parts.items() if isinstance(v, torch.Tensor)}
     if kind == "lora":
         return (f["lora_up.weight"].flatten(1) @ f["lora_down.weight"].flatten(1)).reshape(shape)
@@ -88,7 +89,7 @@ def raw_delta(parts: dict, shape: torch.Size) -> torch.Tensor:
         if w2.dim() == 4:
             w1 = w1[:, :, None, None]
         return torch.kron(w1, w2).reshape(shape)
-    raise TrainerError(f"a layer holds {', '.join(sorted(parts))}, which is no LoRA, LoHa or LoKr")
+    raise TrainerError(msg("lora.no_kind", parts=", ".join(sorted(parts))))
 
 
 def host_delta(parts: dict, weight: torch.Tensor, multiplier: float = 1.0) -> torch.Tensor:

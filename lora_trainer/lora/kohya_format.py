@@ -14,7 +14,9 @@ from typing import Any
 
 import torch
 
+from ..text.messages import sentence
 from . import layers as L
+from . import messages  # noqa: F401  (registers the sentences)
 from .file_kinds import ALL_PARTS, FILE_PART, KIND_NAMES, module_kind, module_rank
 from .network import ADAPTER, LoraNetwork  # noqa: F401  (ADAPTER: re-exported)
 from .targets import module_key, sdxl_unet_namer  # noqa: F401  (the names files use, re-exported)
@@ -38,7 +40,7 @@ def kohya_state_dict(network: LoraNetwork, family: str, save_precision: str = "f
     for comp, name, layer in network.modules():
         key = module_key(comp.prefix, name, namer)
         if key + ".alpha" in out:
-            raise ValueError(f"two LoRA modules map to the same key {key}")
+            raise ValueError(f"two LoRA modules map to the same key {key}")  # internal: a naming bug of ours
         for part, param in L.layer_params(layer):
             out[f"{key}.{FILE_PART[part]}"] = network.master(param).detach().to("cpu", dtype).contiguous()
         out[key + ".alpha"] = torch.tensor(L.saved_alpha(layer), dtype=dtype)
@@ -59,37 +61,37 @@ def check_lora_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str] 
     for key, value in tensors.items():
         match = KEY_RE.match(key)
         if not match:
-            problems.append(f"unexpected key {key}")
+            problems.append(sentence("lora.unexpected_key", name=key))
             continue
         modules.setdefault(f"{match.group(1)}_{match.group(2)}", {})[match.group(3)] = value
     ranks = set()
     for name, parts in modules.items():
         kind = module_kind(parts)
         if kind is None:
-            problems.append(f"{name} holds {', '.join(sorted(parts))}: no LoRA, LoHa or LoKr the hosts read")
+            problems.append(sentence("lora.module_no_kind", name=name, parts=", ".join(sorted(parts))))
             continue
         if "alpha" not in parts:
-            problems.append(f"{name} lacks alpha")
+            problems.append(sentence("lora.no_alpha", name=name))
         elif parts["alpha"].numel() != 1:
-            problems.append(f"{name}.alpha is not a single number")
+            problems.append(sentence("lora.alpha_not_single", name=name))
         problems += _shape_problems(name, kind, parts)
         rank = module_rank(parts)
         if rank is not None:
             ranks.add(rank)
         if not all(torch.isfinite(v.float()).all() for v in parts.values()):
-            problems.append(f"{name} holds NaN or infinite values")
+            problems.append(sentence("lora.not_finite", name=name))
     if not modules:
-        problems.append("the file holds no LoRA modules")
+        problems.append(sentence("lora.no_modules"))
     if metadata is not None:
-        problems += [f"metadata lacks {key}" for key in missing_metadata(metadata)]
+        problems += [sentence("lora.metadata_lacks", name=key) for key in missing_metadata(metadata)]
         if "ss_network_dim" in metadata and ranks and metadata["ss_network_dim"].isdigit() \
                 and int(metadata["ss_network_dim"]) not in ranks:
-            problems.append(f"metadata ss_network_dim={metadata['ss_network_dim']} but the ranks are {sorted(ranks)}")
+            problems.append(sentence("lora.dim_mismatch", dim=metadata["ss_network_dim"], ranks=sorted(ranks)))
         if "ss_tag_frequency" in metadata:
             try:
                 json.loads(metadata["ss_tag_frequency"])
             except ValueError:
-                problems.append("metadata ss_tag_frequency is not JSON")
+                problems.append(sentence("lora.tag_frequency"))
     return problems
 
 
@@ -98,19 +100,20 @@ def _shape_problems(name: str, kind: str, parts: dict) -> list[str]:
     if kind == "lora":
         down, up = parts["lora_down.weight"], parts["lora_up.weight"]
         if up.shape[1] != down.shape[0]:
-            problems.append(f"{name}: lora_up has rank {up.shape[1]}, lora_down {down.shape[0]}")
+            problems.append(sentence("lora.rank_mismatch", name=name, up=up.shape[1], down=down.shape[0]))
         if down.dim() == 4 and up.shape[2:] != (1, 1):
-            problems.append(f"{name}: conv lora_up must be 1×1")
+            problems.append(sentence("lora.conv_up", name=name))
         if down.dim() not in (2, 4) or down.dim() != up.dim():
-            problems.append(f"{name}: lora_down {tuple(down.shape)} and lora_up {tuple(up.shape)} do not fit")
+            problems.append(sentence("lora.shapes", name=name, down=tuple(down.shape), up=tuple(up.shape)))
     elif kind == "loha":
         w1a, w1b, w2a, w2b = (parts[p] for p in ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b"))
         if w1a.shape[1] != w1b.shape[0] or w2a.shape[1] != w2b.shape[0] or w1a.shape[0] != w2a.shape[0] \
                 or w1b.shape[1:] != w2b.shape[1:]:
-            problems.append(f"{name}: the LoHa factors {[tuple(p.shape) for p in (w1a, w1b, w2a, w2b)]} do not fit")
+            problems.append(sentence("lora.loha_shapes", name=name,
+                                     shapes=[tuple(p.shape) for p in (w1a, w1b, w2a, w2b)]))
     dora = parts.get("dora_scale")
     if dora is not None and (dora.dim() not in (2, 4) or dora.shape[0] != 1):
-        problems.append(f"{name}: dora_scale {tuple(dora.shape)} is not one value per input column (1 × in)")
+        problems.append(sentence("lora.dora_shape", name=name, shape=tuple(dora.shape)))
     return problems
 
 

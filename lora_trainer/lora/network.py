@@ -16,7 +16,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..text.messages import sentence
 from . import layers as L
+from . import messages  # noqa: F401  (registers the sentences)
 from .layers import ADAPTER
 from .targets import Target, module_key, sdxl_unet_namer, text_encoder_targets, unet_targets
 
@@ -107,7 +109,7 @@ def inject(model: nn.Module, prefix: str, targets: list[Target], spec: NetworkSp
             chosen[target.name] = (int(value[0]), float(value[1]))
             keys[target.name] = key
     if not chosen:
-        raise ValueError(f"no LoRA target layers found in {type(model).__name__}")
+        raise ValueError(sentence("lora.no_targets", model=type(model).__name__))
     inject_adapter_in_model(_peft_config(spec, chosen), model, ADAPTER)
     component = LoraComponent(prefix, model, [t for t in targets if t.name in chosen], keys=keys)
     for _, layer in component.lora_layers():

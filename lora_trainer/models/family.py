@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import ModelLoadError
+from ..text.messages import Message, msg
+from . import messages  # noqa: F401  (registers the sentences)
 
 FAMILIES = ("sd1", "sd2", "sdxl")
 
@@ -23,15 +25,16 @@ SDXL_TE2 = "conditioner.embedders.1.model."
 REFINER_TE = "conditioner.embedders.0.model."
 IN_CONV = UNET + "input_blocks.0.0.weight"
 
-SUPPORTED = "only SD 1.x, SD 2.x and SDXL base models are supported"
-_PICK_BASE = "choose a full SD 1.5 / SD 2.x / SDXL checkpoint (.safetensors) as the base model"
+SUPPORTED = msg("models.supported")
+_PICK_BASE = msg("models.pick_base")
 
 
-def _fail(source: str, what: str, advice: str = _PICK_BASE) -> ModelLoadError:
-    return ModelLoadError(f"{source}: {what}", advice)
+def _fail(source: str | Message, what: Message, advice: Message = _PICK_BASE) -> ModelLoadError:
+    return ModelLoadError(msg("models.at", source=source, what=what), advice)
 
 
-def detect_family(keys: Iterable[str], *, source: str = "This checkpoint", in_channels: int | None = None) -> str:
+def detect_family(keys: Iterable[str], *, source: str | Message = msg("models.this_checkpoint"),
+                  in_channels: int | None = None) -> str:
     """Family of an original-layout checkpoint from its key names.
 
     ``in_channels`` (the UNet's first conv input width, if known) lets inpainting and
@@ -39,7 +42,7 @@ def detect_family(keys: Iterable[str], *, source: str = "This checkpoint", in_ch
     """
     keys = list(keys)
     if not keys:
-        raise _fail(source, "the file holds no tensors (empty or damaged).", "re-download or re-save the file")
+        raise _fail(source, msg("models.no_tensors"), msg("models.no_tensors.advice"))
     _reject_non_base(keys, source)
 
     def has(prefix: str) -> bool:
@@ -50,64 +53,56 @@ def detect_family(keys: Iterable[str], *, source: str = "This checkpoint", in_ch
     if has(SDXL_TE2) and has(SDXL_TE1):
         family = "sdxl"
     elif has(REFINER_TE):
-        raise _fail(source, "this is an SDXL refiner; it cannot be the base of a LoRA.",
-                    "choose the SDXL base model (or a fine-tune of it) instead of the refiner")
+        raise _fail(source, msg("models.refiner"), msg("models.refiner.advice"))
     elif has(SD2_TE):
         family = "sd2"
     elif has(SD1_TE + "text_model."):
         family = "sd1"
     elif has(SD1_TE):
-        raise _fail(source, "its CLIP text encoder uses a very old key layout that the loader cannot read.",
-                    "re-save the model in the WebUI (Checkpoint Merger, 'copy config', safetensors) and use that file")
+        raise _fail(source, msg("models.old_clip"), msg("models.old_clip.advice"))
     elif has(UNET + "label_emb.") or has("conditioner."):
-        raise _fail(source, "this SDXL file is missing one of its two text encoders.", _PICK_BASE)
+        raise _fail(source, msg("models.sdxl_one_te"), _PICK_BASE)
     else:
-        raise _fail(source, "the file holds a UNet but no text encoder (a UNet-only or pruned export).",
-                    "use the full checkpoint that includes the text encoder")
+        raise _fail(source, msg("models.no_te"), msg("models.no_te.advice"))
     _check_in_channels(in_channels, source)
     return family
 
 
 def _check_in_channels(in_channels: int | None, source: str) -> None:
     if in_channels is not None and in_channels != 4:
-        kind = {9: "an inpainting model", 8: "an instruct-pix2pix / edit model", 5: "a depth-conditioned model"}
-        raise _fail(source, f"this is {kind.get(in_channels, 'a special-purpose model')} "
-                    f"(UNet input has {in_channels} channels, not 4); LoRAs are trained on the normal base model.",
-                    "choose the non-inpainting version of the model as the base")
+        kind = {9: "models.inpainting", 8: "models.pix2pix", 5: "models.depth"}.get(in_channels, "models.special")
+        raise _fail(source, msg("models.in_channels", kind=msg(kind), channels=in_channels),
+                    msg("models.in_channels.advice"))
 
 
 def _reject_non_base(keys: list[str], source: str) -> None:
     lower = [k.lower() for k in keys]
     if any(k.startswith(("lora_unet_", "lora_te", "lycoris_")) or ".lora_down." in k or ".lora_up." in k
            or ".lora_a." in k or ".lora_b." in k or ".hada_w" in k or ".lokr_w" in k for k in lower):
-        raise _fail(source, "this is a LoRA / LyCORIS file, not a base model.",
-                    _PICK_BASE + "; put LoRA files in the LoRA folder instead")
+        raise _fail(source, msg("models.is_lora"), msg("models.is_lora.advice", pick=_PICK_BASE))
     if any(k in ("string_to_param", "emb_params", "clip_l", "clip_g", "string_to_token") for k in keys):
-        raise _fail(source, "this is a textual-inversion embedding, not a base model.", _PICK_BASE)
+        raise _fail(source, msg("models.is_embedding"), _PICK_BASE)
     if any(k.startswith(("model.diffusion_model.joint_blocks.", "joint_blocks.", "text_encoders.")) for k in keys):
-        raise _fail(source, "this looks like an SD3 / SD3.5 checkpoint; " + SUPPORTED + ".", _PICK_BASE)
+        raise _fail(source, msg("models.is_sd3", supported=SUPPORTED), _PICK_BASE)
     if any(k.startswith(("double_blocks.", "model.diffusion_model.double_blocks.", "single_transformer_blocks.",
                          "transformer_blocks.0.ff_context")) for k in keys):
-        raise _fail(source, "this looks like a Flux checkpoint; " + SUPPORTED + ".", _PICK_BASE)
+        raise _fail(source, msg("models.is_flux", supported=SUPPORTED), _PICK_BASE)
     if any(k.startswith("control_model.") for k in keys):
-        raise _fail(source, "this is a ControlNet model, not a base model.", _PICK_BASE)
+        raise _fail(source, msg("models.is_controlnet"), _PICK_BASE)
     if "edm_mean" in keys or "edm_std" in keys:
-        raise _fail(source, "this looks like Playground v2.5 (EDM); " + SUPPORTED + ".", _PICK_BASE)
+        raise _fail(source, msg("models.is_edm", supported=SUPPORTED), _PICK_BASE)
 
 
 def _unet_missing(keys: list[str], source: str) -> ModelLoadError:
     vae = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.", "first_stage_model.")
     if all(k.startswith(vae) for k in keys):
-        return _fail(source, "this is a VAE file, not a full model.",
-                     _PICK_BASE + "; put VAE files in the VAE folder instead")
+        return _fail(source, msg("models.is_vae"), msg("models.is_vae.advice", pick=_PICK_BASE))
     if all(k.startswith(("text_model.", "cond_stage_model.", "conditioner.", "transformer.", "encoder.layers"))
            for k in keys):
-        return _fail(source, "this holds only a text encoder, not a full model.", _PICK_BASE)
+        return _fail(source, msg("models.is_te"), _PICK_BASE)
     if any(k.startswith(("down_blocks.", "mid_block.", "conv_in.")) for k in keys):
-        return _fail(source, "this is a single diffusers component (for example unet/diffusion_pytorch_model"
-                     ".safetensors), not a full checkpoint.",
-                     "select the whole diffusers model folder (the one with model_index.json), or a single-file checkpoint")
-    return _fail(source, "unknown model architecture (no Stable Diffusion UNet keys found); " + SUPPORTED + ".")
+        return _fail(source, msg("models.is_component"), msg("models.is_component.advice"))
+    return _fail(source, msg("models.unknown_arch", supported=SUPPORTED))
 
 
 # --- reading key names without loading weights --------------------------------------------------
@@ -129,8 +124,7 @@ def read_checkpoint_keys(path: str | os.PathLike) -> list[str]:
             raise _damaged(p, exc) from exc
     if p.suffix.lower() in TORCH_PICKLE_EXTS:
         return [k for k, v in load_torch_checkpoint(p).items() if hasattr(v, "shape")]
-    raise ModelLoadError(f"{p}: unsupported file type '{p.suffix}'.",
-                         "use a .safetensors or .ckpt checkpoint, or a diffusers model folder")
+    raise ModelLoadError(msg("models.file_type", path=p, suffix=p.suffix), msg("models.file_type.advice"))
 
 
 def load_torch_checkpoint(path: str | os.PathLike, *, top_level: bool = False) -> dict:
@@ -152,17 +146,12 @@ def load_torch_checkpoint(path: str | os.PathLike, *, top_level: bool = False) -
                 raise
             obj = torch.load(str(p), map_location="cpu", weights_only=True)  # legacy (non-zip) format
     except pickle.UnpicklingError as exc:
-        raise ModelLoadError(
-            f"{p}: the file contains Python objects besides the weights, so it was not opened "
-            "(loading it could run code from the file).",
-            "convert it to .safetensors with a converter you trust (or download the .safetensors "
-            "version) and select that file",
-        ) from exc
+        raise ModelLoadError(msg("models.pickle", path=p), msg("models.pickle.advice")) from exc
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
         raise _damaged(p, exc) from exc
     if not isinstance(obj, dict):
-        raise ModelLoadError(f"{p}: the file does not hold a state dict ({type(obj).__name__}).",
-                             "use a Stable Diffusion checkpoint (.safetensors or .ckpt)")
+        raise ModelLoadError(msg("models.no_state_dict", path=p, kind=type(obj).__name__),
+                             msg("models.no_state_dict.advice"))
     return obj if top_level else state_dict_of(obj)
 
 
@@ -175,17 +164,14 @@ def state_dict_of(obj: dict) -> dict:
 
 def _check_file(p: Path) -> None:
     if not p.is_file():
-        raise ModelLoadError(f"Model file not found: {p}", "check the path (and that the drive is connected)")
+        raise ModelLoadError(msg("models.not_found", path=p), msg("models.not_found.advice"))
     if p.stat().st_size < 16:
-        raise ModelLoadError(f"{p}: the file is empty or truncated ({p.stat().st_size} bytes).",
-                             "re-download it")
+        raise ModelLoadError(msg("models.too_small", path=p, size=p.stat().st_size), msg("models.redownload"))
 
 
 def _damaged(p: Path, exc: Exception) -> ModelLoadError:
-    return ModelLoadError(
-        f"{p}: the file is truncated or damaged and cannot be read ({type(exc).__name__}: {exc}).",
-        "re-download it (an interrupted download leaves a file like this) and check the size matches",
-    )
+    return ModelLoadError(msg("models.damaged", path=p, kind=type(exc).__name__, error=exc),
+                          msg("models.damaged.advice"))
 
 
 # --- diffusers folders ----------------------------------------------------------------------------
@@ -199,12 +185,13 @@ def detect_diffusers_folder(path: str | os.PathLike) -> str | None:
     try:
         index = json.loads(index_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{index_file}: cannot be read ({exc}).", "repair or re-download the model folder") from exc
+        raise ModelLoadError(msg("models.index_unreadable", path=index_file, error=exc),
+                             msg("models.repair_folder")) from exc
     cls = str(index.get("_class_name", ""))
     source = str(p)
     if cls == "StableDiffusionXLPipeline":
         if "text_encoder_2" not in index or index.get("text_encoder") in (None, [None, None]):
-            raise _fail(source, "this SDXL folder lacks one of its two text encoders (a refiner?).")
+            raise _fail(source, msg("models.sdxl_folder_one_te"))
         family = "sdxl"
     elif cls == "StableDiffusionPipeline":
         te = _read_json(p / "text_encoder" / "config.json")
@@ -219,15 +206,15 @@ def detect_diffusers_folder(path: str | os.PathLike) -> str | None:
 
 def _unsupported_pipeline(cls: str, source: str) -> ModelLoadError:
     if "Inpaint" in cls or "Img2Img" in cls or "Refiner" in cls:
-        return _fail(source, f"this is a {cls} model folder; LoRAs are trained on the text-to-image base model.")
+        return _fail(source, msg("models.special_folder", cls=cls))
     if "StableDiffusion3" in cls or "Flux" in cls:
         name = "SD3" if "3" in cls else "Flux"
-        return _fail(source, f"this looks like an {name} model folder ({cls}); " + SUPPORTED + ".")
-    return _fail(source, f"unsupported diffusers pipeline '{cls}'; " + SUPPORTED + ".")
+        return _fail(source, msg("models.other_folder", name=name, cls=cls, supported=SUPPORTED))
+    return _fail(source, msg("models.other_pipeline", cls=cls, supported=SUPPORTED))
 
 
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: missing or unreadable ({exc}).", "repair or re-download the model folder") from exc
+        raise ModelLoadError(msg("model.unreadable", path=path, error=exc), msg("models.repair_folder")) from exc

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import torch
 
+from ..text.messages import sentence
+from . import messages  # noqa: F401  (registers the sentences)
+
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 TE_PREFIXES = {
@@ -102,7 +105,7 @@ def rename_key(key: str, table: dict[str, tuple[str, dict]]) -> str:
                 rest = new + rest[len(old):]
                 break
         return f"{new_prefix}.{rest}"
-    raise KeyError(f"no original-layout name for '{key}' (unsupported model layout)")
+    raise KeyError(sentence("models.no_original_name", name=key))
 
 
 def unet_to_original(unet_sd: dict, unet_config) -> dict:
@@ -173,10 +176,10 @@ def open_clip_to_original(te_sd: dict) -> dict:
                     rest = new + rest[len(old):]
                     break
             else:
-                raise KeyError(f"unexpected text-encoder key: {k}")
+                raise KeyError(f"unexpected text-encoder key: {k}")  # internal: tiny models only
             out[base + rest] = v
         else:
-            raise KeyError(f"unexpected text-encoder key: {k}")
+            raise KeyError(f"unexpected text-encoder key: {k}")  # internal: tiny models only
     for name, parts in fused.items():
         out[name] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
     if "text_projection" not in out:
@@ -191,9 +194,10 @@ def diffusers_to_original(unet_sd: dict, vae_sd: dict, te_sds: list, family: str
     ``te_sds`` holds one text-encoder state dict (sd1, sd2) or two (sdxl: CLIP-L, then OpenCLIP-bigG).
     """
     if family not in TE_PREFIXES:
-        raise ValueError(f"unknown family {family!r}")
+        raise ValueError(f"unknown family {family!r}")  # internal: our code passes the family
     if len(te_sds) != len(TE_PREFIXES[family]):
-        raise ValueError(f"{family} needs {len(TE_PREFIXES[family])} text encoder(s), got {len(te_sds)}")
+        raise ValueError(  # internal: our code passes the text encoders
+            f"{family} needs {len(TE_PREFIXES[family])} text encoder(s), got {len(te_sds)}")
     out = {UNET_PREFIX + k: v for k, v in unet_to_original(unet_sd, unet_config).items()}
     out.update({VAE_PREFIX + k: v for k, v in vae_to_original(vae_sd).items()})
     for prefix, te_sd in zip(TE_PREFIXES[family], te_sds):

@@ -66,7 +66,7 @@ def tiny_configs(family: str) -> dict:
                {**_CLIP, "hidden_size": 24, "intermediate_size": 48, "hidden_act": "gelu", "projection_dim": 16}]
         vae = {**_VAE, "scaling_factor": 0.13025, "force_upcast": True}
     else:
-        raise ValueError(f"unknown family {family!r}")
+        raise ValueError(f"unknown family {family!r}")  # internal: tiny test models
     scheduler = _read(SHIPPED_CONFIGS / CONFIG_DIRS[family] / "scheduler" / "scheduler_config.json")
     return {"unet": unet, "vae": vae, "text_encoders": tes, "scheduler": scheduler}
 
@@ -120,7 +120,7 @@ def write_config_dir(configs: dict, folder: str | os.PathLike) -> Path:
         if value is None:
             continue
         if not isinstance(value, dict):
-            raise ValueError(f"config '{name}' is not a JSON object")
+            raise ValueError(f"config '{name}' is not a JSON object")  # internal: configs our tiny models wrote
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(value, indent=2), encoding="utf-8")

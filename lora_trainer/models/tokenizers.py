@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ModelLoadError
+from ..text.messages import Joined, msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def load_clip_tokenizers(family: str, diffusers_dir=None, *, cache_dir=None) -> 
     ``cache_dir`` overrides the Hugging Face cache folder (tests); the default cache is used otherwise.
     """
     if family not in _SLOTS:
-        raise ModelLoadError(f"Unknown model family '{family}'.", "use one of: sd1, sd2, sdxl")
+        raise ModelLoadError(msg("models.unknown_family", family=family), msg("models.unknown_family.advice"))
     return [_load_one(family, sub, cands, pad, diffusers_dir, cache_dir) for sub, cands, pad in _SLOTS[family]]
 
 
@@ -62,7 +64,7 @@ def _load_one(family, subfolder, candidates, pad, diffusers_dir, cache_dir):
         if tok is not None:
             return tok
     for repo, sub in candidates:
-        tried.append(f"HF cache {repo}" + (f"/{sub}" if sub else ""))
+        tried.append(sentence("models.hf_cache", repo=repo + (f"/{sub}" if sub else "")))
         folder = _cached_folder(repo, sub, cache_dir)
         tok = _try_folder(folder) if folder is not None else None
         if tok is not None:
@@ -76,11 +78,8 @@ def _load_one(family, subfolder, candidates, pad, diffusers_dir, cache_dir):
     tok = _try_folder(shipped, **extra) if shipped is not None else None
     if tok is not None:
         return tok
-    raise ModelLoadError(
-        f"No CLIP tokenizer found locally for {family} ({subfolder}); looked in: " + "; ".join(tried),
-        "reinstall the extension (its configs/clip_tokenizer folder is missing or damaged), or use a "
-        f"diffusers model folder that contains '{subfolder}/'.",
-    )
+    raise ModelLoadError(msg("models.no_tokenizer", family=family, subfolder=subfolder, tried=Joined(tried, "; ")),
+                         msg("models.no_tokenizer.advice", subfolder=subfolder))
 
 
 def _try_folder(folder: Path, **overrides):
@@ -136,13 +135,13 @@ def byte_alphabet() -> list[str]:
 def vocab_from_merges(merges: list[str]) -> dict[str, int]:
     """CLIP's token ids: byte symbols, the same with ``</w>``, one token per merge, the two specials."""
     if len(merges) != N_MERGES or any(len(m.split(" ")) != 2 for m in merges):
-        raise ValueError("not the CLIP BPE merge list")
+        raise ValueError("not the CLIP BPE merge list")  # internal: shipped_tokenizer_folder says which file
     chars = byte_alphabet()
     tokens = chars + [c + "</w>" for c in chars] + [m.replace(" ", "") for m in merges]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {t: i for i, t in enumerate(tokens)}
     if len(vocab) != N_VOCAB:
-        raise ValueError(f"expected {N_VOCAB} distinct tokens, got {len(vocab)}")
+        raise ValueError(f"expected {N_VOCAB} distinct tokens, got {len(vocab)}")  # internal: as above
     return vocab
 
 

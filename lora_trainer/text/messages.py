@@ -22,7 +22,7 @@ def register(templates: Mapping[str, str]) -> None:
     """Add English templates; a key may not be registered twice with another text."""
     for key, text in templates.items():
         if ENGLISH.get(key, text) != text:
-            raise ValueError(f"message key {key!r} registered twice with different texts")
+            raise ValueError(f"message key {key!r} registered twice with different texts")  # internal: our own tables
         ENGLISH[key] = text
 
 
@@ -74,7 +74,7 @@ class Message:
 
 def msg(key: str, **params: Any) -> Message:
     if key not in ENGLISH:
-        raise KeyError(f"unknown message key {key!r}")
+        raise KeyError(f"unknown message key {key!r}")  # internal: a key our code names
     return Message(key, params)
 
 

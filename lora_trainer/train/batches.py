@@ -14,6 +14,8 @@ from ..data.augment import Augment, crop_top_left, draw_view
 from ..data.captions import process_caption
 from ..data.images import ImageLoadError
 from ..errors import TrainerError
+from ..text.messages import msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from .step import Batch
 from .transfer import to_device
 
@@ -65,7 +67,9 @@ class BatchMaker:
             try:
                 value, mask, encoded = self.sample(item, view)
             except ImageLoadError as err:   # changed since it was checked before training
-                run.warnings.append(f"skipped {err}")
+                what = sentence("error.what_to_do", message=err.message, advice=err.advice) if err.advice \
+                    else err.message   # str(err), in any language
+                run.warnings.append(sentence("train.skipped_error", error=what))
                 if self.on_skip is not None:
                     self.on_skip(err)
                 continue
@@ -92,7 +96,6 @@ class BatchMaker:
         size = latents.shape[-2:]
         full = [to_device(m, latents.device).float() if m is not None else latents.new_ones(size) for m in masks]
         if any(m.shape != size for m in full):
-            raise TrainerError(f"the loss masks {[tuple(m.shape) for m in full]} do not fit the latents "
-                               f"{tuple(size)}: this VAE does not shrink pictures 8 times",
-                               "turn alpha_mask and masked_loss off for this model")
+            raise TrainerError(msg("train.mask_latents", masks=[tuple(m.shape) for m in full], size=tuple(size)),
+                               msg("train.mask_latents.advice"))
         return torch.stack(full)[:, None]

@@ -15,6 +15,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
 
 FP8 = getattr(torch, "float8_e4m3fn", None)
 
@@ -67,8 +69,7 @@ def _conv_forward(self, x):
 
 def check_fp8_support() -> None:
     if FP8 is None:
-        raise ConfigError(f"fp8_base needs torch 2.1 or newer (this is {torch.__version__})",
-                          "update torch, or turn fp8_base off")
+        raise ConfigError(msg("train.fp8_torch", version=torch.__version__), msg("train.fp8_torch.advice"))
 
 
 @torch.no_grad()

@@ -104,6 +104,27 @@ register({
                              "'constant_with_warmup'",
     "sched.refused": "lr_scheduler '{name}' cannot be used with these settings: {error}",
     "train.graphs_off": "CUDA graphs are off for this run: {reasons}",
+    "train.graphs.old_torch": "torch {version} (graph capture of the step needs 2.4 or newer)",
+    "train.graphs.no_cuda": "no CUDA device",
+    "train.graphs.ddp": "several processes (DDP)",
+    "train.graphs.fp16": "fp16 loss scaling reads the host",
+    "train.graphs.accumulation": "gradient accumulation",
+    "train.graphs.dropout": "LoRA dropout with gradient checkpointing (the recomputation must redraw the same masks)",
+    "train.graphs.optimizer": "optimizer {name} (only AdamW is captured)",
+    "train.skipped_error": "skipped {error}",
+    "train.mask_latents": "the loss masks {masks} do not fit the latents {size}: this VAE does not shrink pictures 8 "
+                          "times",
+    "train.mask_latents.advice": "turn alpha_mask and masked_loss off for this model",
+    "train.fp8_torch": "fp8_base needs torch 2.1 or newer (this is {version})",
+    "train.fp8_torch.advice": "update torch, or turn fp8_base off",
+    "train.val.no_folder": "the held-out folder {folder} does not exist",
+    "train.val.no_folder.advice": "choose a folder with a few images that were NOT used for training",
+    "train.val.no_images": "no images in the held-out folder {folder}",
+    "train.val.no_images.advice": "put a few PNG/JPEG images (with .txt captions) into it",
+    "train.val.nothing": "no images to compute a validation loss on",
+    "train.val.nothing.advice": "add training images, or choose a held-out folder with images",
+    "train.val.timesteps": "validation timesteps {steps} must lie in 0…{last}",
+    "train.val.timesteps.advice": "leave the timesteps at their default",
 })
 
 

@@ -59,7 +59,7 @@ class MetricsLogger:
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._file is None:
-            raise ValueError(f"the metrics file {self.path} is closed")
+            raise ValueError(f"the metrics file {self.path} is closed")  # internal: written after close()
         record = {"time": round(time.time(), 3), **record}
         line = json.dumps(_json_value(record), ensure_ascii=False, allow_nan=False) + "\n"
         self._file.write(line.encode("utf-8"))

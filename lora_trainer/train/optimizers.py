@@ -150,8 +150,9 @@ def _import_class(name: str) -> type:
                            msg("train.package_broken.advice")) from err
     cls = getattr(module, attr, None)
     if cls is None:
+        upgrade = f"-U {pip_name}"   # pip's arguments, not a sentence
         raise MissingDependency(module_name.split(".")[0], msg("train.for_optimizer_attr", name=name, attr=attr),
-                                f"-U {pip_name}")
+                                upgrade)
     return cls
 
 

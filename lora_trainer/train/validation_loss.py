@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import TrainerError
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
 from . import noise as noise_math
 from .conditioning import encode_cached, encode_prompts, sdxl_time_ids
 from .step import StepModels
@@ -119,12 +121,10 @@ def items_from_folder(folder: str | os.PathLike, resolution: int | tuple[int, in
     from ..data.images import image_size, is_image_file
 
     if not os.path.isdir(folder):
-        raise TrainerError(f"the held-out folder {folder} does not exist",
-                           "choose a folder with a few images that were NOT used for training")
+        raise TrainerError(msg("train.val.no_folder", folder=folder), msg("train.val.no_folder.advice"))
     paths = sorted(p for p in os.listdir(folder) if is_image_file(os.path.join(folder, p)))
     if not paths:
-        raise TrainerError(f"no images in the held-out folder {folder}",
-                           "put a few PNG/JPEG images (with .txt captions) into it")
+        raise TrainerError(msg("train.val.no_images", folder=folder), msg("train.val.no_images.advice"))
     size = as_size(resolution)
     buckets = BucketSet.build(size, max(64, min(256, min(size) // 2)), max(1024, max(size)), 64)
     out = []
@@ -151,12 +151,11 @@ def build_validation_set(vae, items: Sequence[ValidationItem], *, seed: int = 0,
     from ..data.images import load_image
 
     if not items:
-        raise TrainerError("no images to compute a validation loss on",
-                           "add training images, or choose a held-out folder with images")
+        raise TrainerError(msg("train.val.nothing"), msg("train.val.nothing.advice"))
     steps = tuple(int(t) for t in timesteps)
     if any(not 0 <= t < num_train_timesteps for t in steps):
-        raise TrainerError(f"validation timesteps {steps} must lie in 0…{num_train_timesteps - 1}",
-                           "leave the timesteps at their default")
+        raise TrainerError(msg("train.val.timesteps", steps=steps, last=num_train_timesteps - 1),
+                           msg("train.val.timesteps.advice"))
     dtype = next(vae.parameters()).dtype
     vae.to(device, vae_dtype)
     latents, noise = [], []
