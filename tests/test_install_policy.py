@@ -252,6 +252,26 @@ def test_each_status_has_a_summary_in_plain_words():
     json.dumps(data)
 
 
+def test_the_summary_reads_in_the_tabs_language_from_the_file(tmp_path):
+    from lora_trainer.install.messages import names
+    from lora_trainer.text.messages import sentence
+
+    problem = sentence("install.absent_many", names=names(["diffusers", "peft"]))
+    path = tmp_path / status.STATUS_FILE
+    status.write_status(path, make("missing", problems=[problem]))
+    data = status.load_status(path)
+    assert data["summary"] == status.summarize(data) == (
+        "Training is not available yet: diffusers and peft are not installed in this Python environment. Restart "
+        "the WebUI (without --skip-install) so that it installs them or run the install command by hand.")
+    chinese = status.summarize(data, "zh_CN")
+    assert chinese.startswith("暂时无法训练：") and "diffusers" in chinese and "手动运行安装命令" in chinese
+    assert status.said(data, "problems", "zh_CN") == [problem.in_language("zh_CN")] != data["problems"]
+    refused = make("refused", advice=sentence("install.python.advice"), command="")
+    assert status.summarize(refused, "zh_CN").startswith("无法训练：") and \
+        status.said(refused, "advice", "zh_CN") == sentence("install.python.advice").in_language("zh_CN")
+    assert status.said({"problems": ["old file"]}, "problems", "zh_CN") == ["old file"]   # a file from before
+
+
 def test_the_status_file_is_rewritten_only_when_something_changed(tmp_path):
     path = tmp_path / status.STATUS_FILE
     assert status.write_status(path, make("ok", ready=True, problems=[]))

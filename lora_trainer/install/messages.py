@@ -87,6 +87,36 @@ register({
                            "WebUI's own packages. To install anyway (changing them): {command}",
 })
 
+# the install status the tab shows
+register({
+    "install.status.installed": "Ready: installed {planned} at the last WebUI start; the WebUI's own packages are "
+                                "unchanged.",
+    "install.status.ready": "Ready: diffusers {diffusers} and peft {peft} run next to this WebUI's packages.",
+    "install.status.extras": "{ready} Optional extras missing: {problems}.",
+    "install.status.no_fit": "the trainer's libraries do not fit this WebUI",
+    "install.status.refused": "Training is not available: {what}. Nothing was installed, because that would change "
+                              "packages the WebUI itself uses.",
+    "install.status.refused_fix": "Training is not available: {what}. Nothing was installed, because that would "
+                                  "change packages the WebUI itself uses. To fix: {advice}.",
+    "install.status.refused_by_hand": "Training is not available: {what}. Nothing was installed, because that would "
+                                      "change packages the WebUI itself uses. To install anyway, changing them, run "
+                                      "the install command by hand.",
+    "install.status.failed": "Training is not available: {what}. Restart the WebUI to try again.",
+    "install.status.failed_by_hand": "Training is not available: {what}. Restart the WebUI to try again or run the "
+                                     "install command by hand.",
+    "install.status.skipped": "Training is not available: {what}. The WebUI runs with --skip-install, so nothing "
+                              "was installed: start it once without --skip-install.",
+    "install.status.skipped_by_hand": "Training is not available: {what}. The WebUI runs with --skip-install, so "
+                                      "nothing was installed: start it once without --skip-install or run the "
+                                      "install command by hand.",
+    "install.status.missing": "Training is not available yet: {what}. Restart the WebUI (without --skip-install) so "
+                              "that it installs them.",
+    "install.status.missing_by_hand": "Training is not available yet: {what}. Restart the WebUI (without "
+                                      "--skip-install) so that it installs them or run the install command by hand.",
+    "install.status.not_installed": "{name} is not installed",
+    "install.status.unchecked": "The trainer could not check its libraries ({kind}: {error}).",
+})
+
 
 def names(items) -> str:
     """'a', 'a and b', 'a, b and c' (a sentence where there are two or more); '' for none."""

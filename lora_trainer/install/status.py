@@ -18,6 +18,9 @@ Schema (``schema`` 1), all keys always present:
     one or two plain sentences for the tab: what is wrong, why, what to do (shown beside ``command``).
 ``problems``
     list of plain sentences, one per problem (empty when all is well).
+``translations``
+    ``{language: {"problems": [...], "advice": "..."}}``: the same in each other language (zh_CN), so that the
+    tab shows the summary in the WebUI's language (``summarize(data, language)``).
 ``command``
     the exact command that installs what is missing, or ``""``.
 ``advice``
@@ -48,6 +51,8 @@ from importlib import metadata
 from pathlib import Path
 
 from ..io.atomic import atomic_write
+from ..text.messages import LANGUAGES, localized, msg, normalize_language, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from .host import Host, detect_host, torch_cuda
 from .policy import WATCHED, Decision, decide
 from .versions import installed_versions
@@ -68,32 +73,38 @@ def fingerprint(versions: dict, host: Host, cuda: str | None) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
-def summarize(data: dict) -> str:
-    """Plain words for the tab: what is wrong, why, what to do (the tab shows ``command`` beside it)."""
-    status, problems, command = data.get("status"), data.get("problems") or [], data.get("command") or ""
+def summarize(data: dict, language: str = "en") -> str:
+    """Plain words for the tab, in ``language``: what is wrong, why, what to do (the tab shows ``command`` beside
+    it). The problems and advice are read in that language from the status's ``translations``."""
+    status, command = data.get("status"), data.get("command") or ""
+    problems, advice = said(data, "problems", language), said(data, "advice", language)
     planned = ", ".join(f"{n} {v}" for n, v in (data.get("planned") or {}).items())
     versions = data.get("versions") or {}
-    advice = data.get("advice") or ""
-    by_hand = " or run the install command by hand" if command else ""
     if data.get("ready"):
-        base = (f"Ready: installed {planned} at the last WebUI start; the WebUI's own packages are unchanged."
-                if status == "installed" and planned else
-                f"Ready: diffusers {versions.get('diffusers')} and peft {versions.get('peft')} "
-                "run next to this WebUI's packages.")
-        return base + (f" Optional extras missing: {'; '.join(problems)}." if problems else "")
-    what = "; ".join(problems) or "the trainer's libraries do not fit this WebUI"
+        ready = msg("install.status.installed", planned=planned) if status == "installed" and planned else \
+            msg("install.status.ready", diffusers=versions.get("diffusers"), peft=versions.get("peft"))
+        if problems:
+            return msg("install.status.extras", ready=ready, problems="; ".join(problems)).format(language)
+        return ready.format(language)
+    what = "; ".join(problems) or msg("install.status.no_fit").format(language)
     if status == "refused":
-        fix = (f" To fix: {advice}." if advice else
-               " To install anyway, changing them, run the install command by hand." if command else "")
-        return (f"Training is not available: {what}. Nothing was installed, because that would change "
-                f"packages the WebUI itself uses.{fix}")
-    if status == "failed":
-        return f"Training is not available: {what}. Restart the WebUI to try again{by_hand}."
-    if status == "skipped":
-        return (f"Training is not available: {what}. The WebUI runs with --skip-install, so nothing was "
-                f"installed: start it once without --skip-install{by_hand}.")
-    return (f"Training is not available yet: {what}. Restart the WebUI (without --skip-install) so that it "
-            f"installs them{by_hand}.")
+        found = msg("install.status.refused_fix", what=what, advice=advice) if advice else \
+            msg("install.status.refused_by_hand" if command else "install.status.refused", what=what)
+    else:
+        key = {"failed": "install.status.failed", "skipped": "install.status.skipped"}.get(
+            status, "install.status.missing")
+        found = msg(key + ("_by_hand" if command else ""), what=what)
+    return found.format(language)
+
+
+def said(data: dict, name: str, language: str = "en"):
+    """The status's ``problems`` (a list) or ``advice`` (a text) in ``language``, English where it has none."""
+    english = data.get(name) or ([] if name == "problems" else "")
+    other = ((data.get("translations") or {}).get(normalize_language(language)) or {}).get(name)
+    if name == "problems":
+        other = other if isinstance(other, list) and len(other) == len(english) else english
+        return [str(text) for text in other]
+    return str(other) if isinstance(other, str) and other else str(english)
 
 
 def make_status(status: str, *, ready: bool, problems, command: str, versions: dict, host: Host,
@@ -104,6 +115,8 @@ def make_status(status: str, *, ready: bool, problems, command: str, versions: d
             "command": command, "advice": advice, "planned": dict(planned or {}), "versions": dict(versions),
             "host": host.as_dict(), "python": platform.python_version(), "executable": sys.executable,
             "checked_at": now_iso(), "source": source, "message": message, "fingerprint": fp}
+    data["translations"] = {code: {"problems": [localized(p, code) for p in problems],
+                                   "advice": localized(advice, code)} for code in LANGUAGES[1:]}
     data["summary"] = summarize(data)
     return data
 
@@ -176,7 +189,7 @@ def status_from_decision(decision: Decision, versions: dict, host: Host, fp: str
     if decision.status == "refused":
         return make_status("refused", ready=False, problems=decision.problems, command="", versions=versions,
                            host=host, fp=fp, source=source, advice="; ".join(decision.advice))
-    missing = [f"{n} is not installed" for n in decision.optional if not versions.get(n)]
+    missing = [sentence("install.status.not_installed", name=n) for n in decision.optional if not versions.get(n)]
     return make_status("missing", ready=decision.ready, problems=decision.problems + missing,
                        command=manual_command(sys.executable, decision.specs()), versions=versions,
                        host=host, fp=fp, source=source)
@@ -192,7 +205,7 @@ def read_install_status(extension_root: str | os.PathLike) -> dict:
             return recheck(extension_root)
     except Exception as err:  # the tab must still open and say why
         return {"schema": SCHEMA, "status": "failed", "ready": False,
-                "summary": f"The trainer could not check its libraries ({type(err).__name__}: {err}).",
+                "summary": msg("install.status.unchecked", kind=type(err).__name__, error=err).format("en"),
                 "problems": [str(err)], "command": "", "advice": "", "planned": {}, "versions": {}, "host": {},
                 "python": platform.python_version(), "executable": sys.executable, "checked_at": now_iso(),
                 "source": "recheck", "message": "", "fingerprint": ""}

@@ -16,7 +16,8 @@ from ..config.schema import TrainConfig
 from . import actions
 from .compat import keep_out_of_ui_config
 from .form import ConfigForm
-from .status import message_html, use_language
+from ..install.status import said, summarize
+from .status import message_html, tab_language, use_language
 
 
 @dataclass
@@ -55,7 +56,9 @@ def default_config(host: Any, base_model_path: str) -> TrainConfig:
 def install_banner(install: dict | None) -> str:
     if not install or install.get("ready", True):
         return ""
-    lines = [install.get("summary", "")] + list(install.get("problems") or [])[:6]
+    language = tab_language()
+    summary = summarize(install, language) if install.get("status") else install.get("summary", "")
+    lines = [summary] + said(install, "problems", language)[:6]
     advice = ""
     if install.get("command"):
         lines.append(install["command"])
