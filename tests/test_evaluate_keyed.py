@@ -141,3 +141,19 @@ def test_a_host_without_previews_or_taggers_refuses_in_chinese():
         HostAdapter().interrogate(None, "wd14")
     assert caught.value.advice_in("zh_CN") == "请从以下选择一个：无（手动打标）"
     assert caught.value.advice == "choose one of: none (tag by hand)"
+
+
+def test_a_runs_summary_lines_read_in_chinese_and_stay_english_as_text():
+    from lora_trainer.evaluate.summary import Concept, TrainingSummary
+    from lora_trainer.text.messages import localized
+
+    summary = TrainingSummary(base_model="tiny-sd15", family="sd1", network_dim=4, network_alpha=4.0,
+                              unet_lr=2e-3, text_encoder_lr=1e-3, optimizer="AdamW", lr_scheduler="constant",
+                              resolution=(64, 64), batch_size=2, epochs=2, epoch=2, steps=6, num_train_images=3,
+                              concepts=[Concept("2_zkz", "zkz", 2, 3)])
+    assert summary.lines() == ["base model: tiny-sd15 (SD1)", "images: 3, repeats 2", "epoch 2 of 2, step 6",
+                               "rank 4, alpha 4", "AdamW, constant, unet 0.002, text encoder 0.001",
+                               "resolution 64x64, batch 2"]
+    assert [localized(line, "zh_CN") for line in summary.lines()] == [
+        "底模：tiny-sd15（SD1）", "图片：3 张，重复 2 次", "第 2 轮，共 2 轮，第 6 步", "秩 4，alpha 4",
+        "AdamW, constant, UNet 0.002, 文本编码器 0.001", "分辨率 64x64，批量 2"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib
 import json
+import re
 import string
 import types
 from pathlib import Path
@@ -31,8 +32,10 @@ REGISTERING = (
     "lora_trainer.ui.dataset.messages", "lora_trainer.models.messages", "lora_trainer.lora.messages",
     "lora_trainer.hosts.base", "lora_trainer.install.messages",
 )
-# calls that hand a sentence to the user: a refusal, a warning, a note, a problem, a printed line
-SENTENCE_LISTS = {"warnings", "problems", "notes", "tips"}
+# calls that hand a sentence to the user: a refusal, a warning, a note, a problem, a printed line, a line of a box
+SENTENCE_LISTS = {"warnings", "problems", "notes", "tips", "out", "lines"}
+# fixed texts (no number or name in them) the WebUI's own localization translates by their exact English
+FIXED_TEXTS = set(json.loads((ROOT.parent / "localizations" / "zh_CN.json").read_text(encoding="utf-8")))
 # a job's log lines (the HTTP API shows them)
 LOG_CALLS = {"add_log", "_log", "_note_once"}
 INTERNAL = "# internal:"
@@ -44,8 +47,9 @@ def _plain_text(node: ast.AST) -> bool:
     """A string literal, an f-string, or either joined with + (text no key can translate)."""
     if isinstance(node, ast.JoinedStr):   # words outside the placeholders (not "  {path}")
         return any(_plain_text(part) for part in node.values if isinstance(part, ast.Constant))
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return any(c.isalpha() for c in node.value)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):   # a fixed text: by its exact wording
+        words = re.sub(r"<[^>]*>", "", node.value)   # markup around a value is no sentence
+        return any(c.isalpha() for c in words) and node.value.strip() not in FIXED_TEXTS
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return _plain_text(node.left) or _plain_text(node.right)
     return False

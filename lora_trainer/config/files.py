@@ -218,7 +218,7 @@ def to_toml(cfg: TrainConfig, names: Iterable[str] | None = None, header: str = 
         if value is None and f.default not in (None, dataclasses.MISSING):
             # empty where the default is not (e.g. epochs left empty to train by steps): an omitted
             # key would load as the default, so the emptiness is written out
-            lines.append(f'{f.name} = "none"')
+            lines.append(f'{f.name} = "none"')  # internal: a line of TOML, not a sentence
             continue
         if value is None or value == "" or value == []:
             lines.append(f"# {f.name} =")

@@ -190,3 +190,22 @@ TEMPLATES: dict[str, str] = {
 
 
 register(TEMPLATES)
+# a run's summary lines (the Evaluate box, a kept file's notes)
+register({
+    "summary.base": "base model: {model} ({version})",
+    "summary.images": "images: {images}",
+    "summary.images_repeats": "images: {images}, repeats {repeats}",
+    "summary.images_reg": "images: {images}, regularization {reg}",
+    "summary.images_repeats_reg": "images: {images}, repeats {repeats}, regularization {reg}",
+    "summary.epoch": "epoch {epoch}",
+    "summary.epoch_of": "epoch {epoch} of {epochs}",
+    "summary.epoch_step": "epoch {epoch}, step {step}",
+    "summary.epoch_of_step": "epoch {epoch} of {epochs}, step {step}",
+    "summary.rank": "rank {rank}",
+    "summary.rank_alpha": "rank {rank}, alpha {alpha:g}",
+    "summary.lr": "{name} {value:g}",
+    "summary.unet": "unet",
+    "summary.te": "text encoder",
+    "summary.resolution": "resolution {width}x{height}",
+    "summary.resolution_batch": "resolution {width}x{height}, batch {batch}",
+})

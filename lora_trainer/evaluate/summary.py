@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field
 
 from ..config.metadata import SD_VERSION_LABEL, read_int, read_json, read_training_metadata
+from ..text.messages import Joined, msg, sentence
+from . import messages  # noqa: F401  (registers the sentences)
 
 _CONCEPT_RE = re.compile(r"^(\d+)_(.+)$", re.DOTALL)
 
@@ -65,28 +67,28 @@ class TrainingSummary:
         return guess_trigger_words(self.concepts)
 
     def lines(self) -> list[str]:
-        """The summary as short lines (the kept file's notes)."""
+        """The summary as short lines (the Evaluate box, the kept file's notes): keyed, English as ``str``."""
         out = []
         if self.base_model:
-            out.append(f"base model: {self.base_model} ({self.sd_version})")
+            out.append(sentence("summary.base", model=self.base_model, version=self.sd_version))
         if self.num_train_images is not None:
-            reps = f", repeats {self.repeats}" if self.repeats else ""
-            out.append(f"images: {self.num_train_images}{reps}"
-                       + (f", regularization {self.num_reg_images}" if self.num_reg_images else ""))
+            key = "summary.images" + ("_repeats" if self.repeats else "") + ("_reg" if self.num_reg_images else "")
+            out.append(sentence(key, images=self.num_train_images, repeats=self.repeats, reg=self.num_reg_images))
         if self.epoch is not None or self.steps is not None:
-            out.append(f"epoch {self.epoch if self.epoch is not None else '?'}"
-                       + (f" of {self.epochs}" if self.epochs else "")
-                       + (f", step {self.steps}" if self.steps is not None else ""))
+            key = "summary.epoch" + ("_of" if self.epochs else "") + ("_step" if self.steps is not None else "")
+            out.append(sentence(key, epoch=self.epoch if self.epoch is not None else "?", epochs=self.epochs,
+                                step=self.steps))
         if self.network_dim is not None:
-            out.append(f"rank {self.network_dim}, alpha {self.network_alpha:g}" if self.network_alpha is not None
-                       else f"rank {self.network_dim}")
-        lrs = [f"{n} {v:g}" for n, v in (("unet", self.unet_lr), ("text encoder", self.text_encoder_lr))
+            out.append(sentence("summary.rank_alpha", rank=self.network_dim, alpha=self.network_alpha)
+                       if self.network_alpha is not None else sentence("summary.rank", rank=self.network_dim))
+        lrs = [msg("summary.lr", name=msg(key), value=v) for key, v in (("summary.unet", self.unet_lr),
+                                                                         ("summary.te", self.text_encoder_lr))
                if v is not None]
         if lrs or self.optimizer:
-            out.append(", ".join(filter(None, [self.optimizer, self.lr_scheduler] + lrs)))
+            out.append(Joined(list(filter(None, [self.optimizer, self.lr_scheduler])) + lrs, ", "))
         if self.resolution:
-            out.append(f"resolution {self.resolution[0]}x{self.resolution[1]}"
-                       + (f", batch {self.batch_size}" if self.batch_size else ""))
+            out.append(sentence("summary.resolution" + ("_batch" if self.batch_size else ""),
+                                width=self.resolution[0], height=self.resolution[1], batch=self.batch_size))
         return out
 
 

@@ -105,9 +105,8 @@ def fit_problems(nf: NetworkFile, network, model_keys: set[str], family: str,
                  file_family: str | None) -> tuple[list[str], list[str]]:
     """(problems, notes): the file's layers against the network's, grouped by what differs."""
     if file_family and file_family != family:
-        return [f"network_weights: {nf.name} was trained for {FAMILY_NAMES.get(file_family, file_family)}, but the "
-                f"base model is {FAMILY_NAMES.get(family, family)}: choose a LoRA of the same family, or that base "
-                f"model"], []
+        return [sentence("weights.family", name=nf.name, trained=FAMILY_NAMES.get(file_family, file_family),
+                         base=FAMILY_NAMES.get(family, family))], []
     layers = {network.layer_key(comp, name): layer for comp, name, layer in network.modules()}
     found: dict[str, list[str]] = {}
     for key, parts in nf.modules.items():
@@ -133,39 +132,31 @@ def fit_problems(nf: NetworkFile, network, model_keys: set[str], family: str,
     return _messages(nf, found, layers, family), _notes(nf, layers)
 
 
-def _example(keys: list[str]) -> str:
-    return f"{len(keys)} layer{'s' if len(keys) > 1 else ''}, e.g. {keys[0]}"
+def _example(keys: list[str]):
+    return msg("weights.example_many" if len(keys) > 1 else "weights.example_one", count=len(keys), layer=keys[0])
 
 
 def _messages(nf: NetworkFile, found: dict[str, list[str]], layers: dict, family: str) -> list[str]:
     out = []
     if "model" in found:
-        out.append(f"network_weights: {nf.name} has layers this base model lacks ({_example(found['model'])}): it "
-                   f"was made for another model family than {FAMILY_NAMES.get(family, family)}; choose a LoRA of the "
-                   f"same family")
+        out.append(sentence("weights.other_family", name=nf.name, example=_example(found["model"]),
+                            family=FAMILY_NAMES.get(family, family)))
     if "untrained" in found:
         keys = found["untrained"]
         conv = any(nf.modules[k].get("lora_down.weight") is not None and nf.modules[k]["lora_down.weight"].dim() == 4
                    and nf.modules[k]["lora_down.weight"].shape[2:] != (1, 1) for k in keys)
-        fix = "set conv_dim to the file's conv rank, or " if conv else ""
-        out.append(f"network_weights: {nf.name} trains layers these settings do not ({_example(keys)}): "
-                   f"{fix}turn on dim_from_weights to train the file's layers (layers outside kohya's attention, "
-                   f"feed-forward and ResNet sets are not trained here)")
+        out.append(sentence("weights.untrained_conv" if conv else "weights.untrained", name=nf.name,
+                            example=_example(keys)))
     if "rank" in found:
         key = found["rank"][0]
         file_rank, ours = module_rank(nf.modules[key]), layers[key].r[L.ADAPTER]
-        out.append(f"network_weights: the file's rank is {file_rank} where these settings give {ours} "
-                   f"({_example(found['rank'])}): set network_dim (conv_dim for 3×3 layers) to {file_rank}, or "
-                   f"turn on dim_from_weights")
+        out.append(sentence("weights.rank", file_rank=file_rank, ours=ours, example=_example(found["rank"])))
     if "alpha" in found:
         key = found["alpha"][0]
-        out.append(f"network_weights: the file's alpha is {module_alpha(nf.modules[key]):g} where these settings give "
-                   f"{L.saved_alpha(layers[key]):g} ({_example(found['alpha'])}): set network_alpha (conv_alpha) to "
-                   f"the file's, or turn on dim_from_weights")
+        out.append(sentence("weights.alpha", file_alpha=module_alpha(nf.modules[key]),
+                            ours=L.saved_alpha(layers[key]), example=_example(found["alpha"])))
     if "structure" in found:
-        out.append(f"network_weights: {nf.name} splits its factors differently from these settings "
-                   f"({_example(found['structure'])}): for a LoKr, set factor and network_dim as it was trained, "
-                   f"or turn on dim_from_weights")
+        out.append(sentence("weights.structure", name=nf.name, example=_example(found["structure"])))
     return out
 
 
@@ -173,7 +164,7 @@ def _notes(nf: NetworkFile, layers: dict) -> list[str]:
     fresh = [k for k in layers if k not in nf.modules]
     if not fresh:
         return []
-    return [f"network_weights: {len(fresh)} trained layers are not in {nf.name} and start from zero, e.g. {fresh[0]}"]
+    return [sentence("weights.fresh", count=len(fresh), name=nf.name, layer=fresh[0])]
 
 
 @torch.no_grad()

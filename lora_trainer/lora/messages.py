@@ -5,6 +5,26 @@ from __future__ import annotations
 from ..text.messages import register
 
 register({
+    "weights.family": "network_weights: {name} was trained for {trained}, but the base model is {base}: choose a "
+                      "LoRA of the same family, or that base model",
+    "weights.example_one": "{count} layer, e.g. {layer}",
+    "weights.example_many": "{count} layers, e.g. {layer}",
+    "weights.other_family": "network_weights: {name} has layers this base model lacks ({example}): it was made for "
+                            "another model family than {family}; choose a LoRA of the same family",
+    "weights.untrained": "network_weights: {name} trains layers these settings do not ({example}): turn on "
+                         "dim_from_weights to train the file's layers (layers outside kohya's attention, "
+                         "feed-forward and ResNet sets are not trained here)",
+    "weights.untrained_conv": "network_weights: {name} trains layers these settings do not ({example}): set "
+                              "conv_dim to the file's conv rank, or turn on dim_from_weights to train the file's "
+                              "layers (layers outside kohya's attention, feed-forward and ResNet sets are not "
+                              "trained here)",
+    "weights.rank": "network_weights: the file's rank is {file_rank} where these settings give {ours} ({example}): "
+                    "set network_dim (conv_dim for 3×3 layers) to {file_rank}, or turn on dim_from_weights",
+    "weights.alpha": "network_weights: the file's alpha is {file_alpha:g} where these settings give {ours:g} "
+                     "({example}): set network_alpha (conv_alpha) to the file's, or turn on dim_from_weights",
+    "weights.structure": "network_weights: {name} splits its factors differently from these settings ({example}): "
+                         "for a LoKr, set factor and network_dim as it was trained, or turn on dim_from_weights",
+    "weights.fresh": "network_weights: {count} trained layers are not in {name} and start from zero, e.g. {layer}",
     "weights.empty": "network_weights: {name} holds no LoRA, LoHa or LoKr layers",
     "weights.empty.advice": "choose a kohya-format LoRA file (.safetensors) to continue from",
     "weights.mixed": "network_weights: {name} mixes {kinds} layers, which cannot continue as one network type",

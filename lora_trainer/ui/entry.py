@@ -49,8 +49,8 @@ def error_tab(error: BaseException | str, install: dict | None = None) -> Any:
     if install and not install.get("ready", True):
         lines.append(escape(install.get("summary", "")))
         if install.get("command"):
-            lines.append("Run this in the WebUI's Python environment, then restart the WebUI: "
-                         f"<code>{escape(install['command'])}</code>")
+            lines.append("Run this in the WebUI's Python environment, then restart the WebUI:")
+            lines.append(f"<code>{escape(install['command'])}</code>")
     with gr.Blocks(analytics_enabled=False) as blocks:
         gr.HTML('<div class="lt-msg lt-msg-error"><div class="lt-msg-title">The LoRA Trainer could not start</div>'
                 f"<p>{escape(str(error).splitlines()[0] if str(error) else type(error).__name__)}</p>"
