@@ -24,6 +24,7 @@ from typing import Optional
 import torch
 
 from benchmarks.bench_args import add_arguments
+from benchmarks.reports import write_memory_breakdown, write_profile
 
 MODELS = {"sd15": ("sd1", "sd15", 512), "sdxl": ("sdxl", "sdxl", 1024)}
 # dense bf16 tensor-core peak per device, for MFU
@@ -309,61 +310,6 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
     return results
 
 
-def run_memory_check(preset: str, steps: int = 4, warmup: int = 5) -> BenchResult:
-    """Train ``steps`` steps of a VRAM preset (SDXL or SD1.5, native resolution) with PyTorch's
-    allocator capped at the preset's memory less ``CONTEXT_GIB``; ``fits`` says whether it ran."""
-    import importlib.util
-
-    from lora_trainer.config.presets import apply_preset, get_preset
-    from lora_trainer.config.schema import TrainConfig
-    from lora_trainer.train.graphs import graph_blockers
-    from lora_trainer.train.setup import cache_prompts
-
-    if not torch.cuda.is_available():
-        raise SystemExit("bench needs a CUDA GPU")
-    p = get_preset(preset)
-    model = "sdxl" if p.family == "sdxl" else "sd15"
-    resolution = MODELS[model][2]
-    cfg = apply_preset(TrainConfig(mixed_precision="bf16", lr_scheduler="constant", resolution=str(resolution)),
-                       preset)
-    notes = []
-    if "8bit" in cfg.optimizer_type.lower() and importlib.util.find_spec("bitsandbytes") is None:
-        notes.append(f"{cfg.optimizer_type} replaced by AdamW (bitsandbytes is not installed; "
-                     "8-bit states would need less memory)")
-        cfg = cfg.replace(optimizer_type="AdamW", cuda_graphs=False)  # as the 8-bit optimizer would run
-    cap_gib = p.vram_gb - CONTEXT_GIB
-    total = torch.cuda.get_device_properties(0).total_memory
-    torch.cuda.set_per_process_memory_fraction(cap_gib * 2**30 / total)
-    batch = cfg.train_batch_size
-    fits, sec, loss, phase = True, None, None, "setup"
-    try:
-        s = _Session(cfg, model, batch, resolution, warmup + steps + 2)
-        if s.models.prompt_cache is not None:
-            cache_prompts(s.models, s.data.captions, batch)
-        notes.append(f"setup peak {torch.cuda.max_memory_allocated() / 1e9:.2f} GB allocated")
-        phase = "training"
-        if cfg.cuda_graphs and not graph_blockers(cfg, s.accelerator, s.optimizer):
-            s.use_graphs(True)  # as ``train`` does
-        notes.append(f"optimizer {cfg.optimizer_type}, rank {cfg.network_dim}, "
-                     f"{'UNet only' if not cfg.train_text_encoder else 'UNet + text encoders'}, "
-                     f"CUDA graphs {'on' if s.graphed is not None else 'off'}")
-        for _ in range(warmup):
-            s.step()
-        sec, losses = s.timed(steps)
-        loss = float(losses[-1])
-    except torch.cuda.OutOfMemoryError as err:
-        fits = False
-        notes.append(f"out of memory during {phase}: {str(err).splitlines()[0][:200]}")
-    return BenchResult(
-        model=model, batch=batch, resolution=resolution, gradient_checkpointing=cfg.gradient_checkpointing,
-        rank=cfg.network_dim, steps=steps, variant="memory-check", ms_per_step=sec * 1e3 if sec else None,
-        it_per_s=1 / sec if sec else None, images_per_s=batch / sec if sec else None, tflop_per_step=None,
-        achieved_tflops=None, mfu=None, peak_allocated_gb=torch.cuda.max_memory_allocated() / 1e9,
-        peak_reserved_gb=torch.cuda.max_memory_reserved() / 1e9, final_loss=loss, baseline_ms_per_step=None,
-        baseline_peak_reserved_gb=None, speedup=None, memory_preset=preset, memory_cap_gb=cap_gib * 2**30 / 1e9,
-        fits=fits, notes=notes, **_versions())
-
-
 def format_result(r: BenchResult) -> str:
     head = f"{r.model} {r.resolution}² batch {r.batch}{' +GC' if r.gradient_checkpointing else ''} rank {r.rank}"
     if r.memory_preset:
@@ -389,41 +335,6 @@ def format_result(r: BenchResult) -> str:
     return ", ".join(parts)
 
 
-def write_profile(step, path: str, steps: int = 3) -> None:
-    """torch.profiler summary of a few steps: the busiest kernels and the CPU-side cost."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for _ in range(steps):
-            step()
-        torch.cuda.synchronize()
-    table = prof.key_averages()
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(f"# {steps} steps\n## by CUDA time\n")
-        fh.write(table.table(sort_by="cuda_time_total", row_limit=40))
-        fh.write("\n## by CPU self time\n")
-        fh.write(table.table(sort_by="self_cpu_time_total", row_limit=25))
-
-
-def write_memory_breakdown(path: str, title: str) -> None:
-    """Where the reserved memory is after the timed steps: the allocator's segments grouped by pool
-    (a captured graph's private pool or the shared one), small/large and expandable, with how much
-    of each is in use."""
-    rows: dict[tuple, list[int]] = {}
-    for seg in torch.cuda.memory_snapshot():
-        pool = tuple(seg.get("segment_pool_id") or (0, 0))
-        key = ("shared" if pool == (0, 0) else f"private {pool}", seg.get("segment_type", "?"),
-               "expandable" if seg.get("is_expandable") else "fixed")
-        row = rows.setdefault(key, [0, 0, 0])
-        row[0] += int(seg.get("total_size", 0))
-        row[1] += int(seg.get("allocated_size", 0))
-        row[2] += 1
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(f"# {title}\n| pool | kind | segments | count | reserved GB | in use GB |\n|---|---|---|---|---|---|\n")
-        for (pool, kind, expandable), (total, used, count) in sorted(rows.items()):
-            fh.write(f"| {pool} | {kind} | {expandable} | {count} | {total / 1e9:.3f} | {used / 1e9:.3f} |\n")
-
-
 def main(args) -> int:
     def emit(result: BenchResult) -> None:
         print(format_result(result), flush=True)
@@ -432,6 +343,8 @@ def main(args) -> int:
                 fh.write(json.dumps(asdict(result)) + "\n")
 
     if args.memory_preset:
+        from benchmarks.memory_check import run_memory_check
+
         emit(run_memory_check(args.memory_preset))
         return 0
     variants = "compile+graphs" if args.compile else args.variants  # ``train`` steps as "graphs" where it can
