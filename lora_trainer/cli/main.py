@@ -40,23 +40,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..train.loop import train
 
     cfg, warnings = train_config(args)
-    for warning in warnings:
+    main_process = os.environ.get("RANK", "0") == "0"   # under accelerate launch only the main process reports
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    for warning in warnings if main_process else []:
         print(said("cli.warning", text=text_in_language(warning)))
     stop = StopRequest()
-    previous = None
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # several processes must stop together: not via Ctrl+C
-        def on_interrupt(signum, frame):
-            if stop.requested:
-                raise KeyboardInterrupt
-            stop.request()
+
+    def on_interrupt(signum, frame):
+        # several processes agree on the batch to stop at (train/distributed.py); the launcher passes a
+        # terminal's Ctrl+C on to each of them once more, so only a single process takes a second one as "now"
+        if stop.requested and single:
+            raise KeyboardInterrupt
+        if not stop.requested and main_process:
             print(said("cli.stopping"), file=sys.stderr)
-        previous = signal.signal(signal.SIGINT, on_interrupt)
+        stop.request()
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         result = train(cfg, listener=ProgressPrinter(), stop=stop)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    if os.environ.get("RANK", "0") != "0":  # under accelerate launch only the main process reports
+        signal.signal(signal.SIGINT, previous)
+    if not main_process:
         return 0
     print(said("cli.stopped" if result.stopped else "cli.done", steps=result.steps))
     for path in result.files:
