@@ -19,6 +19,8 @@ from typing import Optional
 
 import torch
 
+from ..text.messages import sentence
+from . import messages  # noqa: F401  (registers the sentences)
 from .step import StepInputs, StepModels, loss_from_inputs, optimizer_update, sample_inputs
 
 
@@ -36,23 +38,23 @@ def dropout_active(cfg) -> bool:
 
 
 def graph_blockers(cfg, accelerator, optimizer) -> list[str]:
-    """Why the step cannot be captured (empty when it can)."""
+    """Why the step cannot be captured (empty when it can), as keyed sentences."""
     reasons = []
     if torch_older_than(2, 4):
-        reasons.append(f"torch {torch.__version__} (graph capture of the step needs 2.4 or newer)")
+        reasons.append(sentence("graphs.torch", version=torch.__version__))
     if accelerator.device.type != "cuda":
-        reasons.append("no CUDA device")
+        reasons.append(sentence("graphs.no_cuda"))
     if accelerator.num_processes > 1:
-        reasons.append("several processes (DDP)")
+        reasons.append(sentence("graphs.processes"))
     if cfg.mixed_precision == "fp16":
-        reasons.append("fp16 loss scaling reads the host")
+        reasons.append(sentence("graphs.fp16"))
     if cfg.gradient_accumulation_steps > 1:
-        reasons.append("gradient accumulation")
+        reasons.append(sentence("graphs.accumulation"))
     if cfg.gradient_checkpointing and dropout_active(cfg):
-        reasons.append("LoRA dropout with gradient checkpointing (the recomputation must redraw the same masks)")
+        reasons.append(sentence("graphs.dropout"))
     inner = getattr(optimizer, "optimizer", optimizer)
     if type(inner) is not torch.optim.AdamW:
-        reasons.append(f"optimizer {type(inner).__name__} (only AdamW is captured)")
+        reasons.append(sentence("graphs.optimizer", name=type(inner).__name__))
     return reasons
 
 

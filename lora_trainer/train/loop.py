@@ -19,7 +19,7 @@ from ..config.schema import TrainConfig
 from ..config.steps import format_plan
 from ..data.dataset import epoch_batches
 from ..errors import OutputError, TrainerError, TrainingDiverged
-from ..text.messages import msg, sentence
+from ..text.messages import SEMICOLON, Joined, msg, sentence
 from . import events as ev
 from .batches import BatchMaker
 from .cpu_threads import CpuThreads, cpu_training_threads
@@ -290,7 +290,7 @@ class _Trainer:
             return None
         blockers = graph_blockers(cfg, run.accelerator, run.optimizer)
         if blockers:
-            run.warnings.append(sentence("train.graphs_off", reasons="; ".join(blockers)))
+            run.warnings.append(sentence("train.graphs_off", reasons=Joined(blockers, SEMICOLON)))
             return None
         if cfg.gradient_checkpointing and cfg.train_unet:   # no dropout here: graph_blockers says so
             gradient_checkpointing_without_rng(run.base.unet, keep_attention=True, lora_rank=cfg.network_dim)

@@ -109,6 +109,13 @@ register({
                              "'constant_with_warmup'",
     "sched.refused": "lr_scheduler '{name}' cannot be used with these settings: {error}",
     "train.graphs_off": "CUDA graphs are off for this run: {reasons}",
+    "graphs.torch": "torch {version} (graph capture of the step needs 2.4 or newer)",
+    "graphs.no_cuda": "no CUDA device",
+    "graphs.processes": "several processes (their gradients are averaged between the steps)",
+    "graphs.fp16": "fp16 loss scaling reads the host",
+    "graphs.accumulation": "gradient accumulation",
+    "graphs.dropout": "LoRA dropout with gradient checkpointing (the recomputation must redraw the same masks)",
+    "graphs.optimizer": "optimizer {name} (only AdamW is captured)",
 })
 
 
