@@ -36,28 +36,60 @@ def train_config(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..train.events import StopRequest
+    main_process = os.environ.get("RANK", "0") == "0"   # under accelerate launch only the main process reports
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    writer = None
+    if args.events and main_process:
+        from ..train.event_records import EventWriter
+        writer = EventWriter(args.events)
+    try:
+        return _train_command(args, main_process, single, writer)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _train_command(args: argparse.Namespace, main_process: bool, single: bool, writer) -> int:
+    from ..train.events import Failed, StopRequest
     from ..train.loop import train
 
-    cfg, warnings = train_config(args)
-    for warning in warnings:
+    try:
+        cfg, warnings = train_config(args)
+    except TrainerError as err:
+        if writer is not None:
+            writer(Failed(err, []))
+        raise
+    for warning in warnings if main_process else []:
         print(said("cli.warning", text=text_in_language(warning)))
     stop = StopRequest()
-    previous = None
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # several processes must stop together: not via Ctrl+C
-        def on_interrupt(signum, frame):
-            if stop.requested:
-                raise KeyboardInterrupt
-            stop.request()
+
+    def on_interrupt(signum, frame):
+        # several processes agree on the batch to stop at (train/distributed.py); the launcher passes a
+        # terminal's Ctrl+C on to each of them once more, so only a single process takes a second one as "now"
+        if stop.requested and single:
+            raise KeyboardInterrupt
+        if not stop.requested and main_process:
             print(said("cli.stopping"), file=sys.stderr)
-        previous = signal.signal(signal.SIGINT, on_interrupt)
+        stop.request()
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    printer, log = ProgressPrinter(), print
+    listener = printer
+    if writer is not None:   # --events: every event also as a JSON line (the WebUI's runner reads them)
+        def listener(event):
+            printer(event)
+            writer(event)
+
+        def log(*parts):
+            print(*parts)
+            writer.log(*parts)
     try:
-        result = train(cfg, listener=ProgressPrinter(), stop=stop)
+        result = train(cfg, listener=listener, stop=stop, log=log)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    if os.environ.get("RANK", "0") != "0":  # under accelerate launch only the main process reports
+        signal.signal(signal.SIGINT, previous)
+    if not main_process:
         return 0
+    if writer is not None:
+        writer.result(result)
     print(said("cli.stopped" if result.stopped else "cli.done", steps=result.steps))
     for path in result.files:
         print(f"  {path}")
@@ -100,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "style, concept, a graphics card tier (sd1-8gb … sdxl-24gb) or one saved in the "
                               "Train tab (in $LORA_TRAINER_PRESETS_DIR, else the standalone server's folder); "
                               "repeat for more")
+    p_train.add_argument("--events", metavar="FILE",
+                         help="also write the run's progress, losses, files and errors to FILE as JSON lines "
+                              "(the main process's; the WebUI reads them from a run on several GPUs)")
     add_config_flags(p_train)
     p_train.set_defaults(func=cmd_train)
     p_demo = sub.add_parser("demo", help="train a tiny demo LoRA on CPU in a few minutes")

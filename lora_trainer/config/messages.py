@@ -173,6 +173,12 @@ register({
     "steps.batches_processes": "  {samples} samples ÷ batch {batch} ÷ {processes} processes = {batches} batches "
                                "per epoch on each process",
     "steps.batches": "  {samples} samples ÷ batch {batch} = {batches} batches per epoch",
+    "steps.global_batch": "  global batch: {batch} per process × {processes} processes = {samples} samples per "
+                          "optimizer step",
+    "steps.global_batch_accumulation": "  global batch: {batch} per process × {processes} processes × accumulation "
+                                       "{accumulation} = {samples} samples per optimizer step",
+    "steps.lr_unscaled": "  the learning rate is used as set, not scaled with the global batch (as in kohya "
+                         "sd-scripts); lower or raise it yourself if you want to",
     "steps.accumulation": "  {batches} ÷ accumulation {accumulation} = {steps} steps per epoch",
     "steps.total": "  {per_epoch} steps per epoch × {epochs} epochs = {steps} steps",
     "steps.total_by_steps": "  {steps} steps (max_train_steps) ≈ {epochs} epochs",
@@ -188,7 +194,6 @@ register({
     "steps.no_images.advice": "put images in sub-folders named <repeats>_<name>, e.g. 10_mychar/",
     "steps.held_out": "{count} training image(s) are held out for the validation loss (validation_split {split}) "
                       "and not trained on",
-    "steps.processes": "{processes} processes share each epoch's batches",
     "steps.processes_dropped": "{processes} processes share each epoch's batches; {dropped} batch(es) per epoch "
                                "are left out so each gets the same number",
     "steps.warmup_long": "lr_warmup_steps ({warmup}) is not shorter than the whole run ({steps} steps): the "

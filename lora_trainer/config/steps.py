@@ -117,12 +117,24 @@ def format_plan(plan: StepPlan) -> Joined:
     if plan.gradient_accumulation_steps > 1:
         lines.append(msg("steps.accumulation", batches=plan.batches_per_epoch,
                          accumulation=plan.gradient_accumulation_steps, steps=plan.steps_per_epoch))
+    if plan.num_processes > 1:
+        lines.extend(global_batch_lines(plan))
     lines.append(msg("steps.total", per_epoch=plan.steps_per_epoch, epochs=plan.epochs, steps=plan.total_steps)
                  if plan.total_steps == plan.steps_per_epoch * plan.epochs else
                  msg("steps.total_by_steps", steps=plan.total_steps, epochs=plan.epochs))
     for note in plan.notes:
         lines.append(msg("steps.note", note=note))
     return Joined(lines)
+
+
+def global_batch_lines(plan: StepPlan) -> list:
+    """What one optimizer step learns from when several processes train, and what that does not change."""
+    accumulation = plan.gradient_accumulation_steps
+    samples = plan.batch_size * plan.num_processes * accumulation
+    line = msg("steps.global_batch_accumulation", batch=plan.batch_size, processes=plan.num_processes,
+               accumulation=accumulation, samples=samples) if accumulation > 1 else \
+        msg("steps.global_batch", batch=plan.batch_size, processes=plan.num_processes, samples=samples)
+    return [line, msg("steps.lr_unscaled")]
 
 
 def scan_and_plan(cfg, num_processes: int = 1) -> tuple:
@@ -159,8 +171,8 @@ def plan_items(cfg, scan, items, num_processes: int = 1) -> StepPlan:
         plan.notes.append(sentence("steps.held_out", count=len(scan.held_out), split=f"{cfg.validation_split:g}"))
     if num_processes > 1:
         dropped = batches % num_processes
-        plan.notes.append(sentence("steps.processes_dropped" if dropped else "steps.processes",
-                                   processes=num_processes, dropped=dropped))
+        if dropped:
+            plan.notes.append(sentence("steps.processes_dropped", processes=num_processes, dropped=dropped))
     warmup = cfg.lr_warmup_steps or 0
     if warmup >= 1 and plan.total_steps and warmup >= plan.total_steps:
         plan.notes.append(sentence("steps.warmup_long", warmup=f"{warmup:g}", steps=plan.total_steps))

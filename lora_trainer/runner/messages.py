@@ -15,6 +15,15 @@ register({
     "runner.unexpected.advice": "this was not expected; the full error is in the console window. Files saved before "
                                 "it are kept, and a run with save_state on can be resumed from its newest -state "
                                 "folder",
+    "processes.started": "training in {count} processes on the GPUs {gpus} (accelerate launch); their output goes "
+                         "to {log}",
+    "processes.exited": "the training processes ended (exit status {code}) without saying how the run went; their "
+                        "last lines:\n{tail}",
+    "processes.exited.advice": "their whole output is in {log}. Files saved before it are kept, and a run with "
+                               "save_state on can be resumed from its newest -state folder with as many GPUs",
+    "processes.unexpected.advice": "this was not expected; the processes' whole output is in {log}. Files saved "
+                                   "before it are kept, and a run with save_state on can be resumed from its newest "
+                                   "-state folder with as many GPUs",
     "runner.closing": "the trainer is shutting down",
     "runner.closing.advice": "start the job again after the restart",
     "runner.same_output": "job {job_id} ({status}) already writes {name} in {folder}",

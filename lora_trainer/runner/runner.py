@@ -48,6 +48,7 @@ class _Entry:
     rendered: dict = field(default_factory=dict)    # step → preview records (same weights, same images)
     rendering: bool = False
     notes_seen: set = field(default_factory=set)
+    gpus: tuple = ()                                # several: trained in one process per GPU (processes.py)
 
 
 class Runner:
@@ -64,8 +65,9 @@ class Runner:
 
     # --- public ----------------------------------------------------------------------------------
     def submit(self, cfg: TrainConfig, previews: Optional[PreviewSettings] = None,
-               notes: Iterable[str] = ()) -> Job:
-        """Queue a run. Raises ``ConfigError`` (with every problem listed) when it could not start."""
+               notes: Iterable[str] = (), gpus: Iterable[str] = ()) -> Job:
+        """Queue a run (on ``gpus``: more than one trains in other processes). Raises ``ConfigError`` (with every
+        problem listed) when it could not start."""
         cfg = self.host.allowed_folders().check_config(cfg)   # a shared WebUI: only its allowed folders
         validate(cfg)
         if not cfg.logging_dir:   # a WebUI keeps run folders out of its Lora folder
@@ -92,7 +94,7 @@ class Runner:
                     job.add_log(sentence("job.outside_lora_dir", folder=self.host.lora_dir()))
             except Exception:
                 pass
-        entry = _Entry(job, cfg, previews)
+        entry = _Entry(job, cfg, previews, gpus=tuple(str(g) for g in gpus))
         with self._cond:
             if self._closed:
                 raise TrainerError(msg("runner.closing"), msg("runner.closing.advice"))
@@ -227,8 +229,8 @@ class Runner:
         result, error = None, None
         try:
             self._host_call(entry, "free_vram")
-            from ..train.loop import train
-            result = train(entry.cfg, listener=lambda event: self._on_event(entry, event), stop=entry.stop,
+            from .processes import trainer_for
+            result = trainer_for(entry.gpus)(entry.cfg, listener=lambda event: self._on_event(entry, event), stop=entry.stop,
                            log=lambda *parts: self._log(entry, parts[0] if len(parts) == 1 else
                                                         " ".join(str(p) for p in parts)))
         except TrainerError as err:

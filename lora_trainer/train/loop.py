@@ -23,11 +23,12 @@ from ..text.messages import SEMICOLON, Joined, msg, sentence
 from . import events as ev
 from .batches import BatchMaker
 from .cpu_threads import CpuThreads, cpu_training_threads
+from .distributed import any_across, gather_objects, mean_across
 from .messages import nan_advice, oom_advice
 from .graphs import GraphedStep, gradient_checkpointing_without_rng, graph_blockers, host_learning_rates
 from .saving import StateKeeper, save_checkpoint
 from .setup import Run, prepare_run
-from .state import load_state, resume_mismatches
+from .state import RngStates, load_state, refuse_other_process_count, resume_mismatches
 from .step import after_update, apply_update, compute_loss
 
 
@@ -48,6 +49,7 @@ class _Trainer:
         self.listener = listener
         self.stop = stop
         self.main = run.accelerator.is_main_process
+        self.world, self.rank = run.accelerator.num_processes, run.accelerator.process_index
         self.global_step = 0
         self.start_epoch = 0
         self.skip_batches = 0
@@ -98,6 +100,7 @@ class _Trainer:
     # --- resume ------------------------------------------------------------------------------
     def resume(self, state_dir: str) -> None:
         state = load_state(state_dir)
+        refuse_other_process_count(state_dir, state.num_processes, self.world)
         mismatches = resume_mismatches(state.config, self.cfg.to_dict())
         if mismatches:
             raise TrainerError(msg("train.resume_settings", folder=state_dir, changes="; ".join(mismatches)),
@@ -110,14 +113,16 @@ class _Trainer:
         self.run.optimizer.load_state_dict(state.optimizer)
         host_learning_rates(self.run.optimizer)  # a captured run saves device-side learning rates
         self.run.scheduler.load_state_dict(state.scheduler)
-        state.rng.restore(self.run.caption_rng, self.run.noise_generator)
+        rng = state.rank_rngs[self.rank] if self.world > 1 else state.rng   # each process its own
+        rng.restore(self.run.caption_rng, self.run.noise_generator)
         self.global_step, self.start_epoch, self.skip_batches = state.step, state.epoch, state.batch_in_epoch
 
     # --- losses: read back in groups -------------------------------------------------------------
     def flush(self) -> None:
         if not self.pending:
             return
-        values = torch.stack([loss for _, _, loss in self.pending]).float().tolist()
+        # the losses of every process's batches: the same curve as one process training them all
+        values = mean_across(self.run.accelerator, torch.stack([loss for _, _, loss in self.pending])).float().tolist()
         now = time.perf_counter()
         steps_done = self.global_step - self.last_flush_step
         it_per_s = steps_done / (now - self.last_flush) if now > self.last_flush and steps_done else None
@@ -147,6 +152,10 @@ class _Trainer:
 
     # --- saving -------------------------------------------------------------------------------
     def save(self, kind: str, epoch: int, batch_in_epoch: int = 0) -> None:
+        rank_rngs = None
+        if self.world > 1:   # the main process writes the state, with every process's random states
+            rank_rngs = gather_objects(self.run.accelerator, RngStates.capture(
+                self.run.caption_rng, self.run.noise_generator, all_devices=False))
         self.run.accelerator.wait_for_everyone()
         if not self.main:
             return
@@ -154,7 +163,7 @@ class _Trainer:
         try:
             path, state_dir = save_checkpoint(self.run, kind=kind, epoch=epoch, step=self.global_step,
                                               state_root=self.run_dir, batch_in_epoch=batch_in_epoch,
-                                              on_lora_saved=written.append)
+                                              on_lora_saved=written.append, rank_rngs=rank_rngs)
         except OutputError:
             if written:   # the LoRA file is on disk, its state is not: the file is reported all the same
                 self.record_file(written[0], epoch, kind, None)
@@ -179,7 +188,7 @@ class _Trainer:
         self.setup_memory()
         self.emit(ev.Started(plan.total_steps, plan.epochs, plan.steps_per_epoch, format_plan(plan),
                              list(run.warnings), self.global_step, self.run_dir))
-        world, rank = run.accelerator.num_processes, run.accelerator.process_index
+        world, rank = self.world, self.rank
         model = run.step_models.unet
         for epoch_index in range(self.start_epoch, plan.epochs):
             epoch = epoch_index + 1
@@ -194,7 +203,7 @@ class _Trainer:
                 if self.global_step >= plan.total_steps:
                     break
                 update = (index + 1) % accum == 0 or index == len(batches) - 1
-                if index % accum == 0 and self.stop.requested:
+                if index % accum == 0 and self.stop_agreed(index // accum):
                     self.flush()
                     self.save("interrupted", epoch_index, batch_in_epoch=index)
                     return self.finish(stopped=True)
@@ -244,6 +253,15 @@ class _Trainer:
         if graphed is not None and graphed.failed and self.metrics:
             self.metrics.log_event("cuda_graphs_failed", error=graphed.failed)
         return self.finish(stopped=False)
+
+    def stop_agreed(self, step_in_epoch: int) -> bool:
+        """Whether to stop before this step. Several processes decide together, every ``flush_every`` steps
+        (the losses' host sync), so that all of them save and stop at the same batch."""
+        if self.world == 1:
+            return self.stop.requested
+        if step_in_epoch % self.flush_every:
+            return False
+        return any_across(self.run.accelerator, self.stop.requested)
 
     def setup_memory(self) -> None:
         """Log the setup's peak GPU memory (loading, latent and prompt caching), then restart the

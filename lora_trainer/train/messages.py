@@ -63,6 +63,11 @@ register({
     "state.not_object": "{file} is not a JSON object",
     "state.unreadable": "the training state in {folder} cannot be read: {error}",
     "state.unreadable.advice": "resume from an earlier -state folder of the same run",
+    "state.resume_processes": "the state in {folder} was saved by a run of {saved} process(es); this run has {now}",
+    "state.resume_processes.advice": "resume it with {saved} process(es) (accelerate launch --num_processes {saved}; "
+                                     "one process: python -m lora_trainer train): the global batch, the steps per "
+                                     "epoch and the learning-rate schedule depend on it. To go on with another "
+                                     "count, start a new run from its LoRA file (network_weights, resume empty)",
     "optim.bad_value": "optimizer_args: cannot read the value of '{key_name}' in '{arg}'",
     "optim.bad_value.advice": "write numbers like 0.01, lists like betas=0.9,0.99, and True/False",
     "optim.not_pair": "optimizer_args: '{arg}' is not in the form key=value",

@@ -49,10 +49,12 @@ def _write(write, path: str, needed: int, what: str):
 
 
 def save_checkpoint(run, *, kind: str, epoch: int, step: int, state_root: str, batch_in_epoch: int = 0,
-                    on_lora_saved: Callable[[str], None] | None = None) -> tuple[str, str | None]:
+                    on_lora_saved: Callable[[str], None] | None = None,
+                    rank_rngs: list | None = None) -> tuple[str, str | None]:
     """The LoRA file into the output folder, then (when wanted) its state folder into ``state_root``;
     ``on_lora_saved(path)`` is told of the file as soon as it is on disk, so that a state that cannot be
-    written does not hide it. Returns (file path, state folder or None); a failed write raises ``OutputError``."""
+    written does not hide it. ``rank_rngs``: every process's random states (``RngStates``) of a run of several.
+    Returns (file path, state folder or None); a failed write raises ``OutputError``."""
     from ..io.atomic import save_safetensors_atomic
 
     cfg = run.cfg
@@ -74,10 +76,11 @@ def save_checkpoint(run, *, kind: str, epoch: int, step: int, state_root: str, b
     if cfg.save_state or kind == "interrupted":
         lora, optimizer = run.network.trainable_state(), run.optimizer.state_dict()
         state_path = os.path.join(state_root, state_name)
+        rng = rank_rngs[0] if rank_rngs else RngStates.capture(run.caption_rng, run.noise_generator)
         state_dir = _write(lambda: save_state(
             state_path, step=step, epoch=epoch, batch_in_epoch=batch_in_epoch, lora=lora, optimizer=optimizer,
-            scheduler=run.scheduler.state_dict(), rng=RngStates.capture(run.caption_rng, run.noise_generator),
-            config=cfg.to_dict()), state_path, _size(lora) + _size(optimizer) + (1 << 20), f"{state_name}/")
+            scheduler=run.scheduler.state_dict(), rng=rng, config=cfg.to_dict(), rank_rngs=rank_rngs),
+            state_path, _size(lora) + _size(optimizer) + (1 << 20), f"{state_name}/")
     return path, state_dir
 
 

@@ -24,6 +24,7 @@ from ..io.disk import check_writable
 from ..text.messages import msg, sentence
 from . import messages  # noqa: F401  (registers the sentences)
 from .graphs import dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing, torch_older_than
+from .state import refuse_other_process_count, saved_processes
 from .step import StepModels
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -265,6 +266,10 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     accelerator = make_accelerator(cfg)
     if not accelerator.is_main_process:
         log = _quiet
+    if cfg.resume:   # before the model loads: a state resumes with the process count that saved it
+        saved = saved_processes(cfg.resume)
+        if saved is not None:
+            refuse_other_process_count(cfg.resume, saved, accelerator.num_processes)
     scan, items, plan = scan_and_plan(cfg, accelerator.num_processes)
     warnings += list(scan.warnings) + [sentence("train.skipped", path=p, why=why) for p, why in scan.skipped]
     if not cfg.cache_latents:   # each image is decoded now, so that the step maths count only what trains
@@ -304,7 +309,11 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
                                    cache_dir=os.path.join(cfg.output_dir, ".cache", "latents"),
                                    settings_key=settings_key, flip=cfg.flip_aug, masks=masks)
         log(sentence("train.log.caching_disk" if mode == "disk" else "train.log.caching_memory", count=len(items)))
-        latent_cache.prepare(items, cfg.train_batch_size)
+        if mode == "disk" and accelerator.num_processes > 1:
+            with accelerator.main_process_first():   # the others read the files the main process wrote
+                latent_cache.prepare(items, cfg.train_batch_size)
+        else:
+            latent_cache.prepare(items, cfg.train_batch_size)
         items, plan = _drop_unreadable(cfg, scan, items, plan, latent_cache.failed, warnings,
                                        accelerator.num_processes)
         base.vae.to("cpu")  # no longer needed on the training device

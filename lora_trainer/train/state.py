@@ -16,7 +16,7 @@ import os
 import pickle
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -45,16 +45,32 @@ class RngStates:
     noise: torch.Tensor
 
     @classmethod
-    def capture(cls, caption_rng: random.Random, noise_gen: torch.Generator) -> "RngStates":
-        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    def capture(cls, caption_rng: random.Random, noise_gen: torch.Generator,
+                all_devices: bool = True) -> "RngStates":
+        """The random states now; ``all_devices`` false: only this process's own GPU (one process per GPU,
+        where reading the others would open a context on each of them)."""
+        cuda = None
+        if torch.cuda.is_available():
+            cuda = torch.cuda.get_rng_state_all() if all_devices else [torch.cuda.get_rng_state()]
         return cls(caption_rng.getstate(), torch.get_rng_state(), cuda, noise_gen.get_state())
 
     def restore(self, caption_rng: random.Random, noise_gen: torch.Generator) -> None:
         caption_rng.setstate(self.python)
         torch.set_rng_state(self.torch_cpu)
         if self.torch_cuda is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(self.torch_cuda)
+            if len(self.torch_cuda) == 1:
+                torch.cuda.set_rng_state(self.torch_cuda[0])   # this process's GPU
+            else:
+                torch.cuda.set_rng_state_all(self.torch_cuda)
         noise_gen.set_state(self.noise)
+
+    def to_values(self) -> dict:
+        return {"python": self.python, "torch_cpu": self.torch_cpu, "torch_cuda": self.torch_cuda,
+                "noise": self.noise}
+
+    @classmethod
+    def from_values(cls, values: dict) -> "RngStates":
+        return cls(values["python"], values["torch_cpu"], values["torch_cuda"], values["noise"])
 
 
 @dataclass
@@ -67,6 +83,8 @@ class TrainingState:
     scheduler: dict
     rng: RngStates
     config: dict
+    num_processes: int = 1    # the processes that trained it (accelerate launch); states before 2 say nothing: 1
+    rank_rngs: list = field(default_factory=list)   # each process's RngStates, with more than one
 
 
 # --- nested values with tensors, as JSON + safetensors ----------------------------------------------------
@@ -106,7 +124,10 @@ def _decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def save_state(state_dir: str, *, step: int, epoch: int, batch_in_epoch: int, lora: dict[str, torch.Tensor],
-               optimizer: dict, scheduler: dict, rng: RngStates, config: dict) -> str:
+               optimizer: dict, scheduler: dict, rng: RngStates, config: dict,
+               rank_rngs: list | None = None) -> str:
+    """``rank_rngs``: each process's random states when several processes trained (``rng`` is the first's);
+    a one-process state is written as before."""
     from safetensors.torch import save_file
 
     parent = os.path.dirname(os.path.abspath(state_dir))
@@ -119,8 +140,10 @@ def save_state(state_dir: str, *, step: int, epoch: int, batch_in_epoch: int, lo
                 "config": config, "lora": _encode(lora, "lora", tensors),
                 "optimizer": _encode(optimizer, "optimizer", tensors),
                 "scheduler": _encode(scheduler, "scheduler", tensors),
-                "rng": _encode({"python": rng.python, "torch_cpu": rng.torch_cpu, "torch_cuda": rng.torch_cuda,
-                                "noise": rng.noise}, "rng", tensors)}
+                "rng": _encode(rng.to_values(), "rng", tensors)}
+        if rank_rngs and len(rank_rngs) > 1:
+            info["num_processes"] = len(rank_rngs)
+            info["rank_rngs"] = [_encode(r.to_values(), f"rank_rng{i}", tensors) for i, r in enumerate(rank_rngs)]
         save_file(tensors, os.path.join(tmp, TENSORS_FILE))
         with open(os.path.join(tmp, INFO_FILE), "w", encoding="utf-8") as fh:
             json.dump(info, fh, ensure_ascii=False, indent=1)
@@ -166,16 +189,35 @@ def load_state(state_dir: str) -> TrainingState:
             values = _load_version_1(state_dir, info)
         else:
             values = _decode(info, load_file(os.path.join(state_dir, TENSORS_FILE)))
-        rng = values["rng"]
         return TrainingState(step=int(values["step"]), epoch=int(values["epoch"]),
                              batch_in_epoch=int(values.get("batch_in_epoch", 0)), lora=values["lora"],
                              optimizer=values["optimizer"], scheduler=values["scheduler"],
-                             rng=RngStates(rng["python"], rng["torch_cpu"], rng["torch_cuda"], rng["noise"]),
-                             config=values.get("config", {}))
+                             rng=RngStates.from_values(values["rng"]), config=values.get("config", {}),
+                             num_processes=int(values.get("num_processes", 1)),
+                             rank_rngs=[RngStates.from_values(r) for r in values.get("rank_rngs", [])])
     except TrainerError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
         raise TrainerError(msg("state.unreadable", folder=state_dir, error=err), msg("state.unreadable.advice")) from None
+
+
+def saved_processes(state_dir: str) -> int | None:
+    """How many processes trained the state in ``state_dir`` (read before the model loads); None when its
+    ``state.json`` cannot be read (``load_state`` says why later)."""
+    try:
+        with open(os.path.join(state_dir, INFO_FILE), encoding="utf-8") as fh:
+            info = json.load(fh)
+        return int(info.get("num_processes", 1)) if isinstance(info, dict) else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def refuse_other_process_count(state_dir: str, saved: int, now: int) -> None:
+    """A state resumes with the number of processes that saved it: the global batch, the steps per epoch,
+    the schedule and the position in the epoch all depend on it (as they do on ``train_batch_size``)."""
+    if saved != now:
+        raise TrainerError(msg("state.resume_processes", folder=state_dir, saved=saved, now=now),
+                           msg("state.resume_processes.advice", saved=saved))
 
 
 def resume_mismatches(saved: dict, current: dict) -> list[str]:
