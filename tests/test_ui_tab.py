@@ -395,3 +395,32 @@ def test_the_evaluate_run_list_is_read_again_when_its_sub_tab_is_chosen(webui):
     fresh = Page(page.demo)
     fresh.open()   # a page that opens chooses the newest run
     assert fresh["lora_trainer_eval_run"].startswith("dreamgirl (")
+
+
+def test_with_several_gpus_the_tab_asks_which_and_the_job_gets_them(webui, monkeypatch):
+    from lora_trainer.runner import gpus as gpu_module
+    from lora_trainer.runner.runner import Runner
+
+    seen = [("0", "0 · GPU A, 24 GB"), ("1", "1 · GPU B, 24 GB")]
+    monkeypatch.setattr(gpu_module, "visible_gpus", lambda: seen)
+    monkeypatch.setattr(gpu_module, "own_gpu", lambda: "0")
+    submitted = []
+    real_submit = Runner.submit
+    monkeypatch.setattr(Runner, "submit", lambda self, cfg, previews=None, notes=(), gpus=(): (
+        submitted.append(tuple(gpus)), real_submit(self, cfg, previews, notes))[1])
+    page = open_tab(webui)
+    box = page.block("lora_trainer_gpus")
+    assert box.visible and page["lora_trainer_gpus"] == ["0 · GPU A, 24 GB"]   # the WebUI's own by default
+    page["lora_trainer_train_data_dir"] = webui.data
+    page["lora_trainer_gpus"] = []
+    page.fire("lora_trainer_start", "click")
+    assert "choose at least one GPU to train on" in page["lora_trainer_start_message"] and submitted == []
+    page["lora_trainer_gpus"] = ["1 · GPU B, 24 GB", "0 · GPU A, 24 GB"]
+    page.fire("lora_trainer_start", "click")
+    assert "Training starts" in page["lora_trainer_start_message"] and submitted == [("0", "1")]
+    webui.runner().wait(webui.runner().jobs()[0].id, WAIT)
+
+
+def test_with_one_gpu_or_none_there_is_no_gpu_choice(webui):
+    page = open_tab(webui)
+    assert page.block("lora_trainer_gpus").visible is False

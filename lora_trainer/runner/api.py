@@ -13,6 +13,7 @@ from ..config.files import config_from_dict, load_toml_text
 from ..errors import ConfigError, TrainerError
 from ..text.messages import Joined, key_of, localized, msg, sentence
 from .job import PreviewSettings
+from .gpus import chosen_gpus
 from .messages import error_in, request_language
 from .runner import Runner
 
@@ -35,7 +36,7 @@ def config_from_body(body) -> tuple:
     has_config, has_toml = body.get("config") is not None, body.get("toml") is not None
     if has_config == has_toml:
         raise ConfigError(msg("api.one_of"), BODY_HELP)
-    unknown = sorted(set(body) - {"config", "toml", "previews", "language"})
+    unknown = sorted(set(body) - {"config", "toml", "previews", "language", "gpus"})
     if unknown:
         raise ConfigError(msg("api.unknown_fields", names=", ".join(unknown)), BODY_HELP)
     if has_config:
@@ -86,7 +87,8 @@ def register_api(app, runner: Runner, dependencies: Optional[list] = None) -> No
         language = request_language(request, body)
         try:
             cfg, warnings, previews = config_from_body(body)
-            job = runner.submit(cfg, previews, notes=[sentence("api.warning", text=w) for w in warnings])
+            gpus = chosen_gpus(body.get("gpus"))
+            job = runner.submit(cfg, previews, notes=[sentence("api.warning", text=w) for w in warnings], gpus=gpus)
         except TrainerError as err:
             return error(400, None, err, language)
         return JSONResponse(status_code=201, content=job_in(job, language))

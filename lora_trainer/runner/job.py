@@ -131,6 +131,7 @@ class Job:
     family: Optional[str] = None                      # "sd1" | "sd2" | "sdxl" of the base model, when known
     output_dir: str = ""
     run_dir: str = ""                                  # the logs of this run (metrics.jsonl, TensorBoard)
+    gpus: list = field(default_factory=list)          # the GPUs chosen ([]: the WebUI's own); several: processes
 
     @property
     def done(self) -> bool:

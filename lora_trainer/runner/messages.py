@@ -78,6 +78,15 @@ register({
     "api.routes": "the routes are: {routes}",
 })
 
+# the GPUs a job trains on
+register({
+    "gpus.not_list": "gpus must be a list of GPU numbers such as [0, 1], not {value}",
+    "gpus.unknown": "there is no GPU {gpu} here (this WebUI sees: {seen})",
+    "gpus.none": "none",
+    "gpus.choose": "choose at least one GPU to train on",
+    "gpus.advice": "choose among the GPUs the WebUI sees, or leave gpus out to train on the WebUI's own GPU",
+})
+
 # a job's log lines (the HTTP API's "log", in the caller's language)
 register({
     "job.replaces": "Note: {path} exists and will be replaced when this run finishes.",

@@ -35,8 +35,11 @@ TAIL_LINES = 12
 
 
 def trainer_for(gpus: Sequence[str]):
-    """``train.loop.train`` for one GPU or none (this process, a thread); the launch for several."""
-    if len(gpus) > 1:
+    """``train.loop.train`` for none chosen or the GPU this process uses (a thread here); the launch for several,
+    or for another GPU than this process's."""
+    from .gpus import trains_here
+
+    if not trains_here(gpus):
         return functools.partial(train_in_processes, gpus=tuple(str(g) for g in gpus))
     from ..train.loop import train
     return train
@@ -50,14 +53,17 @@ def free_port() -> int:
 
 def launch_command(processes: int, python: str = sys.executable) -> list[str]:
     """``accelerate launch`` of ``python -m lora_trainer`` in ``processes`` processes on this machine."""
-    return [python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+    several = ["--multi_gpu"] if processes > 1 else []
+    return [python, "-m", "accelerate.commands.launch", *several, "--num_processes", str(processes),
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
             "--main_process_port", str(free_port()), "-m", "lora_trainer"]
 
 
 def launch_env(gpus: Sequence[str]) -> dict:
     path = os.environ.get("PYTHONPATH")
-    return dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(gpus),
+    from .gpus import physical_ids
+
+    return dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(physical_ids(gpus)),
                 PYTHONPATH=os.pathsep.join([PACKAGE_PARENT, path] if path else [PACKAGE_PARENT]))
 
 

@@ -83,7 +83,7 @@ class Runner:
         job = Job(id=new_job_id(), output_name=cfg.output_name, created_at=time.time(), config=cfg.to_dict(),
                   preview_settings=previews.to_dict(), output_dir=cfg.output_dir,
                   trigger=outputs.trigger_word(cfg.train_data_dir, cfg.output_name),
-                  family=checkpoint_family(cfg.pretrained_model_name_or_path))
+                  family=checkpoint_family(cfg.pretrained_model_name_or_path), gpus=[str(g) for g in gpus])
         for note in notes:
             job.add_log(note)
         if os.path.exists(final):

@@ -10,6 +10,7 @@ import gradio as gr
 
 from ..config.presets import SUBJECT, VRAM
 from ..errors import ConfigError, TrainerError
+from ..runner import gpus as runner_gpus
 from ..text.messages import msg
 from . import actions, preset_actions
 from ..evaluate.loss_chart import loss_chart_svg
@@ -114,6 +115,13 @@ def build_train(ctx) -> TrainTab:
                 stop_button = gr.Button("Stop", variant="stop", elem_id="lora_trainer_stop")
             confirm = gr.Checkbox(False, label="Replace the existing files", visible=False,
                                   elem_id="lora_trainer_confirm_overwrite")
+            seen, own_index = runner_gpus.visible_gpus(), runner_gpus.own_gpu()
+            gpu_labels = [label for _, label in seen]
+            own = next((label for index, label in seen if index == own_index), None)
+            gpus = gr.CheckboxGroup(gpu_labels, value=[own] if own else [], label="GPUs", visible=len(gpu_labels) > 1,
+                                    info="The WebUI's own GPU trains inside the WebUI; several GPUs (or another "
+                                         "one) train in processes of their own, one per GPU.",
+                                    elem_id="lora_trainer_gpus")
             start_box = gr.HTML("", elem_id="lora_trainer_start_message")
             progress_box = gr.HTML(progress_html(None), elem_id="lora_trainer_progress")
             error_box = gr.HTML("", elem_id="lora_trainer_error")
@@ -177,12 +185,15 @@ def build_train(ctx) -> TrainTab:
         box = message_html("info", "Output name adjusted", notes) if notes else ""
         return gr.update(value=clean), box
 
-    def start(model_choice, confirmed, on, prompts, weight, seed, negative, steps, width, height, *values):
+    def start(model_choice, confirmed, gpu_choice, on, prompts, weight, seed, negative, steps, width, height, *values):
         hidden_confirm = gr.update(value=False, visible=False)
         if not ctx.ready:
             return install_banner(ctx.install), hidden_confirm, gr.update()
         try:
             cfg = ctx.current_config(list(values), model_choice)
+            chosen = runner_gpus.chosen_gpus(list(gpu_choice or []))
+            if gpu_choice is not None and not chosen and len(gpu_labels) > 1:
+                raise ConfigError(msg("gpus.choose"))
         except ConfigError as err:
             return message_html("error", "Fix these settings first", err.problems, err.advice), \
                 hidden_confirm, gr.update()
@@ -204,7 +215,7 @@ def build_train(ctx) -> TrainTab:
             if problems:
                 return message_html("error", "Fix these preview settings first", problems), hidden_confirm, \
                     gr.update()
-            job = runner.submit(check.cfg, previews, notes=check.warnings)
+            job = runner.submit(check.cfg, previews, notes=check.warnings, gpus=chosen)
         except TrainerError as err:
             return message_html("error", "The run could not be added", [err.message], err.advice), \
                 hidden_confirm, gr.update()
@@ -337,7 +348,8 @@ def build_train(ctx) -> TrainTab:
                       preview_width, preview_height]
     # what the page shows is redrawn after a button: from the page's memory on gradio 4 (no inputs sent)
     redrawn = (page_redraw, None) if QUIET_INPUTS else (redraw, [shown, picked])
-    start_button.click(start, [base_model, confirm] + preview_inputs + form_inputs, [start_box, confirm, output_name]) \
+    start_button.click(start, [base_model, confirm, gpus] + preview_inputs + form_inputs,
+                       [start_box, confirm, output_name]) \
         .then(*redrawn, view_outputs, **QUIET)
     stop_button.click(stop, [picked], [start_box]).then(*redrawn, view_outputs, **QUIET)
     cancel_button.click(stop, [picked], [start_box]).then(*redrawn, view_outputs, **QUIET)
