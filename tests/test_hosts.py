@@ -215,6 +215,21 @@ def test_interrupt_stops_only_our_own_preview(root):
     assert images == [] and len(fake.processed) == 1 and "state.interrupt" in fake.calls
 
 
+def test_a_stop_while_a_preview_waits_for_the_queue_or_its_model_still_stops_it(root, monkeypatch):
+    """In the real A1111 a Stop during a preview's start was lost: the host's state.begin() cleared the interrupted
+    flag the stop had set (or the stop came before the preview held the queue), and all 20 steps rendered."""
+    fake = fake_host.activate("a1111", root=root, loaded=ckpt(root))
+    adapter = detect_host()
+    lora = fake_host.write_lora(Path(adapter.lora_dir()) / "b.safetensors", "sd1")
+    from modules import shared
+    begin = type(shared.state).begin
+    monkeypatch.setattr(type(shared.state), "begin", lambda self, job="": (adapter.interrupt(), begin(self, job))[1])
+    assert adapter.generate_previews(request(lora)) == [] and len(fake.processed) <= 1
+    monkeypatch.setattr(type(shared.state), "begin", begin)
+    adapter.interrupt()   # between previews: not for the next one
+    assert len(adapter.generate_previews(request(lora))) == 2
+
+
 def test_refresh_and_interrogators_hold_the_queue_lock(root):
     fake = fake_host.activate("a1111", root=root, loaded=ckpt(root))
     from PIL import Image

@@ -48,6 +48,7 @@ class WebUIAdapter(WebUITagging, HostAdapter):
         self._training = False           # a training job wants the GPU
         self._model_off = False          # we moved the host model off the GPU
         self._rendering = False          # one of our previews is running
+        self._stop_asked = False         # a stop came for the preview that is starting or running
 
     # --- per host --------------------------------------------------------------------------------
     def _offload(self) -> bool:
@@ -198,6 +199,7 @@ class WebUIAdapter(WebUITagging, HostAdapter):
                                          wanted=wanted.upper()), msg("host.other_family.advice"))
         processing = host_module("modules.processing")
         images = []
+        self._stop_from_now()
         with self._visible(req.lora_path) as name, self._lock():
             state = self._state()
             with self._guard:
@@ -206,6 +208,7 @@ class WebUIAdapter(WebUITagging, HostAdapter):
                     self._bring_back()
                     self._model_off = False
             state.begin(job=PREVIEW_JOB)
+            self._stop_if_asked(state)
             try:
                 state.job_count = len(req.prompts)
                 for prompt in req.prompts:
@@ -252,15 +255,30 @@ class WebUIAdapter(WebUITagging, HostAdapter):
 
     def interrupt(self) -> None:
         with self._guard:
+            self._stop_asked = True
             rendering = self._rendering
         if rendering:  # never the user's own generation
             self._state().interrupt()
+
+    def _stop_from_now(self) -> None:
+        """A preview starts: a stop asked from now on is for it (one asked earlier was for another)."""
+        with self._guard:
+            self._stop_asked = False
+
+    def _stop_if_asked(self, state) -> None:
+        """A stop that came while the preview waited for the queue or loaded its model: ``state.begin`` has just
+        cleared the host's interrupted flag, so it is set again."""
+        with self._guard:
+            asked = self._stop_asked
+        if asked:
+            state.interrupt()
 
     def generate_image(self, prompt: str, negative_prompt: str, seed: int, width: int, height: int):
         """One picture of the loaded model, no LoRA (regularization images); None when interrupted."""
         if self.loaded_checkpoint() is None:
             raise PreviewUnavailable(msg("host.no_checkpoint_image"), msg("host.no_checkpoint_image.advice"))
         processing = host_module("modules.processing")
+        self._stop_from_now()
         with self._lock():
             state = self._state()
             with self._guard:
@@ -269,6 +287,7 @@ class WebUIAdapter(WebUITagging, HostAdapter):
                     self._bring_back()
                     self._model_off = False
             state.begin(job=PREVIEW_JOB)
+            self._stop_if_asked(state)
             try:
                 p = processing.StableDiffusionProcessingTxt2Img(
                     prompt=prompt, negative_prompt=negative_prompt, seed=int(seed), batch_size=1, n_iter=1,
