@@ -157,3 +157,25 @@ def test_a_runs_summary_lines_read_in_chinese_and_stay_english_as_text():
     assert [localized(line, "zh_CN") for line in summary.lines()] == [
         "底模：tiny-sd15（SD1）", "图片：3 张，重复 2 次", "第 2 轮，共 2 轮，第 6 步", "秩 4，alpha 4",
         "AdamW, constant, UNet 0.002, 文本编码器 0.001", "分辨率 64x64，批量 2"]
+
+
+def test_the_findings_start_in_the_webuis_language_with_the_kind_and_the_legend_translated():
+    pytest.importorskip("gradio")
+    from lora_trainer.evaluate.loss_analysis import analyze_losses
+    from lora_trainer.evaluate.loss_chart import chart_labels, loss_chart_svg
+    from lora_trainer.text.messages import translations
+    from lora_trainer.ui import status
+    from lora_trainer.ui.evaluate.tab import findings_language
+
+    try:
+        status.use_language(lambda: "zh_CN")
+        assert findings_language() == "中文"
+    finally:
+        status.use_language(lambda: "en")
+    assert findings_language() == "English"
+    found = analyze_losses([1, 2, 3], [0.3, 0.2, 0.1], kind="concept")
+    assert "There is no rule-of-thumb band for a concept." in " ".join(found.sentences())
+    assert "概念没有经验范围" in " ".join(found.sentences(translations("zh_CN")))
+    assert chart_labels("zh_CN")["candidate"] == "候选轮次" and chart_labels()["candidate"] == "candidate epoch"
+    svg = loss_chart_svg([(s, 1.0 / s) for s in range(1, 40)], labels=chart_labels("zh_CN"))
+    assert "每步损失" in svg and "step loss" not in svg

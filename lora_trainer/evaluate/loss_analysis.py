@@ -171,11 +171,16 @@ def _band(out: LossAnalysis, kind: str | None, min_snr_gamma: float | None) -> N
     out.band = band_check(out.final_loss, kind, min_snr_gamma)
     b = out.band
     if b.status == "none":
-        out.messages.append(msg("loss.band.none", loss=b.loss, kind=b.kind))
+        out.messages.append(msg("loss.band.none", loss=b.loss, kind=_kind(b.kind)))
     else:
-        out.messages.append(msg(f"loss.band.{b.status}", loss=b.loss, kind=b.kind, low=b.low, high=b.high))
+        out.messages.append(msg(f"loss.band.{b.status}", loss=b.loss, kind=_kind(b.kind), low=b.low, high=b.high))
     if b.weighted:
         out.messages.append(msg("loss.band.weighted", gamma=float(min_snr_gamma)))
+
+
+def _kind(kind: str):
+    """The kind of LoRA as a word of the reader's language (an unknown one as it is)."""
+    return msg(f"eval.kind.{kind}") if kind in ("character", "style", "concept") else kind
 
 
 def _loss_at(out: LossAnalysis, step: int) -> float | None:

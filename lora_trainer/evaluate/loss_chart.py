@@ -17,14 +17,22 @@ from typing import Sequence
 import numpy as np
 
 from .curve_math import smooth
+from ..text.messages import msg
 from .loss_analysis import LossAnalysis
+from . import messages  # noqa: F401  (registers the legend's words)
 
 MAX_POINTS = 600          # per line: longer series are thinned
 PHASE_FILL = {"steep": "#e8590c22", "slow": "#f59f0014", "plateau": "#2b8a3e1c", "rising": "#c92a2a22"}
-LABELS = {"raw": "step loss", "smoothed": "smoothed", "epoch": "epoch end and mean loss",
-          "analysed": "loss (smoothed)", "validation": "validation loss (right scale)",
-          "candidate": "candidate epoch", "plateau": "plateau", "drop": "large drop", "nan": "NaN",
-          "steep": "steep", "slow": "slow", "rising": "rising"}
+LEGEND = ("raw", "smoothed", "epoch", "analysed", "validation", "candidate", "plateau", "drop", "nan", "steep",
+          "slow", "rising")
+
+
+def chart_labels(language=None) -> dict[str, str]:
+    """The legend's words in ``language`` (a code such as "zh_CN", or a table of templates; None: English)."""
+    return {name: msg(f"chart.{name}").format(language or "en") for name in LEGEND}
+
+
+LABELS = chart_labels()
 STYLE = ('<style>.lt-grid{stroke:#8884;stroke-width:1}.lt-raw{stroke:#7aa7e0;stroke-width:1;opacity:.55}'
          '.lt-smooth{stroke:#e8590c;stroke-width:2.2}.lt-epoch{stroke:#888;stroke-width:1;stroke-dasharray:4 3}'
          '.lt-mean{fill:#2b8a3e}.lt-now{fill:#e8590c}.lt-val{stroke:#7048e8;stroke-width:2}.lt-val-dot{fill:#7048e8}'

@@ -192,6 +192,11 @@ TEMPLATES: dict[str, str] = {
 register(TEMPLATES)
 # a run's summary lines (the Evaluate box, a kept file's notes)
 register({
+    "chart.raw": "step loss", "chart.smoothed": "smoothed", "chart.epoch": "epoch end and mean loss",
+    "chart.analysed": "loss (smoothed)", "chart.validation": "validation loss (right scale)",
+    "chart.candidate": "candidate epoch", "chart.plateau": "plateau", "chart.drop": "large drop", "chart.nan": "NaN",
+    "chart.steep": "steep", "chart.slow": "slow", "chart.rising": "rising",
+    "eval.kind.character": "character", "eval.kind.style": "style", "eval.kind.concept": "concept",
     "summary.base": "base model: {model} ({version})",
     "summary.images": "images: {images}",
     "summary.images_repeats": "images: {images}, repeats {repeats}",

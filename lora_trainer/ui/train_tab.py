@@ -13,13 +13,13 @@ from ..errors import ConfigError, TrainerError
 from ..runner import gpus as runner_gpus
 from ..text.messages import msg
 from . import actions, preset_actions
-from ..evaluate.loss_chart import loss_chart_svg
+from ..evaluate.loss_chart import chart_labels, loss_chart_svg
 from .compat import QUIET_INPUTS, PageMemory, as_path, dropdown, picker, poll
 from .dataset_tab import DATASET_FIELDS
 from .dataset_view import dataset_summary
 from .names import sanitize_output_name
 from .status import (ACTIVE, error_html, files_html, job_choices, job_id_of, message_html, preview_items, progress_html,
-                     queue_html, view_stamp)
+                     queue_html, tab_language, view_stamp)
 from .tab import install_banner
 
 PLACED_ELSEWHERE = ("pretrained_model_name_or_path",) + DATASET_FIELDS
@@ -280,7 +280,8 @@ def build_train(ctx) -> TrainTab:
         items = preview_items(job) if job is not None else []
         return [stamp, progress_html(job), error_html(job),
                 loss_chart_svg(getattr(job, "losses", []) or [], epochs=getattr(job, "epoch_losses", []) or [],
-                               validation=getattr(job, "validation", []) or []),
+                               validation=getattr(job, "validation", []) or [],
+                               labels=chart_labels(tab_language())),
                 gr.update(value=items, visible=bool(items)), files_html(job), queue_html(listed_jobs)]
 
     def open_page(request: gr.Request):

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from ...errors import TrainerError
 from ...evaluate.diagnosis import SYMPTOMS, diagnosis_table
+from ...evaluate.loss_chart import chart_labels
 from ...evaluate.messages import Message
 from ...evaluate.report import RunReport, evaluate_run
 from ...evaluate.runs import METRICS_FILE, find_runs
@@ -266,7 +267,7 @@ def analyse(choice: str | None, typed: str | None, kind: str | None, host: Any =
                  or checkpoint_named(host, report.summary.base_model),
                  training_dir=str(config.get("train_data_dir") or ""), render=render, job=job)
     a.message = message_html("ok", "Run read", [msg("ui.eval.run_files", run=report.run.name, files=report.run.describe_saved())] + lines)
-    a.chart = report.chart_html()
+    a.chart = report.chart_html(chart_labels(templates))
     a.findings = list_html("What the loss curve says", report.loss.sentences(templates))
     a.diagnosis = diagnosis_html(report.findings, templates)
     return a

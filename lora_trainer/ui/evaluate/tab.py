@@ -15,7 +15,7 @@ import gradio as gr
 from ...errors import TrainerError
 from ...text.messages import sentence
 from ..compat import QUIET_INPUTS, dropdown, picker
-from ..status import duration, message_html
+from ..status import duration, message_html, tab_language
 from . import actions as ea
 from . import grid as eg
 from . import grid_settings as gs
@@ -25,6 +25,11 @@ from .i18n import LANGUAGES
 
 NO_KIND = "—"
 ESTIMATED = ("width", "height", "steps", "hires_scale", "hires_steps")   # the render fields a grid's time follows
+
+
+def findings_language() -> str:
+    """The findings' language the sub-tab starts with: the WebUI's."""
+    return "中文" if tab_language() == "zh_CN" else "English"
 
 
 def _templates(language: str | None) -> dict | None:
@@ -65,7 +70,7 @@ def build_evaluate(runner: Any, host: Any, sub_tab: Any = None, page: Any = None
         kind = dropdown([NO_KIND] + list(ea.KINDS), NO_KIND, label="What was trained",
                         info="Sets the usual loss range the curve is compared with.",
                         elem_id="lora_trainer_eval_kind")
-        language = gr.Radio(list(LANGUAGES), value=next(iter(LANGUAGES)), label="Language of the findings",
+        language = gr.Radio(list(LANGUAGES), value=findings_language(), label="Language of the findings",
                             elem_id="lora_trainer_eval_language")
         analyse_button = gr.Button("Analyse", variant="primary", elem_id="lora_trainer_eval_analyse")
     run_box = gr.HTML("", elem_id="lora_trainer_eval_message")
@@ -184,6 +189,12 @@ def build_evaluate(runner: Any, host: Any, sub_tab: Any = None, page: Any = None
     analysis_outputs = [run_box, chart_box, findings_box, diagnosis_box, report_state, trigger_state, prompts,
                         epochs, weights, base_model, training_dir, xyz_text, keep_pick, keep_name, validation_box] \
         + list(render_fields.values()) + [estimate_box]
+
+    def read_again(choice, path, kind_value, lang, report):
+        """Another language of the findings: the run shown is read again in it (nothing when none is shown)."""
+        if report is None:
+            return [gr.update() for _ in analysis_outputs]
+        return analyse(choice, path, kind_value, lang)
 
     def pick_run(choice, kind_value, lang):
         return analyse(choice, "", kind_value, lang) + [""]
@@ -312,6 +323,7 @@ def build_evaluate(runner: Any, host: Any, sub_tab: Any = None, page: Any = None
     # a run picked from the list is read at once (the typed path is cleared: the pick is what is read);
     # a typed path is read on Enter
     run_pick.input(pick_run, [run_pick, kind, language], analysis_outputs + [typed])
+    language.input(read_again, [run_pick, typed, kind, language, report_state], analysis_outputs)
     typed.submit(analyse, [run_pick, typed, kind, language], analysis_outputs)
     validate_button.click(validate, [report_state, holdout, base_model, training_dir, language],
                           [validation_box, chart_box, report_state])

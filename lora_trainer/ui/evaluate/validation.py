@@ -11,6 +11,7 @@ from html import escape
 from typing import Any, Callable, Sequence
 
 from ...errors import TrainerError
+from ...evaluate.loss_chart import chart_labels
 from ...evaluate.messages import Message, msg
 from ...evaluate.report import RunReport, evaluate_run
 from ...evaluate.runs import RunFile
@@ -171,5 +172,6 @@ def compute_validation(report: RunReport | None, holdout_dir: str = "", base_mod
     lines = ([sentence(trend, templates)] if trend else []) + lines
     advice = TRAINING_IMAGES_NOTE if source == "training" else ""
     title = VALIDATION_TITLES.get(source, "Validation loss")
-    return ValidationView(message_html("ok", title, lines, advice), report.chart_html(), validation_table(results),
+    chart = report.chart_html(chart_labels(templates))
+    return ValidationView(message_html("ok", title, lines, advice), chart, validation_table(results),
                           report, list(results))
