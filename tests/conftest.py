@@ -22,6 +22,24 @@ one_stack = pytest.mark.skipif(STACK != "current", reason="does not depend on th
                                                           "newest stack only")
 
 
+def api_client(runner):
+    """A FastAPI test client of the trainer's HTTP API over ``runner`` (skips without fastapi/httpx, or where this
+    starlette's TestClient does not run with this httpx)."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from lora_trainer.runner.api import register_api
+
+    app = FastAPI()
+    register_api(app, runner)
+    try:
+        return TestClient(app)
+    except TypeError:   # starlette < 0.28 with httpx 0.28
+        pytest.skip("this starlette's TestClient does not run with this httpx")
+
+
 @pytest.fixture
 def make_image():
     """make_image(path, size=(64, 48), color=(200, 30, 30), mode="RGB", **save_kwargs) -> Path.

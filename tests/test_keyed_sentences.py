@@ -137,20 +137,10 @@ def test_the_cli_prints_a_bad_config_in_the_environments_language(tmp_path, monk
 
 
 def test_the_api_answers_in_the_callers_language():
-    pytest.importorskip("fastapi")
-    pytest.importorskip("httpx")
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
+    from conftest import api_client
 
-    from lora_trainer.runner.api import PREFIX, register_api
-
-    runner = types.SimpleNamespace(host=types.SimpleNamespace(name="stub"), get=lambda job_id: None)
-    app = FastAPI()
-    register_api(app, runner)
-    try:
-        client = TestClient(app)
-    except TypeError:   # starlette < 0.28 with httpx 0.28
-        pytest.skip("this starlette's TestClient does not run with this httpx")
+    client = api_client(types.SimpleNamespace(host=types.SimpleNamespace(name="stub"), get=lambda job_id: None))
+    from lora_trainer.runner.api import PREFIX
     body = {"config": {"network_dim": "many"}, "language": "zh_CN"}
     answer = client.post(f"{PREFIX}/jobs", json=body).json()
     assert answer["error"] == "network_dim = 'many' 不是整数（在 请求的 config 中）"

@@ -48,25 +48,15 @@ def test_without_torch_loaded_or_cuda_no_gpu_is_seen(monkeypatch):
 
 
 def test_the_api_refuses_a_gpu_it_does_not_see_in_the_callers_language(monkeypatch):
-    pytest.importorskip("fastapi")
-    pytest.importorskip("httpx")
     import types
 
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
-
-    from lora_trainer.runner.api import PREFIX, register_api
+    from conftest import api_client
 
     monkeypatch.setattr(gpus, "visible_gpus", lambda: [("0", "0 · GPU A, 24 GB")])
     asked = []
-    runner = types.SimpleNamespace(host=types.SimpleNamespace(name="stub"), get=lambda job_id: None,
-                                   submit=lambda cfg, previews, notes=(), gpus=(): asked.append(gpus))
-    app = FastAPI()
-    register_api(app, runner)
-    try:
-        client = TestClient(app)
-    except TypeError:   # starlette < 0.28 with httpx 0.28
-        pytest.skip("this starlette's TestClient does not run with this httpx")
+    client = api_client(types.SimpleNamespace(host=types.SimpleNamespace(name="stub"), get=lambda job_id: None,
+                                              submit=lambda cfg, previews, notes=(), gpus=(): asked.append(gpus)))
+    from lora_trainer.runner.api import PREFIX
     body = {"config": {"network_dim": 4}, "gpus": [0, 2]}
     answer = client.post(f"{PREFIX}/jobs", json=body)
     assert answer.status_code == 400 and answer.json()["error"] == "there is no GPU 2 here (this WebUI sees: 0)"
