@@ -62,3 +62,25 @@ def test_the_api_refuses_a_gpu_it_does_not_see_in_the_callers_language(monkeypat
     assert answer.status_code == 400 and answer.json()["error"] == "there is no GPU 2 here (this WebUI sees: 0)"
     assert client.post(f"{PREFIX}/jobs", json={**body, "language": "zh_CN"}).json()["error"].startswith("这里没有")
     assert asked == []
+
+
+def test_an_api_job_previews_at_its_trained_size_unless_it_says_otherwise():
+    import types
+
+    from conftest import api_client
+    from lora_trainer.runner.job import Job
+
+    got = []
+
+    def submit(cfg, previews, notes=(), gpus=()):
+        got.append(previews)
+        return Job(id="x", output_name=cfg.output_name)
+
+    client = api_client(types.SimpleNamespace(host=types.SimpleNamespace(name="stub"), get=lambda job_id: None,
+                                              submit=submit))
+    from lora_trainer.runner.api import PREFIX
+
+    for previews in (None, {"seed": 3}, {"width": 128, "steps": 4}):
+        body = {"config": {"resolution": "64,96"}} | ({"previews": previews} if previews is not None else {})
+        assert client.post(f"{PREFIX}/jobs", json=body).status_code == 201
+    assert [(p.width, p.height, p.steps) for p in got] == [(64, 96, 20), (64, 96, 20), (128, 96, 4)]

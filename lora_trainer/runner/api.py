@@ -14,6 +14,7 @@ from ..errors import ConfigError, TrainerError
 from ..text.messages import Joined, key_of, localized, msg, sentence
 from .job import PreviewSettings
 from .gpus import chosen_gpus
+from .previews import preview_size
 from .messages import error_in, request_language
 from .runner import Runner
 
@@ -48,7 +49,11 @@ def config_from_body(body) -> tuple:
             raise ConfigError(msg("api.toml_text"), BODY_HELP)
         source = sentence("api.request_toml")
         cfg, warnings = config_from_dict(load_toml_text(body["toml"], source), source=source)
-    return cfg, warnings, PreviewSettings.from_dict(body.get("previews"))
+    previews = body.get("previews")
+    if previews is None or isinstance(previews, dict):   # an unset size: the trained one, as in the tab
+        width, height = preview_size(cfg)
+        previews = {"width": width, "height": height, **(previews or {})}
+    return cfg, warnings, PreviewSettings.from_dict(previews)
 
 
 def _file_info(record: dict) -> dict:

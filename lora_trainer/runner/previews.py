@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from ..hosts.base import PreviewUnavailable
+from ..hosts.base import MAX_RENDER_SIDE, MIN_RENDER_SIDE, PreviewUnavailable
 from ..text.messages import Sentence, sentence
 from . import outputs
 
@@ -51,6 +51,20 @@ def save_previews(images: list, run_dir: str, event: Any, settings: Any, trigger
                         "prompt": prompt.replace("{trigger}", trigger), "path": path, "file": event.lora_path,
                         "model": model, "seconds": round(seconds / max(1, len(images)), 2)})
     return records, None
+
+
+def preview_size(cfg) -> tuple[int, int]:
+    """The training size, scaled down to what a preview may be (at most 2048 per side, multiples of 8): what a
+    job's previews render at unless it says otherwise."""
+    from ..config.schema import parse_resolution
+    from ..errors import ConfigError
+
+    try:
+        width, height = parse_resolution(cfg.resolution)
+    except ConfigError:
+        return 512, 512
+    scale = min(1.0, MAX_RENDER_SIDE / max(width, height, 1))
+    return tuple(max(MIN_RENDER_SIDE, int(side * scale) // 8 * 8) for side in (width, height))
 
 
 def preview_failure(err: BaseException) -> Sentence:

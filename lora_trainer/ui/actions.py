@@ -17,7 +17,7 @@ from ..config.schema import TrainConfig, parse_resolution
 from ..config.validation import validate
 from ..config.steps import scan_and_plan
 from ..errors import ConfigError, TrainerError
-from ..hosts.base import MAX_RENDER_SIDE, MIN_RENDER_SIDE
+from ..runner.previews import preview_size
 from ..text.messages import msg
 from . import messages  # noqa: F401  (registers the sentences)
 from .fields import with_label
@@ -143,16 +143,6 @@ def check_start(cfg: TrainConfig, runner: Any, confirmed: bool) -> StartCheck:
             "warning", "These files would be replaced", shown,
             "Tick 'Replace the existing files' and press Start again, or change the output name."))
     return StartCheck(cfg, ready=True, warnings=warnings, plan=plan)
-
-
-def preview_size(cfg: TrainConfig) -> tuple[int, int]:
-    """The training size, scaled down to what a preview may be (at most 2048 per side, multiples of 8)."""
-    try:
-        width, height = parse_resolution(cfg.resolution)
-    except ConfigError:
-        return 512, 512
-    scale = min(1.0, MAX_RENDER_SIDE / max(width, height, 1))
-    return tuple(max(MIN_RENDER_SIDE, int(side * scale) // 8 * 8) for side in (width, height))
 
 
 def load_settings_file(path: str, base: TrainConfig) -> tuple[TrainConfig, str]:
