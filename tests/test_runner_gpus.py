@@ -30,6 +30,7 @@ def test_a_choice_is_checked_against_the_gpus_seen():
 def test_the_webuis_own_gpu_trains_here_others_in_processes_of_their_own():
     assert gpus.trains_here((), own="0") and gpus.trains_here(("0",), own="0")
     assert not gpus.trains_here(("1",), own="0") and not gpus.trains_here(("0", "1"), own="0")
+    pytest.importorskip("torch")   # the in-process trainer is the training loop
     assert processes.trainer_for(()).__name__ == "train"
     assert processes.trainer_for(("0", "1")).func is processes.train_in_processes
 
