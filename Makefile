@@ -10,6 +10,10 @@ PY310 ?= $(shell for p in $$(ls -d $$HOME/.pyenv/versions/3.10*/bin/python3.10 2
 DEMO_DIR ?= demo_output
 # --durations: the 15 slowest tests of each stack are printed, so growth shows
 PYTEST_ARGS ?= -q -p no:cacheprovider --durations=15
+# The tests use one thread each: pytest-xdist runs a stack's test files in TEST_JOBS processes side by side (one per
+# core; TEST_JOBS=1: one process). The Python 3.10 checks are quick and run in one.
+TEST_JOBS ?= 2
+XDIST = $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 
 .PHONY: demo test test-current test-host test-forge test-py310 env env-host env-forge env-py310 clean
 
@@ -51,13 +55,13 @@ SIM_PYTHON ?= $(or $(PY310),$(PYTHON))
 wheelhouse: .install-sim/wheelhouse/stamp.json
 
 test-current: env wheelhouse
-	HF_HUB_OFFLINE=1 .venv/bin/python -m pytest $(PYTEST_ARGS) tests
+	HF_HUB_OFFLINE=1 .venv/bin/python -m pytest $(PYTEST_ARGS) $(XDIST) tests
 
 test-host: env-host
-	HF_HUB_OFFLINE=1 LORA_TRAINER_STACK=host .venv-host/bin/python -m pytest $(PYTEST_ARGS) tests
+	HF_HUB_OFFLINE=1 LORA_TRAINER_STACK=host .venv-host/bin/python -m pytest $(PYTEST_ARGS) $(XDIST) tests
 
 test-forge: env-forge
-	HF_HUB_OFFLINE=1 LORA_TRAINER_STACK=forge .venv-forge/bin/python -m pytest $(PYTEST_ARGS) tests
+	HF_HUB_OFFLINE=1 LORA_TRAINER_STACK=forge .venv-forge/bin/python -m pytest $(PYTEST_ARGS) $(XDIST) tests
 
 test-py310: env-py310
 	@if [ -x .venv-py310/bin/python ]; then \
@@ -65,21 +69,15 @@ test-py310: env-py310
 		.venv-py310/bin/python -m pytest $(PYTEST_ARGS) tests; \
 	fi
 
-# Every stack runs and reports, then the target fails if any of them did. The tests use one thread each, so
-# two lanes run side by side (TEST_LANES=1: one after another): the newest stack with the installer's wheels
-# and Python 3.10, beside the two WebUI stacks. Each stack's output is printed whole when it ends.
-TEST_LANES ?= 2
-LANE_A = wheelhouse test-current test-py310
-LANE_B = test-host test-forge
+# Every stack runs and reports, then the target fails if any of them did. The installer's wheels download (network)
+# while the two WebUI stacks run; the newest stack, which uses them, runs after.
 test: env env-host env-forge env-py310
-	@rm -rf .test-logs && mkdir -p .test-logs; \
-	lane() { for target in "$$@"; do start=$$(date +%s); \
-		$(MAKE) --no-print-directory $$target > .test-logs/$$target.log 2>&1 || echo $$target >> .test-logs/failed; \
-		echo "== $$target: $$(( $$(date +%s) - start )) s" >> .test-logs/$$target.log; \
-		cat .test-logs/$$target.log; done; }; \
-	if [ "$(TEST_LANES)" = 1 ]; then lane $(LANE_A) $(LANE_B); \
-	else lane $(LANE_A) & lane $(LANE_B) & wait; fi; \
-	if [ -s .test-logs/failed ]; then echo "tests failed on:" $$(cat .test-logs/failed); exit 1; fi
+	@mkdir -p .test-logs; $(MAKE) --no-print-directory wheelhouse > .test-logs/wheelhouse.log 2>&1 & fill=$$!; \
+	failed=""; for stack in host forge current py310; do \
+		if [ $$stack = current ]; then wait $$fill; cat .test-logs/wheelhouse.log; fi; \
+		start=$$(date +%s); $(MAKE) --no-print-directory test-$$stack || failed="$$failed $$stack"; \
+		echo "== $$stack: $$(( $$(date +%s) - start )) s"; done; \
+	if [ -n "$$failed" ]; then echo "tests failed on:$$failed"; exit 1; fi
 
 clean:
 	rm -rf .venv .venv-host .venv-forge .venv-py310 .test-logs $(DEMO_DIR)
