@@ -11,7 +11,7 @@ DEMO_DIR ?= demo_output
 # --durations: the 15 slowest tests of each stack are printed, so growth shows
 PYTEST_ARGS ?= -q -p no:cacheprovider --durations=15
 # The tests use one thread each: pytest-xdist runs a stack's test files in TEST_JOBS processes side by side (one per
-# core; TEST_JOBS=1: one process). The Python 3.10 checks are quick and run in one.
+# core; TEST_JOBS=1: one process).
 TEST_JOBS ?= 2
 XDIST = $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 
@@ -66,7 +66,7 @@ test-forge: env-forge
 test-py310: env-py310
 	@if [ -x .venv-py310/bin/python ]; then \
 		.venv-py310/bin/python -c "import lora_trainer, lora_trainer.config.schema, lora_trainer.config.files, lora_trainer.config.steps, lora_trainer.data.dataset; print('lora_trainer imports under', __import__('sys').version.split()[0])" && \
-		.venv-py310/bin/python -m pytest $(PYTEST_ARGS) tests; \
+		.venv-py310/bin/python -m pytest $(PYTEST_ARGS) $(XDIST) tests; \
 	fi
 
 # Every stack runs and reports, then the target fails if any of them did. The installer's wheels download (network)
