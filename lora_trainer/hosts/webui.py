@@ -217,6 +217,8 @@ class WebUIAdapter(WebUITagging, HostAdapter):
                     p = self._processing(processing, req, prompt, name, base)
                     with contextlib.closing(p):
                         processed = processing.process_images(p)
+                    if getattr(state, "interrupted", False):   # a half-sampled picture is no preview
+                        break
                     if processed is not None and processed.images:
                         images.append(processed.images[0])
             finally:

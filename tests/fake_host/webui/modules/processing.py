@@ -92,6 +92,4 @@ def process_images(p) -> Processed:
     _fake.processed.append(p)
     if _fake.preview_hook is not None:
         _fake.preview_hook(p)
-    if shared.state.interrupted:
-        return Processed(p, [])
-    return Processed(p, [_image(p)])
+    return Processed(p, [_image(p)])   # interrupted too: A1111 decodes what was sampled so far
