@@ -17,6 +17,8 @@ register({
                                 "folder",
     "processes.started": "training in {count} processes on the GPUs {gpus} (accelerate launch); their output goes "
                          "to {log}",
+    "processes.started_one": "training in a process of its own on GPU {gpus} (accelerate launch); its output goes "
+                             "to {log}",
     "processes.exited": "the training processes ended (exit status {code}) without saying how the run went; their "
                         "last lines:\n{tail}",
     "processes.exited.advice": "their whole output is in {log}. Files saved before it are kept, and a run with "

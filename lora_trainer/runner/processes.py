@@ -75,7 +75,8 @@ def train_in_processes(cfg: TrainConfig, *, gpus: Sequence[str], listener=None, 
     work = tempfile.mkdtemp(prefix="lora_trainer-launch-")
     config, events, output = (os.path.join(work, name) for name in ("settings.toml", "events.jsonl", "output.log"))
     save_config(cfg, config)
-    log(sentence("processes.started", count=len(gpus), gpus=",".join(gpus), log=output))
+    log(sentence("processes.started" if len(gpus) > 1 else "processes.started_one", count=len(gpus),
+                 gpus=",".join(gpus), log=output))
     with open(output, "wb") as out:
         proc = subprocess.Popen([*launch_command(len(gpus)), "train", "--config", config, "--events", events],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=launch_env(gpus))
