@@ -407,7 +407,10 @@ def test_with_several_gpus_the_tab_asks_which_and_the_job_gets_them(webui, monke
     submitted = []
     real_submit = Runner.submit
     monkeypatch.setattr(Runner, "submit", lambda self, cfg, previews=None, notes=(), gpus=(): (
-        submitted.append(tuple(gpus)), real_submit(self, cfg, previews, notes))[1])
+        submitted.append(tuple(gpus)), real_submit(self, cfg, previews, notes, gpus))[1])
+    from lora_trainer.runner import processes
+    from lora_trainer.train import loop
+    monkeypatch.setattr(processes, "trainer_for", lambda gpus: loop.train)   # these "GPUs" train here
     page = open_tab(webui)
     box = page.block("lora_trainer_gpus")
     assert box.visible and page["lora_trainer_gpus"] == ["0 · GPU A, 24 GB"]   # the WebUI's own by default
@@ -418,7 +421,11 @@ def test_with_several_gpus_the_tab_asks_which_and_the_job_gets_them(webui, monke
     page["lora_trainer_gpus"] = ["1 · GPU B, 24 GB", "0 · GPU A, 24 GB"]
     page.fire("lora_trainer_start", "click")
     assert "Training starts" in page["lora_trainer_start_message"] and submitted == [("0", "1")]
-    webui.runner().wait(webui.runner().jobs()[0].id, WAIT)
+    job = webui.runner().wait(webui.runner().jobs()[0].id, WAIT)
+    assert job.gpus == ["0", "1"]
+    again = Page(page.demo)   # a reload shows the run with the GPUs it was given
+    again.open()
+    assert again["lora_trainer_gpus"] == ["0 · GPU A, 24 GB", "1 · GPU B, 24 GB"]
 
 
 def test_with_one_gpu_or_none_there_is_no_gpu_choice(webui):

@@ -300,12 +300,14 @@ def build_train(ctx) -> TrainTab:
         if cfg is None:
             loaded, _ = actions.default_checkpoint(host)
             return view + [gr.update(value=loaded) if loaded else gr.update()] + \
-                [gr.update() for _ in preview_inputs] + [gr.update() for _ in range(n_form)] + [gr.update()] * 2
+                [gr.update() for _ in preview_inputs] + [gr.update() for _ in range(n_form)] + [gr.update()] * 3
         model = actions.title_for_path(cfg.pretrained_model_name_or_path, host)
         previews = actions.preview_values(getattr(shown, "preview_settings", None), cfg)
         summary, line = dataset_summary(cfg)
+        chosen = [label for index, label in seen if index in (getattr(shown, "gpus", None) or [own_index])]
         return view + [gr.update(value=model)] + [gr.update(value=v) if v is not ... else gr.update()
-                                                  for v in previews] + form.updates(cfg) + [summary, line]
+                                                  for v in previews] + form.updates(cfg) + [summary, line] + \
+            [gr.update(value=chosen) if len(gpu_labels) > 1 else gr.update()]
 
     def refresh_picker(last: str):
         """The run picker's list, only when runs were added, removed or changed status (an update of a
@@ -357,7 +359,7 @@ def build_train(ctx) -> TrainTab:
     remove_button.click(remove, [picked], [start_box]).then(*redrawn, view_outputs, **QUIET)
     picked.input(pick, [picked], view_outputs, **QUIET)
     ctx.blocks.load(open_page, None, view_outputs + [base_model] + preview_inputs + form_inputs
-                    + [ctx.dataset.summary_box, plan_box], **QUIET)
+                    + [ctx.dataset.summary_box, plan_box, gpus], **QUIET)
     ticked = poll(redraw, [shown, picked], view_outputs, lambda: view_stamp(actions.view_job(jobs), jobs.jobs()),
                   page_fn=page_tick, page_outputs=view_outputs + [picked])
     if not QUIET_INPUTS:
