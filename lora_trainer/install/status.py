@@ -51,7 +51,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..io.atomic import atomic_write
-from ..text.messages import LANGUAGES, localized, msg, normalize_language, sentence
+from ..text.messages import LANGUAGES, localized, msg, read_back, sentence
 from . import messages  # noqa: F401  (registers the sentences)
 from .host import Host, detect_host, torch_cuda
 from .policy import WATCHED, Decision, decide
@@ -99,12 +99,11 @@ def summarize(data: dict, language: str = "en") -> str:
 
 def said(data: dict, name: str, language: str = "en"):
     """The status's ``problems`` (a list) or ``advice`` (a text) in ``language``, English where it has none."""
-    english = data.get(name) or ([] if name == "problems" else "")
-    other = ((data.get("translations") or {}).get(normalize_language(language)) or {}).get(name)
+    others = {code: value.get(name) for code, value in (data.get("translations") or {}).items()
+              if isinstance(value, dict)}
     if name == "problems":
-        other = other if isinstance(other, list) and len(other) == len(english) else english
-        return [str(text) for text in other]
-    return str(other) if isinstance(other, str) and other else str(english)
+        return [localized(text, language) for text in read_back(list(data.get(name) or []), others)]
+    return localized(read_back([data.get(name) or ""], {code: [text] for code, text in others.items()})[0], language)
 
 
 def make_status(status: str, *, ready: bool, problems, command: str, versions: dict, host: Host,
