@@ -28,8 +28,10 @@ from ..text.messages import msg, sentence
 from ..train import events as ev
 from ..train.event_records import RecordedFailure, from_record, read_records, recorded_result, text_from_record
 from . import messages  # noqa: F401  (registers the sentences)
+from .gpus import physical_ids, trains_here
 
-# the folder that holds the package, for the new processes' imports (the WebUI may have taken it off sys.path)
+# the folder that holds the package, for the worker thread's and the new processes' imports (A1111 takes the
+# extension folder off sys.path once the tab script is imported)
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TAIL_LINES = 12
 
@@ -37,8 +39,6 @@ TAIL_LINES = 12
 def trainer_for(gpus: Sequence[str]):
     """``train.loop.train`` for none chosen or the GPU this process uses (a thread here); the launch for several,
     or for another GPU than this process's."""
-    from .gpus import trains_here
-
     if not trains_here(gpus):
         return functools.partial(train_in_processes, gpus=tuple(str(g) for g in gpus))
     from ..train.loop import train
@@ -61,8 +61,6 @@ def launch_command(processes: int, python: str = sys.executable) -> list[str]:
 
 def launch_env(gpus: Sequence[str]) -> dict:
     path = os.environ.get("PYTHONPATH")
-    from .gpus import physical_ids
-
     return dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(physical_ids(gpus)),
                 PYTHONPATH=os.pathsep.join([PACKAGE_PARENT, path] if path else [PACKAGE_PARENT]))
 

@@ -22,17 +22,15 @@ from ..errors import ConfigError, TrainerError
 from ..hosts.base import HostAdapter, PreviewRequest, PreviewUnavailable, checkpoint_family, is_inside, lora_family
 from ..text.messages import msg, sentence
 from ..train import events as ev
-from . import outputs
+from . import outputs, processes
 from .history import JobHistory, beyond_keep, default_dir
 from .job import ACTIVE, Job, PreviewSettings, new_job_id
 from .memory import release_memory
 from .messages import error_record
 from .previews import preview_failure, preview_model, save_previews
+from .processes import PACKAGE_PARENT
 from .progress import apply_event
 
-# A1111 takes the extension folder off sys.path once the tab script is imported; the worker
-# thread imports torch-heavy modules later, so it remembers where the package lives.
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 UNEXPECTED_ADVICE = msg("runner.unexpected.advice")
 
@@ -195,8 +193,8 @@ class Runner:
             self._thread.start()
 
     def _work(self) -> None:
-        if _PACKAGE_PARENT not in sys.path:
-            sys.path.append(_PACKAGE_PARENT)
+        if PACKAGE_PARENT not in sys.path:   # A1111 takes the extension folder off sys.path after the tab's
+            sys.path.append(PACKAGE_PARENT)  # script is imported; the worker imports torch-heavy modules later
         while True:
             with self._cond:
                 entry = self._next_queued()
@@ -229,8 +227,8 @@ class Runner:
         result, error = None, None
         try:
             self._host_call(entry, "free_vram")
-            from .processes import trainer_for
-            result = trainer_for(entry.gpus)(entry.cfg, listener=lambda event: self._on_event(entry, event), stop=entry.stop,
+            train = processes.trainer_for(entry.gpus)
+            result = train(entry.cfg, listener=lambda event: self._on_event(entry, event), stop=entry.stop,
                            log=lambda *parts: self._log(entry, parts[0] if len(parts) == 1 else
                                                         " ".join(str(p) for p in parts)))
         except TrainerError as err:
