@@ -63,6 +63,7 @@ class BenchResult:
     memory_cap_gb: Optional[float] = None
     fits: Optional[bool] = None
     notes: list = field(default_factory=list)
+    optimizer: str = "AdamW"
 
 
 def build_random_base(model: str, device, dtype):
@@ -143,7 +144,7 @@ class _Session:
         return loss
 
     def use_graphs(self, enabled: bool) -> None:
-        from lora_trainer.train.graphs import GraphedStep, graph_blockers
+        from lora_trainer.train.graphs import GraphedStep, graph_blockers, update_blockers
 
         if self.graphed is not None:
             self.graphed.release()
@@ -153,7 +154,8 @@ class _Session:
             if blockers:
                 raise ValueError("CUDA graphs cannot be used: " + "; ".join(blockers))
             self.graphed = GraphedStep(self.models, self.accelerator, self.optimizer, self.network, self.params,
-                                       self.cfg.max_grad_norm)
+                                       self.cfg.max_grad_norm,
+                                       capture_update=not update_blockers(self.cfg, self.optimizer))
 
     def step(self) -> torch.Tensor:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
@@ -204,9 +206,10 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
               gradient_checkpointing: bool = False, steps: int = 20, warmup: int = 5, rank: int = 32,
               count_flops: bool = True, baseline: bool = True, profile: Optional[str] = None,
               variants: tuple[str, ...] = ("eager", "graphs"), on_result=None,
-              memory_breakdown: Optional[str] = None) -> list[BenchResult]:
+              memory_breakdown: Optional[str] = None, optimizer: str = "AdamW") -> list[BenchResult]:
     """Time each variant of our step (and the plain baseline once) on one model."""
     from lora_trainer.config.schema import TrainConfig
+    from lora_trainer.train.optimizers import ADAPTIVE_TYPES
     from lora_trainer.train.setup import cache_prompts
 
     if not torch.cuda.is_available():
@@ -218,8 +221,8 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
     resolution = resolution or default_res
     cfg = TrainConfig(network_dim=rank, network_alpha=rank, mixed_precision="bf16", train_batch_size=batch,
                       gradient_checkpointing=gradient_checkpointing, network_train_unet_only=True,
-                      optimizer_type="AdamW", lr_scheduler="constant", max_grad_norm=1.0,
-                      resolution=str(resolution), cache_latents=True)
+                      optimizer_type=optimizer, learning_rate=1.0 if optimizer in ADAPTIVE_TYPES else 1e-4,
+                      lr_scheduler="constant", max_grad_norm=1.0, resolution=str(resolution), cache_latents=True)
     total = (warmup + steps + 8) * (len(variants) + 2)
     s = _Session(cfg, model, batch, resolution, total)
 
@@ -302,7 +305,8 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
             peak_allocated_gb=peak_allocated / 1e9, peak_reserved_gb=peak_reserved / 1e9,
             final_loss=float(losses[-1]),
             baseline_ms_per_step=base_sec * 1e3 if base_sec else None, baseline_peak_reserved_gb=base_reserved,
-            speedup=base_sec / sec if base_sec else None, warmup_s=warm_s, notes=notes, **_versions())
+            speedup=base_sec / sec if base_sec else None, warmup_s=warm_s, notes=notes, optimizer=optimizer,
+            **_versions())
         results.append(r)
         if on_result:
             on_result(r)
@@ -311,7 +315,8 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
 
 
 def format_result(r: BenchResult) -> str:
-    head = f"{r.model} {r.resolution}² batch {r.batch}{' +GC' if r.gradient_checkpointing else ''} rank {r.rank}"
+    head = (f"{r.model} {r.resolution}² batch {r.batch}{' +GC' if r.gradient_checkpointing else ''} rank {r.rank}"
+            f"{'' if r.optimizer == 'AdamW' else ' ' + r.optimizer}")
     if r.memory_preset:
         verdict = "fits" if r.fits else "does NOT fit"
         parts = [f"preset {r.memory_preset} ({head}): {verdict} in {r.memory_cap_gb:.2f} GB "
@@ -351,7 +356,7 @@ def main(args) -> int:
     run_bench(args.model, args.batch, args.resolution, args.gradient_checkpointing, args.steps, args.warmup,
               args.rank, baseline=not args.no_baseline, profile=args.profile,
               variants=tuple(v.strip() for v in variants.split(",") if v.strip()), on_result=emit,
-              memory_breakdown=args.memory_breakdown)
+              memory_breakdown=args.memory_breakdown, optimizer=args.optimizer)
     return 0
 
 

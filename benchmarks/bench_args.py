@@ -13,6 +13,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", type=int, default=None, help="default: 512 (sd15), 1024 (sdxl)")
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--rank", type=int, default=32)
+    p.add_argument("--optimizer", default="AdamW",
+                   help="optimizer_type, e.g. AdamW8bit, Lion8bit, Prodigy (learning rate 1), Adafactor; only AdamW's "
+                        "update is captured with the step, the others run after the replayed forward and backward")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--json", help="append each result as one JSON line to this file")

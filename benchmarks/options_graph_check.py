@@ -1,9 +1,10 @@
 """The CUDA-graph step must train like the eager one with the caption-length, mask, augmentation and noise
-options on: whole ``train`` runs on tiny models (fp32), from the same seed, twice eagerly (the spread of
-non-deterministic kernels) and once with the step captured; the captured run must end as close to the
-eager one as the two eager runs end to each other, with the same losses, and must really have replayed
-graphs. CUDA only.
-Usage: python benchmarks/options_graph_check.py WORK_DIR
+options on (``options``), and with the optimizer update outside the graph (``updates``: 8-bit, Lion, Prodigy
+and Adafactor optimizers, fp16's loss scaler, gradient accumulation, two bucket shapes): whole ``train`` runs
+on tiny models, from the same seed, twice eagerly (the spread of non-deterministic kernels) and once with the
+step captured; the captured run must end as close to the eager one as the two eager runs end to each other,
+with the same losses, and must really have replayed graphs. CUDA only.
+Usage: python benchmarks/options_graph_check.py WORK_DIR [options|updates|all]
 """
 import json
 import shutil
@@ -30,6 +31,19 @@ JOBS = [
     # 3-chunk cached prompts of both encoders, flipped latents from the disk cache
     ("sdxl", dict(max_token_length=225, flip_aug=True, cache_latents_to_disk=True, alpha_mask=True,
                   network_train_unet_only=True, ip_noise_gamma=0.05)),
+]
+
+# the update after the replayed forward and backward pass; the text encoder is trained unless said otherwise
+UPDATE_JOBS = [
+    ("sd1", dict(optimizer_type="AdamW8bit")),
+    ("sd1", dict(optimizer_type="Lion8bit", learning_rate=3e-4, gradient_accumulation_steps=2)),
+    ("sd1", dict(optimizer_type="Prodigy", learning_rate=1.0)),
+    ("sd1", dict(optimizer_type="Adafactor", optimizer_args=["scale_parameter=False", "relative_step=False",
+                                                             "warmup_init=False"])),
+    ("sd1", dict(mixed_precision="fp16")),
+    ("sd1", dict(mixed_precision="bf16", gradient_accumulation_steps=2)),
+    ("sdxl", dict(optimizer_type="AdamW8bit", mixed_precision="bf16", gradient_checkpointing=True,
+                  network_train_unet_only=True, gradient_accumulation_steps=2)),
 ]
 
 
@@ -59,17 +73,20 @@ def one_run(checkpoint, root: Path, name: str, graphs: bool, options: dict):
     options = dict(options)
     if options.get("masked_loss"):
         options["conditioning_data_dir"] = str(root / "masks")
-    cfg = TrainConfig(pretrained_model_name_or_path=str(checkpoint), train_data_dir=str(root / "data"),
-                      output_dir=str(root / name), output_name="check", resolution="64", min_bucket_reso=64,
-                      max_bucket_reso=128, train_batch_size=4, max_train_epochs=3, save_every_n_epochs=None,
-                      save_state=False, network_dim=4, network_alpha=4, learning_rate=3e-3, mixed_precision="no",
-                      optimizer_type="AdamW", seed=7, save_precision="float", cuda_graphs=graphs, **options)
+    settings = dict(pretrained_model_name_or_path=str(checkpoint), train_data_dir=str(root / "data"),
+                    output_dir=str(root / name), output_name="check", resolution="64", min_bucket_reso=64,
+                    max_bucket_reso=128, train_batch_size=4, max_train_epochs=3, save_every_n_epochs=None,
+                    save_state=False, network_dim=4, network_alpha=4, learning_rate=3e-3, mixed_precision="no",
+                    optimizer_type="AdamW", seed=7, save_precision="float", cuda_graphs=graphs)
+    cfg = TrainConfig(**{**settings, **options})
     seen = []
     result = train(cfg, listener=seen.append, log=lambda *_: None)
     started = next(e for e in seen if isinstance(e, ev.Started))
     steps = [e.loss for e in seen if isinstance(e, ev.StepEnd)]
     events = [json.loads(line) for line in open(Path(result.run_dir) / "metrics.jsonl", encoding="utf-8")]
     failed = [e for e in events if e.get("type") == "event" and e.get("kind") == "cuda_graphs_failed"]
+    if graphs and not any(e.get("kind") == "cuda_graphs" for e in events if e.get("type") == "event"):
+        failed.append("no cuda_graphs event: the step was not graphed")
     off = [w for w in started.warnings if "CUDA graphs are off" in w]
     return load_file(result.files[-1]), torch.tensor(steps), off, failed
 
@@ -78,10 +95,12 @@ def main() -> int:
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     work = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/options_graph_check")
+    which = sys.argv[2] if len(sys.argv) > 2 else "options"
+    jobs = (JOBS if which in ("options", "all") else []) + (UPDATE_JOBS if which in ("updates", "all") else [])
     shutil.rmtree(work, ignore_errors=True)
     bad = False
-    for family, options in JOBS:
-        root = dataset(work / family)
+    for number, (family, options) in enumerate(jobs):
+        root = dataset(work / f"{number}-{family}")
         checkpoint = save_single_file(build_tiny_components(family, seed=0), root / "tiny.safetensors", family)
         (wa, la, _, _), (we, le, _, _), (wg, lg, off, failed) = [
             one_run(checkpoint, root, name, graphs, options)

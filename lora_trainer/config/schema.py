@@ -236,9 +236,11 @@ class TrainConfig:
     gradient_checkpointing: bool = opt(False, "Recompute activations to save memory (slower).",
                                        section="training")
     cuda_graphs: bool = opt(True, "Replay each training step as a CUDA graph: up to 8× faster steps at small "
-                                  "batches on NVIDIA GPUs, for 0.3–2 GB more memory, growing with the batch (used "
-                                  "with bf16 or no mixed precision, AdamW, no gradient accumulation; other runs "
-                                  "step as usual).", section="training")
+                                  "batches on NVIDIA GPUs, for 0.3–2 GB more memory, growing with the batch. With "
+                                  "AdamW in bf16 or fp32 the optimizer update is part of the graph; with other "
+                                  "optimizers, fp16 or gradient accumulation it runs after the replayed forward and "
+                                  "backward pass. Not used on several GPUs or with LoRA dropout under gradient "
+                                  "checkpointing.", section="training")
     torch_compile: bool = opt(False, "Compile the UNet's blocks with torch.compile: faster steps after one to two "
                                      "minutes of compiling at the start (NVIDIA GPU; kept in a disk cache).",
                               section="training")

@@ -230,32 +230,42 @@ class LoraNetwork:
         return [self.masters.get(p, p) for p in self.parameters(prefixes)]
 
     @torch.no_grad()
-    def grads_to_masters(self) -> None:
-        """The compute copies' gradients into fp32 gradients of the masters.
+    def grads_to_masters(self, keep: bool = False, add: bool = False) -> None:
+        """The compute copies' gradients into fp32 gradients of the masters (``add``: added to them).
 
         Missing master gradients are views into one new buffer: one large allocation, which
         reuses the memory the backward pass has just freed, where a tensor per weight would each
         come from the allocator's separate pool of small blocks and add to the reserved memory
-        (0.3 GB at SDXL rank 32)."""
+        (0.3 GB at SDXL rank 32). ``keep``: the buffer stays between steps (a captured graph
+        writes into it on every replay) and is made by a step that is not a graph capture."""
         if not self.masters:
             return
         pairs, missing = [], []
         for p, master in self.masters.items():
             if p.grad is None:
-                master.grad = None  # unused this step: no stale gradient may be applied
+                if not keep:
+                    master.grad = None  # unused this step: no stale gradient may be applied
                 continue
             if master.grad is None:
                 missing.append(master)
             pairs.append((master, p.grad))
             p.grad = None
         if missing:
-            flat = torch.empty(sum(m.numel() for m in missing), dtype=missing[0].dtype, device=missing[0].device)
+            if keep and torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+                # made during capture, the buffer would be the graph's memory; capture fails and the step stays eager
+                raise RuntimeError("gradient buffers must exist before capture")  # internal: caught by GraphedStep
+            make = torch.zeros if add else torch.empty   # overwritten below unless added to
+            flat = make(sum(m.numel() for m in missing), dtype=missing[0].dtype, device=missing[0].device)
             offset = 0
-            for master in missing:   # overwritten below; no fill kernel
+            for master in missing:
                 master.grad = flat[offset:offset + master.numel()].view_as(master)
                 offset += master.numel()
         if pairs:
-            torch._foreach_copy_([m.grad for m, _ in pairs], [g for _, g in pairs])
+            masters, grads = [m.grad for m, _ in pairs], [g for _, g in pairs]
+            if add:
+                torch._foreach_add_(masters, grads)
+            else:
+                torch._foreach_copy_(masters, grads)
 
     @torch.no_grad()
     def masters_to_compute(self) -> None:

@@ -1,15 +1,18 @@
-"""CUDA-graph replay of the whole training step: loss, backward, clipping and optimizer.
+"""CUDA-graph replay of the training step.
 
 An eager SD step launches thousands of small kernels from Python; at batch 1 the GPU
 waits for the CPU most of the step. Captured once per input shape and replayed, the
-step becomes one launch. Noise, timesteps and prompt conditioning are sampled eagerly
-(they need the host) and copied into the graph's static inputs; the LR schedule and
-max-norm run eagerly after each replay.
+forward and backward pass become one launch. Noise, timesteps and prompt conditioning are
+sampled eagerly (they need the host) and copied into the graph's static inputs; the LR
+schedule and max-norm run eagerly after each replay.
 
-Capture needs: one CUDA process, bf16 or fp32 compute (fp16's loss scaler reads the
-host), torch's AdamW (``capturable`` with a device-side learning rate), no gradient
-accumulation. Trained text encoders run inside the graph on the captions' token ids.
-``graph_blockers`` says what stands in the way.
+The optimizer update joins the graph when it can (torch's AdamW, ``capturable`` with a
+device-side learning rate, bf16 or fp32, no gradient accumulation). Otherwise the graph
+holds the loss and the backward pass, which add each batch's gradients into fixed fp32
+buffers, and the update runs eagerly after the last batch of a step: any optimizer (8-bit,
+Lion, Prodigy, Adafactor), fp16's loss scaler (it reads the host to skip overflowing steps)
+and gradient accumulation. ``graph_blockers`` says what stops capture altogether,
+``update_blockers`` what keeps the update out of the graph.
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ import torch
 
 from ..text.messages import sentence
 from . import messages  # noqa: F401  (registers the sentences)
-from .step import StepInputs, StepModels, loss_from_inputs, optimizer_update, sample_inputs
+from .step import (StepInputs, StepModels, accumulate_gradients, eager_update, loss_from_inputs,
+                   optimizer_update, sample_inputs)
 
 
 def torch_older_than(major: int, minor: int) -> bool:
@@ -38,7 +42,7 @@ def dropout_active(cfg) -> bool:
 
 
 def graph_blockers(cfg, accelerator, optimizer) -> list[str]:
-    """Why the step cannot be captured (empty when it can), as keyed sentences."""
+    """Why the step cannot be captured at all (empty when it can), as keyed sentences."""
     reasons = []
     if torch_older_than(2, 4):
         reasons.append(sentence("train.graphs.old_torch", version=torch.__version__))
@@ -46,12 +50,18 @@ def graph_blockers(cfg, accelerator, optimizer) -> list[str]:
         reasons.append(sentence("train.graphs.no_cuda"))
     if accelerator.num_processes > 1:
         reasons.append(sentence("train.graphs.ddp"))
+    if cfg.gradient_checkpointing and dropout_active(cfg):
+        reasons.append(sentence("train.graphs.dropout"))
+    return reasons
+
+
+def update_blockers(cfg, optimizer) -> list[str]:
+    """Why the optimizer update stays outside the captured step (empty when it joins it)."""
+    reasons = []
     if cfg.mixed_precision == "fp16":
         reasons.append(sentence("train.graphs.fp16"))
     if cfg.gradient_accumulation_steps > 1:
         reasons.append(sentence("train.graphs.accumulation"))
-    if cfg.gradient_checkpointing and dropout_active(cfg):
-        reasons.append(sentence("train.graphs.dropout"))
     inner = getattr(optimizer, "optimizer", optimizer)
     if type(inner) is not torch.optim.AdamW:
         reasons.append(sentence("train.graphs.optimizer", name=type(inner).__name__))
@@ -66,15 +76,21 @@ class _Captured:
 
 
 class GraphedStep:
-    """``step(batch, generator) -> loss`` with the optimizer update done, replayed from a
-    CUDA graph per input shape after ``warmup`` eager steps of that shape.
+    """``step(batch, generator, update) -> loss``, replayed from a CUDA graph per input shape after
+    ``warmup`` eager steps of that shape.
+
+    With ``capture_update`` the graph holds the whole step, optimizer update included (one
+    batch per update). Without it the graph holds the loss and the backward pass of one batch
+    (scaled by 1 / ``accumulation``), whose gradients are added into fixed buffers; ``update``
+    (the step's last batch) then runs clipping, the optimizer and the clearing of those buffers
+    eagerly (``eager_update``).
 
     The warm-up steps are real training steps; every captured graph shares one memory pool,
     so several buckets cost about the memory of the largest (the eager warm-up step of a new
-    shape runs beside that pool). Beyond ``max_shapes`` shapes the step stays eager."""
+    shape runs beside that pool)."""
 
     def __init__(self, models: StepModels, accelerator, optimizer, network, params, max_grad_norm: float,
-                 warmup: int = 3, max_shapes: int = 8) -> None:
+                 warmup: int = 3, capture_update: bool = True, accumulation: int = 1) -> None:
         self.models = models
         self.accelerator = accelerator
         self.optimizer = optimizer
@@ -82,29 +98,38 @@ class GraphedStep:
         self.params = params
         self.max_grad_norm = max_grad_norm
         self.warmup = max(1, warmup)
-        self.max_shapes = max_shapes
+        self.capture_update = capture_update and accumulation == 1
+        self.accumulation = max(1, accumulation)
         self.device = accelerator.device
         self.stream = capture_stream(self.device)
         self.pool = None
         self.graphs: dict[tuple, _Captured] = {}
         self.seen: dict[tuple, int] = {}
         self.failed: Optional[str] = None  # why capture failed; every step is eager then
-        make_capturable(optimizer, self.device)
+        if self.capture_update:
+            make_capturable(optimizer, self.device)
 
     # one step --------------------------------------------------------------------------
-    def step(self, batch, generator: torch.Generator) -> torch.Tensor:
+    def step(self, batch, generator: torch.Generator, update: bool = True) -> torch.Tensor:
         inputs = sample_inputs(self.models, batch, generator)
         key = tuple((tuple(t.shape), t.dtype) for t in inputs.tensors())
         captured = self.graphs.get(key)
         if captured is not None:
             torch._foreach_copy_(captured.inputs.tensors(), inputs.tensors())
             captured.graph.replay()
-            return captured.loss.clone()
+            loss = captured.loss.clone()
+        else:
+            loss = self._uncaptured(key, inputs)
+        if update and not self.capture_update:
+            eager_update(self.accelerator, self.optimizer, self.network, self.params, self.max_grad_norm)
+        return loss
+
+    def _uncaptured(self, key: tuple, inputs: StepInputs) -> torch.Tensor:
         count = self.seen.get(key, 0)
         self.seen[key] = count + 1
         # later shapes need one eager step only (a compile of the new shape; lazy state exists)
         needed = self.warmup if not self.graphs else 1
-        if count < needed or len(self.graphs) >= self.max_shapes or self.failed:
+        if count < needed or self.failed:
             return self._eager(inputs)
         try:
             return self._capture(key, inputs)
@@ -116,8 +141,11 @@ class GraphedStep:
 
     def _body(self, inputs: StepInputs) -> torch.Tensor:
         loss = loss_from_inputs(self.models, inputs)
-        self.accelerator.backward(loss)
-        optimizer_update(self.accelerator, self.optimizer, self.network, self.params, self.max_grad_norm)
+        if self.capture_update:
+            self.accelerator.backward(loss)
+            optimizer_update(self.accelerator, self.optimizer, self.network, self.params, self.max_grad_norm)
+        else:
+            accumulate_gradients(self.accelerator, self.network, loss, self.accumulation)
         return loss.detach()
 
     def _eager(self, inputs: StepInputs) -> torch.Tensor:

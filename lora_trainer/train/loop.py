@@ -25,7 +25,8 @@ from .batches import BatchMaker
 from .cpu_threads import CpuThreads, cpu_training_threads
 from .distributed import any_across, gather_objects, mean_across
 from .messages import nan_advice, oom_advice
-from .graphs import GraphedStep, gradient_checkpointing_without_rng, graph_blockers, host_learning_rates
+from .graphs import (GraphedStep, gradient_checkpointing_without_rng, graph_blockers, host_learning_rates,
+                     update_blockers)
 from .saving import StateKeeper, save_checkpoint
 from .setup import Run, prepare_run
 from .state import RngStates, load_state, refuse_other_process_count, resume_mismatches
@@ -212,24 +213,23 @@ class _Trainer:
                 batch = self.batches.make(items)
                 if batch is None:
                     continue
-                if graphed is not None:  # the whole step, optimizer update included
-                    loss = graphed.step(batch, run.noise_generator)
-                    after_update(run.scheduler, run.network, cfg.scale_weight_norms)
-                    self.global_step += 1
-                    self.pending.append((self.global_step, epoch, loss))
-                    if len(self.pending) >= self.flush_every:
-                        self.flush()
-                    continue
-                sync = update or world == 1
-                with (run.accelerator.no_sync(model) if not sync else contextlib.nullcontext()):
-                    loss = compute_loss(run.step_models, batch, run.noise_generator)
-                    run.accelerator.backward(loss / accum)
+                if graphed is not None:  # replayed; with the update when it is captured or due
+                    loss = graphed.step(batch, run.noise_generator, update=update)
+                else:
+                    sync = update or world == 1
+                    with (run.accelerator.no_sync(model) if not sync else contextlib.nullcontext()):
+                        loss = compute_loss(run.step_models, batch, run.noise_generator)
+                        run.accelerator.backward(loss / accum)
                 self.micro_losses.append(loss.detach())
                 if update:
-                    apply_update(run.accelerator, run.optimizer, run.scheduler, run.network, params,
-                                 cfg.max_grad_norm, cfg.scale_weight_norms)
+                    if graphed is not None:
+                        after_update(run.scheduler, run.network, cfg.scale_weight_norms)
+                    else:
+                        apply_update(run.accelerator, run.optimizer, run.scheduler, run.network, params,
+                                     cfg.max_grad_norm, cfg.scale_weight_norms)
                     self.global_step += 1
-                    step_loss = torch.stack(self.micro_losses).mean()
+                    step_loss = self.micro_losses[0] if len(self.micro_losses) == 1 else \
+                        torch.stack(self.micro_losses).mean()
                     self.micro_losses = []
                     self.pending.append((self.global_step, epoch, step_loss))
                     if len(self.pending) >= self.flush_every:
@@ -284,7 +284,7 @@ class _Trainer:
 
     def graphed_step(self, params) -> Optional[GraphedStep]:
         """The CUDA-graph step when ``cuda_graphs`` is on and nothing blocks it (else None, with
-        a warning saying why on a CUDA device)."""
+        a warning saying why on a CUDA device). The optimizer update joins the graph when it can."""
         run, cfg = self.run, self.cfg
         if not cfg.cuda_graphs or run.device.type != "cuda":
             return None
@@ -294,8 +294,13 @@ class _Trainer:
             return None
         if cfg.gradient_checkpointing and cfg.train_unet:   # no dropout here: graph_blockers says so
             gradient_checkpointing_without_rng(run.base.unet, keep_attention=True, lora_rank=cfg.network_dim)
+        eager = update_blockers(cfg, run.optimizer)
+        if self.metrics:
+            self.metrics.log_event("cuda_graphs", update="eager" if eager else "captured",
+                                   why=[str(reason) for reason in eager])
         return GraphedStep(run.step_models, run.accelerator, run.optimizer, run.network, params,
-                           cfg.max_grad_norm)
+                           cfg.max_grad_norm, capture_update=not eager,
+                           accumulation=cfg.gradient_accumulation_steps)
 
     def finish(self, stopped: bool) -> TrainResult:
         if self.metrics:

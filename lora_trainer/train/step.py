@@ -164,6 +164,25 @@ def optimizer_update(accelerator, optimizer, network, params, max_grad_norm: flo
     network.masters_to_compute()
 
 
+def accumulate_gradients(accelerator, network, loss: torch.Tensor, accumulation: int) -> None:
+    """Backward pass of one of the ``accumulation`` batches of an update, its gradients written (added,
+    after the first) into the optimizer's gradient buffers. Those persist between steps (``eager_update``
+    clears them in place), so that a captured graph writes into the same memory on every replay. Free
+    of host synchronisation."""
+    accelerator.backward(loss / accumulation if accumulation > 1 else loss)
+    network.grads_to_masters(keep=True, add=accumulation > 1)
+
+
+def eager_update(accelerator, optimizer, network, params, max_grad_norm: float) -> None:
+    """The update after ``accumulate_gradients``: clip, step the optimizer (fp16's loss scaler may skip
+    an overflowing step), clear the gradient buffers in place, masters back to the compute copies."""
+    if max_grad_norm:
+        accelerator.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=False)
+    network.masters_to_compute()
+
+
 def after_update(scheduler, network, scale_weight_norms: float | None) -> None:
     """The host-side rest of an update: the LR schedule and max-norm regularisation."""
     scheduler.step()
