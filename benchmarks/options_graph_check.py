@@ -110,7 +110,11 @@ def main() -> int:
             return sum((x[k].float() - y[k].float()).pow(2).sum().item() for k in x) ** 0.5
         noise, diff = dist(wa, we), dist(wa, wg)
         scale = sum(t.float().pow(2).sum().item() for t in wa.values()) ** 0.5
-        ok = not off and not failed and diff <= 3 * noise + 1e-4 * scale and torch.allclose(la, lg, rtol=1e-3, atol=1e-5)
+        # half precision: two eager runs are bitwise equal here (spread 0), while the replayed graph runs other
+        # matrix kernels (cuBLAS picks them by workspace); their rounding is allowed 0.1% of the weights' norm
+        tolerance = 1e-3 if options.get("mixed_precision") in ("fp16", "bf16") else 1e-4
+        ok = not off and not failed and diff <= 3 * noise + tolerance * scale and \
+            torch.allclose(la, lg, rtol=1e-3, atol=1e-5)
         bad |= not ok
         print(f"{family} {options}: {'OK' if ok else 'MISMATCH'} |w_eager - w_graph| {diff:.3g}, "
               f"|w_eager - w_eager2| {noise:.3g}, |w| {scale:.3g}; losses eager {la.tolist()}, graph {lg.tolist()}"

@@ -30,7 +30,7 @@ from .graphs import (GraphedStep, gradient_checkpointing_without_rng, graph_bloc
 from .saving import StateKeeper, save_checkpoint
 from .setup import Run, prepare_run
 from .state import RngStates, load_state, refuse_other_process_count, resume_mismatches
-from .step import after_update, apply_update, compute_loss
+from .step import accumulate_gradients, after_update, apply_update, compute_loss, eager_update
 
 
 @dataclass
@@ -186,6 +186,8 @@ class _Trainer:
         accum = cfg.gradient_accumulation_steps
         params = run.network.optimizer_parameters()
         graphed = self.graphed_step(params)
+        # accumulated half-precision gradients are summed in fp32 (one process: DDP reduces the compute copies')
+        fp32_sums = accum > 1 and self.world == 1 and bool(run.network.masters)
         self.setup_memory()
         self.emit(ev.Started(plan.total_steps, plan.epochs, plan.steps_per_epoch, format_plan(plan),
                              list(run.warnings), self.global_step, self.run_dir))
@@ -215,6 +217,11 @@ class _Trainer:
                     continue
                 if graphed is not None:  # replayed; with the update when it is captured or due
                     loss = graphed.step(batch, run.noise_generator, update=update)
+                elif fp32_sums:   # each batch's gradients summed in the fp32 buffers, as the graph step does
+                    loss = compute_loss(run.step_models, batch, run.noise_generator)
+                    accumulate_gradients(run.accelerator, run.network, loss, accum)
+                    if update:
+                        eager_update(run.accelerator, run.optimizer, run.network, params, cfg.max_grad_norm)
                 else:
                     sync = update or world == 1
                     with (run.accelerator.no_sync(model) if not sync else contextlib.nullcontext()):
@@ -222,7 +229,7 @@ class _Trainer:
                         run.accelerator.backward(loss / accum)
                 self.micro_losses.append(loss.detach())
                 if update:
-                    if graphed is not None:
+                    if graphed is not None or fp32_sums:
                         after_update(run.scheduler, run.network, cfg.scale_weight_norms)
                     else:
                         apply_update(run.accelerator, run.optimizer, run.scheduler, run.network, params,
