@@ -111,7 +111,11 @@ class _Trainer:
         except KeyError as err:
             raise TrainerError(msg("train.resume_network", folder=state_dir, error=err),
                                msg("train.resume_network.advice")) from None
-        self.run.optimizer.load_state_dict(state.optimizer)
+        try:
+            self.run.optimizer.load_state_dict(state.optimizer)
+        except (ValueError, KeyError) as err:   # another layout of the optimizer's tensors
+            raise TrainerError(msg("train.resume_optimizer", folder=state_dir, error=err),
+                               msg("train.resume_optimizer.advice")) from None
         host_learning_rates(self.run.optimizer)  # a captured run saves device-side learning rates
         self.run.scheduler.load_state_dict(state.scheduler)
         rng = state.rank_rngs[self.rank] if self.world > 1 else state.rng   # each process its own

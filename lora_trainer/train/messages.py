@@ -108,6 +108,11 @@ register({
     "sched.constant_warmup": "lr_warmup_steps is {warmup} but lr_scheduler is 'constant': using "
                              "'constant_with_warmup'",
     "sched.refused": "lr_scheduler '{name}' cannot be used with these settings: {error}",
+    "train.resume_optimizer": "The optimizer state in {folder} does not fit this run's optimizer ({error}): it was "
+                              "saved with its weights in another layout, e.g. by an older version of this "
+                              "extension or with another number of GPUs.",
+    "train.resume_optimizer.advice": "Start the run again from the beginning, or resume it with the version "
+                                     "and the GPUs that saved this state.",
     "train.graphs_off": "CUDA graphs are off for this run: {reasons}",
     "train.graphs.old_torch": "torch {version} (graph capture of the step needs 2.4 or newer)",
     "train.graphs.no_cuda": "no CUDA device",

@@ -167,6 +167,7 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
     Shared by ``train`` and ``bench`` so that both time the same step."""
     from ..config.optimizer_fields import field_kwargs
     from .network_setup import build_run_network
+    from .flat_params import flat_groups, flattens
     from .optimizers import build_optimizer
     from .schedulers import build_scheduler
 
@@ -185,6 +186,8 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
         compile_unet_blocks(base.unet)
 
     groups = network.param_groups(cfg.effective_unet_lr, cfg.effective_text_encoder_lr, block_weight)
+    if flattens(cfg.optimizer_type, accelerator.num_processes):
+        groups = flat_groups(groups)
     optimizer = build_optimizer(cfg.optimizer_type, groups, cfg.learning_rate, cfg.optimizer_args,
                                 field_kwargs(cfg))
     scheduler_name = cfg.lr_scheduler

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from . import noise as noise_math
+from .flat_params import is_flat
 from .conditioning import encode_cached, encode_ids, sdxl_time_ids, tokenize_captions
 from .transfer import to_device
 
@@ -156,11 +157,12 @@ def compute_loss(m: StepModels, batch: Batch, generator: torch.Generator) -> tor
 def optimizer_update(accelerator, optimizer, network, params, max_grad_norm: float) -> None:
     """Gradients to the fp32 masters, clip, optimizer step, clear gradients, masters back to
     the compute copies. Free of host synchronisation (a CUDA graph can capture it)."""
-    network.grads_to_masters()
+    flat = is_flat(optimizer)   # flat groups: the gradients are views that must stay
+    network.grads_to_masters(keep=flat)
     if max_grad_norm:
         accelerator.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=not flat)
     network.masters_to_compute()
 
 
