@@ -5,7 +5,8 @@
 # logs: OUT/setup.log, OUT/ours.log, OUT/kohya.log.
 # Needs: our wheels installed to /tmp/site by the caller (PYTHONPATH=/tmp/site); $BENCH (default .bench) with
 # sd-scripts/, whl-kohya/ (kohya's pinned wheels, installed here to $UJ_WORK/ksite) and site-extra/
-# (bitsandbytes, prodigyopt: on the path of both trainers).
+# (bitsandbytes, prodigyopt: on the path of both trainers); kohya also takes torchvision, opencv and einops from
+# the machine's Python, as benchmarks/kohya_device.sh did.
 # Jobs that would not finish before UJ_DEADLINE_S (default 570) seconds after the start are recorded as skipped.
 # Other settings: UJ_SIDES ("ours kohya"), UJ_OPTS (runner options for both, e.g. "--epochs 4"), UJ_LIMIT_S (one
 # timeout for every run instead of the job table's), UJ_TINY=1 (CPU smoke test: tiny models for ours; kohya needs
@@ -13,7 +14,8 @@
 # Expected on an H100/H200 (estimates from earlier measurements, both trainers, setup included): U1-fp16 and
 # U1-bf16 ~1.5 min each, U2-prodigy and U2-adafactor ~3 min each, U3 ~4 min; preparing ~1.5 min. So two calls:
 #   bash benchmarks/user_jobs_device.sh OUT U1-fp16 U1-bf16 U2-prodigy;  bash ... OUT U2-adafactor U3
-# (the same OUT: results are appended; the models and images stay in $UJ_WORK while the machine is kept).
+# The models and images stay in $UJ_WORK while the machine is kept. Results are appended to OUT/user_jobs.jsonl;
+# for one table of several calls' files: cat them and run python benchmarks/user_jobs.py report ALL.jsonl.
 # Usage: bash benchmarks/user_jobs_device.sh OUT [JOB ...]   (jobs: U1-fp16 U1-bf16 U2-prodigy U2-adafactor U3)
 set -uo pipefail
 OUT=${1:?OUT_DIR}; shift
