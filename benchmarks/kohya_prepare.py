@@ -1,6 +1,7 @@
 """Inputs for running kohya sd-scripts beside our benchmark, offline: random-weight diffusers
 folders of SD1.5 / SDXL built from our shipped configs, CLIP tokenizer folders in the layout of
-sd-scripts' ``--tokenizer_cache_dir``, and a small captioned image set per resolution.
+sd-scripts' ``--tokenizer_cache_dir``, a small captioned image set per resolution, and (``tagged_images``)
+data sets in several aspect ratios with comma-separated tag captions, for the bucketed user jobs.
 
 Runs under whichever diffusers/transformers are importable (sd-scripts' pinned ones are fine).
 Usage: python benchmarks/kohya_prepare.py OUT_DIR [sd15] [sdxl] [e2e]
@@ -22,6 +23,14 @@ from lora_trainer.models.tokenizers import OPEN_CLIP_VARIANT_DIR, shipped_tokeni
 CONFIGS = ROOT / "lora_trainer" / "models" / "configs"
 TOKENIZER_DIRS = {"openai_clip-vit-large-patch14": None, "laion_CLIP-ViT-bigG-14-laion2B-39B-b160k": "open_clip"}
 CAPTION = "a photo of zkz"
+# (width, height) of a 512-class data set in eight aspect ratios (1:2 to 2:1): 7 buckets at 512 px (min 256,
+# max 1024, step 64); doubled for SDXL, 8 buckets at 1024 px (min 512, max 2048)
+ASPECT_SIZES = ((512, 768), (768, 512), (640, 640), (576, 768), (768, 576), (512, 1024), (1024, 512), (512, 896))
+CHARACTER_TAGS = ("1girl", "solo", "long hair", "short hair", "smile", "looking at viewer", "outdoors", "indoors",
+                  "blue eyes", "red dress", "standing", "sitting", "upper body", "full body", "simple background",
+                  "white background", "hat", "jacket", "holding cup", "from side")
+STYLE_TAGS = ("landscape", "mountains", "city", "night", "sunset", "river", "forest", "portrait", "still life",
+              "flowers", "building", "sky", "clouds", "street", "rain", "snow", "harbor", "interior", "animal")
 
 
 def tokenizer_folder(dest: Path, variant) -> None:
@@ -65,6 +74,20 @@ def images(dest: Path, size: int, count: int = 8, repeats: int = 100) -> None:
         small = (rng.random((size // 64, size // 64, 3)) * 255).astype(np.uint8)
         Image.fromarray(small).resize((size, size), Image.BILINEAR).save(folder / f"img{i}.png")
         (folder / f"img{i}.txt").write_text(CAPTION)
+
+
+def tagged_images(folder: Path, count: int, scale: float, trigger: str, tags=CHARACTER_TAGS,
+                  seed: int = 0) -> None:
+    """``count`` smooth random images cycling through ``ASPECT_SIZES`` × ``scale``, each captioned with the
+    trigger word and then 5–9 distinct tags, comma-separated (for shuffle_caption with keep_tokens 1)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        width, height = (int(v * scale) // 8 * 8 for v in ASPECT_SIZES[i % len(ASPECT_SIZES)])
+        small = (rng.random((max(2, height // 64), max(2, width // 64), 3)) * 255).astype(np.uint8)
+        Image.fromarray(small).resize((width, height), Image.BILINEAR).save(folder / f"img{i:03d}.png")
+        picked = rng.choice(len(tags), size=int(rng.integers(5, 10)), replace=False)
+        (folder / f"img{i:03d}.txt").write_text(", ".join([trigger, *(tags[j] for j in picked)]))
 
 
 def main() -> None:
