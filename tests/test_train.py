@@ -111,6 +111,10 @@ def test_loss_falls_and_files_are_valid(family, extra, tiny_checkpoints, dataset
     records = [json.loads(line) for line in open(os.path.join(result.run_dir, "metrics.jsonl"), encoding="utf-8")]
     assert sum(r["type"] == "step" for r in records) == result.steps
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(result.run_dir))
+    times = [r for r in records if r.get("kind") == "setup_times"]   # once, before the first step
+    assert len(times) == 1 and records.index(times[0]) < next(i for i, r in enumerate(records) if r["type"] == "step")
+    phases = {"dataset", "load", "to_device", "latents", "network", "optimizer", "trainer"}
+    assert phases <= set(times[0]) and times[0]["total"] >= sum(times[0][k] for k in phases) - 1e-2
 
 
 def test_nan_stops_training_and_keeps_saved_epochs(tiny_checkpoints, dataset, tmp_path, monkeypatch):

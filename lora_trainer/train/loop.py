@@ -193,6 +193,7 @@ class _Trainer:
         # accumulated half-precision gradients are summed in fp32 (one process: DDP reduces the compute copies')
         fp32_sums = accum > 1 and self.world == 1 and bool(run.network.masters)
         self.setup_memory()
+        self.setup_times()
         self.emit(ev.Started(plan.total_steps, plan.epochs, plan.steps_per_epoch, format_plan(plan),
                              list(run.warnings), self.global_step, self.run_dir))
         world, rank = self.world, self.rank
@@ -283,6 +284,16 @@ class _Trainer:
             self.metrics.log_event("setup_memory", peak_mem_gb=torch.cuda.max_memory_allocated() / 2**30,
                                    peak_reserved_gb=torch.cuda.max_memory_reserved() / 2**30)
         torch.cuda.reset_peak_memory_stats(self.run.device)
+
+    def setup_times(self) -> None:
+        """Log the seconds of each setup phase (``prepare_run``'s, then ``trainer``: the loop's own
+        preparations) and their total, up to the first step."""
+        clock = self.run.clock
+        if clock is None:
+            return
+        clock.lap("trainer")
+        if self.metrics:
+            self.metrics.log_event("setup_times", **clock.summary())
 
     def validate(self, epoch: int) -> None:
         """Score the held-out (or fixed training) images with the network as it is after ``epoch``."""

@@ -24,6 +24,7 @@ from ..io.disk import check_writable
 from ..text.messages import msg, sentence
 from . import messages  # noqa: F401  (registers the sentences)
 from .graphs import dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing, torch_older_than
+from .setup_clock import SetupClock
 from .state import refuse_other_process_count, saved_processes
 from .step import StepModels
 
@@ -50,6 +51,7 @@ class Run:
     started_at: float = field(default_factory=time.time)
     validation: Optional[object] = None  # live_validation.LiveValidation when the validation loss is on
     masks: Optional[object] = None       # data.masks.MaskSet with alpha_mask / masked_loss
+    clock: Optional[SetupClock] = None   # the setup's phase times, logged before the first step
 
     @property
     def device(self) -> torch.device:
@@ -161,10 +163,11 @@ def release_cached_memory(device) -> None:
         torch.cuda.empty_cache()
 
 
-def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
+def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int, clock: Optional[SetupClock] = None):
     """LoRA network, optimizer, LR schedule and the step's models, ready for ``compute_loss``.
 
     Shared by ``train`` and ``bench`` so that both time the same step."""
+    clock = clock or SetupClock()
     from ..config.optimizer_fields import field_kwargs
     from .network_setup import build_run_network
     from .flat_params import flat_groups, flattens
@@ -184,6 +187,7 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
     if cfg.torch_compile and cfg.train_unet and device.type == "cuda":
         from .compile import compile_unet_blocks
         compile_unet_blocks(base.unet)
+    clock.lap("network")
 
     groups = network.param_groups(cfg.effective_unet_lr, cfg.effective_text_encoder_lr, block_weight)
     if flattens(cfg.optimizer_type, accelerator.num_processes):
@@ -220,6 +224,7 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int):
         from .noise import zero_terminal_snr
         step_models.snr_alphas_cumprod = alphas_cumprod
         step_models.alphas_cumprod = zero_terminal_snr(base.noise_scheduler.betas).to(device, torch.float32)
+    clock.lap("optimizer")
     return network, optimizer, scheduler, step_models
 
 
@@ -262,11 +267,13 @@ def _drop_unreadable(cfg: TrainConfig, scan, items: list, plan: StepPlan, failed
 def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     from ..models.loading import load_base_model
 
+    clock = SetupClock()
     warnings = validate(cfg)
     # before anything expensive: the folders the run writes into can be written
     check_writable(cfg.output_dir, "output_dir")
     check_writable(cfg.effective_logging_dir, "logging_dir" if cfg.logging_dir else "output_dir")
     accelerator = make_accelerator(cfg)
+    clock.device = accelerator.device
     if not accelerator.is_main_process:
         log = _quiet
     if cfg.resume:   # before the model loads: a state resumes with the process count that saved it
@@ -287,18 +294,22 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
         use_expandable_segments()
     masks = mask_set(cfg, items)   # before the model loads: a missing mask stops the run at once
     warnings += masks.notes if masks is not None else []
+    clock.lap("dataset")
     base = load_base_model(cfg.pretrained_model_name_or_path, dtype=WEIGHT_DTYPES[cfg.mixed_precision],
                            v_parameterization=cfg.v_parameterization)
+    clock.lap("load")
     torch.manual_seed(cfg.seed)
     # one phase at a time on the device: the VAE alone while it encodes (its activations at 1024²
     # take GBs), then the UNet and text encoders; the text encoders leave once the prompts are cached
     vae_dtype = place_vae(cfg, base, device)
+    clock.lap("to_device")
 
     validation = None
     if accelerator.is_main_process:
         from .live_validation import prepare_validation
         validation = prepare_validation(cfg, scan, items, base.vae, device, vae_dtype,
                                         int(base.noise_scheduler.config.num_train_timesteps), log=log)
+        clock.lap("validation")
 
     # latents: cached once (memory or disk) or encoded every step
     cache_gen = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -321,10 +332,12 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
                                        accelerator.num_processes)
         base.vae.to("cpu")  # no longer needed on the training device
         release_cached_memory(device)
+        clock.lap("latents")
     warnings += option_notes(cfg, base, items)   # of the images that train
     place_models(cfg, base, device, vae=latent_cache is None)
+    clock.lap("to_device")
 
-    network, optimizer, scheduler, step_models = attach_training(cfg, base, accelerator, plan.total_steps)
+    network, optimizer, scheduler, step_models = attach_training(cfg, base, accelerator, plan.total_steps, clock)
     warnings += network.notes
     if step_models.prompt_cache is not None:
         from ..data.captions import process_caption
@@ -332,6 +345,7 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
                                  caption_dropout_rate=0.0, rng=random.Random(0)) for it in items]
         cache_prompts(step_models, fixed + (validation.captions if validation else []), cfg.train_batch_size)
         release_cached_memory(device)
+        clock.lap("prompts")
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + accelerator.process_index)
     caption_rng = random.Random(cfg.seed + accelerator.process_index)
     step_models.host_rng = caption_rng   # multires noise's scales: saved and restored with the state
@@ -339,7 +353,7 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     return Run(cfg=cfg, accelerator=accelerator, base=base, network=network, optimizer=optimizer,
                scheduler=scheduler, scan=scan, items=items, plan=plan, step_models=step_models,
                latent_cache=latent_cache, encode=encode, warnings=warnings, caption_rng=caption_rng,
-               noise_generator=noise_gen, validation=validation, masks=masks)
+               noise_generator=noise_gen, validation=validation, masks=masks, clock=clock)
 
 
 def option_notes(cfg: TrainConfig, base, items: list[TrainItem]) -> list[str]:
