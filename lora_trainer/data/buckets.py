@@ -57,7 +57,9 @@ class BucketSet:
     def assign(self, width: int, height: int, no_upscale: bool = False) -> Size:
         """The bucket for an image of ``width`` × ``height``.
 
-        Normally the bucket with the closest aspect ratio (log ratio; ties → larger bucket).
+        Normally the bucket with the closest aspect ratio, width ÷ height, as kohya measures it (the plain
+        difference of the ratios, not of their logarithms: a wide image may then go to a less wide bucket than a
+        log scale would give it, 1500 × 1020 at 512² to 576 × 448, as in kohya); ties → larger bucket.
         With ``no_upscale`` (kohya ``bucket_no_upscale``) the bucket is the image's own size,
         shrunk to the resolution's area if larger, rounded down to ``step``: never upscaled
         (except an image smaller than ``step`` on a side, which gets one ``step``).
@@ -67,8 +69,8 @@ class BucketSet:
             return (self._floor_step(width * scale), self._floor_step(height * scale))
         if (width, height) in self.sizes:
             return width, height
-        target = math.log(width / height)
-        return min(self.sizes, key=lambda s: (abs(math.log(s[0] / s[1]) - target), -s[0] * s[1]))
+        target = width / height
+        return min(self.sizes, key=lambda s: (abs(s[0] / s[1] - target), -s[0] * s[1]))
 
     def _floor_step(self, value: float) -> int:
         return max(self.step, int(value + 1e-6) // self.step * self.step)
