@@ -17,7 +17,7 @@ Two kinds, applied in this order (a later one wins where both set a field):
   except SDXL on 8 GB, which has no room to spare: it follows kohya's published "SDXL LoRA in 8 GB"
   recipe (UNet only, checkpointing, rank 4–8) but keeps plain AdamW. The 8-bit optimizer of that
   recipe saves 0.13 GB for a rank-8 LoRA's states, fails on many Windows setups, and its update runs
-  outside the CUDA graph (with a kept fp32 gradient buffer: no memory gained).
+  outside the CUDA graph with an fp32 gradient buffer kept between steps (85 MB at rank 8).
 * fp8 tiers — SD1.5 on 4 GB and SDXL on 6 GB: the smallest tiers, with the frozen UNet stored in fp8
   (``fp8_base``, as kohya's low-VRAM recipes), which saves half of its bf16 weights: 0.86 GB for SD1.5's
   860 M parameters, 2.57 GB for SDXL's 2.57 G. Checkpointing, batch 1; SDXL trains the UNet only (its
