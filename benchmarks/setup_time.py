@@ -10,7 +10,8 @@ MODEL_PATH is a single-file checkpoint or a diffusers folder (e.g. random weight
 (``<repeats>_<name>/`` with images and captions). Each run appends one JSON line to OUT.jsonl: the phases,
 ``started_s`` (process start → the ``started`` event, imports included) and ``first_step_s`` (→ the first
 step's event; steps are reported in groups on a GPU, so this is an upper bound). The wall times come from the
-``--events`` file, so a commit without ``setup_times`` is timed as well. ``--drop-caches`` empties the page
+``--events`` file, so a commit without ``setup_times`` is timed as well; the process is stopped at its first
+step event. ``--drop-caches`` empties the page
 cache before each run (root only), to time a cold read of the model. ``--check-cast`` also checks, in this
 process, that weights cast on the device equal weights cast on the CPU (``load_base_model(cast_later=True)``).
 """
@@ -56,10 +57,11 @@ def one_run(args, index: int) -> dict:
         config, events = write_config(folder, args), folder / "events.jsonl"
         cold = drop_caches() if args.drop_caches else False
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+        log = open(folder / "stderr.txt", "w+", encoding="utf-8")   # a file: a full pipe would stall the run
         start = time.time()
         proc = subprocess.Popen([sys.executable, "-m", "lora_trainer", "train", "--config", str(config),
                                  "--events", str(events)], cwd=str(ROOT), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.DEVNULL, stderr=log)
         seen: dict[str, float] = {}
         offset = 0
         while True:   # the events file is written line by line: note when each kind first appears
@@ -73,10 +75,16 @@ def one_run(args, index: int) -> dict:
                 for line in complete.splitlines():
                     kind = json.loads(line).get("type")
                     seen.setdefault(kind, time.time() - start)
+            if "step" in seen and not done:   # setup is over: the rest of the run is not timed
+                proc.terminate()
+                proc.wait()
+                done = True
             if done:
                 break
             time.sleep(0.01)
-        err = proc.stderr.read()
+        log.seek(0)
+        err = log.read()
+        log.close()
         record = {"run": index, "model": Path(args.model).name, "resolution": args.resolution,
                   "mixed_precision": args.mixed_precision, "batch": args.batch, "cold_page_cache": cold,
                   "returncode": proc.returncode, "started_s": seen.get("started"), "first_step_s": seen.get("step"),

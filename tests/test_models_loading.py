@@ -289,3 +289,23 @@ def test_peak_memory_of_loading_a_big_file(tmp_path):
           f"peak anonymous +{up['anon_growth'] / 2**20:.0f} MiB ({up['anon_growth'] / size:.2f}x)")
     # the fp32 model is 2x the fp16 file; upcasting module by module adds little private memory on top
     assert up["anon_growth"] < 2.4 * size
+
+
+@pytest.mark.parametrize("file_dtype,asked,placed", [
+    (torch.float16, torch.bfloat16, torch.bfloat16),   # an fp16 file trained in bf16
+    (torch.float16, torch.float32, torch.float32),     # … in fp32
+    (torch.bfloat16, torch.float16, torch.float32),    # the VAE of a bf16 file trained in fp16: via fp16
+])
+def test_cast_later_places_the_same_weights(tiny, tmp_path, file_dtype, asked, placed):
+    path = save_single_file(tiny["sdxl"], tmp_path / "m.safetensors", "sdxl", dtype=file_dtype)
+    now = load_base_model(path, dtype=asked)
+    later = load_base_model(path, dtype=asked, cast_later=True)
+    assert {p.dtype for p in later.unet.parameters()} == {file_dtype}   # not converted while loading
+    for a, b in zip((now.unet, now.vae, *now.text_encoders), (later.unet, later.vae, *later.text_encoders)):
+        now.place(a, "cpu", placed)
+        later.place(b, "cpu", placed)
+        later.place(b, "cpu", placed)   # a second move does not cast again
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys()
+        assert all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa)
+    assert later.pending_cast == {}

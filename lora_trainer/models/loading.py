@@ -10,7 +10,7 @@ import json
 import logging
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,31 @@ class BaseModel:
     v_prediction: bool
     source_path: str
     model_name: str
+    # id(model) → the dtype the load asked for, for models still in their file's dtype (``cast_later``)
+    pending_cast: dict = field(default_factory=dict)
+
+    def place(self, model, device, dtype: torch.dtype) -> None:
+        """``model.to(device, dtype)``. A model still in its file's dtype is cast to the dtype the load asked
+        for and then to ``dtype`` (what loading and placing it did before), each weight after it reached
+        ``device``: on a GPU the CPU never converts the weights, and the device holds one extra tensor at most.
+        Casts round the same on the CPU and the GPU (to nearest, ties to even), so the weights are the same."""
+        asked = self.pending_cast.pop(id(model), None)
+        if asked is None:
+            model.to(device, dtype)
+            return
+
+        def move(t: torch.Tensor) -> torch.Tensor:
+            t = t.to(device)
+            return t.to(asked).to(dtype) if t.is_floating_point() else t
+        model._apply(move)
 
 
-def load_base_model(path, *, dtype: torch.dtype = torch.float32, v_parameterization: bool | None = None) -> BaseModel:
+def load_base_model(path, *, dtype: torch.dtype = torch.float32, v_parameterization: bool | None = None,
+                    cast_later: bool = False) -> BaseModel:
     """Load a ``.safetensors`` / ``.ckpt`` checkpoint (original layout) or a diffusers folder.
+
+    ``cast_later``: a single file whose weights are all of one other float dtype keeps it (its weights stay
+    memory-mapped, not converted on the CPU) and each model is cast when ``BaseModel.place`` moves it.
 
     ``v_parameterization`` forces v-prediction on/off; by default SD2 is v-prediction unless an
     A1111-style ``<name>.yaml`` beside the file says ``parameterization: "eps"``, and SD1/SDXL are
@@ -63,16 +84,21 @@ def load_base_model(path, *, dtype: torch.dtype = torch.float32, v_parameterizat
     # An fp16/bf16 file wanted in fp32 is loaded as it is and upcast afterwards, module by module:
     # asking diffusers for fp32 directly holds the whole file and the whole fp32 model at once.
     upcast = info.float_dtype is not None and _is_upcast(info.float_dtype, dtype)
-    load_dtype = info.float_dtype if upcast else dtype
+    later = cast_later and info.float_dtype in _ST_DTYPES.values() and info.float_dtype != dtype
+    load_dtype = info.float_dtype if upcast or later else dtype
     if configs is None:
         parts = _from_single_file(p, SHIPPED_CONFIGS / CONFIG_DIRS[family], family, load_dtype, tokenizers)
     else:
         with tempfile.TemporaryDirectory(prefix="lora_trainer_cfg_") as tmp:
             parts = _from_single_file(p, write_config_dir(configs, tmp), family, load_dtype, tokenizers)
-    if upcast:
-        for model in (parts[0], parts[1], *parts[2]):
+    base = _finish(family, parts, tokenizers, v_pred, p)
+    models = (base.unet, base.vae, *base.text_encoders)
+    if later:
+        base.pending_cast = {id(model): dtype for model in models}
+    elif upcast:
+        for model in models:
             model.to(dtype)
-    return _finish(family, parts, tokenizers, v_pred, p)
+    return base
 
 
 @dataclass

@@ -117,7 +117,8 @@ def _encode_fn(vae, device, dtype, generator: torch.Generator):
 def place_vae(cfg: TrainConfig, base, device) -> torch.dtype:
     """The VAE on the training device (fp32 unless bf16); returns its dtype."""
     vae_dtype = torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float32
-    base.vae.to(device, vae_dtype).requires_grad_(False).eval()
+    base.place(base.vae, device, vae_dtype)
+    base.vae.requires_grad_(False).eval()
     return vae_dtype
 
 
@@ -134,16 +135,19 @@ def place_models(cfg: TrainConfig, base, device, *, vae: bool = True) -> torch.d
         for model in [base.unet, *base.text_encoders]:
             model.requires_grad_(False)
             if model in frozen:
-                store_in_fp8(model.to(dtype), dtype)   # on the CPU: the device never holds the wider copy
+                base.place(model, "cpu", dtype)   # on the CPU: the device never holds the wider copy
+                store_in_fp8(model, dtype)
                 to_device_keeping_fp8(model, device, dtype)
             else:
-                model.to(device, dtype)
+                base.place(model, device, dtype)
         for te in base.text_encoders:
             te.eval()
     else:
-        base.unet.to(device, dtype).requires_grad_(False)
+        base.place(base.unet, device, dtype)
+        base.unet.requires_grad_(False)
         for te in base.text_encoders:
-            te.to(device, dtype).requires_grad_(False).eval()
+            base.place(te, device, dtype)
+            te.requires_grad_(False).eval()
     if cfg.gradient_checkpointing:
         base.unet.enable_gradient_checkpointing()
         if not dropout_active(cfg):  # nothing random inside the blocks: no RNG state to keep
@@ -295,8 +299,9 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     masks = mask_set(cfg, items)   # before the model loads: a missing mask stops the run at once
     warnings += masks.notes if masks is not None else []
     clock.lap("dataset")
+    # the weights are cast when they reach the device (place_vae, place_models), not on the CPU here
     base = load_base_model(cfg.pretrained_model_name_or_path, dtype=WEIGHT_DTYPES[cfg.mixed_precision],
-                           v_parameterization=cfg.v_parameterization)
+                           v_parameterization=cfg.v_parameterization, cast_later=True)
     clock.lap("load")
     torch.manual_seed(cfg.seed)
     # one phase at a time on the device: the VAE alone while it encodes (its activations at 1024²
