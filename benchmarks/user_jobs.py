@@ -302,11 +302,15 @@ def ours_figures(opts) -> dict:
     steps = [r for r in records if r.get("type") == "step"]
     # losses are read back in groups (every 10 steps on a GPU) that share one it_per_s; a group's time runs from
     # the read-back or file save before it to its own read-back. The first group (warm-up) is left out.
-    timed, mark, group = [], None, []
+    timed, last_epoch, mark, group = [], [], None, []
+    final = max((r.get("epoch", 0) for r in records if r.get("type") == "step"), default=0)
     for r in records + [{}]:
         if group and not (r.get("type") == "step" and r.get("it_per_s") == group[-1].get("it_per_s")):
             if mark is not None:
-                timed += [(group[0]["time"] - mark) * 1e3 / len(group)] * len(group)
+                per_step = [(group[0]["time"] - mark) * 1e3 / len(group)] * len(group)
+                timed += per_step
+                if all(g.get("epoch") == final for g in group):   # every bucket shape met (and captured) by then
+                    last_epoch += per_step
             mark, group = group[0]["time"], []
         if r.get("type") == "step":
             group.append(r)
@@ -315,6 +319,7 @@ def ours_figures(opts) -> dict:
     setup = next((r for r in records if r.get("kind") == "setup_memory"), {})
     return {"steps": len(steps), "planned_steps": raw.get("planned_steps"),
             "steady_ms_per_step": round(statistics.median(timed), 2) if timed else None, "timed_steps": len(timed),
+            "last_epoch_ms_per_step": round(statistics.fmean(last_epoch), 2) if last_epoch else None,
             "setup_s": round(raw["started"] - opts.start, 2) if "started" in raw else None,
             "peak_alloc_gib": peak(steps, "peak_mem_gb"), "peak_reserved_gib": peak(steps, "peak_reserved_gb"),
             "setup_peak_alloc_gib": setup.get("peak_mem_gb"), "setup_peak_reserved_gib": setup.get("peak_reserved_gb"),
@@ -332,8 +337,12 @@ def kohya_figures(opts) -> dict:
     lines = path.read_text().splitlines() if path.is_file() else []
     t = json.loads(lines[-1]) if lines else {}
     gib = lambda key: round(t[key] * 1e9 / 2 ** 30, 3) if t.get(key) else None  # noqa: E731  (GB -> GiB)
+    stamps, epochs = t.get("step_times") or [], JOBS[opts.job].epochs if opts.job in JOBS else 1
+    final = stamps[len(stamps) - len(stamps) // max(1, epochs):]   # the last epoch's steps: gaps within it
+    gaps = [b - a for a, b in zip(final, final[1:])]
     return {"steps": t.get("steps", 0), "steady_ms_per_step": t.get("ms_per_step_median") and
             round(t["ms_per_step_median"], 2), "timed_steps": t.get("timed_steps"),
+            "last_epoch_ms_per_step": round(statistics.median(gaps) * 1e3, 2) if gaps else None,
             "setup_s": round(t["loop_start"] - opts.start, 2) if t.get("loop_start") else None,
             "peak_alloc_gib": gib("peak_allocated_gb"), "peak_reserved_gib": gib("peak_reserved_gb"),
             "setup_peak_alloc_gib": gib("setup_peak_allocated_gb"),
@@ -358,6 +367,7 @@ def record(opts) -> None:
     with open(opts.out, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(rec) + "\n")
     short = {k: rec.get(k) for k in ("job", "trainer", "status", "steps", "files", "steady_ms_per_step",
+                                     "last_epoch_ms_per_step",
                                      "e2e_s", "setup_s", "peak_alloc_gib", "peak_reserved_gib")}
     print("record:", json.dumps(short), flush=True)
 
@@ -385,8 +395,9 @@ def report(path: str) -> None:
         if ours and kohya:
             ratio = lambda k: f"{kohya[k] / ours[k]:.2f}x" if ours.get(k) and kohya.get(k) else "-"  # noqa: E731
             same = "" if ours["steps"] == kohya["steps"] else f"  (steps differ: {ours['steps']} vs {kohya['steps']})"
-            print(f"{'':13} kohya/ours: ms/step {ratio('steady_ms_per_step')}, e2e {ratio('e2e_s')}, "
-                  f"setup {ratio('setup_s')}{same}")
+            print(f"{'':13} kohya/ours: ms/step {ratio('steady_ms_per_step')}, last epoch's ms/step "
+                  f"{f(ours.get('last_epoch_ms_per_step'))} vs {f(kohya.get('last_epoch_ms_per_step'))} "
+                  f"({ratio('last_epoch_ms_per_step')}), e2e {ratio('e2e_s')}, setup {ratio('setup_s')}{same}")
 
 
 def main() -> None:
