@@ -317,12 +317,15 @@ def ours_figures(opts) -> dict:
         elif r.get("kind") == "file_saved" and mark is not None:
             mark = r["time"]
     setup = next((r for r in records if r.get("kind") == "setup_memory"), {})
+    phases = next((r for r in records if r.get("kind") == "setup_times"), {})
     return {"steps": len(steps), "planned_steps": raw.get("planned_steps"),
             "steady_ms_per_step": round(statistics.median(timed), 2) if timed else None, "timed_steps": len(timed),
             "last_epoch_ms_per_step": round(statistics.fmean(last_epoch), 2) if last_epoch else None,
             "setup_s": round(raw["started"] - opts.start, 2) if "started" in raw else None,
             "peak_alloc_gib": peak(steps, "peak_mem_gb"), "peak_reserved_gib": peak(steps, "peak_reserved_gb"),
             "setup_peak_alloc_gib": setup.get("peak_mem_gb"), "setup_peak_reserved_gib": setup.get("peak_reserved_gb"),
+            "setup_phases_s": {k: v for k, v in phases.items() if k not in ("type", "kind", "time")},
+            "step_times": [[r.get("step"), r.get("epoch"), r.get("time")] for r in steps],
             "notes": raw.get("notes", []), "settings": raw.get("settings"), "device": raw.get("device"),
             "torch": raw.get("torch"), **loss_summary([r.get("loss") for r in steps])}
 
