@@ -11,8 +11,8 @@
 # Other settings: UJ_SIDES ("ours kohya"), UJ_OPTS (runner options for both, e.g. "--epochs 4"), UJ_LIMIT_S (one
 # timeout for every run instead of the job table's), UJ_TINY=1 (CPU smoke test: tiny models for ours; kohya needs
 # the full-size SD1.5, prepared with UJ_OPTS="--full sd15"), PY (python3).
-# Expected on an H100/H200 (estimates from earlier measurements, both trainers, setup included): U1-fp16 and
-# U1-bf16 ~1.5 min each, U2-prodigy and U2-adafactor ~3 min each, U3 ~4 min; preparing ~1.5 min. So two calls:
+# Seen on an H200 (2026-12-04, both trainers, setup and a cold page cache included): preparing 88 s, U1-bf16 and
+# U1-fp16 about 2.2 min each, U2-prodigy about 3 min; U2-adafactor and U3 are estimated at 3 and 4 min. So two calls:
 #   bash benchmarks/user_jobs_device.sh OUT U1-fp16 U1-bf16 U2-prodigy;  bash ... OUT U2-adafactor U3
 # The models and images stay in $UJ_WORK while the machine is kept. Results are appended to OUT/user_jobs.jsonl;
 # for one table of several calls' files: cat them and run python benchmarks/user_jobs.py report ALL.jsonl.
