@@ -123,3 +123,23 @@ def test_images_that_cannot_be_trained_are_named_and_not_counted(cache_latents, 
                for w in started.warnings)
     assert any(w.startswith("1 of 2 captions are longer than max_token_length (75 tokens) and lose their end: "
                             f"1_zkz/{shapes[0].name} (") for w in started.warnings), "\n".join(started.warnings)
+
+
+def test_a_missing_optimizer_package_stops_the_run_before_the_model_loads(tiny_checkpoints, small_dataset,
+                                                                          tmp_path, monkeypatch):
+    import importlib.util
+
+    from lora_trainer.errors import MissingDependency
+    from lora_trainer.models import loading
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "prodigyopt" else real_find_spec(name, *a))
+    monkeypatch.setattr(loading, "load_base_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    cfg = make_config(tiny_checkpoints["sd1"], small_dataset, tmp_path, optimizer_type="Prodigy", learning_rate=1.0)
+    with pytest.raises(MissingDependency) as caught:
+        run(cfg)
+    assert "prodigyopt" in str(caught.value) and "Prodigy" in str(caught.value)
+    assert "pip install prodigyopt" in caught.value.advice_in("en")
+    assert "Prodigy" in caught.value.message_in("zh_CN") and caught.value.message_in("zh_CN") != \
+        caught.value.message_in("en")

@@ -24,6 +24,7 @@ from ..io.disk import check_writable
 from ..text.messages import msg, sentence
 from . import messages  # noqa: F401  (registers the sentences)
 from .graphs import dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing, torch_older_than
+from .optimizers import require_optimizer
 from .setup_clock import SetupClock
 from .state import refuse_other_process_count, saved_processes
 from .step import StepModels
@@ -297,6 +298,7 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
     if device.type == "cuda":
         use_expandable_segments()
     masks = mask_set(cfg, items)   # before the model loads: a missing mask stops the run at once
+    require_optimizer(cfg.optimizer_type)   # and so does a missing optimizer package
     warnings += masks.notes if masks is not None else []
     clock.lap("dataset")
     # the weights are cast when they reach the device (place_vae, place_models), not on the CPU here
