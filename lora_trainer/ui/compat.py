@@ -46,6 +46,13 @@ def js_kw(code: str) -> dict:
     return {"_js": code} if GR_MAJOR < 4 else {"js": code}
 
 
+def in_order_kw(group: str) -> dict:
+    """Keywords that make the events given them run one at a time, in the order they came: on 4.40 each
+    listener has its own concurrency group, so two quick edits could finish in the wrong order and leave the
+    older answer shown; 3.41's queue already runs them in order."""
+    return {} if GR_MAJOR < 4 else {"concurrency_id": group, "concurrency_limit": 1}
+
+
 def as_path(value: Any) -> str | None:
     """The file path of a ``gr.File`` value: a temp-file wrapper on 3.41, a str subclass on 4.40."""
     if value is None:

@@ -14,7 +14,7 @@ import gradio as gr
 
 from ...errors import TrainerError
 from ...text.messages import sentence
-from ..compat import QUIET_INPUTS, dropdown, picker
+from ..compat import QUIET_INPUTS, dropdown, in_order_kw, picker
 from ..status import duration, message_html, tab_language
 from . import actions as ea
 from . import grid as eg
@@ -332,11 +332,12 @@ def build_evaluate(runner: Any, host: Any, sub_tab: Any = None, page: Any = None
                                  hires_scale, hires_upscaler, hires_steps, denoising],
                         [progress_box, grid_image, rec_box, grid_state, keep_pick, keep_weight, xyz_text])
     estimate_inputs = [report_state, prompts, epochs, weights] + [render_fields[n] for n in ESTIMATED]
+    ordered = in_order_kw("lora_trainer_eval_estimate")   # the last edit's estimate is the one left shown
     for component in (prompts, epochs, weights):
-        component.blur(estimate, estimate_inputs, [estimate_box], show_progress="hidden")
+        component.blur(estimate, estimate_inputs, [estimate_box], show_progress="hidden", **ordered)
     for component in (width, height, steps, hires_steps):   # user edits (4.40's numbers have no blur)
-        component.input(estimate, estimate_inputs, [estimate_box], show_progress="hidden")
-    hires_scale.release(estimate, estimate_inputs, [estimate_box], show_progress="hidden")
+        component.input(estimate, estimate_inputs, [estimate_box], show_progress="hidden", **ordered)
+    hires_scale.release(estimate, estimate_inputs, [estimate_box], show_progress="hidden", **ordered)
     stop_button.click(stop, None, [progress_box], queue=False)
     keep_button.click(keep, [report_state, keep_pick, keep_name, keep_weight, keep_notes, overwrite, grid_state],
                       [keep_box, kept_state, overwrite])
