@@ -3,7 +3,7 @@ gradient accumulation): each batch's loss and backward pass are the graph, writi
 kept between steps, and the update runs eagerly after the step's last batch.
 
 No graph can be captured on the CPU, so these runs replay nothing: ``GraphedStep`` runs its graph body
-eagerly (``accumulate_gradients``, the kept buffers, ``eager_update``), through the training loop, and
+eagerly (``accumulate_gradients``, the kept buffers, ``step_optimizer``), through the training loop, and
 must train like the plain eager loop. On a GPU, benchmarks/options_graph_check.py checks the captured runs.
 """
 from __future__ import annotations

@@ -8,12 +8,14 @@ within a group (Prodigy's and D-Adaptation's step size is a sum over all tensors
 tensor per group steps the same weights with a few launches.
 
 The weights and their gradients become views into the group's flat tensor and its gradient, which
-therefore stay allocated between steps and are cleared in place (``step.eager_update``). Adafactor is
+therefore stay allocated between steps and are cleared in place (``step.step_optimizer``). Adafactor is
 left as it is: it factors each weight's second moment by its rows and columns.
 """
 from __future__ import annotations
 
 import torch
+
+from .optimizers import canonical_optimizer_type
 
 FLAT_TYPES = frozenset({"AdamW8bit", "PagedAdamW8bit", "Lion8bit", "PagedLion8bit", "SGDNesterov8bit", "Lion",
                         "Prodigy", "DAdaptAdam", "DAdaptLion"})
@@ -23,8 +25,6 @@ FLAT_MARK = "_lora_trainer_flat"
 def flattens(optimizer_type: str, processes: int) -> bool:
     """Whether a run of ``optimizer_type`` steps flat groups (one process: several reduce the compute
     copies' gradients before they reach the buffers)."""
-    from .optimizers import canonical_optimizer_type
-
     return processes == 1 and canonical_optimizer_type(optimizer_type) in FLAT_TYPES
 
 

@@ -24,8 +24,8 @@ import torch
 
 from ..text.messages import sentence
 from . import messages  # noqa: F401  (registers the sentences)
-from .step import (StepInputs, StepModels, accumulate_gradients, eager_update, loss_from_inputs,
-                   optimizer_update, sample_inputs)
+from .step import (StepInputs, StepModels, accumulate_gradients, loss_from_inputs, optimizer_update,
+                   sample_inputs, step_optimizer)
 
 
 def torch_older_than(major: int, minor: int) -> bool:
@@ -83,7 +83,7 @@ class GraphedStep:
     batch per update). Without it the graph holds the loss and the backward pass of one batch
     (scaled by 1 / ``accumulation``), whose gradients are added into fixed buffers; ``update``
     (the step's last batch) then runs clipping, the optimizer and the clearing of those buffers
-    eagerly (``eager_update``).
+    eagerly (``step_optimizer``).
 
     The warm-up steps are real training steps; every captured graph shares one memory pool,
     so several buckets cost about the memory of the largest (the eager warm-up step of a new
@@ -121,7 +121,7 @@ class GraphedStep:
         else:
             loss = self._uncaptured(key, inputs)
         if update and not self.capture_update:
-            eager_update(self.accelerator, self.optimizer, self.network, self.params, self.max_grad_norm)
+            step_optimizer(self.accelerator, self.optimizer, self.network, self.params, self.max_grad_norm)
         return loss
 
     def _uncaptured(self, key: tuple, inputs: StepInputs) -> torch.Tensor:

@@ -30,7 +30,7 @@ from .graphs import (GraphedStep, gradient_checkpointing_without_rng, graph_bloc
 from .saving import StateKeeper, save_checkpoint
 from .setup import Run, prepare_run
 from .state import RngStates, load_state, refuse_other_process_count, resume_mismatches
-from .step import accumulate_gradients, after_update, apply_update, compute_loss, eager_update
+from .step import accumulate_gradients, after_update, apply_update, compute_loss, step_optimizer
 
 
 @dataclass
@@ -226,7 +226,7 @@ class _Trainer:
                     loss = compute_loss(run.step_models, batch, run.noise_generator)
                     accumulate_gradients(run.accelerator, run.network, loss, accum)
                     if update:
-                        eager_update(run.accelerator, run.optimizer, run.network, params, cfg.max_grad_norm)
+                        step_optimizer(run.accelerator, run.optimizer, run.network, params, cfg.max_grad_norm)
                 else:
                     sync = update or world == 1
                     with (run.accelerator.no_sync(model) if not sync else contextlib.nullcontext()):

@@ -142,10 +142,10 @@ def parse_optimizer_args(optimizer_args: list[str] | dict | None) -> dict[str, A
 def require_optimizer(optimizer_type: str) -> None:
     """Raise ``MissingDependency`` now if the optimizer's package is not installed: a run checks it before the
     model loads and the latents are cached, not minutes later when the optimizer is built."""
-    need = optimizer_needs(optimizer_type)
-    if need is not None and importlib.util.find_spec(need[0]) is None:
-        name = canonical_optimizer_type(optimizer_type)
-        raise MissingDependency(need[0], msg("train.for_optimizer", name=name), need[1])
+    if not optimizer_available(optimizer_type):
+        module, pip_name = optimizer_needs(optimizer_type)
+        raise MissingDependency(module, msg("train.for_optimizer", name=canonical_optimizer_type(optimizer_type)),
+                                pip_name)
 
 
 def _import_class(name: str) -> type:

@@ -159,29 +159,27 @@ def optimizer_update(accelerator, optimizer, network, params, max_grad_norm: flo
     the compute copies. Free of host synchronisation (a CUDA graph can capture it)."""
     flat = is_flat(optimizer)   # flat groups: the gradients are views that must stay
     network.grads_to_masters(keep=flat)
-    if max_grad_norm:
-        accelerator.clip_grad_norm_(params, max_grad_norm)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=not flat)
-    network.masters_to_compute()
+    step_optimizer(accelerator, optimizer, network, params, max_grad_norm, keep_gradients=flat)
 
 
 def accumulate_gradients(accelerator, network, loss: torch.Tensor, accumulation: int) -> None:
     """Backward pass of one of the ``accumulation`` batches of an update, its gradients written (added,
-    after the first) into the optimizer's gradient buffers. Those persist between steps (``eager_update``
+    after the first) into the optimizer's gradient buffers. Those persist between steps (``step_optimizer``
     clears them in place), so that a captured graph writes into the same memory on every replay. Free
     of host synchronisation."""
     accelerator.backward(loss / accumulation if accumulation > 1 else loss)
     network.grads_to_masters(keep=True, add=accumulation > 1)
 
 
-def eager_update(accelerator, optimizer, network, params, max_grad_norm: float) -> None:
-    """The update after ``accumulate_gradients``: clip, step the optimizer (fp16's loss scaler may skip
-    an overflowing step), clear the gradient buffers in place, masters back to the compute copies."""
+def step_optimizer(accelerator, optimizer, network, params, max_grad_norm: float,
+                 keep_gradients: bool = True) -> None:
+    """The update once the masters hold the gradients (after ``accumulate_gradients``; inside
+    ``optimizer_update``, which a graph can capture): clip, step the optimizer (fp16's loss scaler may skip an overflowing step), clear the gradients (in place when they
+    are kept buffers), masters back to the compute copies."""
     if max_grad_norm:
         accelerator.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
-    optimizer.zero_grad(set_to_none=False)
+    optimizer.zero_grad(set_to_none=not keep_gradients)
     network.masters_to_compute()
 
 
