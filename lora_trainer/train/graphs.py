@@ -75,9 +75,68 @@ class _Captured:
     loss: torch.Tensor
 
 
+class CaptureSchedule:
+    """Which steps of each input shape (bucket) run eagerly and when a shape is captured.
+
+    The first shape is captured after ``first_warmup`` eager steps: they make the lazy state a
+    capture cannot (the optimizer's state, cuBLAS's workspace on the capture stream, the fp32
+    gradient buffers). Later shapes need ``later_warmup`` eager steps (0 unless the UNet's blocks are
+    compiled: a new shape compiles first), so they skip an eager step, its seconds (an SDXL step
+    with checkpointing is about seven replays) and its memory beside the graphs' pool. A capture
+    that fails before any eager step of its shape is tried once more after one; one that fails
+    after it leaves that shape eager, or every shape when none has been captured (the step itself
+    cannot be)."""
+
+    def __init__(self, first_warmup: int, later_warmup: int = 0) -> None:
+        self.first_warmup = max(1, first_warmup)
+        self.later_warmup = max(0, later_warmup)
+        self.eager_steps: dict[tuple, int] = {}
+        self.needed: dict[tuple, int] = {}
+        self.captured: list[tuple] = []
+        self.unwarmed: list[tuple] = []     # captured with no eager step of their own
+        self.eager_only: set[tuple] = set()
+        self.all_eager = False
+        self.failures: list[str] = []       # every failed capture's error, in order
+
+    def capture_now(self, key: tuple) -> bool:
+        if self.all_eager or key in self.eager_only:
+            return False
+        needed = self.needed.get(key, self.later_warmup if self.captured else self.first_warmup)
+        return self.eager_steps.get(key, 0) >= needed
+
+    def ran_eager(self, key: tuple) -> None:
+        self.eager_steps[key] = self.eager_steps.get(key, 0) + 1
+
+    def capture_succeeded(self, key: tuple) -> None:
+        self.captured.append(key)
+        if not self.eager_steps.get(key):
+            self.unwarmed.append(key)
+
+    def capture_failed(self, key: tuple, error: str) -> None:
+        self.failures.append(error)
+        if not self.eager_steps.get(key):
+            self.needed[key] = 1          # one eager step of this shape, then once more
+        elif self.captured:
+            self.eager_only.add(key)
+        else:
+            self.all_eager = True
+
+    @property
+    def failed(self) -> Optional[str]:
+        """The error that left a shape (or every shape) eager; None when all were captured in the end."""
+        if self.all_eager or self.eager_only:
+            return self.failures[-1]
+        return None
+
+    def summary(self) -> dict:
+        return {"captured": len(self.captured), "without_warmup": len(self.unwarmed),
+                "eager_only": len(self.eager_only), "all_eager": self.all_eager,
+                "failed_captures": len(self.failures), "errors": sorted(set(self.failures))[:3]}
+
+
 class GraphedStep:
-    """``step(batch, generator, update) -> loss``, replayed from a CUDA graph per input shape after
-    ``warmup`` eager steps of that shape.
+    """``step(batch, generator, update) -> loss``, replayed from a CUDA graph per input shape
+    (``CaptureSchedule`` says when each shape is captured; until then its steps run eagerly).
 
     With ``capture_update`` the graph holds the whole step, optimizer update included (one
     batch per update). Without it the graph holds the loss and the backward pass of one batch
@@ -86,28 +145,32 @@ class GraphedStep:
     eagerly (``step_optimizer``).
 
     The warm-up steps are real training steps; every captured graph shares one memory pool,
-    so several buckets cost about the memory of the largest (the eager warm-up step of a new
-    shape runs beside that pool)."""
+    so several buckets cost about the memory of the largest."""
 
     def __init__(self, models: StepModels, accelerator, optimizer, network, params, max_grad_norm: float,
-                 warmup: int = 3, capture_update: bool = True, accumulation: int = 1) -> None:
+                 warmup: Optional[int] = None, capture_update: bool = True, accumulation: int = 1,
+                 shape_warmup: int = 0) -> None:
         self.models = models
         self.accelerator = accelerator
         self.optimizer = optimizer
         self.network = network
         self.params = params
         self.max_grad_norm = max_grad_norm
-        self.warmup = max(1, warmup)
         self.capture_update = capture_update and accumulation == 1
         self.accumulation = max(1, accumulation)
+        # a captured update needs the optimizer's state made eagerly first; the backward pass alone, one step
+        self.schedule = CaptureSchedule(warmup if warmup is not None else (3 if self.capture_update else 1),
+                                        shape_warmup)
         self.device = accelerator.device
         self.stream = capture_stream(self.device)
         self.pool = None
         self.graphs: dict[tuple, _Captured] = {}
-        self.seen: dict[tuple, int] = {}
-        self.failed: Optional[str] = None  # why capture failed; every step is eager then
         if self.capture_update:
             make_capturable(optimizer, self.device)
+
+    @property
+    def failed(self) -> Optional[str]:
+        return self.schedule.failed
 
     # one step --------------------------------------------------------------------------
     def step(self, batch, generator: torch.Generator, update: bool = True) -> torch.Tensor:
@@ -125,19 +188,23 @@ class GraphedStep:
         return loss
 
     def _uncaptured(self, key: tuple, inputs: StepInputs) -> torch.Tensor:
-        count = self.seen.get(key, 0)
-        self.seen[key] = count + 1
-        # later shapes need one eager step only (a compile of the new shape; lazy state exists)
-        needed = self.warmup if not self.graphs else 1
-        if count < needed or self.failed:
-            return self._eager(inputs)
-        try:
-            return self._capture(key, inputs)
-        except RuntimeError as err:  # capture records only: the step has not run yet
-            self.failed = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
-            self.graphs.pop(key, None)
-            torch.cuda.synchronize(self.device)
-            return self._eager(inputs)
+        schedule = self.schedule
+        if schedule.capture_now(key):
+            try:
+                return self._capture(key, inputs)
+            except RuntimeError as err:  # capture records only: the step has not run yet
+                schedule.capture_failed(key, f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
+                self._discard_capture(key)
+        schedule.ran_eager(key)
+        return self._eager(inputs)
+
+    def _discard_capture(self, key: tuple) -> None:
+        """After a failed capture: nothing it recorded ran, but a backward pass it began may have
+        left gradients of the graph's memory on the compute copies, which the eager step would add to."""
+        self.graphs.pop(key, None)
+        for compute in getattr(self.network, "masters", {}):
+            compute.grad = None
+        torch.cuda.synchronize(self.device)
 
     def _body(self, inputs: StepInputs) -> torch.Tensor:
         loss = loss_from_inputs(self.models, inputs)
@@ -168,6 +235,7 @@ class GraphedStep:
         if self.pool is None:
             self.pool = graph.pool()
         self.graphs[key] = _Captured(graph, static, loss)
+        self.schedule.capture_succeeded(key)
         graph.replay()  # capture records only: this replay is the step
         return loss.clone()
 

@@ -262,8 +262,10 @@ class _Trainer:
             if last:
                 break
         self.save("final", min(plan.epochs, self.start_epoch + len(self.all_epoch_means)))
-        if graphed is not None and graphed.failed and self.metrics:
-            self.metrics.log_event("cuda_graphs_failed", error=graphed.failed)
+        if graphed is not None and self.metrics:
+            self.metrics.log_event("cuda_graph_shapes", **graphed.schedule.summary())
+            if graphed.failed:
+                self.metrics.log_event("cuda_graphs_failed", error=graphed.failed)
         return self.finish(stopped=False)
 
     def stop_agreed(self, step_in_epoch: int) -> bool:
@@ -322,7 +324,8 @@ class _Trainer:
                                    why=[str(reason) for reason in eager])
         return GraphedStep(run.step_models, run.accelerator, run.optimizer, run.network, params,
                            cfg.max_grad_norm, capture_update=not eager,
-                           accumulation=cfg.gradient_accumulation_steps)
+                           accumulation=cfg.gradient_accumulation_steps,
+                           shape_warmup=1 if cfg.torch_compile and cfg.train_unet else 0)  # compile, then capture
 
     def finish(self, stopped: bool) -> TrainResult:
         if self.metrics:
