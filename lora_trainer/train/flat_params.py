@@ -9,7 +9,8 @@ tensor per group steps the same weights with a few launches.
 
 The weights and their gradients become views into the group's flat tensor and its gradient, which
 therefore stay allocated between steps and are cleared in place (``step.step_optimizer``). Adafactor is
-left as it is: it factors each weight's second moment by its rows and columns.
+not flattened (it factors each weight's second moment by its rows and columns): it steps the tensors of
+one shape together instead (``grouped_adafactor.py``).
 """
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ import torch
 
 from ..text.messages import sentence
 from . import messages  # noqa: F401  (registers the sentences)
+from .optimizers import optimizer_name
 from .step import (StepInputs, StepModels, accumulate_gradients, loss_from_inputs, optimizer_update,
                    sample_inputs, step_optimizer)
 
@@ -64,7 +65,7 @@ def update_blockers(cfg, optimizer) -> list[str]:
         reasons.append(sentence("train.graphs.accumulation"))
     inner = getattr(optimizer, "optimizer", optimizer)
     if type(inner) is not torch.optim.AdamW:
-        reasons.append(sentence("train.graphs.optimizer", name=type(inner).__name__))
+        reasons.append(sentence("train.graphs.optimizer", name=optimizer_name(inner)))
     return reasons
 
 

@@ -245,6 +245,9 @@ def build_optimizer(optimizer_type: str, param_groups: list[dict], learning_rate
         raise ConfigError(msg("optim.lr_positive", name=name, lr=repr(lr)))
 
     cls = _import_class(name)
+    if name == "Adafactor":   # the same arithmetic, a shape's tensors at once (grouped_adafactor.py)
+        from .grouped_adafactor import GroupedAdafactor
+        cls = GroupedAdafactor
     _check_kwargs(name, cls, kwargs)
     try:
         optimizer = cls(groups, lr=lr, **kwargs)
@@ -260,9 +263,15 @@ def build_optimizer(optimizer_type: str, param_groups: list[dict], learning_rate
 # --- reporting ---------------------------------------------------------------------------------
 
 def uses_relative_step(optimizer: torch.optim.Optimizer) -> bool:
-    """True for a transformers Adafactor that schedules its own step size."""
-    return type(optimizer).__name__ == "Adafactor" and any(
+    """True for an Adafactor (transformers' or ours) that schedules its own step size."""
+    return optimizer_name(optimizer) == "Adafactor" and any(
         g.get("relative_step") for g in optimizer.param_groups)
+
+
+def optimizer_name(optimizer) -> str:
+    """The optimizer's name as the user chose it (GroupedAdafactor is Adafactor)."""
+    inner = getattr(optimizer, "optimizer", optimizer)   # accelerate's wrapper
+    return getattr(type(inner), "display_name", type(inner).__name__)
 
 
 def initial_lr(optimizer: torch.optim.Optimizer) -> float:
