@@ -56,7 +56,8 @@ def one_run(args, index: int) -> dict:
         folder = Path(tmp)
         config, events = write_config(folder, args), folder / "events.jsonl"
         cold = drop_caches() if args.drop_caches else False
-        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)   # keep the caller's
+        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=path)
         log = open(folder / "stderr.txt", "w+", encoding="utf-8")   # a file: a full pipe would stall the run
         start = time.time()
         proc = subprocess.Popen([sys.executable, "-m", "lora_trainer", "train", "--config", str(config),
