@@ -63,7 +63,8 @@ def main() -> None:
     a = p.parse_args()
     device = torch.device(a.device)
     shapes = lora_shapes(a.model, a.rank)
-    options = {"lr": a.lr, **parse_optimizer_args(a.args)}
+    options = parse_optimizer_args(a.args)
+    options["lr"] = None if options.get("relative_step") else a.lr   # relative steps take no learning rate
     per_tensor_ms, theirs = timed(Adafactor, shapes, options, a.steps, device)
     grouped_ms, ours = timed(GroupedAdafactor, shapes, options, a.steps, device)
     diff = max((x - y).abs().max().item() for x, y in zip(ours, theirs))
