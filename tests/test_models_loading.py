@@ -309,3 +309,25 @@ def test_cast_later_places_the_same_weights(tiny, tmp_path, file_dtype, asked, p
         assert sa.keys() == sb.keys()
         assert all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa)
     assert later.pending_cast == {}
+
+
+@pytest.mark.parametrize("file_dtype,asked,placed", [
+    (torch.bfloat16, torch.float16, torch.float16),    # a bf16 folder trained in fp16 (cast on the CPU before)
+    (torch.float16, torch.float32, torch.float32),
+])
+def test_cast_later_places_the_same_weights_from_a_diffusers_folder(tiny, tmp_path, file_dtype, asked, placed):
+    import copy
+    comps = {name: (copy.deepcopy(part).to(file_dtype) if isinstance(part, torch.nn.Module) else part)
+             for name, part in tiny["sdxl"].items()}
+    folder = _save_pipeline(comps, "sdxl", tmp_path / "folder")
+    now = load_base_model(folder, dtype=asked)
+    later = load_base_model(folder, dtype=asked, cast_later=True)
+    assert {p.dtype for p in later.unet.parameters()} == {file_dtype}   # not converted while loading
+    assert {p.dtype for p in now.unet.parameters()} == {asked}
+    for a, b in zip((now.unet, now.vae, *now.text_encoders), (later.unet, later.vae, *later.text_encoders)):
+        now.place(a, "cpu", placed)
+        later.place(b, "cpu", placed)
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys()
+        assert all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa)
+    assert later.pending_cast == {}

@@ -63,8 +63,9 @@ def load_base_model(path, *, dtype: torch.dtype = torch.float32, v_parameterizat
                     cast_later: bool = False) -> BaseModel:
     """Load a ``.safetensors`` / ``.ckpt`` checkpoint (original layout) or a diffusers folder.
 
-    ``cast_later``: a single file whose weights are all of one other float dtype keeps it (its weights stay
-    memory-mapped, not converted on the CPU) and each model is cast when ``BaseModel.place`` moves it.
+    ``cast_later``: a single file (or a diffusers folder's model) whose weights are all of one other float
+    dtype keeps it (its weights stay memory-mapped, not converted on the CPU) and each model is cast when
+    ``BaseModel.place`` moves it.
 
     ``v_parameterization`` forces v-prediction on/off; by default SD2 is v-prediction unless an
     A1111-style ``<name>.yaml`` beside the file says ``parameterization: "eps"``, and SD1/SDXL are
@@ -72,7 +73,7 @@ def load_base_model(path, *, dtype: torch.dtype = torch.float32, v_parameterizat
     """
     p = Path(path)
     if p.is_dir():
-        return _load_diffusers_folder(p, dtype, v_parameterization)
+        return _load_diffusers_folder(p, dtype, v_parameterization, cast_later)
     info = _inspect(p)
     family = detect_family(info.keys, source=str(p), in_channels=info.in_channels)
     v_pred = _v_prediction(p, family, info.keys, v_parameterization)
@@ -177,7 +178,7 @@ def _from_single_file(p: Path, config_dir: Path, family: str, dtype, tokenizers)
     return pipe.unet, pipe.vae, tes, sched_cfg
 
 
-def _load_diffusers_folder(p: Path, dtype, v_parameterization) -> BaseModel:
+def _load_diffusers_folder(p: Path, dtype, v_parameterization, cast_later: bool = False) -> BaseModel:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
@@ -185,22 +186,47 @@ def _load_diffusers_folder(p: Path, dtype, v_parameterization) -> BaseModel:
     if family is None:
         raise ModelLoadError(msg("model.not_diffusers", path=p), msg("model.not_diffusers.advice"))
     sched_cfg = _read_json(p / "scheduler" / "scheduler_config.json")
-    te_specs = [("text_encoder", CLIPTextModel)] + ([("text_encoder_2", CLIPTextModelWithProjection)]
-                                                  if family == "sdxl" else [])
+    specs = [("unet", UNet2DConditionModel), ("vae", AutoencoderKL), ("text_encoder", CLIPTextModel)] + \
+        ([("text_encoder_2", CLIPTextModelWithProjection)] if family == "sdxl" else [])
+    models, pending = [], {}
     try:
-        unet = UNet2DConditionModel.from_pretrained(p, subfolder="unet", torch_dtype=dtype, local_files_only=True,
-                                                    **_variant(p / "unet"))
-        vae = AutoencoderKL.from_pretrained(p, subfolder="vae", torch_dtype=dtype, local_files_only=True,
-                                            **_variant(p / "vae"))
-        tes = [cls.from_pretrained(p, subfolder=sub, torch_dtype=dtype, local_files_only=True, **_variant(p / sub))
-               for sub, cls in te_specs]
+        for sub, cls in specs:
+            variant = _variant(p / sub)
+            stored = _stored_float_dtype(p / sub, variant) if cast_later else None
+            later = stored is not None and stored != dtype
+            model = cls.from_pretrained(p, subfolder=sub, torch_dtype=stored if later else dtype,
+                                        local_files_only=True, **variant)
+            if later:   # cast by BaseModel.place on the device, as a single file's weights are
+                pending[id(model)] = dtype
+            models.append(model)
     except Exception as exc:
         raise ModelLoadError(msg("model.folder_failed", path=p, kind=type(exc).__name__, error=exc),
                              msg("model.folder_failed.advice")) from exc
     tokenizers = load_clip_tokenizers(family, diffusers_dir=p)
     if v_parameterization is None:
         v_parameterization = sched_cfg.get("prediction_type") == "v_prediction"
-    return _finish(family, (unet, vae, tes, sched_cfg), tokenizers, bool(v_parameterization), p)
+    unet, vae, *tes = models
+    base = _finish(family, (unet, vae, tes, sched_cfg), tokenizers, bool(v_parameterization), p)
+    base.pending_cast = pending
+    return base
+
+
+def _stored_float_dtype(folder: Path, variant: dict) -> torch.dtype | None:
+    """The one float dtype of every weight in a diffusers model folder's safetensors files (None when they
+    mix dtypes, are not safetensors, or cannot be read: such a model is loaded in the asked dtype)."""
+    from safetensors import safe_open
+
+    suffix = f".{variant['variant']}.safetensors" if variant else ".safetensors"
+    files = [f for f in folder.glob("*.safetensors") if f.name.endswith(suffix) and (variant or f.name.count(".") == 1)]
+    dtypes = set()
+    try:
+        for f in files:
+            with safe_open(str(f), framework="pt") as opened:
+                dtypes |= {opened.get_slice(k).get_dtype() for k in opened.keys()}
+    except Exception:   # noqa: BLE001  (an unreadable file: diffusers' own load reports it)
+        return None
+    floats = {_ST_DTYPES.get(code) for code in dtypes if code.startswith(("F", "BF"))}
+    return next(iter(floats)) if files and len(floats) == 1 and None not in floats else None
 
 
 def _finish(family, parts, tokenizers, v_pred: bool, p: Path) -> BaseModel:
