@@ -25,7 +25,7 @@ from ..text.messages import msg, sentence
 from . import messages  # noqa: F401  (registers the sentences)
 from .graphs import dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing, torch_older_than
 from .optimizers import require_optimizer
-from .setup_clock import SetupClock
+from .setup_clock import SetupClock, collection_paused
 from .state import refuse_other_process_count, saved_processes
 from .step import StepModels
 
@@ -270,6 +270,12 @@ def _drop_unreadable(cfg: TrainConfig, scan, items: list, plan: StepPlan, failed
 
 
 def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
+    """The run's data, models, network and optimizer, up to the first step (``Run``)."""
+    with collection_paused():
+        return _prepare_run(cfg, log)
+
+
+def _prepare_run(cfg: TrainConfig, log) -> Run:
     from ..models.loading import load_base_model
 
     clock = SetupClock()
