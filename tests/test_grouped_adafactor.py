@@ -54,6 +54,14 @@ def test_trains_like_transformers_adafactor(options):
     assert any(not torch.equal(a, b) for a, b in zip(ours, tensors()))   # it did train
 
 
+def test_without_foreach_copy_the_weights_are_copied_one_by_one(monkeypatch):
+    monkeypatch.delattr(torch, "_foreach_copy_", raising=False)   # older torch
+    ours, _ = train(GroupedAdafactor, OPTIONS[0])
+    monkeypatch.undo()
+    theirs, _ = train(Adafactor, OPTIONS[0])
+    assert_same(ours, theirs)
+
+
 def test_large_shapes_are_stepped_in_chunks(monkeypatch):
     monkeypatch.setattr(grouped_adafactor, "CHUNK_ELEMENTS", 100)   # (4, 16): one tensor per chunk
     options = OPTIONS[2]

@@ -98,7 +98,7 @@ class GroupedAdafactor(Adafactor):
             else:
                 weight.add_(weight, alpha=-group["weight_decay"] * lr)
         weight.add_(-update)
-        torch._foreach_copy_(params, list(weight.unbind(0)))
+        copy_into(params, list(weight.unbind(0)))
         if not in_order:
             for name, value in changed.items():
                 stacks[name].index_copy_(0, index, value)
@@ -163,3 +163,13 @@ def blend(moment: torch.Tensor, value: torch.Tensor, beta) -> None:
         moment.mul_(beta).add_(value * (1.0 - beta))
     else:
         moment.mul_(beta).add_(value, alpha=1.0 - beta)
+
+
+def copy_into(targets: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
+    """Each source into its target (cast to its dtype): one launch where torch has ``_foreach_copy_``."""
+    foreach = getattr(torch, "_foreach_copy_", None)
+    if foreach is not None:
+        foreach(targets, sources)
+        return
+    for target, source in zip(targets, sources):
+        target.copy_(source)
