@@ -64,3 +64,30 @@ def test_a_state_of_the_other_layout_is_refused_in_both_languages(tiny_checkpoin
     assert "was saved with its weights in another layout" in str(caught.value)
     assert "优化器状态与本次训练的优化器不匹配" in caught.value.message_in("zh_CN")
     assert "从头重新开始训练" in caught.value.advice_in("zh_CN")
+
+
+def test_a_large_group_is_cut_into_flat_tensors_of_whole_weights(monkeypatch):
+    monkeypatch.setattr(flat_params, "FLAT_CHUNK_ELEMENTS", 20)
+    weights = [torch.nn.Parameter(torch.randn(n)) for n in (8, 8, 8, 30, 4)]
+    before = [w.detach().clone() for w in weights]
+    (group,) = flat_params.flat_groups([{"params": weights, "lr": 0.1}])
+    assert [p.numel() for p in group["params"]] == [16, 8, 30, 4]   # no weight split; one larger than 20 alone
+    assert all(torch.equal(w, b) for w, b in zip(weights, before))
+    assert weights[3].data_ptr() == group["params"][2].data_ptr()
+
+
+def test_lion_over_several_flat_tensors_trains_exactly_like_per_tensor_lion(tiny_checkpoints, small_dataset,
+                                                                            tmp_path, monkeypatch):
+    cfg = make_config(tiny_checkpoints["sd1"], small_dataset, tmp_path / "chunks", max_train_epochs=2,
+                      save_every_n_epochs=None, optimizer_type="Lion", learning_rate=3e-4, text_encoder_lr=1e-4)
+    monkeypatch.setattr(flat_params, "FLAT_CHUNK_ELEMENTS", 600)
+    built = []
+    real = flat_params.flat_groups
+    monkeypatch.setattr(flat_params, "flat_groups", lambda groups: built.append(real(groups)) or built[-1])
+    _, chunked, chunked_losses = trained(cfg)
+    assert [len(g["params"]) > 1 for g in built[0]] == [True, True]   # UNet and text encoder: several each
+    monkeypatch.setattr(flat_params, "FLAT_TYPES", frozenset())
+    _, per_tensor, losses = trained(cfg.replace(output_dir=str(tmp_path / "per_tensor")))
+    for key in chunked:
+        assert torch.equal(chunked[key], per_tensor[key]), key
+    assert chunked_losses == losses
