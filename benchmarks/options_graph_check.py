@@ -1,9 +1,10 @@
 """The CUDA-graph step must train like the eager one with the caption-length, mask, augmentation and noise
 options on (``options``), and with the optimizer update outside the graph (``updates``: 8-bit, Lion, Prodigy
-and Adafactor optimizers, fp16's loss scaler, gradient accumulation, two bucket shapes): whole ``train`` runs
-on tiny models, from the same seed, twice eagerly (the spread of non-deterministic kernels) and once with the
-step captured; the captured run must end as close to the eager one as the two eager runs end to each other,
-with the same losses, and must really have replayed graphs. CUDA only.
+and Adafactor optimizers, fp16's loss scaler, gradient accumulation): whole ``train`` runs on tiny models over
+two bucket shapes (96 x 96 and 128 x 64; both must be captured, the second without a warm-up step of its own),
+from the same seed, twice eagerly (the spread of non-deterministic kernels) and once with the step captured;
+the captured run must end as close to the eager one as the two eager runs end to each other, with the same
+losses, and must really have replayed graphs. CUDA only.
 Usage: python benchmarks/options_graph_check.py WORK_DIR [options|updates|all]
 """
 import json
@@ -56,9 +57,9 @@ def dataset(root: Path) -> Path:
         alpha = Image.new("L", rgba.size, 0)
         alpha.paste(255, (8, 8, 56, 56))
         rgba.putalpha(alpha)
-        if index % 2:
-            wide = Image.new("RGBA", (80, 64), (255, 255, 255, 0))
-            wide.paste(rgba, (8, 0))
+        if index % 2:   # 2:1, its own bucket (128 x 64) beside the square ones (96 x 96)
+            wide = Image.new("RGBA", (128, 64), (255, 255, 255, 0))
+            wide.paste(rgba, (32, 0))
             rgba, alpha = wide, wide.getchannel("A")
         rgba.save(folder / image.name)
         Image.merge("RGB", (alpha, alpha, alpha)).save(masks / image.name)
@@ -74,8 +75,8 @@ def one_run(checkpoint, root: Path, name: str, graphs: bool, options: dict):
     if options.get("masked_loss"):
         options["conditioning_data_dir"] = str(root / "masks")
     settings = dict(pretrained_model_name_or_path=str(checkpoint), train_data_dir=str(root / "data"),
-                    output_dir=str(root / name), output_name="check", resolution="64", min_bucket_reso=64,
-                    max_bucket_reso=128, train_batch_size=4, max_train_epochs=3, save_every_n_epochs=None,
+                    output_dir=str(root / name), output_name="check", resolution="96", min_bucket_reso=64,
+                    max_bucket_reso=128, bucket_reso_steps=32, train_batch_size=4, max_train_epochs=3, save_every_n_epochs=None,
                     save_state=False, network_dim=4, network_alpha=4, learning_rate=3e-3, mixed_precision="no",
                     optimizer_type="AdamW", seed=7, save_precision="float", cuda_graphs=graphs)
     cfg = TrainConfig(**{**settings, **options})
@@ -87,6 +88,9 @@ def one_run(checkpoint, root: Path, name: str, graphs: bool, options: dict):
     failed = [e for e in events if e.get("type") == "event" and e.get("kind") == "cuda_graphs_failed"]
     if graphs and not any(e.get("kind") == "cuda_graphs" for e in events if e.get("type") == "event"):
         failed.append("no cuda_graphs event: the step was not graphed")
+    shapes = next((e for e in events if e.get("kind") == "cuda_graph_shapes"), {})
+    if graphs and shapes.get("captured", 0) < 2:   # the data set has two buckets: both must replay
+        failed.append(f"{shapes.get('captured', 0)} shape(s) captured, 2 expected: {shapes}")
     off = [w for w in started.warnings if "CUDA graphs are off" in w]
     return load_file(result.files[-1]), torch.tensor(steps), off, failed
 
