@@ -1,7 +1,7 @@
 """The CUDA-graph step must train like the eager one with the caption-length, mask, augmentation and noise
 options on (``options``), and with the optimizer update outside the graph (``updates``: 8-bit, Lion, Prodigy
 and Adafactor optimizers, fp16's loss scaler, gradient accumulation): whole ``train`` runs on tiny models over
-two bucket shapes (96 x 96 and 128 x 64; both must be captured, the second without a warm-up step of its own),
+two bucket shapes (96 x 96 and 128 x 64; both must be captured: `cuda_graph_shapes` says how many without a warm-up step),
 from the same seed, twice eagerly (the spread of non-deterministic kernels) and once with the step captured;
 the captured run must end as close to the eager one as the two eager runs end to each other, with the same
 losses, and must really have replayed graphs. CUDA only.
@@ -92,7 +92,7 @@ def one_run(checkpoint, root: Path, name: str, graphs: bool, options: dict):
     if graphs and shapes.get("captured", 0) < 2:   # the data set has two buckets: both must replay
         failed.append(f"{shapes.get('captured', 0)} shape(s) captured, 2 expected: {shapes}")
     off = [w for w in started.warnings if "CUDA graphs are off" in w]
-    return load_file(result.files[-1]), torch.tensor(steps), off, failed
+    return load_file(result.files[-1]), torch.tensor(steps), off, failed, shapes
 
 
 def main() -> int:
@@ -106,7 +106,7 @@ def main() -> int:
     for number, (family, options) in enumerate(jobs):
         root = dataset(work / f"{number}-{family}")
         checkpoint = save_single_file(build_tiny_components(family, seed=0), root / "tiny.safetensors", family)
-        (wa, la, _, _), (we, le, _, _), (wg, lg, off, failed) = [
+        (wa, la, *_), (we, le, *_), (wg, lg, off, failed, shapes) = [
             one_run(checkpoint, root, name, graphs, options)
             for name, graphs in (("eager1", False), ("eager2", False), ("graph", True))]
 
@@ -124,6 +124,7 @@ def main() -> int:
         bad |= not ok
         print(f"{family} {options}: {'OK' if ok else 'MISMATCH'} |w_eager - w_graph| {diff:.3g}, "
               f"|w_eager - w_eager2| {noise:.3g}, |w| {scale:.3g}; losses eager {la.tolist()}, graph {lg.tolist()}"
+              f"; shapes {shapes.get('captured')} captured, {shapes.get('without_warmup')} without warm-up"
               f"{'; graphs off: ' + str(off) if off else ''}{'; capture failed: ' + str(failed) if failed else ''}",
               flush=True)
     return 1 if bad else 0
