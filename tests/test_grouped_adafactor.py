@@ -144,4 +144,6 @@ def test_a_state_saved_per_tensor_is_refused_in_both_languages(adafactor_config,
         run(adafactor_config.replace(output_dir=str(tmp_path / "b"),
                                      resume=os.path.join(done.run_dir, "测试 lora-state")))
     assert "was saved with its weights in another layout" in str(caught.value)
+    assert "its Adafactor moments are kept per tensor" in str(caught.value)
     assert "优化器状态与本次训练的优化器不匹配" in caught.value.message_in("zh_CN")
+    assert "按单个张量保存" in caught.value.message_in("zh_CN")   # the detail in Chinese too

@@ -17,6 +17,9 @@ import math
 import torch
 from transformers.optimization import Adafactor
 
+from ..text.messages import msg
+from . import messages  # noqa: F401  (registers the sentences)
+
 CHUNK_ELEMENTS = 1 << 23   # about 32 MB of fp32 per stacked temporary: bounds the update's extra memory
 STACKED = ("stack_avg", "stack_row", "stack_col", "stack_sq")
 
@@ -122,10 +125,11 @@ class GroupedAdafactor(Adafactor):
                 for i, p in enumerate(bucket):
                     state = self.state.get(p, {})
                     if any(key.startswith("exp_avg") for key in state):
-                        raise ValueError("Adafactor moments saved per tensor")
+                        raise ValueError(msg("optim.adafactor_per_tensor"))
                     for name in STACKED:
                         if name in state and (i or state[name].shape[0] != len(bucket)):
-                            raise ValueError(f"{name} of {state[name].shape[0]} tensors for {len(bucket)}")
+                            raise ValueError(msg("optim.adafactor_stack", saved=state[name].shape[0],
+                                                 count=len(bucket)))
 
 
 def shape_buckets(params) -> list[list[torch.Tensor]]:

@@ -19,7 +19,7 @@ from ..config.schema import TrainConfig
 from ..config.steps import format_plan
 from ..data.dataset import epoch_batches
 from ..errors import OutputError, TrainerError, TrainingDiverged
-from ..text.messages import SEMICOLON, Joined, msg, sentence
+from ..text.messages import SEMICOLON, Joined, Message, msg, sentence
 from . import events as ev
 from .batches import BatchMaker
 from .cpu_threads import CpuThreads, cpu_training_threads
@@ -114,7 +114,8 @@ class _Trainer:
         try:
             self.run.optimizer.load_state_dict(state.optimizer)
         except (ValueError, KeyError) as err:   # another layout of the optimizer's tensors
-            raise TrainerError(msg("train.resume_optimizer", folder=state_dir, error=err),
+            detail = err.args[0] if err.args and isinstance(err.args[0], Message) else err   # ours: keyed
+            raise TrainerError(msg("train.resume_optimizer", folder=state_dir, error=detail),
                                msg("train.resume_optimizer.advice")) from None
         host_learning_rates(self.run.optimizer)  # a captured run saves device-side learning rates
         self.run.scheduler.load_state_dict(state.scheduler)

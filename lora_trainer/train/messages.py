@@ -78,6 +78,8 @@ register({
     "optim.no_setting": "optimizer_args: {name} has no setting '{key_name}'; it accepts: {accepted}",
     "optim.nothing": "there are no trainable parameters to optimize",
     "optim.nothing.advice": "train at least the UNet or the text encoder",
+    "optim.adafactor_per_tensor": "its Adafactor moments are kept per tensor",
+    "optim.adafactor_stack": "its Adafactor moments hold {saved} tensors of a shape, this run has {count}",
     "optim.warmup_init": "Adafactor: warmup_init=True needs relative_step=True, so relative_step was turned on",
     "optim.relative_step": "Adafactor with relative_step=True finds its own step size: the learning rate is ignored; "
                            "the 'adafactor' scheduler is used",
