@@ -1,6 +1,10 @@
 """When each bucket shape of the CUDA-graph step is captured (CaptureSchedule: pure bookkeeping, so it is
 checked here on the CPU; the captures themselves by benchmarks/options_graph_check.py on a GPU)."""
-from lora_trainer.train.graphs import CaptureSchedule
+import pytest
+
+pytest.importorskip("torch")
+
+from lora_trainer.train.graphs import CaptureSchedule  # noqa: E402
 
 A, B, C = ("a",), ("b",), ("c",)
 

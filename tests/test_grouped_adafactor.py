@@ -2,12 +2,13 @@
 every option kohya's users pass, with tensors that miss a gradient now and then, in chunks, and from a saved
 state; a state of transformers' per-tensor layout is refused."""
 import pytest
-import torch
-from transformers.optimization import Adafactor
 
-from lora_trainer.train import grouped_adafactor
-from lora_trainer.train.grouped_adafactor import GroupedAdafactor
-from tests.test_train import small_dataset  # noqa: F401  (a fixture)
+torch = pytest.importorskip("torch")
+Adafactor = pytest.importorskip("transformers.optimization").Adafactor
+
+from lora_trainer.train import grouped_adafactor  # noqa: E402
+from lora_trainer.train.grouped_adafactor import GroupedAdafactor  # noqa: E402
+from tests.test_train import small_dataset  # noqa: E402,F401  (a fixture)
 
 SHAPES = [(4, 16), (16, 4), (4, 16), (4, 8, 3, 3), (8,), (16, 4), (4, 16), (4, 8, 3, 3), (8,), (32, 4)]
 OPTIONS = [
