@@ -128,8 +128,7 @@ def _inspect(p: Path) -> _FileInfo:
         from safetensors import safe_open
 
         with safe_open(str(p), framework="pt") as f:
-            dtypes = {_ST_DTYPES.get(code) for code in (f.get_slice(k).get_dtype() for k in keys)
-                      if code.startswith(("F", "BF"))}
+            dtypes = {_float_dtype(f.get_slice(k).get_dtype()) for k in keys} - {False}
             shape = f.get_slice(IN_CONV).get_shape() if IN_CONV in keys else None
             raw = (f.metadata() or {}).get(METADATA_KEY)
     in_channels = int(shape[1]) if shape is not None and len(shape) == 4 else None
@@ -218,15 +217,20 @@ def _stored_float_dtype(folder: Path, variant: dict) -> torch.dtype | None:
 
     suffix = f".{variant['variant']}.safetensors" if variant else ".safetensors"
     files = [f for f in folder.glob("*.safetensors") if f.name.endswith(suffix) and (variant or f.name.count(".") == 1)]
-    dtypes = set()
+    floats = set()
     try:
         for f in files:
             with safe_open(str(f), framework="pt") as opened:
-                dtypes |= {opened.get_slice(k).get_dtype() for k in opened.keys()}
+                floats |= {_float_dtype(opened.get_slice(k).get_dtype()) for k in opened.keys()} - {False}
     except Exception:   # noqa: BLE001  (an unreadable file: diffusers' own load reports it)
         return None
-    floats = {_ST_DTYPES.get(code) for code in dtypes if code.startswith(("F", "BF"))}
-    return next(iter(floats)) if files and len(floats) == 1 and None not in floats else None
+    return next(iter(floats)) if files and len(floats) == 1 else None
+
+
+def _float_dtype(code: str):
+    """The torch dtype of a safetensors float dtype code (None for one torch cannot load here, e.g. F8);
+    False for a code that is not a float."""
+    return _ST_DTYPES.get(code) if code.startswith(("F", "BF")) else False
 
 
 def _finish(family, parts, tokenizers, v_pred: bool, p: Path) -> BaseModel:

@@ -172,10 +172,11 @@ def accumulate_gradients(accelerator, network, loss: torch.Tensor, accumulation:
 
 
 def step_optimizer(accelerator, optimizer, network, params, max_grad_norm: float,
-                 keep_gradients: bool = True) -> None:
+                   keep_gradients: bool = True) -> None:
     """The update once the masters hold the gradients (after ``accumulate_gradients``; inside
-    ``optimizer_update``, which a graph can capture): clip, step the optimizer (fp16's loss scaler may skip an overflowing step), clear the gradients (in place when they
-    are kept buffers), masters back to the compute copies."""
+    ``optimizer_update``, which a graph can capture): clip, step the optimizer (fp16's loss scaler may
+    skip an overflowing step), clear the gradients (in place when they are kept buffers), masters back
+    to the compute copies."""
     if max_grad_norm:
         accelerator.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
