@@ -5,9 +5,7 @@ the moment of peak reserved memory (reserved / allocated then, and what was live
 code that allocated it: ours, diffusers, peft or torch), the segments at the end (per pool, with
 how much of each is free and in how many pieces), and the live blocks at the end grouped the same
 way. CUDA only; slow (every allocation records its stack).
-Usage: python benchmarks/memory_trace.py OUT.md [model] [batch] [gc 0/1] [variant] [steps] [optimizer] [rank] [fold 0/1]
-(fold 0: the compute copies' gradients are not folded into the fp32 buffers during the backward pass, as before
-``LoraNetwork.folding_gradients``; it only acts where the update stays outside the graph, i.e. not with AdamW.)
+Usage: python benchmarks/memory_trace.py OUT.md [model] [batch] [gc 0/1] [variant] [steps]
 """
 import collections
 import sys
@@ -24,9 +22,6 @@ BATCH = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 GC = bool(int(sys.argv[4])) if len(sys.argv) > 4 else True
 VARIANT = sys.argv[5] if len(sys.argv) > 5 else "graphs"
 STEPS = int(sys.argv[6]) if len(sys.argv) > 6 else 4
-OPTIMIZER = sys.argv[7] if len(sys.argv) > 7 else "AdamW"
-RANK = int(sys.argv[8]) if len(sys.argv) > 8 else 32
-FOLD = bool(int(sys.argv[9])) if len(sys.argv) > 9 else True
 MARK = 777 * 512 + 3  # an allocation of this size marks the start of the capture in the trace
 
 
@@ -68,19 +63,14 @@ def marked_fresh():
 
 
 bench._fresh_peak = marked_fresh
-if not FOLD:
-    import contextlib
-
-    from lora_trainer.lora.network import LoraNetwork
-    LoraNetwork.folding_gradients = lambda self: contextlib.nullcontext()
 use_expandable_segments()  # before the first allocation, as the bench session does
 torch.cuda.memory._record_memory_history(max_entries=3_000_000, stacks="python")
 results = bench.run_bench(MODEL, BATCH, None, GC, steps=STEPS, warmup=5, baseline=False, count_flops=False,
-                          variants=(VARIANT,), optimizer=OPTIMIZER, rank=RANK)
+                          variants=(VARIANT,))
 snap = torch.cuda.memory._snapshot()
 torch.cuda.memory._record_memory_history(enabled=None)
 
-lines = [f"# {MODEL} batch {BATCH} gc={GC} [{VARIANT}] {OPTIMIZER} rank {RANK} fold={FOLD}", "",
+lines = [f"# {MODEL} batch {BATCH} gc={GC} [{VARIANT}]", "",
          f"bench: {results[0].ms_per_step:.1f} ms/step, peak {results[0].peak_allocated_gb:.3f} allocated / "
          f"{results[0].peak_reserved_gb:.3f} reserved GB (peak stats reset before the variant)", ""]
 

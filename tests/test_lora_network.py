@@ -124,50 +124,6 @@ def test_bf16_compute_copies_keep_fp32_masters():
     assert any(not torch.equal(net.trainable_state()[k], before[k]) for k in before)
 
 
-def test_folded_gradients_equal_the_copied_ones_and_are_released_during_the_backward_pass():
-    """``folding_gradients``: each bf16 gradient goes into its master's kept fp32 buffer as the backward pass
-    makes it (added over batches), leaving no bf16 gradient behind, with the values ``grads_to_masters`` copies."""
-    def backward(net, unet, seed):
-        g = torch.Generator().manual_seed(seed)
-        cross = unet.config.cross_attention_dim
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = unet(torch.randn(2, 4, 8, 8, generator=g).to(torch.bfloat16), torch.tensor([5, 900]),
-                       encoder_hidden_states=torch.randn(2, 77, cross, generator=g).to(torch.bfloat16)).sample
-        out.float().square().mean().backward()
-
-    nets = []
-    for _ in range(2):
-        torch.manual_seed(0)
-        unet = build_tiny_components("sd1")["unet"].to(torch.bfloat16)
-        net = build_network("sd1", unet, [], rank=4, alpha=4)
-        _nudge(net)
-        net.use_compute_dtype(torch.bfloat16)
-        nets.append((net, unet))
-    (copied, copied_unet), (folded, folded_unet) = nets
-    backward(copied, copied_unet, 1)
-    copied.grads_to_masters(keep=True)          # the first step makes the buffers
-    backward(copied, copied_unet, 2)
-    copied.grads_to_masters(keep=True, add=True)
-
-    with folded.folding_gradients():             # no buffers yet: nothing folded, grads_to_masters makes them
-        backward(folded, folded_unet, 1)
-    assert all(p.grad is not None for p in folded.parameters())
-    folded.grads_to_masters(keep=True)
-    seen = []
-    layer_a = next(p for p in folded.parameters())
-    hook = layer_a.register_post_accumulate_grad_hook(lambda p: seen.append(p.grad is None))
-    with folded.folding_gradients():
-        backward(folded, folded_unet, 2)
-        assert all(p.grad is None for p in folded.parameters())   # every bf16 gradient was released
-    hook.remove()
-    assert seen == [True]   # released by the fold, the hook registered first, before the backward pass went on
-    folded.grads_to_masters(keep=True, add=True)
-    for a, b in zip(copied.optimizer_parameters(), folded.optimizer_parameters()):
-        assert torch.equal(a.grad, b.grad)
-    backward(folded, folded_unet, 3)              # outside the context the gradients stay on the compute copies
-    assert all(p.grad is not None for p in folded.parameters())
-
-
 def test_compute_copies_can_switch_to_fp32_and_back():
     unet = build_tiny_components("sd1")["unet"]
     net = build_network("sd1", unet, [], rank=4, alpha=4)

@@ -9,7 +9,6 @@ the type, the default rank and alpha, and per layer (kohya key) another rank and
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
@@ -163,8 +162,6 @@ class LoraNetwork:
         self.components = components
         self.dropout = dropout or DropoutSettings()
         self.masters: dict[nn.Parameter, nn.Parameter] = {}  # compute weight → fp32 master (if split)
-        self._fold_hooks: list = []
-        self._folding = False
         self.notes: list[str] = []   # what the user should know about how it was built (network_setup)
         for comp, _, layer in self.modules():
             if L.layer_algo(layer) != "lora" or getattr(layer, L.DORA, None) is not None:
@@ -269,30 +266,6 @@ class LoraNetwork:
                 torch._foreach_add_(masters, grads)
             else:
                 torch._foreach_copy_(masters, grads)
-
-    @contextlib.contextmanager
-    def folding_gradients(self):
-        """Within it, a compute copy's gradient is added into its master's kept fp32 gradient as soon as the
-        backward pass has made it, and released: the half-precision gradients of all weights never exist at
-        once (0.34 GB at SDXL rank 64, which was the backward pass's peak above kohya's). Only for gradients
-        kept between steps and cleared in place after each update (``accumulate_gradients``): a weight
-        whose master has no buffer yet keeps its gradient for ``grads_to_masters``, which makes it."""
-        if self.masters and not self._fold_hooks and hasattr(torch.Tensor, "register_post_accumulate_grad_hook"):
-            self._fold_hooks = [p.register_post_accumulate_grad_hook(self._fold) for p in self.masters]
-        self._folding = True
-        try:
-            yield
-        finally:
-            self._folding = False
-
-    @torch.no_grad()
-    def _fold(self, compute: nn.Parameter) -> None:
-        if not self._folding or compute.grad is None:
-            return
-        master = self.masters[compute]
-        if master.grad is not None:
-            master.grad.add_(compute.grad)
-            compute.grad = None
 
     @torch.no_grad()
     def masters_to_compute(self) -> None:

@@ -166,11 +166,9 @@ def accumulate_gradients(accelerator, network, loss: torch.Tensor, accumulation:
     """Backward pass of one of the ``accumulation`` batches of an update, its gradients written (added,
     after the first) into the optimizer's gradient buffers. Those persist between steps (``step_optimizer``
     clears them in place), so that a captured graph writes into the same memory on every replay. Free
-    of host synchronisation. The buffers are zero when an update's first batch starts, so each compute
-    copy's gradient is added into them during the backward pass (``folding_gradients``)."""
-    with network.folding_gradients():
-        accelerator.backward(loss / accumulation if accumulation > 1 else loss)
-    network.grads_to_masters(keep=True, add=accumulation > 1)   # what was not folded (the first step makes the buffers)
+    of host synchronisation."""
+    accelerator.backward(loss / accumulation if accumulation > 1 else loss)
+    network.grads_to_masters(keep=True, add=accumulation > 1)
 
 
 def step_optimizer(accelerator, optimizer, network, params, max_grad_norm: float,
