@@ -1,11 +1,11 @@
 """Where the peak reserved memory of one bench job comes from, allocation by allocation.
 
 Runs one ``bench`` variant with the allocator's history recorded (Python stacks), then reports:
-the moment of peak reserved memory (reserved / allocated then, and what was live grouped by the
-code that allocated it: ours, diffusers, peft or torch), the segments at the end (per pool, with
+the moments of peak reserved and of peak allocated memory (reserved / allocated then, and what was live
+grouped by the code that allocated it: ours, diffusers, peft or torch), the segments at the end (per pool, with
 how much of each is free and in how many pieces), and the live blocks at the end grouped the same
 way. CUDA only; slow (every allocation records its stack).
-Usage: python benchmarks/memory_trace.py OUT.md [model] [batch] [gc 0/1] [variant] [steps]
+Usage: python benchmarks/memory_trace.py OUT.md [model] [batch] [gc 0/1] [variant] [steps] [optimizer] [rank]
 """
 import collections
 import sys
@@ -22,6 +22,8 @@ BATCH = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 GC = bool(int(sys.argv[4])) if len(sys.argv) > 4 else True
 VARIANT = sys.argv[5] if len(sys.argv) > 5 else "graphs"
 STEPS = int(sys.argv[6]) if len(sys.argv) > 6 else 4
+OPTIMIZER = sys.argv[7] if len(sys.argv) > 7 else "AdamW"
+RANK = int(sys.argv[8]) if len(sys.argv) > 8 else 32
 MARK = 777 * 512 + 3  # an allocation of this size marks the start of the capture in the trace
 
 
@@ -66,11 +68,11 @@ bench._fresh_peak = marked_fresh
 use_expandable_segments()  # before the first allocation, as the bench session does
 torch.cuda.memory._record_memory_history(max_entries=3_000_000, stacks="python")
 results = bench.run_bench(MODEL, BATCH, None, GC, steps=STEPS, warmup=5, baseline=False, count_flops=False,
-                          variants=(VARIANT,))
+                          variants=(VARIANT,), optimizer=OPTIMIZER, rank=RANK)
 snap = torch.cuda.memory._snapshot()
 torch.cuda.memory._record_memory_history(enabled=None)
 
-lines = [f"# {MODEL} batch {BATCH} gc={GC} [{VARIANT}]", "",
+lines = [f"# {MODEL} batch {BATCH} gc={GC} [{VARIANT}] {OPTIMIZER} rank {RANK}", "",
          f"bench: {results[0].ms_per_step:.1f} ms/step, peak {results[0].peak_allocated_gb:.3f} allocated / "
          f"{results[0].peak_reserved_gb:.3f} reserved GB (peak stats reset before the variant)", ""]
 
@@ -104,6 +106,7 @@ for i, e in enumerate(trace):
         peak_alloc_then = allocated
     if allocated > peak_a:
         peak_a, peak_a_at = allocated, i
+        peak_a_live = dict(live)
 first = trace[0]["action"] if trace else "?"
 lines += [f"trace: {len(trace)} events (first: {first}); reserved/allocated relative to the trace's start",
           f"variant starts at event {fresh_at}, capture marker at event {capture_at}",
@@ -116,6 +119,14 @@ for size, where, at in peak_live.values():
     g[0] += size
     g[1] += 1
 lines += ["## Live at the peak of reserved memory (traced allocations only)", "", "| MB | count | where |",
+          "|---|---|---|", *top(groups, 40), ""]
+groups = collections.defaultdict(lambda: [0, 0])
+for size, where, at in peak_a_live.values():
+    tag = "before capture" if capture_at is None or at < capture_at else "capture/after"
+    g = groups[f"{tag}: {where}"]
+    g[0] += size
+    g[1] += 1
+lines += ["## Live at the peak of allocated memory (traced allocations only)", "", "| MB | count | where |",
           "|---|---|---|", *top(groups, 40), ""]
 
 # --- segments at the end ---------------------------------------------------------------
