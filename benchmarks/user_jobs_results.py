@@ -51,6 +51,7 @@ def ours_figures(opts) -> dict:
             mark = r["time"]
     setup = next((r for r in records if r.get("kind") == "setup_memory"), {})
     phases = next((r for r in records if r.get("kind") == "setup_times"), {})
+    shapes = next((r for r in records if r.get("kind") == "cuda_graph_shapes"), {})
     return {"steps": len(steps), "planned_steps": raw.get("planned_steps"),
             "steady_ms_per_step": round(statistics.median(timed), 2) if timed else None, "timed_steps": len(timed),
             "last_epoch_ms_per_step": round(statistics.fmean(last_epoch), 2) if last_epoch else None,
@@ -58,6 +59,7 @@ def ours_figures(opts) -> dict:
             "peak_alloc_gib": peak(steps, "peak_mem_gb"), "peak_reserved_gib": peak(steps, "peak_reserved_gb"),
             "setup_peak_alloc_gib": setup.get("peak_mem_gb"), "setup_peak_reserved_gib": setup.get("peak_reserved_gb"),
             "setup_phases_s": {k: v for k, v in phases.items() if k not in ("type", "kind", "time")},
+            "graph_shapes": {k: v for k, v in shapes.items() if k not in ("type", "kind", "time")},
             "step_times": [[r.get("step"), r.get("epoch"), r.get("time")] for r in steps],
             "notes": raw.get("notes", []), "settings": raw.get("settings"), "device": raw.get("device"),
             "torch": raw.get("torch"), **loss_summary([r.get("loss") for r in steps])}
@@ -125,6 +127,11 @@ def report(path: str) -> None:
                   f"{f(r.get('steady_ms_per_step')):>8} {f(r.get('e2e_s')):>7} {f(r.get('setup_s')):>7} "
                   f"{mem:>13}  {f(r.get('loss_first_third'), 4)} -> {f(r.get('loss_last_third'), 4)}"
                   + (f"  [{'; '.join(r['notes'])}]" if r.get("notes") else ""))
+            shapes = r.get("graph_shapes") or {}
+            if shapes.get("capture_s") is not None:
+                print(f"{'':13} {shapes['captured']} shapes captured in {sum(shapes['capture_s']):.1f} s "
+                      f"(longest {max(shapes['capture_s'], default=0):.1f}), {len(shapes['warmup_eager_s'])} eager "
+                      f"warm-up steps {sum(shapes['warmup_eager_s']):.1f} s")
             if r["status"] != "ok":
                 print("    " + "\n    ".join(r.get("log_tail", [])[-5:]))
         ours, kohya = pair["ours"], pair["kohya"]

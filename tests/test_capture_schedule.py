@@ -6,7 +6,7 @@ pytest.importorskip("torch")
 
 from lora_trainer.train.graphs import CaptureSchedule  # noqa: E402
 
-A, B, C = ("a",), ("b",), ("c",)
+A, B, C, D = ("a",), ("b",), ("c",), ("d",)
 
 
 def drive(schedule, keys, fails=()):
@@ -31,13 +31,20 @@ def drive(schedule, keys, fails=()):
     return done
 
 
-def test_first_shape_warms_up_later_shapes_are_captured_at_once():
+def test_the_warmup_steps_may_be_of_any_shapes_then_every_shape_is_captured_at_once():
     schedule = CaptureSchedule(first_warmup=3)
-    assert drive(schedule, [A, A, B, A, A, B, C, A]) == ["eager", "eager", "eager", "eager", "capture", "capture",
-                                                         "capture", "replay"]
-    # B came before A was captured: it waited for A's warm-up like the first shape, then needed none of its own
-    assert schedule.summary()["captured"] == 3 and schedule.summary()["without_warmup"] == 1
+    assert drive(schedule, [A, B, C, A, A, B, C, D]) == ["eager", "eager", "eager", "capture", "replay", "capture",
+                                                         "capture", "capture"]
+    # three eager steps of three shapes made the lazy state; D never ran eagerly
+    summary = schedule.summary()
+    assert summary["captured"] == 4 and summary["without_warmup"] == 1
     assert schedule.failed is None
+
+
+def test_one_warmup_step_then_the_next_shape_is_captured_whatever_it_is():
+    schedule = CaptureSchedule(first_warmup=1)
+    assert drive(schedule, [A, B, A, C]) == ["eager", "capture", "capture", "capture"]
+    assert schedule.summary()["without_warmup"] == 2
 
 
 def test_compiled_blocks_give_each_new_shape_one_eager_step():

@@ -17,6 +17,7 @@ and gradient accumulation. ``graph_blockers`` says what stops capture altogether
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -79,14 +80,16 @@ class _Captured:
 class CaptureSchedule:
     """Which steps of each input shape (bucket) run eagerly and when a shape is captured.
 
-    The first shape is captured after ``first_warmup`` eager steps: they make the lazy state a
+    Nothing is captured before ``first_warmup`` eager steps, of any shapes: they make the lazy state a
     capture cannot (the optimizer's state, cuBLAS's workspace on the capture stream, the fp32
-    gradient buffers). Later shapes need ``later_warmup`` eager steps (0 unless the UNet's blocks are
-    compiled: a new shape compiles first), so they skip an eager step, its seconds (an SDXL step
+    gradient buffers), none of which depends on the shape. After them a shape is captured at its first
+    step unless it needs ``later_warmup`` eager steps of its own (0 unless the UNet's blocks are
+    compiled: a new shape compiles first), so it skips an eager step, its seconds (an SDXL step
     with checkpointing is about seven replays) and its memory beside the graphs' pool. A capture
     that fails before any eager step of its shape is tried once more after one; one that fails
     after it leaves that shape eager, or every shape when none has been captured (the step itself
-    cannot be)."""
+    cannot be). ``capture_seconds`` and ``warmup_seconds`` time the captures and the eager steps
+    before them (the seconds a short run pays for its graphs)."""
 
     def __init__(self, first_warmup: int, later_warmup: int = 0) -> None:
         self.first_warmup = max(1, first_warmup)
@@ -98,15 +101,23 @@ class CaptureSchedule:
         self.eager_only: set[tuple] = set()
         self.all_eager = False
         self.failures: list[str] = []       # every failed capture's error, in order
+        self.capture_seconds: list[float] = []
+        self.warmup_seconds: list[float] = []
 
     def capture_now(self, key: tuple) -> bool:
         if self.all_eager or key in self.eager_only:
             return False
-        needed = self.needed.get(key, self.later_warmup if self.captured else self.first_warmup)
-        return self.eager_steps.get(key, 0) >= needed
+        own = self.eager_steps.get(key, 0)
+        if key in self.needed:
+            return own >= self.needed[key]
+        return sum(self.eager_steps.values()) >= self.first_warmup and own >= self.later_warmup
 
     def ran_eager(self, key: tuple) -> None:
         self.eager_steps[key] = self.eager_steps.get(key, 0) + 1
+
+    def timed_eager(self, key: tuple) -> bool:
+        """Whether an eager step of ``key`` is a warm-up worth timing (not a shape left eager for good)."""
+        return not (self.all_eager or key in self.eager_only)
 
     def capture_succeeded(self, key: tuple) -> None:
         self.captured.append(key)
@@ -132,7 +143,9 @@ class CaptureSchedule:
     def summary(self) -> dict:
         return {"captured": len(self.captured), "without_warmup": len(self.unwarmed),
                 "eager_only": len(self.eager_only), "all_eager": self.all_eager,
-                "failed_captures": len(self.failures), "errors": sorted(set(self.failures))[:3]}
+                "failed_captures": len(self.failures), "errors": sorted(set(self.failures))[:3],
+                "capture_s": [round(t, 3) for t in self.capture_seconds],
+                "warmup_eager_s": [round(t, 3) for t in self.warmup_seconds]}
 
 
 class GraphedStep:
@@ -191,13 +204,23 @@ class GraphedStep:
     def _uncaptured(self, key: tuple, inputs: StepInputs) -> torch.Tensor:
         schedule = self.schedule
         if schedule.capture_now(key):
+            start = time.perf_counter()
             try:
-                return self._capture(key, inputs)
+                loss = self._capture(key, inputs)
+                schedule.capture_seconds.append(time.perf_counter() - start)   # its replay is only queued
+                return loss
             except RuntimeError as err:  # capture records only: the step has not run yet
                 schedule.capture_failed(key, f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
                 self._discard_capture(key)
         schedule.ran_eager(key)
-        return self._eager(inputs)
+        if not (schedule.timed_eager(key) and self.device.type == "cuda"):
+            return self._eager(inputs)
+        torch.cuda.synchronize(self.device)   # a warm-up step: a few per run, the next capture waits anyway
+        start = time.perf_counter()
+        loss = self._eager(inputs)
+        torch.cuda.synchronize(self.device)
+        schedule.warmup_seconds.append(time.perf_counter() - start)
+        return loss
 
     def _discard_capture(self, key: tuple) -> None:
         """After a failed capture: nothing it recorded ran, but a backward pass it began may have
