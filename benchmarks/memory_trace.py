@@ -112,22 +112,22 @@ lines += [f"trace: {len(trace)} events (first: {first}); reserved/allocated rela
           f"variant starts at event {fresh_at}, capture marker at event {capture_at}",
           f"peak reserved {peak_r / 1e9:.3f} GB at event {peak_r_at} (allocated then {peak_alloc_then / 1e9:.3f}); "
           f"peak allocated {peak_a / 1e9:.3f} at event {peak_a_at}", ""]
-groups: dict[str, list] = collections.defaultdict(lambda: [0, 0])
-for size, where, at in peak_live.values():
-    tag = "before capture" if capture_at is None or at < capture_at else "capture/after"
-    g = groups[f"{tag}: {where}"]
-    g[0] += size
-    g[1] += 1
-lines += ["## Live at the peak of reserved memory (traced allocations only)", "", "| MB | count | where |",
-          "|---|---|---|", *top(groups, 40), ""]
-groups = collections.defaultdict(lambda: [0, 0])
-for size, where, at in peak_a_live.values():
-    tag = "before capture" if capture_at is None or at < capture_at else "capture/after"
-    g = groups[f"{tag}: {where}"]
-    g[0] += size
-    g[1] += 1
-lines += ["## Live at the peak of allocated memory (traced allocations only)", "", "| MB | count | where |",
-          "|---|---|---|", *top(groups, 40), ""]
+
+
+def by_site(live_blocks: dict) -> dict:
+    """Live allocations grouped by where they were made, and whether before the first capture."""
+    groups: dict[str, list] = collections.defaultdict(lambda: [0, 0])
+    for size, where, at in live_blocks.values():
+        tag = "before capture" if capture_at is None or at < capture_at else "capture/after"
+        g = groups[f"{tag}: {where}"]
+        g[0] += size
+        g[1] += 1
+    return groups
+
+
+for title, live_then in (("reserved", peak_live), ("allocated", peak_a_live)):
+    lines += [f"## Live at the peak of {title} memory (traced allocations only)", "", "| MB | count | where |",
+              "|---|---|---|", *top(by_site(live_then), 40), ""]
 
 # --- segments at the end ---------------------------------------------------------------
 lines += ["## Segments at the end", "",
