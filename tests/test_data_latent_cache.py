@@ -162,3 +162,40 @@ def test_bad_arguments():
         LatentCache(FakeVAE(), mode="disk")
     with pytest.raises(ConfigError):
         LatentCache(FakeVAE(), mode="gpu")
+
+
+def test_pictures_read_ahead_in_threads_give_the_same_latents_and_failures(tmp_path, make_image, monkeypatch):
+    """prepare decodes the next chunks in threads while the VAE encodes: the same latents, in the same encode
+    order (the VAE's noise follows it), and the unreadable images reported in the same order."""
+    from lora_trainer.data import read_ahead as ra
+
+    root = tmp_path / "data"
+    folder = root / "2_zkz"
+    for i in range(7):
+        make_image(folder / f"p{i}.png", size=(64, 64) if i % 2 else (128, 32), color=(30 * i, 10, 200))
+    for name in ("bad a.png", "bad b.png"):
+        make_image(folder / name, size=(64, 64))
+    monkeypatch.setattr(ra.os, "cpu_count", lambda: 4)
+    items = _items(root)
+    for name in ("bad a.png", "bad b.png"):   # broken after the scan read their size
+        (folder / name).write_bytes(b"\x89PNG broken")
+
+    def run(threads):
+        monkeypatch.setattr(ra, "MAX_THREADS", threads)
+        order = []
+
+        def encode(pixels):
+            order.append(pixels.sum().item())
+            pooled = torch.nn.functional.avg_pool2d(pixels, 8)
+            return torch.cat([pooled, pooled.mean(dim=1, keepdim=True)], dim=1)
+        cache = LatentCache(encode)
+        failed = cache.prepare(items, batch_size=1)
+        latents = {str(it.image.path): cache.get(it) for it in items if it.image.path not in cache.failed}
+        return order, failed, latents
+
+    serial, threaded = run(1), run(4)
+    assert threaded[0] == serial[0] and len(serial[0]) == 7
+    assert [p.name for p, _ in threaded[1]] == [p.name for p, _ in serial[1]] == ["bad a.png", "bad b.png"]
+    assert threaded[2].keys() == serial[2].keys()
+    for key in serial[2]:
+        assert torch.equal(threaded[2][key], serial[2][key])

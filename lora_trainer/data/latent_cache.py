@@ -30,6 +30,7 @@ from .augment import PLAIN, View, render, render_mask
 from .dataset import TrainItem
 from .images import ImageLoadError, load_image
 from .masks import MaskSet, load_mask, open_with_alpha
+from .read_ahead import read_ahead
 
 CACHE_FORMAT = "lora_trainer.latent.v1"  # bump when pixels_for() changes what it produces
 LATENT_FACTOR = 8   # pixels per latent along each side (every SD VAE)
@@ -223,9 +224,11 @@ class LatentCache:
             raise TrainerError(msg("data.vae_nan", paths=", ".join(bad[:3])), msg("data.vae_nan.advice"))
         return latents
 
-    def _load_pixels(self, items: list[TrainItem]
-                     ) -> tuple[list[TrainItem], list[torch.Tensor], list[torch.Tensor | None]]:
-        ok, pixels, masks = [], [], []
+    def _load_pixels(self, items: list[TrainItem]) -> tuple[list[TrainItem], list[torch.Tensor],
+                                                             list[torch.Tensor | None], dict[Path, str]]:
+        """The items that loaded, their pictures and masks, and the reasons of those that did not (left to
+        the caller to record: this runs in ``read_ahead``'s threads)."""
+        ok, pixels, masks, failed = [], [], [], {}
         for item in items:
             try:
                 if self.mode == "disk":
@@ -235,8 +238,8 @@ class LatentCache:
                 masks.append(mask)
                 ok.append(item)
             except ImageLoadError as exc:
-                self.failed[item.image.path] = exc.reason
-        return ok, pixels, masks
+                failed[item.image.path] = exc.reason
+        return ok, pixels, masks, failed
 
     def prepare(
         self, items: Iterable[TrainItem], batch_size: int, progress: Progress | None = None
@@ -262,15 +265,15 @@ class LatentCache:
         for item in ordered:
             by_bucket.setdefault(tuple(item.bucket), []).append(item)
         step, done = max(1, int(batch_size)), 0
-        for group in by_bucket.values():
-            for start in range(0, len(group), step):
-                chunk = group[start:start + step]
-                ok, pixels, masks = self._load_pixels(chunk)
-                if ok:
-                    self._encode(ok, pixels, masks)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, len(ordered))
+        chunks = [group[start:start + step] for group in by_bucket.values() for start in range(0, len(group), step)]
+        # the next chunks' pictures are decoded in threads while the VAE encodes this one (same order, same latents)
+        for chunk, (ok, pixels, masks, failed) in zip(chunks, read_ahead(self._load_pixels, chunks)):
+            self.failed.update(failed)
+            if ok:
+                self._encode(ok, pixels, masks)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(ordered))
         return [(p, r) for p, r in self.failed.items()]
 
     def get(self, item: TrainItem) -> torch.Tensor:
@@ -283,7 +286,8 @@ class LatentCache:
         if item.image.path in self.failed:
             raise ImageLoadError(item.image.path, self.failed[item.image.path])
         if not self._is_cached(item):
-            ok, pixels, masks = self._load_pixels([item])
+            ok, pixels, masks, failed = self._load_pixels([item])
+            self.failed.update(failed)
             if not ok:
                 raise ImageLoadError(item.image.path, self.failed[item.image.path])
             self._encode(ok, pixels, masks)
