@@ -1,8 +1,9 @@
 """Silence library chatter that means nothing to a user of the CLI.
 
 diffusers' per-component loading bars, its float32-upcast notice for models we cast ourselves,
-transformers' image-processor fallbacks (we load no image processor) and bitsandbytes' optional
-kernel probe are printed on every run; real warnings and errors still get through.
+transformers' "Loading weights" bar of each text encoder (transformers 5) and its image-processor
+fallbacks (we load no image processor) and bitsandbytes' optional kernel probe are printed on every
+run; real warnings and errors still get through.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def quiet_libraries() -> None:
     try:
         from transformers.utils import logging as tlog
         tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
     except ImportError:
         pass
     warnings.filterwarnings("ignore", message=".*torchvision.*")
