@@ -166,3 +166,18 @@ def test_inspect_a_folder_says_so_and_names_a_file_in_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"error: {tmp_path} is a folder, not a LoRA file" in err
     assert f"name one of its .safetensors files, e.g. {tmp_path / 'a.safetensors'}" in err
+
+
+def test_quiet_libraries_silences_transformers_loading_bars():
+    """transformers 5 draws a "Loading weights" bar per text encoder loaded from a diffusers folder."""
+    from transformers.utils import logging as tlog
+
+    from lora_trainer.cli.quiet import quiet_libraries
+
+    was = tlog.is_progress_bar_enabled()
+    try:
+        quiet_libraries()
+        assert not tlog.is_progress_bar_enabled()
+    finally:
+        if was:
+            tlog.enable_progress_bar()
