@@ -73,6 +73,18 @@ def test_bad_settings_give_a_clear_error(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_bad_settings_are_reported_before_the_libraries_are_imported(tmp_path):
+    """The settings' errors come first, in a fraction of a second: torch, diffusers and transformers are imported
+    after them (seconds)."""
+    code = ("import sys; from lora_trainer.cli.main import main; "
+            f"rc = main(['train', '--train_data_dir', {str(tmp_path / 'nowhere')!r}, '--output_dir', {str(tmp_path)!r}, "
+            f"'--pretrained_model_name_or_path', {str(tmp_path / 'model.safetensors')!r}]); "
+            "print(rc, 'diffusers' in sys.modules, 'transformers' in sys.modules, 'torch' in sys.modules)")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "2 False False False", done.stdout + done.stderr[-2000:]
+
+
 @one_stack
 def test_demo_writes_base_model_and_lora(tmp_path):
     from lora_trainer.models.loading import load_base_model

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..config.files import add_config_flags, config_from_dict, load_config, overrides_from_args
 from ..config.presets import apply_preset
 from ..config.schema import TrainConfig
+from ..config.validation import validate
 from ..config.user_presets import presets_dir, resolve_preset
 from ..errors import TrainerError
 from ..text.messages import msg, sentence
@@ -51,16 +52,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train_command(args: argparse.Namespace, main_process: bool, single: bool, writer) -> int:
     from ..train.events import Failed, StopRequest
-    from ..train.loop import train
 
     try:
         cfg, warnings = train_config(args)
+        validate(cfg)   # its warnings come with the run's start; its errors before any library is imported
     except TrainerError as err:
         if writer is not None:
             writer(Failed(err, []))
         raise
     for warning in warnings if main_process else []:
         print(said("cli.warning", text=text_in_language(warning)))
+    if not args.verbose:   # imports diffusers and transformers (seconds): after the settings' errors
+        from .quiet import quiet_libraries
+        quiet_libraries()
+    from ..train.loop import train   # torch
     stop = StopRequest()
 
     def on_interrupt(signum, frame):
@@ -173,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             print(error_text(err), file=sys.stderr)
             return 2
     args = build_parser().parse_args(argv)
-    if not args.verbose:
+    if not args.verbose and args.func is not cmd_train:   # train quiets them once its settings are checked
         from .quiet import quiet_libraries
         quiet_libraries()
     try:
