@@ -124,6 +124,34 @@ def test_bf16_compute_copies_keep_fp32_masters():
     assert any(not torch.equal(net.trainable_state()[k], before[k]) for k in before)
 
 
+def test_compute_copies_work_on_torch_without_foreach_copy(monkeypatch):
+    """An A1111 venv kept from before torch 2.1 has no ``_foreach_copy_``: gradients and weights are then
+    copied tensor by tensor, with the same values."""
+    def one_update(net, unet):
+        opt = torch.optim.SGD(net.optimizer_parameters(), lr=0.1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = _unet_call(unet, torch.bfloat16).float().square().mean()
+        loss.backward()
+        net.grads_to_masters()
+        opt.step()
+        net.masters_to_compute()
+        return [p.detach().clone() for p in net.parameters()], net.trainable_state()
+
+    results = []
+    for older in (False, True):
+        if older:
+            monkeypatch.delattr(torch, "_foreach_copy_", raising=False)
+        torch.manual_seed(0)
+        unet = build_tiny_components("sd1")["unet"].to(torch.bfloat16)
+        net = build_network("sd1", unet, [], rank=4, alpha=4)
+        _nudge(net)
+        net.use_compute_dtype(torch.bfloat16)
+        results.append(one_update(net, unet))
+    (copies, state), (copies_old, state_old) = results
+    assert all(torch.equal(a, b) for a, b in zip(copies, copies_old))
+    assert state.keys() == state_old.keys() and all(torch.equal(state[k], state_old[k]) for k in state)
+
+
 def test_compute_copies_can_switch_to_fp32_and_back():
     unet = build_tiny_components("sd1")["unet"]
     net = build_network("sd1", unet, [], rank=4, alpha=4)

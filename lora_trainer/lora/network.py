@@ -21,6 +21,7 @@ from . import layers as L
 from . import messages  # noqa: F401  (registers the sentences)
 from .layers import ADAPTER
 from .targets import Target, module_key, sdxl_unet_namer, text_encoder_targets, unet_targets
+from .tensor_lists import copy_into
 
 # (kohya key, target) → (rank, alpha) for that layer, or None: the layer is not trained
 LayerChoice = Callable[[str, Target], Optional[tuple]]
@@ -265,12 +266,12 @@ class LoraNetwork:
             if add:
                 torch._foreach_add_(masters, grads)
             else:
-                torch._foreach_copy_(masters, grads)
+                copy_into(masters, grads)
 
     @torch.no_grad()
     def masters_to_compute(self) -> None:
         if self.masters:
-            torch._foreach_copy_(list(self.masters.keys()), list(self.masters.values()))
+            copy_into(list(self.masters.keys()), list(self.masters.values()))
 
     def param_groups(self, unet_lr: float, text_encoder_lr: float,
                      block_weight: Callable[[str], float] | None = None) -> list[dict]:

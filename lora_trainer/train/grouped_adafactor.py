@@ -17,6 +17,7 @@ import math
 import torch
 from transformers.optimization import Adafactor
 
+from ..lora.tensor_lists import copy_into
 from ..text.messages import msg
 from . import messages  # noqa: F401  (registers the sentences)
 
@@ -167,13 +168,3 @@ def blend(moment: torch.Tensor, value: torch.Tensor, beta) -> None:
         moment.mul_(beta).add_(value * (1.0 - beta))
     else:
         moment.mul_(beta).add_(value, alpha=1.0 - beta)
-
-
-def copy_into(targets: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
-    """Each source into its target (cast to its dtype): one launch where torch has ``_foreach_copy_``."""
-    foreach = getattr(torch, "_foreach_copy_", None)
-    if foreach is not None:
-        foreach(targets, sources)
-        return
-    for target, source in zip(targets, sources):
-        target.copy_(source)
