@@ -104,8 +104,12 @@ class CaptureSchedule:
         self.capture_seconds: list[float] = []
         self.warmup_seconds: list[float] = []
 
+    def may_capture(self, key: tuple) -> bool:
+        """Whether ``key`` can still be captured (its eager steps are warm-ups, worth timing)."""
+        return not (self.all_eager or key in self.eager_only)
+
     def capture_now(self, key: tuple) -> bool:
-        if self.all_eager or key in self.eager_only:
+        if not self.may_capture(key):
             return False
         own = self.eager_steps.get(key, 0)
         if key in self.needed:
@@ -114,10 +118,6 @@ class CaptureSchedule:
 
     def ran_eager(self, key: tuple) -> None:
         self.eager_steps[key] = self.eager_steps.get(key, 0) + 1
-
-    def timed_eager(self, key: tuple) -> bool:
-        """Whether an eager step of ``key`` is a warm-up worth timing (not a shape left eager for good)."""
-        return not (self.all_eager or key in self.eager_only)
 
     def capture_succeeded(self, key: tuple) -> None:
         self.captured.append(key)
@@ -213,7 +213,7 @@ class GraphedStep:
                 schedule.capture_failed(key, f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
                 self._discard_capture(key)
         schedule.ran_eager(key)
-        if not (schedule.timed_eager(key) and self.device.type == "cuda"):
+        if not (schedule.may_capture(key) and self.device.type == "cuda"):
             return self._eager(inputs)
         torch.cuda.synchronize(self.device)   # a warm-up step: a few per run, the next capture waits anyway
         start = time.perf_counter()
