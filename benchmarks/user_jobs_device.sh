@@ -14,6 +14,8 @@
 # Seen on an H200 (2026-12-04, both trainers, setup and a cold page cache included): preparing 88 s, U1-bf16 and
 # U1-fp16 about 2.2 min each, U2-prodigy about 3 min; U2-adafactor and U3 are estimated at 3 and 4 min. So two calls:
 #   bash benchmarks/user_jobs_device.sh OUT U1-fp16 U1-bf16 U2-prodigy;  bash ... OUT U2-adafactor U3
+# The issue's job sizes (longer: one job a call): UJ_LIMIT_S=330 UJ_OPTS="--images 50 --epochs 3" ... U2-prodigy
+# (150 steps, about 6.5 minutes with preparing) and UJ_LIMIT_S=200 UJ_OPTS="--repeats 10 --epochs 1" ... U1-bf16.
 # The models and images stay in $UJ_WORK while the machine is kept. Results are appended to OUT/user_jobs.jsonl;
 # for one table of several calls' files: cat them and run python benchmarks/user_jobs.py report ALL.jsonl.
 # Bytecode: the GPU machine's Python writes no bytecode (PYTHONDONTWRITEBYTECODE is set there; a run that failed at
