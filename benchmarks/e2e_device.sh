@@ -2,7 +2,7 @@
 # The end-to-end job, ours then kohya sd-scripts, on one random SDXL model: 20 images at 1024²,
 # REPEATS repeats (default 1), EPOCHS epochs, batch 1, one saved file per epoch, latents (and kohya's
 # text-encoder outputs) cached first. Needs .bench/ as benchmarks/kohya_device.sh says (not for "ours"),
-# and our wheels in $WHEELS.
+# and our wheels in $WHEELS. Both trainers' imports are run once first with bytecode written (benchmarks/bytecode.sh).
 # Usage: bash benchmarks/e2e_device.sh OUT_DIR [EPOCHS] [REPEATS] [ours]
 set -uo pipefail
 OUT=${1:?OUT_DIR}
@@ -21,6 +21,12 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
   "${WHEELS:-$ROOT/.whl}"/*.whl || exit 1
 [[ -f $W/models/sdxl/model_index.json ]] || env PYTHONPATH="$W/site:/tmp/site" python3 "$ROOT/benchmarks/kohya_prepare.py" "$W" sdxl e2e 2>&1 | tail -1
 if [[ $REPEATS != 1 && -d $W/data/e2e/1_zkz ]]; then mv "$W/data/e2e/1_zkz" "$W/data/e2e/${REPEATS}_zkz"; fi
+source "$ROOT/benchmarks/bytecode.sh"   # times are those of a second run on either side
+if [[ $ONLY == ours ]]; then
+  prime_bytecode "$W" "$OUT/prime.log" "/tmp/site:$ROOT"
+else
+  prime_bytecode "$W" "$OUT/prime.log" "/tmp/site:$ROOT" "$W/site" "$ROOT/.bench/sd-scripts"
+fi
 rm -rf "$W/e2e_ours" "$W/e2e_kohya"
 sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null  # both start from a cold page cache
 env PYTHONPATH="/tmp/site:$ROOT" python3 "$ROOT/benchmarks/e2e.py" ours "$W/models/sdxl" "$W/data/e2e" "$W/e2e_ours" \

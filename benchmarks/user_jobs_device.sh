@@ -18,10 +18,8 @@
 # (150 steps, about 6.5 minutes with preparing) and UJ_LIMIT_S=200 UJ_OPTS="--repeats 10 --epochs 1" ... U1-bf16.
 # The models and images stay in $UJ_WORK while the machine is kept. Results are appended to OUT/user_jobs.jsonl;
 # for one table of several calls' files: cat them and run python benchmarks/user_jobs.py report ALL.jsonl.
-# Bytecode: the GPU machine's Python writes no bytecode (PYTHONDONTWRITEBYTECODE is set there; a run that failed at
-# its first check spent 6.5 of its 18 s compiling 1,813 modules from source, every time), which a user's machine has
-# after its first run. Both trainers' imports are run once first with PYTHONPYCACHEPREFIX (default
-# $UJ_WORK/pycache), so that setup and end-to-end times are those of a second run on either side.
+# Bytecode: both trainers' imports are run once first with bytecode written (benchmarks/bytecode.sh), so that setup
+# and end-to-end times are those of a second run on either side.
 # Usage: bash benchmarks/user_jobs_device.sh OUT [JOB ...]   (jobs: U1-fp16 U1-bf16 U2-prodigy U2-adafactor U3)
 set -uo pipefail
 OUT=${1:?OUT_DIR}; shift
@@ -37,8 +35,6 @@ UJ=("$ROOT/benchmarks/user_jobs.py")
 mkdir -p "$OUT" "$W"
 OUT=$(cd "$OUT" && pwd)
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false UJ_WORK=$W
-export PYTHONPYCACHEPREFIX=${PYTHONPYCACHEPREFIX:-$W/pycache}
-unset PYTHONDONTWRITEBYTECODE   # set in these machines' environments; a user's Python writes bytecode
 OURS=(env PYTHONPATH="$ROOT:${PYTHONPATH:-/tmp/site}:$BENCH/site-extra" "$PY")
 KOHYA=(env PYTHONPATH="$W/ksite:$BENCH/site-extra" "$PY")
 if [[ " ${SIDES[*]} " == *" kohya "* && ! -d $W/ksite/transformers ]]; then
@@ -46,15 +42,13 @@ if [[ " ${SIDES[*]} " == *" kohya "* && ! -d $W/ksite/transformers ]]; then
     "$BENCH"/whl-kohya/*.whl >>"$OUT/setup.log" 2>&1 \
     || { echo "kohya's wheels: install failed"; tail -5 "$OUT/setup.log"; exit 1; }
 fi
-prime=$SECONDS   # bytecode for both sides' imports (see above); a failure here only costs the cache
-"${OURS[@]}" -c "import lora_trainer.cli.main, lora_trainer.train.loop, lora_trainer.models.loading, diffusers, \
-transformers, peft, accelerate, bitsandbytes, prodigyopt; from diffusers import UNet2DConditionModel, AutoencoderKL; \
-from transformers import CLIPTextModel, CLIPTextModelWithProjection" >>"$OUT/setup.log" 2>&1 || echo "priming ours failed"
+source "$ROOT/benchmarks/bytecode.sh"
 if [[ " ${SIDES[*]} " == *" kohya "* ]]; then
-  (cd "$BENCH/sd-scripts" && "${KOHYA[@]}" -c "import train_network, sdxl_train_network" >>"$OUT/setup.log" 2>&1) \
-    || echo "priming kohya failed"
+  prime_bytecode "$W" "$OUT/setup.log" "$ROOT:${PYTHONPATH:-/tmp/site}:$BENCH/site-extra" \
+    "$W/ksite:$BENCH/site-extra" "$BENCH/sd-scripts"
+else
+  prime_bytecode "$W" "$OUT/setup.log" "$ROOT:${PYTHONPATH:-/tmp/site}:$BENCH/site-extra"
 fi
-echo "bytecode primed in $((SECONDS - prime))s"
 PREP=("${KOHYA[@]}"); TINY=()
 if [[ ${UJ_TINY:-} == 1 ]]; then PREP=("${OURS[@]}"); TINY=(--tiny); fi   # tiny models need our diffusers
 echo "== prepare $(date +%T)" >>"$OUT/setup.log"
