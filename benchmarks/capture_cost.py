@@ -2,11 +2,15 @@
 step (Python running the step's ops under capture), of instantiating the graph, of its first replay; then
 each shape's replayed and eager step, and the peak memory, for one way of checkpointing per process.
 
-  python benchmarks/capture_cost.py sdxl VARIANT [OPTIMIZER] [RANK] > result.jsonl
+  python benchmarks/capture_cost.py sdxl|sd15 VARIANT [OPTIMIZER] [RANK] [te|unet] [BATCH] > result.jsonl
   VARIANT: sac    the captured step's selective checkpointing (self-attention and LoRA-down outputs kept)
            plain  every checkpointed block recomputed whole, as the eager step does
+           none   no checkpointing
+  te: the text encoder trained too (no prompt cache); the process's first two eager steps are then timed
+  phase by phase before the graphs (what a run's first step pays once).
 
-U2 of benchmarks/user_jobs.py is SDXL 1024, batch 1, rank 64, Prodigy, checkpointing: the defaults here."""
+U2 of benchmarks/user_jobs.py is SDXL 1024, batch 1, rank 64, Prodigy, checkpointing: the defaults here;
+U1 is about ``sd15 none AdamW8bit 32 te 2``."""
 from __future__ import annotations
 
 import json
@@ -39,11 +43,11 @@ class TimedGraph(torch.cuda.CUDAGraph):
         TimedGraph.log.append({"record_s": start - self._began, "instantiate_s": time.perf_counter() - start})
 
 
-def batch_of(shape, device) -> Batch:
+def batch_of(shape, device, batch: int = 1) -> Batch:
     h, w = shape
-    return Batch(latents=torch.randn(1, 4, h // 8, w // 8, device=device), captions=["a photo of zkz"],
-                 loss_weights=torch.ones(1, device=device), original_sizes=[shape], crops=[(0, 0)],
-                 target_sizes=[shape])
+    return Batch(latents=torch.randn(batch, 4, h // 8, w // 8, device=device), captions=["zkz, a photo"] * batch,
+                 loss_weights=torch.ones(batch, device=device), original_sizes=[shape] * batch,
+                 crops=[(0, 0)] * batch, target_sizes=[shape] * batch)
 
 
 def synced(fn):
@@ -54,21 +58,41 @@ def synced(fn):
     return out, time.perf_counter() - start
 
 
-def main(model: str = "sdxl", variant: str = "sac", optimizer: str = "Prodigy", rank: int = 64) -> dict:
+def first_eager_steps(s, b, count: int = 2) -> list[dict]:
+    """The first ``count`` eager steps of the process, each split into its phases (synchronised)."""
+    from lora_trainer.train.step import loss_from_inputs, optimizer_update
+
+    steps = []
+    for _ in range(count):
+        inputs, t_inputs = synced(lambda: sample_inputs(s.models, b, s.generator))
+        loss, t_forward = synced(lambda: loss_from_inputs(s.models, inputs))
+        _, t_backward = synced(lambda: s.accelerator.backward(loss))
+        _, t_update = synced(lambda: optimizer_update(s.accelerator, s.optimizer, s.network, s.params,
+                                                      s.cfg.max_grad_norm))
+        steps.append({"inputs": round(t_inputs, 3), "forward": round(t_forward, 3),
+                      "backward": round(t_backward, 3), "update": round(t_update, 3)})
+    return steps
+
+
+def main(model: str = "sdxl", variant: str = "sac", optimizer: str = "Prodigy", rank: int = 64,
+         text_encoder: bool = False, batch: int = 1) -> dict:
     resolution = SHAPES[model][0][0]
-    cfg = TrainConfig(network_dim=rank, network_alpha=rank / 2, mixed_precision="bf16", train_batch_size=1,
-                      gradient_checkpointing=True, network_train_unet_only=True, optimizer_type=optimizer,
+    cfg = TrainConfig(network_dim=rank, network_alpha=rank / 2, mixed_precision="bf16", train_batch_size=batch,
+                      gradient_checkpointing=variant != "none", network_train_unet_only=not text_encoder,
+                      text_encoder_lr=5e-5, shuffle_caption=text_encoder, optimizer_type=optimizer,
                       learning_rate=1.0 if optimizer == "Prodigy" else 1e-4, lr_scheduler="constant",
                       max_grad_norm=1.0, resolution=str(resolution), cache_latents=True)
-    s = _Session(cfg, model, 1, resolution, 1000)
-    cache_prompts(s.models, ["a photo of zkz"], 1)
+    s = _Session(cfg, model, batch, resolution, 1000)
+    if s.models.prompt_cache is not None:
+        cache_prompts(s.models, ["zkz, a photo"], 1)
     if variant == "sac":
         gradient_checkpointing_without_rng(s.base.unet, keep_attention=True, lora_rank=rank)
-    elif variant != "plain":
+    elif variant not in ("plain", "none"):
         raise SystemExit(f"unknown variant {variant}")
+    batches = [batch_of(shape, s.device, batch) for shape in SHAPES[model]]
+    eager_first = first_eager_steps(s, batches[0]) if text_encoder else []
     torch.cuda.CUDAGraph = TimedGraph   # graphs.py makes its graphs through this name
     s.use_graphs(True)
-    batches = [batch_of(shape, s.device) for shape in SHAPES[model]]
     torch.cuda.reset_peak_memory_stats()
 
     def step(b):
@@ -98,6 +122,7 @@ def main(model: str = "sdxl", variant: str = "sac", optimizer: str = "Prodigy", 
         _, seconds = synced(lambda: [eager() for _ in range(3)])
         eager_ms[f"{shape[1]}x{shape[0]}"] = round(seconds * 1000 / 3, 1)
     return {"model": model, "variant": variant, "optimizer": optimizer, "rank": rank,
+            "text_encoder": text_encoder, "batch": batch, "first_eager_steps_s": eager_first,
             "capture_update": s.graphed.capture_update, "first_steps_s": first,
             "captures": [{k: round(v, 3) for k, v in entry.items()} for entry in TimedGraph.log],
             "schedule": s.graphed.schedule.summary(), "replay_ms": replay_ms, "eager_ms": eager_ms,
@@ -108,4 +133,5 @@ def main(model: str = "sdxl", variant: str = "sac", optimizer: str = "Prodigy", 
 if __name__ == "__main__":
     args = sys.argv[1:]
     print(json.dumps(main(args[0] if args else "sdxl", *(args[1:2] or ["sac"]), *(args[2:3] or ["Prodigy"]),
-                          *[int(a) for a in args[3:4]])), flush=True)
+                          *[int(a) for a in args[3:4]], text_encoder="te" in args[4:5],
+                          batch=int(args[5]) if len(args) > 5 else 1)), flush=True)
