@@ -74,3 +74,11 @@ def test_when_the_first_shape_cannot_be_captured_every_step_stays_eager():
     steps = drive(schedule, [A, A, A, B, B, A], fails={(A, 1)})
     assert steps == ["eager"] * 6
     assert schedule.summary()["all_eager"] and schedule.failed == "RuntimeError: a 1"
+
+
+def test_the_one_time_seconds_are_the_captures_and_warmup_steps_so_far():
+    schedule = CaptureSchedule(first_warmup=1)
+    assert schedule.one_time_seconds == 0.0
+    schedule.warmup_seconds.append(3.5)
+    schedule.capture_seconds += [2.0, 1.5]
+    assert schedule.one_time_seconds == pytest.approx(7.0)

@@ -134,6 +134,11 @@ class CaptureSchedule:
             self.all_eager = True
 
     @property
+    def one_time_seconds(self) -> float:
+        """The seconds spent so far on captures and warm-up steps (a run's speed leaves them out)."""
+        return sum(self.capture_seconds) + sum(self.warmup_seconds)
+
+    @property
     def failed(self) -> Optional[str]:
         """The error that left a shape (or every shape) eager; None when all were captured in the end."""
         if self.all_eager or self.eager_only:

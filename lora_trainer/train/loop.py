@@ -31,6 +31,7 @@ from .saving import StateKeeper, save_checkpoint
 from .setup import Run, prepare_run
 from .state import RngStates, load_state, refuse_other_process_count, resume_mismatches
 from .step import accumulate_gradients, after_update, apply_update, compute_loss, step_optimizer
+from .step_rate import StepRate
 
 
 @dataclass
@@ -61,8 +62,8 @@ class _Trainer:
         self.files: list[str] = []
         self.batches = BatchMaker(run, on_skip=lambda err: self.log_event("image_skipped", path=str(err.path),
                                                                            reason=err.reason))
-        self.last_flush = time.perf_counter()
-        self.last_flush_step = 0
+        self.rate = StepRate(time.perf_counter())   # restarted when the loop starts
+        self.graphed: Optional[GraphedStep] = None
         self.flush_every = 1 if run.device.type == "cpu" else 10
         from .metrics import MetricsLogger
         run_name = f"{self.cfg.output_name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(run.started_at))}"
@@ -129,10 +130,8 @@ class _Trainer:
             return
         # the losses of every process's batches: the same curve as one process training them all
         values = mean_across(self.run.accelerator, torch.stack([loss for _, _, loss in self.pending])).float().tolist()
-        now = time.perf_counter()
-        steps_done = self.global_step - self.last_flush_step
-        it_per_s = steps_done / (now - self.last_flush) if now > self.last_flush and steps_done else None
-        self.last_flush, self.last_flush_step = now, self.global_step
+        one_time = self.graphed.schedule.one_time_seconds if self.graphed is not None else 0.0
+        it_per_s = self.rate.update(time.perf_counter(), self.global_step, one_time)
         cuda = self.run.device.type == "cuda"
         peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
         reserved = torch.cuda.max_memory_reserved() / 2**30 if cuda else None
@@ -190,7 +189,7 @@ class _Trainer:
         plan = run.plan
         accum = cfg.gradient_accumulation_steps
         params = run.network.optimizer_parameters()
-        graphed = self.graphed_step(params)
+        graphed = self.graphed = self.graphed_step(params)
         # accumulated half-precision gradients are summed in fp32 (one process: DDP reduces the compute copies')
         fp32_sums = accum > 1 and self.world == 1 and bool(run.network.masters)
         self.setup_memory()
@@ -199,6 +198,7 @@ class _Trainer:
                              list(run.warnings), self.global_step, self.run_dir))
         world, rank = self.world, self.rank
         model = run.step_models.unet
+        self.rate = StepRate(time.perf_counter(), self.global_step)   # a resumed run counts from its step
         for epoch_index in range(self.start_epoch, plan.epochs):
             epoch = epoch_index + 1
             self.epoch_losses = []
