@@ -31,3 +31,10 @@ def test_no_speed_without_steps_or_without_time_to_count():
     assert rate.update(1.0, 10) is None
     assert rate.update(3.0, 12, one_time_s=2.5) is None   # the clock says less than the graphs' own seconds
     assert rate.update(4.0, 14, one_time_s=2.5) == pytest.approx(2.0)
+
+
+def test_an_epochs_end_is_left_out_when_the_next_epoch_restarts_the_clock():
+    rate = StepRate(start=0.0, step=0, one_time_s=24.0)   # restarted after the graphs' first seconds
+    assert rate.update(2.0, 20, one_time_s=24.0) == pytest.approx(10.0)
+    rate.restart(40.0, 20, one_time_s=24.0)   # 38 s of files and previews (Forge on a CPU: a 0.03 it/s read-back)
+    assert rate.update(41.0, 30, one_time_s=24.0) == pytest.approx(10.0)

@@ -62,7 +62,7 @@ class _Trainer:
         self.files: list[str] = []
         self.batches = BatchMaker(run, on_skip=lambda err: self.log_event("image_skipped", path=str(err.path),
                                                                            reason=err.reason))
-        self.rate = StepRate(time.perf_counter())   # restarted when the loop starts
+        self.rate = StepRate(time.perf_counter())   # restarted at each epoch's start (a resumed run: at its step)
         self.graphed: Optional[GraphedStep] = None
         self.flush_every = 1 if run.device.type == "cpu" else 10
         from .metrics import MetricsLogger
@@ -130,8 +130,7 @@ class _Trainer:
             return
         # the losses of every process's batches: the same curve as one process training them all
         values = mean_across(self.run.accelerator, torch.stack([loss for _, _, loss in self.pending])).float().tolist()
-        one_time = self.graphed.schedule.one_time_seconds if self.graphed is not None else 0.0
-        it_per_s = self.rate.update(time.perf_counter(), self.global_step, one_time)
+        it_per_s = self.rate.update(time.perf_counter(), self.global_step, self.graph_seconds())
         cuda = self.run.device.type == "cuda"
         peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
         reserved = torch.cuda.max_memory_reserved() / 2**30 if cuda else None
@@ -148,6 +147,9 @@ class _Trainer:
                                       peak_reserved_gb=reserved)
             self.emit(ev.StepEnd(step, self.run.plan.total_steps, epoch, value, lrs, it_per_s, peak))
         self.pending = []
+
+    def graph_seconds(self) -> float:
+        return self.graphed.schedule.one_time_seconds if self.graphed is not None else 0.0
 
     def current_lrs(self) -> dict[str, float]:
         from .optimizers import describe_lr
@@ -198,9 +200,9 @@ class _Trainer:
                              list(run.warnings), self.global_step, self.run_dir))
         world, rank = self.world, self.rank
         model = run.step_models.unet
-        self.rate = StepRate(time.perf_counter(), self.global_step)   # a resumed run counts from its step
         for epoch_index in range(self.start_epoch, plan.epochs):
             epoch = epoch_index + 1
+            self.rate.restart(time.perf_counter(), self.global_step, self.graph_seconds())   # not the epoch's end
             self.epoch_losses = []
             batches = epoch_batches(run.items, cfg.train_batch_size, cfg.seed, epoch_index)
             if world > 1:  # every process needs the same number of batches, or DDP waits forever
