@@ -4,6 +4,25 @@ from __future__ import annotations
 from ..text.messages import msg
 
 
+def step_bar(**kwargs):
+    """A tqdm bar whose speed (and so its time left) is the run's own once the run reports one
+    (``StepEnd.it_per_s``: the CUDA graphs' one-time seconds and the epochs' ends left out,
+    train/step_rate.py), not tqdm's average, which the first steps' captures made read an hour
+    left for a one-minute job."""
+    from tqdm.auto import tqdm
+
+    class StepBar(tqdm):
+        speed = None
+
+        @property
+        def format_dict(self):
+            values = super().format_dict
+            if self.speed:
+                values["rate"] = self.speed
+            return values
+    return StepBar(**kwargs)
+
+
 class ProgressPrinter:
     """Turns training events into a tqdm bar and a few plain lines."""
 
@@ -11,16 +30,15 @@ class ProgressPrinter:
         self.bar = None
 
     def __call__(self, event) -> None:
-        from tqdm.auto import tqdm
-
         from ..train import events as ev
         from .messages import said, text_in_language
         if isinstance(event, ev.Started):
             print(text_in_language(event.plan_text))
             for warning in event.warnings:
                 print(said("cli.warning", text=text_in_language(warning)))
-            self.bar = tqdm(total=event.total_steps, initial=event.start_step, unit="step", dynamic_ncols=True)
+            self.bar = step_bar(total=event.total_steps, initial=event.start_step, unit="step", dynamic_ncols=True)
         elif isinstance(event, ev.StepEnd) and self.bar is not None:
+            self.bar.speed = event.it_per_s or self.bar.speed
             self.bar.update(event.step - self.bar.n)
             if event.loss is not None:
                 self.bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.4f}", refresh=False)
