@@ -23,7 +23,8 @@ from benchmarks.bench import _Session
 from lora_trainer.config.schema import TrainConfig
 from lora_trainer.train.graphs import gradient_checkpointing_without_rng
 from lora_trainer.train.setup import cache_prompts
-from lora_trainer.train.step import Batch, after_update, sample_inputs
+from lora_trainer.train.step import (Batch, after_update, loss_from_inputs, optimizer_update, sample_inputs,
+                                     step_optimizer)
 
 SHAPES = {"sdxl": [(1024, 1024), (832, 1216), (1216, 832), (896, 1152), (1152, 896)],
           "sd15": [(512, 512), (448, 576), (576, 448), (384, 640), (640, 384)]}
@@ -60,8 +61,6 @@ def synced(fn):
 
 def first_eager_steps(s, b, count: int = 2) -> list[dict]:
     """The first ``count`` eager steps of the process, each split into its phases (synchronised)."""
-    from lora_trainer.train.step import loss_from_inputs, optimizer_update
-
     steps = []
     for _ in range(count):
         inputs, t_inputs = synced(lambda: sample_inputs(s.models, b, s.generator))
@@ -115,7 +114,6 @@ def main(model: str = "sdxl", variant: str = "sac", optimizer: str = "Prodigy", 
         def eager():
             out = s.graphed._eager(sample_inputs(s.models, b, s.generator))
             if not s.graphed.capture_update:
-                from lora_trainer.train.step import step_optimizer
                 step_optimizer(s.accelerator, s.optimizer, s.network, s.params, cfg.max_grad_norm)
             return out
         eager()
