@@ -2,12 +2,14 @@
 step (Python running the step's ops under capture), of instantiating the graph, of its first replay; then
 each shape's replayed and eager step, and the peak memory, for one way of checkpointing per process.
 
-  python benchmarks/capture_cost.py sdxl|sd15 VARIANT [OPTIMIZER] [RANK] [te|unet] [BATCH] > result.jsonl
+  python benchmarks/capture_cost.py sdxl|sd15 VARIANT [OPTIMIZER] [RANK] [te|unet] [BATCH] [ATTENTION] > result.jsonl
   VARIANT: sac    the captured step's selective checkpointing (self-attention and LoRA-down outputs kept)
            plain  every checkpointed block recomputed whole, as the eager step does
            none   no checkpointing
   te: the text encoder trained too (no prompt cache); the process's first two eager steps are then timed
   phase by phase before the graphs (what a run's first step pays once).
+  ATTENTION: default (torch's choice: cuDNN's fused attention on Hopper), or the only SDPA backend allowed:
+  flash, efficient, cudnn (what a new sequence length costs at its first call and in the replayed step).
 
 U2 of benchmarks/user_jobs.py is SDXL 1024, batch 1, rank 64, Prodigy, checkpointing: the defaults here;
 U1 is about ``sd15 none AdamW8bit 32 te 2``."""
@@ -128,8 +130,23 @@ def main(model: str = "sdxl", variant: str = "sac", optimizer: str = "Prodigy", 
             "device": torch.cuda.get_device_name(), "torch": torch.__version__}
 
 
+def attention_backends(name: str):
+    """A context allowing only SDPA backend ``name`` (``default``: no restriction)."""
+    import contextlib
+
+    if name == "default":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([{"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+                         "cudnn": SDPBackend.CUDNN_ATTENTION}[name]])
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
-    print(json.dumps(main(args[0] if args else "sdxl", *(args[1:2] or ["sac"]), *(args[2:3] or ["Prodigy"]),
-                          *[int(a) for a in args[3:4]], text_encoder="te" in args[4:5],
-                          batch=int(args[5]) if len(args) > 5 else 1)), flush=True)
+    attention = args[6] if len(args) > 6 else "default"
+    with attention_backends(attention):
+        result = main(args[0] if args else "sdxl", *(args[1:2] or ["sac"]), *(args[2:3] or ["Prodigy"]),
+                      *[int(a) for a in args[3:4]], text_encoder="te" in args[4:5],
+                      batch=int(args[5]) if len(args) > 5 else 1)
+    print(json.dumps({**result, "attention": attention}), flush=True)

@@ -19,7 +19,9 @@
 # The models and images stay in $UJ_WORK while the machine is kept. Results are appended to OUT/user_jobs.jsonl;
 # for one table of several calls' files: cat them and run python benchmarks/user_jobs.py report ALL.jsonl.
 # Bytecode: both trainers' imports are run once first with bytecode written (benchmarks/bytecode.sh), so that setup
-# and end-to-end times are those of a second run on either side.
+# and end-to-end times are those of a second run on either side. Likewise benchmarks/gpu_prime.py runs torch's
+# attention once per configuration before the jobs: the kernels a fresh GPU machine compiles at their first use
+# (about 10 s) were otherwise paid by whichever job ran first, always ours.
 # Usage: bash benchmarks/user_jobs_device.sh OUT [JOB ...]   (jobs: U1-fp16 U1-bf16 U2-prodigy U2-adafactor U3)
 set -uo pipefail
 OUT=${1:?OUT_DIR}; shift
@@ -48,6 +50,9 @@ if [[ " ${SIDES[*]} " == *" kohya "* ]]; then
     "$W/ksite:$BENCH/site-extra" "$BENCH/sd-scripts"
 else
   prime_bytecode "$W" "$OUT/setup.log" "$ROOT:${PYTHONPATH:-/tmp/site}:$BENCH/site-extra"
+fi
+if [[ ${UJ_TINY:-} != 1 ]]; then   # the GPU's first-use kernel compilation, once for both trainers
+  "${OURS[@]}" "$ROOT/benchmarks/gpu_prime.py" 2>>"$OUT/setup.log" | tee -a "$OUT/setup.log"
 fi
 PREP=("${KOHYA[@]}"); TINY=()
 if [[ ${UJ_TINY:-} == 1 ]]; then PREP=("${OURS[@]}"); TINY=(--tiny); fi   # tiny models need our diffusers

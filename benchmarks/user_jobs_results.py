@@ -75,7 +75,7 @@ def kohya_figures(opts) -> dict:
     lines = path.read_text().splitlines() if path.is_file() else []
     t = json.loads(lines[-1]) if lines else {}
     gib = lambda key: round(t[key] * 1e9 / 2 ** 30, 3) if t.get(key) else None  # noqa: E731  (GB -> GiB)
-    stamps, epochs = t.get("step_times") or [], JOBS[opts.job].epochs if opts.job in JOBS else 1
+    stamps, epochs = t.get("step_times") or [], (opts.epochs or JOBS[opts.job].epochs) if opts.job in JOBS else 1
     final = stamps[len(stamps) - len(stamps) // max(1, epochs):]   # the last epoch's steps: gaps within it
     gaps = [b - a for a, b in zip(final, final[1:])]
     return {"steps": t.get("steps", 0), "steady_ms_per_step": t.get("ms_per_step_median") and
@@ -88,9 +88,18 @@ def kohya_figures(opts) -> dict:
             "device": t.get("device"), "torch": t.get("torch"), **loss_summary(t.get("losses", []))}
 
 
+def run_note(opts) -> str:
+    """The job's note, or the size the options gave it (the note describes the default size)."""
+    job = JOBS[opts.job]
+    if not (opts.images or opts.epochs or opts.max_steps or (opts.repeats or 1) != 1):
+        return job.note
+    size = f"{opts.images or job.images} images x {opts.repeats or 1} repeats, "
+    return size + (f"{opts.max_steps} steps" if opts.max_steps else f"{opts.epochs or job.epochs} epochs")
+
+
 def record(opts) -> None:
     rec = {"job": opts.job, "trainer": opts.side, "time": time.strftime("%Y-%m-%d %H:%M:%S"), "rc": opts.rc,
-           "tiny": prepared(opts.work)["tiny"], "note": JOBS[opts.job].note}
+           "tiny": prepared(opts.work)["tiny"], "note": run_note(opts)}
     rec.update(ours_figures(opts) if opts.side == "ours" else kohya_figures(opts))
     files = glob.glob(str(run_dir(opts, opts.side, opts.job) / "*.safetensors"))
     rec["files"] = len(files)
