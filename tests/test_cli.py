@@ -169,6 +169,28 @@ def test_settings_the_cli_refuses_exit_2_without_a_traceback(tiny_checkpoints, t
     assert not (tmp_path / "o").exists()
 
 
+def test_train_reads_the_model_ahead_once_the_settings_are_checked(tiny_checkpoints, tmp_path, monkeypatch):
+    """The model file's read starts before the libraries' imports (seconds it overlaps); a refused setting
+    reads nothing."""
+    import types
+
+    from lora_trainer.cli.main import main
+    from lora_trainer.models import prefetch
+    from lora_trainer.train import loop
+
+    read, trained = [], []
+    monkeypatch.setattr(prefetch, "read_ahead", lambda path: read.append(str(path)))
+    monkeypatch.setattr(loop, "train", lambda cfg, **kw: trained.append(read[:]) or
+                        types.SimpleNamespace(stopped=False, steps=0, files=[]))
+    data = tmp_path / "data"
+    shutil.copytree(next(DEMO.iterdir()), data / "1_zkz")
+    base = ["--verbose", "train", "--pretrained_model_name_or_path", tiny_checkpoints["sd1"], "--train_data_dir",
+            str(data), "--resolution", "64"]
+    assert main(base + ["--output_dir", str(tmp_path / "o"), "--seed", "-1"]) == 2 and read == []
+    assert main(base + ["--output_dir", str(tmp_path / "o")]) == 0
+    assert read == [str(tiny_checkpoints["sd1"])] and trained == [read]
+
+
 def test_inspect_a_folder_says_so_and_names_a_file_in_it(tmp_path, capsys):
     from lora_trainer.cli.main import main
 

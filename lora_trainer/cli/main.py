@@ -62,6 +62,9 @@ def _train_command(args: argparse.Namespace, main_process: bool, single: bool, w
         raise
     for warning in warnings if main_process else []:
         print(said("cli.warning", text=text_in_language(warning)))
+    if main_process:   # the model's files read from disk while the libraries below are imported
+        from ..models.prefetch import read_ahead
+        read_ahead(cfg.pretrained_model_name_or_path)
     if not args.verbose:   # imports diffusers and transformers (seconds): after the settings' errors
         from .quiet import quiet_libraries
         quiet_libraries()

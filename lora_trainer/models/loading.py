@@ -21,6 +21,7 @@ from ..text.messages import msg
 from . import messages  # noqa: F401  (registers the sentences)
 from .family import (IN_CONV, TORCH_PICKLE_EXTS, detect_diffusers_folder, detect_family, load_torch_checkpoint,
                      read_checkpoint_keys, state_dict_of)
+from .prefetch import folder_variant
 from .tiny import CONFIG_DIRS, CONFIG_FILES, METADATA_KEY, SHIPPED_CONFIGS, write_config_dir
 from .tokenizers import load_clip_tokenizers
 
@@ -190,7 +191,7 @@ def _load_diffusers_folder(p: Path, dtype, v_parameterization, cast_later: bool 
     models, pending = [], {}
     try:
         for sub, cls in specs:
-            variant = _variant(p / sub)
+            variant = folder_variant(p / sub)
             stored = _stored_float_dtype(p / sub, variant) if cast_later else None
             later = stored is not None and stored != dtype
             model = cls.from_pretrained(p, subfolder=sub, torch_dtype=stored if later else dtype,
@@ -252,13 +253,6 @@ def _ddpm(sched_cfg: dict, v_pred: bool):
     cfg = {k: v for k, v in sched_cfg.items() if k in keep}
     return DDPMScheduler.from_config(cfg, clip_sample=False,
                                      prediction_type="v_prediction" if v_pred else "epsilon")
-
-
-def _variant(folder: Path) -> dict:
-    """``variant="fp16"`` when a folder only holds ``*.fp16.*`` weights."""
-    names = [f.name for f in folder.glob("*")] if folder.is_dir() else []
-    plain = any(re.fullmatch(r"[a-z_]+\.(safetensors|bin)", n) for n in names)
-    return {"variant": "fp16"} if not plain and any(".fp16." in n for n in names) else {}
 
 
 def _is_upcast(src: torch.dtype, dst: torch.dtype) -> bool:

@@ -277,6 +277,7 @@ def prepare_run(cfg: TrainConfig, *, log=print) -> Run:
 
 def _prepare_run(cfg: TrainConfig, log) -> Run:
     from ..models.loading import load_base_model
+    from ..models.prefetch import read_ahead
 
     clock = SetupClock()
     warnings = validate(cfg)
@@ -285,6 +286,8 @@ def _prepare_run(cfg: TrainConfig, log) -> Run:
     check_writable(cfg.effective_logging_dir, "logging_dir" if cfg.logging_dir else "output_dir")
     accelerator = make_accelerator(cfg)
     clock.device = accelerator.device
+    if accelerator.is_local_main_process:   # the model's files read from disk while the dataset is scanned
+        read_ahead(cfg.pretrained_model_name_or_path)
     if not accelerator.is_main_process:
         log = _quiet
     if cfg.resume:   # before the model loads: a state resumes with the process count that saved it
