@@ -74,6 +74,16 @@ def test_asking_again_while_the_files_are_read_starts_no_second_reader(tmp_path,
     assert read_ahead(model) is first and len(started) == 1
     release.set()
     first.join(timeout=30)
-    again = read_ahead(model)      # done: a later run reads again (the cache may have dropped the file)
+    assert read_ahead(model) is first and len(started) == 1   # just read: still cached
+    monkeypatch.setattr(prefetch, "REREAD_AFTER_S", -1.0)
+    again = read_ahead(model)      # long ago: a later run reads again (the cache may have dropped the file)
     again.join(timeout=30)
     assert again is not first and len(started) == 2
+
+
+def test_files_over_half_the_memory_are_not_read_ahead(tmp_path, monkeypatch):
+    model = write(tmp_path / "model.safetensors", 1000)
+    monkeypatch.setattr(prefetch, "physical_memory", lambda: 1999)
+    assert read_ahead(model) is None
+    monkeypatch.setattr(prefetch, "physical_memory", lambda: None)   # unknown (Windows): read
+    assert read_ahead(model).join(timeout=30) is None

@@ -10,8 +10,10 @@ raises; a file the load does not use is not read. No heavy library is imported h
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -47,24 +49,43 @@ def weight_files(path) -> list[Path]:
     return files
 
 
-_reading: dict[tuple, threading.Thread] = {}
+# a read that ended this long ago may have left the cache (a WebUI trains again hours later): read again
+REREAD_AFTER_S = 300.0
+_reading: dict[tuple, tuple[threading.Thread, float]] = {}
 _lock = threading.Lock()
 
 
+def physical_memory() -> Optional[int]:
+    """The machine's memory in bytes, None where Python cannot tell (Windows)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def read_ahead(path) -> Optional[threading.Thread]:
-    """Start reading ``path``'s weight files in a daemon thread (None when there is nothing to read); the
-    thread already reading them when there is one (``train`` asks again when its setup begins)."""
+    """Start reading ``path``'s weight files in a daemon thread; the thread that is reading them or read them
+    in the last ``REREAD_AFTER_S`` seconds when there is one (``train`` asks again when its setup begins). None when there is nothing to read, or when the files
+    are over half the machine's memory (the cache would drop their start before the load reads it)."""
     files = weight_files(path)
-    if not files:
+    memory = physical_memory()
+    if not files or (memory and sum(_size(f) for f in files) > memory // 2):
         return None
     key = tuple(str(f) for f in files)
     with _lock:
-        thread = _reading.get(key)
-        if thread is None or not thread.is_alive():
+        thread, started = _reading.get(key, (None, 0.0))
+        if thread is None or (not thread.is_alive() and time.monotonic() - started > REREAD_AFTER_S):
             thread = threading.Thread(target=_read, args=(files,), name="lora-trainer-read-ahead", daemon=True)
-            _reading[key] = thread
+            _reading[key] = (thread, time.monotonic())
             thread.start()
     return thread
+
+
+def _size(file: Path) -> int:
+    try:
+        return file.stat().st_size
+    except OSError:
+        return 0
 
 
 def _read(files: list[Path]) -> None:

@@ -286,8 +286,8 @@ def _prepare_run(cfg: TrainConfig, log) -> Run:
     check_writable(cfg.effective_logging_dir, "logging_dir" if cfg.logging_dir else "output_dir")
     accelerator = make_accelerator(cfg)
     clock.device = accelerator.device
-    if accelerator.is_local_main_process:   # the model's files read from disk while the dataset is scanned
-        read_ahead(cfg.pretrained_model_name_or_path)
+    # the model's files read from disk while the dataset is scanned (from the CLI: since the settings were checked)
+    reading = read_ahead(cfg.pretrained_model_name_or_path) if accelerator.is_local_main_process else None
     if not accelerator.is_main_process:
         log = _quiet
     if cfg.resume:   # before the model loads: a state resumes with the process count that saved it
@@ -310,6 +310,8 @@ def _prepare_run(cfg: TrainConfig, log) -> Run:
     require_optimizer(cfg.optimizer_type)   # and so does a missing optimizer package
     warnings += masks.notes if masks is not None else []
     clock.lap("dataset")
+    if reading is not None:   # the load then finds every page cached: no second reader seeking on the disk
+        reading.join()
     # the weights are cast when they reach the device (place_vae, place_models), not on the CPU here
     base = load_base_model(cfg.pretrained_model_name_or_path, dtype=WEIGHT_DTYPES[cfg.mixed_precision],
                            v_parameterization=cfg.v_parameterization, cast_later=True)
