@@ -4,8 +4,8 @@
 before it loads the model; a model read from disk then costs seconds more (SDXL: about 7 GB), and more
 where the weights stay memory-mapped until they are cast on the device, page by page in the order the
 models use them. Started as soon as the settings are checked, one sequential read overlaps the imports and
-the load finds the files cached (in a WebUI, where nothing is left to import, it still runs ahead of the
-load). The thread only reads (into one reused buffer, nothing kept), ends with the last file, and never
+the load finds the files cached; setup waits for the read before the load, so that no second reader seeks
+on the disk (in a WebUI, where nothing is left to import, that is all it does). The thread only reads (into one reused buffer, nothing kept), ends with the last file, and never
 raises; a file the load does not use is not read. No heavy library is imported here.
 """
 from __future__ import annotations
@@ -64,9 +64,10 @@ def physical_memory() -> Optional[int]:
 
 
 def read_ahead(path) -> Optional[threading.Thread]:
-    """Start reading ``path``'s weight files in a daemon thread; the thread that is reading them or read them
-    in the last ``REREAD_AFTER_S`` seconds when there is one (``train`` asks again when its setup begins). None when there is nothing to read, or when the files
-    are over half the machine's memory (the cache would drop their start before the load reads it)."""
+    """Start reading ``path``'s weight files in a daemon thread; the thread that is reading them, or read them
+    in the last ``REREAD_AFTER_S`` seconds, when there is one (``train`` asks again when its setup begins).
+    None when there is nothing to read, or when the files are over half the machine's memory (the cache
+    would drop their start before the load reads it)."""
     files = weight_files(path)
     memory = physical_memory()
     if not files or (memory and sum(_size(f) for f in files) > memory // 2):
