@@ -5,8 +5,9 @@ before it loads the model; a model read from disk then costs seconds more (SDXL:
 where the weights stay memory-mapped until they are cast on the device, page by page in the order the
 models use them. Started as soon as the settings are checked, one sequential read overlaps the imports and
 the load finds the files cached; setup waits for the read before the load, so that no second reader seeks
-on the disk (in a WebUI, where nothing is left to import, that is all it does). The thread only reads (into one reused buffer, nothing kept), ends with the last file, and never
-raises; a file the load does not use is not read. No heavy library is imported here.
+on the disk (in a WebUI, where nothing is left to import, that is all it does). The thread only reads (into
+one reused buffer, nothing kept), ends with the last file, and never raises; a file the load does not use
+is not read. No heavy library is imported here.
 """
 from __future__ import annotations
 
