@@ -85,5 +85,18 @@ def test_files_over_half_the_memory_are_not_read_ahead(tmp_path, monkeypatch):
     model = write(tmp_path / "model.safetensors", 1000)
     monkeypatch.setattr(prefetch, "physical_memory", lambda: 1999)
     assert read_ahead(model) is None
-    monkeypatch.setattr(prefetch, "physical_memory", lambda: None)   # unknown (Windows): read
+    monkeypatch.setattr(prefetch, "physical_memory", lambda: None)   # unknown: read
     assert read_ahead(model).join(timeout=30) is None
+
+
+def test_the_memory_is_known_with_or_without_psutil(monkeypatch):
+    import sys
+
+    import pytest
+
+    known = prefetch.physical_memory()
+    if known is None:
+        pytest.skip("this machine tells neither psutil nor os.sysconf")
+    assert known > 2**20
+    monkeypatch.setitem(sys.modules, "psutil", None)   # import fails: os.sysconf's answer, the same total
+    assert prefetch.physical_memory() == (known if hasattr(prefetch.os, "sysconf") else None)

@@ -57,7 +57,14 @@ _lock = threading.Lock()
 
 
 def physical_memory() -> Optional[int]:
-    """The machine's memory in bytes, None where Python cannot tell (Windows)."""
+    """The machine's memory in bytes: from psutil (accelerate's dependency, so in every environment that
+    trains, Windows included), else from ``os.sysconf``; None when neither can tell."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except Exception:   # noqa: BLE001  (missing or failing: the POSIX answer, if any)
+        pass
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
