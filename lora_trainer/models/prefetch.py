@@ -77,8 +77,10 @@ def read_ahead(path) -> Optional[threading.Thread]:
     None when there is nothing to read, or when the files are over half the machine's memory (the cache
     would drop their start before the load reads it)."""
     files = weight_files(path)
+    if not files:
+        return None
     memory = physical_memory()
-    if not files or (memory and sum(_size(f) for f in files) > memory // 2):
+    if memory and sum(_size(f) for f in files) > memory // 2:
         return None
     key = tuple(str(f) for f in files)
     with _lock:
