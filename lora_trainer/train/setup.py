@@ -19,18 +19,16 @@ from ..config.steps import StepPlan, plan_items, scan_and_plan
 from ..data.dataset import TrainItem, unreadable_images, without_images
 from ..data.folders import DatasetScan
 from ..data.masks import mask_set
-from ..errors import ConfigError, DatasetError
+from ..errors import DatasetError
 from ..io.disk import check_writable
 from ..text.messages import msg, sentence
 from . import messages  # noqa: F401  (registers the sentences)
 from .graphs import dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing, torch_older_than
 from .optimizers import require_optimizer
+from .precision import WEIGHT_DTYPES, make_accelerator, prepare_model
 from .setup_clock import SetupClock, collection_paused
 from .state import refuse_other_process_count, saved_processes
 from .step import StepModels
-
-WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
 
 @dataclass
 class Run:
@@ -57,33 +55,6 @@ class Run:
     @property
     def device(self) -> torch.device:
         return self.accelerator.device
-
-
-def make_accelerator(cfg: TrainConfig):
-    from accelerate import Accelerator
-
-    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise ConfigError(msg("train.fp16_cpu"), msg("train.fp16_cpu.advice"))
-    # accelerate keeps its settings in a process-wide singleton and refuses a second Accelerator
-    # with another precision; the WebUI runs many jobs in one process, so each run starts afresh
-    # (the process-group part, PartialState, is kept).
-    try:
-        from accelerate.state import AcceleratorState, GradientState
-        AcceleratorState._reset_state(reset_partial_state=False)
-        GradientState._reset_state()
-    except (ImportError, AttributeError, TypeError):
-        pass
-    return Accelerator(mixed_precision=autocast_precision(cfg), cpu=not torch.cuda.is_available())
-
-
-def autocast_precision(cfg: TrainConfig) -> str:
-    """What accelerate's autocast is asked for. bf16 runs without it: the frozen weights and the
-    LoRA's compute copies are bf16 already, and autocast would only run every layer and group norm
-    in fp32 — an fp32 copy of each norm's input kept for the backward pass and a cast back to bf16
-    after it, about a fifth of the GPU time of an SDXL step — for outputs that are rounded to bf16
-    before the next layer anyway (the native bf16 norms accumulate in fp32 as well). fp16 keeps
-    autocast and its loss scaler."""
-    return "fp16" if cfg.mixed_precision == "fp16" else "no"
 
 
 def use_expandable_segments() -> bool:
@@ -208,11 +179,10 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int, clock
     unet = base.unet
     text_encoders = list(base.text_encoders)
     if cfg.train_unet:
-        unet, optimizer = accelerator.prepare(unet, optimizer)
-    else:
-        optimizer = accelerator.prepare(optimizer)
+        unet = prepare_model(accelerator, unet)
+    optimizer = accelerator.prepare(optimizer)
     if cfg.train_text_encoder:
-        text_encoders = [accelerator.prepare(te) for te in text_encoders]
+        text_encoders = [prepare_model(accelerator, te) for te in text_encoders]
 
     scheduler_cfg = base.noise_scheduler.config
     alphas_cumprod = base.noise_scheduler.alphas_cumprod.to(device, torch.float32)
