@@ -196,7 +196,7 @@ def _peak_flops() -> Optional[float]:
 
 def parse_variant(variant: str) -> set[str]:
     parts = set(variant.split("+"))
-    unknown = parts - {"eager", "graphs", "compile", "cl", "amp", "fullgc", "attnonly"}
+    unknown = parts - {"eager", "graphs", "compile", "cl", "amp", "fullgc", "attnonly", "wide"}
     if unknown:
         raise SystemExit(f"unknown bench variant part(s): {', '.join(sorted(unknown))}")
     return parts
@@ -268,8 +268,10 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         name, parts = variants[index], parsed[index]
         notes = []
         if "compile" in parts and not compiled:
-            from lora_trainer.train.compile import compile_unet_blocks
-            notes.append(f"{compile_unet_blocks(s.base.unet)} UNet blocks compiled")
+            from lora_trainer.train.compile import BLOCK_CLASSES, WIDE_CLASSES, compile_unet_blocks
+            regions = WIDE_CLASSES if "wide" in parts else BLOCK_CLASSES
+            notes.append(f"{compile_unet_blocks(s.base.unet, classes=regions)} UNet regions compiled "
+                         f"({', '.join(regions)})")
             compiled = True
         channels_last = "cl" in parts
         s.base.unet.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)

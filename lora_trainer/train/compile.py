@@ -8,10 +8,13 @@ from __future__ import annotations
 import torch
 
 BLOCK_CLASSES = ("BasicTransformerBlock", "ResnetBlock2D")
+# wider regions: each transformer with its norm and projections, and the resampling layers
+WIDE_CLASSES = ("Transformer2DModel", "ResnetBlock2D", "Downsample2D", "Upsample2D")
 
 
-def compile_unet_blocks(unet: torch.nn.Module, mode: str | None = None) -> int:
-    """Compile the UNet's blocks in place; returns how many were wrapped."""
+def compile_unet_blocks(unet: torch.nn.Module, mode: str | None = None, classes=BLOCK_CLASSES) -> int:
+    """Compile the UNet's modules of ``classes`` in place (not those inside one already compiled);
+    returns how many were wrapped."""
     import torch._dynamo
 
     config = torch._dynamo.config
@@ -21,8 +24,10 @@ def compile_unet_blocks(unet: torch.nn.Module, mode: str | None = None) -> int:
         if hasattr(config, name):
             setattr(config, name, max(getattr(config, name), 256))
     count = 0
-    for module in unet.modules():
-        if type(module).__name__ in BLOCK_CLASSES:
+    inside: list[str] = []
+    for name, module in unet.named_modules():
+        if type(module).__name__ in classes and not any(name.startswith(p + ".") for p in inside):
             module.compile(dynamic=False, mode=mode)
+            inside.append(name)
             count += 1
     return count
