@@ -17,6 +17,8 @@
 #   train-memory: a whole checkpointed SDXL 1024² train run's peak memory, setup included
 #            (benchmarks/train_memory.py); compiled jobs: parts compile-sd15 and compile
 #   profile: the SDXL batch-4 profile of train's default step, eager and captured
+#   compile-regions: SDXL batch 4 compiled as the blocks, as wider regions (+wide) and channels-last (+cl),
+#            one process each (compiling cannot be undone in a process; about 2.5 minutes each, 8 in all)
 #   preset-train: each SDXL VRAM preset as a whole `train` run under its memory cap, and one after
 #            the character preset (shuffled captions); with graph equivalence first (text encoders too)
 #   new-types: the demo dataset on the GPU (bf16, CUDA graphs on) as LoHa + DoRA, LoKr + LoCon, fp8 base with
@@ -63,6 +65,11 @@ if [[ $PART == compile ]]; then
 fi
 if [[ $PART == compile || $PART == presets ]]; then
   for tier in 8 12 16 24; do bench 100 --memory-preset "sdxl-${tier}gb"; done
+fi
+if [[ $PART == compile-regions ]]; then
+  for v in compile+graphs compile+graphs+wide compile+graphs+cl; do
+    bench 200 --model sdxl --batch 4 --no-baseline --variants "$v"
+  done
 fi
 if [[ $PART == compile-sd15 ]]; then
   bench 200 --model sd15 --batch 16 --no-baseline --variants compile+graphs
