@@ -30,6 +30,7 @@ from .setup_clock import SetupClock, collection_paused
 from .state import refuse_other_process_count, saved_processes
 from .step import StepModels
 
+
 @dataclass
 class Run:
     cfg: TrainConfig
