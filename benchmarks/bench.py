@@ -244,7 +244,7 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         s.network.set_compute_dtype(torch.bfloat16)
         s.models.prompt_cache = cache
     if s.models.prompt_cache is not None:
-        cache_prompts(s.models, s.data.captions, batch)
+        cache_prompts(s.models, s.data.captions)
 
     flops = None
 

@@ -85,7 +85,7 @@ def main(model: str = "sdxl", variant: str = "sac", optimizer: str = "Prodigy", 
                       max_grad_norm=1.0, resolution=str(resolution), cache_latents=True)
     s = _Session(cfg, model, batch, resolution, 1000)
     if s.models.prompt_cache is not None:
-        cache_prompts(s.models, ["zkz, a photo"], 1)
+        cache_prompts(s.models, ["zkz, a photo"])
     if variant == "sac":
         gradient_checkpointing_without_rng(s.base.unet, keep_attention=True, lora_rank=rank)
     elif variant not in ("plain", "none"):

@@ -46,7 +46,7 @@ def main(model: str, optimizer: str, text_encoder: bool, rank: int) -> dict:
     start = time.perf_counter()
     s = _Session(cfg, model, 2, resolution, 1000)
     if s.models.prompt_cache is not None:
-        cache_prompts(s.models, ["zkz, a photo"], 1)
+        cache_prompts(s.models, ["zkz, a photo"])
     torch.cuda.synchronize()
     session_s = time.perf_counter() - start
     b = batch_of(SHAPES[model][0], s.device, 2)

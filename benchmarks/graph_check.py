@@ -28,7 +28,7 @@ for model, batch, res, gc, train_te in JOBS:
                       lr_scheduler="cosine", learning_rate=1e-3, max_grad_norm=1.0, resolution=str(res))
     s = _Session(cfg, model, batch, res, 2 * N)
     if s.models.prompt_cache is not None:
-        cache_prompts(s.models, s.data.captions, batch)
+        cache_prompts(s.models, s.data.captions)
 
     def step(i):
         if train_te:

@@ -37,7 +37,7 @@ def run_memory_check(preset: str, steps: int = 4, warmup: int = 5) -> BenchResul
     try:
         s = _Session(cfg, model, batch, resolution, warmup + steps + 2)
         if s.models.prompt_cache is not None:
-            cache_prompts(s.models, s.data.captions, batch)
+            cache_prompts(s.models, s.data.captions)
         notes.append(f"setup peak {torch.cuda.max_memory_allocated() / 1e9:.2f} GB allocated")
         phase = "training"
         if cfg.cuda_graphs and not graph_blockers(cfg, s.accelerator, s.optimizer):

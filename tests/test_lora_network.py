@@ -100,6 +100,28 @@ def test_prompt_cache_gives_the_same_loss():
         torch.testing.assert_close(again[key], direct[key])
 
 
+def test_prompts_are_cached_in_chunks_whatever_the_batch(monkeypatch):
+    import types
+
+    from lora_trainer.train import conditioning
+    from lora_trainer.train.setup import PROMPT_CHUNK, cache_prompts
+
+    parts = build_tiny_components("sdxl")
+    tes, toks = [parts["text_encoder"], parts["text_encoder_2"]], [parts["tokenizer"], parts["tokenizer_2"]]
+    captions = [f"zkz, tag {i % 20}" for i in range(PROMPT_CHUNK + 8)] + ["zkz, tag 3"]
+    sizes = []
+    encode = conditioning.encode_prompts
+    monkeypatch.setattr(conditioning, "encode_prompts", lambda *a, **k: sizes.append(len(a[3])) or encode(*a, **k))
+    models = types.SimpleNamespace(alphas_cumprod=torch.zeros(4), prompt_cache={}, family="sdxl", text_encoders=tes,
+                                   tokenizers=toks, clip_skip=None, max_token_length=75)
+    cache_prompts(models, captions)
+    assert sizes == [PROMPT_CHUNK, 4] and len(models.prompt_cache) == 20
+    with torch.no_grad():
+        alone = encode("sdxl", tes, toks, ["zkz, tag 19"], None, "cpu")
+    for key, value in alone.items():
+        torch.testing.assert_close(models.prompt_cache["zkz, tag 19"][key], value[0])
+
+
 def test_bf16_compute_copies_keep_fp32_masters():
     unet = build_tiny_components("sd1")["unet"].to(torch.bfloat16)
     net = build_network("sd1", unet, [], rank=4, alpha=4)
