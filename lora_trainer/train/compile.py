@@ -17,6 +17,9 @@ def compile_unet_blocks(unet: torch.nn.Module, mode: str | None = None, classes=
     returns how many were wrapped."""
     import torch._dynamo
 
+    from .geglu import use_plain_geglu
+
+    use_plain_geglu(unet)   # inductor fuses diffusers' own GEGLU
     config = torch._dynamo.config
     # one compiled graph per block shape: SDXL has ~15 distinct shapes, batch/bucket changes add more
     for name in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",

@@ -164,6 +164,9 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int, clock
     if cfg.torch_compile and cfg.train_unet and device.type == "cuda":
         from .compile import compile_unet_blocks
         compile_unet_blocks(base.unet)
+    else:
+        from .geglu import use_lean_geglu
+        use_lean_geglu(base.unet)
     clock.lap("network")
 
     groups = network.param_groups(cfg.effective_unet_lr, cfg.effective_text_encoder_lr, block_weight)

@@ -1,0 +1,56 @@
+"""What a UNet step keeps for its backward pass (bytes of the distinct tensors autograd saves, the weights left
+out), with diffusers' GEGLU and with ours (``lora_trainer/train/geglu.py``). Device-independent, so it runs on the CPU:
+full-size UNet from the shipped configs, random bf16 weights, one forward pass with gradients.
+
+Usage: python benchmarks/saved_activations.py sd15|sdxl RESOLUTION [BATCH]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from lora_trainer.train.geglu import use_lean_geglu, use_plain_geglu  # noqa: E402
+
+
+def saved_bytes(unet, inputs: dict) -> int:
+    """Bytes of the tensors the forward pass keeps for the backward pass, the model's own weights left out."""
+    weights = {p.untyped_storage().data_ptr() for p in unet.parameters()}
+    storages = {}
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() not in weights:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        unet(**inputs)
+    return sum(storages.values())
+
+
+def main() -> None:
+    from diffusers import UNet2DConditionModel
+
+    model, resolution = sys.argv[1], int(sys.argv[2])
+    batch = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    config = UNet2DConditionModel.load_config(str(ROOT / "lora_trainer" / "models" / "configs" / model / "unet"))
+    unet = UNet2DConditionModel.from_config(config).to(torch.bfloat16).requires_grad_(False)
+    unet.conv_in.weight.requires_grad_(True)   # as a LoRA would: everything after it is kept
+    side = resolution // 8
+    inputs = {"sample": torch.randn(batch, 4, side, side, dtype=torch.bfloat16), "timestep": torch.tensor([500]),
+              "encoder_hidden_states": torch.randn(batch, 77, config["cross_attention_dim"], dtype=torch.bfloat16)}
+    if model == "sdxl":
+        inputs["added_cond_kwargs"] = {"text_embeds": torch.randn(batch, 1280, dtype=torch.bfloat16),
+                                       "time_ids": torch.randn(batch, 6, dtype=torch.bfloat16)}
+    plain = saved_bytes(unet, inputs)
+    use_lean_geglu(unet)
+    lean = saved_bytes(unet, inputs)
+    use_plain_geglu(unet)
+    print(f"{model} {resolution}² batch {batch}: saved for the backward pass {plain / 2**30:.2f} GiB with diffusers' "
+          f"GEGLU, {lean / 2**30:.2f} GiB with ours ({(plain - lean) / plain:.1%} less)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The GEGLU that keeps one tensor for the backward pass gives diffusers' values and gradients, bit for bit."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from lora_trainer.models.tiny import build_tiny_components  # noqa: E402
+from lora_trainer.train.geglu import GegluProduct, use_lean_geglu, use_plain_geglu  # noqa: E402
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_product_and_its_gradient_are_autograds_exactly(dtype):
+    projected = torch.randn(2, 7, 12, dtype=dtype) * 3
+    grad = torch.randn(2, 7, 6, dtype=dtype)
+    mine = projected.clone().requires_grad_(True)
+    out = GegluProduct.apply(mine)
+    out.backward(grad)
+    plain = projected.clone().requires_grad_(True)
+    hidden, gate = plain.chunk(2, dim=-1)
+    expected = hidden * torch.nn.functional.gelu(gate)
+    expected.backward(grad)
+    assert torch.equal(out, expected) and torch.equal(mine.grad, plain.grad)
+
+
+def _saved_bytes(fn) -> int:
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, sum(storages.values())
+
+
+def _unet_run(unet, checkpointing: bool):
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 16, 16)
+    ctx = torch.randn(1, 77, unet.config.cross_attention_dim)
+    return lambda: unet(x, torch.tensor([500]), encoder_hidden_states=ctx).sample
+
+
+@pytest.mark.parametrize("checkpointing", [None, "plain", "selective"])
+def test_a_unet_trains_the_same_and_keeps_less(checkpointing):
+    unet = build_tiny_components("sd1")["unet"]
+    unet.requires_grad_(False)
+    weight = unet.conv_in.weight.requires_grad_(True)   # as a LoRA would: everything after it is saved
+    if checkpointing == "plain":
+        unet.enable_gradient_checkpointing()
+    elif checkpointing == "selective":   # the captured step's: the self-attention outputs kept
+        from lora_trainer.train.graphs import gradient_checkpointing_without_rng
+        if gradient_checkpointing_without_rng(unet, keep_attention=True) is not None:
+            pytest.skip("this diffusers version takes no checkpointing function")
+    unet.train()
+    results = []
+    for lean in (False, True):
+        count = use_lean_geglu(unet) if lean else 0
+        weight.grad = None
+        out, saved = _saved_bytes(_unet_run(unet, checkpointing))
+        out.square().mean().backward()
+        results.append((out.detach(), weight.grad.clone(), saved, count))
+        use_plain_geglu(unet)
+    (out0, grad0, saved0, _), (out1, grad1, saved1, count) = results
+    assert count > 0 and "forward" not in unet.down_blocks[0].attentions[0].transformer_blocks[0].ff.net[0].__dict__
+    assert torch.equal(out0, out1) and torch.equal(grad0, grad1)
+    if not checkpointing:
+        assert saved1 < saved0
