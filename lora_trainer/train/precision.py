@@ -41,18 +41,14 @@ def make_accelerator(cfg: TrainConfig):
     return Accelerator(mixed_precision=accelerate_precision(cfg), cpu=not torch.cuda.is_available())
 
 
-def without_autocast(accelerator, model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` (as ``accelerator.prepare`` returned it) with its own forward back in place of the
-    autocast wrapper accelerate put around it for fp16. accelerate keeps the forward it replaced as
-    ``_original_forward`` (every version from 0.21 on); its own way back, ``unwrap_model(...,
+def prepare_model(accelerator, model: torch.nn.Module) -> torch.nn.Module:
+    """``accelerator.prepare(model)`` (placement, DDP with several processes) with the model's own forward
+    back in place of the autocast wrapper accelerate puts around it for fp16. accelerate keeps the forward
+    it replaced as ``_original_forward`` (every version from 0.21 on); its own way back, ``unwrap_model(...,
     keep_fp32_wrapper=False)``, leaves an unbound function as the forward in 0.21."""
-    inner = accelerator.unwrap_model(model)
+    prepared = accelerator.prepare(model)
+    inner = accelerator.unwrap_model(prepared)
     original = inner.__dict__.pop("_original_forward", None)
     if original is not None:
         inner.forward = original
-    return model
-
-
-def prepare_model(accelerator, model: torch.nn.Module) -> torch.nn.Module:
-    """``accelerator.prepare(model)`` (placement, DDP with several processes) without autocast."""
-    return without_autocast(accelerator, accelerator.prepare(model))
+    return prepared
