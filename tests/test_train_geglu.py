@@ -35,7 +35,7 @@ def _saved_bytes(fn) -> int:
     return out, sum(storages.values())
 
 
-def _unet_run(unet, checkpointing: bool):
+def _unet_run(unet):
     torch.manual_seed(0)
     x = torch.randn(1, 4, 16, 16)
     ctx = torch.randn(1, 77, unet.config.cross_attention_dim)
@@ -58,7 +58,7 @@ def test_a_unet_trains_the_same_and_keeps_less(checkpointing):
     for lean in (False, True):
         count = use_lean_geglu(unet) if lean else 0
         weight.grad = None
-        out, saved = _saved_bytes(_unet_run(unet, checkpointing))
+        out, saved = _saved_bytes(_unet_run(unet))
         out.square().mean().backward()
         results.append((out.detach(), weight.grad.clone(), saved, count))
         use_plain_geglu(unet)
