@@ -5,6 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from lora_trainer.lora import layers as L  # noqa: E402
 from lora_trainer.lora.network import DropoutSettings, build_network  # noqa: E402
 from lora_trainer.models.tiny import build_tiny_components  # noqa: E402
 
@@ -53,6 +54,48 @@ def test_lean_forward_gradients_match_peft():
         grads.append([p.grad.clone() for p in net.parameters()])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_linear_layer_adds_its_lora_by_one_product_and_copies_no_gradient():
+    """A LoRA Linear with a bias on (batch, tokens, features), as the UNet's and CLIP's are: the up-projection
+    is added by the base output's own matrix product, and the backward pass copies no activation-sized
+    gradient (an in-place add to the view ``F.linear`` returns made autograd copy it about five times).
+    Values and gradients are peft's."""
+    from collections import Counter
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen[func.__name__.split(".")[0]] += 1
+            return func(*args, **(kwargs or {}))
+
+    unet = build_tiny_components("sd1")["unet"]
+    net = build_network("sd1", unet, [], rank=4, alpha=2)
+    _nudge(net)
+    layer = next(layer for _, name, layer in net.modules() if name.endswith("ff.net.2"))
+    assert layer.base_layer.bias is not None
+    x = torch.randn(2, 16, layer.base_layer.in_features, generator=torch.Generator().manual_seed(3))
+    grad = torch.randn(2, 16, layer.base_layer.out_features, generator=torch.Generator().manual_seed(4))
+    results = []
+    for lean in (True, False):
+        net.set_lean_forward(lean)
+        layer.zero_grad(set_to_none=True)
+        inp = x.clone().requires_grad_(True)
+        with Ops() as forward:
+            out = layer(inp)
+        with Ops() as backward:
+            out.backward(grad)
+        results.append((out.detach(), inp.grad, *[p.grad for _, p in L.layer_params(layer)]))
+        if lean:
+            assert forward.seen["addmm_"] == 1 and not forward.seen["add_"]
+            assert not {"copy_", "clone", "new_zeros", "zeros", "as_strided"} & set(backward.seen), backward.seen
+    for ours, peft in zip(*results):
+        torch.testing.assert_close(ours, peft, rtol=1e-5, atol=1e-6)
 
 
 def test_dropouts_act_only_in_training():

@@ -156,15 +156,25 @@ def _dropped(out: torch.Tensor, settings, conv: bool) -> torch.Tensor:
 
 
 def _delta_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-    """base(x) + ΔW·x for LoHa / LoKr."""
+    """base(x) + ΔW·x for LoHa / LoKr. A Linear runs on its tokens as one matrix with ΔW·x added by that
+    matrix's product (no in-place add to ``F.linear``'s 3-d view, see ``network._lean_forward``)."""
+    base = self.get_base_layer()
+    settings = getattr(self, "lora_trainer_dropout", None)
+    dropped = settings is not None and self.training and bool(settings.rank_dropout or settings.module_dropout)
+    shape = x.shape
+    if isinstance(base, nn.Linear) and x.dim() > 2 and not dropped:   # the dropouts act per sample
+        x = x.reshape(-1, shape[-1])
     result = self.base_layer(x, *args, **kwargs)
     delta = _forward_delta(self)
-    base = self.get_base_layer()
-    out = _apply(base, _match(x, delta.dtype), delta)
-    settings = getattr(self, "lora_trainer_dropout", None)
-    if settings is not None and self.training and (settings.rank_dropout or settings.module_dropout):
-        out = _dropped(out, settings, isinstance(base, nn.Conv2d))
-    return result.add_(out.to(result.dtype))
+    x = _match(x, delta.dtype)
+    if not dropped and result.dim() == 2 and isinstance(base, nn.Linear) and result.dtype == x.dtype == delta.dtype:
+        result.addmm_(x, delta.t())
+    else:
+        out = _apply(base, x, delta)
+        if dropped:
+            out = _dropped(out, settings, isinstance(base, nn.Conv2d))
+        result.add_(out.to(result.dtype))
+    return result.view(*shape[:-1], result.shape[-1]) if result.dim() < len(shape) else result
 
 
 def column_norm(weight: torch.Tensor) -> torch.Tensor:
