@@ -25,6 +25,10 @@
 #            block weights, DoRA + fp8 + checkpointing: loss, whether the graph capture fell back, the file check
 #   fp8-presets: the fp8 tiers (sd1-4gb at 512², sdxl-6gb at 1024²) as whole `train` runs under their
 #            caps, then each job again without the cap, fp8_base on and off (same seed), for the loss
+#   before-after: the same steps from an earlier commit's code (BEFORE, default .bench/before: its lora_trainer
+#            and benchmarks, e.g. `git archive COMMIT lora_trainer benchmarks | tar -x -C .bench/before`) and from
+#            this tree, a process each: SD1.5 b1 and SDXL b1 checkpointed eager and captured, SDXL b4 captured
+#            (OUT/before.jsonl, OUT/after.jsonl; about 9 minutes)
 set -uo pipefail
 OUT=${1:?OUT_DIR}
 PART=${2:-steps}
@@ -69,6 +73,18 @@ fi
 if [[ $PART == compile-regions ]]; then
   for v in compile+graphs compile+graphs+wide compile+graphs+cl; do
     bench 200 --model sdxl --batch 4 --no-baseline --variants "$v"
+  done
+fi
+if [[ $PART == before-after ]]; then
+  for side in before after; do
+    tree=$ROOT; [[ $side == before ]] && tree=${BEFORE:-$ROOT/.bench/before}
+    for job in "sd15 --batch 1 --variants eager,graphs" "sdxl --batch 1 --gradient-checkpointing --variants eager,graphs" \
+               "sdxl --batch 4 --variants graphs"; do
+      echo "== $side: $job" >>"$OUT/bench.log"
+      # shellcheck disable=SC2086  # the job's words are bench's arguments
+      (cd "$tree" && PYTHONPATH=/tmp/site:$tree timeout 100 python3 -m benchmarks.bench --json "$OUT/$side.jsonl" \
+        --no-baseline --model $job 2>>"$OUT/bench.log" | tee -a "$OUT/bench.log" | cut -c1-330)
+    done
   done
 fi
 if [[ $PART == compile-sd15 ]]; then

@@ -1,0 +1,76 @@
+"""What one LoRA training step dispatches: the operations of a forward and backward pass of the full-size UNet
+(shipped configs, random bf16 weights, LoRA on every layer ``train`` trains), how many are more than views and
+how many copy a tensor, and the step's seconds. Runs on the CPU, where every operation is dispatched as on a GPU;
+an eager GPU step spends its time issuing them.
+
+Usage: python benchmarks/step_ops.py sd15|sdxl RESOLUTION [RANK] [STEPS]
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from lora_trainer.lora.network import build_network  # noqa: E402
+from lora_trainer.train.geglu import use_lean_geglu  # noqa: E402
+
+VIEWS = {"view", "t", "transpose", "detach", "as_strided", "_unsafe_view", "expand", "permute", "unsqueeze",
+         "squeeze", "alias", "slice", "select", "split", "chunk", "_reshape_alias", "split_with_sizes", "unbind"}
+COPIES = ("copy_", "clone", "new_zeros", "zeros")
+
+
+class Dispatched(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: Counter = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[func.__name__.split(".")[0]] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def main() -> None:
+    from diffusers import UNet2DConditionModel
+
+    model, resolution = sys.argv[1], int(sys.argv[2])
+    rank = int(sys.argv[3]) if len(sys.argv) > 3 else 32
+    steps = int(sys.argv[4]) if len(sys.argv) > 4 else 4
+    torch.manual_seed(0)
+    config = UNet2DConditionModel.load_config(str(ROOT / "lora_trainer" / "models" / "configs" / model / "unet"))
+    unet = UNet2DConditionModel.from_config(config).to(torch.bfloat16)
+    network = build_network("sdxl" if model == "sdxl" else "sd1", unet, [], rank=rank, alpha=rank / 2)
+    network.use_compute_dtype(torch.bfloat16)
+    use_lean_geglu(unet)
+    side = resolution // 8
+    inputs = {"sample": torch.randn(1, 4, side, side, dtype=torch.bfloat16), "timestep": torch.tensor([500]),
+              "encoder_hidden_states": torch.randn(1, 77, config["cross_attention_dim"], dtype=torch.bfloat16)}
+    if model == "sdxl":
+        inputs["added_cond_kwargs"] = {"text_embeds": torch.randn(1, 1280, dtype=torch.bfloat16),
+                                       "time_ids": torch.randn(1, 6, dtype=torch.bfloat16)}
+
+    def step() -> None:
+        unet(**inputs).sample.float().square().mean().backward()
+
+    with Dispatched() as seen:
+        step()
+    ops = seen.ops
+    seconds = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - start)
+    print(f"{model} {resolution}² batch 1 rank {rank}: {sum(ops.values())} operations dispatched, "
+          f"{sum(n for name, n in ops.items() if name not in VIEWS)} of them not views, "
+          f"{sum(ops[name] for name in COPIES)} copies; step {statistics.median(seconds):.2f} s "
+          f"(median of {steps}, {torch.get_num_threads()} threads)")
+
+
+if __name__ == "__main__":
+    main()
