@@ -25,3 +25,34 @@ def test_each_region_is_compiled_once_and_never_inside_another(classes):
     # every module of the classes is compiled or inside a compiled one
     assert all(any(n == c or n.startswith(c + ".") for c in names) for n in expected)
     assert {type(unet.get_submodule(n)).__name__ for n in names} <= set(classes)
+
+
+def test_a_block_with_lora_traces_as_one_graph_and_trains_as_eager():
+    """torch_compile compiles each transformer block whole: the LoRA layers' forward must not break the graph
+    (``fullgraph``), and the compiled block's output and LoRA gradients are the eager ones (``aot_eager``: the
+    traced forward and backward run as recorded, no code generated)."""
+    from lora_trainer.lora.network import build_network
+
+    torch.manual_seed(0)
+    unet = build_tiny_components("sd1")["unet"]
+    network = build_network("sd1", unet, [], rank=4, alpha=2)
+    with torch.no_grad():
+        for p in network.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    block = unet.down_blocks[0].attentions[0].transformer_blocks[0]
+    x = torch.randn(2, 16, block.norm1.normalized_shape[0])
+    context = torch.randn(2, 77, unet.config.cross_attention_dim)
+
+    def run(fn):
+        for p in network.parameters():
+            p.grad = None
+        out = fn(x, encoder_hidden_states=context)
+        out.square().mean().backward()
+        return [out.detach()] + [p.grad.clone() for p in network.parameters() if p.grad is not None]
+
+    eager = run(block)
+    torch._dynamo.reset()
+    traced = run(torch.compile(block, backend="aot_eager", fullgraph=True))
+    assert len(eager) == len(traced) > 1
+    for a, b in zip(eager, traced):
+        torch.testing.assert_close(a, b)
