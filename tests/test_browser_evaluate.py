@@ -106,8 +106,12 @@ def test_evaluate_a_trained_run_in_the_browser(server):
         assert "images at 64 × 64, 20 steps" in text_of(page, "lora_trainer_eval_estimate")
 
         # a 2 × 2 grid: epochs 1 and final (2) at weights 0 and 1, 64 px, 2 steps, another sampler and CFG
+        # each edit's estimate shows before the next edit (as a person reads it): two fields' events sent 40 ms
+        # apart can reach the server in either order on a loaded machine
         type_into(page, "lora_trainer_eval_epochs", "1, final")
+        wait_for_text(page, "lora_trainer_eval_estimate", r"13 images at 64 × 64, 20 steps")   # 7 weights: 0 once
         type_into(page, "lora_trainer_eval_weights", "0, 1")
+        wait_for_text(page, "lora_trainer_eval_estimate", r"3 images at 64 × 64, 20 steps")
         type_into(page, "lora_trainer_eval_steps", "2")
         wait_for_text(page, "lora_trainer_eval_estimate", r"3 images at 64 × 64, 2 steps")
         pick_option(page, "lora_trainer_eval_sampler", "DPM++ 2M")
