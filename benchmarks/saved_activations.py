@@ -13,6 +13,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.full_unet import random_unet, unet_inputs  # noqa: E402
 from lora_trainer.train.geglu import use_lean_geglu, use_plain_geglu  # noqa: E402
 
 
@@ -31,19 +32,11 @@ def saved_bytes(unet, inputs: dict) -> int:
 
 
 def main() -> None:
-    from diffusers import UNet2DConditionModel
-
     model, resolution = sys.argv[1], int(sys.argv[2])
     batch = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-    config = UNet2DConditionModel.load_config(str(ROOT / "lora_trainer" / "models" / "configs" / model / "unet"))
-    unet = UNet2DConditionModel.from_config(config).to(torch.bfloat16).requires_grad_(False)
+    unet = random_unet(model).requires_grad_(False)
     unet.conv_in.weight.requires_grad_(True)   # as a LoRA would: everything after it is kept
-    side = resolution // 8
-    inputs = {"sample": torch.randn(batch, 4, side, side, dtype=torch.bfloat16), "timestep": torch.tensor([500]),
-              "encoder_hidden_states": torch.randn(batch, 77, config["cross_attention_dim"], dtype=torch.bfloat16)}
-    if model == "sdxl":
-        inputs["added_cond_kwargs"] = {"text_embeds": torch.randn(batch, 1280, dtype=torch.bfloat16),
-                                       "time_ids": torch.randn(batch, 6, dtype=torch.bfloat16)}
+    inputs = unet_inputs(unet, resolution, batch)
     plain = saved_bytes(unet, inputs)
     use_lean_geglu(unet)
     lean = saved_bytes(unet, inputs)

@@ -18,6 +18,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.full_unet import random_unet, unet_inputs  # noqa: E402
 from lora_trainer.lora.network import build_network  # noqa: E402
 from lora_trainer.train.geglu import use_lean_geglu  # noqa: E402
 
@@ -37,23 +38,15 @@ class Dispatched(TorchDispatchMode):
 
 
 def main() -> None:
-    from diffusers import UNet2DConditionModel
-
     model, resolution = sys.argv[1], int(sys.argv[2])
     rank = int(sys.argv[3]) if len(sys.argv) > 3 else 32
     steps = int(sys.argv[4]) if len(sys.argv) > 4 else 4
     torch.manual_seed(0)
-    config = UNet2DConditionModel.load_config(str(ROOT / "lora_trainer" / "models" / "configs" / model / "unet"))
-    unet = UNet2DConditionModel.from_config(config).to(torch.bfloat16)
+    unet = random_unet(model)
     network = build_network("sdxl" if model == "sdxl" else "sd1", unet, [], rank=rank, alpha=rank / 2)
     network.use_compute_dtype(torch.bfloat16)
     use_lean_geglu(unet)
-    side = resolution // 8
-    inputs = {"sample": torch.randn(1, 4, side, side, dtype=torch.bfloat16), "timestep": torch.tensor([500]),
-              "encoder_hidden_states": torch.randn(1, 77, config["cross_attention_dim"], dtype=torch.bfloat16)}
-    if model == "sdxl":
-        inputs["added_cond_kwargs"] = {"text_embeds": torch.randn(1, 1280, dtype=torch.bfloat16),
-                                       "time_ids": torch.randn(1, 6, dtype=torch.bfloat16)}
+    inputs = unet_inputs(unet, resolution)
 
     def step() -> None:
         unet(**inputs).sample.float().square().mean().backward()
