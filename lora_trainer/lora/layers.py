@@ -155,16 +155,28 @@ def _dropped(out: torch.Tensor, settings, conv: bool) -> torch.Tensor:
     return out
 
 
+def base_on_tokens(layer: nn.Module, x: torch.Tensor, flatten: bool, *args, **kwargs):
+    """The base layer's output and the input it ran on. With ``flatten``, a Linear runs on its (…, features)
+    input as one tokens × features matrix: for a 3-d input with a bias ``F.linear`` returns a view, and an
+    in-place add to a view makes autograd copy the whole gradient about five times in the backward pass; the
+    flat output is no view, and the trained layer's change can be added to it by a matrix product's own
+    accumulation (``addmm_``). ``tokens_shaped`` gives the result the input's shape again."""
+    if flatten and x.dim() > 2 and isinstance(layer.get_base_layer(), nn.Linear):
+        x = x.reshape(-1, x.shape[-1])
+    return layer.base_layer(x, *args, **kwargs), x
+
+
+def tokens_shaped(result: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    return result.view(*shape[:-1], result.shape[-1]) if result.dim() < len(shape) else result
+
+
 def _delta_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-    """base(x) + ΔW·x for LoHa / LoKr. A Linear runs on its tokens as one matrix with ΔW·x added by that
-    matrix's product (no in-place add to ``F.linear``'s 3-d view, see ``network._lean_forward``)."""
+    """base(x) + ΔW·x for LoHa / LoKr; a Linear's ΔW·x added by the flat matrix's product (``base_on_tokens``)."""
     base = self.get_base_layer()
     settings = getattr(self, "lora_trainer_dropout", None)
     dropped = settings is not None and self.training and bool(settings.rank_dropout or settings.module_dropout)
     shape = x.shape
-    if isinstance(base, nn.Linear) and x.dim() > 2 and not dropped:   # the dropouts act per sample
-        x = x.reshape(-1, shape[-1])
-    result = self.base_layer(x, *args, **kwargs)
+    result, x = base_on_tokens(self, x, not dropped, *args, **kwargs)   # the dropouts act per sample
     delta = _forward_delta(self)
     x = _match(x, delta.dtype)
     if not dropped and result.dim() == 2 and isinstance(base, nn.Linear) and result.dtype == x.dtype == delta.dtype:
@@ -174,7 +186,7 @@ def _delta_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         if dropped:
             out = _dropped(out, settings, isinstance(base, nn.Conv2d))
         result.add_(out.to(result.dtype))
-    return result.view(*shape[:-1], result.shape[-1]) if result.dim() < len(shape) else result
+    return tokens_shaped(result, shape)
 
 
 def column_norm(weight: torch.Tensor) -> torch.Tensor:

@@ -127,24 +127,15 @@ def _lean_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
 
     peft's forward also casts the input to the LoRA weights' fp32 (a copy of every
     activation) and loops over adapters; under autocast neither is needed. The LoRA output
-    is added in place: the frozen base layer's backward does not need its own output.
-
-    A Linear base layer runs on the tokens as one matrix and the up-projection is added by
-    that matrix's own product (``addmm_``, the scale as its alpha). For a 3-d input with a
-    bias ``F.linear`` returns a view, and an in-place add to a view makes autograd copy the
-    whole gradient about five times in the backward pass (zeros, a clone, strided copies);
-    on the flat matrix nothing is a view until the result is reshaped, the LoRA output is
-    never written and read back, and the gradient is not scaled in a pass of its own."""
-    base = self.base_layer
+    is added in place: the frozen base layer's backward does not need its own output. A
+    Linear runs on its tokens as one matrix (``layers.base_on_tokens``) and the up-projection
+    is added by that matrix's own product, the scale as its alpha: the LoRA output is never
+    written and read back, and the gradient is not scaled in a pass of its own."""
     lora_a, lora_b, scale = self.lora_A[ADAPTER], self.lora_B[ADAPTER], self.scaling[ADAPTER]
     shape = x.shape
-    if isinstance(base, nn.Linear) and x.dim() > 2:
-        flat = x.reshape(-1, shape[-1])
-        result = base(flat, *args, **kwargs)
-        if not (lora_a._forward_hooks or lora_a._forward_pre_hooks):   # kohya's dropouts act per sample
-            x = flat
-    else:
-        result = base(x, *args, **kwargs)
+    result, flat = L.base_on_tokens(self, x, True, *args, **kwargs)
+    if not (lora_a._forward_hooks or lora_a._forward_pre_hooks):   # kohya's dropouts act per sample
+        x = flat
     if x.dtype != lora_a.weight.dtype and not L._autocast_on(x.device.type):
         x = x.to(lora_a.weight.dtype)
     down = lora_a(x)
@@ -154,7 +145,7 @@ def _lean_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     else:   # a convolution, or under autocast (fp32 LoRA weights, half-precision activations)
         up = lora_b(down)
         result.add_(up if up.dim() == result.dim() else up.reshape(result.shape), alpha=scale)
-    return result.view(*shape[:-1], result.shape[-1]) if result.dim() < len(shape) else result
+    return L.tokens_shaped(result, shape)
 
 
 def _dropout_hook(settings: DropoutSettings, rank: int):
