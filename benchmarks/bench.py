@@ -64,6 +64,7 @@ class BenchResult:
     fits: Optional[bool] = None
     notes: list = field(default_factory=list)
     optimizer: str = "AdamW"
+    alpha: Optional[float] = None   # network_alpha (None: the rank)
 
 
 def build_random_base(model: str, device, dtype):
@@ -206,7 +207,8 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
               gradient_checkpointing: bool = False, steps: int = 20, warmup: int = 5, rank: int = 32,
               count_flops: bool = True, baseline: bool = True, profile: Optional[str] = None,
               variants: tuple[str, ...] = ("eager", "graphs"), on_result=None,
-              memory_breakdown: Optional[str] = None, optimizer: str = "AdamW") -> list[BenchResult]:
+              memory_breakdown: Optional[str] = None, optimizer: str = "AdamW",
+              alpha: Optional[float] = None) -> list[BenchResult]:
     """Time each variant of our step (and the plain baseline once) on one model."""
     from lora_trainer.config.schema import TrainConfig
     from lora_trainer.train.optimizers import ADAPTIVE_TYPES
@@ -219,7 +221,8 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
     order = sorted(range(len(variants)), key=lambda i: "compile" in parsed[i])
     _, _, default_res = MODELS[model]
     resolution = resolution or default_res
-    cfg = TrainConfig(network_dim=rank, network_alpha=rank, mixed_precision="bf16", train_batch_size=batch,
+    alpha = float(rank if alpha is None else alpha)
+    cfg = TrainConfig(network_dim=rank, network_alpha=alpha, mixed_precision="bf16", train_batch_size=batch,
                       gradient_checkpointing=gradient_checkpointing, network_train_unet_only=True,
                       optimizer_type=optimizer, learning_rate=1.0 if optimizer in ADAPTIVE_TYPES else 1e-4,
                       lr_scheduler="constant", max_grad_norm=1.0, resolution=str(resolution), cache_latents=True)
@@ -311,7 +314,7 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
             final_loss=float(losses[-1]),
             baseline_ms_per_step=base_sec * 1e3 if base_sec else None, baseline_peak_reserved_gb=base_reserved,
             speedup=base_sec / sec if base_sec else None, warmup_s=warm_s, notes=notes, optimizer=optimizer,
-            **_versions())
+            alpha=alpha, **_versions())
         results.append(r)
         if on_result:
             on_result(r)
@@ -321,6 +324,7 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
 
 def format_result(r: BenchResult) -> str:
     head = (f"{r.model} {r.resolution}² batch {r.batch}{' +GC' if r.gradient_checkpointing else ''} rank {r.rank}"
+            f"{'' if r.alpha in (None, r.rank) else f' alpha {r.alpha:g}'}"
             f"{'' if r.optimizer == 'AdamW' else ' ' + r.optimizer}")
     if r.memory_preset:
         verdict = "fits" if r.fits else "does NOT fit"
@@ -361,7 +365,7 @@ def main(args) -> int:
     run_bench(args.model, args.batch, args.resolution, args.gradient_checkpointing, args.steps, args.warmup,
               args.rank, baseline=not args.no_baseline, profile=args.profile,
               variants=tuple(v.strip() for v in variants.split(",") if v.strip()), on_result=emit,
-              memory_breakdown=args.memory_breakdown, optimizer=args.optimizer)
+              memory_breakdown=args.memory_breakdown, optimizer=args.optimizer, alpha=args.alpha)
     return 0
 
 

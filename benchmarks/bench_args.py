@@ -13,6 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", type=int, default=None, help="default: 512 (sd15), 1024 (sdxl)")
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--rank", type=int, default=32)
+    p.add_argument("--alpha", type=float, default=None,
+                   help="network_alpha (default: the rank, a scale of 1; users' runs mostly train with half the rank)")
     p.add_argument("--optimizer", default="AdamW",
                    help="optimizer_type, e.g. AdamW8bit, Lion8bit, Prodigy (learning rate 1), Adafactor; only AdamW's "
                         "update is captured with the step, the others run after the replayed forward and backward")
