@@ -182,6 +182,6 @@ def load_into(nf: NetworkFile, network) -> int:
                 continue
             value = value.to(target.device, torch.float32).reshape(target.shape)
             network.master(target).copy_(value)
-            target.copy_(value.to(target.dtype))
         loaded += 1
+    network.masters_to_compute()
     return loaded

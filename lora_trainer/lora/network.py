@@ -21,7 +21,7 @@ from . import layers as L
 from . import messages  # noqa: F401  (registers the sentences)
 from .layers import ADAPTER
 from .targets import Target, module_key, sdxl_unet_namer, text_encoder_targets, unet_targets
-from .tensor_lists import copy_into
+from .compute_copies import ComputeCopies, layer_scale
 
 # (kohya key, target) → (rank, alpha) for that layer, or None: the layer is not trained
 LayerChoice = Callable[[str, Target], Optional[tuple]]
@@ -130,8 +130,9 @@ def _lean_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     is added in place: the frozen base layer's backward does not need its own output. A
     Linear runs on its tokens as one matrix (``layers.base_on_tokens``) and the up-projection
     is added by that matrix's own product, the scale as its alpha: the LoRA output is never
-    written and read back, and the gradient is not scaled in a pass of its own."""
-    lora_a, lora_b, scale = self.lora_A[ADAPTER], self.lora_B[ADAPTER], self.scaling[ADAPTER]
+    written and read back. In bf16 the up-projection's compute copy holds the scale
+    (``compute_copies``), which then is 1 here."""
+    lora_a, lora_b, scale = self.lora_A[ADAPTER], self.lora_B[ADAPTER], layer_scale(self)
     shape = x.shape
     result, flat = L.base_on_tokens(self, x, True, *args, **kwargs)
     if not (lora_a._forward_hooks or lora_a._forward_pre_hooks):   # kohya's dropouts act per sample
@@ -169,13 +170,16 @@ def _dropout_hook(settings: DropoutSettings, rank: int):
     return hook
 
 
-class LoraNetwork:
-    """All trained components of a run (UNet and/or text encoders)."""
+class LoraNetwork(ComputeCopies):
+    """All trained components of a run (UNet and/or text encoders); their fp32 masters and half-precision
+    compute copies are ``ComputeCopies``'."""
 
     def __init__(self, components: list[LoraComponent], dropout: DropoutSettings | None = None) -> None:
         self.components = components
         self.dropout = dropout or DropoutSettings()
         self.masters: dict[nn.Parameter, nn.Parameter] = {}  # compute weight → fp32 master (if split)
+        self.folded: dict[nn.Parameter, float] = {}
+        self.lean_forward = True
         self.notes: list[str] = []   # what the user should know about how it was built (network_setup)
         for comp, _, layer in self.modules():
             if L.layer_algo(layer) != "lora" or getattr(layer, L.DORA, None) is not None:
@@ -194,7 +198,11 @@ class LoraNetwork:
         return any(getattr(layer, L.DORA, None) is not None for _, _, layer in self.modules())
 
     def set_lean_forward(self, enabled: bool) -> None:
-        """Use our forward (default) or, for plain LoRA layers, peft's own (the benchmark's baseline)."""
+        """Use our forward (default) or, for plain LoRA layers, peft's own (the benchmark's baseline, which
+        scales the up-projection's output itself)."""
+        self.lean_forward = enabled
+        if not enabled:
+            self.fold_scales(False)
         for _, _, layer in self.modules():
             if enabled or L.layer_algo(layer) != "lora" or getattr(layer, L.DORA, None) is not None:
                 L.set_forward(layer, _lean_forward)
@@ -214,77 +222,6 @@ class LoraNetwork:
 
     def layer_key(self, comp: LoraComponent, name: str) -> str:
         return comp.keys.get(name) or module_key(comp.prefix, name)
-
-    # --- fp32 masters for bf16/fp16 compute weights ---------------------------------------
-    def use_compute_dtype(self, dtype: torch.dtype) -> None:
-        """Compute with ``dtype`` copies of the LoRA weights; the optimizer keeps fp32 masters.
-
-        Under autocast an fp32 weight is cast to bf16 on every use and its gradient cast back:
-        two extra kernels per weight per step. With bf16 copies that work is one batched copy of
-        all gradients to the masters and one of the masters back after the optimizer step."""
-        if dtype == torch.float32 or self.masters:
-            return
-        for p in self.parameters():
-            master = nn.Parameter(p.detach().float().clone())
-            p.data = p.data.to(dtype)
-            self.masters[p] = master
-
-    @torch.no_grad()
-    def set_compute_dtype(self, dtype: torch.dtype) -> None:
-        """Switch the compute copies' precision; fp32 makes them share the masters' storage
-        (the plain fp32-weights-under-autocast setup the benchmark's baseline measures)."""
-        for p, master in self.masters.items():
-            p.data = master.data if dtype == torch.float32 else master.data.to(dtype)
-
-    def master(self, weight: nn.Parameter) -> torch.Tensor:
-        """The fp32 value of a LoRA weight (its master when compute copies are used)."""
-        return self.masters.get(weight, weight)
-
-    def optimizer_parameters(self, prefixes: tuple[str, ...] | None = None) -> list[nn.Parameter]:
-        return [self.masters.get(p, p) for p in self.parameters(prefixes)]
-
-    @torch.no_grad()
-    def grads_to_masters(self, keep: bool = False, add: bool = False) -> None:
-        """The compute copies' gradients into fp32 gradients of the masters (``add``: added to them).
-
-        Missing master gradients are views into one new buffer: one large allocation, which
-        reuses the memory the backward pass has just freed, where a tensor per weight would each
-        come from the allocator's separate pool of small blocks and add to the reserved memory
-        (0.3 GB at SDXL rank 32). ``keep``: the buffer stays between steps (a captured graph
-        writes into it on every replay) and is made by a step that is not a graph capture."""
-        if not self.masters:
-            return
-        pairs, missing = [], []
-        for p, master in self.masters.items():
-            if p.grad is None:
-                if not keep:
-                    master.grad = None  # unused this step: no stale gradient may be applied
-                continue
-            if master.grad is None:
-                missing.append(master)
-            pairs.append((master, p.grad))
-            p.grad = None
-        if missing:
-            if keep and torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
-                # made during capture, the buffer would be the graph's memory; capture fails and the step stays eager
-                raise RuntimeError("gradient buffers must exist before capture")  # internal: caught by GraphedStep
-            make = torch.zeros if add else torch.empty   # overwritten below unless added to
-            flat = make(sum(m.numel() for m in missing), dtype=missing[0].dtype, device=missing[0].device)
-            offset = 0
-            for master in missing:
-                master.grad = flat[offset:offset + master.numel()].view_as(master)
-                offset += master.numel()
-        if pairs:
-            masters, grads = [m.grad for m, _ in pairs], [g for _, g in pairs]
-            if add:
-                torch._foreach_add_(masters, grads)
-            else:
-                copy_into(masters, grads)
-
-    @torch.no_grad()
-    def masters_to_compute(self) -> None:
-        if self.masters:
-            copy_into(list(self.masters.keys()), list(self.masters.values()))
 
     def param_groups(self, unet_lr: float, text_encoder_lr: float,
                      block_weight: Callable[[str], float] | None = None) -> list[dict]:
@@ -335,9 +272,8 @@ class LoraNetwork:
                     expected.add(key)
                     if key not in state or state[key].shape != weight.shape:
                         raise KeyError(key)
-                    weight.copy_(state[key].to(weight.device, weight.dtype))
-                    if weight in self.masters:
-                        self.masters[weight].copy_(state[key].to(weight.device, torch.float32))
+                    self.master(weight).copy_(state[key].to(weight.device, torch.float32))
+            self.masters_to_compute()
         extra = set(state) - expected
         if extra:
             raise KeyError(sorted(extra)[0])
