@@ -231,12 +231,14 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
 
     base_sec = base_reserved = None
     if baseline:
-        # the plain step: peft's own LoRA forward on fp32 LoRA weights under autocast, diffusers' GEGLU,
+        # the plain step: peft's own LoRA forward on fp32 LoRA weights under autocast, diffusers' GEGLU and blocks,
         # the text encoders run every step, a host sync per step
         from lora_trainer.train.geglu import use_lean_geglu, use_plain_geglu
+        from lora_trainer.train.unit_scales import use_plain_blocks, use_unit_scale_blocks
         s.network.set_lean_forward(False)
         s.network.set_compute_dtype(torch.float32)
         use_plain_geglu(s.base.unet)
+        use_plain_blocks(s.base.unet)
         cache, s.models.prompt_cache = s.models.prompt_cache, None
         s.amp = True
         _fresh_peak()
@@ -248,6 +250,7 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         s.network.set_lean_forward(True)
         s.network.set_compute_dtype(torch.bfloat16)
         use_lean_geglu(s.base.unet)
+        use_unit_scale_blocks(s.base.unet)
         s.models.prompt_cache = cache
     if s.models.prompt_cache is not None:
         cache_prompts(s.models, s.data.captions)

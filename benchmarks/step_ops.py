@@ -3,7 +3,8 @@
 how many copy a tensor, and the step's seconds. Runs on the CPU, where every operation is dispatched as on a GPU;
 an eager GPU step spends its time issuing them.
 
-Usage: python benchmarks/step_ops.py sd15|sdxl RESOLUTION [RANK] [STEPS]
+Usage: python benchmarks/step_ops.py sd15|sdxl RESOLUTION [RANK] [STEPS] [--plain-blocks]
+(--plain-blocks: diffusers' attention and ResNet forwards, with their division by 1)
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.full_unet import random_unet, unet_inputs  # noqa: E402
 from lora_trainer.lora.network import build_network  # noqa: E402
 from lora_trainer.train.geglu import use_lean_geglu  # noqa: E402
+from lora_trainer.train.unit_scales import use_unit_scale_blocks  # noqa: E402
 
 VIEWS = {"view", "t", "transpose", "detach", "as_strided", "_unsafe_view", "expand", "permute", "unsqueeze",
          "squeeze", "alias", "slice", "select", "split", "chunk", "_reshape_alias", "split_with_sizes", "unbind"}
@@ -38,14 +40,17 @@ class Dispatched(TorchDispatchMode):
 
 
 def main() -> None:
-    model, resolution = sys.argv[1], int(sys.argv[2])
-    rank = int(sys.argv[3]) if len(sys.argv) > 3 else 32
-    steps = int(sys.argv[4]) if len(sys.argv) > 4 else 4
+    argv = [a for a in sys.argv[1:] if not a.startswith("--")]
+    model, resolution = argv[0], int(argv[1])
+    rank = int(argv[2]) if len(argv) > 2 else 32
+    steps = int(argv[3]) if len(argv) > 3 else 4
     torch.manual_seed(0)
     unet = random_unet(model)
     network = build_network("sdxl" if model == "sdxl" else "sd1", unet, [], rank=rank, alpha=rank / 2)
     network.use_compute_dtype(torch.bfloat16)
     use_lean_geglu(unet)
+    if "--plain-blocks" not in sys.argv:
+        use_unit_scale_blocks(unet)
     inputs = unet_inputs(unet, resolution)
 
     def step() -> None:

@@ -18,8 +18,10 @@ def compile_unet_blocks(unet: torch.nn.Module, mode: str | None = None, classes=
     import torch._dynamo
 
     from .geglu import use_plain_geglu
+    from .unit_scales import use_plain_blocks
 
-    use_plain_geglu(unet)   # inductor fuses diffusers' own GEGLU
+    use_plain_geglu(unet)   # inductor fuses diffusers' own GEGLU and divisions
+    use_plain_blocks(unet)
     config = torch._dynamo.config
     # one compiled graph per block shape: SDXL has ~15 distinct shapes, batch/bucket changes add more
     for name in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",

@@ -166,7 +166,9 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int, clock
         compile_unet_blocks(base.unet)
     else:
         from .geglu import use_lean_geglu
+        from .unit_scales import use_unit_scale_blocks
         use_lean_geglu(base.unet)
+        use_unit_scale_blocks(base.unet)
     clock.lap("network")
 
     groups = network.param_groups(cfg.effective_unet_lr, cfg.effective_text_encoder_lr, block_weight)
