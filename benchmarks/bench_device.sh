@@ -28,7 +28,8 @@
 #   before-after: the same steps from an earlier commit's code (BEFORE, default .bench/before: its lora_trainer
 #            and benchmarks, e.g. `git archive COMMIT lora_trainer benchmarks | tar -x -C .bench/before`) and from
 #            this tree, a process each: SD1.5 b1 and SDXL b1 checkpointed eager and captured, SDXL b4 captured
-#            (OUT/before.jsonl, OUT/after.jsonl; about 9 minutes)
+#            (OUT/before.jsonl, OUT/after.jsonl; about 9 minutes); BA_OPTS: more bench options for both
+#            sides, e.g. "--alpha 16" (a scale of 1/2, as users train; needs a BEFORE whose bench has it)
 set -uo pipefail
 OUT=${1:?OUT_DIR}
 PART=${2:-steps}
@@ -83,7 +84,7 @@ if [[ $PART == before-after ]]; then
       echo "== $side: $job" >>"$OUT/bench.log"
       # shellcheck disable=SC2086  # the job's words are bench's arguments
       (cd "$tree" && PYTHONPATH=/tmp/site:$tree timeout 100 python3 -m benchmarks.bench --json "$OUT/$side.jsonl" \
-        --no-baseline --model $job 2>>"$OUT/bench.log" | tee -a "$OUT/bench.log" | cut -c1-330)
+        --no-baseline ${BA_OPTS:-} --model $job 2>>"$OUT/bench.log" | tee -a "$OUT/bench.log" | cut -c1-330)
     done
   done
 fi
