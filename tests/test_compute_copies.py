@@ -2,28 +2,16 @@
 two gradient kernels less per layer, masters and saved weights unscaled."""
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from op_counter import Ops  # noqa: E402
 
 from lora_trainer.lora import layers as L  # noqa: E402
 from lora_trainer.lora.compute_copies import FOLDED  # noqa: E402
 from lora_trainer.lora.network import NetworkSpec, build_network  # noqa: E402
 from lora_trainer.models.tiny import build_tiny_components  # noqa: E402
-
-
-class Ops(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.seen = Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.seen[func.__name__.split(".")[0]] += 1
-        return func(*args, **(kwargs or {}))
 
 
 def _network(alpha, rank=4, dtype=torch.bfloat16):

@@ -61,18 +61,7 @@ def test_a_linear_layer_adds_its_lora_by_one_product_and_copies_no_gradient():
     is added by the base output's own matrix product, and the backward pass copies no activation-sized
     gradient (an in-place add to the view ``F.linear`` returns made autograd copy it about five times).
     Values and gradients are peft's."""
-    from collections import Counter
-
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Ops(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.seen = Counter()
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.seen[func.__name__.split(".")[0]] += 1
-            return func(*args, **(kwargs or {}))
+    from op_counter import Ops
 
     unet = build_tiny_components("sd1")["unet"]
     net = build_network("sd1", unet, [], rank=4, alpha=2)

@@ -2,28 +2,16 @@
 two operations fewer per block."""
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from op_counter import Ops  # noqa: E402
 
 from lora_trainer.lora.network import build_network  # noqa: E402
 from lora_trainer.models.tiny import build_tiny_components  # noqa: E402
 from lora_trainer.train.unit_scales import UnitScaleAttention, use_plain_blocks, use_unit_scale_blocks  # noqa: E402
-
-
-class Ops(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.seen = Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.seen[func.__name__.split(".")[0]] += 1
-        return func(*args, **(kwargs or {}))
 
 
 @pytest.mark.parametrize("family,dtype,checkpointing", [("sd1", torch.float32, None),
