@@ -50,7 +50,7 @@ class ComputeCopies:
     def set_compute_dtype(self, dtype: torch.dtype) -> None:
         """Switch the compute copies' precision; fp32 makes them share the masters' storage
         (the plain fp32-weights-under-autocast setup the benchmark's baseline measures)."""
-        self.fold_scales(False)
+        self._mark_folds(False)
         for p, master in self.masters.items():
             p.data = master.data if dtype == torch.float32 else master.data.to(dtype)
         self.fold_scales(dtype == torch.bfloat16)
@@ -59,6 +59,10 @@ class ComputeCopies:
     def fold_scales(self, enabled: bool) -> None:
         """Whether plain LoRA layers (our forward, no DoRA) hold their scale in the up-projection's compute
         copy; the copies are rewritten from the masters either way."""
+        self._mark_folds(enabled)
+        self.masters_to_compute()
+
+    def _mark_folds(self, enabled: bool) -> None:
         for _, _, layer in self.modules():
             if hasattr(layer, FOLDED):
                 delattr(layer, FOLDED)
@@ -70,7 +74,6 @@ class ComputeCopies:
                 if up is not None and getattr(layer, L.DORA, None) is None and up in self.masters:
                     setattr(layer, FOLDED, True)
                     self.folded[up] = scale
-        self.masters_to_compute()
 
     def master(self, weight: nn.Parameter) -> torch.Tensor:
         """The fp32 value of a trained weight (its master when compute copies are used)."""
