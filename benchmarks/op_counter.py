@@ -1,4 +1,5 @@
-"""Counts the operations torch dispatches inside a ``with`` block, by name (``mm``, ``mul``, ``copy_``…)."""
+"""Counts the operations torch dispatches inside a ``with`` block, by name (``mm``, ``mul``, ``copy_``…): for
+``step_ops.py`` and the tests that check what a step runs."""
 from __future__ import annotations
 
 from collections import Counter

@@ -11,15 +11,14 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.full_unet import random_unet, unet_inputs  # noqa: E402
+from benchmarks.op_counter import Ops  # noqa: E402
 from lora_trainer.lora.network import build_network  # noqa: E402
 from lora_trainer.train.geglu import use_lean_geglu  # noqa: E402
 from lora_trainer.train.unit_scales import use_unit_scale_blocks  # noqa: E402
@@ -27,16 +26,6 @@ from lora_trainer.train.unit_scales import use_unit_scale_blocks  # noqa: E402
 VIEWS = {"view", "t", "transpose", "detach", "as_strided", "_unsafe_view", "expand", "permute", "unsqueeze",
          "squeeze", "alias", "slice", "select", "split", "chunk", "_reshape_alias", "split_with_sizes", "unbind"}
 COPIES = ("copy_", "clone", "new_zeros", "zeros")
-
-
-class Dispatched(TorchDispatchMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: Counter = Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops[func.__name__.split(".")[0]] += 1
-        return func(*args, **(kwargs or {}))
 
 
 def main() -> None:
@@ -56,9 +45,9 @@ def main() -> None:
     def step() -> None:
         unet(**inputs).sample.float().square().mean().backward()
 
-    with Dispatched() as seen:
+    with Ops() as counted:
         step()
-    ops = seen.ops
+    ops = counted.seen
     seconds = []
     for _ in range(steps):
         start = time.perf_counter()

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from op_counter import Ops  # noqa: E402
+from benchmarks.op_counter import Ops  # noqa: E402
 
 from lora_trainer.lora import layers as L  # noqa: E402
 from lora_trainer.lora.compute_copies import FOLDED  # noqa: E402

@@ -61,7 +61,7 @@ def test_a_linear_layer_adds_its_lora_by_one_product_and_copies_no_gradient():
     is added by the base output's own matrix product, and the backward pass copies no activation-sized
     gradient (an in-place add to the view ``F.linear`` returns made autograd copy it about five times).
     Values and gradients are peft's."""
-    from op_counter import Ops
+    from benchmarks.op_counter import Ops
 
     unet = build_tiny_components("sd1")["unet"]
     net = build_network("sd1", unet, [], rank=4, alpha=2)

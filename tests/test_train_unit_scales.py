@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from op_counter import Ops  # noqa: E402
+from benchmarks.op_counter import Ops  # noqa: E402
 
 from lora_trainer.lora.network import build_network  # noqa: E402
 from lora_trainer.models.tiny import build_tiny_components  # noqa: E402
