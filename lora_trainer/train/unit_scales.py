@@ -2,7 +2,7 @@
 
 diffusers ends every attention (``hidden_states / attn.rescale_output_factor``) and every ``ResnetBlock2D``
 (``(input + hidden) / output_scale_factor``) with a division, by 1.0 in SD1.x, SD2.x and SDXL. Each is a pass
-over a whole activation forward and another over its gradient backward: 108 of the 2,650 operations an SD1.5
+over a whole activation forward and another over its gradient backward: 107 of the 2,650 operations an SD1.5
 step dispatches, and in SDXL the largest activations of the step. Here those modules run the same operations
 without it (values and gradients bit-identical). Modules of another configuration (a mask, a norm, a scale
 other than 1, resampling inside the block) keep diffusers' forward; ``torch_compile`` fuses the division away
