@@ -22,6 +22,7 @@ from . import messages  # noqa: F401  (registers the sentences)
 from .layers import ADAPTER
 from .targets import Target, module_key, sdxl_unet_namer, text_encoder_targets, unet_targets
 from .compute_copies import ComputeCopies, layer_scale
+from .fused_linear import FUSE, fusable, lora_linear
 
 # (kohya key, target) → (rank, alpha) for that layer, or None: the layer is not trained
 LayerChoice = Callable[[str, Target], Optional[tuple]]
@@ -131,8 +132,11 @@ def _lean_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     Linear runs on its tokens as one matrix (``layers.base_on_tokens``) and the up-projection
     is added by that matrix's own product, the scale as its alpha: the LoRA output is never
     written and read back. In bf16 the up-projection's compute copy holds the scale
-    (``compute_copies``), which then is 1 here."""
+    (``compute_copies``), which then is 1 here. A plain Linear whose weights share the input's
+    precision runs as one autograd function (``fused_linear``), which gives the input one gradient."""
     lora_a, lora_b, scale = self.lora_A[ADAPTER], self.lora_B[ADAPTER], layer_scale(self)
+    if not args and not kwargs and fusable(self, x, lora_a, lora_b):
+        return lora_linear(self, x, lora_a, lora_b, scale)
     shape = x.shape
     result, flat = L.base_on_tokens(self, x, True, *args, **kwargs)
     if not (lora_a._forward_hooks or lora_a._forward_pre_hooks):   # kohya's dropouts act per sample
@@ -208,6 +212,12 @@ class LoraNetwork(ComputeCopies):
                 L.set_forward(layer, _lean_forward)
             elif "forward" in layer.__dict__:
                 del layer.forward
+
+    def fuse_linears(self, enabled: bool) -> None:
+        """Run plain LoRA Linears as one autograd function where they can (default), or through autograd
+        (the benchmark's comparison)."""
+        for _, _, layer in self.modules():
+            setattr(layer, FUSE, enabled)
 
     def component(self, prefix: str) -> LoraComponent | None:
         return next((c for c in self.components if c.prefix == prefix), None)
