@@ -6,9 +6,10 @@ one ``train`` runs (``attach_training`` + ``compute_loss`` + ``apply_update``, o
 CUDA-graph step), timed between two device synchronisations with no host sync inside.
 
 Variants are timed in one process on one model: ``eager``, ``graphs`` (CUDA graphs),
-``compile`` (regional ``torch.compile``; combine as ``compile+graphs``) and ``+cl``
-(channels-last UNet). ``--memory-preset NAME`` instead trains a few steps of a VRAM
-preset under ``torch.cuda.set_per_process_memory_fraction`` and says whether it fits.
+``compile`` (regional ``torch.compile``; combine as ``compile+graphs``), ``+cl``
+(channels-last UNet) and ``+autograd`` (LoRA Linears through autograd, not ``lora/fused_linear``).
+``--memory-preset NAME`` instead trains a few steps of a VRAM preset under
+``torch.cuda.set_per_process_memory_fraction`` and says whether it fits.
 ``python -m lora_trainer.bench`` takes every option; the CLI's ``bench`` a subset.
 """
 from __future__ import annotations
@@ -197,7 +198,7 @@ def _peak_flops() -> Optional[float]:
 
 def parse_variant(variant: str) -> set[str]:
     parts = set(variant.split("+"))
-    unknown = parts - {"eager", "graphs", "compile", "cl", "amp", "fullgc", "attnonly", "wide"}
+    unknown = parts - {"eager", "graphs", "compile", "cl", "amp", "fullgc", "attnonly", "wide", "autograd"}
     if unknown:
         raise SystemExit(f"unknown bench variant part(s): {', '.join(sorted(unknown))}")
     return parts
@@ -286,6 +287,7 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         s.base.unet.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         s.models.channels_last = channels_last
         s.amp = "amp" in parts
+        s.network.fuse_linears("autograd" not in parts)
         if gradient_checkpointing:   # as ``train`` sets it: attention outputs kept in the captured step
             from lora_trainer.train.graphs import gradient_checkpointing_without_rng
             gradient_checkpointing_without_rng(s.base.unet, keep_attention="graphs" in parts and "fullgc" not in parts,

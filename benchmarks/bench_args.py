@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(channels-last), +amp (under bf16 autocast, as before bf16 ran without it), "
                         "+fullgc (checkpointing recomputes the attention and the last block too), "
                         "+attnonly (checkpointing keeps the attention outputs but not the LoRA down-projections), "
-                        "+wide (compile whole transformers and the resampling layers, not only the blocks)")
+                        "+wide (compile whole transformers and the resampling layers, not only the blocks), "
+                        "+autograd (LoRA Linears through autograd instead of one function each)")
     p.add_argument("--compile", action="store_true", help="shorthand for --variants compile+graphs")
     p.add_argument("--memory-breakdown", help="append where the first variant's reserved memory is to this file")
     p.add_argument("--memory-preset", help="check that this VRAM preset (e.g. sdxl-8gb) trains within its cap")

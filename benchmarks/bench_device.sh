@@ -30,6 +30,8 @@
 #            this tree, a process each: SD1.5 b1 and SDXL b1 checkpointed eager and captured, SDXL b4 captured
 #            (OUT/before.jsonl, OUT/after.jsonl; about 9 minutes); BA_OPTS: more bench options for both
 #            sides, e.g. "--alpha 16" (a scale of 1/2, as users train; needs a BEFORE whose bench has it)
+#   fused:   graph equivalence, then each LoRA Linear as one autograd function against autograd's four nodes
+#            (variants +autograd) on SD1.5 b1, SDXL b1 checkpointed and SDXL b4 (with its profile), alpha 16
 set -uo pipefail
 OUT=${1:?OUT_DIR}
 PART=${2:-steps}
@@ -87,6 +89,14 @@ if [[ $PART == before-after ]]; then
         --no-baseline ${BA_OPTS:-} --model $job 2>>"$OUT/bench.log" | tee -a "$OUT/bench.log" | cut -c1-330)
     done
   done
+fi
+if [[ $PART == fused ]]; then
+  timeout 150 python3 benchmarks/graph_check.py 6 2>>"$OUT/bench.log" | tee "$OUT/graph_check.log"
+  bench 100 --model sd15 --batch 1 --alpha 16 --no-baseline --variants eager,eager+autograd,graphs,graphs+autograd
+  bench 150 --model sdxl --batch 1 --gradient-checkpointing --alpha 16 --no-baseline \
+    --variants graphs,graphs+autograd,eager,eager+autograd
+  bench 150 --model sdxl --batch 4 --alpha 16 --no-baseline --variants graphs,graphs+autograd \
+    --profile "$OUT/profile_sdxl_b4.txt"
 fi
 if [[ $PART == compile-sd15 ]]; then
   bench 200 --model sd15 --batch 16 --no-baseline --variants compile+graphs
