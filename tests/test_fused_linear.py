@@ -41,10 +41,10 @@ def test_the_input_gets_one_gradient_and_the_values_are_autograds(input_grad):
     base = layer.base_layer
     x = torch.randn(2, 16, base.in_features, generator=torch.Generator().manual_seed(3))
     grad = torch.randn(2, 16, base.out_features, generator=torch.Generator().manual_seed(4))
-    assert fused_linear.fusable(layer, x, layer.lora_A[ADAPTER], layer.lora_B[ADAPTER])
+    assert fused_linear.fusable(layer, x)
     fused, fused_ops = _run(layer, x, grad, input_grad)
     net.fuse_linears(False)
-    assert not fused_linear.fusable(layer, x, layer.lora_A[ADAPTER], layer.lora_B[ADAPTER])
+    assert not fused_linear.fusable(layer, x)
     plain, plain_ops = _run(layer, x, grad, input_grad)
     for ours, autograds in zip(fused, plain):
         if autograds is None:
@@ -62,20 +62,46 @@ def test_the_input_gets_one_gradient_and_the_values_are_autograds(input_grad):
 
 def test_layers_autograd_must_run_are_left_to_it():
     _, layer = _layer()
-    lora_a, lora_b = layer.lora_A[ADAPTER], layer.lora_B[ADAPTER]
     x = torch.randn(4, layer.base_layer.in_features)
-    assert fused_linear.fusable(layer, x, lora_a, lora_b)
-    assert not fused_linear.fusable(layer, x.to(torch.bfloat16), lora_a, lora_b)   # weights in fp32
+    assert fused_linear.fusable(layer, x)
+    assert not fused_linear.fusable(layer, x.to(torch.bfloat16))   # weights in fp32
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not fused_linear.fusable(layer, x, lora_a, lora_b)
+        assert not fused_linear.fusable(layer, x)
     layer.base_layer.forward = lambda t: t   # fp8_base replaces the base layer's forward
-    assert not fused_linear.fusable(layer, x, lora_a, lora_b)
+    assert not fused_linear.fusable(layer, x)
     del layer.base_layer.forward
     layer.base_layer.weight.requires_grad_(True)
-    assert not fused_linear.fusable(layer, x, lora_a, lora_b)
+    assert not fused_linear.fusable(layer, x)
     layer.base_layer.weight.requires_grad_(False)
     _, dropped = _layer(dropout=DropoutSettings(network_dropout=0.5))   # kohya's dropout: a hook on lora_A
-    assert not fused_linear.fusable(dropped, x, dropped.lora_A[ADAPTER], dropped.lora_B[ADAPTER])
+    assert not fused_linear.fusable(dropped, x)
     _, conv = _layer("conv1", conv_rank=2, conv_alpha=1)
-    assert not fused_linear.fusable(conv, torch.randn(1, conv.base_layer.in_channels, 8, 8),
-                                    conv.lora_A[ADAPTER], conv.lora_B[ADAPTER])
+    assert not fused_linear.fusable(conv, torch.randn(1, conv.base_layer.in_channels, 8, 8))
+
+
+def test_a_self_attention_gives_its_input_one_gradient():
+    """With diffusers' division by 1 left out (``train/unit_scales``), a self-attention's query, key and value
+    run as one function: no add in its backward pass; values and gradients are autograd's."""
+    from benchmarks.op_counter import Ops
+    from lora_trainer.train.unit_scales import use_unit_scale_blocks
+
+    net, _ = _layer()
+    unet = net.components[0].model
+    assert use_unit_scale_blocks(unet) > 0
+    attn = unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1
+    x = torch.randn(2, 16, attn.to_q.base_layer.in_features, generator=torch.Generator().manual_seed(5))
+    results, seen = [], []
+    for fused in (True, False):
+        net.fuse_linears(fused)
+        attn.zero_grad(set_to_none=True)
+        inp = x.clone().requires_grad_(True)
+        out = attn(inp)
+        with Ops() as backward:
+            out.square().sum().backward()
+        results.append([out.detach(), inp.grad] + [p.grad for p in net.parameters() if p.grad is not None])
+        seen.append(backward.seen)
+    assert len(results[0]) == len(results[1]) == 2 + 8   # q, k, v and out: A and B each
+    for ours, autograds in zip(*results):
+        torch.testing.assert_close(ours, autograds, rtol=1e-5, atol=1e-6)
+    assert not seen[0]["add"] and not seen[0]["add_"], seen[0]
+    assert seen[1]["add"] + seen[1]["add_"] >= 6, seen[1]   # 4 layers' two paths, 3 projections of one input

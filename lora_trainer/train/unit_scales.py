@@ -15,6 +15,8 @@ import types
 import torch
 import torch.nn.functional as F
 
+from ..lora.network import fused_projections
+
 
 def _plain_attention(attn, hidden_states, encoder_hidden_states, attention_mask, args, kwargs) -> bool:
     return (attention_mask is None and not args and not kwargs and hidden_states.dim() == 3
@@ -26,7 +28,8 @@ def _plain_attention(attn, hidden_states, encoder_hidden_states, attention_mask,
 
 
 class UnitScaleAttention:
-    """``softmax(q·kᵀ/√d)·v`` through ``to_out``, as diffusers' ``AttnProcessor2_0`` for the plain case."""
+    """``softmax(q·kᵀ/√d)·v`` through ``to_out``, as diffusers' ``AttnProcessor2_0`` for the plain case; a
+    self-attention's query, key and value LoRA layers run as one function (``lora/fused_linear``)."""
 
     def __init__(self, fallback) -> None:
         self.fallback = fallback   # the module's own processor, for every other case
@@ -37,7 +40,9 @@ class UnitScaleAttention:
             return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
         batch = hidden_states.shape[0]
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-        query, key, value = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
+        projected = fused_projections(hidden_states, (attn.to_q, attn.to_k, attn.to_v)) \
+            if encoder_hidden_states is None else None   # self-attention: one input, one gradient for it
+        query, key, value = projected or (attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context))
         head_dim = key.shape[-1] // attn.heads
         query, key, value = (t.view(batch, -1, attn.heads, head_dim).transpose(1, 2) for t in (query, key, value))
         out = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
