@@ -49,6 +49,7 @@ def test_every_path_setting_is_confined_and_named():
     for setting in ("pretrained_model_name_or_path", "train_data_dir", "reg_data_dir", "output_dir", "resume",
                     "logging_dir", "validation_data_dir"):
         assert setting in named
+    assert "Settings → LoRA Trainer" in err.value.advice   # how the owner allows more folders
 
 
 def test_the_same_output_compares_resolved_paths(tmp_path):

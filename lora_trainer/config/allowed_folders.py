@@ -125,5 +125,5 @@ class AllowedFolders:
             except ConfigError as err:
                 problems += err.problems
         if problems:
-            raise ConfigError(problems, msg("folders.use_inside", roots=", ".join(self.roots)))
+            raise ConfigError(problems, msg("folders.outside.advice", roots=", ".join(self.roots)))
         return cfg.replace(**changes)

@@ -162,7 +162,6 @@ register({
     "folders.outside": "{setting} names a place outside the folders this shared WebUI allows: {path}",
     "folders.outside.advice": "use a folder inside {roots} (the WebUI's owner can allow more folders: Settings → "
                               "LoRA Trainer, or --allow-path on the standalone server)",
-    "folders.use_inside": "use folders inside {roots}",
     # steps.py: the step maths
     "steps.title": "Step maths:",
     "steps.header": "  concept folder{pad}  images × repeats = samples",
