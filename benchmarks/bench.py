@@ -196,6 +196,10 @@ def _peak_flops() -> Optional[float]:
     return next((v for k, v in PEAK_BF16.items() if k in name), None)
 
 
+def _product_flops(self_shape, a_shape, b_shape, *args, **kwargs) -> int:
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+
 def parse_variant(variant: str) -> set[str]:
     parts = set(variant.split("+"))
     unknown = parts - {"eager", "graphs", "compile", "cl", "amp", "fullgc", "attnonly", "wide", "autograd"}
@@ -265,7 +269,9 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         if gradient_checkpointing:
             from lora_trainer.train.graphs import gradient_checkpointing_without_rng
             gradient_checkpointing_without_rng(s.base.unet)
-        with FlopCounterMode(display=False) as counter:
+        # torch's counter knows addmm but not its in-place form, which adds the LoRA up-projections and the
+        # fused LoRA Linears' products (lora/fused_linear)
+        with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.addmm_: _product_flops}) as counter:
             s.eager_step()
         return counter.get_total_flops()
 
