@@ -41,10 +41,10 @@ def test_the_input_gets_one_gradient_and_the_values_are_autograds(input_grad):
     base = layer.base_layer
     x = torch.randn(2, 16, base.in_features, generator=torch.Generator().manual_seed(3))
     grad = torch.randn(2, 16, base.out_features, generator=torch.Generator().manual_seed(4))
-    assert fused_linear.fusable(layer, x)
+    assert fused_linear.fusable_weights(layer, x)
     fused, fused_ops = _run(layer, x, grad, input_grad)
     net.fuse_linears(False)
-    assert not fused_linear.fusable(layer, x)
+    assert fused_linear.fusable_weights(layer, x) is None
     plain, plain_ops = _run(layer, x, grad, input_grad)
     for ours, autograds in zip(fused, plain):
         if autograds is None:
@@ -63,20 +63,20 @@ def test_the_input_gets_one_gradient_and_the_values_are_autograds(input_grad):
 def test_layers_autograd_must_run_are_left_to_it():
     _, layer = _layer()
     x = torch.randn(4, layer.base_layer.in_features)
-    assert fused_linear.fusable(layer, x)
-    assert not fused_linear.fusable(layer, x.to(torch.bfloat16))   # weights in fp32
+    assert fused_linear.fusable_weights(layer, x)
+    assert fused_linear.fusable_weights(layer, x.to(torch.bfloat16)) is None   # weights in fp32
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not fused_linear.fusable(layer, x)
+        assert fused_linear.fusable_weights(layer, x) is None
     layer.base_layer.forward = lambda t: t   # fp8_base replaces the base layer's forward
-    assert not fused_linear.fusable(layer, x)
+    assert fused_linear.fusable_weights(layer, x) is None
     del layer.base_layer.forward
     layer.base_layer.weight.requires_grad_(True)
-    assert not fused_linear.fusable(layer, x)
+    assert fused_linear.fusable_weights(layer, x) is None
     layer.base_layer.weight.requires_grad_(False)
     _, dropped = _layer(dropout=DropoutSettings(network_dropout=0.5))   # kohya's dropout: a hook on lora_A
-    assert not fused_linear.fusable(dropped, x)
+    assert fused_linear.fusable_weights(dropped, x) is None
     _, conv = _layer("conv1", conv_rank=2, conv_alpha=1)
-    assert not fused_linear.fusable(conv, torch.randn(1, conv.base_layer.in_channels, 8, 8))
+    assert fused_linear.fusable_weights(conv, torch.randn(1, conv.base_layer.in_channels, 8, 8)) is None
 
 
 def test_a_self_attention_gives_its_input_one_gradient():

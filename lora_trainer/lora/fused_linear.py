@@ -11,6 +11,8 @@ down-projection's ``mm`` (``train/graphs.checkpoint_policy``), and ``torch.compi
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -66,34 +68,42 @@ class LoraLinears(torch.autograd.Function):
         return (grad_x, None, *grad_weights)
 
 
-def fusable(layer: nn.Module, x: torch.Tensor) -> bool:
-    """Whether plain LoRA ``layer`` may run in ``LoraLinears`` on ``x``: a plain, frozen ``nn.Linear`` base
-    without hooks or a replaced forward (``fp8_base`` replaces it), LoRA Linears without hooks (kohya's
-    dropouts) or bias, and one precision for the input and all weights (no autocast)."""
-    base = layer.get_base_layer()
-    if not getattr(layer, FUSE, True) or type(base) is not nn.Linear or "forward" in base.__dict__:
-        return False
-    parts = (base, layer.lora_A[L.ADAPTER], layer.lora_B[L.ADAPTER])
-    if any(part._forward_hooks or part._forward_pre_hooks for part in parts):
-        return False
-    if type(parts[1]) is not nn.Linear or type(parts[2]) is not nn.Linear or parts[1].bias is not None \
-            or parts[2].bias is not None:
-        return False
-    if base.weight.requires_grad or (base.bias is not None and base.bias.requires_grad):
-        return False
-    tensors = [base.weight, parts[1].weight, parts[2].weight] + ([base.bias] if base.bias is not None else [])
-    return (x.dim() >= 2 and all(t.dtype == x.dtype for t in tensors)
-            and not L._autocast_on(x.device.type))
+PARTS = "_lora_trainer_linears"   # layer.__dict__: its base, down and up Linear modules (looked up once)
 
 
-def lora_linears(x: torch.Tensor, layers, scales) -> list[torch.Tensor]:
-    """The outputs of plain LoRA layers for one input ``x`` through ``LoraLinears`` (``fusable`` must hold for
-    each), the LoRA output of layer ``i`` scaled by ``scales[i]``."""
+def fusable_weights(layer: nn.Module, x: torch.Tensor) -> Optional[tuple]:
+    """``(W, b, A, B)`` of plain LoRA ``layer`` when it may run in ``LoraLinears`` on ``x``, else None: a plain,
+    frozen ``nn.Linear`` base without hooks or a replaced forward (``fp8_base`` replaces it), LoRA Linears
+    without hooks (kohya's dropouts) or bias, one precision for the input and all weights, no autocast.
+    It runs for every layer call of an eager step, so it reads the modules' dictionaries directly."""
+    state = layer.__dict__
+    if not state.get(FUSE, True):
+        return None
+    parts = state.get(PARTS)
+    if parts is None:
+        parts = state[PARTS] = (layer.get_base_layer(), layer.lora_A[L.ADAPTER], layer.lora_B[L.ADAPTER])
+    base, down, up = parts
+    if type(base) is not nn.Linear or type(down) is not nn.Linear or type(up) is not nn.Linear:
+        return None
+    if "forward" in base.__dict__ or any(m._forward_hooks or m._forward_pre_hooks for m in parts):
+        return None
+    weight, bias = base._parameters["weight"], base._parameters["bias"]
+    down_weight, up_weight = down._parameters["weight"], up._parameters["weight"]
+    dtype = x.dtype
+    if (weight.requires_grad or weight.dtype != dtype or down_weight.dtype != dtype or up_weight.dtype != dtype
+            or down._parameters["bias"] is not None or up._parameters["bias"] is not None):
+        return None
+    if bias is not None and (bias.requires_grad or bias.dtype != dtype):
+        return None
+    if x.dim() < 2 or L._autocast_on(x.device.type):
+        return None
+    return weight, bias, down_weight, up_weight
+
+
+def lora_linears(x: torch.Tensor, weights: list[tuple], scales) -> list[torch.Tensor]:
+    """The outputs of plain LoRA layers for one input ``x`` through ``LoraLinears``: each layer's
+    ``fusable_weights`` and the scale of its LoRA output."""
     shape = x.shape
     flat = x.reshape(-1, shape[-1]) if x.dim() > 2 else x
-    weights = []
-    for layer in layers:
-        base = layer.get_base_layer()
-        weights += [base.weight, base.bias, layer.lora_A[L.ADAPTER].weight, layer.lora_B[L.ADAPTER].weight]
-    outs = LoraLinears.apply(flat, tuple(float(s) for s in scales), *weights)
+    outs = LoraLinears.apply(flat, tuple(float(s) for s in scales), *[w for group in weights for w in group])
     return [L.tokens_shaped(out, shape) for out in outs]

@@ -22,7 +22,7 @@ from . import messages  # noqa: F401  (registers the sentences)
 from .layers import ADAPTER
 from .targets import Target, module_key, sdxl_unet_namer, text_encoder_targets, unet_targets
 from .compute_copies import ComputeCopies, layer_scale
-from .fused_linear import FUSE, fusable, lora_linears
+from .fused_linear import FUSE, fusable_weights, lora_linears
 
 # (kohya key, target) → (rank, alpha) for that layer, or None: the layer is not trained
 LayerChoice = Callable[[str, Target], Optional[tuple]]
@@ -134,9 +134,10 @@ def _lean_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     written and read back. In bf16 the up-projection's compute copy holds the scale
     (``compute_copies``), which then is 1 here. A plain Linear whose weights share the input's
     precision runs as one autograd function (``fused_linear``), which gives the input one gradient."""
+    weights = None if args or kwargs else fusable_weights(self, x)
+    if weights is not None:
+        return lora_linears(x, [weights], [layer_scale(self)])[0]
     lora_a, lora_b, scale = self.lora_A[ADAPTER], self.lora_B[ADAPTER], layer_scale(self)
-    if not args and not kwargs and fusable(self, x):
-        return lora_linears(x, [self], [scale])[0]
     shape = x.shape
     result, flat = L.base_on_tokens(self, x, True, *args, **kwargs)
     if not (lora_a._forward_hooks or lora_a._forward_pre_hooks):   # kohya's dropouts act per sample
@@ -156,12 +157,16 @@ def _lean_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
 def fused_projections(x: torch.Tensor, layers) -> Optional[list[torch.Tensor]]:
     """The outputs of ``layers``, which all read ``x`` (an attention's query, key and value), through one
     autograd function (``fused_linear``); None when one of them must run on its own (it is not a plain LoRA
-    layer with our forward, has hooks, or ``fusable`` says no)."""
+    layer with our forward, has hooks, or ``fusable_weights`` finds it cannot)."""
+    weights = []
     for layer in layers:
         if (getattr(layer.forward, "__func__", None) is not _lean_forward or layer._forward_hooks
-                or layer._forward_pre_hooks or not fusable(layer, x)):
+                or layer._forward_pre_hooks):
             return None
-    return lora_linears(x, layers, [layer_scale(layer) for layer in layers])
+        weights.append(fusable_weights(layer, x))
+        if weights[-1] is None:
+            return None
+    return lora_linears(x, weights, [layer_scale(layer) for layer in layers])
 
 
 def _dropout_hook(settings: DropoutSettings, rank: int):
