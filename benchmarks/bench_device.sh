@@ -33,7 +33,7 @@
 #   fused:   graph equivalence, then each LoRA Linear as one autograd function against autograd's four nodes
 #            (variants +autograd) on SD1.5 b1, SDXL b1 checkpointed and SDXL b4 (with its profile), alpha 16
 #   fused-compile: the checkpointed SDXL eager step with and without the function, twice each; SDXL b4
-#            captured (its FLOP count with the in-place products), then compiled (compile + graphs)
+#            compiled (compile + graphs; its FLOP count with the in-place products)
 set -uo pipefail
 OUT=${1:?OUT_DIR}
 PART=${2:-steps}
@@ -103,7 +103,6 @@ fi
 if [[ $PART == fused-compile ]]; then
   bench 150 --model sdxl --batch 1 --gradient-checkpointing --alpha 16 --no-baseline --steps 15 \
     --variants eager+autograd,eager,eager+autograd,eager
-  bench 120 --model sdxl --batch 4 --alpha 16 --no-baseline --steps 10 --variants graphs
   bench 240 --model sdxl --batch 4 --alpha 16 --no-baseline --variants compile+graphs
 fi
 if [[ $PART == compile-sd15 ]]; then
