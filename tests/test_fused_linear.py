@@ -75,6 +75,7 @@ def test_layers_autograd_must_run_are_left_to_it():
     layer.base_layer.weight.requires_grad_(False)
     _, dropped = _layer(dropout=DropoutSettings(network_dropout=0.5))   # kohya's dropout: a hook on lora_A
     assert fused_linear.fusable_weights(dropped, x) is None
+    assert L._autocast_on("meta") is False   # a device autocast does not know is no error (FLOP counts run there)
     _, conv = _layer("conv1", conv_rank=2, conv_alpha=1)
     assert fused_linear.fusable_weights(conv, torch.randn(1, conv.base_layer.in_channels, 8, 8)) is None
 

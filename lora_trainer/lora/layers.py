@@ -138,6 +138,8 @@ def _autocast_on(device_type: str) -> bool:
         return torch.is_autocast_enabled(device_type)
     except TypeError:  # torch < 2.4 takes no argument (CUDA only)
         return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
+    except RuntimeError:  # a device autocast does not know (meta, some plug-in backends): never on there
+        return False
 
 
 def _match(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
