@@ -5,9 +5,9 @@ LoRA down-projection, and autograd adds them: a pass over an activation-sized te
 once) per layer in every backward pass. Here the down-projection's part is added by its matrix product's own
 accumulation (``addmm_``) into the base part, and the graph has one node where it had four. Layers that read
 the same input (an attention's query, key and value) run as one function too: their input gradients are
-summed by the products as well. The products are
-those autograd runs, in the same layouts, so gradient checkpointing's policies still see (and may keep) the
-down-projection's ``mm`` (``train/graphs.checkpoint_policy``), and ``torch.compile`` traces the function.
+summed by the products as well. The products are those autograd runs, in the same layouts, so gradient
+checkpointing's policies still see (and may keep) the down-projection's ``mm``
+(``train/graphs.checkpoint_policy``), and ``torch.compile`` traces the function.
 """
 from __future__ import annotations
 
