@@ -16,10 +16,9 @@ from lora_trainer.train.graphs import gradient_checkpointing_without_rng, keep_s
 def lora_unet(family: str):
     from lora_trainer.lora.network import build_network
     from lora_trainer.models.tiny import build_tiny_components
-
-    unet = build_tiny_components(family, seed=0)["unet"]
     from lora_trainer.train.unit_scales import use_unit_scale_blocks
 
+    unet = build_tiny_components(family, seed=0)["unet"]
     network = build_network(family, unet, [], rank=4, alpha=4)
     use_unit_scale_blocks(unet)   # as train runs it: self-attention projections as one function
     torch.manual_seed(1)
