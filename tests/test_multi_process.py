@@ -54,6 +54,13 @@ def launch(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
                           env=launch_env(tmp_path), timeout=600)
 
 
+def succeeded(done: subprocess.CompletedProcess) -> None:
+    """Fails with the end of both outputs, whole (an assertion's message would be shortened)."""
+    if done.returncode != 0:
+        pytest.fail(f"accelerate launch exited with {done.returncode}\n--- stdout, end ---\n{done.stdout[-3000:]}\n"
+                    f"--- stderr, end ---\n{done.stderr[-5000:]}", pytrace=False)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A tiny base model, four 64 px pictures × 2 repeats, and a config: batch 1, two epochs, rank 4."""
@@ -94,7 +101,7 @@ def run_folder(out: Path) -> Path:
 def two_processes(world):
     out = world["root"] / "two"
     done = launch(world["root"], "--config", world["config"], "--output_dir", str(out))
-    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-4000:])
+    succeeded(done)
     return {"out": out, "stdout": done.stdout, "stderr": done.stderr}
 
 
@@ -150,7 +157,7 @@ def test_a_two_process_state_resumes_exactly_with_two_and_is_refused_with_one(wo
     state = run_folder(two_processes["out"]) / "tiny-000001-state"
     out = world["root"] / "resumed"
     done = launch(world["root"], "--config", world["config"], "--output_dir", str(out), "--resume", str(state))
-    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-4000:])
+    succeeded(done)
     assert "Done. 8 steps" in done.stdout
     assert sorted(p.name for p in out.glob("*.safetensors")) == ["tiny-000002.safetensors", "tiny.safetensors"]
     resumed, whole = load_file(str(out / "tiny.safetensors")), load_file(str(two_processes["out"] / "tiny.safetensors"))
@@ -163,3 +170,16 @@ def test_a_two_process_state_resumes_exactly_with_two_and_is_refused_with_one(wo
     assert "saved by a run of 2 process(es); this run has 1" in str(refused.value)
     assert "--num_processes 2" in str(refused.value.advice)
     assert not list(alone.glob("logs/*")) and not list(alone.glob("*.safetensors"))   # refused before training
+
+
+def test_the_process_group_ends_before_the_interpreter_does(tmp_path):
+    """Left to the interpreter's exit, gloo's threads may free tensors after Python is gone and abort a
+    process whose run finished; ``train`` under the launcher ends the group itself."""
+    import torch.distributed as dist
+    from lora_trainer.train.distributed import end_process_group
+
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    assert dist.is_initialized()
+    end_process_group()
+    assert not dist.is_initialized()
+    end_process_group()   # nothing to end: nothing happens

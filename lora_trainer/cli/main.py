@@ -94,6 +94,9 @@ def _train_command(args: argparse.Namespace, main_process: bool, single: bool, w
         result = train(cfg, listener=listener, stop=stop, log=log)
     finally:
         signal.signal(signal.SIGINT, previous)
+        if not single:
+            from ..train.distributed import end_process_group
+            end_process_group()
     if not main_process:
         return 0
     if writer is not None:

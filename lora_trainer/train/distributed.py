@@ -45,3 +45,13 @@ def gather_objects(accelerator, value) -> list:
     values: list = [None] * _world(accelerator)
     dist.all_gather_object(values, value)
     return values
+
+
+def end_process_group() -> None:
+    """Ends the process group ``accelerate launch`` started, while the interpreter is whole. Left to the
+    interpreter's exit, gloo's worker threads may free tensors after Python is torn down, and a process whose
+    run finished aborts (SIGABRT). Every collective of the run is over when ``train`` returns in a process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
