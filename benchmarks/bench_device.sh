@@ -32,8 +32,9 @@
 #            sides, e.g. "--alpha 16" (a scale of 1/2, as users train; needs a BEFORE whose bench has it)
 #   fused:   graph equivalence, then each LoRA Linear as one autograd function against autograd's four nodes
 #            (variants +autograd) on SD1.5 b1, SDXL b1 checkpointed and SDXL b4 (with its profile), alpha 16
-#   fused-compile: the checkpointed SDXL eager step with and without the function, twice each; SDXL b4
-#            compiled (compile + graphs; its FLOP count with the in-place products)
+#   fused-compile: SDXL b4 captured and compiled (compile + graphs; its FLOP count with the in-place
+#            products), each with its profile (GPU time by kind of kernel); the checkpointed SDXL eager step
+#            with and without the function, twice each
 set -uo pipefail
 OUT=${1:?OUT_DIR}
 PART=${2:-steps}
@@ -101,9 +102,11 @@ if [[ $PART == fused ]]; then
     --profile "$OUT/profile_sdxl_b4.txt"
 fi
 if [[ $PART == fused-compile ]]; then
+  bench 120 --model sdxl --batch 4 --alpha 16 --no-baseline --variants graphs --profile "$OUT/profile_sdxl_b4_graphs.txt"
+  bench 240 --model sdxl --batch 4 --alpha 16 --no-baseline --variants compile+graphs \
+    --profile "$OUT/profile_sdxl_b4_compiled.txt"
   bench 150 --model sdxl --batch 1 --gradient-checkpointing --alpha 16 --no-baseline --steps 15 \
     --variants eager+autograd,eager,eager+autograd,eager
-  bench 240 --model sdxl --batch 4 --alpha 16 --no-baseline --variants compile+graphs
 fi
 if [[ $PART == compile-sd15 ]]; then
   bench 200 --model sd15 --batch 16 --no-baseline --variants compile+graphs
