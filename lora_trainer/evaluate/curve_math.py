@@ -70,17 +70,17 @@ def zigzag_rises(values: np.ndarray, threshold: float) -> list[tuple[int, float]
     """(index of the low point, size) of every rise larger than ``threshold`` that is followed by a fall
     larger than ``threshold``: the swings of an oscillating curve."""
     swings: list[tuple[int, float]] = []
-    low_i, high_i, direction = 0, 0, 0   # direction: -1 falling (tracking a low), +1 rising
+    low_i, direction = 0, 0   # direction: -1 falling (tracking a low), +1 rising
     low, high = values[0], values[0]
     for i, v in enumerate(values[1:], start=1):
         if direction <= 0:
             if v < low:
                 low, low_i = v, i
             elif v - low > threshold:
-                direction, high, high_i = 1, v, i
+                direction, high = 1, v
         else:
             if v > high:
-                high, high_i = v, i
+                high = v
             elif high - v > threshold:
                 swings.append((low_i, float(high - low)))
                 direction, low, low_i = -1, v, i
