@@ -202,7 +202,8 @@ def _product_flops(self_shape, a_shape, b_shape, *args, **kwargs) -> int:
 
 def parse_variant(variant: str) -> set[str]:
     parts = set(variant.split("+"))
-    unknown = parts - {"eager", "graphs", "compile", "cl", "amp", "fullgc", "attnonly", "wide", "autograd"}
+    unknown = parts - {"eager", "graphs", "compile", "cl", "amp", "fullgc", "attnonly", "wide", "autograd",
+                     "nonreentrant"}
     if unknown:
         raise SystemExit(f"unknown bench variant part(s): {', '.join(sorted(unknown))}")
     return parts
@@ -267,8 +268,8 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         # variant's figures: its allocations would otherwise shape the first variant's memory
         from torch.utils.flop_counter import FlopCounterMode
         if gradient_checkpointing:
-            from lora_trainer.train.graphs import gradient_checkpointing_without_rng
-            gradient_checkpointing_without_rng(s.base.unet)
+            from lora_trainer.train.checkpointing import checkpoint_unet_blocks
+            checkpoint_unet_blocks(s.base.unet, reentrant=True)
         # torch's counter knows addmm but not its in-place form, which adds the LoRA up-projections and the
         # fused LoRA Linears' products (lora/fused_linear)
         with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.addmm_: _product_flops}) as counter:
@@ -294,10 +295,12 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         s.models.channels_last = channels_last
         s.amp = "amp" in parts
         s.network.fuse_linears("autograd" not in parts)
-        if gradient_checkpointing:   # as ``train`` sets it: attention outputs kept in the captured step
-            from lora_trainer.train.graphs import gradient_checkpointing_without_rng
-            gradient_checkpointing_without_rng(s.base.unet, keep_attention="graphs" in parts and "fullgc" not in parts,
-                                               lora_rank=None if "attnonly" in parts else rank)
+        if gradient_checkpointing:   # as ``train`` sets it: attention outputs kept in the captured step,
+            # the eager step reentrant
+            from lora_trainer.train.checkpointing import checkpoint_unet_blocks
+            checkpoint_unet_blocks(s.base.unet, keep_attention="graphs" in parts and "fullgc" not in parts,
+                                   lora_rank=None if "attnonly" in parts else rank,
+                                   reentrant="nonreentrant" not in parts and "compile" not in parts)
         s.use_graphs("graphs" in parts)
         _fresh_peak()
         start = time.perf_counter()

@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "+fullgc (checkpointing recomputes the attention and the last block too), "
                         "+attnonly (checkpointing keeps the attention outputs but not the LoRA down-projections), "
                         "+wide (compile whole transformers and the resampling layers, not only the blocks), "
-                        "+autograd (LoRA Linears through autograd instead of one function each)")
+                        "+autograd (LoRA Linears through autograd instead of one function each), "
+                        "+nonreentrant (the eager step's checkpointing non-reentrant, as before it was reentrant)")
     p.add_argument("--compile", action="store_true", help="shorthand for --variants compile+graphs")
     p.add_argument("--memory-breakdown", help="append where the first variant's reserved memory is to this file")
     p.add_argument("--memory-preset", help="check that this VRAM preset (e.g. sdxl-8gb) trains within its cap")

@@ -33,8 +33,9 @@
 #   fused:   graph equivalence, then each LoRA Linear as one autograd function against autograd's four nodes
 #            (variants +autograd) on SD1.5 b1, SDXL b1 checkpointed and SDXL b4 (with its profile), alpha 16
 #   fused-compile: SDXL b4 captured and compiled (compile + graphs; its FLOP count with the in-place
-#            products), each with its profile (GPU time by kind of kernel); the checkpointed SDXL eager step
-#            with and without the function, twice each
+#            products), each with its profile (GPU time by kind of kernel)
+#   eager-gc: the checkpointed eager steps (SDXL 1024² b1, SD1.5 512² b1), reentrant as `train` runs them
+#            against non-reentrant (+nonreentrant), twice each; SDXL with the LoRA Linears through autograd
 set -uo pipefail
 OUT=${1:?OUT_DIR}
 PART=${2:-steps}
@@ -105,8 +106,12 @@ if [[ $PART == fused-compile ]]; then
   bench 120 --model sdxl --batch 4 --alpha 16 --no-baseline --variants graphs --profile "$OUT/profile_sdxl_b4_graphs.txt"
   bench 240 --model sdxl --batch 4 --alpha 16 --no-baseline --variants compile+graphs \
     --profile "$OUT/profile_sdxl_b4_compiled.txt"
-  bench 150 --model sdxl --batch 1 --gradient-checkpointing --alpha 16 --no-baseline --steps 15 \
-    --variants eager+autograd,eager,eager+autograd,eager
+fi
+if [[ $PART == eager-gc ]]; then
+  bench 200 --model sdxl --batch 1 --gradient-checkpointing --alpha 16 --no-baseline --steps 15 \
+    --variants eager+nonreentrant,eager,eager+nonreentrant,eager,eager+autograd
+  bench 100 --model sd15 --batch 1 --gradient-checkpointing --alpha 16 --no-baseline \
+    --variants eager+nonreentrant,eager,eager+nonreentrant,eager
 fi
 if [[ $PART == compile-sd15 ]]; then
   bench 200 --model sd15 --batch 16 --no-baseline --variants compile+graphs

@@ -23,7 +23,7 @@ import torch
 
 from benchmarks.bench import _Session
 from lora_trainer.config.schema import TrainConfig
-from lora_trainer.train.graphs import gradient_checkpointing_without_rng
+from lora_trainer.train.checkpointing import checkpoint_unet_blocks
 from lora_trainer.train.setup import cache_prompts
 from lora_trainer.train.step import (Batch, after_update, loss_from_inputs, optimizer_update, sample_inputs,
                                      step_optimizer)
@@ -87,7 +87,7 @@ def main(model: str = "sdxl", variant: str = "sac", optimizer: str = "Prodigy", 
     if s.models.prompt_cache is not None:
         cache_prompts(s.models, ["zkz, a photo"])
     if variant == "sac":
-        gradient_checkpointing_without_rng(s.base.unet, keep_attention=True, lora_rank=rank)
+        checkpoint_unet_blocks(s.base.unet, keep_attention=True, lora_rank=rank)
     elif variant not in ("plain", "none"):
         raise SystemExit(f"unknown variant {variant}")
     batches = [batch_of(shape, s.device, batch) for shape in SHAPES[model]]

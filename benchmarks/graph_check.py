@@ -15,7 +15,7 @@ import torch
 
 from benchmarks.bench import _Session
 from lora_trainer.config.schema import TrainConfig
-from lora_trainer.train.graphs import gradient_checkpointing_without_rng
+from lora_trainer.train.checkpointing import checkpoint_unet_blocks
 from lora_trainer.train.setup import cache_prompts
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 8
@@ -42,8 +42,8 @@ for model, batch, res, gc, train_te in JOBS:
         s.optimizer.load_state_dict(copy.deepcopy(start[1]))
         s.scheduler.load_state_dict(copy.deepcopy(start[2]))
         s.generator.manual_seed(1234)
-        if gc:   # as ``train`` sets it: the captured step keeps the attention outputs
-            gradient_checkpointing_without_rng(s.base.unet, keep_attention=graphs, lora_rank=32)
+        if gc:   # as ``train`` sets it: the captured step keeps the attention outputs, the eager one is reentrant
+            checkpoint_unet_blocks(s.base.unet, keep_attention=graphs, reentrant=not graphs, lora_rank=32)
         s.use_graphs(graphs)
         losses = torch.stack([step(i) for i in range(N)]).float().cpu()
         runs.append((losses, s.network.trainable_state()))

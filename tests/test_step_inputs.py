@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 from lora_trainer.lora.network import build_network  # noqa: E402
 from lora_trainer.models.tiny import build_tiny_components  # noqa: E402
-from lora_trainer.train.graphs import text_encoder_checkpointing  # noqa: E402
+from lora_trainer.train.checkpointing import text_encoder_checkpointing  # noqa: E402
 from lora_trainer.train.step import Batch, StepModels, loss_from_inputs, sample_inputs  # noqa: E402
 
 CAPTIONS = ["zkz, red circle", "zkz, blue square, outdoors"]

@@ -7,7 +7,7 @@ accumulation (``addmm_``) into the base part, and the graph has one node where i
 the same input (an attention's query, key and value) run as one function too: their input gradients are
 summed by the products as well. The products are those autograd runs, in the same layouts, so gradient
 checkpointing's policies still see (and may keep) the down-projection's ``mm``
-(``train/graphs.checkpoint_policy``), and ``torch.compile`` traces the function.
+(``train/checkpointing.checkpoint_policy``), and ``torch.compile`` traces the function.
 """
 from __future__ import annotations
 

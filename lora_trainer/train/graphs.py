@@ -297,42 +297,6 @@ def host_learning_rates(optimizer) -> None:
             group["lr"] = float(group["lr"])
 
 
-ATTENTION_OPS = ("_scaled_dot_product_flash_attention", "_scaled_dot_product_cudnn_attention",
-                 "_scaled_dot_product_efficient_attention", "_scaled_dot_product_flash_attention_for_cpu")
-
-
-def keep_self_attention_outputs(lora_rank: Optional[int] = None):
-    """A ``context_fn`` for ``checkpoint``: the recomputation skips the self-attention kernels and
-    takes their outputs (and what their backward needs) from the forward pass, which saves the
-    attention's share of the recomputed forward for about one activation per transformer block;
-    everything else is still recomputed. With ``lora_rank``, the LoRA down-projections' outputs
-    (tokens × rank, a few hundred KB each) are kept too: in a captured step each of those small
-    matrix products costs a kernel of its own. None when this torch has no selective checkpointing."""
-    try:
-        from torch.utils.checkpoint import create_selective_checkpoint_contexts
-    except ImportError:
-        return None
-    policy = functools.partial(checkpoint_policy, lora_rank=lora_rank)
-    return lambda: create_selective_checkpoint_contexts(policy)
-
-
-def checkpoint_policy(ctx, op, *args, lora_rank: Optional[int] = None, **kwargs):
-    """Save an attention kernel's outputs when queries and keys have the same length (self-attention;
-    cross-attention over 77 tokens is cheap to redo) and, with ``lora_rank``, a matrix product that
-    projects down to that rank (LoRA's A: ``x @ A.T`` with A of shape rank × in, in > rank);
-    recompute everything else."""
-    from torch.utils.checkpoint import CheckpointPolicy
-
-    if op in _attention_ops():
-        self_attention = len(args) > 1 and args[0].shape[-2] == args[1].shape[-2]
-        return CheckpointPolicy.MUST_SAVE if self_attention else CheckpointPolicy.PREFER_RECOMPUTE
-    if lora_rank and op is torch.ops.aten.mm.default and len(args) > 1:
-        weight = args[1]
-        if weight.dim() == 2 and weight.shape[1] == lora_rank and weight.shape[0] > lora_rank:
-            return CheckpointPolicy.MUST_SAVE
-    return CheckpointPolicy.PREFER_RECOMPUTE
-
-
 @functools.lru_cache(maxsize=None)
 def _capture_stream(device_index: int):
     return torch.cuda.Stream(torch.device("cuda", device_index))
@@ -345,66 +309,3 @@ def capture_stream(device) -> "torch.cuda.Stream":
     times (benchmarks/long_runs.py)."""
     device = torch.device(device)
     return _capture_stream(device.index if device.index is not None else torch.cuda.current_device())
-
-
-@functools.lru_cache(maxsize=1)
-def _attention_ops() -> frozenset:
-    return frozenset(getattr(torch.ops.aten, name).default for name in ATTENTION_OPS if hasattr(torch.ops.aten, name))
-
-
-def last_checkpointed_module(unet) -> Optional[torch.nn.Module]:
-    """The module diffusers checkpoints last in the forward pass (the last transformer block or
-    ResNet of the last up block), whose backward comes first."""
-    block = unet.up_blocks[-1] if getattr(unet, "up_blocks", None) else None
-    if block is None:
-        return None
-    attentions = getattr(block, "attentions", None)
-    if attentions:
-        blocks = getattr(attentions[-1], "transformer_blocks", None)
-        return blocks[-1] if blocks else None
-    resnets = getattr(block, "resnets", None)
-    return resnets[-1] if resnets else None
-
-
-def gradient_checkpointing_without_rng(unet, keep_attention: bool = False,
-                                       lora_rank: Optional[int] = None) -> Optional[str]:
-    """Gradient checkpointing that does not save and restore the RNG state around each block
-    (that state cannot be read during graph capture, and eagerly it is work for nothing).
-    Only valid when nothing in the UNet draws random numbers (no LoRA dropout). Returns why
-    not, if this diffusers version cannot take it.
-
-    ``keep_attention``: keep the self-attention outputs (``keep_self_attention_outputs``) and run
-    the last checkpointed module plainly. Meant for the captured step: selective checkpointing runs
-    every op of a block through a Python dispatch mode, a cost paid once at capture but on every
-    eager step. Measured at SDXL 1024² batch 1 (H100): 130.1 → 126.9 ms for 0.07 GB allocated."""
-    from torch.utils.checkpoint import checkpoint
-
-    context_fn = keep_self_attention_outputs(lora_rank) if keep_attention else None
-    extra = {"context_fn": context_fn} if context_fn is not None else {}
-    last = last_checkpointed_module(unet) if keep_attention else None
-
-    def ckpt(module, *args):
-        if module is last:   # recomputed right after it ran: keeping it costs no extra peak memory
-            return module(*args)
-        return checkpoint(module.__call__, *args, use_reentrant=False, preserve_rng_state=False, **extra)
-    try:
-        unet.enable_gradient_checkpointing(gradient_checkpointing_func=ckpt)
-    except TypeError:
-        return "this diffusers version does not take a checkpointing function"
-    return None
-
-
-def text_encoder_checkpointing(text_encoder, keep_rng: bool) -> None:
-    """Checkpoint a trained text encoder's layers, non-reentrant. Without ``keep_rng`` the RNG
-    state is not saved around each layer (it cannot be read during graph capture): only valid
-    when nothing in the encoder draws random numbers (no LoRA dropout, CLIP's dropout 0)."""
-    config = getattr(text_encoder, "config", None)
-    keep_rng = keep_rng or bool(getattr(config, "dropout", 0) or getattr(config, "attention_dropout", 0))
-    try:
-        text_encoder.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False, "preserve_rng_state": keep_rng})
-    except TypeError:   # transformers before 4.35 takes no arguments and checkpoints reentrantly
-        text_encoder.gradient_checkpointing_enable()
-        # a reentrant segment passes gradients to the LoRA weights inside it only when its input
-        # requires them: the frozen embeddings' output must (graph capture then falls back to eager)
-        text_encoder.enable_input_require_grads()

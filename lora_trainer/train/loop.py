@@ -22,11 +22,11 @@ from ..errors import OutputError, TrainerError, TrainingDiverged
 from ..text.messages import SEMICOLON, Joined, Message, msg, sentence
 from . import events as ev
 from .batches import BatchMaker
+from .checkpointing import checkpoint_unet_blocks
 from .cpu_threads import CpuThreads, cpu_training_threads
 from .distributed import any_across, gather_objects, mean_across
 from .messages import nan_advice, oom_advice
-from .graphs import (GraphedStep, gradient_checkpointing_without_rng, graph_blockers, host_learning_rates,
-                     update_blockers)
+from .graphs import GraphedStep, graph_blockers, host_learning_rates, update_blockers
 from .saving import StateKeeper, save_checkpoint
 from .setup import Run, prepare_run
 from .state import RngStates, load_state, refuse_other_process_count, resume_mismatches
@@ -320,7 +320,8 @@ class _Trainer:
             run.warnings.append(sentence("train.graphs_off", reasons=Joined(blockers, SEMICOLON)))
             return None
         if cfg.gradient_checkpointing and cfg.train_unet:   # no dropout here: graph_blockers says so
-            gradient_checkpointing_without_rng(run.base.unet, keep_attention=True, lora_rank=cfg.network_dim)
+            checkpoint_unet_blocks(run.base.unet, keep_attention=True, lora_rank=cfg.network_dim,
+                                   wrap_blocks=not cfg.torch_compile)
         eager = update_blockers(cfg, run.optimizer)
         if self.metrics:
             self.metrics.log_event("cuda_graphs", update="eager" if eager else "captured",

@@ -23,7 +23,8 @@ from ..errors import DatasetError
 from ..io.disk import check_writable
 from ..text.messages import msg, sentence
 from . import messages  # noqa: F401  (registers the sentences)
-from .graphs import dropout_active, gradient_checkpointing_without_rng, text_encoder_checkpointing, torch_older_than
+from .checkpointing import checkpoint_unet_blocks, text_encoder_checkpointing
+from .graphs import dropout_active, torch_older_than
 from .optimizers import require_optimizer
 from .precision import WEIGHT_DTYPES, make_accelerator, prepare_model
 from .setup_clock import SetupClock, collection_paused
@@ -121,10 +122,7 @@ def place_models(cfg: TrainConfig, base, device, *, vae: bool = True) -> torch.d
         for te in base.text_encoders:
             base.place(te, device, dtype)
             te.requires_grad_(False).eval()
-    if cfg.gradient_checkpointing:
-        base.unet.enable_gradient_checkpointing()
-        if not dropout_active(cfg):  # nothing random inside the blocks: no RNG state to keep
-            gradient_checkpointing_without_rng(base.unet)
+    if cfg.gradient_checkpointing:   # the UNet's blocks: attach_training
         if cfg.train_text_encoder:
             for te in base.text_encoders:
                 text_encoder_checkpointing(te, keep_rng=dropout_active(cfg))
@@ -169,6 +167,10 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int, clock
         from .unit_scales import use_unit_scale_blocks
         use_lean_geglu(base.unet)
         use_unit_scale_blocks(base.unet)
+    if cfg.gradient_checkpointing:   # as the eager step runs it (the captured step's: train/loop, graphed_step)
+        compiled = cfg.torch_compile and cfg.train_unet and device.type == "cuda"
+        checkpoint_unet_blocks(base.unet, keep_rng=dropout_active(cfg), wrap_blocks=not compiled,
+                               reentrant=accelerator.num_processes == 1 and not compiled)
     clock.lap("network")
 
     groups = network.param_groups(cfg.effective_unet_lr, cfg.effective_text_encoder_lr, block_weight)

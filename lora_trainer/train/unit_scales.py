@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..lora.network import fused_projections
+from .checkpointing import set_block_forward
 
 
 def _plain_attention(attn, hidden_states, encoder_hidden_states, attention_mask, args, kwargs) -> bool:
@@ -82,7 +83,7 @@ def use_unit_scale_blocks(unet: torch.nn.Module) -> int:
             module.processor = UnitScaleAttention(processor)
             count += 1
         elif _plain_resnet(module):
-            module.forward = types.MethodType(_resnet_forward, module)
+            set_block_forward(module, types.MethodType(_resnet_forward, module))
             count += 1
     return count
 
@@ -93,5 +94,5 @@ def use_plain_blocks(unet: torch.nn.Module) -> None:
         processor = getattr(module, "processor", None)
         if isinstance(processor, UnitScaleAttention):
             module.processor = processor.fallback
-        elif type(module).__name__ == "ResnetBlock2D" and "forward" in module.__dict__:
-            del module.forward
+        elif type(module).__name__ == "ResnetBlock2D":
+            set_block_forward(module, None)
