@@ -52,7 +52,10 @@ def test_blocks_train_as_diffusers_bit_for_bit(family, dtype, checkpointing):
     assert ops0["div"] - ops1["div"] > count
     use_plain_blocks(unet)
     assert not any(isinstance(getattr(m, "processor", None), UnitScaleAttention) for m in unet.modules())
-    assert not any("forward" in m.__dict__ for m in unet.modules() if type(m).__name__ == "ResnetBlock2D")
+    # diffusers' forwards again (under diffusers 0.31 a checkpointed ResNet keeps our checkpointing around it)
+    assert all(getattr(m.__dict__.get("forward"), "inner", None) is None for m in unet.modules()
+               if type(m).__name__ == "ResnetBlock2D")
+    assert not any("forward" in m.__dict__ for m in unet.modules() if type(m).__name__ == "Attention")
 
 
 def test_other_configurations_keep_diffusers_forward():

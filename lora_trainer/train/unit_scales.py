@@ -51,6 +51,16 @@ class UnitScaleAttention:
         return attn.to_out[1](attn.to_out[0](out))
 
 
+def _attention_forward(self, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None,
+                       **kwargs) -> torch.Tensor:
+    """diffusers' ``Attention.forward`` without its look at the processor's signature on every call (which sorts
+    out keyword arguments a training step never passes): a Python cost of each attention in an eager step."""
+    if kwargs:
+        return type(self).forward(self, hidden_states, encoder_hidden_states, attention_mask, **kwargs)
+    return self.processor(self, hidden_states, encoder_hidden_states=encoder_hidden_states,
+                          attention_mask=attention_mask)
+
+
 def _resnet_forward(self, input_tensor: torch.Tensor, temb: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     """diffusers' ``ResnetBlock2D.forward`` for a block with the default time embedding, no resampling and an
     output scale of 1: the residual sum is the output."""
@@ -75,12 +85,14 @@ def _plain_resnet(module: torch.nn.Module) -> bool:
 
 
 def use_unit_scale_blocks(unet: torch.nn.Module) -> int:
-    """Attention and ResNet blocks of ``unet`` without the division by 1; returns how many modules changed."""
+    """Attention and ResNet blocks of ``unet`` without the division by 1 (the attentions also without diffusers'
+    per-call signature look-up); returns how many modules changed."""
     count = 0
     for module in unet.modules():
         processor = getattr(module, "processor", None)
         if type(processor).__name__ == "AttnProcessor2_0":
             module.processor = UnitScaleAttention(processor)
+            module.forward = types.MethodType(_attention_forward, module)
             count += 1
         elif _plain_resnet(module):
             set_block_forward(module, types.MethodType(_resnet_forward, module))
@@ -94,5 +106,6 @@ def use_plain_blocks(unet: torch.nn.Module) -> None:
         processor = getattr(module, "processor", None)
         if isinstance(processor, UnitScaleAttention):
             module.processor = processor.fallback
+            module.__dict__.pop("forward", None)
         elif type(module).__name__ == "ResnetBlock2D":
             set_block_forward(module, None)
