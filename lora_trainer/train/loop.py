@@ -319,8 +319,9 @@ class _Trainer:
         if blockers:
             run.warnings.append(sentence("train.graphs_off", reasons=Joined(blockers, SEMICOLON)))
             return None
-        if cfg.gradient_checkpointing and cfg.train_unet:   # no dropout here: graph_blockers says so
-            checkpoint_unet_blocks(run.base.unet, keep_attention=True, lora_rank=cfg.network_dim,
+        if cfg.gradient_checkpointing:   # non-reentrant (the eager step's is not); no dropout: graph_blockers
+            checkpoint_unet_blocks(run.base.unet, keep_attention=cfg.train_unet,
+                                   lora_rank=cfg.network_dim if cfg.train_unet else None,
                                    wrap_blocks=not cfg.torch_compile)
         eager = update_blockers(cfg, run.optimizer)
         if self.metrics:
