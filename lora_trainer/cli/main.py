@@ -90,13 +90,15 @@ def _train_command(args: argparse.Namespace, main_process: bool, single: bool, w
         def log(*parts):
             print(*parts)
             writer.log(*parts)
+    finished = False
     try:
         result = train(cfg, listener=listener, stop=stop, log=log)
+        finished = True
     finally:
         signal.signal(signal.SIGINT, previous)
         if not single:
             from ..train.distributed import end_process_group
-            end_process_group()
+            end_process_group(orderly=finished)
     if not main_process:
         return 0
     if writer is not None:
@@ -188,10 +190,22 @@ def main(argv: list[str] | None = None) -> int:
         from .quiet import quiet_libraries
         quiet_libraries()
     try:
-        return args.func(args)
+        code = args.func(args)
     except TrainerError as err:
         print(error_text(err), file=sys.stderr)
-        return 2
+        code = 2
     except KeyboardInterrupt:
         print(said("cli.interrupted"), file=sys.stderr)
-        return 130
+        code = 130
+    if args.func is cmd_train and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _exit_without_finalizing(code)
+    return code
+
+
+def _exit_without_finalizing(code: int) -> None:
+    """A process of several leaves without the interpreter's finalization, in which the distributed library's
+    threads can still abort it ("terminate called without an active exception", SIGABRT) after its run ended
+    and its files were written: the launcher then reports the whole run as failed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -47,11 +47,19 @@ def gather_objects(accelerator, value) -> list:
     return values
 
 
-def end_process_group() -> None:
+def end_process_group(orderly: bool = True) -> None:
     """Ends the process group ``accelerate launch`` started, while the interpreter is whole. Left to the
     interpreter's exit, gloo's worker threads may free tensors after Python is torn down, and a process whose
-    run finished aborts (SIGABRT). Every collective of the run is over when ``train`` returns in a process."""
+    run finished aborts (SIGABRT). ``orderly``: every process's run ended normally, so they first wait for each
+    other (one that returned early would otherwise tear its side down while the main one still writes files);
+    after a failure no process waits for the others."""
+    import gc
+
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if orderly:
+        dist.barrier()
+    gc.collect()   # the run's DDP model and its reducer hold the group: released first
+    dist.destroy_process_group()
