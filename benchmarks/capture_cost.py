@@ -4,7 +4,7 @@ each shape's replayed and eager step, and the peak memory, for one way of checkp
 
   python benchmarks/capture_cost.py sdxl|sd15 VARIANT [OPTIMIZER] [RANK] [te|unet] [BATCH] [ATTENTION] > result.jsonl
   VARIANT: sac    the captured step's selective checkpointing (self-attention and LoRA-down outputs kept)
-           plain  every checkpointed block recomputed whole, as the eager step does
+           plain  every checkpointed block recomputed whole (non-reentrant)
            none   no checkpointing
   te: the text encoder trained too (no prompt cache); the process's first two eager steps are then timed
   phase by phase before the graphs (what a run's first step pays once).
@@ -88,7 +88,9 @@ def main(model: str = "sdxl", variant: str = "sac", optimizer: str = "Prodigy", 
         cache_prompts(s.models, ["zkz, a photo"])
     if variant == "sac":
         checkpoint_unet_blocks(s.base.unet, keep_attention=True, lora_rank=rank)
-    elif variant not in ("plain", "none"):
+    elif variant == "plain":   # non-reentrant, as a captured step without the selective policy would
+        checkpoint_unet_blocks(s.base.unet)
+    elif variant != "none":
         raise SystemExit(f"unknown variant {variant}")
     batches = [batch_of(shape, s.device, batch) for shape in SHAPES[model]]
     eager_first = first_eager_steps(s, batches[0]) if text_encoder else []

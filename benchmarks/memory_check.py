@@ -41,6 +41,10 @@ def run_memory_check(preset: str, steps: int = 4, warmup: int = 5) -> BenchResul
         notes.append(f"setup peak {torch.cuda.max_memory_allocated() / 1e9:.2f} GB allocated")
         phase = "training"
         if cfg.cuda_graphs and not graph_blockers(cfg, s.accelerator, s.optimizer):
+            if cfg.gradient_checkpointing:   # as ``train`` does: the captured step's checkpointing
+                from lora_trainer.train.checkpointing import checkpoint_unet_blocks
+                checkpoint_unet_blocks(s.base.unet, keep_attention=cfg.train_unet,
+                                       lora_rank=cfg.network_dim if cfg.train_unet else None)
             s.use_graphs(True)  # as ``train`` does
         notes.append(f"optimizer {cfg.optimizer_type}, rank {cfg.network_dim}, "
                      f"{'UNet only' if not cfg.train_text_encoder else 'UNet + text encoders'}, "
