@@ -322,7 +322,7 @@ class _Trainer:
         if cfg.gradient_checkpointing:   # non-reentrant (the eager step's is not); no dropout: graph_blockers
             checkpoint_unet_blocks(run.base.unet, keep_attention=cfg.train_unet,
                                    lora_rank=cfg.network_dim if cfg.train_unet else None,
-                                   wrap_blocks=not cfg.torch_compile)
+                                   wrap_blocks=not (cfg.torch_compile and cfg.train_unet))   # as setup compiles
         eager = update_blockers(cfg, run.optimizer)
         if self.metrics:
             self.metrics.log_event("cuda_graphs", update="eager" if eager else "captured",
