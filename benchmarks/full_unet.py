@@ -2,7 +2,10 @@
 device-independent CPU measurements (``saved_activations.py``, ``step_ops.py``) run."""
 from __future__ import annotations
 
+import statistics
+import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -25,3 +28,13 @@ def unet_inputs(unet, resolution: int, batch: int = 1, dtype: torch.dtype = torc
         inputs["added_cond_kwargs"] = {"text_embeds": torch.randn(batch, 1280, dtype=dtype),
                                        "time_ids": torch.randn(batch, 6, dtype=dtype)}
     return inputs
+
+
+def median_seconds(step: Callable[[], None], steps: int) -> float:
+    """The median wall time of ``steps`` calls of ``step``."""
+    seconds = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)

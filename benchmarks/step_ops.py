@@ -8,16 +8,14 @@ Usage: python benchmarks/step_ops.py sd15|sdxl RESOLUTION [RANK] [STEPS] [--plai
 """
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.full_unet import random_unet, unet_inputs  # noqa: E402
+from benchmarks.full_unet import median_seconds, random_unet, unet_inputs  # noqa: E402
 from benchmarks.op_counter import Ops  # noqa: E402
 from lora_trainer.lora.network import build_network  # noqa: E402
 from lora_trainer.train.geglu import use_lean_geglu  # noqa: E402
@@ -48,14 +46,10 @@ def main() -> None:
     with Ops() as counted:
         step()
     ops = counted.seen
-    seconds = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        seconds.append(time.perf_counter() - start)
+    seconds = median_seconds(step, steps)
     print(f"{model} {resolution}² batch 1 rank {rank}: {sum(ops.values())} operations dispatched, "
           f"{sum(n for name, n in ops.items() if name not in VIEWS)} of them not views, "
-          f"{sum(ops[name] for name in COPIES)} copies; step {statistics.median(seconds):.2f} s "
+          f"{sum(ops[name] for name in COPIES)} copies; step {seconds:.2f} s "
           f"(median of {steps}, {torch.get_num_threads()} threads)")
 
 

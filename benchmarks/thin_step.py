@@ -8,16 +8,14 @@ run it; ours, reentrant as one process's eager step runs it. --autograd: LoRA Li
 """
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.full_unet import CONFIGS  # noqa: E402
+from benchmarks.full_unet import CONFIGS, median_seconds  # noqa: E402
 from lora_trainer.lora.network import build_network  # noqa: E402
 from lora_trainer.train.checkpointing import checkpoint_unet_blocks  # noqa: E402
 from lora_trainer.train.geglu import use_lean_geglu  # noqa: E402
@@ -68,13 +66,9 @@ def main() -> None:
 
     for _ in range(2):
         step()
-    seconds = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        seconds.append(time.perf_counter() - start)
+    seconds = median_seconds(step, steps)
     print(f"{model} thin, checkpointing {checkpointing}{' (+autograd)' if '--autograd' in sys.argv else ''}: "
-          f"{statistics.median(seconds) * 1e3:.1f} ms a forward and backward pass (median of {steps}, "
+          f"{seconds * 1e3:.1f} ms a forward and backward pass (median of {steps}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__})")
 
 
