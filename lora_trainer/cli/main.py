@@ -38,7 +38,7 @@ def train_config(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     main_process = os.environ.get("RANK", "0") == "0"   # under accelerate launch only the main process reports
-    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    single = not _several_processes()
     writer = None
     if args.events and main_process:
         from ..train.event_records import EventWriter
@@ -197,9 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(said("cli.interrupted"), file=sys.stderr)
         code = 130
-    if args.func is cmd_train and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if args.func is cmd_train and _several_processes():
         _exit_without_finalizing(code)
     return code
+
+
+def _several_processes() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1   # set by accelerate launch (torchrun)
 
 
 def _exit_without_finalizing(code: int) -> None:

@@ -12,6 +12,11 @@ BLOCK_CLASSES = ("BasicTransformerBlock", "ResnetBlock2D")
 WIDE_CLASSES = ("Transformer2DModel", "ResnetBlock2D", "Downsample2D", "Upsample2D")
 
 
+def compiles_unet(cfg, device) -> bool:
+    """Whether a run compiles the UNet's blocks: ``torch_compile``, the UNet trained, on a CUDA device."""
+    return bool(cfg.torch_compile and cfg.train_unet and torch.device(device).type == "cuda")
+
+
 def compile_unet_blocks(unet: torch.nn.Module, mode: str | None = None, classes=BLOCK_CLASSES) -> int:
     """Compile the UNet's modules of ``classes`` in place (not those inside one already compiled);
     returns how many were wrapped."""

@@ -23,6 +23,7 @@ from ..text.messages import SEMICOLON, Joined, Message, msg, sentence
 from . import events as ev
 from .batches import BatchMaker
 from .checkpointing import checkpoint_unet_blocks
+from .compile import compiles_unet
 from .cpu_threads import CpuThreads, cpu_training_threads
 from .distributed import any_across, gather_objects, mean_across
 from .messages import nan_advice, oom_advice
@@ -322,7 +323,7 @@ class _Trainer:
         if cfg.gradient_checkpointing:   # non-reentrant (the eager step's is not); no dropout: graph_blockers
             checkpoint_unet_blocks(run.base.unet, keep_attention=cfg.train_unet,
                                    lora_rank=cfg.network_dim if cfg.train_unet else None,
-                                   wrap_blocks=not (cfg.torch_compile and cfg.train_unet))   # as setup compiles
+                                   wrap_blocks=not compiles_unet(cfg, run.device))
         eager = update_blockers(cfg, run.optimizer)
         if self.metrics:
             self.metrics.log_event("cuda_graphs", update="eager" if eager else "captured",

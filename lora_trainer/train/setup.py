@@ -24,6 +24,7 @@ from ..io.disk import check_writable
 from ..text.messages import msg, sentence
 from . import messages  # noqa: F401  (registers the sentences)
 from .checkpointing import checkpoint_unet_blocks, text_encoder_checkpointing
+from .compile import compiles_unet
 from .graphs import dropout_active, torch_older_than
 from .optimizers import require_optimizer
 from .precision import WEIGHT_DTYPES, make_accelerator, prepare_model
@@ -159,7 +160,8 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int, clock
     for p in network.parameters():
         p.data = p.data.to(device)
     network.use_compute_dtype(WEIGHT_DTYPES[cfg.mixed_precision])
-    if cfg.torch_compile and cfg.train_unet and device.type == "cuda":
+    compiled = compiles_unet(cfg, device)
+    if compiled:
         from .compile import compile_unet_blocks
         compile_unet_blocks(base.unet)
     else:
@@ -168,7 +170,6 @@ def attach_training(cfg: TrainConfig, base, accelerator, total_steps: int, clock
         use_lean_geglu(base.unet)
         use_unit_scale_blocks(base.unet)
     if cfg.gradient_checkpointing:   # as the eager step runs it (the captured step's: train/loop, graphed_step)
-        compiled = cfg.torch_compile and cfg.train_unet and device.type == "cuda"
         checkpoint_unet_blocks(base.unet, keep_rng=dropout_active(cfg), wrap_blocks=not compiled,
                                reentrant=accelerator.num_processes == 1 and not compiled)
     clock.lap("network")
