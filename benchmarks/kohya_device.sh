@@ -6,6 +6,7 @@
 # Settings as ours: LoRA rank/alpha 32 on kohya's own targets, UNet only, bf16 autocast, SDPA,
 # AdamW, max_grad_norm 1, cached latents (and SDXL text-encoder outputs).
 # Usage: bash benchmarks/kohya_device.sh OUT_DIR [WORK_DIR]
+#   KOHYA_JOBS: the jobs to run, by name (default: all six), e.g. "sdxl_b1_gc sd15_b1_gc"
 set -uo pipefail
 OUT=${1:?OUT_DIR}
 W=${2:-/tmp/kohya_bench}
@@ -15,10 +16,13 @@ export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$W/site" \
   "$ROOT"/.bench/whl-kohya/*.whl || exit 1
 KPY=(env PYTHONPATH="$W/site" python3)
-"${KPY[@]}" "$ROOT/benchmarks/kohya_prepare.py" "$W" sd15 sdxl 2>&1 | grep -v Warning | tail -3
+JOBS=${KOHYA_JOBS:-sd15_b1 sd15_b4 sd15_b1_gc sdxl_b1 sdxl_b4 sdxl_b1_gc}
+MODELS=(); [[ " $JOBS" == *" sd15"* ]] && MODELS+=(sd15); [[ " $JOBS" == *" sdxl"* ]] && MODELS+=(sdxl)
+"${KPY[@]}" "$ROOT/benchmarks/kohya_prepare.py" "$W" "${MODELS[@]}" 2>&1 | grep -v Warning | tail -3
 
 job() {  # name script steps skip timeout [extra args]
   local name=$1 script=$2 steps=$3 skip=$4 limit=$5; shift 5
+  [[ " $JOBS " == *" $name "* ]] || return 0
   local res=512 data=$W/data/512 model=$W/models/sd15
   if [[ $script == sdxl* ]]; then res=1024; data=$W/data/1024; model=$W/models/sdxl; fi
   echo "== $name" >>"$OUT/kohya.log"
