@@ -50,7 +50,18 @@ def test_a_block_with_lora_traces_as_one_graph_and_trains_as_eager():
         out.square().mean().backward()
         return [out.detach()] + [p.grad.clone() for p in network.parameters() if p.grad is not None]
 
+    traced_ops = []
+
+    def recording(graph_module, example_inputs):
+        traced_ops.extend(str(node.target) for node in graph_module.graph.nodes)
+        return graph_module
+
     eager = run(block)
+    assert network.num_modules() > 0
+    torch._dynamo.reset()
+    torch.compile(block, backend=recording, fullgraph=True)(x, encoder_hidden_states=context)
+    # the LoRA Linears run as one autograd function eagerly (lora/fused_linear), on autograd when compiled
+    assert traced_ops and not any("autograd_function_apply" in op for op in traced_ops)
     torch._dynamo.reset()
     traced = run(torch.compile(block, backend="aot_eager", fullgraph=True))
     assert len(eager) == len(traced) > 1

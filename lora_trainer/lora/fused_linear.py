@@ -7,7 +7,11 @@ accumulation (``addmm_``) into the base part, and the graph has one node where i
 the same input (an attention's query, key and value) run as one function too: their input gradients are
 summed by the products as well. The products are those autograd runs, in the same layouts, so gradient
 checkpointing's policies still see (and may keep) the down-projection's ``mm``
-(``train/checkpointing.checkpoint_policy``), and ``torch.compile`` traces the function.
+(``train/checkpointing.checkpoint_policy``).
+
+Inside ``torch.compile``'d regions the layers stay on autograd: inductor fuses those additions itself, and with
+the function the compiled step on a CUDA GPU ran no attention backward and its LoRA gradients were wrong
+(``benchmarks/compile_check.py``; the CPU's compiled step was right).
 """
 from __future__ import annotations
 
@@ -18,6 +22,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import layers as L
+
+_is_compiling = getattr(torch.compiler, "is_compiling", None)
+if _is_compiling is None:   # torch < 2.3
+    from torch._dynamo import is_compiling as _is_compiling
 
 FUSE = "lora_trainer_fuse"   # layer attribute: False keeps the layer on autograd (``LoraNetwork.fuse_linears``)
 
@@ -74,10 +82,11 @@ PARTS = "_lora_trainer_linears"   # layer.__dict__: its base, down and up Linear
 def fusable_weights(layer: nn.Module, x: torch.Tensor) -> Optional[tuple]:
     """``(W, b, A, B)`` of plain LoRA ``layer`` when it may run in ``LoraLinears`` on ``x``, else None: a plain,
     frozen ``nn.Linear`` base without hooks or a replaced forward (``fp8_base`` replaces it), LoRA Linears
-    without hooks (kohya's dropouts) or bias, one precision for the input and all weights, no autocast.
-    It runs for every layer call of an eager step, so it reads the modules' dictionaries directly."""
+    without hooks (kohya's dropouts) or bias, one precision for the input and all weights, no autocast, not
+    inside ``torch.compile``. It runs for every layer call of an eager step, so it reads the modules' dictionaries
+    directly."""
     state = layer.__dict__
-    if not state.get(FUSE, True):
+    if not state.get(FUSE, True) or _is_compiling():
         return None
     parts = state.get(PARTS)
     if parts is None:
