@@ -12,7 +12,9 @@ Three choices, each giving the plain step's gradients:
 
 diffusers 0.32 and later take the function that checkpoints a block (``enable_gradient_checkpointing``);
 earlier versions, the WebUIs' 0.31 among them, checkpoint with the RNG state kept and cannot be told
-otherwise: there the blocks' own checkpointing is turned off and each block's forward runs through ours.
+otherwise: there the blocks' own checkpointing is turned off and each block's forward runs through ours. Text
+encoders are checkpointed by transformers, non-reentrant; transformers before 4.35 (A1111's) takes no arguments
+and leaves the kind to torch's default, so there each CLIP layer's forward runs through ours.
 """
 from __future__ import annotations
 
@@ -174,8 +176,32 @@ def text_encoder_checkpointing(text_encoder, keep_rng: bool) -> None:
     try:
         text_encoder.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs={"use_reentrant": False, "preserve_rng_state": keep_rng})
-    except TypeError:   # transformers before 4.35 takes no arguments and checkpoints reentrantly
+        return
+    except TypeError:   # transformers before 4.35 (A1111's 4.30) takes no arguments
+        pass
+    layers = text_encoder_layers(text_encoder)
+    if layers is None:   # an encoder of another layout: its own checkpointing, reentrant, whose segments pass
+        # gradients to the LoRA weights inside them only when their input requires them
         text_encoder.gradient_checkpointing_enable()
-        # a reentrant segment passes gradients to the LoRA weights inside it only when its input
-        # requires them: the frozen embeddings' output must (graph capture then falls back to eager)
         text_encoder.enable_input_require_grads()
+        return
+    # its own would call torch's checkpoint without saying which kind (torch warns that this will fail)
+    run = _block_checkpoint(keep_rng=keep_rng, reentrant=False, context_fn=None, last=None)
+    for layer in layers:
+        if not isinstance(layer.__dict__.get("forward"), _CheckpointedForward):
+            layer.forward = _CheckpointedForward(layer, run)
+
+
+def text_encoder_layers(text_encoder) -> Optional[torch.nn.ModuleList]:
+    """A CLIP text encoder's transformer layers (``text_model.encoder.layers``), None for another layout."""
+    model = getattr(text_encoder, "text_model", text_encoder)
+    layers = getattr(getattr(model, "encoder", None), "layers", None)
+    return layers if isinstance(layers, torch.nn.ModuleList) and len(layers) else None
+
+
+def text_encoder_checkpointed(text_encoder) -> bool:
+    """Whether ``text_encoder_checkpointing`` is in place (transformers' own, or ours on every layer)."""
+    if getattr(text_encoder, "is_gradient_checkpointing", False):
+        return True
+    layers = text_encoder_layers(text_encoder)
+    return layers is not None and all(isinstance(m.__dict__.get("forward"), _CheckpointedForward) for m in layers)
