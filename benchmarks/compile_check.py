@@ -2,8 +2,8 @@
 bf16 (the benchmark's session), one fixed batch and noise, the LoRA weights' gradients of an eager forward and
 backward against those of the compiled blocks (inductor), and which kernels the compiled backward runs.
 
-Usage: python -m benchmarks.compile_check [sd15|sdxl] [resolution] [batch] [--autograd]
-(``--autograd``: the LoRA Linears through autograd instead of one function each)."""
+Usage: python -m benchmarks.compile_check [sd15|sdxl] [resolution] [batch] [--autograd] [--fp8]
+(``--autograd``: the LoRA Linears through autograd instead of one function each, eagerly; ``--fp8``: fp8_base)."""
 from __future__ import annotations
 
 import sys
@@ -40,7 +40,7 @@ def main() -> None:
     batch = int(args[2]) if len(args) > 2 else 1
     cfg = TrainConfig(network_dim=32, network_alpha=16, mixed_precision="bf16", train_batch_size=batch,
                       network_train_unet_only=True, learning_rate=1e-4, lr_scheduler="constant",
-                      max_grad_norm=1.0, resolution=str(resolution), cache_latents=True)
+                      max_grad_norm=1.0, resolution=str(resolution), cache_latents=True, fp8_base="--fp8" in sys.argv)
     s = _Session(cfg, model, batch, resolution, 10)
     s.network.fuse_linears("--autograd" not in sys.argv)
     from lora_trainer.train.setup import cache_prompts

@@ -23,10 +23,6 @@ import torch.nn.functional as F
 
 from . import layers as L
 
-_is_compiling = getattr(torch.compiler, "is_compiling", None)
-if _is_compiling is None:   # torch < 2.3
-    from torch._dynamo import is_compiling as _is_compiling
-
 FUSE = "lora_trainer_fuse"   # layer attribute: False keeps the layer on autograd (``LoraNetwork.fuse_linears``)
 
 
@@ -86,7 +82,7 @@ def fusable_weights(layer: nn.Module, x: torch.Tensor) -> Optional[tuple]:
     inside ``torch.compile``. It runs for every layer call of an eager step, so it reads the modules' dictionaries
     directly."""
     state = layer.__dict__
-    if not state.get(FUSE, True) or _is_compiling():
+    if not state.get(FUSE, True) or L.is_compiling():
         return None
     parts = state.get(PARTS)
     if parts is None:

@@ -142,6 +142,11 @@ def _autocast_on(device_type: str) -> bool:
         return False
 
 
+is_compiling = getattr(torch.compiler, "is_compiling", None)   # True while torch.compile traces
+if is_compiling is None:   # torch < 2.3
+    from torch._dynamo import is_compiling
+
+
 def _match(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return x if x.dtype == dtype or _autocast_on(x.device.type) else x.to(dtype)
 

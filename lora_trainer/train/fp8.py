@@ -4,7 +4,9 @@ mixed precision (bf16, as kohya does; fp16 or fp32 where chosen).
 Each layer upcasts its weight when it runs, so the processor never multiplies in fp8 (the CPU cannot).
 The backward pass upcasts again instead of keeping the upcast copy: only the fp8 weight stays in
 memory, about half of what bf16 weights take. Norms, biases and embeddings keep the compute precision
-(small, and what the embeddings' lookups need). Trained layers are never stored in fp8.
+(small, and what the embeddings' lookups need). Trained layers are never stored in fp8. Inside
+``torch.compile``'d regions the layers upcast with plain operations instead of autograd functions
+(``lora/fused_linear.py`` says why), and the compiler chooses whether to keep or redo the upcast.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..lora.layers import is_compiling
 from ..text.messages import msg
 from . import messages  # noqa: F401  (registers the sentences)
 
@@ -56,6 +59,9 @@ class _Fp8Conv2d(torch.autograd.Function):
 
 
 def _linear_forward(self, x):
+    if is_compiling():
+        dtype = self.lora_trainer_compute_dtype
+        return F.linear(x.to(dtype), self.weight.to(dtype), self.bias)
     return _Fp8Linear.apply(x, self.weight, self.bias, self.lora_trainer_compute_dtype)
 
 
@@ -63,8 +69,11 @@ def _conv_forward(self, x):
     if self.padding_mode != "zeros":
         return F.conv2d(F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode),
                         self.weight.to(x.dtype), self.bias, self.stride, 0, self.dilation, self.groups)
-    return _Fp8Conv2d.apply(x, self.weight, self.bias, self.lora_trainer_compute_dtype, self.stride,
-                            self.padding, self.dilation, self.groups)
+    dtype = self.lora_trainer_compute_dtype
+    if is_compiling():
+        return F.conv2d(x.to(dtype), self.weight.to(dtype), self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
+    return _Fp8Conv2d.apply(x, self.weight, self.bias, dtype, self.stride, self.padding, self.dilation, self.groups)
 
 
 def check_fp8_support() -> None:
