@@ -34,8 +34,9 @@
 #            (variants +autograd) on SD1.5 b1, SDXL b1 checkpointed and SDXL b4 (with its profile), alpha 16
 #   fused-compile: SDXL b4 captured and compiled (compile + graphs; its FLOP count with the in-place
 #            products), each with its profile (GPU time by kind of kernel)
-#   eager-gc: the checkpointed eager steps (SDXL 1024² b1, SD1.5 512² b1), reentrant as `train` runs them
-#            against non-reentrant (+nonreentrant), twice each; SDXL with the LoRA Linears through autograd
+#   eager-gc: the checkpointed eager steps (SDXL 1024² b1, SD1.5 512² b1), reentrant as `train` runs them;
+#            SDXL against the LoRA Linears through autograd (+autograd), SD1.5 against non-reentrant
+#            (+nonreentrant), alternating, three and two times each
 set -uo pipefail
 OUT=${1:?OUT_DIR}
 PART=${2:-steps}
@@ -109,7 +110,7 @@ if [[ $PART == fused-compile ]]; then
 fi
 if [[ $PART == eager-gc ]]; then
   bench 200 --model sdxl --batch 1 --gradient-checkpointing --alpha 16 --no-baseline --steps 15 \
-    --variants eager+nonreentrant,eager,eager+nonreentrant,eager,eager+autograd
+    --variants eager,eager+autograd,eager,eager+autograd,eager,eager+autograd
   bench 100 --model sd15 --batch 1 --gradient-checkpointing --alpha 16 --no-baseline \
     --variants eager+nonreentrant,eager,eager+nonreentrant,eager
 fi
