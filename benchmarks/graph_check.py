@@ -30,7 +30,7 @@ for model, batch, res, gc, train_te in JOBS:
     if s.models.prompt_cache is not None:
         cache_prompts(s.models, s.data.captions)
 
-    def step(i):
+    def step(i, s=s):   # this job's session (the loop deletes the name)
         if train_te:
             s.data.captions = [CAPTIONS[(i + j) % len(CAPTIONS)] for j in range(batch)]
         return s.step()

@@ -40,7 +40,7 @@ def step(page, name: str) -> None:
 def test_make_a_dataset_in_the_browser_and_train_from_it(tmp_path):
     from lora_trainer.cli.demo import write_demo_base
 
-    base = write_demo_base(str(tmp_path))
+    write_demo_base(str(tmp_path))
     build_tiny_tagger(tmp_path / "base" / "wd14" / "tiny tagger")
     pictures = tmp_path / "我的 图片"
     pictures.mkdir()

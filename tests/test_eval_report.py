@@ -59,7 +59,7 @@ def make_run(lora: Path, epochs: int = 10, steps_per_epoch: int = 100, decay: fl
 
 def test_open_read_score_keep(tmp_path):
     lora = tmp_path / "Lora"
-    log_dir = make_run(lora)
+    make_run(lora)
     report = evaluate_run(lora, kind="character")
     assert report.run.name == "dreamgirl" and report.run.source == "ours" and not report.warnings
     assert report.summary.sd_version == "SD1" and report.summary.trigger_words() == ["dreamgirl"]
