@@ -7,7 +7,8 @@ CUDA-graph step), timed between two device synchronisations with no host sync in
 
 Variants are timed in one process on one model: ``eager``, ``graphs`` (CUDA graphs),
 ``compile`` (regional ``torch.compile``; combine as ``compile+graphs``), ``+cl``
-(channels-last UNet) and ``+autograd`` (LoRA Linears through autograd, not ``lora/fused_linear``).
+(channels-last UNet), ``+autograd`` (LoRA Linears through autograd, not ``lora/fused_linear``) and ``+jitgeglu``
+(GEGLU as one jitted kernel each way, ``train/geglu.FUSED_KERNELS``).
 ``--memory-preset NAME`` instead trains a few steps of a VRAM preset under
 ``torch.cuda.set_per_process_memory_fraction`` and says whether it fits.
 ``python -m lora_trainer.bench`` takes every option; the CLI's ``bench`` a subset.
@@ -26,6 +27,7 @@ import torch
 
 from benchmarks.bench_args import add_arguments
 from benchmarks.reports import write_memory_breakdown, write_profile
+from lora_trainer.train import geglu
 
 MODELS = {"sd15": ("sd1", "sd15", 512), "sdxl": ("sdxl", "sdxl", 1024)}
 # dense bf16 tensor-core peak per device, for MFU
@@ -203,7 +205,7 @@ def _product_flops(self_shape, a_shape, b_shape, *args, **kwargs) -> int:
 def parse_variant(variant: str) -> set[str]:
     parts = set(variant.split("+"))
     unknown = parts - {"eager", "graphs", "compile", "cl", "amp", "fullgc", "attnonly", "wide", "autograd",
-                     "nonreentrant"}
+                     "nonreentrant", "jitgeglu"}
     if unknown:
         raise SystemExit(f"unknown bench variant part(s): {', '.join(sorted(unknown))}")
     return parts
@@ -295,6 +297,7 @@ def run_bench(model: str = "sd15", batch: int = 1, resolution: Optional[int] = N
         s.models.channels_last = channels_last
         s.amp = "amp" in parts
         s.network.fuse_linears("autograd" not in parts)
+        geglu.FUSED_KERNELS = "jitgeglu" in parts
         if gradient_checkpointing:   # as ``train`` sets it: attention outputs kept in the captured step,
             # the eager step reentrant
             from lora_trainer.train.checkpointing import checkpoint_unet_blocks

@@ -34,6 +34,8 @@
 #            (variants +autograd) on SD1.5 b1, SDXL b1 checkpointed and SDXL b4 (with its profile), alpha 16
 #   fused-compile: SDXL b4 captured and compiled (compile + graphs; its FLOP count with the in-place
 #            products), each with its profile (GPU time by kind of kernel)
+#   geglu:   the GEGLU's jitted kernels (benchmarks/geglu_check.py: values, times, capture), then SDXL b4 captured
+#            and SDXL b1 checkpointed captured and eager with them (+jitgeglu) and without
 #   eager-gc: the checkpointed eager steps (SDXL 1024² b1, SD1.5 512² b1), reentrant as `train` runs them;
 #            SDXL against the LoRA Linears through autograd (+autograd), SD1.5 against non-reentrant
 #            (+nonreentrant), alternating, three and two times each
@@ -113,6 +115,12 @@ if [[ $PART == eager-gc ]]; then
     --variants eager,eager+autograd,eager,eager+autograd,eager,eager+autograd
   bench 100 --model sd15 --batch 1 --gradient-checkpointing --alpha 16 --no-baseline \
     --variants eager+nonreentrant,eager,eager+nonreentrant,eager
+fi
+if [[ $PART == geglu ]]; then
+  timeout 120 python3 -m benchmarks.geglu_check "$OUT/geglu_check.jsonl" 2>>"$OUT/bench.log" | tee "$OUT/geglu_check.log"
+  bench 150 --model sdxl --batch 4 --alpha 16 --no-baseline --variants graphs,graphs+jitgeglu,graphs,graphs+jitgeglu
+  bench 150 --model sdxl --batch 1 --gradient-checkpointing --alpha 16 --no-baseline --steps 15 \
+    --variants graphs,graphs+jitgeglu,eager,eager+jitgeglu
 fi
 if [[ $PART == compile-sd15 ]]; then
   bench 200 --model sd15 --batch 16 --no-baseline --variants compile+graphs

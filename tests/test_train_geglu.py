@@ -66,3 +66,63 @@ def test_a_unet_trains_the_same_and_keeps_less(checkpointing):
     assert torch.equal(out0, out1) and torch.equal(grad0, grad1)
     if not checkpointing:
         assert saved1 < saved0
+
+
+class _KernelsInTorch:
+    """The jitted kernels' arithmetic (train/geglu.py's _FORWARD, _BACKWARD) in torch operations, with the
+    broadcasting the jiterator applies: what the plumbing around them must get right, checked on the CPU."""
+    failed = False
+
+    @staticmethod
+    def forward(hidden, gate):
+        g = gate.float()
+        return (hidden.float() * (0.5 * g * (1.0 + torch.erf(g * 0.70710678118654752)))).to(hidden.dtype)
+
+    @staticmethod
+    def backward(grad, hidden, gate, is_gate):
+        g, d = gate.float(), grad.float()
+        cdf = 0.5 * (1.0 + torch.erf(g * 0.70710678118654752))
+        pdf = 0.39894228040143268 * torch.exp(-0.5 * g * g)
+        return torch.where(is_gate.float() == 0, d * g * cdf, d * hidden.float() * (cdf + g * pdf)).to(grad.dtype)
+
+    @staticmethod
+    def selector(like):
+        return torch.arange(2, dtype=like.dtype).view(2, 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_fused_kernels_layout_gives_autograds_values(monkeypatch, dtype):
+    from lora_trainer.train import geglu
+
+    monkeypatch.setattr(geglu, "_fused", lambda projected: _KernelsInTorch())
+    projected = torch.randn(2, 7, 12, dtype=dtype) * 3
+    grad = torch.randn(2, 7, 6, dtype=dtype)
+    mine = projected.clone().requires_grad_(True)
+    out = GegluProduct.apply(mine)
+    out.backward(grad)
+    plain = projected.clone().requires_grad_(True)
+    hidden, gate = plain.chunk(2, dim=-1)
+    expected = hidden * torch.nn.functional.gelu(gate)
+    expected.backward(grad)
+    assert mine.grad.shape == plain.grad.shape and mine.grad.is_contiguous()
+    tolerance = {} if dtype == torch.float32 else {"rtol": 2e-2, "atol": 2e-2}   # rounded once, not twice
+    torch.testing.assert_close(out, expected, **tolerance)
+    torch.testing.assert_close(mine.grad, plain.grad, **tolerance)
+
+
+def test_a_failing_kernel_falls_back_to_the_plain_operations_for_good(monkeypatch):
+    from lora_trainer.train import geglu
+
+    class Failing(_KernelsInTorch):
+        failed = False
+
+        @staticmethod
+        def forward(hidden, gate):
+            raise RuntimeError("nvrtc: error: failed to open libnvrtc-builtins.so")
+
+    kernels = Failing()
+    monkeypatch.setattr(geglu, "_fused", lambda projected: None if kernels.failed else kernels)
+    projected = torch.randn(2, 5, 8)
+    out = GegluProduct.apply(projected)
+    hidden, gate = projected.chunk(2, dim=-1)
+    assert kernels.failed and torch.equal(out, hidden * torch.nn.functional.gelu(gate))
