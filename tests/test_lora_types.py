@@ -147,3 +147,36 @@ def test_max_norm_caps_every_type(algo):
     assert int(scaled) > 0 and float(largest) <= 0.5 + 1e-4
     with torch.no_grad():
         assert max(float(L.delta_weight(layer).norm()) for _, _, layer in net.modules()) <= 0.5 + 1e-3
+
+
+@pytest.mark.parametrize("algo, dora", [("lora", False), ("lora", True), ("loha", False), ("lokr", False)])
+def test_a_seed_fixes_the_starting_weights_whatever_else_draws_from_torchs_generator(algo, dora):
+    """In a WebUI another thread (a checkpoint being loaded) may draw from torch's global generator while the
+    network is built: the seed alone decides the starting values, drawn as peft draws them (uniform in
+    ±1/√fan_in, the parts peft starts at zero left at zero, DoRA's magnitudes from the base weights)."""
+    def starting_weights(global_seed: int, seed):
+        unet, text_encoders = tiny("sd1")
+        torch.manual_seed(global_seed)   # whatever state the other threads left
+        spec = NetworkSpec(4, 4.0, conv_rank=4, conv_alpha=4.0, algo=algo, dora=dora)
+        network = build_network("sd1", unet, text_encoders, spec, seed=seed)
+        return [p.detach().clone() for p in network.parameters()], network
+
+    first, network = starting_weights(1, seed=7)
+    second, _ = starting_weights(2, seed=7)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    other, _ = starting_weights(1, seed=8)
+    assert not all(torch.equal(a, b) for a, b in zip(first, other))
+    unseeded = [starting_weights(s, seed=None)[0] for s in (1, 2)]
+    assert not all(torch.equal(a, b) for a, b in zip(*unseeded))   # peft's own draws follow the global state
+    from lora_trainer.lora import layers as L
+    of_bound, zero = [], 0   # each drawn tensor's largest value over its bound 1/√fan_in
+    for _, _, layer in network.modules():
+        for part, weight in L.layer_params(layer):
+            if part == L.DORA:
+                continue
+            if not torch.count_nonzero(weight):
+                zero += 1
+                continue
+            fan_in = weight.shape[1] * (weight[0][0].numel() if weight.dim() > 2 else 1)
+            of_bound.append(float(weight.detach().abs().max()) * fan_in ** 0.5)
+    assert of_bound and zero and max(of_bound) <= 1 and max(of_bound) > 0.9

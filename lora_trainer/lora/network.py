@@ -9,6 +9,7 @@ the type, the default rank and alpha, and per layer (kohya key) another rank and
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
@@ -97,8 +98,9 @@ def _peft_config(spec: NetworkSpec, chosen: dict[str, tuple[int, float]]):
 
 
 def inject(model: nn.Module, prefix: str, targets: list[Target], spec: NetworkSpec,
-           namer=None) -> LoraComponent:
-    """Add the trained layers to ``model`` (frozen); their parameters are fp32 and trainable."""
+           namer=None, generator: torch.Generator | None = None) -> LoraComponent:
+    """Add the trained layers to ``model`` (frozen); their parameters are fp32 and trainable. ``generator``:
+    their random starting values are drawn from it (``draw_initial_weights``)."""
     from peft import inject_adapter_in_model
 
     model.requires_grad_(False)
@@ -120,6 +122,8 @@ def inject(model: nn.Module, prefix: str, targets: list[Target], spec: NetworkSp
         for _, param in L.layer_params(layer):
             param.data = param.data.to(torch.float32)
             param.requires_grad_(True)
+        if generator is not None:
+            draw_initial_weights(layer, generator)
     return component
 
 
@@ -330,23 +334,39 @@ class LoraNetwork(ComputeCopies):
         return torch.stack(scaled).sum(), stacked.mean(), stacked.max()
 
 
+@torch.no_grad()
+def draw_initial_weights(layer: nn.Module, generator: torch.Generator) -> None:
+    """Draw the layer's random starting values again, from ``generator``, as peft drew them from torch's global
+    generator: kaiming-uniform with a = √5, i.e. uniform in ±1/√fan_in; the parts peft starts at zero stay zero.
+    In a WebUI other threads (a checkpoint being loaded builds its modules with random values) draw from the
+    global generator at the same time, so a seed alone did not fix a run's starting LoRA."""
+    for part, weight in L.layer_params(layer):
+        if part == L.DORA or not torch.count_nonzero(weight):
+            continue
+        fan_in = weight.shape[1] * (weight[0][0].numel() if weight.dim() > 2 else 1)
+        bound = 1.0 / math.sqrt(fan_in)
+        weight.copy_(torch.empty(weight.shape, dtype=weight.dtype).uniform_(-bound, bound, generator=generator))
+
+
 def build_network(family: str, unet: nn.Module | None, text_encoders: list[nn.Module],
                   spec: NetworkSpec | None = None, dropout: DropoutSettings | None = None, *, rank: int = 4,
                   alpha: float = 4.0, conv_rank: int | None = None, conv_alpha: float | None = None,
-                  unet_config=None) -> LoraNetwork:
+                  unet_config=None, seed: int | None = None) -> LoraNetwork:
     """Inject the trained layers into the UNet (if given) and each text encoder (if given), with kohya prefixes.
-    Without ``spec``: a LoRA of ``rank`` / ``alpha`` (LoCon with ``conv_rank``)."""
+    Without ``spec``: a LoRA of ``rank`` / ``alpha`` (LoCon with ``conv_rank``). ``seed``: the starting values
+    come from a generator of their own seeded with it (else from torch's global one, as peft draws them)."""
     spec = spec or NetworkSpec(rank, alpha, conv_rank, conv_alpha)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
     components = []
     if unet is not None:
         with_conv = spec.conv_rank is not None if spec.with_conv is None else spec.with_conv
         namer = sdxl_unet_namer(unet_config if unet_config is not None else unet.config) if family == "sdxl" else None
-        components.append(inject(unet, "lora_unet", unet_targets(unet, with_conv), spec, namer))
+        components.append(inject(unet, "lora_unet", unet_targets(unet, with_conv), spec, namer, generator))
     if text_encoders:
         prefixes = ["lora_te1", "lora_te2"] if family == "sdxl" else ["lora_te"]
         for prefix, te in zip(prefixes, text_encoders):
             try:
-                components.append(inject(te, prefix, text_encoder_targets(te), spec))
+                components.append(inject(te, prefix, text_encoder_targets(te), spec, generator=generator))
             except ValueError:
                 if spec.choose is None:
                     raise   # a chosen set (a file's layers) may leave an encoder out

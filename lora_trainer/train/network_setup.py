@@ -57,7 +57,7 @@ def build_run_network(cfg: TrainConfig, base) -> tuple[LoraNetwork, Optional[Cal
 
     network = build_network(
         family, base.unet if cfg.train_unet else None, base.text_encoders if cfg.train_text_encoder else [], spec,
-        DropoutSettings(cfg.network_dropout, settings["rank_dropout"], settings["module_dropout"]))
+        DropoutSettings(cfg.network_dropout, settings["rank_dropout"], settings["module_dropout"]), seed=cfg.seed)
     if source is not None:
         problems, fresh = fit_problems(source, network, model_keys, family, family_from_metadata(source.metadata))
         if problems:
