@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from lora_trainer.lora.network import build_network  # noqa: E402
 from lora_trainer.models.tiny import build_tiny_components  # noqa: E402
-from lora_trainer.train.checkpointing import text_encoder_checkpointed, text_encoder_checkpointing  # noqa: E402
+from lora_trainer.train.checkpointing import text_encoder_checkpointing  # noqa: E402
 from lora_trainer.train.step import Batch, StepModels, loss_from_inputs, sample_inputs  # noqa: E402
 
 CAPTIONS = ["zkz, red circle", "zkz, blue square, outdoors"]
@@ -86,7 +86,9 @@ def test_text_encoder_checkpointing_keeps_the_gradients():
     ids = parts["tokenizer_2"](CAPTIONS, padding="max_length", max_length=77, return_tensors="pt").input_ids
     plain = text_encoder_gradients(encoder, network, ids)
     text_encoder_checkpointing(encoder, keep_rng=False)
-    assert text_encoder_checkpointed(encoder)
+    # transformers' own checkpointing, or (transformers before 4.35) ours wrapping each layer's forward
+    layers = encoder.text_model.encoder.layers
+    assert encoder.is_gradient_checkpointing or all("forward" in layer.__dict__ for layer in layers)
     runs = []   # a checkpointed layer runs its forward again in the backward pass
     hook = encoder.text_model.encoder.layers[0].mlp.register_forward_pre_hook(lambda *_: runs.append(1))
     with warnings.catch_warnings():   # transformers before 4.35 left the kind of checkpoint to torch's default

@@ -343,8 +343,8 @@ def draw_initial_weights(layer: nn.Module, generator: torch.Generator) -> None:
     for part, weight in L.layer_params(layer):
         if part == L.DORA or not torch.count_nonzero(weight):
             continue
-        fan_in = weight.shape[1] * (weight[0][0].numel() if weight.dim() > 2 else 1)
-        bound = 1.0 / math.sqrt(fan_in)
+        bound = 1.0 / math.sqrt(weight.shape[1] * math.prod(weight.shape[2:]))   # fan_in, as torch.nn.init's
+        # drawn on the CPU (the generator's device), whichever device the layer is on
         weight.copy_(torch.empty(weight.shape, dtype=weight.dtype).uniform_(-bound, bound, generator=generator))
 
 

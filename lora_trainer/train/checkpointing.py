@@ -197,11 +197,3 @@ def text_encoder_layers(text_encoder) -> Optional[torch.nn.ModuleList]:
     model = getattr(text_encoder, "text_model", text_encoder)
     layers = getattr(getattr(model, "encoder", None), "layers", None)
     return layers if isinstance(layers, torch.nn.ModuleList) and len(layers) else None
-
-
-def text_encoder_checkpointed(text_encoder) -> bool:
-    """Whether ``text_encoder_checkpointing`` is in place (transformers' own, or ours on every layer)."""
-    if getattr(text_encoder, "is_gradient_checkpointing", False):
-        return True
-    layers = text_encoder_layers(text_encoder)
-    return layers is not None and all(isinstance(m.__dict__.get("forward"), _CheckpointedForward) for m in layers)

@@ -59,10 +59,10 @@ class _Fp8Conv2d(torch.autograd.Function):
 
 
 def _linear_forward(self, x):
+    dtype = self.lora_trainer_compute_dtype
     if is_compiling():
-        dtype = self.lora_trainer_compute_dtype
         return F.linear(x.to(dtype), self.weight.to(dtype), self.bias)
-    return _Fp8Linear.apply(x, self.weight, self.bias, self.lora_trainer_compute_dtype)
+    return _Fp8Linear.apply(x, self.weight, self.bias, dtype)
 
 
 def _conv_forward(self, x):
