@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 
+DEMO_TRAIN = Path(__file__).resolve().parents[1] / "lora_trainer" / "demo_data" / "train"
 STACK = os.environ.get("LORA_TRAINER_STACK", "current")   # current | host | forge (set by the Makefile)
 
 # A test whose behaviour does not depend on the library versions (a subprocess of the CLI, the installer's
@@ -68,3 +70,40 @@ def tiny_checkpoints(tmp_path_factory):
         out[family] = str(save_single_file(build_tiny_components(family, seed=0),
                                            root / f"tiny {family}.safetensors", family))
     return out
+
+
+# --- datasets and hosts that several test modules train on or open ---------------------------------------
+
+@pytest.fixture
+def dataset(tmp_path):
+    """The bundled shapes dataset under a Unicode path with spaces, repeats set to 4."""
+    target = tmp_path / "训练 数据" / "4_zkz 形状"
+    shutil.copytree(next(DEMO_TRAIN.iterdir()), target)
+    return str(target.parent)
+
+
+@pytest.fixture
+def small_dataset(tmp_path):
+    """Two of the shapes at repeats 1: one step per epoch, for tests of what happens around training."""
+    target = tmp_path / "小 数据" / "1_zkz"
+    target.mkdir(parents=True)
+    for image in sorted(next(DEMO_TRAIN.iterdir()).glob("*.png"))[:2]:
+        shutil.copy(image, target / image.name)
+        shutil.copy(image.with_suffix(".txt"), target / image.with_suffix(".txt").name)
+    return str(target.parent)
+
+
+@pytest.fixture
+def webui(tmp_path, monkeypatch):
+    """The tab as the WebUI builds it (``test_ui_tab.webui_session``)."""
+    from test_ui_tab import webui_session
+
+    yield from webui_session(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def server(tmp_path):
+    """The standalone tab in a server of its own, with a small dataset (``test_browser.demo_server``)."""
+    from test_browser import demo_server
+
+    yield from demo_server(tmp_path)

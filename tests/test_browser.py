@@ -72,8 +72,7 @@ def standalone_server(tmp_path: Path, models: str, output_dir: str, extra_args=(
         log.close()
 
 
-@pytest.fixture
-def server(tmp_path):
+def demo_server(tmp_path):
     from lora_trainer.cli.demo import write_demo_base
 
     base = write_demo_base(str(tmp_path))

@@ -25,7 +25,7 @@ pytest.importorskip("gradio")
 pytest.importorskip("torch")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from test_browser import CHROMIUM, open_subtab, page_gradio_major, server, type_into  # noqa: E402,F401
+from test_browser import CHROMIUM, open_subtab, page_gradio_major, type_into  # noqa: E402
 from test_ui_localization import ZH_CN_TEXTS as ZH_CN, script_hints  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),

@@ -12,7 +12,7 @@ pytest.importorskip("lion_pytorch")
 from lora_trainer.errors import TrainerError  # noqa: E402
 from lora_trainer.train import events as ev  # noqa: E402
 from lora_trainer.train import flat_params  # noqa: E402
-from tests.test_train import make_config, read, run, small_dataset  # noqa: E402,F401  (a fixture)
+from tests.test_train import make_config, read, run  # noqa: E402
 
 
 def trained(cfg):

@@ -8,7 +8,6 @@ Adafactor = pytest.importorskip("transformers.optimization").Adafactor
 
 from lora_trainer.train import grouped_adafactor  # noqa: E402
 from lora_trainer.train.grouped_adafactor import GroupedAdafactor  # noqa: E402
-from tests.test_train import small_dataset  # noqa: E402,F401  (a fixture)
 
 SHAPES = [(4, 16), (16, 4), (4, 16), (4, 8, 3, 3), (8,), (16, 4), (4, 16), (4, 8, 3, 3), (8,), (32, 4)]
 OPTIONS = [

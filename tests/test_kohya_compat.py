@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_train import make_config, read, run, dataset  # noqa: E402,F401
+from test_train import make_config, read, run  # noqa: E402
 
 from lora_trainer.lora.kohya_format import module_key, sdxl_unet_namer  # noqa: E402
 from lora_trainer.lora.network import build_network  # noqa: E402

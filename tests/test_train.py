@@ -22,25 +22,6 @@ from lora_trainer.train import events as ev  # noqa: E402
 DEMO = Path(__file__).resolve().parents[1] / "lora_trainer" / "demo_data" / "train"
 
 
-@pytest.fixture
-def dataset(tmp_path):
-    """The bundled shapes dataset under a Unicode path with spaces, repeats set to 4."""
-    target = tmp_path / "训练 数据" / "4_zkz 形状"
-    shutil.copytree(next(DEMO.iterdir()), target)
-    return str(target.parent)
-
-
-@pytest.fixture
-def small_dataset(tmp_path):
-    """Two of the shapes at repeats 1: one step per epoch, for tests of what happens around training."""
-    target = tmp_path / "小 数据" / "1_zkz"
-    target.mkdir(parents=True)
-    for image in sorted(next(DEMO.iterdir()).glob("*.png"))[:2]:
-        shutil.copy(image, target / image.name)
-        shutil.copy(image.with_suffix(".txt"), target / image.with_suffix(".txt").name)
-    return str(target.parent)
-
-
 def make_config(checkpoint, data_dir, out_dir, **changes) -> TrainConfig:
     base = dict(pretrained_model_name_or_path=checkpoint, train_data_dir=data_dir, output_dir=str(out_dir),
                 output_name="测试 lora", resolution="64", min_bucket_reso=64, max_bucket_reso=128,

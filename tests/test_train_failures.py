@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_train import DEMO, make_config, run, small_dataset  # noqa: E402,F401
+from test_train import DEMO, make_config, run  # noqa: E402
 from lora_trainer.cli.main import main  # noqa: E402
 from lora_trainer.errors import DiskFull, OutputError  # noqa: E402
 from lora_trainer.train import events as ev  # noqa: E402

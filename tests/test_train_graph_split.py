@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 from lora_trainer.train import graphs, loop  # noqa: E402
 from lora_trainer.train import events as ev  # noqa: E402
-from tests.test_train import dataset, make_config, read, run  # noqa: E402,F401  (dataset: a fixture)
+from tests.test_train import make_config, read, run  # noqa: E402
 
 
 class BodyOnlyGraphedStep(graphs.GraphedStep):

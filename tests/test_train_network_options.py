@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_train import dataset, make_config, read, run, small_dataset  # noqa: E402,F401
+from test_train import make_config, read, run  # noqa: E402
 
 from lora_trainer.errors import ConfigError  # noqa: E402
 from lora_trainer.lora.kohya_format import check_lora_state, summarize  # noqa: E402

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("gradio")
 pytest.importorskip("fastapi")
 
-from test_ui_tab import Page, form_value, open_tab, webui  # noqa: E402,F401  (the fixture and the page)
+from test_ui_tab import Page, form_value, open_tab  # noqa: E402
 
 
 def checked(page: Page) -> Page:

@@ -134,8 +134,7 @@ class Page:
 # --------------------------------------------------------------------------------------------------------
 # the tab as the WebUI builds it: the scripts file, the fake A1111 host, the real runner with a scripted loop
 
-@pytest.fixture
-def webui(tmp_path, monkeypatch):
+def webui_session(tmp_path, monkeypatch):
     from lora_trainer.runner import runner as runner_module
 
     root = tmp_path / "webui"
