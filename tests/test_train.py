@@ -164,6 +164,24 @@ def test_stop_and_resume_reach_the_same_weights(stop_at_step, tiny_checkpoints, 
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
 
 
+def test_previews_that_reseed_torch_leave_the_dropout_masks_alone(tiny_checkpoints, small_dataset, tmp_path):
+    # A1111 renders each preview after torch.manual_seed(its seed), in the training thread: without care the
+    # dropout masks after every epoch's previews repeat, and the run differs from the same run without previews
+    def render(event):
+        if isinstance(event, ev.SampleWanted):
+            torch.manual_seed(1234)
+            torch.rand(16)
+
+    extra = dict(network_dropout=0.3, network_args=["rank_dropout=0.3"], save_every_n_epochs=1, max_train_epochs=3)
+    quiet, _ = run(make_config(tiny_checkpoints["sd1"], small_dataset, tmp_path / "a", **extra))
+    previewed, _ = run(make_config(tiny_checkpoints["sd1"], small_dataset, tmp_path / "b", **extra), render)
+    a, _ = read(quiet.files[-1])
+    b, _ = read(previewed.files[-1])
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
 def test_resume_refuses_other_settings(tiny_checkpoints, small_dataset, tmp_path):
     from lora_trainer.errors import TrainerError
 

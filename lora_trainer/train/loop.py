@@ -30,7 +30,7 @@ from .messages import nan_advice, oom_advice
 from .graphs import GraphedStep, graph_blockers, host_learning_rates, update_blockers
 from .saving import StateKeeper, save_checkpoint
 from .setup import Run, prepare_run
-from .state import RngStates, load_state, refuse_other_process_count, resume_mismatches
+from .state import RngStates, global_generators_kept, load_state, refuse_other_process_count, resume_mismatches
 from .step import accumulate_gradients, after_update, apply_update, compute_loss, step_optimizer
 from .step_rate import StepRate
 
@@ -86,7 +86,8 @@ class _Trainer:
 
     def emit(self, event) -> None:
         if self.main and self.listener is not None:
-            self.listener(event)
+            with global_generators_kept(self.run.device):   # a WebUI preview reseeds them
+                self.listener(event)
 
     def log_event(self, kind: str, **values) -> None:
         """A line in the run's log; a log that cannot be written (a full disk) never hides what happened."""

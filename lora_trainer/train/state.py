@@ -11,6 +11,7 @@ anyone (a shared WebUI's caller names it), and loading it must never run code.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -71,6 +72,24 @@ class RngStates:
     @classmethod
     def from_values(cls, values: dict) -> "RngStates":
         return cls(values["python"], values["torch_cpu"], values["torch_cuda"], values["noise"])
+
+
+@contextlib.contextmanager
+def global_generators_kept(device: torch.device):
+    """Leaves torch's global generators (CPU, and ``device``'s when it is a CUDA device in use) as they were.
+    Around what a listener runs inside the training thread: a WebUI's txt2img seeds them for every picture
+    (A1111's ``rng.randn`` calls ``torch.manual_seed``), which would otherwise replay the same LoRA dropout
+    masks after every epoch's previews, and make the run differ from the same run without previews."""
+    cpu = torch.get_rng_state()
+    cuda = None
+    if device.type == "cuda" and torch.cuda.is_initialized():
+        cuda = torch.cuda.get_rng_state(device)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, device)
 
 
 @dataclass
