@@ -171,6 +171,22 @@ def test_a_preview_out_of_memory_is_explained(world, script):
     assert sum(line.startswith("Previews ran out of GPU memory") and "smaller" in line for line in job.log) == 1
 
 
+def test_a_preview_the_webuis_nan_check_stops_is_explained_without_a_traceback(world, script, capsys):
+    class NansException(Exception):   # A1111's and Forge's modules.devices.NansException
+        pass
+
+    def nan(p):
+        raise NansException("A tensor with NaNs was produced in Unet.")
+    world.fake.preview_hook = nan
+    job = world.runner.wait(world.runner.submit(config(world), PREVIEWS).id, WAIT)
+    assert job.status == "finished" and job.previews == []
+    saved = [os.path.basename(f["path"]) for f in job.files if f["kind"] in ("epoch", "final")]
+    said = [line for line in job.log if line.startswith("No previews of")]
+    assert len(said) == len(saved) and all(name in line and "lower learning rate" in line
+                                           for name, line in zip(saved, said))
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_previews_render_on_the_trained_model_and_say_so(world, script):
     """The WebUI has another model loaded: previews switch to the one the LoRA is trained on (for their images
     only) and the log says which model rendered them; a base the WebUI does not list leaves the loaded model."""

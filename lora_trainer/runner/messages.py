@@ -121,6 +121,10 @@ register({
     "job.previews_oom": "Previews ran out of GPU memory next to the training; training goes on. To see previews, "
                         "make them smaller (width, height) or train with less memory (see the presets for your GPU).",
     "job.previews_failed": "Previews failed ({kind}: {error}); training goes on.",
+    "job.previews_nan": "No previews of {name}: the WebUI's model gave NaN (not a number) with this file, and the "
+                        "WebUI's NaN check stopped the picture. Training goes on. If later files do the same, train "
+                        "with a lower learning rate; on a WebUI in half precision its setting \"Upcast cross attention "
+                        "layer to float32\" (Settings > Stable Diffusion) or the --no-half flag may help.",
     "job.previews_saved": "Previews of {name}: {count} image(s).",
     "job.previews_unsaved": "Could not save preview images in {folder}: {error}",
     "job.previews_other_model": "Previews render on {model}, the model the WebUI has loaded: the LoRA is trained on "

@@ -67,11 +67,19 @@ def preview_size(cfg) -> tuple[int, int]:
     return tuple(max(MIN_RENDER_SIDE, int(side * scale) // 8 * 8) for side in (width, height))
 
 
-def preview_failure(err: BaseException) -> Sentence:
+def preview_failure(err: BaseException, lora_name: str) -> Sentence:
     """The job's log line when a preview could not be rendered (training goes on)."""
+    if overflowed(err):
+        return sentence("job.previews_nan", name=lora_name)
     if isinstance(err, PreviewUnavailable):
         return sentence("job.previews_skipped_advice", message=err.message, advice=err.advice) if err.advice \
             else sentence("job.previews_skipped", message=err.message)
     if "out of memory" in str(err).lower():
         return sentence("job.previews_oom")
     return sentence("job.previews_failed", kind=type(err).__name__, error=err)
+
+
+def overflowed(err: BaseException) -> bool:
+    """A1111's and Forge's NaN check stopped the picture (``modules.devices.NansException``): the model with the
+    LoRA gave NaN, a known outcome said in plain words rather than a traceback."""
+    return type(err).__name__ == "NansException"

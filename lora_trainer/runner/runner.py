@@ -27,7 +27,7 @@ from .history import JobHistory, beyond_keep, default_dir
 from .job import ACTIVE, Job, PreviewSettings, new_job_id
 from .memory import release_memory
 from .messages import error_record
-from .previews import preview_failure, preview_model, save_previews
+from .previews import overflowed, preview_failure, preview_model, save_previews
 from .processes import PACKAGE_PARENT
 from .progress import apply_event
 
@@ -305,9 +305,9 @@ class Runner:
             seconds = time.monotonic() - started
             self.host.render_clock.record(req, len(images), seconds)   # the grid's time estimate
         except Exception as err:
-            if not isinstance(err, PreviewUnavailable):
+            if not isinstance(err, PreviewUnavailable) and not overflowed(err):
                 traceback.print_exc()
-            self._note_once(entry, preview_failure(err))
+            self._note_once(entry, preview_failure(err, os.path.basename(event.lora_path)))
             return
         finally:
             with self._cond:
