@@ -205,6 +205,13 @@ def test_train_in_the_browser_reload_and_find_the_run(server):
         assert page.evaluate("window.soundsPlayed") == 1
         files = wait_for_text(page, "lora_trainer_files", r"shapes_browser\.safetensors")
         assert "shapes_browser-000001.safetensors" in files
+        log = wait_for_text(page, "lora_trainer_log", r"Finished after \d+ steps")
+        assert "Run log" in log and "Epoch 1: mean loss" in log
+        # the newest line is at the bottom of the box, which starts scrolled to its end
+        assert page.evaluate("""() => { const box = document.querySelector('#lora_trainer_log .lt-log-lines');
+            const last = [...box.children].reduce((a, b) => a.getBoundingClientRect().top >
+                b.getBoundingClientRect().top ? a : b);
+            return last.textContent; }""").startswith("Finished after")
         page.wait_for_selector("#lora_trainer_gallery img", timeout=20000)
         assert (server["loras"] / "shapes_browser.safetensors").is_file()
 

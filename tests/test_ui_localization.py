@@ -79,13 +79,15 @@ def rendered_texts() -> set[str]:
               step=3, total_steps=9, epoch=1, epochs=3, it_per_s=1.0, eta_s=5, lr={"unet": 1e-4}, vram_gb=2.0,
               losses=[[1, 0.2]], epoch_losses=[[1, 1, 0.2]],
               error={"message": "message from the core", "advice": "advice from the core"},
-              files=[{"path": "/o/sample-000001.safetensors", "epoch": 1, "step": 3, "kind": "epoch"}])
+              files=[{"path": "/o/sample-000001.safetensors", "epoch": 1, "step": 3, "kind": "epoch"}],
+              log=["/o/sample-000001.safetensors"])   # a keyed line is in the tab's language already
     from lora_trainer.evaluate.loss_chart import loss_chart_svg
     from lora_trainer.ui.dataset_view import dataset_summary
     from lora_trainer.config.schema import TrainConfig
 
     demo = ROOT / "lora_trainer" / "demo_data" / "train"
     html = [status.progress_html(None), status.progress_html(job), status.error_html(job), status.files_html(job),
+            status.log_html(job),
             status.queue_html([]), status.queue_html([job]), loss_chart_svg(job.losses, epochs=job.epoch_losses),
             dataset_summary(TrainConfig())[0], dataset_summary(TrainConfig())[1],
             dataset_summary(TrainConfig(train_data_dir=str(demo), resolution="64", min_bucket_reso=64,

@@ -10,7 +10,7 @@ from lora_trainer.runner.job import Job
 from lora_trainer.ui import actions, status
 from lora_trainer.evaluate.loss_chart import loss_chart_svg, nice_ticks, smooth_live
 from lora_trainer.ui.dataset_view import dataset_summary
-from lora_trainer.ui.status import (duration, error_html, files_html, job_choices, job_id_of, preview_items,
+from lora_trainer.ui.status import (duration, error_html, files_html, job_choices, job_id_of, log_html, preview_items,
                                     progress_html, queue_html, view_stamp)
 
 DEMO = Path(__file__).resolve().parents[1] / "lora_trainer" / "demo_data" / "train"
@@ -73,6 +73,31 @@ def test_files_queue_picker_and_previews(tmp_path):
         status.use_language(lambda: "en")
     assert captions == ["第 1 轮 · ×1 · a", "第 2 轮 · ×1 · b"]
     assert chosen == ["next · 排队等待中 · 2"] and job_id_of(chosen[0]) == "2"
+
+
+def test_the_run_log_is_shown_in_the_tabs_language_newest_at_the_bottom_and_redrawn_per_line():
+    from lora_trainer.runner.job import MAX_LOG_LINES
+    from lora_trainer.text.messages import sentence
+
+    job = training_job(log=[sentence("job.previews_nan", name="ningguang-000001.safetensors"), "<b>step</b> maths"])
+    html = log_html(job)
+    assert "Run log" in html and "No previews of ningguang-000001.safetensors" in html
+    assert "&lt;b&gt;step&lt;/b&gt;" in html and "<b>" not in html
+    # in the page's order the newest line is last (the box stacks them from its bottom: column-reverse)
+    assert html.index("&lt;b&gt;step") < html.index("No previews of")
+    try:
+        status.use_language(lambda: "zh_CN")
+        assert "没有预览图" in log_html(job)
+    finally:
+        status.use_language(lambda: "en")
+    assert log_html(training_job()) == ""
+    stamp = view_stamp(job, [job])
+    job.log.append("Epoch 2: mean loss 0.1900 (step 60).")
+    assert view_stamp(job, [job]) != stamp
+    full = training_job(log=[f"line {i}" for i in range(MAX_LOG_LINES)])
+    stamp = view_stamp(full, [full])
+    full.add_log("one more")   # the cap keeps the length: the last line still changes the stamp
+    assert len(full.log) == MAX_LOG_LINES and view_stamp(full, [full]) != stamp
 
 
 def test_loss_chart_marks_each_epoch_and_smooths_without_a_start_bias():

@@ -320,6 +320,7 @@ def test_start_checks_queues_trains_and_a_new_page_finds_the_run(webui):
     assert again["lora_trainer_preview_prompts"] == "{trigger}, red\n{trigger}, blue"
     assert (again["lora_trainer_preview_width"], again["lora_trainer_preview_height"]) == (96, None)
     assert "shapes_v1-000001.safetensors" in again["lora_trainer_files"]
+    assert "Run log" in again["lora_trainer_log"] and "Started shapes_v1" in again["lora_trainer_log"]
     assert "lt-epoch" in again["lora_trainer_chart"]
     assert "Finished" in again["lora_trainer_queue_table"]
 

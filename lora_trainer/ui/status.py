@@ -166,6 +166,18 @@ def files_html(job: Any) -> str:
             f'<th>Size</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
+def log_html(job: Any) -> str:
+    """The run's log as its record keeps it (saved files, previews and what kept them from rendering, each
+    epoch's loss), in the tab's language. Shown newest at the bottom: the box scrolls from its end."""
+    lines = _attr(job, "log", []) or []
+    if not lines:
+        return ""
+    language = tab_language()
+    items = "".join(f"<div>{escape(localized(line, language))}</div>" for line in reversed(lines))
+    return (f'<div class="lt-log"><div class="lt-files-head"><span>Run log</span></div>'
+            f'<div class="lt-log-lines">{items}</div></div>')
+
+
 def _size(num_bytes: int) -> str:
     return f"{num_bytes / 2**20:.1f} MB" if num_bytes >= 2**20 else f"{max(1, round(num_bytes / 1024))} KB"
 
@@ -228,5 +240,11 @@ def view_stamp(job: Any, jobs: list[Any]) -> str:
     return "|".join(str(x) for x in (
         _attr(job, "id"), _attr(job, "status"), _attr(job, "step"), len(_attr(job, "files", []) or []),
         len(_attr(job, "previews", []) or []), len(_attr(job, "epoch_losses", []) or []),
-        len(_attr(job, "validation", []) or []), bool(_attr(job, "error")),
+        len(_attr(job, "validation", []) or []), bool(_attr(job, "error")), _log_mark(job),
         ",".join(f"{_attr(j, 'id')}:{_attr(j, 'status')}" for j in jobs)))
+
+
+def _log_mark(job: Any) -> str:
+    """Changes with every line the log gets (its length stays at the cap once it is full)."""
+    lines = _attr(job, "log", []) or []
+    return f"{len(lines)}:{hash(str(lines[-1])) if lines else ''}"

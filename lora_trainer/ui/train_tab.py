@@ -18,8 +18,8 @@ from .compat import QUIET_INPUTS, PageMemory, as_path, dropdown, picker, poll
 from .dataset_tab import DATASET_FIELDS
 from .dataset_view import dataset_summary
 from .names import sanitize_output_name
-from .status import (ACTIVE, error_html, files_html, job_choices, job_id_of, message_html, preview_items, progress_html,
-                     queue_html, tab_language, view_stamp)
+from .status import (ACTIVE, error_html, files_html, job_choices, job_id_of, log_html, message_html, preview_items,
+                     progress_html, queue_html, tab_language, view_stamp)
 from .tab import install_banner
 
 PLACED_ELSEWHERE = ("pretrained_model_name_or_path",) + DATASET_FIELDS
@@ -129,6 +129,7 @@ def build_train(ctx) -> TrainTab:
             gallery = gr.Gallery(label="Previews of the saved epochs", columns=4, height=320,
                                  object_fit="contain", visible=False, elem_id="lora_trainer_gallery")
             files_box = gr.HTML("", elem_id="lora_trainer_files")
+            log_box = gr.HTML("", elem_id="lora_trainer_log")
             with gr.Accordion("Queue", open=False, elem_id="lora_trainer_queue"):
                 queue_box = gr.HTML(queue_html([]), elem_id="lora_trainer_queue_table")
                 with gr.Row(equal_height=False):
@@ -276,13 +277,13 @@ def build_train(ctx) -> TrainTab:
         job = actions.view_job(jobs, job_id)
         stamp = view_stamp(job, listed_jobs) + f"|{job_id or ''}"
         if stamp == last:
-            return [last] + [gr.update() for _ in range(6)]
+            return [last] + [gr.update() for _ in range(7)]
         items = preview_items(job) if job is not None else []
         return [stamp, progress_html(job), error_html(job),
                 loss_chart_svg(getattr(job, "losses", []) or [], epochs=getattr(job, "epoch_losses", []) or [],
                                validation=getattr(job, "validation", []) or [],
                                labels=chart_labels(tab_language())),
-                gr.update(value=items, visible=bool(items)), files_html(job), queue_html(listed_jobs)]
+                gr.update(value=items, visible=bool(items)), files_html(job), log_html(job), queue_html(listed_jobs)]
 
     def open_page(request: gr.Request):
         """A page opens (or is reloaded): show the runs, and the settings of the run it shows (the one
@@ -346,7 +347,7 @@ def build_train(ctx) -> TrainTab:
     output_name = form.components["output_name"]
     output_name.blur(tidy_output_name, [output_name], [output_name, start_box])
     output_name.input(lambda: gr.update(value=False, visible=False), None, [confirm])
-    view_outputs = [shown, progress_box, error_box, chart_box, gallery, files_box, queue_box]
+    view_outputs = [shown, progress_box, error_box, chart_box, gallery, files_box, log_box, queue_box]
     preview_inputs = [preview_on, preview_prompts, preview_weight, preview_seed, preview_negative, preview_steps,
                       preview_width, preview_height]
     # what the page shows is redrawn after a button: from the page's memory on gradio 4 (no inputs sent)
