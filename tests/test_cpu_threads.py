@@ -121,7 +121,7 @@ def test_training_on_the_cpu_sets_the_count_for_its_thread_and_gives_it_back(tin
     assert choices and choices[0]["threads"] in (1, 2) and set(choices[0]["ms_per_batch"]) <= {"1", "2"}
 
 
-def test_omp_num_threads_pins_the_count(tiny_checkpoints, small_dataset_dir, tmp_path, monkeypatch):
+def test_omp_num_threads_pins_the_count(tiny_checkpoints, small_dataset, tmp_path, monkeypatch):
     from test_train import make_config
 
     from lora_trainer.train import events as ev
@@ -132,24 +132,10 @@ def test_omp_num_threads_pins_the_count(tiny_checkpoints, small_dataset_dir, tmp
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        cfg = make_config(tiny_checkpoints["sd1"], small_dataset_dir, tmp_path / "out", train_batch_size=1,
+        cfg = make_config(tiny_checkpoints["sd1"], small_dataset, tmp_path / "out", train_batch_size=1,
                           max_train_steps=3, save_every_n_epochs=None, network_train_unet_only=True)
         train(cfg, listener=lambda e: isinstance(e, ev.StepEnd) and seen.append(torch.get_num_threads()),
               log=lambda *a: None)
     finally:
         torch.set_num_threads(before)
     assert seen and set(seen) == {2}
-
-
-@pytest.fixture
-def small_dataset_dir(tmp_path):
-    import shutil
-
-    from test_train import DEMO
-
-    target = tmp_path / "data" / "3_zkz"
-    target.mkdir(parents=True)
-    for image in sorted(next(DEMO.iterdir()).glob("*.png"))[:2]:
-        shutil.copy(image, target / image.name)
-        shutil.copy(image.with_suffix(".txt"), target / image.with_suffix(".txt").name)
-    return str(target.parent)
