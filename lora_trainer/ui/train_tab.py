@@ -295,6 +295,8 @@ def build_train(ctx) -> TrainTab:
         page.clear()
         view = redraw("", None)
         page["shown"] = view[0]
+        page["listed"], picker_update = refresh_picker("")   # gradio 3 polls it only when the runs change
+        view += [page["listed"], picker_update]
         shown = jobs.current() or next((j for j in jobs.jobs() if getattr(j, "status", "") == "queued"), None) \
             or actions.view_job(jobs)
         cfg = actions.job_config(shown, ctx.defaults) if shown is not None else None
@@ -359,7 +361,7 @@ def build_train(ctx) -> TrainTab:
     cancel_button.click(stop, [picked], [start_box]).then(*redrawn, view_outputs, **QUIET)
     remove_button.click(remove, [picked], [start_box]).then(*redrawn, view_outputs, **QUIET)
     picked.input(pick, [picked], view_outputs, **QUIET)
-    ctx.blocks.load(open_page, None, view_outputs + [base_model] + preview_inputs + form_inputs
+    ctx.blocks.load(open_page, None, view_outputs + [listed, picked, base_model] + preview_inputs + form_inputs
                     + [ctx.dataset.summary_box, plan_box, gpus], **QUIET)
     ticked = poll(redraw, [shown, picked], view_outputs, lambda: view_stamp(actions.view_job(jobs), jobs.jobs()),
                   page_fn=page_tick, page_outputs=view_outputs + [picked])
