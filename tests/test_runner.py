@@ -187,6 +187,20 @@ def test_a_preview_the_webuis_nan_check_stops_is_explained_without_a_traceback(w
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_previews_of_one_flat_colour_are_explained(world, script):
+    def black(p):   # Forge has no NaN check: NaN comes out as a black picture
+        p.fake_black = True
+    world.fake.preview_hook = black
+    job = world.runner.wait(world.runner.submit(config(world), PREVIEWS).id, WAIT)
+    assert job.status == "finished" and job.previews   # the pictures are kept: the user sees them
+    said = [line for line in job.log if line.startswith("The previews of") and "one flat colour" in line]
+    rendered = {os.path.basename(p["file"]) for p in job.previews}
+    assert len(said) == len(rendered) and all(any(name in line for line in said) for name in rendered)
+    world.fake.preview_hook = None
+    job = world.runner.wait(world.runner.submit(config(world, "pictures"), PREVIEWS).id, WAIT)
+    assert job.previews and not any("one flat colour" in line for line in job.log)
+
+
 def test_previews_render_on_the_trained_model_and_say_so(world, script):
     """The WebUI has another model loaded: previews switch to the one the LoRA is trained on (for their images
     only) and the log says which model rendered them; a base the WebUI does not list leaves the loaded model."""

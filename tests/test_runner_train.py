@@ -162,6 +162,7 @@ def test_standalone_previews_per_epoch(tiny_sd1, dataset, tmp_path, runners):
         with Image.open(preview["path"]) as image:
             assert image.size == (64, 64)
     assert (tmp_path / "out" / "solo.preview.png").is_file()
+    assert not any("one flat colour" in line for line in job.log)   # the tiny model's pictures are pictures
 
 
 def test_a_finished_run_leaves_no_model_in_memory(tiny_sd1, dataset, tmp_path, runners):

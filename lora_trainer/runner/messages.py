@@ -125,6 +125,10 @@ register({
                         "WebUI's NaN check stopped the picture. Training goes on. If later files do the same, train "
                         "with a lower learning rate; on a WebUI in half precision its setting \"Upcast cross attention "
                         "layer to float32\" (Settings > Stable Diffusion) or the --no-half flag may help.",
+    "job.previews_one_colour": "The previews of {name} are one flat colour: the WebUI's model most likely gave NaN "
+                               "(not a number) with this file. Training goes on. If later files do the same, train "
+                               "with a lower learning rate; black pictures also come from a VAE in half precision "
+                               "(the WebUI's --no-half-vae flag).",
     "job.previews_saved": "Previews of {name}: {count} image(s).",
     "job.previews_unsaved": "Could not save preview images in {folder}: {error}",
     "job.previews_other_model": "Previews render on {model}, the model the WebUI has loaded: the LoRA is trained on "

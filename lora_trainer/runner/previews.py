@@ -83,3 +83,16 @@ def overflowed(err: BaseException) -> bool:
     """A1111's and Forge's NaN check stopped the picture (``modules.devices.NansException``): the model with the
     LoRA gave NaN, a known outcome said in plain words rather than a traceback."""
     return type(err).__name__ == "NansException"
+
+
+def one_colour(images: list) -> bool:
+    """Every picture is a single flat colour: how NaN shows where no NaN check stops the picture (Forge has
+    none; A1111 with --disable-nan-check), and the black pictures of a VAE in half precision."""
+    def flat(image) -> bool:
+        try:
+            extrema = image.getextrema()
+        except Exception:   # not a picture we can read: say nothing
+            return False
+        bands = extrema if isinstance(extrema[0], tuple) else (extrema,)
+        return all(low == high for low, high in bands)
+    return bool(images) and all(flat(image) for image in images)

@@ -27,7 +27,7 @@ from .history import JobHistory, beyond_keep, default_dir
 from .job import ACTIVE, Job, PreviewSettings, new_job_id
 from .memory import release_memory
 from .messages import error_record
-from .previews import overflowed, preview_failure, preview_model, save_previews
+from .previews import one_colour, overflowed, preview_failure, preview_model, save_previews
 from .processes import PACKAGE_PARENT
 from .progress import apply_event
 
@@ -316,6 +316,8 @@ class Runner:
                                          settings, entry.job.trigger, model, seconds)
         if problem:
             self._note_once(entry, problem)
+        if one_colour(images):
+            self._note_once(entry, sentence("job.previews_one_colour", name=os.path.basename(event.lora_path)))
         entry.rendered[event.step] = records
         with self._cond:
             entry.job.previews.extend(records)
