@@ -196,6 +196,8 @@ def test_previews_of_one_flat_colour_are_explained(world, script):
     said = [line for line in job.log if line.startswith("The previews of") and "one flat colour" in line]
     rendered = {os.path.basename(p["file"]) for p in job.previews}
     assert len(said) == len(rendered) and all(any(name in line for line in said) for name in rendered)
+    first = next(line for line in said if "-000001" in line)
+    assert job.log.index(first) == next(i for i, line in enumerate(job.log) if line.startswith("Previews of")) + 1
     world.fake.preview_hook = None
     job = world.runner.wait(world.runner.submit(config(world, "pictures"), PREVIEWS).id, WAIT)
     assert job.previews and not any("one flat colour" in line for line in job.log)

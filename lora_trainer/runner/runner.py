@@ -316,14 +316,14 @@ class Runner:
                                          settings, entry.job.trigger, model, seconds)
         if problem:
             self._note_once(entry, problem)
-        if one_colour(images):
-            self._note_once(entry, sentence("job.previews_one_colour", name=os.path.basename(event.lora_path)))
         entry.rendered[event.step] = records
         with self._cond:
             entry.job.previews.extend(records)
             if records:
                 entry.job.add_log(sentence("job.previews_saved", name=os.path.basename(event.lora_path),
                                            count=len(records)))
+        if one_colour(images):   # after the count: what the pictures most likely mean
+            self._note_once(entry, sentence("job.previews_one_colour", name=os.path.basename(event.lora_path)))
 
     # --- after the run ---------------------------------------------------------------------------
     def _write_sidecar(self, entry: _Entry, result) -> None:
